@@ -1,0 +1,74 @@
+/**
+ * Named errors. Every failure a user can cause has its own class, so the UI, the CLI and the
+ * worker protocol can tell them apart; the message is one line that says what is wrong and what to do.
+ * Errors cross the worker boundary as {name, message} and are rebuilt with `rebuildError`.
+ */
+export class PeftLabError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/** A safetensors file whose header or data does not hold together. */
+export class SafetensorsError extends PeftLabError {}
+/** A config.json that is missing a field, has a bad value, or does not fit the weights. */
+export class ModelConfigError extends PeftLabError {}
+/** Weights missing, extra, or of the wrong shape for the config. */
+export class WeightsMismatchError extends PeftLabError {}
+/** A tokenizer.json we cannot use (not byte-level BPE, malformed). */
+export class TokenizerError extends PeftLabError {}
+/** A PEFT config field with a value that is out of range or does not fit the model. */
+export class PeftConfigError extends PeftLabError {}
+/** An adapter folder that does not belong to this model or is malformed. */
+export class AdapterError extends PeftLabError {}
+/** A file that is missing or cannot be read. */
+export class FileLoadError extends PeftLabError {}
+/** Training diverged (NaN or infinite loss). */
+export class NonFiniteLossError extends PeftLabError {}
+/** Bad command-line usage. */
+export class UsageError extends PeftLabError {}
+/** The storage quota is exhausted, or IndexedDB refused a write. */
+export class StorageError extends PeftLabError {}
+/** The compute backend could not be initialised or was lost. */
+export class BackendError extends PeftLabError {}
+/** A training or generation request was cancelled. */
+export class CancelledError extends PeftLabError {}
+
+const ERROR_CLASSES = {
+  PeftLabError,
+  SafetensorsError,
+  ModelConfigError,
+  WeightsMismatchError,
+  TokenizerError,
+  PeftConfigError,
+  AdapterError,
+  FileLoadError,
+  NonFiniteLossError,
+  UsageError,
+  StorageError,
+  BackendError,
+  CancelledError,
+} as const;
+
+export type ErrorName = keyof typeof ERROR_CLASSES;
+
+/** Plain form of an error, safe to post between threads. */
+export interface SerializedError {
+  name: string;
+  message: string;
+}
+
+export function serializeError(e: unknown): SerializedError {
+  if (e instanceof Error) return { name: e.name, message: e.message };
+  return { name: 'Error', message: String(e) };
+}
+
+/** Rebuilds the named class from {name, message}; unknown names become a plain Error with that name. */
+export function rebuildError(s: SerializedError): Error {
+  const cls = (ERROR_CLASSES as Record<string, typeof PeftLabError | undefined>)[s.name];
+  if (cls) return new cls(s.message);
+  const e = new Error(s.message);
+  e.name = s.name;
+  return e;
+}
