@@ -1,0 +1,32 @@
+/**
+ * tfjs backends in Node (tests, CLI, bench, pretraining): wasm by default, cpu on request.
+ * tfjs-node is not used: it downloads a native binary at install time, which fails here.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { BackendError } from '../errors';
+
+export type NodeBackend = 'wasm' | 'cpu';
+
+let wasmPathSet = false;
+
+export async function initNodeBackend(name: NodeBackend = 'wasm'): Promise<string> {
+  if (name === 'wasm' && !wasmPathSet) {
+    const req = createRequire(import.meta.url);
+    setWasmPaths(join(dirname(req.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist') + '/');
+    wasmPathSet = true;
+  }
+  // tfjs prints a hint about tfjs-node in Node; we choose not to use it (see above), so PROD silences it.
+  tf.env().set('PROD', true);
+  const warn = console.warn;
+  console.warn = () => {};
+  try {
+    if (!(await tf.setBackend(name))) throw new BackendError(`could not start the ${name} backend`);
+    await tf.ready();
+  } finally {
+    console.warn = warn;
+  }
+  return tf.getBackend();
+}

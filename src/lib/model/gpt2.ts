@@ -1,0 +1,217 @@
+/**
+ * A GPT-2 decoder in tfjs, read top to bottom like HF's modeling_gpt2.py / nanoGPT:
+ *   x = wte[ids] + wpe[pos]
+ *   for each block: x = x + attn(ln_1(x)); x = x + mlp(ln_2(x))
+ *   h = ln_f(x)
+ * Heads (LM, sequence, token) live in heads.ts. Adapters reach in through three doors, so the model
+ * knows no method by name: `LinearHook`s around named linear layers (LoRA, AdaLoRA, IA3), input
+ * embeddings supplied by the caller (prompt tuning, P-tuning) and per-layer past keys/values
+ * (prefix tuning, P-tuning v2). Weights are tf.Variables; a frozen one has `trainable = false`.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { Gpt2Config, LinearModule } from './config';
+import { expectedWeightShapes } from './config';
+import { bmm, dense, embed, geluNew, layerNorm, swapLast } from './ops';
+
+/** Keys and values of one layer: each [B, nHead, P, headDim]. */
+export interface LayerKV {
+  k: tf.Tensor4D;
+  v: tf.Tensor4D;
+}
+
+/** Adds to (or rescales) the output of one named linear layer, e.g. `h.0.attn.c_attn`. */
+export interface LinearHook {
+  /** x [N, in] is the layer input, base [N, out] the frozen layer's output; returns [N, out]. */
+  apply(x: tf.Tensor2D, base: tf.Tensor2D, ctx: ForwardContext): tf.Tensor2D;
+}
+
+/** Per-call state handed to hooks. */
+export interface ForwardContext {
+  training: boolean;
+  /** Seed for dropout in this call; the trainer advances it every step. */
+  seed: number;
+}
+
+export interface ForwardOptions {
+  /** Token ids [B, T]; or give inputsEmbeds instead. */
+  ids?: tf.Tensor2D;
+  /** Input embeddings [B, T, C] (prompt methods prepend virtual tokens to wte[ids]). */
+  inputsEmbeds?: tf.Tensor3D;
+  /** Past keys/values per layer (KV cache, or prefixes), each [B, nHead, P, headDim]. */
+  past?: LayerKV[];
+  /** Key mask [B, P + T]: 1 attends, 0 is padding. */
+  attentionMask?: tf.Tensor2D;
+  /** First position id (defaults to the past length, as HF does with a cache). */
+  positionOffset?: number;
+  /** Return the keys/values of this call appended to `past` (for generation). */
+  returnPresents?: boolean;
+  training?: boolean;
+  seed?: number;
+}
+
+export interface ForwardResult {
+  /** Final hidden states after ln_f: [B, T, C]. */
+  hidden: tf.Tensor3D;
+  presents?: LayerKV[];
+}
+
+/** A large negative number instead of -inf: a fully masked row stays finite instead of NaN. */
+const MASKED = -1e9;
+
+export class Gpt2Model {
+  readonly config: Gpt2Config;
+  /** Canonical HF names (no `transformer.` prefix) -> weights. */
+  readonly weights: Map<string, tf.Variable>;
+  /** Hooks by linear layer name, e.g. `h.3.mlp.c_fc`; set by inject-kind methods. */
+  readonly hooks = new Map<string, LinearHook>();
+  private wteTransposed: tf.Tensor2D | null = null;
+
+  constructor(config: Gpt2Config, weights: Map<string, tf.Variable>) {
+    this.config = config;
+    this.weights = weights;
+  }
+
+  /** Random GPT-2 initialisation (N(0, 0.02), residual projections scaled by 1/sqrt(2 nLayer)). */
+  static random(config: Gpt2Config, seed = 0): Gpt2Model {
+    const weights = new Map<string, tf.Variable>();
+    let s = seed;
+    for (const [name, shape] of expectedWeightShapes(config)) {
+      const t = tf.tidy(() => {
+        if (name.endsWith('ln_1.weight') || name.endsWith('ln_2.weight') || name === 'ln_f.weight') return tf.ones(shape);
+        if (name.endsWith('.bias')) return tf.zeros(shape);
+        const std = name.endsWith('c_proj.weight') ? 0.02 / Math.sqrt(2 * config.nLayer) : 0.02;
+        return tf.randomNormal(shape, 0, std, 'float32', s++);
+      });
+      weights.set(name, tf.variable(t, false));
+      t.dispose();
+    }
+    return new Gpt2Model(config, weights);
+  }
+
+  w(name: string): tf.Variable {
+    const v = this.weights.get(name);
+    if (!v) throw new Error(`weight ${name} is missing`);
+    return v;
+  }
+
+  /** Marks every base weight trainable or frozen (full fine-tuning vs adapters). */
+  setTrainable(trainable: boolean): void {
+    for (const v of this.weights.values()) v.trainable = trainable;
+    this.invalidateCaches();
+  }
+
+  /** Call after changing base weights in place (merge, load), so derived tensors are rebuilt. */
+  invalidateCaches(): void {
+    this.wteTransposed?.dispose();
+    this.wteTransposed = null;
+  }
+
+  /** wte^T [C, V] for the tied LM head: cached while wte is frozen, in-graph when it trains. */
+  wteT(): tf.Tensor2D {
+    const wte = this.w('wte.weight') as unknown as tf.Tensor2D;
+    if (wte instanceof tf.Variable && wte.trainable) return tf.transpose(wte);
+    if (!this.wteTransposed) this.wteTransposed = tf.keep(tf.transpose(wte));
+    return this.wteTransposed;
+  }
+
+  /** wte[ids]: [B, T] -> [B, T, C]. */
+  embedTokens(ids: tf.Tensor2D): tf.Tensor3D {
+    return embed(this.w('wte.weight') as unknown as tf.Tensor2D, ids) as tf.Tensor3D;
+  }
+
+  /** One named linear layer on x [N, in], with its hook if any. */
+  linear(layer: number, module: LinearModule, x: tf.Tensor2D, ctx: ForwardContext): tf.Tensor2D {
+    const p = `h.${layer}.${module}`;
+    const base = dense(
+      x,
+      this.w(`${p}.weight`) as unknown as tf.Tensor2D,
+      this.w(`${p}.bias`) as unknown as tf.Tensor1D,
+    );
+    const hook = this.hooks.get(p);
+    return hook ? hook.apply(x, base, ctx) : base;
+  }
+
+  forward(opts: ForwardOptions): ForwardResult {
+    const c = this.config;
+    const ctx: ForwardContext = { training: opts.training ?? false, seed: opts.seed ?? 0 };
+    const tokens = opts.inputsEmbeds ?? (opts.ids ? this.embedTokens(opts.ids) : null);
+    if (!tokens) throw new Error('forward needs ids or inputsEmbeds');
+    const [B, T, C] = tokens.shape;
+    const pastLen = opts.past?.[0]?.k.shape[2] ?? 0;
+    const offset = opts.positionOffset ?? pastLen;
+    if (offset + T > c.nPositions) {
+      throw new RangeError(`sequence of ${offset + T} positions exceeds the model's n_positions ${c.nPositions}`);
+    }
+    const pos = tf.slice(this.w('wpe.weight'), [offset, 0], [T, C]); // [T, C]
+    let x = tf.add(tokens, pos) as tf.Tensor3D; // [B, T, C]
+
+    const mask = attentionBias(T, pastLen, B, opts.attentionMask); // [B or 1, 1, T, P + T]
+    const presents: LayerKV[] = [];
+    for (let i = 0; i < c.nLayer; i++) {
+      const h = `h.${i}.`;
+      const a = layerNorm(x, this.w(h + 'ln_1.weight') as tf.Tensor1D, this.w(h + 'ln_1.bias') as tf.Tensor1D, c.layerNormEpsilon);
+      const { out, present } = this.attention(i, a as tf.Tensor3D, mask, opts.past?.[i], ctx);
+      if (opts.returnPresents) presents.push(present);
+      x = tf.add(x, out) as tf.Tensor3D;
+      const m = layerNorm(x, this.w(h + 'ln_2.weight') as tf.Tensor1D, this.w(h + 'ln_2.bias') as tf.Tensor1D, c.layerNormEpsilon);
+      x = tf.add(x, this.mlp(i, m as tf.Tensor3D, ctx)) as tf.Tensor3D;
+    }
+    const hidden = layerNorm(x, this.w('ln_f.weight') as tf.Tensor1D, this.w('ln_f.bias') as tf.Tensor1D, c.layerNormEpsilon);
+    return { hidden: hidden as tf.Tensor3D, presents: opts.returnPresents ? presents : undefined };
+  }
+
+  private attention(
+    layer: number,
+    a: tf.Tensor3D,
+    mask: tf.Tensor4D,
+    past: LayerKV | undefined,
+    ctx: ForwardContext,
+  ): { out: tf.Tensor3D; present: LayerKV } {
+    const [B, T, C] = a.shape;
+    const H = this.config.nHead;
+    const D = C / H;
+    const qkv = this.linear(layer, 'attn.c_attn', tf.reshape(a, [B * T, C]) as tf.Tensor2D, ctx); // [B*T, 3C]
+    const [q, k, v] = tf.split(qkv, 3, 1).map(
+      (t) => tf.transpose(tf.reshape(t, [B, T, H, D]), [0, 2, 1, 3]) as tf.Tensor4D, // [B, H, T, D]
+    ) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
+    const kAll = past ? (tf.concat([past.k, k], 2) as tf.Tensor4D) : k; // [B, H, P+T, D]
+    const vAll = past ? (tf.concat([past.v, v], 2) as tf.Tensor4D) : v;
+    const scores = tf.add(tf.mul(bmm(q, swapLast(kAll)), 1 / Math.sqrt(D)), mask); // [B, H, T, P+T]
+    const probs = tf.softmax(scores, -1);
+    const y = bmm(probs, vAll); // [B, H, T, D]
+    const merged = tf.reshape(tf.transpose(y, [0, 2, 1, 3]), [B * T, C]) as tf.Tensor2D; // [B*T, C]
+    const out = this.linear(layer, 'attn.c_proj', merged, ctx);
+    return { out: tf.reshape(out, [B, T, C]) as tf.Tensor3D, present: { k: kAll, v: vAll } };
+  }
+
+  private mlp(layer: number, m: tf.Tensor3D, ctx: ForwardContext): tf.Tensor3D {
+    const [B, T, C] = m.shape;
+    const up = this.linear(layer, 'mlp.c_fc', tf.reshape(m, [B * T, C]) as tf.Tensor2D, ctx); // [B*T, inner]
+    const down = this.linear(layer, 'mlp.c_proj', geluNew(up) as tf.Tensor2D, ctx); // [B*T, C]
+    return tf.reshape(down, [B, T, C]) as tf.Tensor3D;
+  }
+
+  /** Frees every weight (and cached derived tensors). */
+  dispose(): void {
+    this.invalidateCaches();
+    for (const v of this.weights.values()) v.dispose();
+    this.weights.clear();
+  }
+}
+
+/**
+ * Additive attention bias [B or 1, 1, T, P+T]: query i (absolute position P + i) sees keys j <= P + i,
+ * and no padded key. Built on the CPU: it is a constant of the shapes, not a function of weights.
+ */
+export function attentionBias(T: number, P: number, B: number, keyMask?: tf.Tensor2D): tf.Tensor4D {
+  const S = P + T;
+  const causal = new Float32Array(T * S);
+  for (let i = 0; i < T; i++) for (let j = P + i + 1; j < S; j++) causal[i * S + j] = MASKED;
+  const bias = tf.tensor4d(causal, [1, 1, T, S]);
+  if (!keyMask) return bias;
+  if (keyMask.shape[0] !== B || keyMask.shape[1] !== S) {
+    throw new RangeError(`attentionMask has shape [${keyMask.shape}] but the keys are [${B}, ${S}]`);
+  }
+  const pad = tf.mul(tf.sub(1, tf.reshape(tf.cast(keyMask, 'float32'), [B, 1, 1, S])), MASKED);
+  return tf.add(bias, pad) as tf.Tensor4D;
+}

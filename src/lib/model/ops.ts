@@ -1,0 +1,150 @@
+/**
+ * Differentiable building blocks tuned for tfjs on wasm (see ENVIRONMENT.md):
+ * - tfjs's own matMul gradient uses transposeA/B flags, which the wasm backend runs 10-20x slower
+ *   than an explicit transpose followed by a plain matMul, so every matmul here has a custom
+ *   gradient with explicit transposes;
+ * - a frozen weight takes a separate path whose gradient function computes only dx, so no weight
+ *   gradient is ever computed for it;
+ * - `tf.gather` has no gradient on wasm (UnsortedSegmentSum is missing), so a trainable embedding
+ *   gets its gradient as oneHot(ids)^T @ dy.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+/** True when `w` is a variable the optimizer does not update: its weight gradient is skipped. */
+export function isFrozen(w: tf.Tensor): boolean {
+  return w instanceof tf.Variable && !w.trainable;
+}
+
+/** x [N, in] @ w [in, out] -> [N, out], gradients for both. */
+const matmulBoth = tf.customGrad((x, w, save) => {
+  const a = x as tf.Tensor2D;
+  const b = w as tf.Tensor2D;
+  (save as tf.GradSaveFunc)([a, b]);
+  return {
+    value: tf.matMul(a, b),
+    gradFunc: (dy, saved) => {
+      const [sa, sb] = saved as [tf.Tensor2D, tf.Tensor2D];
+      const g = dy as tf.Tensor2D;
+      return [tf.matMul(g, tf.transpose(sb)), tf.matMul(tf.transpose(sa), g)];
+    },
+  };
+}) as (x: tf.Tensor2D, w: tf.Tensor2D) => tf.Tensor2D;
+
+/** x [N, in] @ w [in, out] where w is frozen: the gradient function returns dx only. */
+function matmulFrozen(x: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
+  const f = tf.customGrad((xi, save) => {
+    (save as tf.GradSaveFunc)([]);
+    return {
+      value: tf.matMul(xi as tf.Tensor2D, w),
+      gradFunc: (dy) => tf.matMul(dy as tf.Tensor2D, tf.transpose(w)),
+    };
+  }) as (x: tf.Tensor2D) => tf.Tensor2D;
+  return f(x);
+}
+
+/** x [N, in] @ w [in, out]: picks the frozen path when w is a non-trainable variable. */
+export function matmul(x: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
+  return isFrozen(w) ? matmulFrozen(x, w) : matmulBoth(x, w);
+}
+
+/** Batched a [..., M, K] @ b [..., K, N] (attention), gradients with explicit transposes. */
+export const bmm = tf.customGrad((a, b, save) => {
+  const x = a as tf.Tensor;
+  const y = b as tf.Tensor;
+  (save as tf.GradSaveFunc)([x, y]);
+  return {
+    value: tf.matMul(x, y),
+    gradFunc: (dy, saved) => {
+      const [sa, sb] = saved as [tf.Tensor, tf.Tensor];
+      const g = dy as tf.Tensor;
+      return [tf.matMul(g, swapLast(sb)), tf.matMul(swapLast(sa), g)];
+    },
+  };
+}) as (a: tf.Tensor, b: tf.Tensor) => tf.Tensor;
+
+/** Swaps the last two axes. */
+export function swapLast(x: tf.Tensor): tf.Tensor {
+  const perm = [...Array(x.rank).keys()];
+  perm[x.rank - 1] = x.rank - 2;
+  perm[x.rank - 2] = x.rank - 1;
+  return tf.transpose(x, perm);
+}
+
+/** x [N, in] -> [N, out], a Conv1D/Linear with weight stored [in, out] (as GPT-2's Conv1D). */
+export function dense(x: tf.Tensor2D, w: tf.Tensor2D, b?: tf.Tensor1D): tf.Tensor2D {
+  const y = matmul(x, w);
+  return b ? tf.add(y, b) : y;
+}
+
+/** Row lookup table[ids] -> [..., dim]; gradient to a trainable table without UnsortedSegmentSum. */
+export function embed(table: tf.Tensor2D, ids: tf.Tensor): tf.Tensor {
+  if (isFrozen(table)) return tf.gather(table, ids);
+  const flat = tf.reshape(ids, [-1]) as tf.Tensor1D;
+  const [rows, dim] = table.shape;
+  const f = tf.customGrad((t, save) => {
+    (save as tf.GradSaveFunc)([]);
+    return {
+      value: tf.gather(t as tf.Tensor2D, flat),
+      gradFunc: (dy) => {
+        const oneHotT = tf.transpose(tf.oneHot(flat, rows, 1, 0, 'float32')); // [rows, N]
+        return tf.matMul(oneHotT as tf.Tensor2D, tf.reshape(dy, [-1, dim]) as tf.Tensor2D);
+      },
+    };
+  }) as (t: tf.Tensor2D) => tf.Tensor2D;
+  return tf.reshape(f(table), [...ids.shape, dim]);
+}
+
+/** LayerNorm over the last axis with biased variance, eps inside the square root (torch.nn.LayerNorm). */
+export function layerNorm(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Tensor1D, eps: number): tf.Tensor {
+  const mean = tf.mean(x, -1, true);
+  const xc = tf.sub(x, mean);
+  const variance = tf.mean(tf.square(xc), -1, true);
+  return tf.add(tf.mul(tf.mul(xc, tf.rsqrt(tf.add(variance, eps))), gamma), beta);
+}
+
+const GELU_C = Math.sqrt(2 / Math.PI);
+
+/** GPT-2's gelu_new: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) (Hendrycks & Gimpel, tanh form). */
+export function geluNew(x: tf.Tensor): tf.Tensor {
+  const inner = tf.mul(tf.add(x, tf.mul(tf.pow(x, 3), 0.044715)), GELU_C);
+  return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1));
+}
+
+/**
+ * Mean cross-entropy of logits [N, V] against integer labels [N]; labels < 0 (HF's -100) are
+ * ignored. Custom gradient (softmax - onehot) / count avoids gather's missing wasm gradient.
+ * Returns a scalar; when no label counts, 0.
+ */
+export function crossEntropy(logits: tf.Tensor2D, labels: Int32Array): tf.Scalar {
+  const n = logits.shape[0];
+  const v = logits.shape[1];
+  const weights = new Float32Array(n);
+  const safe = new Int32Array(n);
+  let count = 0;
+  for (let i = 0; i < n; i++) {
+    const l = labels[i]!;
+    if (l >= 0) {
+      if (l >= v) throw new RangeError(`label ${l} at row ${i} is outside 0..${v - 1}`);
+      weights[i] = 1;
+      safe[i] = l;
+      count++;
+    }
+  }
+  const denom = Math.max(count, 1);
+  const w = tf.tensor1d(weights);
+  const oneHot = tf.oneHot(tf.tensor1d(safe, 'int32'), v, 1, 0, 'float32');
+  const f = tf.customGrad((lg, save) => {
+    const logp = tf.logSoftmax(lg as tf.Tensor2D);
+    (save as tf.GradSaveFunc)([logp]);
+    const nll = tf.neg(tf.sum(tf.mul(logp, oneHot), -1)); // [N]
+    return {
+      value: tf.div(tf.sum(tf.mul(nll, w)), denom),
+      gradFunc: (dy, saved) => {
+        const [lp] = saved as [tf.Tensor2D];
+        const g = tf.mul(tf.sub(tf.exp(lp), oneHot), tf.reshape(w, [n, 1]));
+        return tf.mul(g, tf.div(dy as tf.Scalar, denom));
+      },
+    };
+  }) as (lg: tf.Tensor2D) => tf.Scalar;
+  return f(logits);
+}
