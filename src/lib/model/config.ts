@@ -133,7 +133,7 @@ export function expectedWeightShapes(c: Gpt2Config): Map<string, number[]> {
 /** Parameter count of the base model (lm_head is tied to wte, so it adds nothing). */
 export function countParameters(c: Gpt2Config): number {
   let n = 0;
-  for (const s of expectedWeightShapes(c).values()) n += s.reduce((a, b) => a + b, 1);
+  for (const s of expectedWeightShapes(c).values()) n += s.reduce((a, b) => a * b, 1);
   return n;
 }
 

@@ -52,7 +52,7 @@ describe.each(['wasm', 'cpu'] as const)('GPT-2 forward on %s', (backend) => {
     tf.tidy(() => {
       const first = model.forward({ ids: tf.tensor2d([ids.slice(0, 8)], undefined, 'int32'), returnPresents: true });
       const rest = model.forward({ ids: tf.tensor2d([ids.slice(8)], undefined, 'int32'), past: first.presents });
-      const cached = lmLogits(model, rest.hidden).dataSync();
+      const cached = lmLogits(model, rest.hidden).dataSync() as Float32Array;
       const full = lmLogits(model, model.forward({ ids: tf.tensor2d([ids], undefined, 'int32') }).hidden).dataSync();
       const V = model.config.vocabSize;
       expect(maxAbsDiff(cached, Array.from(full.slice(8 * V)))).toBeLessThan(1e-5);

@@ -11,13 +11,14 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Gpt2Config, LinearModule } from './config';
 import { expectedWeightShapes } from './config';
-import { bmm, dense, embed, geluNew, layerNorm, swapLast } from './ops';
+import { bmm, dense, embed, geluNew, layerNorm, newVariable, swapLast } from './ops';
 
 /** Keys and values of one layer: each [B, nHead, P, headDim]. */
-export interface LayerKV {
+// A type alias (not an interface) so tf.tidy accepts it as a TensorContainer.
+export type LayerKV = {
   k: tf.Tensor4D;
   v: tf.Tensor4D;
-}
+};
 
 /** Adds to (or rescales) the output of one named linear layer, e.g. `h.0.attn.c_attn`. */
 export interface LinearHook {
@@ -82,8 +83,7 @@ export class Gpt2Model {
         const std = name.endsWith('c_proj.weight') ? 0.02 / Math.sqrt(2 * config.nLayer) : 0.02;
         return tf.randomNormal(shape, 0, std, 'float32', s++);
       });
-      weights.set(name, tf.variable(t, false));
-      t.dispose();
+      weights.set(name, newVariable(t, false));
     }
     return new Gpt2Model(config, weights);
   }

@@ -10,6 +10,7 @@ import type { TensorToWrite } from '../io/safetensors';
 import type { Gpt2Config } from './config';
 import { expectedWeightShapes, parseGpt2Config, toHfConfigJson } from './config';
 import { Gpt2Model } from './gpt2';
+import { newVariable } from './ops';
 
 /** Buffers some HF checkpoints carry that are not weights (causal-mask tables). */
 const IGNORED = /(^|\.)attn\.(bias|masked_bias)$/;
@@ -62,8 +63,7 @@ export function loadGpt2(files: ModelFiles): Gpt2Model {
     for (const [name, shape] of expected) {
       const data = readTensorAsFloat32(files.weights, found.get(name)!);
       const t = tf.tensor(data, shape, 'float32');
-      weights.set(name, tf.variable(t, false));
-      t.dispose();
+      weights.set(name, newVariable(t, false));
     }
   } catch (e) {
     for (const v of weights.values()) v.dispose();

@@ -82,11 +82,12 @@ export function embed(table: tf.Tensor2D, ids: tf.Tensor): tf.Tensor {
   const flat = tf.reshape(ids, [-1]) as tf.Tensor1D;
   const [rows, dim] = table.shape;
   const f = tf.customGrad((t, save) => {
-    (save as tf.GradSaveFunc)([]);
+    (save as tf.GradSaveFunc)([flat]); // the forward scope disposes unsaved tensors
     return {
       value: tf.gather(t as tf.Tensor2D, flat),
-      gradFunc: (dy) => {
-        const oneHotT = tf.transpose(tf.oneHot(flat, rows, 1, 0, 'float32')); // [rows, N]
+      gradFunc: (dy, saved) => {
+        const [ids] = saved as [tf.Tensor1D];
+        const oneHotT = tf.transpose(tf.cast(tf.oneHot(ids, rows), 'float32')); // [rows, N]
         return tf.matMul(oneHotT as tf.Tensor2D, tf.reshape(dy, [-1, dim]) as tf.Tensor2D);
       },
     };
@@ -132,19 +133,28 @@ export function crossEntropy(logits: tf.Tensor2D, labels: Int32Array): tf.Scalar
   }
   const denom = Math.max(count, 1);
   const w = tf.tensor1d(weights);
-  const oneHot = tf.oneHot(tf.tensor1d(safe, 'int32'), v, 1, 0, 'float32');
+  // tfjs-backend-wasm 4.22 writes int bits into a float32 OneHot: build it as int32 and cast.
+  const oneHot = tf.cast(tf.oneHot(tf.tensor1d(safe, 'int32'), v), 'float32');
   const f = tf.customGrad((lg, save) => {
     const logp = tf.logSoftmax(lg as tf.Tensor2D);
-    (save as tf.GradSaveFunc)([logp]);
+    // Tensors the gradient needs must be saved: the forward scope disposes everything else.
+    (save as tf.GradSaveFunc)([logp, oneHot, w]);
     const nll = tf.neg(tf.sum(tf.mul(logp, oneHot), -1)); // [N]
     return {
       value: tf.div(tf.sum(tf.mul(nll, w)), denom),
       gradFunc: (dy, saved) => {
-        const [lp] = saved as [tf.Tensor2D];
-        const g = tf.mul(tf.sub(tf.exp(lp), oneHot), tf.reshape(w, [n, 1]));
+        const [lp, oh, wt] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D];
+        const g = tf.mul(tf.sub(tf.exp(lp), oh), tf.reshape(wt, [n, 1]));
         return tf.mul(g, tf.div(dy as tf.Scalar, denom));
       },
     };
   }) as (lg: tf.Tensor2D) => tf.Scalar;
   return f(logits);
+}
+
+/** A variable that owns its initial value (tf.variable alone leaves the initial tensor allocated). */
+export function newVariable(init: tf.Tensor, trainable: boolean): tf.Variable {
+  const v = tf.variable(init, trainable);
+  init.dispose();
+  return v;
 }

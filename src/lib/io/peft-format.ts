@@ -1,0 +1,82 @@
+/**
+ * PEFT's own adapter folder: `adapter_config.json` (snake_case PeftConfig) and
+ * `adapter_model.safetensors` (get_peft_model_state_dict's keys and layouts), so an adapter trained
+ * here loads with Python's `PeftModel.from_pretrained`, and one trained there loads here.
+ */
+import { AdapterError } from '../errors';
+import type { Gpt2Model } from '../model/gpt2';
+import { methodByType } from '../peft/registry';
+import type { StateDict } from '../peft/state';
+import type { Adapter, PeftConfigBase } from '../peft/types';
+import { parseSafetensorsHeader, readTensorAsFloat32, writeSafetensors } from './safetensors';
+import type { TensorToWrite } from './safetensors';
+
+export interface AdapterFiles {
+  /** adapter_config.json text. */
+  config: string;
+  /** adapter_model.safetensors bytes. */
+  weights: Uint8Array;
+}
+
+export function saveAdapter(adapter: Adapter, baseModelNameOrPath: string | null): AdapterFiles {
+  const method = methodByType(adapter.config.peftType);
+  const config = { ...adapter.config, baseModelNameOrPath, inferenceMode: true };
+  const tensors = new Map<string, TensorToWrite>();
+  for (const [k, t] of adapter.stateDict()) tensors.set(k, { dtype: 'F32', shape: t.shape, data: t.data });
+  return {
+    config: JSON.stringify(method.toPeftJson(config as never), null, 2),
+    weights: writeSafetensors(tensors, { format: 'pt' }),
+  };
+}
+
+/** Parses adapter_config.json into our config for its method (checks peft_type and task_type). */
+export function readAdapterConfig(text: string, source: string): PeftConfigBase {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new AdapterError(`${source}/adapter_config.json is not valid JSON: ${(e as Error).message}`);
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    throw new AdapterError(`${source}/adapter_config.json: expected a JSON object`);
+  }
+  const obj = json as Record<string, unknown>;
+  if (typeof obj.peft_type !== 'string') throw new AdapterError(`${source}/adapter_config.json has no "peft_type"`);
+  const method = methodByType(obj.peft_type, `${source}/adapter_config.json`);
+  const config = method.fromPeftJson(obj, `${source}/adapter_config.json`);
+  const task = obj.task_type ?? 'CAUSAL_LM';
+  if (!method.taskTypes.includes(task as never)) {
+    throw new AdapterError(
+      `${source}/adapter_config.json: task_type ${JSON.stringify(task)} is not available for ${method.label}; it supports ${method.taskTypes.join(', ')}`,
+    );
+  }
+  return { ...config, taskType: task as PeftConfigBase['taskType'] };
+}
+
+export function readAdapterWeights(bytes: Uint8Array, source: string): StateDict {
+  const file = `${source}/adapter_model.safetensors`;
+  const header = parseSafetensorsHeader(bytes, file);
+  const out: StateDict = new Map();
+  for (const info of header.tensors) out.set(info.name, { shape: info.shape, data: readTensorAsFloat32(bytes, info) });
+  return out;
+}
+
+/** Builds the adapter described by the files on `model` and loads its weights; nothing is left attached on failure. */
+export function loadAdapter(model: Gpt2Model, files: AdapterFiles, source = 'adapter'): Adapter {
+  const config = readAdapterConfig(files.config, source);
+  const method = methodByType(config.peftType);
+  const tensors = readAdapterWeights(files.weights, source);
+  try {
+    method.validate(config as never, model);
+  } catch (e) {
+    throw new AdapterError(`${source}: this adapter does not fit the model: ${(e as Error).message}`);
+  }
+  const adapter = method.create(model, config as never, 0);
+  try {
+    adapter.loadStateDict(tensors, `${source}/adapter_model.safetensors`);
+  } catch (e) {
+    adapter.dispose();
+    throw e;
+  }
+  return adapter;
+}

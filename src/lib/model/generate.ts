@@ -1,0 +1,110 @@
+/**
+ * Text generation with a KV cache: the prompt runs once, then each new token attends to the
+ * cached keys/values. Greedy when temperature is 0; otherwise temperature, top-k and top-p
+ * (nucleus) sampling from a seeded RNG, so the same seed gives the same text.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { Rng } from '../train/rng';
+import type { ForwardOptions, Gpt2Model, LayerKV } from './gpt2';
+import { lmLogits } from './heads';
+
+export interface GenerateOptions {
+  maxNewTokens?: number;
+  /** 0 = greedy. */
+  temperature?: number;
+  topK?: number;
+  /** Keep the smallest set of tokens whose probability reaches topP. */
+  topP?: number;
+  seed?: number;
+  /** Stop when this token is produced (not included in the output). */
+  eosTokenId?: number | null;
+  /** Called with each new token id; return false to stop. */
+  onToken?: (id: number) => boolean | void;
+}
+
+/**
+ * Adds what a method contributes at inference (prompt embeddings, prefixes) to a forward call.
+ * `first` is true for the prompt pass, false for cached single-token steps.
+ */
+export type ForwardDecorator = (opts: ForwardOptions, first: boolean) => ForwardOptions;
+
+/** Picks the next token from one row of logits. Exported for tests. */
+export function sampleToken(logits: Float32Array, opts: GenerateOptions, rng: Rng): number {
+  const temperature = opts.temperature ?? 0;
+  if (temperature <= 0) {
+    let best = 0;
+    for (let i = 1; i < logits.length; i++) if (logits[i]! > logits[best]!) best = i;
+    return best;
+  }
+  let idx = [...logits.keys()].sort((a, b) => logits[b]! - logits[a]!);
+  if (opts.topK && opts.topK > 0) idx = idx.slice(0, opts.topK);
+  const max = logits[idx[0]!]!;
+  let probs = idx.map((i) => Math.exp((logits[i]! - max) / temperature));
+  let total = probs.reduce((a, b) => a + b, 0);
+  const topP = opts.topP ?? 1;
+  if (topP < 1) {
+    let acc = 0;
+    let keep = 0;
+    while (keep < probs.length && acc < topP * total) acc += probs[keep++]!;
+    idx = idx.slice(0, Math.max(1, keep));
+    probs = probs.slice(0, idx.length);
+    total = probs.reduce((a, b) => a + b, 0);
+  }
+  let r = rng.next() * total;
+  for (let i = 0; i < idx.length; i++) {
+    r -= probs[i]!;
+    if (r <= 0) return idx[i]!;
+  }
+  return idx[idx.length - 1]!;
+}
+
+export async function generate(
+  model: Gpt2Model,
+  promptIds: number[],
+  opts: GenerateOptions = {},
+  decorate: ForwardDecorator = (o) => o,
+): Promise<number[]> {
+  if (promptIds.length === 0) throw new RangeError('the prompt is empty: give at least one token');
+  const maxNew = opts.maxNewTokens ?? 32;
+  const rng = new Rng(opts.seed ?? 0);
+  const out: number[] = [];
+  let past: LayerKV[] | undefined;
+  let context = [...promptIds];
+  const limit = model.config.nPositions;
+  const disposePast = (): void => past?.forEach((p) => tf.dispose([p.k, p.v]));
+  try {
+    for (let step = 0; step < maxNew; step++) {
+      const pastLen = past?.[0]?.k.shape[2] ?? 0;
+      let feed: number[];
+      if (!past || pastLen + 1 > limit) {
+        // (Re)start: run the whole visible context, cropped to the last half-window when full.
+        disposePast();
+        past = undefined;
+        if (context.length > limit) context = context.slice(context.length - Math.floor(limit / 2));
+        feed = context;
+      } else {
+        feed = [context[context.length - 1]!];
+      }
+      const first = past === undefined;
+      const { logits, presents } = tf.tidy(() => {
+        const r = model.forward(
+          decorate({ ids: tf.tensor2d([feed], [1, feed.length], 'int32'), past, returnPresents: true }, first),
+        );
+        const last = tf.slice(lmLogits(model, r.hidden), [0, feed.length - 1, 0], [1, 1, -1]);
+        return { logits: last, presents: r.presents! };
+      });
+      disposePast();
+      past = presents;
+      const row = (await logits.data()) as Float32Array;
+      logits.dispose();
+      const id = sampleToken(row, opts, rng);
+      if (opts.eosTokenId != null && id === opts.eosTokenId) break;
+      out.push(id);
+      context.push(id);
+      if (opts.onToken?.(id) === false) break;
+    }
+  } finally {
+    disposePast();
+  }
+  return out;
+}

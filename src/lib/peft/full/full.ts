@@ -1,0 +1,74 @@
+/**
+ * Full fine-tuning, the baseline every comparison needs: every base weight trains. The weights
+ * as they were are kept, so disposing the "adapter" gives the base model back unchanged and the
+ * app can still show base and fine-tuned answers side by side.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { configFromPeftJson, configToPeftJson } from '../peft-json';
+import type { FullAdapter as FullAdapterApi, PeftConfigBase, PeftMethod, TaskType } from '../types';
+import type { Gpt2Model } from '../../model/gpt2';
+import { countParameters } from '../../model/config';
+import type { StateDict } from '../state';
+import { assignFromState, checkNoExtraKeys, readForState } from '../state';
+
+export interface FullConfig extends PeftConfigBase {
+  peftType: 'FULL';
+}
+
+export function fullDefaults(taskType: TaskType): FullConfig {
+  return { peftType: 'FULL', taskType, baseModelNameOrPath: null, inferenceMode: false };
+}
+
+/** Weights are saved under HF GPT2LMHeadModel names, as a full checkpoint would be. */
+const key = (name: string): string => `transformer.${name}`;
+
+export class FullFineTune implements FullAdapterApi<FullConfig> {
+  readonly kind = 'full' as const;
+  private readonly originals = new Map<string, tf.Tensor>();
+
+  constructor(
+    private readonly model: Gpt2Model,
+    readonly config: FullConfig,
+  ) {
+    for (const [name, v] of model.weights) this.originals.set(name, tf.clone(v));
+    model.setTrainable(true);
+  }
+
+  trainable(): Map<string, tf.Variable> {
+    return new Map([...this.model.weights].map(([n, v]) => [key(n), v]));
+  }
+
+  stateDict(): StateDict {
+    return new Map([...this.model.weights].map(([n, v]) => [key(n), readForState(v)]));
+  }
+
+  loadStateDict(tensors: StateDict, source: string): void {
+    checkNoExtraKeys(tensors, new Set([...this.model.weights.keys()].map(key)), source);
+    for (const [n, v] of this.model.weights) assignFromState(tensors, key(n), v, source);
+    this.model.invalidateCaches();
+  }
+
+  dispose(): void {
+    for (const [name, t] of this.originals) {
+      this.model.w(name).assign(t);
+      t.dispose();
+    }
+    this.originals.clear();
+    this.model.setTrainable(false);
+  }
+}
+
+export const full: PeftMethod<FullConfig> = {
+  peftType: 'FULL',
+  cliName: 'full',
+  label: 'Full fine-tuning',
+  summary: 'Every weight of the model trains: the baseline the parameter-efficient methods are measured against.',
+  kind: 'full',
+  taskTypes: ['CAUSAL_LM'],
+  defaults: fullDefaults,
+  validate: () => {},
+  toPeftJson: (c) => configToPeftJson(c),
+  fromPeftJson: (json, source) => configFromPeftJson(json, fullDefaults('CAUSAL_LM'), source),
+  create: (model, config) => new FullFineTune(model, config),
+  countParams: (model) => countParameters(model.config),
+};

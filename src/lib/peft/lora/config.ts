@@ -1,0 +1,77 @@
+/**
+ * LoRA settings with PEFT's names and defaults (peft/tuners/lora/config.py, LoraConfig).
+ * Hu et al. 2021, "LoRA: Low-Rank Adaptation of Large Language Models".
+ */
+import { PeftConfigError } from '../../errors';
+import type { Gpt2Model } from '../../model/gpt2';
+import { linearShape } from '../../model/config';
+import { targetedSites } from '../inject';
+import type { PeftConfigBase, TaskType } from '../types';
+
+export interface LoraConfig extends PeftConfigBase {
+  peftType: 'LORA';
+  /** Rank of the update B A. */
+  r: number;
+  /** The update is scaled by loraAlpha / r (or / sqrt(r) with rsLoRA). */
+  loraAlpha: number;
+  /** Dropout on the adapter's input, during training only. */
+  loraDropout: number;
+  /** Module names (list: exact or suffix match) or one regex over full names. GPT-2's default is c_attn. */
+  targetModules: string[] | string;
+  /** True for GPT-2's Conv1D, whose weight is stored [in, out]. */
+  fanInFanOut: boolean;
+  /** Rank-stabilised scaling loraAlpha / sqrt(r) (Kalajdzievski 2023). */
+  useRslora: boolean;
+  /** Which biases train: none, all, or only those of the targeted layers. */
+  bias: 'none' | 'all' | 'lora_only';
+  /** Only these layer indices get adapters (null: all). */
+  layersToTransform: number[] | null;
+  /** Extra modules trained in full and saved (e.g. a classification head). */
+  modulesToSave: string[] | null;
+}
+
+export function loraDefaults(taskType: TaskType): LoraConfig {
+  return {
+    peftType: 'LORA',
+    taskType,
+    baseModelNameOrPath: null,
+    inferenceMode: false,
+    r: 8,
+    loraAlpha: 8,
+    loraDropout: 0.0,
+    // PEFT's TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING gives ["c_attn"] for gpt2.
+    targetModules: ['c_attn'],
+    fanInFanOut: true,
+    useRslora: false,
+    bias: 'none',
+    layersToTransform: null,
+    modulesToSave: null,
+  };
+}
+
+export function validateLora(c: LoraConfig, model?: Gpt2Model): void {
+  if (!Number.isInteger(c.r) || c.r < 1) throw new PeftConfigError(`r must be a positive integer, got ${c.r}`);
+  if (!(c.loraAlpha > 0)) throw new PeftConfigError(`loraAlpha must be positive, got ${c.loraAlpha}`);
+  if (!(c.loraDropout >= 0 && c.loraDropout < 1)) {
+    throw new PeftConfigError(`loraDropout must be in [0, 1), got ${c.loraDropout}`);
+  }
+  if (c.bias === 'all') {
+    throw new PeftConfigError('bias "all" (every bias of the base model, LayerNorms included) is not supported yet: use "none" or "lora_only"');
+  }
+  if (!['none', 'lora_only'].includes(c.bias)) {
+    throw new PeftConfigError(`bias must be "none" or "lora_only", got ${JSON.stringify(c.bias)}`);
+  }
+  if (!c.fanInFanOut) {
+    throw new PeftConfigError('fanInFanOut must be true for GPT-2: its Conv1D layers store weights as [in, out]');
+  }
+  if (model) {
+    const sites = targetedSites(model.config, c.targetModules, c.layersToTransform);
+    for (const l of c.layersToTransform ?? []) {
+      if (!Number.isInteger(l) || l < 0 || l >= model.config.nLayer) {
+        throw new PeftConfigError(`layersToTransform: layer ${l} does not exist (the model has ${model.config.nLayer})`);
+      }
+    }
+    const smallest = Math.min(...sites.map((s) => Math.min(...linearShape(model.config, s.module))));
+    if (c.r > smallest) throw new PeftConfigError(`r ${c.r} is larger than the model width ${smallest}: choose r <= ${smallest}`);
+  }
+}

@@ -1,0 +1,35 @@
+/** LoRA's registry entry. */
+import { configFromPeftJson, configToPeftJson } from '../peft-json';
+import type { PeftMethod } from '../types';
+import type { LoraConfig } from './config';
+import { loraDefaults, validateLora } from './config';
+import { LoraAdapter, loraParamCount } from './lora';
+
+/** PEFT LoraConfig fields we do not model, written at PEFT's defaults so Python reads the file as-is. */
+const PEFT_EXTRA = {
+  alpha_pattern: {},
+  rank_pattern: {},
+  init_lora_weights: true,
+  layers_pattern: null,
+  use_dora: false,
+  revision: null,
+  auto_mapping: null,
+};
+
+export const lora: PeftMethod<LoraConfig> = {
+  peftType: 'LORA',
+  cliName: 'lora',
+  label: 'LoRA',
+  summary: 'Low-rank matrices A, B beside chosen linear layers; the frozen weights never change.',
+  kind: 'inject',
+  taskTypes: ['CAUSAL_LM'],
+  defaults: loraDefaults,
+  validate: validateLora,
+  toPeftJson: (c) => configToPeftJson(c, PEFT_EXTRA),
+  fromPeftJson: (json, source) => configFromPeftJson(json, loraDefaults('CAUSAL_LM'), source),
+  create: (model, config, seed) => {
+    validateLora(config, model);
+    return new LoraAdapter(model, config, seed);
+  },
+  countParams: loraParamCount,
+};

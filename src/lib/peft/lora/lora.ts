@@ -1,0 +1,175 @@
+/**
+ * LoRA (Hu et al. 2021): beside each targeted frozen linear layer W, a low-rank update
+ *   y = x W + b + dropout(x) A^T B^T * scaling,   scaling = loraAlpha / r   (or / sqrt(r), rsLoRA)
+ * (peft/tuners/lora/layer.py: `result + lora_B(lora_A(dropout(x))) * scaling`).
+ * A is Kaiming-uniform (a = sqrt(5)), B is zero, so training starts from the base model exactly.
+ * We keep A^T [in, r] and B^T [r, out] so the forward is two plain matmuls; the state dict stores
+ * PEFT's layout, lora_A.weight [r, in] and lora_B.weight [out, r].
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { ForwardContext, Gpt2Model, LinearHook } from '../../model/gpt2';
+import { linearShape } from '../../model/config';
+import { matmul, newVariable } from '../../model/ops';
+import { Rng } from '../../train/rng';
+import { fnv1a } from '../../data/holdout';
+import { targetedSites } from '../inject';
+import type { LinearSite } from '../inject';
+import type { InjectAdapter } from '../types';
+import type { StateDict } from '../state';
+import { PEFT_PREFIX, assignFromState, checkNoExtraKeys, readForState } from '../state';
+import type { LoraConfig } from './config';
+
+export function loraScaling(c: LoraConfig): number {
+  return c.useRslora ? c.loraAlpha / Math.sqrt(c.r) : c.loraAlpha / c.r;
+}
+
+interface LoraSite {
+  site: LinearSite;
+  aT: tf.Variable; // [in, r]
+  bT: tf.Variable; // [r, out]
+  /** Trainable bias delta (bias "all"/"lora_only"): the saved bias is base bias + delta. */
+  biasDelta: tf.Variable | null;
+  /** Base weight before merge, kept so unmerge restores it bit for bit. */
+  original: tf.Tensor | null;
+}
+
+class LoraHook implements LinearHook {
+  constructor(
+    private readonly s: LoraSite,
+    private readonly scaling: number,
+    private readonly dropout: number,
+    private readonly salt: number,
+    private readonly isMerged: () => boolean,
+  ) {}
+
+  apply(x: tf.Tensor2D, base: tf.Tensor2D, ctx: ForwardContext): tf.Tensor2D {
+    let y = base;
+    if (this.s.biasDelta) y = tf.add(y, this.s.biasDelta);
+    if (this.isMerged()) return y;
+    const xin = ctx.training && this.dropout > 0 ? (tf.dropout(x, this.dropout, undefined, (ctx.seed ^ this.salt) >>> 0) as tf.Tensor2D) : x;
+    const update = matmul(matmul(xin, this.s.aT as unknown as tf.Tensor2D), this.s.bT as unknown as tf.Tensor2D); // [N, out]
+    return tf.add(y, tf.mul(update, this.scaling));
+  }
+}
+
+export class LoraAdapter implements InjectAdapter<LoraConfig> {
+  readonly kind = 'inject' as const;
+  private readonly sites: LoraSite[] = [];
+  private isMerged = false;
+
+  constructor(
+    private readonly model: Gpt2Model,
+    readonly config: LoraConfig,
+    seed: number,
+  ) {
+    const rng = new Rng(seed);
+    const scaling = loraScaling(config);
+    for (const site of targetedSites(model.config, config.targetModules, config.layersToTransform)) {
+      if (model.hooks.has(site.key)) throw new Error(`${site.key} already has an adapter attached`);
+      const [inDim, outDim] = linearShape(model.config, site.module);
+      // kaiming_uniform_(a=sqrt(5)) on lora_A [r, in]: bound = 1 / sqrt(in).
+      const bound = 1 / Math.sqrt(inDim);
+      const aT = newVariable(tf.randomUniform([inDim, config.r], -bound, bound, 'float32', rng.seed()), true);
+      const bT = newVariable(tf.zeros([config.r, outDim]), true);
+      const trainBias = config.bias === 'lora_only';
+      const biasDelta = trainBias ? newVariable(tf.zeros([outDim]), true) : null;
+      const s: LoraSite = { site, aT, bT, biasDelta, original: null };
+      this.sites.push(s);
+      model.hooks.set(site.key, new LoraHook(s, scaling, config.loraDropout, fnv1a(site.key), () => this.isMerged));
+    }
+  }
+
+  get merged(): boolean {
+    return this.isMerged;
+  }
+
+  private key(s: LoraSite, what: 'lora_A' | 'lora_B'): string {
+    return `${PEFT_PREFIX}${s.site.hfName}.${what}.weight`;
+  }
+
+  private biasKey(s: LoraSite): string {
+    return `${PEFT_PREFIX}${s.site.hfName}.bias`;
+  }
+
+  trainable(): Map<string, tf.Variable> {
+    const m = new Map<string, tf.Variable>();
+    for (const s of this.sites) {
+      m.set(this.key(s, 'lora_A'), s.aT);
+      m.set(this.key(s, 'lora_B'), s.bT);
+      if (s.biasDelta) m.set(this.biasKey(s), s.biasDelta);
+    }
+    return m;
+  }
+
+  /** B A * scaling in Conv1D layout [in, out] (PEFT `get_delta_weight`, transposed by fan_in_fan_out). */
+  deltaWeight(s: LoraSite): tf.Tensor2D {
+    return tf.tidy(() => tf.mul(tf.matMul(s.aT as unknown as tf.Tensor2D, s.bT as unknown as tf.Tensor2D), loraScaling(this.config)));
+  }
+
+  merge(): void {
+    if (this.isMerged) return;
+    for (const s of this.sites) {
+      const w = this.model.w(`${s.site.key}.weight`);
+      s.original = tf.clone(w);
+      tf.tidy(() => w.assign(tf.add(w, this.deltaWeight(s))));
+    }
+    this.isMerged = true;
+    this.model.invalidateCaches();
+  }
+
+  unmerge(): void {
+    if (!this.isMerged) return;
+    for (const s of this.sites) {
+      this.model.w(`${s.site.key}.weight`).assign(s.original!);
+      s.original!.dispose();
+      s.original = null;
+    }
+    this.isMerged = false;
+    this.model.invalidateCaches();
+  }
+
+  stateDict(): StateDict {
+    const out: StateDict = new Map();
+    for (const s of this.sites) {
+      out.set(this.key(s, 'lora_A'), readForState(s.aT, true));
+      out.set(this.key(s, 'lora_B'), readForState(s.bT, true));
+      if (s.biasDelta) {
+        const bias = this.model.w(`${s.site.key}.bias`);
+        out.set(this.biasKey(s), tf.tidy(() => ({ shape: [...bias.shape], data: tf.add(bias, s.biasDelta!).dataSync() as Float32Array })));
+      }
+    }
+    return out;
+  }
+
+  loadStateDict(tensors: StateDict, source: string): void {
+    checkNoExtraKeys(tensors, new Set(this.trainable().keys()), source);
+    for (const s of this.sites) {
+      assignFromState(tensors, this.key(s, 'lora_A'), s.aT, source, true);
+      assignFromState(tensors, this.key(s, 'lora_B'), s.bT, source, true);
+      if (s.biasDelta) {
+        assignFromState(tensors, this.biasKey(s), s.biasDelta, source);
+        const bias = this.model.w(`${s.site.key}.bias`);
+        tf.tidy(() => s.biasDelta!.assign(tf.sub(s.biasDelta!, bias)));
+      }
+    }
+  }
+
+  dispose(): void {
+    if (this.isMerged) this.unmerge();
+    for (const s of this.sites) {
+      this.model.hooks.delete(s.site.key);
+      tf.dispose([s.aT, s.bT, ...(s.biasDelta ? [s.biasDelta] : [])]);
+    }
+    this.sites.length = 0;
+  }
+}
+
+/** Trainable parameters: r (in + out) per targeted layer, plus out per trained bias. */
+export function loraParamCount(model: Gpt2Model, c: LoraConfig): number {
+  let n = 0;
+  for (const s of targetedSites(model.config, c.targetModules, c.layersToTransform)) {
+    const [i, o] = linearShape(model.config, s.module);
+    n += c.r * (i + o) + (c.bias === 'none' ? 0 : o);
+  }
+  return n;
+}

@@ -1,0 +1,49 @@
+/**
+ * Helpers for PEFT state dicts: key prefixes and checked loading of one tensor.
+ * PEFT saves keys under `base_model.model.` with the adapter name removed
+ * (peft/utils/save_and_load.py, get_peft_model_state_dict).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { AdapterError } from '../errors';
+
+export const PEFT_PREFIX = 'base_model.model.';
+
+export type StateDict = Map<string, { shape: number[]; data: Float32Array }>;
+
+/** Reads `key` from a state dict into `target` (optionally transposing a 2-D tensor), checking its shape. */
+export function assignFromState(
+  tensors: StateDict,
+  key: string,
+  target: tf.Variable,
+  source: string,
+  transpose = false,
+): void {
+  const t = tensors.get(key);
+  if (!t) throw new AdapterError(`${source}: tensor ${key} is missing`);
+  const want = transpose ? [...target.shape].reverse() : target.shape;
+  if (t.shape.length !== want.length || t.shape.some((d, i) => d !== want[i])) {
+    throw new AdapterError(`${source}: tensor ${key} has shape [${t.shape}] but this model needs [${want}]`);
+  }
+  tf.tidy(() => {
+    const v = tf.tensor(t.data, t.shape, 'float32');
+    target.assign(transpose ? tf.transpose(v) : v);
+  });
+}
+
+/** A variable's values in PEFT's layout (transposed for 2-D tensors we keep as [in, out]). */
+export function readForState(v: tf.Variable, transpose = false): { shape: number[]; data: Float32Array } {
+  return tf.tidy(() => {
+    const t = transpose ? tf.transpose(v) : v;
+    return { shape: [...t.shape], data: t.dataSync() as Float32Array };
+  });
+}
+
+/** Rejects keys the adapter does not know: they mean the file belongs to another model or method. */
+export function checkNoExtraKeys(tensors: StateDict, known: Set<string>, source: string): void {
+  const extra = [...tensors.keys()].filter((k) => !known.has(k));
+  if (extra.length) {
+    throw new AdapterError(
+      `${source}: unexpected tensor(s) ${extra.slice(0, 3).join(', ')}${extra.length > 3 ? ` and ${extra.length - 3} more` : ''}; was this adapter made for another model or configuration?`,
+    );
+  }
+}

@@ -1,0 +1,99 @@
+/**
+ * The shapes every PEFT method shares. A method is one of four kinds, and the trainer switches on
+ * the kind, never on a method's name (ARCHITECTURE.md, habit 1):
+ * - inject: hooks around named linear layers (LoRA, AdaLoRA, IA3);
+ * - prompt: virtual token embeddings prepended to the input (prompt tuning, P-tuning);
+ * - prefix: past keys/values for every layer (prefix tuning, P-tuning v2);
+ * - full: the base weights themselves train.
+ */
+import type * as tf from '@tensorflow/tfjs';
+import type { Gpt2Model, LayerKV } from '../model/gpt2';
+
+/** PEFT's PeftType names; FULL is ours (full fine-tuning has no PEFT type). */
+export type PeftType = 'LORA' | 'FULL';
+/** PEFT's TaskType names. */
+export type TaskType = 'CAUSAL_LM' | 'SEQ_CLS' | 'TOKEN_CLS';
+export type MethodKind = 'inject' | 'prompt' | 'prefix' | 'full';
+
+/** Fields every PEFT config carries (PeftConfig in peft/config.py). */
+export interface PeftConfigBase {
+  peftType: PeftType;
+  taskType: TaskType;
+  baseModelNameOrPath: string | null;
+  inferenceMode: boolean;
+}
+
+/** What the trainer hands a method after each optimizer step (AdaLoRA's budget lives here). */
+export interface StepContext {
+  step: number;
+  grads: Map<string, tf.Tensor>;
+}
+
+interface AdapterCommon<C extends PeftConfigBase> {
+  readonly kind: MethodKind;
+  readonly config: C;
+  /** Trainable variables by their PEFT state-dict key (e.g. `...c_attn.lora_A.weight`). */
+  trainable(): Map<string, tf.Variable>;
+  /** Tensors to save, by PEFT key, in PEFT's layout (may transpose our compute layout). */
+  stateDict(): Map<string, { shape: number[]; data: Float32Array }>;
+  /** Loads tensors saved by `stateDict` (or by Python PEFT); throws AdapterError on any mismatch. */
+  loadStateDict(tensors: Map<string, { shape: number[]; data: Float32Array }>, source: string): void;
+  /** Extra loss term (AdaLoRA's orthogonal regulariser); called inside the gradient scope. */
+  extraLoss?(): tf.Scalar | null;
+  /** Per-step work after the optimizer update (ARCHITECTURE.md habit 1). */
+  onStep?(ctx: StepContext): void;
+  /** Removes the adapter from the model and frees its tensors. */
+  dispose(): void;
+}
+
+export interface InjectAdapter<C extends PeftConfigBase = PeftConfigBase> extends AdapterCommon<C> {
+  readonly kind: 'inject';
+  /** Folds the adapter into the base weights (PEFT `merge`); outputs stay the same. */
+  merge(): void;
+  /** Restores the base weights exactly as they were before `merge`. */
+  unmerge(): void;
+  readonly merged: boolean;
+}
+
+export interface PromptAdapter<C extends PeftConfigBase = PeftConfigBase> extends AdapterCommon<C> {
+  readonly kind: 'prompt';
+  readonly numVirtualTokens: number;
+  /** Virtual token embeddings [B, n, C]. */
+  promptEmbeddings(batch: number, training: boolean, seed: number): tf.Tensor3D;
+}
+
+export interface PrefixAdapter<C extends PeftConfigBase = PeftConfigBase> extends AdapterCommon<C> {
+  readonly kind: 'prefix';
+  readonly numVirtualTokens: number;
+  /** Past keys/values per layer, each [B, nHead, n, headDim]. */
+  pastKeyValues(batch: number, training: boolean, seed: number): LayerKV[];
+}
+
+export interface FullAdapter<C extends PeftConfigBase = PeftConfigBase> extends AdapterCommon<C> {
+  readonly kind: 'full';
+}
+
+export type Adapter = InjectAdapter | PromptAdapter | PrefixAdapter | FullAdapter;
+
+/** One registry entry: everything the app, CLI and trainer need to know about a method. */
+export interface PeftMethod<C extends PeftConfigBase = PeftConfigBase> {
+  peftType: PeftType;
+  /** CLI / URL name, e.g. `lora`. */
+  cliName: string;
+  label: string;
+  /** One line on what it does, shown in the method picker. */
+  summary: string;
+  kind: MethodKind;
+  taskTypes: TaskType[];
+  /** PEFT's defaults for this method. */
+  defaults(taskType: TaskType): C;
+  /** Throws PeftConfigError naming the field and its value; `model` checks fit. */
+  validate(config: C, model?: Gpt2Model): void;
+  /** PEFT's snake_case adapter_config.json <-> our camelCase config. */
+  toPeftJson(config: C): Record<string, unknown>;
+  fromPeftJson(json: Record<string, unknown>, source: string): C;
+  /** Builds the adapter on the model (hooks attached, variables created from the seed). */
+  create(model: Gpt2Model, config: C, seed: number): Adapter;
+  /** Trainable parameter count from the formula (checked against the live adapter in tests). */
+  countParams(model: Gpt2Model, config: C): number;
+}

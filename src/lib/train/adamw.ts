@@ -1,0 +1,100 @@
+/**
+ * AdamW (Loshchilov & Hutter 2019) with decoupled weight decay, written out so the epsilon is
+ * explicit on every backend (tfjs's webgl Adam silently uses 1e-4) and the state can be saved:
+ *   m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
+ *   p -= lr * (m / (1 - b1^t) / (sqrt(v / (1 - b2^t)) + eps) + wd * p)
+ */
+import * as tf from '@tensorflow/tfjs';
+import { newVariable } from '../model/ops';
+
+export interface AdamWOptions {
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  weightDecay?: number;
+}
+
+export class AdamW {
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly eps: number;
+  readonly weightDecay: number;
+  /** Number of updates applied (t in the bias correction). */
+  t = 0;
+  private readonly m = new Map<string, tf.Variable>();
+  private readonly v = new Map<string, tf.Variable>();
+
+  constructor(opts: AdamWOptions = {}) {
+    this.beta1 = opts.beta1 ?? 0.9;
+    this.beta2 = opts.beta2 ?? 0.999;
+    this.eps = opts.eps ?? 1e-8;
+    this.weightDecay = opts.weightDecay ?? 0.0;
+  }
+
+  /** Applies one update to each named variable from its gradient. Gradients are not disposed. */
+  apply(vars: Map<string, tf.Variable>, grads: Map<string, tf.Tensor>, lr: number, decay?: (name: string) => boolean): void {
+    this.t++;
+    const c1 = 1 - Math.pow(this.beta1, this.t);
+    const c2 = 1 - Math.pow(this.beta2, this.t);
+    for (const [name, p] of vars) {
+      const g = grads.get(name);
+      if (!g) continue;
+      let m = this.m.get(name);
+      let v = this.v.get(name);
+      if (!m || !v) {
+        m = newVariable(tf.zerosLike(p), false);
+        v = newVariable(tf.zerosLike(p), false);
+        this.m.set(name, m);
+        this.v.set(name, v);
+      }
+      const wd = decay === undefined || decay(name) ? this.weightDecay : 0;
+      tf.tidy(() => {
+        const mNew = tf.add(tf.mul(m, this.beta1), tf.mul(g, 1 - this.beta1));
+        const vNew = tf.add(tf.mul(v, this.beta2), tf.mul(tf.square(g), 1 - this.beta2));
+        m.assign(mNew);
+        v.assign(vNew);
+        let update = tf.div(tf.div(mNew, c1), tf.add(tf.sqrt(tf.div(vNew, c2)), this.eps));
+        if (wd > 0) update = tf.add(update, tf.mul(p, wd));
+        p.assign(tf.sub(p, tf.mul(update, lr)));
+      });
+    }
+  }
+
+  /** Optimizer state for checkpoints: step count and the moments by variable name. */
+  async state(): Promise<{ t: number; m: Map<string, Float32Array>; v: Map<string, Float32Array> }> {
+    const read = async (src: Map<string, tf.Variable>): Promise<Map<string, Float32Array>> => {
+      const out = new Map<string, Float32Array>();
+      for (const [k, t] of src) out.set(k, (await t.data()) as Float32Array);
+      return out;
+    };
+    return { t: this.t, m: await read(this.m), v: await read(this.v) };
+  }
+
+  /** Bytes held by the moments (for the memory ledger). */
+  bytes(): number {
+    let n = 0;
+    for (const t of this.m.values()) n += t.size * 4;
+    for (const t of this.v.values()) n += t.size * 4;
+    return n;
+  }
+
+  dispose(): void {
+    for (const t of [...this.m.values(), ...this.v.values()]) t.dispose();
+    this.m.clear();
+    this.v.clear();
+  }
+}
+
+/** Global L2 norm of the gradients; when above maxNorm, returns them scaled to maxNorm (new tensors). */
+export function clipByGlobalNorm(grads: Map<string, tf.Tensor>, maxNorm: number): { norm: number; grads: Map<string, tf.Tensor> } {
+  const norm = tf.tidy(() => {
+    const sq = [...grads.values()].map((g) => tf.sum(tf.square(g)));
+    return sq.length ? tf.sqrt(tf.addN(sq)) : tf.scalar(0);
+  });
+  const value = norm.dataSync()[0]!;
+  norm.dispose();
+  const out = new Map<string, tf.Tensor>();
+  const scale = maxNorm > 0 && value > maxNorm ? maxNorm / (value + 1e-6) : 1;
+  for (const [k, g] of grads) out.set(k, scale === 1 ? tf.clone(g) : tf.mul(g, scale));
+  return { norm: value, grads: out };
+}

@@ -1,0 +1,154 @@
+/**
+ * The training loop: seeded batches, forward through the adapter by kind, cross-entropy, gradients
+ * for the adapter's variables only, accumulation, global-norm clipping, AdamW, the schedule, and
+ * the method's own per-step hook. One `trainStep` call is one optimizer step.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { NonFiniteLossError } from '../errors';
+import type { LmBatch, TokenStream } from '../data/lm-data';
+import { evalLmBatches, randomLmBatch } from '../data/lm-data';
+import type { Gpt2Model } from '../model/gpt2';
+import { lmLogits } from '../model/heads';
+import { crossEntropy } from '../model/ops';
+import { adapterDecorator, virtualPositions } from '../peft/forward';
+import type { Adapter } from '../peft/types';
+import { AdamW, clipByGlobalNorm } from './adamw';
+import { Rng } from './rng';
+import { cosineWithWarmup } from './schedule';
+
+export interface TrainerOptions {
+  steps: number;
+  lr: number;
+  warmupSteps?: number;
+  batchSize: number;
+  seqLen: number;
+  /** Micro-batches per optimizer step. */
+  gradAccumSteps?: number;
+  /** 0 disables clipping. */
+  maxGradNorm?: number;
+  weightDecay?: number;
+  seed: number;
+}
+
+export interface StepStats {
+  step: number;
+  loss: number;
+  lr: number;
+  gradNorm: number;
+  ms: number;
+  tokens: number;
+}
+
+/** Mean next-token loss of one batch through the model and adapter (a scalar tensor). */
+export function lmBatchLoss(model: Gpt2Model, adapter: Adapter | null, b: LmBatch, training: boolean, seed: number): tf.Scalar {
+  const ids = tf.tensor2d(b.ids, [b.batch, b.seqLen], 'int32');
+  const opts = adapterDecorator(model, adapter, training, seed)({ ids, training, seed }, true);
+  let hidden = model.forward(opts).hidden; // [B, n + T, C]
+  const n = virtualPositions(adapter);
+  if (n > 0) hidden = tf.slice(hidden, [0, n, 0], [-1, -1, -1]); // [B, T, C]
+  const logits = lmLogits(model, hidden); // [B, T, V]
+  const loss = crossEntropy(tf.reshape(logits, [b.batch * b.seqLen, -1]) as tf.Tensor2D, b.labels);
+  const extra = training ? adapter?.extraLoss?.() : null;
+  return extra ? tf.add(loss, extra) : loss;
+}
+
+export class Trainer {
+  step = 0;
+  readonly rng: Rng;
+  readonly optimizer: AdamW;
+  private readonly vars: Map<string, tf.Variable>;
+
+  constructor(
+    readonly model: Gpt2Model,
+    readonly adapter: Adapter,
+    private readonly train: TokenStream,
+    readonly opts: TrainerOptions,
+  ) {
+    this.rng = new Rng(opts.seed);
+    this.optimizer = new AdamW({ eps: 1e-8, weightDecay: opts.weightDecay ?? 0 });
+    this.vars = adapter.trainable();
+  }
+
+  lrAt(step: number): number {
+    const warm = this.opts.warmupSteps ?? Math.min(100, Math.floor(this.opts.steps / 10));
+    return cosineWithWarmup(step, this.opts.lr, warm, this.opts.steps);
+  }
+
+  trainStep(): StepStats {
+    const t0 = performance.now();
+    const accum = Math.max(1, this.opts.gradAccumSteps ?? 1);
+    const names = [...this.vars.keys()];
+    const list = [...this.vars.values()];
+    const byVarName = new Map(list.map((v, i) => [v.name, names[i]!]));
+    let sum: Map<string, tf.Tensor> | null = null;
+    let lossSum = 0;
+    for (let micro = 0; micro < accum; micro++) {
+      const batch = randomLmBatch(this.train, this.opts.batchSize, this.opts.seqLen, this.rng);
+      const seed = this.rng.seed();
+      const { value, grads } = tf.variableGrads(() => lmBatchLoss(this.model, this.adapter, batch, true, seed), list);
+      const loss = value.dataSync()[0]!;
+      value.dispose();
+      lossSum += loss;
+      if (!Number.isFinite(loss)) {
+        tf.dispose(grads);
+        if (sum) tf.dispose([...sum.values()]);
+        throw new NonFiniteLossError(
+          `the loss became ${loss} at step ${this.step + 1}: the adapter keeps its weights from step ${this.step}; lower the learning rate (now ${this.opts.lr}) or raise warmup`,
+        );
+      }
+      const named = new Map<string, tf.Tensor>();
+      for (const [vn, g] of Object.entries(grads)) named.set(byVarName.get(vn)!, g);
+      if (!sum) sum = named;
+      else {
+        const prev: Map<string, tf.Tensor> = sum;
+        sum = new Map([...prev].map(([k, g]) => [k, tf.add(g, named.get(k)!)]));
+        tf.dispose([...prev.values(), ...named.values()]);
+      }
+    }
+    let grads = sum!;
+    if (accum > 1) {
+      const prev = grads;
+      grads = new Map([...prev].map(([k, g]) => [k, tf.div(g, accum)]));
+      tf.dispose([...prev.values()]);
+    }
+    const clipped = clipByGlobalNorm(grads, this.opts.maxGradNorm ?? 1.0);
+    tf.dispose([...grads.values()]);
+    const lr = this.lrAt(this.step);
+    // Decoupled weight decay applies to matrices, not to biases, LayerNorm gains or 1-D vectors.
+    this.optimizer.apply(this.vars, clipped.grads, lr, (name) => (this.vars.get(name)?.rank ?? 0) >= 2);
+    this.step++;
+    this.adapter.onStep?.({ step: this.step, grads: clipped.grads });
+    tf.dispose([...clipped.grads.values()]);
+    return {
+      step: this.step,
+      loss: lossSum / accum,
+      lr,
+      gradNorm: clipped.norm,
+      ms: performance.now() - t0,
+      tokens: this.opts.batchSize * this.opts.seqLen * accum,
+    };
+  }
+
+  dispose(): void {
+    this.optimizer.dispose();
+  }
+}
+
+/** Mean loss and perplexity over consecutive windows of a held-out stream. */
+export function evaluateLm(
+  model: Gpt2Model,
+  adapter: Adapter | null,
+  tokens: TokenStream,
+  opts: { batchSize: number; seqLen: number; maxBatches?: number },
+): { loss: number; perplexity: number; tokens: number } {
+  let total = 0;
+  let count = 0;
+  for (const b of evalLmBatches(tokens, opts.batchSize, opts.seqLen, opts.maxBatches)) {
+    const l = tf.tidy(() => lmBatchLoss(model, adapter, b, false, 0));
+    total += l.dataSync()[0]! * b.batch * b.seqLen;
+    count += b.batch * b.seqLen;
+    l.dispose();
+  }
+  const loss = total / Math.max(1, count);
+  return { loss, perplexity: Math.exp(loss), tokens: count };
+}
