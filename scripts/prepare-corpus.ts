@@ -30,7 +30,9 @@ const counts = countWords(train.map((d) => d.text));
 const bpe = trainBpe(counts, { vocabSize, specialTokens: [EOS], minFrequency: 2 });
 const tokJson = toTokenizerJson(bpe, [EOS]);
 writeFileSync(join(out, 'tokenizer.json'), JSON.stringify(tokJson));
-console.log(`tokenizer: ${bpe.vocab.size} entries, ${bpe.merges.length} merges, ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+console.log(
+  `tokenizer: ${bpe.vocab.size} entries, ${bpe.merges.length} merges, ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+);
 
 const tok = new Tokenizer(tokJson, {});
 const eosId = bpe.vocab.get(EOS)!;
@@ -55,7 +57,9 @@ for (const [name, split] of [
   const bytes = Object.values(perCorpus).reduce((s, c) => s + c.bytes, 0);
   const tokens = Object.values(perCorpus).reduce((s, c) => s + c.tokens, 0);
   (stats.splits as Record<string, unknown>)[name] = { documents: split.length, bytes, tokens, perCorpus };
-  console.log(`${name}: ${split.length} docs, ${bytes} bytes, ${tokens} tokens (${(bytes / tokens).toFixed(2)} bytes/token)`);
+  console.log(
+    `${name}: ${split.length} docs, ${bytes} bytes, ${tokens} tokens (${(bytes / tokens).toFixed(2)} bytes/token)`,
+  );
 }
 stats.heldOut = val.map((d) => `${d.corpus}/${d.id}`);
 writeFileSync(join(out, 'stats.json'), JSON.stringify(stats, null, 1));

@@ -32,7 +32,12 @@ export function randomLmBatch(tokens: TokenStream, batch: number, seqLen: number
 }
 
 /** Consecutive windows covering the stream (at most maxBatches batches). */
-export function evalLmBatches(tokens: TokenStream, batch: number, seqLen: number, maxBatches = Infinity): LmBatch[] {
+export function evalLmBatches(
+  tokens: TokenStream,
+  batch: number,
+  seqLen: number,
+  maxBatches = Infinity,
+): LmBatch[] {
   const out: LmBatch[] = [];
   const windows = Math.floor((tokens.length - 1) / seqLen);
   for (let w0 = 0; w0 < windows && out.length < maxBatches; w0 += batch) {

@@ -64,7 +64,11 @@ export function sotuDocuments(root: string): Document[] {
   return readdirSync(dir)
     .filter((f) => f.endsWith('.txt'))
     .sort()
-    .map((f) => ({ corpus: 'sotu' as const, id: f.replace(/\.txt$/, ''), text: readFileSync(join(dir, f), 'utf8').trim() }));
+    .map((f) => ({
+      corpus: 'sotu' as const,
+      id: f.replace(/\.txt$/, ''),
+      text: readFileSync(join(dir, f), 'utf8').trim(),
+    }));
 }
 
 export function mobyDickDocuments(root: string): Document[] {

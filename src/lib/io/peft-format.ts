@@ -41,7 +41,8 @@ export function readAdapterConfig(text: string, source: string): PeftConfigBase 
     throw new AdapterError(`${source}/adapter_config.json: expected a JSON object`);
   }
   const obj = json as Record<string, unknown>;
-  if (typeof obj.peft_type !== 'string') throw new AdapterError(`${source}/adapter_config.json has no "peft_type"`);
+  if (typeof obj.peft_type !== 'string')
+    throw new AdapterError(`${source}/adapter_config.json has no "peft_type"`);
   const method = methodByType(obj.peft_type, `${source}/adapter_config.json`);
   const config = method.fromPeftJson(obj, `${source}/adapter_config.json`);
   const task = obj.task_type ?? 'CAUSAL_LM';
@@ -57,7 +58,8 @@ export function readAdapterWeights(bytes: Uint8Array, source: string): StateDict
   const file = `${source}/adapter_model.safetensors`;
   const header = parseSafetensorsHeader(bytes, file);
   const out: StateDict = new Map();
-  for (const info of header.tensors) out.set(info.name, { shape: info.shape, data: readTensorAsFloat32(bytes, info) });
+  for (const info of header.tensors)
+    out.set(info.name, { shape: info.shape, data: readTensorAsFloat32(bytes, info) });
   return out;
 }
 

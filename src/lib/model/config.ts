@@ -40,7 +40,9 @@ export function parseGpt2Config(raw: unknown, file = 'config.json'): Gpt2Config 
   }
   const act = json.activation_function ?? 'gelu_new';
   if (act !== 'gelu_new' && act !== 'gelu_pytorch_tanh') {
-    throw new ModelConfigError(`${file}: activation_function "${String(act)}" is not supported (use gelu_new)`);
+    throw new ModelConfigError(
+      `${file}: activation_function "${String(act)}" is not supported (use gelu_new)`,
+    );
   }
   const nEmbd = int(json, 'n_embd', file);
   const nHead = int(json, 'n_head', file);
@@ -52,7 +54,9 @@ export function parseGpt2Config(raw: unknown, file = 'config.json'): Gpt2Config 
   const nInner = nInnerRaw === null || nInnerRaw === undefined ? 4 * nEmbd : int(json, 'n_inner', file);
   const eps = json.layer_norm_epsilon ?? 1e-5;
   if (typeof eps !== 'number' || !(eps > 0)) {
-    throw new ModelConfigError(`${file}: "layer_norm_epsilon" must be a positive number, got ${JSON.stringify(eps)}`);
+    throw new ModelConfigError(
+      `${file}: "layer_norm_epsilon" must be a positive number, got ${JSON.stringify(eps)}`,
+    );
   }
   const eos = json.eos_token_id ?? vocabSize - 1;
   const bos = json.bos_token_id ?? eos;
@@ -61,7 +65,9 @@ export function parseGpt2Config(raw: unknown, file = 'config.json'): Gpt2Config 
     ['bos_token_id', bos],
   ] as const) {
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v >= vocabSize) {
-      throw new ModelConfigError(`${file}: "${k}" ${JSON.stringify(v)} is outside the vocabulary (0..${vocabSize - 1})`);
+      throw new ModelConfigError(
+        `${file}: "${k}" ${JSON.stringify(v)} is outside the vocabulary (0..${vocabSize - 1})`,
+      );
     }
   }
   return {

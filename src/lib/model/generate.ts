@@ -88,7 +88,10 @@ export async function generate(
       const first = past === undefined;
       const { logits, presents } = tf.tidy(() => {
         const r = model.forward(
-          decorate({ ids: tf.tensor2d([feed], [1, feed.length], 'int32'), past, returnPresents: true }, first),
+          decorate(
+            { ids: tf.tensor2d([feed], [1, feed.length], 'int32'), past, returnPresents: true },
+            first,
+          ),
         );
         const last = tf.slice(lmLogits(model, r.hidden), [0, feed.length - 1, 0], [1, 1, -1]);
         return { logits: last, presents: r.presents! };

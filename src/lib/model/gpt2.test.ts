@@ -37,23 +37,37 @@ describe.each(['wasm', 'cpu'] as const)('GPT-2 forward on %s', (backend) => {
     await initNodeBackend(backend);
   });
 
-  it.each(['tiny-gpt2', 'tiny-gpt2-f16'])('%s logits match the independent NumPy reference within 1e-4', (name) => {
-    const { model, expected } = load(name);
-    const logits = tf.tidy(() => lmLogits(model, model.forward({ ids: tf.tensor2d(expected.input_ids, undefined, 'int32') }).hidden));
-    const diff = maxAbsDiff(logits.dataSync() as Float32Array, expected.logits.flat(2));
-    logits.dispose();
-    model.dispose();
-    expect(diff).toBeLessThan(1e-4);
-  });
+  it.each(['tiny-gpt2', 'tiny-gpt2-f16'])(
+    '%s logits match the independent NumPy reference within 1e-4',
+    (name) => {
+      const { model, expected } = load(name);
+      const logits = tf.tidy(() =>
+        lmLogits(model, model.forward({ ids: tf.tensor2d(expected.input_ids, undefined, 'int32') }).hidden),
+      );
+      const diff = maxAbsDiff(logits.dataSync() as Float32Array, expected.logits.flat(2));
+      logits.dispose();
+      model.dispose();
+      expect(diff).toBeLessThan(1e-4);
+    },
+  );
 
   it('a KV-cached forward gives the same last logits as the full sequence', () => {
     const { model, expected } = load('tiny-gpt2');
     const ids = expected.input_ids[0]!;
     tf.tidy(() => {
-      const first = model.forward({ ids: tf.tensor2d([ids.slice(0, 8)], undefined, 'int32'), returnPresents: true });
-      const rest = model.forward({ ids: tf.tensor2d([ids.slice(8)], undefined, 'int32'), past: first.presents });
+      const first = model.forward({
+        ids: tf.tensor2d([ids.slice(0, 8)], undefined, 'int32'),
+        returnPresents: true,
+      });
+      const rest = model.forward({
+        ids: tf.tensor2d([ids.slice(8)], undefined, 'int32'),
+        past: first.presents,
+      });
       const cached = lmLogits(model, rest.hidden).dataSync() as Float32Array;
-      const full = lmLogits(model, model.forward({ ids: tf.tensor2d([ids], undefined, 'int32') }).hidden).dataSync();
+      const full = lmLogits(
+        model,
+        model.forward({ ids: tf.tensor2d([ids], undefined, 'int32') }).hidden,
+      ).dataSync();
       const V = model.config.vocabSize;
       expect(maxAbsDiff(cached, Array.from(full.slice(8 * V)))).toBeLessThan(1e-5);
     });

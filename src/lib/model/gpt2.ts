@@ -78,7 +78,8 @@ export class Gpt2Model {
     let s = seed;
     for (const [name, shape] of expectedWeightShapes(config)) {
       const t = tf.tidy(() => {
-        if (name.endsWith('ln_1.weight') || name.endsWith('ln_2.weight') || name === 'ln_f.weight') return tf.ones(shape);
+        if (name.endsWith('ln_1.weight') || name.endsWith('ln_2.weight') || name === 'ln_f.weight')
+          return tf.ones(shape);
         if (name.endsWith('.bias')) return tf.zeros(shape);
         const std = name.endsWith('c_proj.weight') ? 0.02 / Math.sqrt(2 * config.nLayer) : 0.02;
         return tf.randomNormal(shape, 0, std, 'float32', s++);
@@ -140,7 +141,9 @@ export class Gpt2Model {
     const pastLen = opts.past?.[0]?.k.shape[2] ?? 0;
     const offset = opts.positionOffset ?? pastLen;
     if (offset + T > c.nPositions) {
-      throw new RangeError(`sequence of ${offset + T} positions exceeds the model's n_positions ${c.nPositions}`);
+      throw new RangeError(
+        `sequence of ${offset + T} positions exceeds the model's n_positions ${c.nPositions}`,
+      );
     }
     const pos = tf.slice(this.w('wpe.weight'), [offset, 0], [T, C]); // [T, C]
     let x = tf.add(tokens, pos) as tf.Tensor3D; // [B, T, C]
@@ -149,14 +152,29 @@ export class Gpt2Model {
     const presents: LayerKV[] = [];
     for (let i = 0; i < c.nLayer; i++) {
       const h = `h.${i}.`;
-      const a = layerNorm(x, this.w(h + 'ln_1.weight') as tf.Tensor1D, this.w(h + 'ln_1.bias') as tf.Tensor1D, c.layerNormEpsilon);
+      const a = layerNorm(
+        x,
+        this.w(h + 'ln_1.weight') as tf.Tensor1D,
+        this.w(h + 'ln_1.bias') as tf.Tensor1D,
+        c.layerNormEpsilon,
+      );
       const { out, present } = this.attention(i, a as tf.Tensor3D, mask, opts.past?.[i], ctx);
       if (opts.returnPresents) presents.push(present);
       x = tf.add(x, out) as tf.Tensor3D;
-      const m = layerNorm(x, this.w(h + 'ln_2.weight') as tf.Tensor1D, this.w(h + 'ln_2.bias') as tf.Tensor1D, c.layerNormEpsilon);
+      const m = layerNorm(
+        x,
+        this.w(h + 'ln_2.weight') as tf.Tensor1D,
+        this.w(h + 'ln_2.bias') as tf.Tensor1D,
+        c.layerNormEpsilon,
+      );
       x = tf.add(x, this.mlp(i, m as tf.Tensor3D, ctx)) as tf.Tensor3D;
     }
-    const hidden = layerNorm(x, this.w('ln_f.weight') as tf.Tensor1D, this.w('ln_f.bias') as tf.Tensor1D, c.layerNormEpsilon);
+    const hidden = layerNorm(
+      x,
+      this.w('ln_f.weight') as tf.Tensor1D,
+      this.w('ln_f.bias') as tf.Tensor1D,
+      c.layerNormEpsilon,
+    );
     return { hidden: hidden as tf.Tensor3D, presents: opts.returnPresents ? presents : undefined };
   }
 

@@ -51,7 +51,10 @@ export function loadGpt2(files: ModelFiles): Gpt2Model {
   }
   for (const [name, shape] of expected) {
     const info = found.get(name);
-    if (!info) throw new WeightsMismatchError(`${fileName}: tensor ${name} is missing (config.json expects shape [${shape}])`);
+    if (!info)
+      throw new WeightsMismatchError(
+        `${fileName}: tensor ${name} is missing (config.json expects shape [${shape}])`,
+      );
     if (info.shape.length !== shape.length || info.shape.some((d, i) => d !== shape[i])) {
       throw new WeightsMismatchError(
         `${fileName}: tensor ${info.name} has shape [${info.shape}] but config.json implies [${shape}]; config and weights do not match`,
@@ -73,7 +76,10 @@ export function loadGpt2(files: ModelFiles): Gpt2Model {
 }
 
 /** Serialises a model as HF's GPT2LMHeadModel does (keys with `transformer.`, tied head omitted). */
-export async function saveGpt2(model: Gpt2Model, dtype: 'F32' | 'F16' = 'F32'): Promise<{ config: string; weights: Uint8Array }> {
+export async function saveGpt2(
+  model: Gpt2Model,
+  dtype: 'F32' | 'F16' = 'F32',
+): Promise<{ config: string; weights: Uint8Array }> {
   const tensors = new Map<string, TensorToWrite>();
   for (const [name, v] of model.weights) {
     tensors.set(`transformer.${name}`, { dtype, shape: v.shape, data: (await v.data()) as Float32Array });

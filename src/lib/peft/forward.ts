@@ -13,7 +13,12 @@ function extendMask(mask: tf.Tensor2D | undefined, batch: number, n: number): tf
   return mask ? (tf.concat([tf.ones([batch, n]), tf.cast(mask, 'float32')], 1) as tf.Tensor2D) : undefined;
 }
 
-export function adapterDecorator(model: Gpt2Model, adapter: Adapter | null, training = false, seed = 0): ForwardDecorator {
+export function adapterDecorator(
+  model: Gpt2Model,
+  adapter: Adapter | null,
+  training = false,
+  seed = 0,
+): ForwardDecorator {
   return (opts, first) => {
     if (!adapter || !first) return opts;
     switch (adapter.kind) {

@@ -35,7 +35,11 @@ export function matchesTarget(hfName: string, target: string | string[]): boolea
 }
 
 /** The linear layers a config targets; none is an error that lists what exists. */
-export function targetedSites(config: Gpt2Config, target: string | string[], layersToTransform?: number[] | null): LinearSite[] {
+export function targetedSites(
+  config: Gpt2Config,
+  target: string | string[],
+  layersToTransform?: number[] | null,
+): LinearSite[] {
   if (typeof target === 'string') {
     try {
       new RegExp(target);

@@ -63,7 +63,14 @@ describe.each(Object.values(METHODS) as PeftMethod<PeftConfigBase>[])('$label', 
     for (const v of adapter.trainable().values()) live += v.size;
     expect(live).toBe(method.countParams(model, config));
 
-    const trainer = new Trainer(model, adapter, STREAM, { steps: 30, lr: LR[method.peftType]!, batchSize: 4, seqLen: 12, seed: 7, warmupSteps: 3 });
+    const trainer = new Trainer(model, adapter, STREAM, {
+      steps: 30,
+      lr: LR[method.peftType]!,
+      batchSize: 4,
+      seqLen: 12,
+      seed: 7,
+      warmupSteps: 3,
+    });
     const losses: number[] = [];
     const afterFirst = { n: 0 };
     for (let i = 0; i < 30; i++) {

@@ -14,22 +14,34 @@ export function snakeToCamel(s: string): string {
 }
 
 /** Our config -> PEFT JSON, with `extra` PEFT fields we do not model written at their PEFT defaults. */
-export function configToPeftJson(config: object, extra: Record<string, unknown> = {}): Record<string, unknown> {
+export function configToPeftJson(
+  config: object,
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
   const out: Record<string, unknown> = { ...extra };
   for (const [k, v] of Object.entries(config)) out[camelToSnake(k)] = v;
   return Object.fromEntries(Object.entries(out).sort(([a], [b]) => a.localeCompare(b)));
 }
 
 /** PEFT JSON -> our config: takes the fields `defaults` has, checks their JSON types, fills the rest. */
-export function configFromPeftJson<C extends object>(json: Record<string, unknown>, defaults: C, source: string): C {
+export function configFromPeftJson<C extends object>(
+  json: Record<string, unknown>,
+  defaults: C,
+  source: string,
+): C {
   const out: Record<string, unknown> = { ...(defaults as Record<string, unknown>) };
   for (const key of Object.keys(defaults)) {
     const snake = camelToSnake(key);
     if (!(snake in json)) continue;
     const v = json[snake];
     const want = (defaults as Record<string, unknown>)[key];
-    const ok = want === null || v === null || typeof want === typeof v || (Array.isArray(want) && typeof v === 'string');
-    if (!ok) throw new AdapterError(`${source}: "${snake}" should be ${typeof want}, got ${JSON.stringify(v)}`);
+    const ok =
+      want === null ||
+      v === null ||
+      typeof want === typeof v ||
+      (Array.isArray(want) && typeof v === 'string');
+    if (!ok)
+      throw new AdapterError(`${source}: "${snake}" should be ${typeof want}, got ${JSON.stringify(v)}`);
     out[key] = v;
   }
   return out as C;

@@ -15,7 +15,9 @@ export const METHODS: Record<PeftType, PeftMethod<never>> = {
 export function methodByType(peftType: string, source = 'adapter_config.json'): PeftMethod<PeftConfigBase> {
   const m = (METHODS as Record<string, PeftMethod<never> | undefined>)[peftType];
   if (!m) {
-    throw new AdapterError(`${source}: peft_type ${JSON.stringify(peftType)} is not supported; known: ${Object.keys(METHODS).join(', ')}`);
+    throw new AdapterError(
+      `${source}: peft_type ${JSON.stringify(peftType)} is not supported; known: ${Object.keys(METHODS).join(', ')}`,
+    );
   }
   return m as unknown as PeftMethod<PeftConfigBase>;
 }
@@ -23,7 +25,11 @@ export function methodByType(peftType: string, source = 'adapter_config.json'): 
 export function methodByCliName(name: string): PeftMethod<PeftConfigBase> {
   const m = Object.values(METHODS).find((x) => x.cliName === name);
   if (!m) {
-    throw new PeftConfigError(`unknown method "${name}"; choose one of ${Object.values(METHODS).map((x) => x.cliName).join(', ')}`);
+    throw new PeftConfigError(
+      `unknown method "${name}"; choose one of ${Object.values(METHODS)
+        .map((x) => x.cliName)
+        .join(', ')}`,
+    );
   }
   return m as unknown as PeftMethod<PeftConfigBase>;
 }

@@ -42,6 +42,11 @@ interface AdapterCommon<C extends PeftConfigBase> {
   extraLoss?(): tf.Scalar | null;
   /** Per-step work after the optimizer update (ARCHITECTURE.md habit 1). */
   onStep?(ctx: StepContext): void;
+  /**
+   * Turns the adapter off until the returned function is called, so the base model answers
+   * (PEFT's `disable_adapter()` context). Prompt and prefix kinds need nothing: callers pass no decorator.
+   */
+  disableAdapter(): () => void;
   /** Removes the adapter from the model and frees its tensors. */
   dispose(): void;
 }

@@ -38,8 +38,12 @@ describe('BPE trainer + @huggingface/tokenizers', () => {
   });
 
   it('refuses a tokenizer that is not byte-level BPE', () => {
-    expect(() => loadTokenizer({ model: { type: 'WordPiece', vocab: {} } }, 'bert/tokenizer.json')).toThrow(TokenizerError);
-    expect(() => loadTokenizer({ model: { type: 'WordPiece', vocab: {} } }, 'bert/tokenizer.json')).toThrow(/WordPiece/);
+    expect(() => loadTokenizer({ model: { type: 'WordPiece', vocab: {} } }, 'bert/tokenizer.json')).toThrow(
+      TokenizerError,
+    );
+    expect(() => loadTokenizer({ model: { type: 'WordPiece', vocab: {} } }, 'bert/tokenizer.json')).toThrow(
+      /WordPiece/,
+    );
     const noByteLevel = { ...toTokenizerJson(bpe), pre_tokenizer: { type: 'Whitespace' } };
     expect(() => loadTokenizer(noByteLevel)).toThrow(/ByteLevel/);
   });

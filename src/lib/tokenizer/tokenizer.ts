@@ -16,19 +16,29 @@ export interface TextTokenizer {
 }
 
 export function loadTokenizer(json: unknown, source = 'tokenizer.json'): TextTokenizer {
-  if (typeof json !== 'object' || json === null) throw new TokenizerError(`${source}: expected a JSON object`);
-  const t = json as { model?: { type?: string; vocab?: unknown; merges?: unknown }; pre_tokenizer?: { type?: string } | null; added_tokens?: { id: number; content: string }[] };
+  if (typeof json !== 'object' || json === null)
+    throw new TokenizerError(`${source}: expected a JSON object`);
+  const t = json as {
+    model?: { type?: string; vocab?: unknown; merges?: unknown };
+    pre_tokenizer?: { type?: string } | null;
+    added_tokens?: { id: number; content: string }[];
+  };
   const type = t.model?.type;
   if (type !== 'BPE') {
-    throw new TokenizerError(`${source}: model type is ${JSON.stringify(type ?? null)}, but PEFT Lab needs byte-level BPE (GPT-2's "BPE")`);
+    throw new TokenizerError(
+      `${source}: model type is ${JSON.stringify(type ?? null)}, but PEFT Lab needs byte-level BPE (GPT-2's "BPE")`,
+    );
   }
   if (typeof t.model?.vocab !== 'object' || t.model.vocab === null || !Array.isArray(t.model.merges)) {
     throw new TokenizerError(`${source}: the BPE model has no vocab object or no merges list`);
   }
   const pre = t.pre_tokenizer?.type;
-  const byteLevel = pre === 'ByteLevel' || (pre === 'Sequence' && JSON.stringify(t.pre_tokenizer).includes('"ByteLevel"'));
+  const byteLevel =
+    pre === 'ByteLevel' || (pre === 'Sequence' && JSON.stringify(t.pre_tokenizer).includes('"ByteLevel"'));
   if (!byteLevel) {
-    throw new TokenizerError(`${source}: pre_tokenizer is ${JSON.stringify(pre ?? null)}, but GPT-2 models need "ByteLevel"`);
+    throw new TokenizerError(
+      `${source}: pre_tokenizer is ${JSON.stringify(pre ?? null)}, but GPT-2 models need "ByteLevel"`,
+    );
   }
   let tok: Tokenizer;
   try {

@@ -32,7 +32,12 @@ export class AdamW {
   }
 
   /** Applies one update to each named variable from its gradient. Gradients are not disposed. */
-  apply(vars: Map<string, tf.Variable>, grads: Map<string, tf.Tensor>, lr: number, decay?: (name: string) => boolean): void {
+  apply(
+    vars: Map<string, tf.Variable>,
+    grads: Map<string, tf.Tensor>,
+    lr: number,
+    decay?: (name: string) => boolean,
+  ): void {
     this.t++;
     const c1 = 1 - Math.pow(this.beta1, this.t);
     const c2 = 1 - Math.pow(this.beta2, this.t);
@@ -86,7 +91,10 @@ export class AdamW {
 }
 
 /** Global L2 norm of the gradients; when above maxNorm, returns them scaled to maxNorm (new tensors). */
-export function clipByGlobalNorm(grads: Map<string, tf.Tensor>, maxNorm: number): { norm: number; grads: Map<string, tf.Tensor> } {
+export function clipByGlobalNorm(
+  grads: Map<string, tf.Tensor>,
+  maxNorm: number,
+): { norm: number; grads: Map<string, tf.Tensor> } {
   const norm = tf.tidy(() => {
     const sq = [...grads.values()].map((g) => tf.sum(tf.square(g)));
     return sq.length ? tf.sqrt(tf.addN(sq)) : tf.scalar(0);

@@ -40,7 +40,13 @@ export interface StepStats {
 }
 
 /** Mean next-token loss of one batch through the model and adapter (a scalar tensor). */
-export function lmBatchLoss(model: Gpt2Model, adapter: Adapter | null, b: LmBatch, training: boolean, seed: number): tf.Scalar {
+export function lmBatchLoss(
+  model: Gpt2Model,
+  adapter: Adapter | null,
+  b: LmBatch,
+  training: boolean,
+  seed: number,
+): tf.Scalar {
   const ids = tf.tensor2d(b.ids, [b.batch, b.seqLen], 'int32');
   const opts = adapterDecorator(model, adapter, training, seed)({ ids, training, seed }, true);
   let hidden = model.forward(opts).hidden; // [B, n + T, C]
@@ -85,7 +91,10 @@ export class Trainer {
     for (let micro = 0; micro < accum; micro++) {
       const batch = randomLmBatch(this.train, this.opts.batchSize, this.opts.seqLen, this.rng);
       const seed = this.rng.seed();
-      const { value, grads } = tf.variableGrads(() => lmBatchLoss(this.model, this.adapter, batch, true, seed), list);
+      const { value, grads } = tf.variableGrads(
+        () => lmBatchLoss(this.model, this.adapter, batch, true, seed),
+        list,
+      );
       const loss = value.dataSync()[0]!;
       value.dispose();
       lossSum += loss;

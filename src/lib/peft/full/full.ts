@@ -48,6 +48,19 @@ export class FullFineTune implements FullAdapterApi<FullConfig> {
     this.model.invalidateCaches();
   }
 
+  disableAdapter(): () => void {
+    const trained = new Map([...this.model.weights].map(([n, v]) => [n, tf.clone(v)]));
+    for (const [name, t] of this.originals) this.model.w(name).assign(t);
+    this.model.invalidateCaches();
+    return () => {
+      for (const [name, t] of trained) {
+        this.model.w(name).assign(t);
+        t.dispose();
+      }
+      this.model.invalidateCaches();
+    };
+  }
+
   dispose(): void {
     for (const [name, t] of this.originals) {
       this.model.w(name).assign(t);
@@ -62,7 +75,8 @@ export const full: PeftMethod<FullConfig> = {
   peftType: 'FULL',
   cliName: 'full',
   label: 'Full fine-tuning',
-  summary: 'Every weight of the model trains: the baseline the parameter-efficient methods are measured against.',
+  summary:
+    'Every weight of the model trains: the baseline the parameter-efficient methods are measured against.',
   kind: 'full',
   taskTypes: ['CAUSAL_LM'],
   defaults: fullDefaults,

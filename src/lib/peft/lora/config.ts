@@ -50,28 +50,38 @@ export function loraDefaults(taskType: TaskType): LoraConfig {
 }
 
 export function validateLora(c: LoraConfig, model?: Gpt2Model): void {
-  if (!Number.isInteger(c.r) || c.r < 1) throw new PeftConfigError(`r must be a positive integer, got ${c.r}`);
+  if (!Number.isInteger(c.r) || c.r < 1)
+    throw new PeftConfigError(`r must be a positive integer, got ${c.r}`);
   if (!(c.loraAlpha > 0)) throw new PeftConfigError(`loraAlpha must be positive, got ${c.loraAlpha}`);
   if (!(c.loraDropout >= 0 && c.loraDropout < 1)) {
     throw new PeftConfigError(`loraDropout must be in [0, 1), got ${c.loraDropout}`);
   }
   if (c.bias === 'all') {
-    throw new PeftConfigError('bias "all" (every bias of the base model, LayerNorms included) is not supported yet: use "none" or "lora_only"');
+    throw new PeftConfigError(
+      'bias "all" (every bias of the base model, LayerNorms included) is not supported yet: use "none" or "lora_only"',
+    );
   }
   if (!['none', 'lora_only'].includes(c.bias)) {
     throw new PeftConfigError(`bias must be "none" or "lora_only", got ${JSON.stringify(c.bias)}`);
   }
   if (!c.fanInFanOut) {
-    throw new PeftConfigError('fanInFanOut must be true for GPT-2: its Conv1D layers store weights as [in, out]');
+    throw new PeftConfigError(
+      'fanInFanOut must be true for GPT-2: its Conv1D layers store weights as [in, out]',
+    );
   }
   if (model) {
     const sites = targetedSites(model.config, c.targetModules, c.layersToTransform);
     for (const l of c.layersToTransform ?? []) {
       if (!Number.isInteger(l) || l < 0 || l >= model.config.nLayer) {
-        throw new PeftConfigError(`layersToTransform: layer ${l} does not exist (the model has ${model.config.nLayer})`);
+        throw new PeftConfigError(
+          `layersToTransform: layer ${l} does not exist (the model has ${model.config.nLayer})`,
+        );
       }
     }
     const smallest = Math.min(...sites.map((s) => Math.min(...linearShape(model.config, s.module))));
-    if (c.r > smallest) throw new PeftConfigError(`r ${c.r} is larger than the model width ${smallest}: choose r <= ${smallest}`);
+    if (c.r > smallest)
+      throw new PeftConfigError(
+        `r ${c.r} is larger than the model width ${smallest}: choose r <= ${smallest}`,
+      );
   }
 }

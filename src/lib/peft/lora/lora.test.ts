@@ -24,9 +24,21 @@ const tiny = (): Gpt2Model =>
 const STREAM = Int32Array.from({ length: 600 }, (_, i) => (i * 7) % 11);
 const cfg = (over: Partial<LoraConfig> = {}): LoraConfig => ({ ...lora.defaults('CAUSAL_LM'), ...over });
 
-function trained(model: Gpt2Model, config: LoraConfig, steps = 10, seed = 3): { adapter: LoraAdapter; losses: number[] } {
+function trained(
+  model: Gpt2Model,
+  config: LoraConfig,
+  steps = 10,
+  seed = 3,
+): { adapter: LoraAdapter; losses: number[] } {
   const adapter = lora.create(model, config, seed) as LoraAdapter;
-  const t = new Trainer(model, adapter, STREAM, { steps, lr: 3e-2, batchSize: 2, seqLen: 10, seed, warmupSteps: 1 });
+  const t = new Trainer(model, adapter, STREAM, {
+    steps,
+    lr: 3e-2,
+    batchSize: 2,
+    seqLen: 10,
+    seed,
+    warmupSteps: 1,
+  });
   const losses = Array.from({ length: steps }, () => t.trainStep().loss);
   t.dispose();
   return { adapter, losses };
@@ -39,7 +51,11 @@ describe('LoRA', () => {
 
   it("saves PEFT's exact key names, shapes and snake_case config for GPT-2", () => {
     const model = tiny();
-    const { adapter } = trained(model, cfg({ targetModules: ['c_attn', 'mlp.c_fc'], r: 4, loraAlpha: 16 }), 2);
+    const { adapter } = trained(
+      model,
+      cfg({ targetModules: ['c_attn', 'mlp.c_fc'], r: 4, loraAlpha: 16 }),
+      2,
+    );
     const files = saveAdapter(adapter, 'tiny-gpt2');
     const json = JSON.parse(files.config) as Record<string, unknown>;
     expect(json).toMatchObject({
@@ -136,7 +152,12 @@ describe('LoRA', () => {
     const model = tiny();
     const adapter = lora.create(model, cfg({ targetModules: ['mlp.c_fc'] }), 1);
     const vars = [...adapter.trainable().values()];
-    const batch = { ids: Int32Array.from({ length: 10 }, (_, i) => i), labels: Int32Array.from({ length: 10 }, (_, i) => i + 1), batch: 1, seqLen: 10 };
+    const batch = {
+      ids: Int32Array.from({ length: 10 }, (_, i) => i),
+      labels: Int32Array.from({ length: 10 }, (_, i) => i + 1),
+      batch: 1,
+      seqLen: 10,
+    };
     const info = await tf.profile(() => {
       const { value, grads } = tf.variableGrads(() => lmBatchLoss(model, adapter, batch, true, 0), vars);
       tf.dispose([value, ...Object.values(grads)]);
@@ -147,7 +168,8 @@ describe('LoRA', () => {
     const matmuls = info.kernels.filter((k) => /MatMul/.test(k.name));
     expect(matmuls.length).toBeGreaterThan(10);
     const shapes = matmuls.flatMap((k) => k.outputShapes.map((s) => JSON.stringify(s)));
-    for (const frozen of ['[16,48]', '[16,16]', '[16,64]', '[64,16]', '[97,16]']) expect(shapes).not.toContain(frozen);
+    for (const frozen of ['[16,48]', '[16,16]', '[16,64]', '[64,16]', '[97,16]'])
+      expect(shapes).not.toContain(frozen);
     expect(shapes).toContain('[16,8]');
     expect(shapes).toContain('[8,64]');
     adapter.dispose();
@@ -183,7 +205,9 @@ describe('LoRA', () => {
 
   it('refuses configs and adapter files that do not fit, naming the fault', () => {
     const model = tiny();
-    expect(() => lora.create(model, cfg({ targetModules: ['q_proj'] }), 0)).toThrow(/matches no linear layer/);
+    expect(() => lora.create(model, cfg({ targetModules: ['q_proj'] }), 0)).toThrow(
+      /matches no linear layer/,
+    );
     expect(() => lora.create(model, cfg({ r: 0 }), 0)).toThrow(PeftConfigError);
     expect(() => lora.create(model, cfg({ r: 64 }), 0)).toThrow(/larger than the model width/);
     expect(() => lora.create(model, cfg({ loraDropout: 1.5 }), 0)).toThrow(/loraDropout/);
@@ -192,12 +216,20 @@ describe('LoRA', () => {
     adapter.dispose();
     // A rank that does not match its tensors.
     const lying = { ...files, config: files.config.replace('"r": 4', '"r": 2') };
-    expect(() => loadAdapter(model, lying, 'lying')).toThrow(/lora_A.weight has shape \[4,16\] but this model needs \[2,16\]/);
+    expect(() => loadAdapter(model, lying, 'lying')).toThrow(
+      /lora_A.weight has shape \[4,16\] but this model needs \[2,16\]/,
+    );
     // Unknown peft_type, bad JSON, another model's shapes.
-    expect(() => loadAdapter(model, { ...files, config: files.config.replace('"LORA"', '"VERA"') })).toThrow(/peft_type "VERA" is not supported/);
+    expect(() => loadAdapter(model, { ...files, config: files.config.replace('"LORA"', '"VERA"') })).toThrow(
+      /peft_type "VERA" is not supported/,
+    );
     expect(() => loadAdapter(model, { ...files, config: '{nope' })).toThrow(AdapterError);
-    const wide = Gpt2Model.random(parseGpt2Config({ vocab_size: 97, n_positions: 32, n_embd: 32, n_layer: 2, n_head: 4 }));
-    expect(() => loadAdapter(wide, files, 'for-tiny')).toThrow(/has shape \[4,16\] but this model needs \[4,32\]/);
+    const wide = Gpt2Model.random(
+      parseGpt2Config({ vocab_size: 97, n_positions: 32, n_embd: 32, n_layer: 2, n_head: 4 }),
+    );
+    expect(() => loadAdapter(wide, files, 'for-tiny')).toThrow(
+      /has shape \[4,16\] but this model needs \[4,32\]/,
+    );
     expect(wide.hooks.size).toBe(0);
     wide.dispose();
     expect(model.hooks.size).toBe(0);

@@ -46,8 +46,14 @@ class LoraHook implements LinearHook {
     let y = base;
     if (this.s.biasDelta) y = tf.add(y, this.s.biasDelta);
     if (this.isMerged()) return y;
-    const xin = ctx.training && this.dropout > 0 ? (tf.dropout(x, this.dropout, undefined, (ctx.seed ^ this.salt) >>> 0) as tf.Tensor2D) : x;
-    const update = matmul(matmul(xin, this.s.aT as unknown as tf.Tensor2D), this.s.bT as unknown as tf.Tensor2D); // [N, out]
+    const xin =
+      ctx.training && this.dropout > 0
+        ? (tf.dropout(x, this.dropout, undefined, (ctx.seed ^ this.salt) >>> 0) as tf.Tensor2D)
+        : x;
+    const update = matmul(
+      matmul(xin, this.s.aT as unknown as tf.Tensor2D),
+      this.s.bT as unknown as tf.Tensor2D,
+    ); // [N, out]
     return tf.add(y, tf.mul(update, this.scaling));
   }
 }
@@ -75,7 +81,10 @@ export class LoraAdapter implements InjectAdapter<LoraConfig> {
       const biasDelta = trainBias ? newVariable(tf.zeros([outDim]), true) : null;
       const s: LoraSite = { site, aT, bT, biasDelta, original: null };
       this.sites.push(s);
-      model.hooks.set(site.key, new LoraHook(s, scaling, config.loraDropout, fnv1a(site.key), () => this.isMerged));
+      model.hooks.set(
+        site.key,
+        new LoraHook(s, scaling, config.loraDropout, fnv1a(site.key), () => this.isMerged),
+      );
     }
   }
 
@@ -103,7 +112,12 @@ export class LoraAdapter implements InjectAdapter<LoraConfig> {
 
   /** B A * scaling in Conv1D layout [in, out] (PEFT `get_delta_weight`, transposed by fan_in_fan_out). */
   deltaWeight(s: LoraSite): tf.Tensor2D {
-    return tf.tidy(() => tf.mul(tf.matMul(s.aT as unknown as tf.Tensor2D, s.bT as unknown as tf.Tensor2D), loraScaling(this.config)));
+    return tf.tidy(() =>
+      tf.mul(
+        tf.matMul(s.aT as unknown as tf.Tensor2D, s.bT as unknown as tf.Tensor2D),
+        loraScaling(this.config),
+      ),
+    );
   }
 
   merge(): void {
@@ -135,7 +149,13 @@ export class LoraAdapter implements InjectAdapter<LoraConfig> {
       out.set(this.key(s, 'lora_B'), readForState(s.bT, true));
       if (s.biasDelta) {
         const bias = this.model.w(`${s.site.key}.bias`);
-        out.set(this.biasKey(s), tf.tidy(() => ({ shape: [...bias.shape], data: tf.add(bias, s.biasDelta!).dataSync() as Float32Array })));
+        out.set(
+          this.biasKey(s),
+          tf.tidy(() => ({
+            shape: [...bias.shape],
+            data: tf.add(bias, s.biasDelta!).dataSync() as Float32Array,
+          })),
+        );
       }
     }
     return out;
@@ -152,6 +172,17 @@ export class LoraAdapter implements InjectAdapter<LoraConfig> {
         tf.tidy(() => s.biasDelta!.assign(tf.sub(s.biasDelta!, bias)));
       }
     }
+  }
+
+  disableAdapter(): () => void {
+    const wasMerged = this.isMerged;
+    this.unmerge();
+    const hooks = this.sites.map((s) => [s.site.key, this.model.hooks.get(s.site.key)!] as const);
+    for (const [k] of hooks) this.model.hooks.delete(k);
+    return () => {
+      for (const [k, h] of hooks) this.model.hooks.set(k, h);
+      if (wasMerged) this.merge();
+    };
   }
 
   dispose(): void {

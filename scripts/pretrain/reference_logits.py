@@ -1,0 +1,47 @@
+"""Writes torch's logits for a bundled model on a fixed input, so a unit test can check that our
+tfjs engine matches the model as PyTorch trained it (to 1e-4).
+Run: /usr/bin/python3 scripts/pretrain/reference_logits.py peftlab-s
+"""
+import json, struct, sys
+import numpy as np
+import torch
+sys.path.insert(0, "scripts/pretrain")
+from pretrain_torch import GPT, BLOCK
+
+def read_safetensors(path):
+    raw = open(path, "rb").read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])
+    out = {}
+    for k, v in header.items():
+        if k == "__metadata__":
+            continue
+        dt = {"F32": "<f4", "F16": "<f2"}[v["dtype"]]
+        b, e = v["data_offsets"]
+        out[k] = np.frombuffer(raw[8 + n + b:8 + n + e], dtype=dt).astype(np.float32).reshape(v["shape"])
+    return out
+
+mid = sys.argv[1]
+d = f"public/models/{mid}"
+cfg = json.load(open(f"{d}/config.json"))
+w = read_safetensors(f"{d}/model.safetensors")
+m = GPT(cfg["vocab_size"], cfg["n_positions"], cfg["n_embd"], cfg["n_layer"], cfg["n_head"])
+with torch.no_grad():
+    m.wte.copy_(torch.from_numpy(w["transformer.wte.weight"])); m.wpe.copy_(torch.from_numpy(w["transformer.wpe.weight"]))
+    m.ln_f.weight.copy_(torch.from_numpy(w["transformer.ln_f.weight"])); m.ln_f.bias.copy_(torch.from_numpy(w["transformer.ln_f.bias"]))
+    for i, b in enumerate(m.blocks):
+        p = f"transformer.h.{i}."
+        for name, t in [("ln_1.weight", b.ln_1.weight), ("ln_1.bias", b.ln_1.bias), ("ln_2.weight", b.ln_2.weight),
+                        ("ln_2.bias", b.ln_2.bias), ("attn.c_attn.weight", b.c_attn_w), ("attn.c_attn.bias", b.c_attn_b),
+                        ("attn.c_proj.weight", b.c_proj_w), ("attn.c_proj.bias", b.c_proj_b), ("mlp.c_fc.weight", b.fc_w),
+                        ("mlp.c_fc.bias", b.fc_b), ("mlp.c_proj.weight", b.mlp_proj_w), ("mlp.c_proj.bias", b.mlp_proj_b)]:
+            t.copy_(torch.from_numpy(w[p + name]))
+ids = [int(x) for x in np.random.default_rng(7).integers(0, cfg["vocab_size"], size=24)]
+with torch.no_grad():
+    logits = m(torch.tensor([ids]))[0].double().numpy()
+VSUB = 128  # first 128 vocabulary entries at every position keeps the fixture small
+out = {"model": mid, "input_ids": ids, "vocab_slice": VSUB,
+       "logits_slice": [[round(float(x), 6) for x in row[:VSUB]] for row in logits],
+       "argmax": [int(r.argmax()) for r in logits]}
+json.dump(out, open(f"src/lib/model/fixtures/{mid}-torch-logits.json", "w"))
+print("wrote", f"src/lib/model/fixtures/{mid}-torch-logits.json")

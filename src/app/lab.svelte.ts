@@ -1,0 +1,259 @@
+/**
+ * App-wide state of the Lab, in one runes class shared through context (setLab/useLab).
+ * It talks to the training worker only through WorkerEngine; it never touches tensors.
+ */
+import { getContext, setContext } from 'svelte';
+import type { BackendChoice, BackendInfo } from '../lib/backend/backend';
+import type {
+  EvalPoint,
+  GenerateResult,
+  LabEvents,
+  ModelSummary,
+  TrainProgress,
+  TrainResult,
+} from '../lib/protocol/lab-protocol';
+import type { CatalogEntry } from './catalog';
+import { loadCatalog } from './catalog';
+import { WorkerEngine } from './engine-client';
+import { deleteAdapter, getAdapter, listAdapters, saveAdapterRecord } from '../lib/storage/db';
+import { downloadFile } from './download';
+
+/** What the Saved adapters table shows (the weights stay in IndexedDB until needed). */
+export type SavedAdapter = Awaited<ReturnType<typeof listAdapters>>[number];
+
+export interface LoraForm {
+  r: number;
+  loraAlpha: number;
+  loraDropout: number;
+  targetModules: string[];
+  useRslora: boolean;
+}
+
+export interface TrainForm {
+  steps: number;
+  lr: number;
+  batchSize: number;
+  seqLen: number;
+  seed: number;
+  warmupSteps: number;
+  evalEvery: number;
+}
+
+export type Phase = LabEvents['status']['phase'] | 'starting' | 'error';
+
+export class LabState {
+  readonly engine = new WorkerEngine();
+  readonly baseUrl: string;
+
+  backend = $state<BackendInfo | null>(null);
+  backendChoice = $state<BackendChoice>('auto');
+  catalog = $state<CatalogEntry[]>([]);
+  model = $state<ModelSummary | null>(null);
+  phase = $state<Phase>('starting');
+  statusMessage = $state('starting the engine');
+  error = $state<string | null>(null);
+
+  lora = $state<LoraForm>({ r: 8, loraAlpha: 16, loraDropout: 0.05, targetModules: ['c_attn'], useRslora: false });
+  train = $state<TrainForm>({ steps: 60, lr: 3e-3, batchSize: 8, seqLen: 64, seed: 0, warmupSteps: 6, evalEvery: 20 });
+
+  progress = $state<TrainProgress[]>([]);
+  evals = $state<EvalPoint[]>([]);
+  result = $state<TrainResult | null>(null);
+  running = $state(false);
+  paused = $state(false);
+  hasAdapter = $state(false);
+  adapterLabel = $state('');
+
+  prompt = $state('Call me Ishmael. Some years ago');
+  maxNewTokens = $state(40);
+  answers = $state<{ base: GenerateResult | null; adapted: GenerateResult | null }>({ base: null, adapted: null });
+  generating = $state(false);
+  savedAdapters = $state<SavedAdapter[]>([]);
+
+  last = $derived(this.progress.at(-1) ?? null);
+  lossPoints = $derived(this.progress.map((p) => [p.step, p.loss] as [number, number]));
+  evalPoints = $derived(this.evals.map((e) => [e.step, e.loss] as [number, number]));
+
+  constructor(baseUrl: string) {
+    this.baseUrl = baseUrl;
+    this.engine.on('progress', (p) => (this.progress = [...this.progress, p]));
+    this.engine.on('eval', (e) => (this.evals = [...this.evals, e]));
+    this.engine.on('status', (s) => {
+      this.phase = s.phase;
+      this.statusMessage = s.message;
+      this.paused = s.phase === 'paused';
+    });
+  }
+
+  private fail(e: unknown): void {
+    this.error = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+    this.phase = 'error';
+  }
+
+  async start(): Promise<void> {
+    try {
+      this.catalog = await loadCatalog(this.baseUrl);
+      await this.setBackend(this.backendChoice);
+      const first = this.catalog[0];
+      if (first) await this.loadModel(first.id);
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  async setBackend(choice: BackendChoice): Promise<void> {
+    this.error = null;
+    this.backendChoice = choice;
+    try {
+      this.backend = await this.engine.request('init', { backend: choice, wasmBaseUrl: `${this.baseUrl}wasm/` });
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  async loadModel(id: string): Promise<void> {
+    this.error = null;
+    try {
+      this.model = await this.engine.request('loadModel', { id, baseUrl: `${this.baseUrl}models/${id}/` });
+      this.hasAdapter = false;
+      this.adapterLabel = '';
+      this.resetRun();
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  private resetRun(): void {
+    this.progress = [];
+    this.evals = [];
+    this.result = null;
+    this.answers = { base: null, adapted: null };
+  }
+
+  async startTraining(): Promise<void> {
+    this.error = null;
+    this.resetRun();
+    this.running = true;
+    this.paused = false;
+    try {
+      this.result = await this.engine.request('train', {
+        method: 'lora',
+        config: { ...$state.snapshot(this.lora) },
+        train: { ...$state.snapshot(this.train) },
+        corpusUrl: `${this.baseUrl}data/moby-dick/`,
+      });
+      this.hasAdapter = true;
+      this.adapterLabel = `LoRA r=${this.lora.r}, trained ${this.result.steps} steps`;
+    } catch (e) {
+      this.fail(e);
+    } finally {
+      this.running = false;
+      this.paused = false;
+    }
+  }
+
+  async pause(): Promise<void> {
+    await this.engine.request('pause', {});
+  }
+
+  async resume(): Promise<void> {
+    await this.engine.request('resume', {});
+  }
+
+  async stop(): Promise<void> {
+    await this.engine.request('stop', {});
+  }
+
+  async refreshAdapters(): Promise<void> {
+    try {
+      this.savedAdapters = await listAdapters();
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  async saveCurrentAdapter(name: string): Promise<void> {
+    this.error = null;
+    try {
+      const files = await this.engine.request('exportAdapter', {});
+      const peft = JSON.parse(files.config) as { peft_type: string; task_type: string };
+      await saveAdapterRecord({
+        id: crypto.randomUUID(),
+        name: name || 'adapter',
+        createdAt: Date.now(),
+        baseModel: this.model?.id ?? '',
+        peftType: peft.peft_type,
+        taskType: peft.task_type,
+        method: this.result?.method ?? 'lora',
+        trainableParams: this.result?.trainableParams ?? 0,
+        steps: this.result?.steps ?? 0,
+        finalLoss: this.result?.finalLoss ?? NaN,
+        configJson: files.config,
+        weights: files.weights,
+        sizeBytes: files.weights.byteLength + files.config.length,
+      });
+      await this.refreshAdapters();
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  async loadSavedAdapter(id: string): Promise<void> {
+    this.error = null;
+    try {
+      const rec = await getAdapter(id);
+      if (!rec) throw new Error('that adapter is no longer stored; the list was refreshed');
+      if (this.model && rec.baseModel !== this.model.id) await this.loadModel(rec.baseModel);
+      const summary = await this.engine.request('importAdapter', {
+        config: rec.configJson,
+        weights: rec.weights.slice(0),
+        source: rec.name,
+      });
+      this.hasAdapter = true;
+      this.adapterLabel = `${rec.name} (${summary.peftType})`;
+      this.answers = { base: null, adapted: null };
+    } catch (e) {
+      this.fail(e);
+      await this.refreshAdapters();
+    }
+  }
+
+  async deleteSavedAdapter(id: string): Promise<void> {
+    try {
+      await deleteAdapter(id);
+    } catch (e) {
+      this.fail(e);
+    }
+    await this.refreshAdapters();
+  }
+
+  async downloadAdapter(id: string): Promise<void> {
+    try {
+      const rec = await getAdapter(id);
+      if (!rec) throw new Error('that adapter is no longer stored');
+      downloadFile('adapter_config.json', new Blob([rec.configJson], { type: 'application/json' }));
+      downloadFile('adapter_model.safetensors', new Blob([rec.weights], { type: 'application/octet-stream' }));
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  async generateBoth(): Promise<void> {
+    this.error = null;
+    this.generating = true;
+    try {
+      const req = { prompt: this.prompt, maxNewTokens: this.maxNewTokens, temperature: 0, seed: 0 };
+      const base = await this.engine.request('generate', { ...req, useAdapter: false });
+      const adapted = this.hasAdapter ? await this.engine.request('generate', { ...req, useAdapter: true }) : null;
+      this.answers = { base, adapted };
+    } catch (e) {
+      this.fail(e);
+    } finally {
+      this.generating = false;
+    }
+  }
+}
+
+const KEY = Symbol('lab');
+export const setLab = (lab: LabState): LabState => setContext(KEY, lab);
+export const useLab = (): LabState => getContext<LabState>(KEY);

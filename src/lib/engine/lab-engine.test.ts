@@ -1,0 +1,111 @@
+import { describe, it, expect, beforeAll } from 'vitest';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { initNodeBackend } from '../backend/node';
+import { LabEngine } from './lab-engine';
+import type { FetchBytes } from './lab-engine';
+import type { LabEvents, TrainProgress } from '../protocol/lab-protocol';
+import { FileLoadError, PeftConfigError, PeftLabError } from '../errors';
+
+const ROOT = join(process.cwd(), 'public');
+const fsFetch: FetchBytes = async (url) => {
+  try {
+    const b = await readFile(join(ROOT, url));
+    return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
+  } catch {
+    throw new FileLoadError(`could not read ${url}`);
+  }
+};
+const TRAIN = { steps: 6, lr: 5e-3, batchSize: 2, seqLen: 32, seed: 1, warmupSteps: 1, evalEvery: 3 };
+
+describe('LabEngine (in-process, the worker runs the same class)', () => {
+  beforeAll(async () => {
+    await initNodeBackend('wasm');
+  });
+
+  it('loads the bundled model, trains LoRA with progress events, pauses, and answers with and without the adapter', async () => {
+    const events: { kind: keyof LabEvents; data: unknown }[] = [];
+    const engine = new LabEngine(fsFetch, (kind, data) => events.push({ kind, data }));
+    const model = await engine.loadModel({ id: 'peftlab-s', baseUrl: 'models/peftlab-s/' });
+    expect(model.params).toBe(556896);
+    await expect(
+      engine.generate({ prompt: '', maxNewTokens: 3, temperature: 0, seed: 0, useAdapter: false }),
+    ).rejects.toThrow(/prompt is empty/);
+    const baseline = engine.numTensors();
+
+    const run = engine.train({
+      method: 'lora',
+      config: { r: 4 },
+      train: TRAIN,
+      corpusUrl: 'data/moby-dick/',
+    });
+    // Pause after the first progress event, check it holds, then resume.
+    await new Promise<void>((r) => {
+      const iv = setInterval(() => {
+        if (events.some((e) => e.kind === 'progress')) {
+          clearInterval(iv);
+          r();
+        }
+      }, 5);
+    });
+    await engine.pause();
+    const seen = events.filter((e) => e.kind === 'progress').length;
+    await new Promise((r) => setTimeout(r, 50));
+    expect(events.filter((e) => e.kind === 'progress').length).toBeLessThanOrEqual(seen + 1);
+    await engine.resume();
+    const result = await run;
+
+    const progress = events.filter((e) => e.kind === 'progress').map((e) => e.data as TrainProgress);
+    expect(progress.map((p) => p.step)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(result.trainableParams).toBe(3 * 4 * (96 + 288));
+    expect(result.evalAfter.loss).toBeLessThan(result.evalBefore.loss + 0.05);
+    expect(events.filter((e) => e.kind === 'eval').length).toBe(3); // before, step 3, after
+
+    const req = { prompt: 'Call me Ishmael.', maxNewTokens: 8, temperature: 0, seed: 0 };
+    const base = await engine.generate({ ...req, useAdapter: false });
+    const again = await engine.generate({ ...req, useAdapter: false });
+    expect(again.generatedIds).toEqual(base.generatedIds);
+    expect(base.generatedIds).toHaveLength(8);
+
+    // Export, drop, import: the adapted answer is the same.
+    const adapted = await engine.generate({ ...req, useAdapter: true });
+    const files = await engine.exportAdapter();
+    await engine.dropAdapter();
+    await engine.importAdapter({ ...files, source: 'saved' });
+    expect((await engine.generate({ ...req, useAdapter: true })).generatedIds).toEqual(adapted.generatedIds);
+    await engine.dropAdapter();
+    expect(engine.numTensors()).toBe(baseline + 1); // + the cached wte^T made by generation
+  });
+
+  it('stops early on request and names bad requests', async () => {
+    const engine = new LabEngine(fsFetch);
+    await expect(
+      engine.train({ method: 'lora', config: {}, train: TRAIN, corpusUrl: 'data/moby-dick/' }),
+    ).rejects.toThrow(PeftLabError);
+    await engine.loadModel({ id: 'peftlab-s', baseUrl: 'models/peftlab-s/' });
+    await expect(
+      engine.train({
+        method: 'lora',
+        config: { targetModules: ['q_proj'] },
+        train: TRAIN,
+        corpusUrl: 'data/moby-dick/',
+      }),
+    ).rejects.toThrow(PeftConfigError);
+    await expect(
+      engine.train({ method: 'nope', config: {}, train: TRAIN, corpusUrl: 'data/moby-dick/' }),
+    ).rejects.toThrow(/unknown method "nope"/);
+    await expect(engine.loadModel({ id: 'missing', baseUrl: 'models/missing/' })).rejects.toThrow(
+      FileLoadError,
+    );
+    const run = engine.train({
+      method: 'lora',
+      config: {},
+      train: { ...TRAIN, steps: 1000 },
+      corpusUrl: 'data/moby-dick/',
+    });
+    setTimeout(() => void engine.stop(), 300);
+    const result = await run;
+    expect(result.stopped).toBe(true);
+    expect(result.steps).toBeLessThan(1000);
+  });
+});

@@ -1,0 +1,316 @@
+/**
+ * The engine behind the Lab, in-process: one base model, its tokenizer, at most one adapter, and
+ * a training loop that yields between steps so pause, resume and stop arrive while it runs.
+ * The worker (src/workers/train.worker.ts) wraps this class; tests call it directly.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { chooseBackend } from '../backend/backend';
+import { CancelledError, FileLoadError, PeftLabError } from '../errors';
+import { loadAdapter, saveAdapter } from '../io/peft-format';
+import { countParameters } from '../model/config';
+import { generate } from '../model/generate';
+import type { Gpt2Model } from '../model/gpt2';
+import { loadGpt2 } from '../model/load';
+import { adapterDecorator } from '../peft/forward';
+import { methodByCliName, methodByType } from '../peft/registry';
+import type { Adapter, PeftConfigBase } from '../peft/types';
+import type { TextTokenizer } from '../tokenizer/tokenizer';
+import { loadTokenizer } from '../tokenizer/tokenizer';
+import { Trainer, evaluateLm } from '../train/trainer';
+import type {
+  EvalPoint,
+  EventSink,
+  LabApi,
+  ModelSummary,
+  RequestOf,
+  ReplyOf,
+  TrainRequest,
+} from '../protocol/lab-protocol';
+
+/** Reads a URL or path into bytes; the browser passes fetch, Node tests pass a file reader. */
+export type FetchBytes = (url: string) => Promise<ArrayBuffer>;
+
+export const browserFetchBytes: FetchBytes = async (url) => {
+  let res: Response;
+  try {
+    res = await fetch(url);
+  } catch (e) {
+    throw new FileLoadError(`could not fetch ${url}: ${(e as Error).message}; check the network or reload`);
+  }
+  if (!res.ok) throw new FileLoadError(`could not fetch ${url}: HTTP ${res.status}`);
+  return res.arrayBuffer();
+};
+
+const EVAL_BATCHES = 8;
+const decoder = new TextDecoder('utf-8');
+
+export class LabEngine implements LabApi {
+  private model: Gpt2Model | null = null;
+  private modelId = '';
+  private tokenizer: TextTokenizer | null = null;
+  private adapter: Adapter | null = null;
+  private methodName = '';
+  private corpus = new Map<string, Int32Array>();
+  private paused = false;
+  private stopRequested = false;
+  private resumeWaiters: (() => void)[] = [];
+  private training = false;
+
+  constructor(
+    private readonly fetchBytes: FetchBytes,
+    private readonly emit: EventSink = () => {},
+  ) {}
+
+  async init(req: RequestOf<'init'>): Promise<ReplyOf<'init'>> {
+    return chooseBackend(req.backend, req.wasmBaseUrl);
+  }
+
+  private need(): { model: Gpt2Model; tokenizer: TextTokenizer } {
+    if (!this.model || !this.tokenizer) throw new PeftLabError('no model is loaded: pick a model first');
+    return { model: this.model, tokenizer: this.tokenizer };
+  }
+
+  async loadModel(req: RequestOf<'loadModel'>): Promise<ModelSummary> {
+    if (this.training) throw new PeftLabError('training is running: stop it before switching models');
+    this.emit('status', { phase: 'loading', message: `loading ${req.id}` });
+    const base = `${req.baseUrl.replace(/\/$/, '')}/`;
+    const [configBytes, weights, tokBytes] = await Promise.all([
+      this.fetchBytes(`${base}config.json`),
+      this.fetchBytes(`${base}model.safetensors`),
+      this.fetchBytes(`${base}tokenizer.json`),
+    ]);
+    const parse = (b: ArrayBuffer, name: string): unknown => {
+      try {
+        return JSON.parse(decoder.decode(b));
+      } catch (e) {
+        throw new FileLoadError(`${req.id}/${name} is not valid JSON: ${(e as Error).message}`);
+      }
+    };
+    const model = loadGpt2({
+      config: parse(configBytes, 'config.json'),
+      weights: new Uint8Array(weights),
+      source: req.id,
+    });
+    let tokenizer: TextTokenizer;
+    try {
+      tokenizer = loadTokenizer(parse(tokBytes, 'tokenizer.json'), `${req.id}/tokenizer.json`);
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
+    this.dropAdapterNow();
+    this.model?.dispose();
+    this.model = model;
+    this.tokenizer = tokenizer;
+    this.modelId = req.id;
+    this.corpus.clear();
+    this.emit('status', { phase: 'idle', message: `${req.id} loaded` });
+    const c = model.config;
+    return {
+      id: req.id,
+      label: req.id,
+      params: countParameters(c),
+      nLayer: c.nLayer,
+      nEmbd: c.nEmbd,
+      nHead: c.nHead,
+      vocabSize: c.vocabSize,
+      nPositions: c.nPositions,
+      bytes: weights.byteLength,
+    };
+  }
+
+  private async tokens(url: string): Promise<Int32Array> {
+    const hit = this.corpus.get(url);
+    if (hit) return hit;
+    const { tokenizer } = this.need();
+    this.emit('status', { phase: 'tokenizing', message: `tokenizing ${url}` });
+    const ids = Int32Array.from(tokenizer.encode(decoder.decode(await this.fetchBytes(url))));
+    this.corpus.set(url, ids);
+    return ids;
+  }
+
+  private dropAdapterNow(): void {
+    this.adapter?.dispose();
+    this.adapter = null;
+    this.methodName = '';
+  }
+
+  async train(req: TrainRequest): Promise<ReplyOf<'train'>> {
+    const { model } = this.need();
+    if (this.training) throw new PeftLabError('training is already running');
+    const method = methodByCliName(req.method);
+    const config = {
+      ...method.defaults('CAUSAL_LM'),
+      ...req.config,
+      baseModelNameOrPath: this.modelId,
+    } as PeftConfigBase;
+    method.validate(config as never, model);
+    // From here the engine is busy: model switches are refused, and a stop that arrives while the
+    // corpus loads or the first evaluation runs still counts.
+    this.training = true;
+    this.stopRequested = false;
+    this.paused = false;
+    try {
+      return await this.runTraining(model, method, config, req);
+    } finally {
+      this.training = false;
+      this.paused = false;
+    }
+  }
+
+  private async runTraining(
+    model: Gpt2Model,
+    method: ReturnType<typeof methodByCliName>,
+    config: PeftConfigBase,
+    req: TrainRequest,
+  ): Promise<ReplyOf<'train'>> {
+    const corpusBase = req.corpusUrl.replace(/\/$/, '');
+    const train = await this.tokens(`${corpusBase}/train.txt`);
+    const valid = await this.tokens(`${corpusBase}/validation.txt`);
+    this.dropAdapterNow();
+    const adapter = method.create(model, config as never, req.train.seed);
+    this.adapter = adapter;
+    this.methodName = method.cliName;
+    const s = req.train;
+    const evalOpts = { batchSize: s.batchSize, seqLen: s.seqLen, maxBatches: EVAL_BATCHES };
+    const evaluate = (step: number): EvalPoint => {
+      const e = evaluateLm(model, adapter, valid, evalOpts);
+      const point = { step, loss: e.loss, perplexity: e.perplexity };
+      this.emit('eval', point);
+      return point;
+    };
+    this.emit('status', { phase: 'evaluating', message: 'held-out loss before training' });
+    const evalBefore = evaluate(0);
+    const trainer = new Trainer(model, adapter, train, { ...s, maxGradNorm: 1.0 });
+    let last = NaN;
+    try {
+      this.emit('status', { phase: 'training', message: `training ${method.label}` });
+      while (trainer.step < s.steps && !this.stopRequested) {
+        await this.yieldAndMaybeWait();
+        if (this.stopRequested) break;
+        const st = trainer.trainStep();
+        last = st.loss;
+        this.emit('progress', {
+          step: st.step,
+          steps: s.steps,
+          loss: st.loss,
+          lr: st.lr,
+          ms: st.ms,
+          tokensPerSec: (st.tokens / st.ms) * 1000,
+          gradNorm: st.gradNorm,
+        });
+        if (s.evalEvery > 0 && st.step % s.evalEvery === 0 && st.step < s.steps) evaluate(st.step);
+      }
+    } finally {
+      trainer.dispose();
+    }
+    const evalAfter = evaluate(trainer.step);
+    this.emit('status', { phase: 'idle', message: this.stopRequested ? 'stopped' : 'finished' });
+    let trainable = 0;
+    for (const v of adapter.trainable().values()) trainable += v.size;
+    return {
+      steps: trainer.step,
+      stopped: this.stopRequested,
+      finalLoss: last,
+      evalBefore,
+      evalAfter,
+      trainableParams: trainable,
+      totalParams: countParameters(model.config),
+      method: method.cliName,
+      peftType: method.peftType,
+    };
+  }
+
+  /** Gives queued messages a turn; blocks here while paused. */
+  private async yieldAndMaybeWait(): Promise<void> {
+    await new Promise((r) => setTimeout(r, 0));
+    while (this.paused && !this.stopRequested) {
+      this.emit('status', { phase: 'paused', message: 'paused' });
+      await new Promise<void>((r) => this.resumeWaiters.push(r));
+    }
+  }
+
+  async pause(): Promise<void> {
+    if (this.training) this.paused = true;
+  }
+
+  async resume(): Promise<void> {
+    this.paused = false;
+    this.resumeWaiters.splice(0).forEach((r) => r());
+    if (this.training) this.emit('status', { phase: 'training', message: 'resumed' });
+  }
+
+  async stop(): Promise<void> {
+    this.stopRequested = true;
+    this.paused = false;
+    this.resumeWaiters.splice(0).forEach((r) => r());
+  }
+
+  async generate(req: RequestOf<'generate'>): Promise<ReplyOf<'generate'>> {
+    const { model, tokenizer } = this.need();
+    if (this.training && !this.paused)
+      throw new PeftLabError('training is running: pause or stop it to generate');
+    const promptIds = tokenizer.encode(req.prompt);
+    if (promptIds.length === 0) throw new PeftLabError('the prompt is empty: type some text first');
+    const t0 = performance.now();
+    const useAdapter = req.useAdapter && this.adapter !== null;
+    const restore = !useAdapter && this.adapter ? this.adapter.disableAdapter() : null;
+    let ids: number[];
+    try {
+      ids = await generate(
+        model,
+        promptIds,
+        {
+          maxNewTokens: req.maxNewTokens,
+          temperature: req.temperature,
+          topK: req.topK,
+          topP: req.topP,
+          seed: req.seed,
+          eosTokenId: tokenizer.eosTokenId,
+        },
+        adapterDecorator(model, useAdapter ? this.adapter : null),
+      );
+    } finally {
+      restore?.();
+    }
+    return { text: tokenizer.decode(ids), promptIds, generatedIds: ids, ms: performance.now() - t0 };
+  }
+
+  async exportAdapter(): Promise<ReplyOf<'exportAdapter'>> {
+    if (!this.adapter) throw new PeftLabError('there is no adapter to save: train one first');
+    const files = saveAdapter(this.adapter, this.modelId);
+    return { config: files.config, weights: files.weights.slice().buffer };
+  }
+
+  async importAdapter(req: RequestOf<'importAdapter'>): Promise<ReplyOf<'importAdapter'>> {
+    const { model } = this.need();
+    if (this.training) throw new PeftLabError('training is running: stop it before loading an adapter');
+    const adapter = loadAdapter(
+      model,
+      { config: req.config, weights: new Uint8Array(req.weights) },
+      req.source,
+    );
+    this.dropAdapterNow();
+    this.adapter = adapter;
+    const method = methodByType(adapter.config.peftType);
+    this.methodName = method.cliName;
+    let trainable = 0;
+    for (const v of adapter.trainable().values()) trainable += v.size;
+    return {
+      peftType: method.peftType,
+      method: method.cliName,
+      taskType: adapter.config.taskType,
+      trainableParams: trainable,
+    };
+  }
+
+  async dropAdapter(): Promise<void> {
+    if (this.training) throw new CancelledError('training is running: stop it first');
+    this.dropAdapterNow();
+  }
+
+  /** For tests: tensors currently allocated. */
+  numTensors(): number {
+    return tf.memory().numTensors;
+  }
+}
