@@ -3,7 +3,15 @@
  * postMessage. Replies are matched by id; errors come back as their named classes.
  */
 import { rebuildError } from '../lib/errors';
-import type { EventKind, FromWorker, LabApi, LabEvents, RequestKind, RequestOf, ReplyOf } from '../lib/protocol/lab-protocol';
+import type {
+  EventKind,
+  FromWorker,
+  LabApi,
+  LabEvents,
+  RequestKind,
+  RequestOf,
+  ReplyOf,
+} from '../lib/protocol/lab-protocol';
 
 type Listener<E extends EventKind> = (data: LabEvents[E]) => void;
 
@@ -35,7 +43,11 @@ export class WorkerEngine {
     else p.reject(rebuildError(msg.error));
   }
 
-  request<K extends RequestKind>(kind: K, payload: RequestOf<K>, transfer: Transferable[] = []): Promise<ReplyOf<K>> {
+  request<K extends RequestKind>(
+    kind: K,
+    payload: RequestOf<K>,
+    transfer: Transferable[] = [],
+  ): Promise<ReplyOf<K>> {
     const id = this.nextId++;
     return new Promise<ReplyOf<K>>((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });

@@ -12,6 +12,7 @@ import type {
   TrainProgress,
   TrainResult,
 } from '../lib/protocol/lab-protocol';
+import type { PeftType, TaskType } from '../lib/peft/types';
 import type { CatalogEntry } from './catalog';
 import { loadCatalog } from './catalog';
 import { WorkerEngine } from './engine-client';
@@ -53,8 +54,22 @@ export class LabState {
   statusMessage = $state('starting the engine');
   error = $state<string | null>(null);
 
-  lora = $state<LoraForm>({ r: 8, loraAlpha: 16, loraDropout: 0.05, targetModules: ['c_attn'], useRslora: false });
-  train = $state<TrainForm>({ steps: 60, lr: 3e-3, batchSize: 8, seqLen: 64, seed: 0, warmupSteps: 6, evalEvery: 20 });
+  lora = $state<LoraForm>({
+    r: 8,
+    loraAlpha: 16,
+    loraDropout: 0.05,
+    targetModules: ['c_attn'],
+    useRslora: false,
+  });
+  train = $state<TrainForm>({
+    steps: 60,
+    lr: 3e-3,
+    batchSize: 8,
+    seqLen: 64,
+    seed: 0,
+    warmupSteps: 6,
+    evalEvery: 20,
+  });
 
   progress = $state<TrainProgress[]>([]);
   evals = $state<EvalPoint[]>([]);
@@ -66,7 +81,10 @@ export class LabState {
 
   prompt = $state('Call me Ishmael. Some years ago');
   maxNewTokens = $state(40);
-  answers = $state<{ base: GenerateResult | null; adapted: GenerateResult | null }>({ base: null, adapted: null });
+  answers = $state<{ base: GenerateResult | null; adapted: GenerateResult | null }>({
+    base: null,
+    adapted: null,
+  });
   generating = $state(false);
   savedAdapters = $state<SavedAdapter[]>([]);
 
@@ -105,7 +123,10 @@ export class LabState {
     this.error = null;
     this.backendChoice = choice;
     try {
-      this.backend = await this.engine.request('init', { backend: choice, wasmBaseUrl: `${this.baseUrl}wasm/` });
+      this.backend = await this.engine.request('init', {
+        backend: choice,
+        wasmBaseUrl: `${this.baseUrl}wasm/`,
+      });
     } catch (e) {
       this.fail(e);
     }
@@ -176,7 +197,8 @@ export class LabState {
     this.error = null;
     try {
       const files = await this.engine.request('exportAdapter', {});
-      const peft = JSON.parse(files.config) as { peft_type: string; task_type: string };
+      // The engine wrote this config itself from a registry method, so its types are ours.
+      const peft = JSON.parse(files.config) as { peft_type: PeftType; task_type: TaskType };
       await saveAdapterRecord({
         id: crypto.randomUUID(),
         name: name || 'adapter',
@@ -232,7 +254,10 @@ export class LabState {
       const rec = await getAdapter(id);
       if (!rec) throw new Error('that adapter is no longer stored');
       downloadFile('adapter_config.json', new Blob([rec.configJson], { type: 'application/json' }));
-      downloadFile('adapter_model.safetensors', new Blob([rec.weights], { type: 'application/octet-stream' }));
+      downloadFile(
+        'adapter_model.safetensors',
+        new Blob([rec.weights], { type: 'application/octet-stream' }),
+      );
     } catch (e) {
       this.fail(e);
     }
@@ -244,7 +269,9 @@ export class LabState {
     try {
       const req = { prompt: this.prompt, maxNewTokens: this.maxNewTokens, temperature: 0, seed: 0 };
       const base = await this.engine.request('generate', { ...req, useAdapter: false });
-      const adapted = this.hasAdapter ? await this.engine.request('generate', { ...req, useAdapter: true }) : null;
+      const adapted = this.hasAdapter
+        ? await this.engine.request('generate', { ...req, useAdapter: true })
+        : null;
       this.answers = { base, adapted };
     } catch (e) {
       this.fail(e);

@@ -16,7 +16,10 @@ self.onmessage = async (e: MessageEvent<ToWorker>) => {
   try {
     const handler = engine[kind as RequestKind] as LabApi[RequestKind];
     const result = await (handler as (p: unknown) => Promise<unknown>).call(engine, payload);
-    const transfer = result && typeof result === 'object' && 'weights' in result ? [(result as { weights: ArrayBuffer }).weights] : [];
+    const transfer =
+      result && typeof result === 'object' && 'weights' in result
+        ? [(result as { weights: ArrayBuffer }).weights]
+        : [];
     post({ id, ok: true, result }, transfer);
   } catch (err) {
     post({ id, ok: false, error: serializeError(err) });

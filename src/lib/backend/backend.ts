@@ -26,7 +26,11 @@ interface GpuAdapterLike {
 }
 
 /** Describes the WebGPU adapter, or null when WebGPU is unavailable. */
-export async function probeWebGpu(): Promise<{ fallback: boolean; description: string } | null> {
+export async function probeWebGpu(): Promise<{
+  fallback: boolean;
+  description: string;
+  name: string;
+} | null> {
   const gpu = (
     globalThis.navigator as unknown as { gpu?: { requestAdapter(): Promise<GpuAdapterLike | null> } }
   )?.gpu;
@@ -46,8 +50,8 @@ export async function probeWebGpu(): Promise<{ fallback: boolean; description: s
   const parts = [info.vendor, info.architecture, info.device, info.description].filter(
     (x) => typeof x === 'string' && x,
   );
-  const description = `${parts.join(' ') || 'unknown adapter'}${fallback ? ' (software fallback)' : ''}`;
-  return { fallback, description };
+  const name = parts.join(' ') || 'unknown adapter';
+  return { fallback, description: `${name}${fallback ? ' (software fallback)' : ''}`, name };
 }
 
 async function tryBackend(name: BackendName): Promise<boolean> {
@@ -83,7 +87,7 @@ export async function chooseBackend(choice: BackendChoice, wasmBaseUrl: string):
   const why = !gpu
     ? 'WebGPU is not available'
     : gpu.fallback
-      ? `the only WebGPU adapter is a software fallback (${gpu.description}), about 60x slower than wasm here`
+      ? `the only WebGPU adapter is a software fallback (${gpu.name}), about 60x slower than wasm here`
       : 'WebGPU did not start';
   order.push({ name: 'wasm', reason: `${why}, so wasm runs` });
   order.push({ name: 'webgl', reason: `${why} and wasm did not start, so WebGL runs` });

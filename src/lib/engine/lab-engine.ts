@@ -173,14 +173,14 @@ export class LabEngine implements LabApi {
     this.methodName = method.cliName;
     const s = req.train;
     const evalOpts = { batchSize: s.batchSize, seqLen: s.seqLen, maxBatches: EVAL_BATCHES };
-    const evaluate = (step: number): EvalPoint => {
-      const e = evaluateLm(model, adapter, valid, evalOpts);
+    const evaluate = async (step: number): Promise<EvalPoint> => {
+      const e = await evaluateLm(model, adapter, valid, evalOpts);
       const point = { step, loss: e.loss, perplexity: e.perplexity };
       this.emit('eval', point);
       return point;
     };
     this.emit('status', { phase: 'evaluating', message: 'held-out loss before training' });
-    const evalBefore = evaluate(0);
+    const evalBefore = await evaluate(0);
     const trainer = new Trainer(model, adapter, train, { ...s, maxGradNorm: 1.0 });
     let last = NaN;
     try {
@@ -188,7 +188,7 @@ export class LabEngine implements LabApi {
       while (trainer.step < s.steps && !this.stopRequested) {
         await this.yieldAndMaybeWait();
         if (this.stopRequested) break;
-        const st = trainer.trainStep();
+        const st = await trainer.trainStep();
         last = st.loss;
         this.emit('progress', {
           step: st.step,
@@ -199,12 +199,12 @@ export class LabEngine implements LabApi {
           tokensPerSec: (st.tokens / st.ms) * 1000,
           gradNorm: st.gradNorm,
         });
-        if (s.evalEvery > 0 && st.step % s.evalEvery === 0 && st.step < s.steps) evaluate(st.step);
+        if (s.evalEvery > 0 && st.step % s.evalEvery === 0 && st.step < s.steps) await evaluate(st.step);
       }
     } finally {
       trainer.dispose();
     }
-    const evalAfter = evaluate(trainer.step);
+    const evalAfter = await evaluate(trainer.step);
     this.emit('status', { phase: 'idle', message: this.stopRequested ? 'stopped' : 'finished' });
     let trainable = 0;
     for (const v of adapter.trainable().values()) trainable += v.size;
@@ -278,7 +278,7 @@ export class LabEngine implements LabApi {
 
   async exportAdapter(): Promise<ReplyOf<'exportAdapter'>> {
     if (!this.adapter) throw new PeftLabError('there is no adapter to save: train one first');
-    const files = saveAdapter(this.adapter, this.modelId);
+    const files = await saveAdapter(this.adapter, this.modelId);
     return { config: files.config, weights: files.weights.slice().buffer };
   }
 

@@ -18,11 +18,15 @@ export interface AdapterFiles {
   weights: Uint8Array;
 }
 
-export function saveAdapter(adapter: Adapter, baseModelNameOrPath: string | null): AdapterFiles {
+export async function saveAdapter(
+  adapter: Adapter,
+  baseModelNameOrPath: string | null,
+): Promise<AdapterFiles> {
   const method = methodByType(adapter.config.peftType);
   const config = { ...adapter.config, baseModelNameOrPath, inferenceMode: true };
   const tensors = new Map<string, TensorToWrite>();
-  for (const [k, t] of adapter.stateDict()) tensors.set(k, { dtype: 'F32', shape: t.shape, data: t.data });
+  for (const [k, t] of await adapter.stateDict())
+    tensors.set(k, { dtype: 'F32', shape: t.shape, data: t.data });
   return {
     config: JSON.stringify(method.toPeftJson(config as never), null, 2),
     weights: writeSafetensors(tensors, { format: 'pt' }),

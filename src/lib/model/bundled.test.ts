@@ -41,7 +41,10 @@ describe.each(withReference)('bundled model %s', (id) => {
       source: id,
     });
     const logits = tf.tidy(() =>
-      lmLogits(model, model.forward({ ids: tf.tensor2d([ref.input_ids], undefined, 'int32') }).hidden).arraySync(),
+      lmLogits(
+        model,
+        model.forward({ ids: tf.tensor2d([ref.input_ids], undefined, 'int32') }).hidden,
+      ).arraySync(),
     )[0]!;
     let maxDiff = 0;
     ref.logits_slice.forEach((row, t) =>

@@ -49,7 +49,7 @@ describe.each(Object.values(METHODS) as PeftMethod<PeftConfigBase>[])('$label', 
     await initNodeBackend('wasm');
   });
 
-  it('trains, keeps the base, saves and loads in PEFT format, leaks nothing', () => {
+  it('trains, keeps the base, saves and loads in PEFT format, leaks nothing', async () => {
     const model = tinyModel();
     const base = snapshot(model);
     // The model's cached wte^T is model-owned, not a leak: drop it around each count.
@@ -74,7 +74,7 @@ describe.each(Object.values(METHODS) as PeftMethod<PeftConfigBase>[])('$label', 
     const losses: number[] = [];
     const afterFirst = { n: 0 };
     for (let i = 0; i < 30; i++) {
-      losses.push(trainer.trainStep().loss);
+      losses.push((await trainer.trainStep()).loss);
       if (i === 0) afterFirst.n = tf.memory().numTensors;
     }
     // No tensor is leaked by a training step (optimizer state is created on the first step).
@@ -84,7 +84,7 @@ describe.each(Object.values(METHODS) as PeftMethod<PeftConfigBase>[])('$label', 
     expect(tail).toBeLessThan(head * 0.8);
 
     const trainedLogits = logitsOf(model, adapter);
-    const files = saveAdapter(adapter, 'tiny-gpt2');
+    const files = await saveAdapter(adapter, 'tiny-gpt2');
     trainer.dispose();
     adapter.dispose();
 

@@ -30,12 +30,18 @@ export function assignFromState(
   });
 }
 
-/** A variable's values in PEFT's layout (transposed for 2-D tensors we keep as [in, out]). */
-export function readForState(v: tf.Variable, transpose = false): { shape: number[]; data: Float32Array } {
-  return tf.tidy(() => {
-    const t = transpose ? tf.transpose(v) : v;
-    return { shape: [...t.shape], data: t.dataSync() as Float32Array };
-  });
+/**
+ * A tensor's values in PEFT's layout (transposed for 2-D tensors we keep as [in, out]).
+ * Async: WebGPU cannot read back synchronously.
+ */
+export async function readForState(
+  v: tf.Tensor,
+  transpose = false,
+): Promise<{ shape: number[]; data: Float32Array }> {
+  const t = transpose ? tf.transpose(v) : v;
+  const data = (await t.data()) as Float32Array;
+  if (t !== v) t.dispose();
+  return { shape: [...t.shape], data };
 }
 
 /** Rejects keys the adapter does not know: they mean the file belongs to another model or method. */

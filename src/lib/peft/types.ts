@@ -35,7 +35,7 @@ interface AdapterCommon<C extends PeftConfigBase> {
   /** Trainable variables by their PEFT state-dict key (e.g. `...c_attn.lora_A.weight`). */
   trainable(): Map<string, tf.Variable>;
   /** Tensors to save, by PEFT key, in PEFT's layout (may transpose our compute layout). */
-  stateDict(): Map<string, { shape: number[]; data: Float32Array }>;
+  stateDict(): Promise<Map<string, { shape: number[]; data: Float32Array }>>;
   /** Loads tensors saved by `stateDict` (or by Python PEFT); throws AdapterError on any mismatch. */
   loadStateDict(tensors: Map<string, { shape: number[]; data: Float32Array }>, source: string): void;
   /** Extra loss term (AdaLoRA's orthogonal regulariser); called inside the gradient scope. */

@@ -16,7 +16,15 @@
  * Every write is one readwrite transaction over all the stores it touches; on any failure the
  * transaction is aborted, so what was saved before is left exactly as it was.
  */
-import { openDB, deleteDB, type DBSchema, type IDBPDatabase, type IDBPTransaction, type StoreNames } from 'idb';
+import {
+  openDB,
+  deleteDB,
+  type DBSchema,
+  type IDBPDatabase,
+  type IDBPObjectStore,
+  type IDBPTransaction,
+  type StoreNames,
+} from 'idb';
 import { StorageError } from '../errors';
 import type { PeftType, TaskType } from '../peft/types';
 
@@ -56,8 +64,8 @@ export interface AdapterRecord {
 
 /** What `listAdapters` returns: everything but the weights. */
 export type AdapterMeta = Omit<AdapterRecord, 'weights'>;
-/** What `saveAdapterRecord` takes: `sizeBytes` is computed from the bytes. */
-export type AdapterInput = Omit<AdapterRecord, 'sizeBytes'>;
+/** What `saveAdapterRecord` takes: `sizeBytes` may be given but is always recomputed from the bytes. */
+export type AdapterInput = Omit<AdapterRecord, 'sizeBytes'> & { sizeBytes?: number };
 
 /** A cached model folder (what `getModel` returns). */
 export interface ModelRecord {
@@ -206,7 +214,7 @@ function connect(name: string): Promise<Conn> {
     },
   }).catch(async (e: unknown) => {
     forget();
-    throw await toStorageError(e, 'open', `open database "${name}"`);
+    throw await toStorageError(e, `database "${name}"`, 'open the database');
   });
   connections.set(name, opening);
   return opening;
@@ -234,7 +242,7 @@ export async function deleteLabDb(name = DEFAULT_DB_NAME): Promise<void> {
   try {
     await deleteDB(name);
   } catch (e) {
-    throw await toStorageError(e, 'all stores', `delete database "${name}"`);
+    throw await toStorageError(e, `database "${name}"`, 'delete the database');
   }
 }
 
@@ -264,6 +272,7 @@ function describe(e: unknown): string {
   return String(e);
 }
 
+/** `store` reads like 'store "adapters"' or 'stores "adapters", "chunks"'. */
 async function toStorageError(e: unknown, store: string, op: string): Promise<StorageError> {
   if (e instanceof StorageError) return e;
   let err: StorageError;
@@ -278,7 +287,7 @@ async function toStorageError(e: unknown, store: string, op: string): Promise<St
       `the saved data was written by a newer PEFT Lab than this one (database version above ${LAB_DB_VERSION}): reload the page to get the newer app`,
     );
   } else {
-    err = new StorageError(`could not ${op} (IndexedDB store "${store}"): ${describe(e)}`);
+    err = new StorageError(`could not ${op} (IndexedDB ${store}): ${describe(e)}`);
   }
   err.cause = e;
   return err;
@@ -300,11 +309,12 @@ async function inTx<const Names extends readonly StoreName[], Mode extends IDBTr
   fn: (tx: IDBPTransaction<LabSchema, Names, Mode>) => Promise<T>,
 ): Promise<T> {
   const db = await connect(dbName);
+  const where = `${stores.length > 1 ? 'stores' : 'store'} ${stores.map((s) => `"${s}"`).join(', ')}`;
   let tx: IDBPTransaction<LabSchema, Names, Mode>;
   try {
     tx = db.transaction(stores, mode);
   } catch (e) {
-    throw await toStorageError(e, stores.join('", "'), op);
+    throw await toStorageError(e, where, op);
   }
   const done = tx.done;
   done.catch(() => undefined); // observed below; silences the unhandled rejection after an abort
@@ -318,12 +328,17 @@ async function inTx<const Names extends readonly StoreName[], Mode extends IDBTr
     } catch {
       // already aborted (a failed request aborts it) or finished
     }
-    throw await toStorageError(e, stores.join('", "'), op);
+    throw await toStorageError(e, where, op);
   }
 }
 
-type ChunkStoreTx = IDBPTransaction<LabSchema, readonly StoreName[], 'readwrite'>;
-type ChunkReadTx = IDBPTransaction<LabSchema, readonly StoreName[], IDBTransactionMode>;
+/** The `chunks` store as seen from a transaction over `Names` (which includes "chunks"). */
+type ChunkStore<Names extends readonly StoreName[], Mode extends IDBTransactionMode> = IDBPObjectStore<
+  LabSchema,
+  Names,
+  'chunks',
+  Mode
+>;
 
 function blobRange(ownerId: string, name: string): IDBKeyRange {
   // Arrays sort after every number, so [owner, name, []] is above every [owner, name, index].
@@ -347,28 +362,32 @@ function checkChunkBytes(chunkBytes: number): void {
 }
 
 /** Queues the requests that replace blob (owner, name) with `data`. Always writes >= 1 chunk. */
-function queueBlobWrite(
-  tx: ChunkStoreTx,
+function queueBlobWrite<Names extends readonly StoreName[]>(
+  store: ChunkStore<Names, 'readwrite'>,
   ownerId: string,
   name: string,
   data: ArrayBuffer | ArrayBufferView,
   chunkBytes: number,
 ): Promise<unknown>[] {
-  const store = tx.objectStore('chunks');
   const bytes = asBytes(data);
   const total = bytes.byteLength;
   const count = Math.max(1, Math.ceil(total / chunkBytes));
-  const requests: Promise<unknown>[] = [store.delete(blobRange(ownerId, name))];
+  const requests: Promise<unknown>[] = [];
+  queue(requests, store.delete(blobRange(ownerId, name)));
   for (let index = 0; index < count; index++) {
     const start = index * chunkBytes;
     const piece = bytes.slice(start, Math.min(total, start + chunkBytes)).buffer;
-    requests.push(store.put({ ownerId, name, index, count, totalBytes: total, bytes: piece }));
+    queue(requests, store.put({ ownerId, name, index, count, totalBytes: total, bytes: piece }));
   }
   return requests;
 }
 
-async function readBlob(tx: ChunkReadTx, ownerId: string, name: string): Promise<ArrayBuffer | undefined> {
-  const chunks = await tx.objectStore('chunks').getAll(blobRange(ownerId, name));
+async function readBlob<Names extends readonly StoreName[], Mode extends IDBTransactionMode>(
+  store: ChunkStore<Names, Mode>,
+  ownerId: string,
+  name: string,
+): Promise<ArrayBuffer | undefined> {
+  const chunks = await store.getAll(blobRange(ownerId, name));
   const first = chunks[0];
   if (!first) return undefined;
   const out = new Uint8Array(first.totalBytes);
@@ -376,7 +395,8 @@ async function readBlob(tx: ChunkReadTx, ownerId: string, name: string): Promise
   const whole =
     chunks.length === first.count &&
     chunks.every((c, i) => {
-      if (c.index !== i || c.count !== first.count || offset + c.bytes.byteLength > out.byteLength) return false;
+      if (c.index !== i || c.count !== first.count || offset + c.bytes.byteLength > out.byteLength)
+        return false;
       out.set(new Uint8Array(c.bytes), offset);
       offset += c.bytes.byteLength;
       return true;
@@ -402,8 +422,19 @@ function utf8Length(s: string): number {
   return new TextEncoder().encode(s).byteLength;
 }
 
-function newestFirst<T extends { createdAt?: number; addedAt?: number }>(rows: T[]): T[] {
+/** Rows read in ascending index order, newest first. */
+function newestFirst<T>(rows: T[]): T[] {
   return rows.reverse();
+}
+
+/**
+ * Adds a request to `list`, observing its rejection: if a later request throws and the transaction
+ * is aborted, requests already queued reject with AbortError, and those rejections must not surface
+ * as unhandled. (The first real error still reaches the caller through Promise.all or the tx.)
+ */
+function queue(list: Promise<unknown>[], request: Promise<unknown>): void {
+  request.catch(() => undefined);
+  list.push(request);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -422,14 +453,20 @@ export class LabDb {
   async saveAdapterRecord(rec: AdapterInput, opts: BlobOptions = {}): Promise<AdapterMeta> {
     const chunkBytes = opts.chunkBytes ?? DEFAULT_CHUNK_BYTES;
     checkChunkBytes(chunkBytes);
-    const { weights, ...rest } = rec;
+    const { weights, sizeBytes: _given, ...rest } = rec;
     const meta: AdapterMeta = {
       ...rest,
       sizeBytes: weights.byteLength + utf8Length(rec.configJson),
     };
     await inTx(this.name, ['adapters', 'chunks'], 'readwrite', `save adapter "${rec.id}"`, (tx) => {
-      const requests = queueBlobWrite(tx, ADAPTER_OWNER + rec.id, ADAPTER_WEIGHTS_NAME, weights, chunkBytes);
-      requests.push(tx.objectStore('adapters').put(meta));
+      const requests = queueBlobWrite(
+        tx.objectStore('chunks'),
+        ADAPTER_OWNER + rec.id,
+        ADAPTER_WEIGHTS_NAME,
+        weights,
+        chunkBytes,
+      );
+      queue(requests, tx.objectStore('adapters').put(meta));
       return Promise.all(requests);
     });
     return meta;
@@ -456,11 +493,13 @@ export class LabDb {
     return inTx(this.name, ['adapters', 'chunks'], 'readonly', `read adapter "${id}"`, async (tx) => {
       const [meta, weights] = await Promise.all([
         tx.objectStore('adapters').get(id),
-        readBlob(tx, ADAPTER_OWNER + id, ADAPTER_WEIGHTS_NAME),
+        readBlob(tx.objectStore('chunks'), ADAPTER_OWNER + id, ADAPTER_WEIGHTS_NAME),
       ]);
       if (!meta) return undefined;
       if (!weights) {
-        throw new StorageError(`saved adapter "${meta.name}" has lost its weights: delete it and train it again`);
+        throw new StorageError(
+          `saved adapter "${meta.name}" has lost its weights: delete it and train it again`,
+        );
       }
       return { ...meta, weights };
     });
@@ -515,11 +554,12 @@ export class LabDb {
     const owner = MODEL_OWNER + rec.id;
     await inTx(this.name, ['models', 'chunks'], 'readwrite', `cache model "${rec.id}"`, (tx) => {
       const chunks = tx.objectStore('chunks');
-      const requests: Promise<unknown>[] = [chunks.delete(ownerRange(owner))];
+      const requests: Promise<unknown>[] = [];
+      queue(requests, chunks.delete(ownerRange(owner)));
       for (const [file, data] of Object.entries(rec.files)) {
-        requests.push(...queueBlobWrite(tx, owner, file, data, chunkBytes));
+        requests.push(...queueBlobWrite(chunks, owner, file, data, chunkBytes));
       }
-      requests.push(tx.objectStore('models').put(meta));
+      queue(requests, tx.objectStore('models').put(meta));
       return Promise.all(requests);
     });
     return meta;
@@ -538,8 +578,9 @@ export class LabDb {
     return inTx(this.name, ['models', 'chunks'], 'readonly', `read cached model "${id}"`, async (tx) => {
       const meta = await tx.objectStore('models').get(id);
       if (!meta) return undefined;
+      const chunks = tx.objectStore('chunks');
       const names = Object.keys(meta.fileSizes);
-      const datas = await Promise.all(names.map((n) => readBlob(tx, MODEL_OWNER + id, n)));
+      const datas = await Promise.all(names.map((n) => readBlob(chunks, MODEL_OWNER + id, n)));
       const files: Record<string, ArrayBuffer> = {};
       names.forEach((n, i) => {
         const data = datas[i];
@@ -555,7 +596,7 @@ export class LabDb {
   /** One file of a cached model (e.g. only config.json), or undefined. */
   async getModelFile(id: string, file: string): Promise<ArrayBuffer | undefined> {
     return inTx(this.name, ['chunks'], 'readonly', `read ${file} of cached model "${id}"`, (tx) =>
-      readBlob(tx, MODEL_OWNER + id, file),
+      readBlob(tx.objectStore('chunks'), MODEL_OWNER + id, file),
     );
   }
 
@@ -588,14 +629,14 @@ export class LabDb {
     const chunkBytes = opts.chunkBytes ?? DEFAULT_CHUNK_BYTES;
     checkChunkBytes(chunkBytes);
     await inTx(this.name, ['chunks'], 'readwrite', `save "${ownerId}/${name}"`, (tx) =>
-      Promise.all(queueBlobWrite(tx, ownerId, name, bytes, chunkBytes)),
+      Promise.all(queueBlobWrite(tx.objectStore('chunks'), ownerId, name, bytes, chunkBytes)),
     );
   }
 
   /** The bytes of blob (ownerId, name), or undefined when there is none. */
   async getBlob(ownerId: string, name: string): Promise<ArrayBuffer | undefined> {
     return inTx(this.name, ['chunks'], 'readonly', `read "${ownerId}/${name}"`, (tx) =>
-      readBlob(tx, ownerId, name),
+      readBlob(tx.objectStore('chunks'), ownerId, name),
     );
   }
 
@@ -646,7 +687,10 @@ export async function openLabDb(name = DEFAULT_DB_NAME): Promise<LabDb> {
 // ---------------------------------------------------------------------------------------------
 // The default database as plain functions
 
-const db = (): LabDb => handles.get(DEFAULT_DB_NAME) ?? new LabDb(DEFAULT_DB_NAME);
+const defaultDb = new LabDb(DEFAULT_DB_NAME);
+handles.set(DEFAULT_DB_NAME, defaultDb);
+/** The default handle; it connects (and reconnects after closeLabDb) on each call's first use. */
+const db = (): LabDb => defaultDb;
 
 export const saveAdapterRecord = (rec: AdapterInput, opts?: BlobOptions): Promise<AdapterMeta> =>
   db().saveAdapterRecord(rec, opts);
@@ -657,7 +701,8 @@ export const getAdapter = (id: string): Promise<AdapterRecord | undefined> => db
 export const deleteAdapter = (id: string): Promise<boolean> => db().deleteAdapter(id);
 export const renameAdapter = (id: string, name: string): Promise<AdapterMeta> => db().renameAdapter(id, name);
 
-export const saveModel = (rec: ModelInput, opts?: BlobOptions): Promise<ModelMeta> => db().saveModel(rec, opts);
+export const saveModel = (rec: ModelInput, opts?: BlobOptions): Promise<ModelMeta> =>
+  db().saveModel(rec, opts);
 export const listModels = (): Promise<ModelMeta[]> => db().listModels();
 export const getModel = (id: string): Promise<ModelRecord | undefined> => db().getModel(id);
 export const getModelFile = (id: string, file: string): Promise<ArrayBuffer | undefined> =>

@@ -90,19 +90,21 @@ export class AdamW {
   }
 }
 
-/** Global L2 norm of the gradients; when above maxNorm, returns them scaled to maxNorm (new tensors). */
+/**
+ * Global L2 norm of the gradients, and the gradients scaled so that norm is at most maxNorm
+ * (new tensors). Everything stays on the device: no readback here, which on WebGPU must be async.
+ */
 export function clipByGlobalNorm(
   grads: Map<string, tf.Tensor>,
   maxNorm: number,
-): { norm: number; grads: Map<string, tf.Tensor> } {
-  const norm = tf.tidy(() => {
+): { norm: tf.Scalar; grads: Map<string, tf.Tensor> } {
+  const { norm, scale } = tf.tidy(() => {
     const sq = [...grads.values()].map((g) => tf.sum(tf.square(g)));
-    return sq.length ? tf.sqrt(tf.addN(sq)) : tf.scalar(0);
+    const n = (sq.length ? tf.sqrt(tf.addN(sq)) : tf.scalar(0)) as tf.Scalar;
+    return { norm: n, scale: maxNorm > 0 ? tf.minimum(1, tf.div(maxNorm, tf.add(n, 1e-6))) : tf.scalar(1) };
   });
-  const value = norm.dataSync()[0]!;
-  norm.dispose();
   const out = new Map<string, tf.Tensor>();
-  const scale = maxNorm > 0 && value > maxNorm ? maxNorm / (value + 1e-6) : 1;
-  for (const [k, g] of grads) out.set(k, scale === 1 ? tf.clone(g) : tf.mul(g, scale));
-  return { norm: value, grads: out };
+  for (const [k, g] of grads) out.set(k, tf.mul(g, scale));
+  scale.dispose();
+  return { norm, grads: out };
 }

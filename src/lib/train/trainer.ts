@@ -80,14 +80,18 @@ export class Trainer {
     return cosineWithWarmup(step, this.opts.lr, warm, this.opts.steps);
   }
 
-  trainStep(): StepStats {
+  /**
+   * One optimizer step. Async because the loss is read back once per step (before the update, so a
+   * NaN never reaches the weights), and WebGPU can only read back asynchronously.
+   */
+  async trainStep(): Promise<StepStats> {
     const t0 = performance.now();
     const accum = Math.max(1, this.opts.gradAccumSteps ?? 1);
     const names = [...this.vars.keys()];
     const list = [...this.vars.values()];
     const byVarName = new Map(list.map((v, i) => [v.name, names[i]!]));
     let sum: Map<string, tf.Tensor> | null = null;
-    let lossSum = 0;
+    const losses: tf.Scalar[] = [];
     for (let micro = 0; micro < accum; micro++) {
       const batch = randomLmBatch(this.train, this.opts.batchSize, this.opts.seqLen, this.rng);
       const seed = this.rng.seed();
@@ -95,16 +99,7 @@ export class Trainer {
         () => lmBatchLoss(this.model, this.adapter, batch, true, seed),
         list,
       );
-      const loss = value.dataSync()[0]!;
-      value.dispose();
-      lossSum += loss;
-      if (!Number.isFinite(loss)) {
-        tf.dispose(grads);
-        if (sum) tf.dispose([...sum.values()]);
-        throw new NonFiniteLossError(
-          `the loss became ${loss} at step ${this.step + 1}: the adapter keeps its weights from step ${this.step}; lower the learning rate (now ${this.opts.lr}) or raise warmup`,
-        );
-      }
+      losses.push(value);
       const named = new Map<string, tf.Tensor>();
       for (const [vn, g] of Object.entries(grads)) named.set(byVarName.get(vn)!, g);
       if (!sum) sum = named;
@@ -114,14 +109,26 @@ export class Trainer {
         tf.dispose([...prev.values(), ...named.values()]);
       }
     }
-    let grads = sum!;
+    const grads = sum!;
     if (accum > 1) {
-      const prev = grads;
-      grads = new Map([...prev].map(([k, g]) => [k, tf.div(g, accum)]));
-      tf.dispose([...prev.values()]);
+      for (const [k, g] of grads) {
+        grads.set(k, tf.div(g, accum));
+        g.dispose();
+      }
     }
     const clipped = clipByGlobalNorm(grads, this.opts.maxGradNorm ?? 1.0);
     tf.dispose([...grads.values()]);
+    const readback = tf.tidy(() => tf.concat([tf.stack(losses), tf.reshape(clipped.norm, [1])]));
+    const values = (await readback.data()) as Float32Array;
+    tf.dispose([readback, clipped.norm, ...losses]);
+    const loss = values.slice(0, accum).reduce((a, b) => a + b, 0) / accum;
+    const gradNorm = values[accum]!;
+    if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
+      tf.dispose([...clipped.grads.values()]);
+      throw new NonFiniteLossError(
+        `the loss became ${loss} at step ${this.step + 1}: the adapter keeps its weights from step ${this.step}; lower the learning rate (now ${this.opts.lr}) or raise warmup`,
+      );
+    }
     const lr = this.lrAt(this.step);
     // Decoupled weight decay applies to matrices, not to biases, LayerNorm gains or 1-D vectors.
     this.optimizer.apply(this.vars, clipped.grads, lr, (name) => (this.vars.get(name)?.rank ?? 0) >= 2);
@@ -130,9 +137,9 @@ export class Trainer {
     tf.dispose([...clipped.grads.values()]);
     return {
       step: this.step,
-      loss: lossSum / accum,
+      loss,
       lr,
-      gradNorm: clipped.norm,
+      gradNorm,
       ms: performance.now() - t0,
       tokens: this.opts.batchSize * this.opts.seqLen * accum,
     };
@@ -144,17 +151,17 @@ export class Trainer {
 }
 
 /** Mean loss and perplexity over consecutive windows of a held-out stream. */
-export function evaluateLm(
+export async function evaluateLm(
   model: Gpt2Model,
   adapter: Adapter | null,
   tokens: TokenStream,
   opts: { batchSize: number; seqLen: number; maxBatches?: number },
-): { loss: number; perplexity: number; tokens: number } {
+): Promise<{ loss: number; perplexity: number; tokens: number }> {
   let total = 0;
   let count = 0;
   for (const b of evalLmBatches(tokens, opts.batchSize, opts.seqLen, opts.maxBatches)) {
     const l = tf.tidy(() => lmBatchLoss(model, adapter, b, false, 0));
-    total += l.dataSync()[0]! * b.batch * b.seqLen;
+    total += (await l.data())[0]! * b.batch * b.seqLen;
     count += b.batch * b.seqLen;
     l.dispose();
   }

@@ -38,8 +38,10 @@ export class FullFineTune implements FullAdapterApi<FullConfig> {
     return new Map([...this.model.weights].map(([n, v]) => [key(n), v]));
   }
 
-  stateDict(): StateDict {
-    return new Map([...this.model.weights].map(([n, v]) => [key(n), readForState(v)]));
+  async stateDict(): Promise<StateDict> {
+    const out: StateDict = new Map();
+    for (const [n, v] of this.model.weights) out.set(key(n), await readForState(v));
+    return out;
   }
 
   loadStateDict(tensors: StateDict, source: string): void {

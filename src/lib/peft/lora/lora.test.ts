@@ -24,12 +24,12 @@ const tiny = (): Gpt2Model =>
 const STREAM = Int32Array.from({ length: 600 }, (_, i) => (i * 7) % 11);
 const cfg = (over: Partial<LoraConfig> = {}): LoraConfig => ({ ...lora.defaults('CAUSAL_LM'), ...over });
 
-function trained(
+async function trained(
   model: Gpt2Model,
   config: LoraConfig,
   steps = 10,
   seed = 3,
-): { adapter: LoraAdapter; losses: number[] } {
+): Promise<{ adapter: LoraAdapter; losses: number[] }> {
   const adapter = lora.create(model, config, seed) as LoraAdapter;
   const t = new Trainer(model, adapter, STREAM, {
     steps,
@@ -39,7 +39,8 @@ function trained(
     seed,
     warmupSteps: 1,
   });
-  const losses = Array.from({ length: steps }, () => t.trainStep().loss);
+  const losses: number[] = [];
+  for (let i = 0; i < steps; i++) losses.push((await t.trainStep()).loss);
   t.dispose();
   return { adapter, losses };
 }
@@ -49,14 +50,14 @@ describe('LoRA', () => {
     await initNodeBackend('wasm');
   });
 
-  it("saves PEFT's exact key names, shapes and snake_case config for GPT-2", () => {
+  it("saves PEFT's exact key names, shapes and snake_case config for GPT-2", async () => {
     const model = tiny();
-    const { adapter } = trained(
+    const { adapter } = await trained(
       model,
       cfg({ targetModules: ['c_attn', 'mlp.c_fc'], r: 4, loraAlpha: 16 }),
       2,
     );
-    const files = saveAdapter(adapter, 'tiny-gpt2');
+    const files = await saveAdapter(adapter, 'tiny-gpt2');
     const json = JSON.parse(files.config) as Record<string, unknown>;
     expect(json).toMatchObject({
       peft_type: 'LORA',
@@ -136,7 +137,7 @@ describe('LoRA', () => {
   it('merging gives the same greedy tokens as running unmerged; unmerge restores the base bit for bit', async () => {
     const model = tiny();
     const before = model.w('h.1.attn.c_attn.weight').dataSync().slice();
-    const { adapter } = trained(model, cfg({ targetModules: ['c_attn', 'c_proj'] }), 15);
+    const { adapter } = await trained(model, cfg({ targetModules: ['c_attn', 'c_proj'] }), 15);
     const unmerged = await generate(model, [5, 2, 9], { maxNewTokens: 12 });
     adapter.merge();
     expect(Array.from(model.w('h.1.attn.c_attn.weight').dataSync())).not.toEqual(Array.from(before));
@@ -176,34 +177,34 @@ describe('LoRA', () => {
     model.dispose();
   });
 
-  it('is deterministic: the same seed gives the same losses, another seed does not', () => {
-    const run = (seed: number): number[] => {
+  it('is deterministic: the same seed gives the same losses, another seed does not', async () => {
+    const run = async (seed: number): Promise<number[]> => {
       const model = tiny();
-      const { adapter, losses } = trained(model, cfg({ loraDropout: 0.1 }), 6, seed);
+      const { adapter, losses } = await trained(model, cfg({ loraDropout: 0.1 }), 6, seed);
       adapter.dispose();
       model.dispose();
       return losses;
     };
-    const a = run(11);
-    expect(run(11)).toEqual(a);
-    expect(run(12)).not.toEqual(a);
+    const a = await run(11);
+    expect(await run(11)).toEqual(a);
+    expect(await run(12)).not.toEqual(a);
   });
 
-  it('stops with NonFiniteLossError and keeps the last good weights when the loss is NaN', () => {
+  it('stops with NonFiniteLossError and keeps the last good weights when the loss is NaN', async () => {
     const model = tiny();
     const adapter = lora.create(model, cfg(), 1);
     const t = new Trainer(model, adapter, STREAM, { steps: 5, lr: 1e-2, batchSize: 2, seqLen: 8, seed: 1 });
-    t.trainStep();
+    await t.trainStep();
     const good = [...adapter.trainable().values()].map((v) => v.dataSync().slice());
     model.w('ln_f.weight').assign(tf.fill([16], NaN));
-    expect(() => t.trainStep()).toThrow(NonFiniteLossError);
+    await expect(t.trainStep()).rejects.toThrow(NonFiniteLossError);
     expect([...adapter.trainable().values()].map((v) => v.dataSync().slice())).toEqual(good);
     t.dispose();
     adapter.dispose();
     model.dispose();
   });
 
-  it('refuses configs and adapter files that do not fit, naming the fault', () => {
+  it('refuses configs and adapter files that do not fit, naming the fault', async () => {
     const model = tiny();
     expect(() => lora.create(model, cfg({ targetModules: ['q_proj'] }), 0)).toThrow(
       /matches no linear layer/,
@@ -211,8 +212,8 @@ describe('LoRA', () => {
     expect(() => lora.create(model, cfg({ r: 0 }), 0)).toThrow(PeftConfigError);
     expect(() => lora.create(model, cfg({ r: 64 }), 0)).toThrow(/larger than the model width/);
     expect(() => lora.create(model, cfg({ loraDropout: 1.5 }), 0)).toThrow(/loraDropout/);
-    const { adapter } = trained(model, cfg({ r: 4 }), 1);
-    const files = saveAdapter(adapter, 'tiny');
+    const { adapter } = await trained(model, cfg({ r: 4 }), 1);
+    const files = await saveAdapter(adapter, 'tiny');
     adapter.dispose();
     // A rank that does not match its tensors.
     const lying = { ...files, config: files.config.replace('"r": 4', '"r": 2') };

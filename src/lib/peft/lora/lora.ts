@@ -142,20 +142,15 @@ export class LoraAdapter implements InjectAdapter<LoraConfig> {
     this.model.invalidateCaches();
   }
 
-  stateDict(): StateDict {
+  async stateDict(): Promise<StateDict> {
     const out: StateDict = new Map();
     for (const s of this.sites) {
-      out.set(this.key(s, 'lora_A'), readForState(s.aT, true));
-      out.set(this.key(s, 'lora_B'), readForState(s.bT, true));
+      out.set(this.key(s, 'lora_A'), await readForState(s.aT, true));
+      out.set(this.key(s, 'lora_B'), await readForState(s.bT, true));
       if (s.biasDelta) {
-        const bias = this.model.w(`${s.site.key}.bias`);
-        out.set(
-          this.biasKey(s),
-          tf.tidy(() => ({
-            shape: [...bias.shape],
-            data: tf.add(bias, s.biasDelta!).dataSync() as Float32Array,
-          })),
-        );
+        const trained = tf.add(this.model.w(`${s.site.key}.bias`), s.biasDelta);
+        out.set(this.biasKey(s), await readForState(trained));
+        trained.dispose();
       }
     }
     return out;

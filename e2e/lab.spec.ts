@@ -1,0 +1,98 @@
+import { expect, test } from '@playwright/test';
+import type { Page } from '@playwright/test';
+
+/** Fills a number input the way a person does: select, type, leave. */
+async function setNumber(page: Page, testId: string, value: number): Promise<void> {
+  const input = page.getByTestId(testId);
+  await input.fill(String(value));
+  await input.blur();
+}
+
+test('train LoRA on the bundled model, see the loss fall, generate, save, reload, find the adapter', async ({
+  page,
+}) => {
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto('/');
+
+  // The header always says which backend runs and why; on this machine the WebGPU adapter is a
+  // software fallback, so the automatic choice is wasm.
+  await expect(page.getByTestId('backend-name')).toHaveText(/wasm|webgpu|webgl|cpu/);
+  await expect(page.getByTestId('backend-reason')).not.toBeEmpty();
+  await expect(page.getByTestId('model-facts')).toContainText('556.9k');
+  await page.screenshot({ path: 'test-results/screens/lab-start.png', fullPage: true });
+
+  await setNumber(page, 'steps', 30);
+  await setNumber(page, 'batch', 8);
+  await setNumber(page, 'seqlen', 48);
+  await setNumber(page, 'eval-every', 10);
+  await page.getByTestId('train').click();
+  await expect(page.getByTestId('result')).toBeVisible({ timeout: 120_000 });
+  await expect(page.getByTestId('step')).toHaveText('30 / 30');
+  const chartPoints = Number(await page.getByTestId('loss-chart').getAttribute('data-points'));
+  expect(chartPoints).toBe(30);
+  // The held-out loss fell.
+  const text = (await page.getByTestId('result').textContent()) ?? '';
+  const [before, after] = [...text.matchAll(/(\d+\.\d{3})/g)].map((m) => Number(m[1]));
+  expect(after).toBeLessThan(before!);
+  await page.screenshot({ path: 'test-results/screens/lab-trained.png', fullPage: true });
+
+  await page.getByTestId('generate').click();
+  await expect(page.getByTestId('answer-adapted')).not.toHaveText(/–|Train or load/, { timeout: 60_000 });
+  await expect(page.getByTestId('answer-base')).toContainText('Call me Ishmael');
+  const adaptedAnswer = await page.getByTestId('answer-adapted').textContent();
+  await page.screenshot({ path: 'test-results/screens/lab-generated.png', fullPage: true });
+
+  await page.getByTestId('adapter-name').fill('moby lora');
+  await page.getByTestId('save-adapter').click();
+  await expect(page.getByTestId('adapter-row')).toHaveCount(1);
+  await expect(page.getByTestId('adapter-row')).toContainText('moby lora');
+
+  await page.reload();
+  await expect(page.getByTestId('adapter-row')).toContainText('moby lora');
+  await expect(page.getByTestId('model-facts')).toBeVisible();
+  await page.getByTestId('load-adapter').click();
+  await page.getByTestId('generate').click();
+  await expect(page.getByTestId('answer-adapted')).toHaveText(adaptedAnswer!, { timeout: 60_000 });
+  await page.screenshot({ path: 'test-results/screens/lab-reloaded.png', fullPage: true });
+
+  // Download gives PEFT's two files.
+  const downloads: string[] = [];
+  page.on('download', (d) => downloads.push(d.suggestedFilename()));
+  await page.getByTestId('download-adapter').click();
+  await expect.poll(() => downloads.sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors']);
+
+  page.once('dialog', (d) => void d.accept());
+  await page.getByTestId('delete-adapter').click();
+  await expect(page.getByTestId('no-adapters')).toBeVisible();
+  expect(errors).toEqual([]);
+});
+
+test('WebGPU, chosen by hand, trains on the software adapter and agrees with wasm', async ({ page }) => {
+  await page.goto('/');
+  await expect(page.getByTestId('model-facts')).toBeVisible();
+  await setNumber(page, 'steps', 3);
+  await setNumber(page, 'batch', 2);
+  await setNumber(page, 'seqlen', 16);
+  await setNumber(page, 'eval-every', 0);
+
+  // The same seed gives the same batches on every backend, so the losses must agree.
+  const lossAfterThreeSteps = async (): Promise<number> => {
+    await page.getByTestId('train').click();
+    await expect(page.getByTestId('result')).toBeVisible({ timeout: 150_000 });
+    await expect(page.getByTestId('step')).toHaveText('3 / 3');
+    return Number(await page.getByTestId('loss').textContent());
+  };
+  await expect(page.getByTestId('backend-name')).toHaveText('wasm');
+  const onWasm = await lossAfterThreeSteps();
+
+  await page.getByTestId('backend-select').selectOption('webgpu');
+  await expect(page.getByTestId('backend-name')).toHaveText('webgpu');
+  await expect(page.getByTestId('backend-reason')).toHaveText('chosen by you');
+  const onWebGpu = await lossAfterThreeSteps();
+  expect(onWasm).toBeGreaterThan(1);
+  expect(Math.abs(onWebGpu - onWasm)).toBeLessThan(0.01);
+  await page.getByTestId('generate').click();
+  await expect(page.getByTestId('answer-adapted')).not.toHaveText(/–|Train or load/, { timeout: 120_000 });
+  await page.screenshot({ path: 'test-results/screens/lab-webgpu.png', fullPage: true });
+});
