@@ -68,6 +68,30 @@ test('train LoRA on the bundled model, see the loss fall, generate, save, reload
   expect(errors).toEqual([]);
 });
 
+test('pause holds training where it is, resume goes on, stop ends the run early', async ({ page }) => {
+  await page.goto('/');
+  await expect(page.getByTestId('model-facts')).toBeVisible();
+  await setNumber(page, 'steps', 2000);
+  await setNumber(page, 'batch', 2);
+  await setNumber(page, 'seqlen', 16);
+  await setNumber(page, 'eval-every', 0);
+  await page.getByTestId('train').click();
+  await expect(page.getByTestId('step')).toHaveText(/^[1-9]\d* \/ 2000$/, { timeout: 60_000 });
+  await page.getByTestId('pause').click();
+  await expect(page.getByTestId('status')).toHaveText('paused');
+  const held = await page.getByTestId('step').textContent();
+  await page.waitForTimeout(1500);
+  await expect(page.getByTestId('step')).toHaveText(held!);
+  await page.screenshot({ path: 'test-results/screens/lab-paused.png', fullPage: true });
+  await page.getByTestId('resume').click();
+  await expect(page.getByTestId('step')).not.toHaveText(held!);
+  await page.getByTestId('stop').click();
+  await expect(page.getByTestId('result')).toContainText('Stopped after');
+  const steps = Number(/Stopped after (\d+) steps/.exec((await page.getByTestId('result').textContent()) ?? '')?.[1]);
+  expect(steps).toBeGreaterThan(0);
+  expect(steps).toBeLessThan(2000);
+});
+
 test('WebGPU, chosen by hand, trains on the software adapter and agrees with wasm', async ({ page }) => {
   await page.goto('/');
   await expect(page.getByTestId('model-facts')).toBeVisible();

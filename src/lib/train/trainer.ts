@@ -92,9 +92,21 @@ export class Trainer {
     const byVarName = new Map(list.map((v, i) => [v.name, names[i]!]));
     let sum: Map<string, tf.Tensor> | null = null;
     const losses: tf.Scalar[] = [];
+    // Accumulation sees exactly the examples one batch of batchSize x accum would, split into
+    // micro-batches, so the update equals the big batch's (up to float rounding).
+    const B = this.opts.batchSize;
+    const T = this.opts.seqLen;
+    const all = randomLmBatch(this.train, B * accum, T, this.rng);
+    const stepSeed = this.rng.seed();
     for (let micro = 0; micro < accum; micro++) {
-      const batch = randomLmBatch(this.train, this.opts.batchSize, this.opts.seqLen, this.rng);
-      const seed = this.rng.seed();
+      const rows = [micro * B * T, (micro + 1) * B * T] as const;
+      const batch = {
+        ids: all.ids.subarray(...rows),
+        labels: all.labels.subarray(...rows),
+        batch: B,
+        seqLen: T,
+      };
+      const seed = (stepSeed + micro) >>> 0;
       const { value, grads } = tf.variableGrads(
         () => lmBatchLoss(this.model, this.adapter, batch, true, seed),
         list,
