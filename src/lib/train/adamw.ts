@@ -75,6 +75,25 @@ export class AdamW {
     return { t: this.t, m: await read(this.m), v: await read(this.v) };
   }
 
+  /** Restores a state from `state()`: the step count and both moments by variable name. */
+  loadState(
+    st: { t: number; m: Map<string, Float32Array>; v: Map<string, Float32Array> },
+    shapes: Map<string, number[]>,
+  ): void {
+    this.dispose();
+    this.t = st.t;
+    for (const [which, src] of [
+      [this.m, st.m],
+      [this.v, st.v],
+    ] as const) {
+      for (const [k, data] of src) {
+        const shape = shapes.get(k);
+        if (!shape) throw new Error(`optimizer state names ${k}, which is not a trainable variable`);
+        which.set(k, newVariable(tf.tensor(data, shape, 'float32'), false));
+      }
+    }
+  }
+
   /** Bytes held by the moments (for the memory ledger). */
   bytes(): number {
     let n = 0;

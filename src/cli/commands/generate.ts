@@ -1,0 +1,96 @@
+/** `peft-lab generate`: continue a prompt with the base model, or with an adapter on top. */
+import { UsageError } from '../../lib/errors';
+import { int, num, requiredStr, str } from '../args';
+import type { Command } from '../command';
+import { GLOBAL_HELP, print, startBackend } from '../command';
+import { readAdapterDir, readModelDir } from '../model-dir';
+
+export const generate: Command = {
+  name: 'generate',
+  summary: 'continue a prompt with the model (and an adapter)',
+  usage: `Usage: peft-lab generate --model DIR --prompt TEXT [options]
+
+Options:
+  --model DIR            model folder (config.json, model.safetensors, tokenizer.json)
+  --adapter DIR          PEFT adapter folder (adapter_config.json, adapter_model.safetensors)
+  --prompt TEXT          text to continue
+  --max-new-tokens N     tokens to generate (default 40)
+  --temperature T        0 = greedy (default 0)
+  --top-k K              sample only from the K most likely tokens
+  --top-p P              sample from the smallest set of tokens whose probability reaches P
+  --seed S               sampling seed (default 0); the same seed gives the same text
+  --json                 print one JSON line: {"prompt_ids", "generated_ids", "text"}
+
+${GLOBAL_HELP}`,
+  options: {
+    model: { type: 'string' },
+    adapter: { type: 'string' },
+    prompt: { type: 'string' },
+    'max-new-tokens': { type: 'string' },
+    temperature: { type: 'string' },
+    'top-k': { type: 'string' },
+    'top-p': { type: 'string' },
+    seed: { type: 'string' },
+    json: { type: 'boolean' },
+  },
+  async run(values, flags) {
+    const dir = requiredStr(values, 'model', 'the model folder to generate with');
+    const prompt = requiredStr(values, 'prompt', 'the text to continue');
+    const opts = {
+      maxNewTokens: int(values, 'max-new-tokens', 40, { min: 1 }),
+      temperature: num(values, 'temperature', 0, { min: 0 }),
+      topK: int(values, 'top-k', undefined, { min: 1 }),
+      topP: num(values, 'top-p', undefined, { min: 0, max: 1, exclusiveMin: true }),
+      seed: int(values, 'seed', 0, { min: 0, max: 2 ** 32 - 1 }),
+    };
+    const adapterPath = str(values, 'adapter');
+    const modelFiles = readModelDir(dir);
+    const adapterFiles = adapterPath === undefined ? null : readAdapterDir(adapterPath);
+
+    await startBackend(flags);
+    const { loadModel, needTokenizer } = await import('../load');
+    const { loadAdapter } = await import('../../lib/io/peft-format');
+    const { adapterDecorator } = await import('../../lib/peft/forward');
+    const { generate: run } = await import('../../lib/model/generate');
+    const m = loadModel(modelFiles);
+    const tokenizer = needTokenizer(m, 'generate');
+    const adapter = adapterFiles ? loadAdapter(m.model, adapterFiles, adapterFiles.source) : null;
+    const promptIds = tokenizer.encode(prompt);
+    if (promptIds.length === 0) {
+      throw new UsageError(`--prompt ${JSON.stringify(prompt)} gives no tokens with ${dir}/tokenizer.json`);
+    }
+
+    // Text mode streams: each new token's text is written as soon as it is whole (a multi-byte
+    // character split across tokens decodes to U+FFFD until its last byte arrives).
+    const ids: number[] = [];
+    let shown = '';
+    const stream = (): void => {
+      const text = tokenizer.decode(ids);
+      if (text.endsWith('\uFFFD') || !text.startsWith(shown)) return;
+      process.stdout.write(text.slice(shown.length));
+      shown = text;
+    };
+    if (!values.json) process.stdout.write(prompt);
+    const generated = await run(
+      m.model,
+      promptIds,
+      {
+        ...opts,
+        eosTokenId: tokenizer.eosTokenId,
+        onToken: (id) => {
+          ids.push(id);
+          if (!values.json) stream();
+        },
+      },
+      adapterDecorator(m.model, adapter),
+    );
+    const text = tokenizer.decode(generated);
+    adapter?.dispose();
+    m.model.dispose();
+    if (values.json) {
+      print(JSON.stringify({ prompt_ids: promptIds, generated_ids: generated, text }));
+      return;
+    }
+    process.stdout.write(`${text.startsWith(shown) ? text.slice(shown.length) : ''}\n`);
+  },
+};

@@ -1,0 +1,72 @@
+/** `peft-lab info`: what a model folder holds and what it would run on. */
+import { requiredStr } from '../args';
+import type { Command } from '../command';
+import { GLOBAL_HELP, print, startBackend } from '../command';
+import { formatBytes, readModelDir } from '../model-dir';
+
+export const info: Command = {
+  name: 'info',
+  summary: 'show a model folder: config, parameters, file size, tokenizer, backend',
+  usage: `Usage: peft-lab info --model DIR [--json]
+
+Shows the model's configuration (layers, width, heads, vocabulary, positions), its parameter count,
+the size of model.safetensors, the tokenizer's vocabulary size and the tfjs backend in use.
+
+Options:
+  --model DIR          model folder: config.json, model.safetensors, tokenizer.json (optional here)
+  --json               print one JSON object instead of text
+
+${GLOBAL_HELP}`,
+  options: { model: { type: 'string' }, json: { type: 'boolean' } },
+  async run(values, flags) {
+    const dir = requiredStr(values, 'model', 'the model folder to describe');
+    const files = readModelDir(dir); // missing files fail before tfjs starts
+    const backend = await startBackend(flags);
+    const { loadModel } = await import('../load');
+    const { countParameters } = await import('../../lib/model/config');
+    const tf = await import('@tensorflow/tfjs');
+    const m = loadModel(files);
+    const c = m.model.config;
+    const result = {
+      model: dir,
+      name: m.dir.name,
+      n_layer: c.nLayer,
+      n_embd: c.nEmbd,
+      n_head: c.nHead,
+      n_inner: c.nInner,
+      vocab_size: c.vocabSize,
+      n_positions: c.nPositions,
+      parameters: countParameters(c),
+      file_bytes: m.dir.files.weights.byteLength,
+      tokenizer_vocab_size: m.tokenizer?.vocabSize ?? null,
+      eos_token_id: m.tokenizer?.eosTokenId ?? null,
+      backend: tf.getBackend() || backend,
+    };
+    m.model.dispose();
+    if (values.json) {
+      print(JSON.stringify(result));
+      return;
+    }
+    const rows: [string, string][] = [
+      ['model', `${dir} (${result.name})`],
+      ['layers', String(c.nLayer)],
+      ['width', `${c.nEmbd} (MLP ${c.nInner})`],
+      ['heads', `${c.nHead} (${c.nEmbd / c.nHead} per head)`],
+      ['vocab', String(c.vocabSize)],
+      ['positions', String(c.nPositions)],
+      ['parameters', result.parameters.toLocaleString('en-US')],
+      [
+        'file size',
+        `${formatBytes(result.file_bytes)} (model.safetensors, ${result.file_bytes.toLocaleString('en-US')} bytes)`,
+      ],
+      [
+        'tokenizer',
+        m.tokenizer
+          ? `${m.tokenizer.vocabSize} tokens, eos id ${m.tokenizer.eosTokenId ?? 'none'}`
+          : 'none (no tokenizer.json: generate and train need one)',
+      ],
+      ['backend', result.backend],
+    ];
+    print(rows.map(([k, v]) => `${k.padEnd(11)} ${v}`).join('\n'));
+  },
+};
