@@ -87,7 +87,9 @@ test('pause holds training where it is, resume goes on, stop ends the run early'
   await expect(page.getByTestId('step')).not.toHaveText(held!);
   await page.getByTestId('stop').click();
   await expect(page.getByTestId('result')).toContainText('Stopped after');
-  const steps = Number(/Stopped after (\d+) steps/.exec((await page.getByTestId('result').textContent()) ?? '')?.[1]);
+  const steps = Number(
+    /Stopped after (\d+) steps/.exec((await page.getByTestId('result').textContent()) ?? '')?.[1],
+  );
   expect(steps).toBeGreaterThan(0);
   expect(steps).toBeLessThan(2000);
 });

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 SIZES = {
     # id: (n_embd, n_layer, n_head, tokens to train on, peak lr, batch size)
     "peftlab-s": (96, 3, 4, 6_000_000, 3e-3, 16),
-    "peftlab-m": (192, 4, 6, 16_000_000, 2e-3, 16),
+    "peftlab-m": (192, 4, 6, 10_000_000, 2e-3, 16),
     "peftlab-l": (320, 6, 8, 40_000_000, 1e-3, 16),
 }
 BLOCK = 256

@@ -81,6 +81,9 @@ export class LabState {
 
   prompt = $state('Call me Ishmael. Some years ago');
   maxNewTokens = $state(40);
+  /** 0 is greedy; above 0 samples with top-p 0.95 from a fixed seed, so answers still repeat exactly. */
+  temperature = $state(0);
+  sampleSeed = $state(0);
   answers = $state<{ base: GenerateResult | null; adapted: GenerateResult | null }>({
     base: null,
     adapted: null,
@@ -267,7 +270,13 @@ export class LabState {
     this.error = null;
     this.generating = true;
     try {
-      const req = { prompt: this.prompt, maxNewTokens: this.maxNewTokens, temperature: 0, seed: 0 };
+      const req = {
+        prompt: this.prompt,
+        maxNewTokens: this.maxNewTokens,
+        temperature: this.temperature,
+        topP: 0.95,
+        seed: this.sampleSeed,
+      };
       const base = await this.engine.request('generate', { ...req, useAdapter: false });
       const adapted = this.hasAdapter
         ? await this.engine.request('generate', { ...req, useAdapter: true })
