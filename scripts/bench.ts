@@ -1,0 +1,234 @@
+/**
+ * `npm run bench`: training and inference speed of our engine against @genai-fi/nanogpt, both on
+ * tfjs wasm in this Node process, on models of the same shape. Prints one table from one run.
+ *
+ *   --batch N (8)  --seq N (128)  --steps N (5 timed runs, after --warmup N (2) untimed ones)
+ *   --model DIR (public/models/peftlab-s; a random model of its shape when absent)
+ *   --json FILE (the same numbers as JSON)  --no-nanogpt (our engine only; nanogpt is not imported)
+ *
+ * The six measurements run interleaved (see bench/measure.ts): ours and nanogpt's see the same load.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { initNodeBackend } from '../src/lib/backend/node';
+import { randomLmBatch } from '../src/lib/data/lm-data';
+import { countParameters } from '../src/lib/model/config';
+import { Rng } from '../src/lib/train/rng';
+import type { Job, JobResult, Timing } from './bench/measure';
+import { errorMessage, runInterleaved } from './bench/measure';
+import type { NanoSetup } from './bench/nanogpt';
+import { nanoConfig, nanoJobs, setupNanogpt } from './bench/nanogpt';
+import { chooseModel, ourJobs } from './bench/ours';
+import type { Ratio } from './bench/report';
+import { fmt, ratios, table } from './bench/report';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+function positiveInt(name: string, v: string | undefined, dflt: number, min = 1): number {
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}, got ${v}`);
+  return n;
+}
+
+const { values: flags } = parseArgs({
+  options: {
+    batch: { type: 'string' },
+    seq: { type: 'string' },
+    steps: { type: 'string' },
+    warmup: { type: 'string' },
+    model: { type: 'string' },
+    json: { type: 'string' },
+    'no-nanogpt': { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  },
+});
+if (flags.help) {
+  console.log(
+    'usage: npm run bench -- [--batch 8] [--seq 128] [--steps 5] [--warmup 2] [--model DIR] [--json FILE] [--no-nanogpt]',
+  );
+  process.exit(0);
+}
+const shape = {
+  batch: positiveInt('batch', flags.batch, 8),
+  seq: positiveInt('seq', flags.seq, 128),
+  iters: positiveInt('steps', flags.steps, 5),
+  warmup: positiveInt('warmup', flags.warmup, 2, 0),
+};
+const modelDir = flags.model ?? join(root, 'public/models/peftlab-s');
+
+const started = new Date();
+const t0 = performance.now();
+const loadAtStart = loadavg()[0]!;
+const backend = await initNodeBackend('wasm');
+const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
+const threads = await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT');
+
+const choice = chooseModel(modelDir, flags.model !== undefined);
+const probe = choice.make();
+const c = probe.config;
+probe.dispose();
+if (shape.seq > c.nPositions) {
+  throw new Error(`--seq ${shape.seq} exceeds the model's n_positions ${c.nPositions}`);
+}
+
+// Random token ids, uniform over the vocabulary: step time does not depend on which ids they are.
+const rng = new Rng(1234);
+const tokens = new Int32Array(Math.max(1 << 16, 4 * shape.batch * shape.seq));
+for (let i = 0; i < tokens.length; i++) tokens[i] = rng.int(c.vocabSize);
+const dataNote = `random token ids (uniform over the ${c.vocabSize}-token vocab, ${tokens.length} ids, seeded); speed does not depend on the ids`;
+
+// nanogpt first: its import and model must exist before the interleaved rounds start.
+let setup: NanoSetup | null = null;
+let nanoError: string | null = flags['no-nanogpt'] ? 'skipped (--no-nanogpt)' : null;
+let nano: ReturnType<typeof nanoJobs> | null = null;
+const nanoCfg = nanoConfig(c);
+if (!nanoError) {
+  try {
+    setup = await setupNanogpt();
+    const batchRng = new Rng(99);
+    nano = nanoJobs(setup, nanoCfg, tokens, shape, () =>
+      randomLmBatch(tokens, shape.batch, shape.seq, batchRng),
+    );
+  } catch (e) {
+    nanoError = errorMessage(e);
+  }
+}
+const ours = ourJobs(choice, tokens, shape, shape.warmup + shape.iters);
+// Pairs side by side: our forward, theirs, our LoRA, theirs, our full, theirs.
+const jobs: Job[] = [];
+for (let i = 0; i < ours.length; i++) {
+  jobs.push(ours[i]!);
+  if (nano) jobs.push(nano.jobs[i]!);
+}
+const { results, tensors } = await runInterleaved(jobs, shape.warmup, shape.iters);
+for (const j of jobs) j.dispose();
+const totalS = (performance.now() - t0) / 1000;
+
+// ---- report ----
+const NANO_WHAT = ['forward + LM logits', 'LoRA step (rank 8, cAttn)', 'full train step'];
+const rows: JobResult[] = nano
+  ? results
+  : [
+      ...results,
+      ...NANO_WHAT.map((what): JobResult => ({
+        engine: 'nanogpt',
+        what,
+        trainedParams: null,
+        timing: { ok: false, reason: nanoError! },
+      })),
+    ];
+const find = (engine: string, i: number): Timing | undefined => {
+  const r = rows.filter((x) => x.engine === engine)[i];
+  return r?.timing.ok ? r.timing.value : undefined;
+};
+const [oF, oL, oT] = [0, 1, 2].map((i) => find('PEFT Lab', i));
+const [nF, nL, nT] = [0, 1, 2].map((i) => find('nanogpt', i));
+
+const tokPerStep = shape.batch * shape.seq;
+const header = [
+  `PEFT Lab bench  ${started.toISOString()}`,
+  `backend   tfjs ${tf.version_core} ${backend} (SIMD ${simd ? 'yes' : 'no'}, threads ${threads ? 'yes' : 'no'}), Node ${process.version}, ${cpus().length} CPUs, load avg at start ${loadAtStart.toFixed(2)}`,
+  `model     ${choice.source === 'folder' ? relative(root, choice.dir!) || choice.dir : 'random'}: ${choice.label}`,
+  `shape     GPT-2, vocab ${c.vocabSize}, ${c.nLayer} layers, ${c.nEmbd} wide, ${c.nHead} heads, MLP ${c.nInner}, n_positions ${c.nPositions}; ${fmt(countParameters(c))} params`,
+  `batch     ${shape.batch} x ${shape.seq} = ${tokPerStep} tokens per forward / step`,
+  `timing    ${shape.warmup} warm-up + ${shape.iters} timed rounds, the six measurements interleaved; median shown; each run ends in a read-back`,
+  `          tokens/s from wall time; cpu ms = this process's CPU time per run (robust to other processes)`,
+  `data      ${dataNote}`,
+];
+if (setup && nano) {
+  header.push(
+    `nanogpt   @genai-fi/nanogpt ${setup.version}, NanoGPTV1 {vocab ${nanoCfg.vocabSize}, blockSize ${nanoCfg.blockSize}, ${nanoCfg.nLayer} layers, nEmbed ${nanoCfg.nEmbed}, ${nanoCfg.nHead} heads, mlpFactor ${nanoCfg.mlpFactor}, learned positions}; ${fmt(nano.params)} params (RMSNorm, no biases)`,
+  );
+}
+
+const per = (a: Timing | undefined, b: Timing | undefined): Pick<Ratio, 'wall' | 'cpu'> =>
+  a && b
+    ? { wall: a.tokensPerSec / b.tokensPerSec, cpu: a.tokensPerCpuSec / b.tokensPerCpuSec }
+    : { wall: null, cpu: null };
+const ratioList: Ratio[] = [
+  {
+    label: 'our LoRA step time / our forward time',
+    wall: oL && oF ? oL.medianMs / oF.medianMs : null,
+    cpu: oL && oF ? oL.cpuMedianMs / oF.cpuMedianMs : null,
+    aim: { op: '<=', target: 2.5 },
+  },
+  { label: 'our full-FT tokens/s / nanogpt training tokens/s', ...per(oT, nT), aim: { op: '>=', target: 3 } },
+  { label: 'our LoRA tokens/s / nanogpt training (full) tokens/s', ...per(oL, nT) },
+  { label: 'our LoRA tokens/s / nanogpt LoRA tokens/s', ...per(oL, nL) },
+  { label: 'our forward tokens/s / nanogpt forward tokens/s', ...per(oF, nF) },
+];
+
+const notes: string[] = [];
+if (tensors.afterTimed !== tensors.afterWarmup) {
+  notes.push(
+    `LEAK: ${tensors.afterTimed - tensors.afterWarmup} tensors more after the ${shape.iters} timed rounds than after warm-up`,
+  );
+} else notes.push(`no tensor leak: ${tensors.afterTimed} tensors after warm-up and after the timed rounds`);
+if (setup && nano) {
+  notes.push(
+    'nanogpt runs on wasm in Node only with these shims (it computes the same; none of its files is edited):',
+  );
+  for (const s of setup.shims) notes.push(`  - ${s}`);
+  notes.push(
+    '  its step takes gradients of every trainable tfjs variable: in LoRA mode its position table (a tfjs-layers Embedding outside its WeightStore) trains too, hence its LoRA count',
+  );
+} else notes.push(`nanogpt not measured: ${nanoError}`);
+notes.push(`whole run ${totalS.toFixed(1)} s`);
+
+console.log(header.join('\n'));
+console.log();
+console.log(table(rows));
+console.log();
+console.log(ratios(ratioList));
+console.log();
+console.log(notes.join('\n'));
+
+if (flags.json) {
+  const json = {
+    date: started.toISOString(),
+    backend: {
+      name: backend,
+      tfjs: tf.version_core,
+      simd,
+      threads,
+      node: process.version,
+      cpus: cpus().length,
+    },
+    loadAverageAtStart: loadAtStart,
+    model: {
+      source: choice.source,
+      dir: choice.dir,
+      label: choice.label,
+      config: c,
+      params: countParameters(c),
+    },
+    shape: {
+      batch: shape.batch,
+      seq: shape.seq,
+      tokensPerStep: tokPerStep,
+      warmupRounds: shape.warmup,
+      timedRounds: shape.iters,
+    },
+    data: dataNote,
+    nanogpt:
+      setup && nano
+        ? { version: setup.version, config: nanoCfg, params: nano.params, shims: setup.shims }
+        : { error: nanoError },
+    results: rows,
+    ratios: Object.fromEntries(
+      ratioList.map((r) => [
+        r.label,
+        { wall: r.wall, cpu: r.cpu, aim: r.aim ? `${r.aim.op} ${r.aim.target}` : null },
+      ]),
+    ),
+    notes,
+    runSeconds: totalS,
+  };
+  writeFileSync(flags.json, JSON.stringify(json, null, 2) + '\n');
+  console.log(`JSON written to ${flags.json}`);
+}
