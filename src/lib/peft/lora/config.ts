@@ -64,6 +64,11 @@ export function validateLora(c: LoraConfig, model?: Gpt2Model): void {
   if (!['none', 'lora_only'].includes(c.bias)) {
     throw new PeftConfigError(`bias must be "none" or "lora_only", got ${JSON.stringify(c.bias)}`);
   }
+  if (c.modulesToSave !== null && c.modulesToSave.length > 0) {
+    throw new PeftConfigError(
+      `modulesToSave ${JSON.stringify(c.modulesToSave)} is not supported yet: task heads come with the classification tasks; leave it null`,
+    );
+  }
   if (!c.fanInFanOut) {
     throw new PeftConfigError(
       'fanInFanOut must be true for GPT-2: its Conv1D layers store weights as [in, out]',
