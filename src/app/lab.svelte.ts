@@ -11,6 +11,7 @@ import type {
   ModelSummary,
   TrainProgress,
   TrainResult,
+  TrainSettings,
 } from '../lib/protocol/lab-protocol';
 import type { PeftType, TaskType } from '../lib/peft/types';
 import type { CatalogEntry } from './catalog';
@@ -30,15 +31,8 @@ export interface LoraForm {
   useRslora: boolean;
 }
 
-export interface TrainForm {
-  steps: number;
-  lr: number;
-  batchSize: number;
-  seqLen: number;
-  seed: number;
-  warmupSteps: number;
-  evalEvery: number;
-}
+/** The training form holds exactly the request's settings. */
+export type TrainForm = TrainSettings;
 
 export type Phase = LabEvents['status']['phase'] | 'starting' | 'error';
 

@@ -15,21 +15,6 @@ export function isFrozen(w: tf.Tensor): boolean {
   return w instanceof tf.Variable && !w.trainable;
 }
 
-/** x [N, in] @ w [in, out] -> [N, out], gradients for both. */
-const matmulBoth = tf.customGrad((x, w, save) => {
-  const a = x as tf.Tensor2D;
-  const b = w as tf.Tensor2D;
-  (save as tf.GradSaveFunc)([a, b]);
-  return {
-    value: tf.matMul(a, b),
-    gradFunc: (dy, saved) => {
-      const [sa, sb] = saved as [tf.Tensor2D, tf.Tensor2D];
-      const g = dy as tf.Tensor2D;
-      return [tf.matMul(g, tf.transpose(sb)), tf.matMul(tf.transpose(sa), g)];
-    },
-  };
-}) as (x: tf.Tensor2D, w: tf.Tensor2D) => tf.Tensor2D;
-
 /** x [N, in] @ w [in, out] where w is frozen: the gradient function returns dx only. */
 function matmulFrozen(x: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
   const f = tf.customGrad((xi, save) => {
@@ -44,10 +29,10 @@ function matmulFrozen(x: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
 
 /** x [N, in] @ w [in, out]: picks the frozen path when w is a non-trainable variable. */
 export function matmul(x: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
-  return isFrozen(w) ? matmulFrozen(x, w) : matmulBoth(x, w);
+  return isFrozen(w) ? matmulFrozen(x, w) : (bmm(x, w) as tf.Tensor2D);
 }
 
-/** Batched a [..., M, K] @ b [..., K, N] (attention), gradients with explicit transposes. */
+/** a [..., M, K] @ b [..., K, N] (any rank >= 2), gradients for both with explicit transposes. */
 export const bmm = tf.customGrad((a, b, save) => {
   const x = a as tf.Tensor;
   const y = b as tf.Tensor;

