@@ -1,5 +1,6 @@
 import { expect, test } from '@playwright/test';
 import type { Page } from '@playwright/test';
+import { readFileSync } from 'node:fs';
 
 /** Fills a number input the way a person does: select, type, leave. */
 async function setNumber(page: Page, testId: string, value: number): Promise<void> {
@@ -121,4 +122,41 @@ test('WebGPU, chosen by hand, trains on the software adapter and agrees with was
   await page.getByTestId('generate').click();
   await expect(page.getByTestId('answer-adapted')).not.toHaveText(/–|Train or load/, { timeout: 120_000 });
   await page.screenshot({ path: 'test-results/screens/lab-webgpu.png', fullPage: true });
+});
+
+test('open a GPT-2 folder from local files, and get a named error for an incomplete or broken one', async ({
+  page,
+}) => {
+  await page.goto('/');
+  await expect(page.getByTestId('model-facts')).toBeVisible();
+  const dir = 'public/models/peftlab-s';
+  // Only two of the three files: the message names the missing one, and the current model stays.
+  await page.getByTestId('open-files').setInputFiles([`${dir}/config.json`, `${dir}/tokenizer.json`]);
+  await expect(page.getByTestId('error')).toContainText('lack model.safetensors');
+  await expect(page.getByTestId('model-select')).toHaveValue('peftlab-s');
+  await page.getByRole('button', { name: 'Dismiss' }).click();
+
+  // A truncated safetensors file: a SafetensorsError naming the file.
+  const file = (name: string, buffer: Buffer) => ({ name, mimeType: 'application/octet-stream', buffer });
+  await page
+    .getByTestId('open-files')
+    .setInputFiles([
+      file('config.json', readFileSync(`${dir}/config.json`)),
+      file('tokenizer.json', readFileSync(`${dir}/tokenizer.json`)),
+      file('model.safetensors', Buffer.from([1, 2, 3])),
+    ]);
+  await expect(page.getByTestId('error')).toContainText('SafetensorsError');
+  await expect(page.getByTestId('error')).toContainText('model.safetensors');
+  await page.screenshot({ path: 'test-results/screens/lab-local-error.png', fullPage: true });
+  await page.getByRole('button', { name: 'Dismiss' }).click();
+
+  // The real three files load, and the model trains and answers like the bundled one.
+  await page
+    .getByTestId('open-files')
+    .setInputFiles([`${dir}/config.json`, `${dir}/model.safetensors`, `${dir}/tokenizer.json`]);
+  await expect(page.getByTestId('model-select')).toHaveValue('local: files');
+  await expect(page.getByTestId('model-facts')).toContainText('556.9k');
+  await page.getByTestId('generate').click();
+  await expect(page.getByTestId('answer-base')).toContainText('Call me Ishmael', { timeout: 60_000 });
+  await page.screenshot({ path: 'test-results/screens/lab-local.png', fullPage: true });
 });

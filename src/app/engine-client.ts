@@ -72,6 +72,7 @@ export class WorkerEngine {
     return {
       init: call('init'),
       loadModel: call('loadModel'),
+      loadModelFiles: call('loadModelFiles'),
       train: call('train'),
       pause: call('pause'),
       resume: call('resume'),

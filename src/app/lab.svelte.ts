@@ -141,6 +141,41 @@ export class LabState {
     }
   }
 
+  /**
+   * Loads a GPT-2 folder the user picked or dropped. The three files are found by name; anything
+   * missing is named, and the model in use stays loaded when the new one fails.
+   */
+  async loadLocalFiles(files: File[]): Promise<void> {
+    this.error = null;
+    const byName = new Map(files.map((f) => [f.name, f]));
+    const need = ['config.json', 'model.safetensors', 'tokenizer.json'];
+    const missing = need.filter((n) => !byName.has(n));
+    if (missing.length) {
+      this.fail(
+        new Error(
+          `the chosen files lack ${missing.join(' and ')}: pick a GPT-2 folder's config.json, model.safetensors and tokenizer.json together`,
+        ),
+      );
+      return;
+    }
+    const folder = (byName.get('config.json')!.webkitRelativePath || '').split('/')[0] || 'files';
+    try {
+      const [config, weights, tokenizer] = (await Promise.all(
+        need.map((n) => byName.get(n)!.arrayBuffer()),
+      )) as [ArrayBuffer, ArrayBuffer, ArrayBuffer];
+      this.model = await this.engine.request(
+        'loadModelFiles',
+        { id: `local: ${folder}`, config, weights, tokenizer },
+        [config, weights, tokenizer],
+      );
+      this.hasAdapter = false;
+      this.adapterLabel = '';
+      this.resetRun();
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
   private resetRun(): void {
     this.progress = [];
     this.evals = [];

@@ -19,3 +19,15 @@ describe('named errors across the worker boundary', () => {
     expect(serializeError('boom')).toEqual({ name: 'Error', message: 'boom' });
   });
 });
+
+describe('error names survive minification', () => {
+  it('spells every name out instead of reading the constructor name', async () => {
+    const mod = await import('./errors');
+    for (const [exported, cls] of Object.entries(mod)) {
+      if (typeof cls === 'function' && cls.prototype instanceof Error) {
+        const e = new (cls as new (m: string) => Error)('x');
+        expect(e.name).toBe(exported);
+      }
+    }
+  });
+});

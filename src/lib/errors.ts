@@ -4,36 +4,58 @@
  * Errors cross the worker boundary as {name, message} and are rebuilt with `rebuildError`.
  */
 export class PeftLabError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = new.target.name;
-  }
+  // Names are spelled out, not taken from the constructor: a minified build renames classes.
+  override name: string = 'PeftLabError';
 }
 
 /** A safetensors file whose header or data does not hold together. */
-export class SafetensorsError extends PeftLabError {}
+export class SafetensorsError extends PeftLabError {
+  override name = 'SafetensorsError';
+}
 /** A config.json that is missing a field, has a bad value, or does not fit the weights. */
-export class ModelConfigError extends PeftLabError {}
+export class ModelConfigError extends PeftLabError {
+  override name = 'ModelConfigError';
+}
 /** Weights missing, extra, or of the wrong shape for the config. */
-export class WeightsMismatchError extends PeftLabError {}
+export class WeightsMismatchError extends PeftLabError {
+  override name = 'WeightsMismatchError';
+}
 /** A tokenizer.json we cannot use (not byte-level BPE, malformed). */
-export class TokenizerError extends PeftLabError {}
+export class TokenizerError extends PeftLabError {
+  override name = 'TokenizerError';
+}
 /** A PEFT config field with a value that is out of range or does not fit the model. */
-export class PeftConfigError extends PeftLabError {}
+export class PeftConfigError extends PeftLabError {
+  override name = 'PeftConfigError';
+}
 /** An adapter folder that does not belong to this model or is malformed. */
-export class AdapterError extends PeftLabError {}
+export class AdapterError extends PeftLabError {
+  override name = 'AdapterError';
+}
 /** A file that is missing or cannot be read. */
-export class FileLoadError extends PeftLabError {}
+export class FileLoadError extends PeftLabError {
+  override name = 'FileLoadError';
+}
 /** Training diverged (NaN or infinite loss). */
-export class NonFiniteLossError extends PeftLabError {}
+export class NonFiniteLossError extends PeftLabError {
+  override name = 'NonFiniteLossError';
+}
 /** Bad command-line usage. */
-export class UsageError extends PeftLabError {}
+export class UsageError extends PeftLabError {
+  override name = 'UsageError';
+}
 /** The storage quota is exhausted, or IndexedDB refused a write. */
-export class StorageError extends PeftLabError {}
+export class StorageError extends PeftLabError {
+  override name = 'StorageError';
+}
 /** The compute backend could not be initialised or was lost. */
-export class BackendError extends PeftLabError {}
+export class BackendError extends PeftLabError {
+  override name = 'BackendError';
+}
 /** A training or generation request was cancelled. */
-export class CancelledError extends PeftLabError {}
+export class CancelledError extends PeftLabError {
+  override name = 'CancelledError';
+}
 
 const ERROR_CLASSES = {
   PeftLabError,

@@ -71,14 +71,18 @@ export class LabEngine implements LabApi {
   }
 
   async loadModel(req: RequestOf<'loadModel'>): Promise<ModelSummary> {
-    if (this.training) throw new PeftLabError('training is running: stop it before switching models');
     this.emit('status', { phase: 'loading', message: `loading ${req.id}` });
     const base = `${req.baseUrl.replace(/\/$/, '')}/`;
-    const [configBytes, weights, tokBytes] = await Promise.all([
+    const [config, weights, tokenizer] = await Promise.all([
       this.fetchBytes(`${base}config.json`),
       this.fetchBytes(`${base}model.safetensors`),
       this.fetchBytes(`${base}tokenizer.json`),
     ]);
+    return this.loadModelFiles({ id: req.id, config, weights, tokenizer });
+  }
+
+  async loadModelFiles(req: RequestOf<'loadModelFiles'>): Promise<ModelSummary> {
+    if (this.training) throw new PeftLabError('training is running: stop it before switching models');
     const parse = (b: ArrayBuffer, name: string): unknown => {
       try {
         return JSON.parse(decoder.decode(b));
@@ -86,17 +90,16 @@ export class LabEngine implements LabApi {
         throw new FileLoadError(`${req.id}/${name} is not valid JSON: ${(e as Error).message}`);
       }
     };
-    const model = loadGpt2({
-      config: parse(configBytes, 'config.json'),
-      weights: new Uint8Array(weights),
-      source: req.id,
-    });
-    let tokenizer: TextTokenizer;
-    try {
-      tokenizer = loadTokenizer(parse(tokBytes, 'tokenizer.json'), `${req.id}/tokenizer.json`);
-    } catch (e) {
+    const config = parse(req.config, 'config.json');
+    const tokJson = parse(req.tokenizer, 'tokenizer.json');
+    // Check the tokenizer before the weights are turned into tensors: nothing is allocated for a bad folder.
+    const tokenizer = loadTokenizer(tokJson, `${req.id}/tokenizer.json`);
+    const model = loadGpt2({ config, weights: new Uint8Array(req.weights), source: req.id });
+    if (tokenizer.vocabSize > model.config.vocabSize) {
       model.dispose();
-      throw e;
+      throw new FileLoadError(
+        `${req.id}: tokenizer.json has ${tokenizer.vocabSize} tokens but config.json's vocab_size is ${model.config.vocabSize}; they come from different models`,
+      );
     }
     this.dropAdapterNow();
     this.model?.dispose();
@@ -115,7 +118,7 @@ export class LabEngine implements LabApi {
       nHead: c.nHead,
       vocabSize: c.vocabSize,
       nPositions: c.nPositions,
-      bytes: weights.byteLength,
+      bytes: req.weights.byteLength,
     };
   }
 

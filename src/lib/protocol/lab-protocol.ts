@@ -19,6 +19,12 @@ export interface ModelSummary {
   bytes: number;
 }
 
+export interface ModelFileBytes {
+  config: ArrayBuffer;
+  weights: ArrayBuffer;
+  tokenizer: ArrayBuffer;
+}
+
 export interface TrainSettings {
   steps: number;
   lr: number;
@@ -104,6 +110,8 @@ export interface AdapterSummary {
 export interface LabRequests {
   init: [{ backend: BackendChoice; wasmBaseUrl: string }, BackendInfo];
   loadModel: [{ id: string; baseUrl: string }, ModelSummary];
+  /** A GPT-2 folder the user picked or dropped: the three files' bytes. */
+  loadModelFiles: [{ id: string } & ModelFileBytes, ModelSummary];
   train: [TrainRequest, TrainResult];
   pause: [Record<string, never>, void];
   resume: [Record<string, never>, void];

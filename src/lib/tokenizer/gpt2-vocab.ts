@@ -44,7 +44,10 @@ export function parseVocabBpe(vocabBpe: string, source = 'vocab.bpe'): [string, 
  * that are not distinct non-negative integers, a missing byte symbol or `<|endoftext|>`, a merge
  * line that is not two symbols, or a merge whose parts or result are not in the vocabulary.
  */
-export function gpt2TokenizerJson(encoderJson: Record<string, number>, vocabBpe: string): Record<string, unknown> {
+export function gpt2TokenizerJson(
+  encoderJson: Record<string, number>,
+  vocabBpe: string,
+): Record<string, unknown> {
   if (typeof encoderJson !== 'object' || encoderJson === null || Array.isArray(encoderJson)) {
     throw new TokenizerError('encoder.json: expected an object of token -> id');
   }
@@ -76,14 +79,17 @@ export function gpt2TokenizerJson(encoderJson: Record<string, number>, vocabBpe:
     );
   }
   if (!vocab.has(GPT2_END_OF_TEXT)) {
-    throw new TokenizerError(`encoder.json: ${GPT2_END_OF_TEXT} is missing; GPT-2 needs it as its end-of-text token`);
+    throw new TokenizerError(
+      `encoder.json: ${GPT2_END_OF_TEXT} is missing; GPT-2 needs it as its end-of-text token`,
+    );
   }
 
   const merges = parseVocabBpe(vocabBpe);
   for (const [i, [a, b]] of merges.entries()) {
     const where = `vocab.bpe merge ${i + 1} of ${merges.length} (${JSON.stringify(`${a} ${b}`)})`;
     for (const part of [a, b]) {
-      if (!vocab.has(part)) throw new TokenizerError(`${where}: ${JSON.stringify(part)} is not in encoder.json`);
+      if (!vocab.has(part))
+        throw new TokenizerError(`${where}: ${JSON.stringify(part)} is not in encoder.json`);
     }
     if (!vocab.has(a + b)) {
       throw new TokenizerError(`${where}: the merged token ${JSON.stringify(a + b)} is not in encoder.json`);

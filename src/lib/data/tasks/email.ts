@@ -40,9 +40,17 @@ export function parseHeaders(raw: string): { headers: Headers; body: string } {
   return { headers, body };
 }
 
-/** Bytes (as a binary string, one char per byte) -> text in the given charset (UTF-8, else Latin-1). */
+/** Windows-1252's characters for bytes 0x80-0x9F (undefined ones stay as they are). */
+const CP1252_C1 = '\u20ac\x81\u201a\u0192\u201e\u2026\u2020\u2021\u02c6\u2030\u0160\u2039\u0152\x8d\u017d\x8f\x90\u2018\u2019\u201c\u201d\u2022\u2013\u2014\u02dc\u2122\u0161\u203a\u0153\x9d\u017e\u0178';
+
+/**
+ * Bytes (as a binary string, one char per byte) -> text: UTF-8 when the charset says so, else
+ * Latin-1 read as browsers do, as Windows-1252 (curly quotes and the euro sign live in 0x80-0x9F).
+ */
 function decodeBytes(binary: string, charset: string): string {
-  if (!/^utf-?8$/i.test(charset.trim())) return binary; // Latin-1 (and look-alikes): bytes are code points
+  if (!/^utf-?8$/i.test(charset.trim())) {
+    return binary.replace(/[\x80-\x9f]/g, (c) => CP1252_C1[c.charCodeAt(0) - 0x80] ?? c);
+  }
   const bytes = new Uint8Array(binary.length);
   for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i) & 0xff;
   return new TextDecoder('utf-8').decode(bytes);
@@ -75,31 +83,44 @@ export function decodeEncodedWords(value: string): string {
     });
 }
 
-const ENTITIES: Record<string, string> = {
+/** HTML 4's Latin-1 entity names, for code points 160-255 in order. */
+const LATIN1_ENTITIES = (
+  'nbsp iexcl cent pound curren yen brvbar sect uml copy ordf laquo not shy reg macr deg plusmn sup2 sup3 ' +
+  'acute micro para middot cedil sup1 ordm raquo frac14 frac12 frac34 iquest Agrave Aacute Acirc Atilde Auml ' +
+  'Aring AElig Ccedil Egrave Eacute Ecirc Euml Igrave Iacute Icirc Iuml ETH Ntilde Ograve Oacute Ocirc Otilde ' +
+  'Ouml times Oslash Ugrave Uacute Ucirc Uuml Yacute THORN szlig agrave aacute acirc atilde auml aring aelig ' +
+  'ccedil egrave eacute ecirc euml igrave iacute icirc iuml eth ntilde ograve oacute ocirc otilde ouml divide ' +
+  'oslash ugrave uacute ucirc uuml yacute thorn yuml'
+).split(' ');
+
+const ENTITIES: Readonly<Record<string, string>> = {
+  ...Object.fromEntries(LATIN1_ENTITIES.map((name, i) => [name, String.fromCharCode(160 + i)])),
   nbsp: ' ',
   amp: '&',
   lt: '<',
   gt: '>',
   quot: '"',
   apos: "'",
-  copy: '\u00a9',
-  reg: '\u00ae',
   trade: '\u2122',
   hellip: '\u2026',
   mdash: '\u2014',
   ndash: '\u2013',
-  laquo: '\u00ab',
-  raquo: '\u00bb',
+  lsquo: '\u2018',
+  rsquo: '\u2019',
+  ldquo: '\u201c',
+  rdquo: '\u201d',
   bull: '\u2022',
+  euro: '\u20ac',
 };
 
+/** Named (HTML 4 Latin-1 and a few common others) and numeric character references -> text. */
 export function decodeEntities(s: string): string {
-  return s.replace(/&(#x[0-9a-f]+|#\d+|[a-z]+);?/gi, (whole, ref: string) => {
+  return s.replace(/&(#x[0-9a-f]+|#\d+|[a-z][a-z0-9]*);?/gi, (whole, ref: string) => {
     if (ref[0] === '#') {
       const code = ref[1] === 'x' || ref[1] === 'X' ? parseInt(ref.slice(2), 16) : parseInt(ref.slice(1), 10);
       return code > 0 && code < 0x110000 ? String.fromCodePoint(code) : ' ';
     }
-    return ENTITIES[ref.toLowerCase()] ?? whole;
+    return ENTITIES[ref] ?? ENTITIES[ref.toLowerCase()] ?? whole;
   });
 }
 
@@ -150,10 +171,15 @@ function partText(headers: Headers, body: string, depth: number): { plain: strin
   return out;
 }
 
-/** Collapses runs of whitespace (and drops control characters and U+FFFD) to single spaces. */
+/**
+ * Collapses runs of whitespace and control characters to single spaces. U+FFFD is dropped: the
+ * package decoded every file as UTF-8, so each byte of a Latin-1 letter (the "c" of "seguranca")
+ * became one, and nothing of the letter is left to recover.
+ */
 export function collapseWhitespace(s: string): string {
   return s
-    .replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f\ufffd]/g, ' ') // eslint-disable-line no-control-regex
+    .replace(/\ufffd/g, '')
+    .replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/g, ' ') // eslint-disable-line no-control-regex
     .replace(/\s+/g, ' ')
     .trim();
 }

