@@ -160,3 +160,41 @@ test('open a GPT-2 folder from local files, and get a named error for an incompl
   await expect(page.getByTestId('answer-base')).toContainText('Call me Ishmael', { timeout: 60_000 });
   await page.screenshot({ path: 'test-results/screens/lab-local.png', fullPage: true });
 });
+
+test('load a GPT-2 repo from the Hub with progress, refuse other models, and load it again offline from the cache', async ({
+  page,
+}) => {
+  await page.goto('/?hub=http://127.0.0.1:4174');
+  await expect(page.getByTestId('model-facts')).toBeVisible();
+
+  await page.getByTestId('hub-repo').fill('meta/llama-tiny');
+  await page.getByTestId('hub-load').click();
+  await expect(page.getByTestId('error')).toContainText('"llama" model');
+  await page.getByRole('button', { name: 'Dismiss' }).click();
+  await page.getByTestId('hub-repo').fill('nobody/nothing');
+  await page.getByTestId('hub-load').click();
+  await expect(page.getByTestId('error')).toContainText('nobody/nothing/config.json was not found');
+  await page.getByRole('button', { name: 'Dismiss' }).click();
+
+  await page.getByTestId('hub-repo').fill('peftlab/peftlab-s');
+  await page.getByTestId('hub-load').click();
+  await expect(page.getByTestId('model-select')).toHaveValue('hub: peftlab/peftlab-s', { timeout: 60_000 });
+  await expect(page.getByTestId('status')).toHaveText('hub: peftlab/peftlab-s downloaded and cached');
+  await page.screenshot({ path: 'test-results/screens/lab-hub.png', fullPage: true });
+
+  // With the Hub unreachable, the same repo loads from this browser's cache.
+  await page.goto('/?hub=http://127.0.0.1:9');
+  await expect(page.getByTestId('model-facts')).toBeVisible();
+  await page.getByTestId('hub-repo').fill('peftlab/peftlab-s');
+  await page.getByTestId('hub-load').click();
+  await expect(page.getByTestId('status')).toHaveText(
+    "hub: peftlab/peftlab-s loaded from this browser's cache",
+    {
+      timeout: 60_000,
+    },
+  );
+  // And an uncached repo names the unreachable Hub.
+  await page.getByTestId('hub-repo').fill('peftlab/other');
+  await page.getByTestId('hub-load').click();
+  await expect(page.getByTestId('error')).toContainText('could not reach http://127.0.0.1:9');
+});

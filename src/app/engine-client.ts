@@ -73,6 +73,7 @@ export class WorkerEngine {
       init: call('init'),
       loadModel: call('loadModel'),
       loadModelFiles: call('loadModelFiles'),
+      loadHubModel: call('loadHubModel'),
       train: call('train'),
       pause: call('pause'),
       resume: call('resume'),

@@ -19,6 +19,8 @@ import { loadCatalog } from './catalog';
 import { WorkerEngine } from './engine-client';
 import { deleteAdapter, getAdapter, listAdapters, saveAdapterRecord } from '../lib/storage/db';
 import { downloadFile } from './download';
+import { queryParam } from './query';
+import { DEFAULT_HUB_ENDPOINT } from '../lib/io/hub';
 
 /** What the Saved adapters table shows (the weights stay in IndexedDB until needed). */
 export type SavedAdapter = Awaited<ReturnType<typeof listAdapters>>[number];
@@ -84,6 +86,11 @@ export class LabState {
   });
   generating = $state(false);
   savedAdapters = $state<SavedAdapter[]>([]);
+  hubRepo = $state('');
+  /** The Hub or a mirror with its URL layout; `?hub=URL` in the address sets it (as HF_ENDPOINT does). */
+  hubEndpoint = $state(queryParam('hub') ?? DEFAULT_HUB_ENDPOINT);
+  download = $state<{ file: string; loaded: number; total: number } | null>(null);
+  downloading = $state(false);
 
   last = $derived(this.progress.at(-1) ?? null);
   lossPoints = $derived(this.progress.map((p) => [p.step, p.loss] as [number, number]));
@@ -93,6 +100,7 @@ export class LabState {
     this.baseUrl = baseUrl;
     this.engine.on('progress', (p) => (this.progress = [...this.progress, p]));
     this.engine.on('eval', (e) => (this.evals = [...this.evals, e]));
+    this.engine.on('download', (d) => (this.download = d));
     this.engine.on('status', (s) => {
       this.phase = s.phase;
       this.statusMessage = s.message;
@@ -147,9 +155,9 @@ export class LabState {
    */
   async loadLocalFiles(files: File[]): Promise<void> {
     this.error = null;
-    const byName = new Map(files.map((f) => [f.name, f]));
+    const pick = (name: string): File | undefined => files.find((f) => f.name === name);
     const need = ['config.json', 'model.safetensors', 'tokenizer.json'];
-    const missing = need.filter((n) => !byName.has(n));
+    const missing = need.filter((n) => !pick(n));
     if (missing.length) {
       this.fail(
         new Error(
@@ -158,11 +166,13 @@ export class LabState {
       );
       return;
     }
-    const folder = (byName.get('config.json')!.webkitRelativePath || '').split('/')[0] || 'files';
+    const folder = (pick('config.json')!.webkitRelativePath || '').split('/')[0] || 'files';
     try {
-      const [config, weights, tokenizer] = (await Promise.all(
-        need.map((n) => byName.get(n)!.arrayBuffer()),
-      )) as [ArrayBuffer, ArrayBuffer, ArrayBuffer];
+      const [config, weights, tokenizer] = (await Promise.all(need.map((n) => pick(n)!.arrayBuffer()))) as [
+        ArrayBuffer,
+        ArrayBuffer,
+        ArrayBuffer,
+      ];
       this.model = await this.engine.request(
         'loadModelFiles',
         { id: `local: ${folder}`, config, weights, tokenizer },
@@ -173,6 +183,30 @@ export class LabState {
       this.resetRun();
     } catch (e) {
       this.fail(e);
+    }
+  }
+
+  async loadFromHub(): Promise<void> {
+    this.error = null;
+    this.downloading = true;
+    this.download = null;
+    try {
+      const summary = await this.engine.request('loadHubModel', {
+        repoId: this.hubRepo,
+        endpoint: this.hubEndpoint,
+        gpt2TokenizerUrl: `${this.baseUrl}tokenizers/gpt2/tokenizer.json`,
+      });
+      this.model = summary;
+      this.statusMessage = summary.cached
+        ? `${summary.id} loaded from this browser's cache`
+        : `${summary.id} downloaded and cached`;
+      this.hasAdapter = false;
+      this.adapterLabel = '';
+      this.resetRun();
+    } catch (e) {
+      this.fail(e);
+    } finally {
+      this.downloading = false;
     }
   }
 

@@ -7,6 +7,8 @@ import * as tf from '@tensorflow/tfjs';
 import { chooseBackend } from '../backend/backend';
 import { CancelledError, FileLoadError, PeftLabError } from '../errors';
 import { loadAdapter, saveAdapter } from '../io/peft-format';
+import { checkRepoId, downloadHubModel } from '../io/hub';
+import { getModel, saveModel } from '../storage/db';
 import { countParameters } from '../model/config';
 import { generate } from '../model/generate';
 import type { Gpt2Model } from '../model/gpt2';
@@ -21,6 +23,7 @@ import type {
   EvalPoint,
   EventSink,
   LabApi,
+  ModelFileBytes,
   ModelSummary,
   RequestOf,
   ReplyOf,
@@ -42,6 +45,8 @@ export const browserFetchBytes: FetchBytes = async (url) => {
 };
 
 const EVAL_BATCHES = 8;
+/** GPT-2's vocabulary size (50,000 merges + 256 bytes + <|endoftext|>). */
+const GPT2_VOCAB_SIZE = 50257;
 const decoder = new TextDecoder('utf-8');
 
 export class LabEngine implements LabApi {
@@ -120,6 +125,58 @@ export class LabEngine implements LabApi {
       nPositions: c.nPositions,
       bytes: req.weights.byteLength,
     };
+  }
+
+  /**
+   * A Hub model: from the IndexedDB cache when there, else downloaded and cached, so a second
+   * visit works offline. A repo without tokenizer.json and with GPT-2's vocabulary size gets GPT-2's
+   * own tokenizer (public/tokenizers/gpt2).
+   */
+  async loadHubModel(req: RequestOf<'loadHubModel'>): Promise<ModelSummary & { cached: boolean }> {
+    if (this.training) throw new PeftLabError('training is running: stop it before switching models');
+    const repo = checkRepoId(req.repoId);
+    const id = `hub: ${repo}`;
+    const canCache = typeof indexedDB !== 'undefined';
+    const hit = canCache ? await getModel(id) : undefined;
+    let files: ModelFileBytes;
+    if (hit && hit.files['config.json'] && hit.files['model.safetensors'] && hit.files['tokenizer.json']) {
+      files = {
+        config: hit.files['config.json'],
+        weights: hit.files['model.safetensors'],
+        tokenizer: hit.files['tokenizer.json'],
+      };
+    } else {
+      this.emit('status', { phase: 'loading', message: `downloading ${repo}` });
+      const got = await downloadHubModel(repo, {
+        endpoint: req.endpoint,
+        onProgress: (p) => this.emit('download', p),
+      });
+      let tokenizer = got.tokenizer;
+      if (!tokenizer) {
+        const vocab = (JSON.parse(decoder.decode(got.config)) as { vocab_size?: number }).vocab_size;
+        if (vocab !== GPT2_VOCAB_SIZE) {
+          throw new FileLoadError(
+            `${repo} has no tokenizer.json and its vocabulary (${vocab}) is not GPT-2's; PEFT Lab needs its tokenizer.json`,
+          );
+        }
+        tokenizer = await this.fetchBytes(req.gpt2TokenizerUrl);
+      }
+      files = { config: got.config, weights: got.weights, tokenizer };
+      const summary = await this.loadModelFiles({ id, ...files });
+      if (canCache) {
+        await saveModel({
+          id,
+          source: 'hub',
+          files: {
+            'config.json': files.config,
+            'model.safetensors': files.weights,
+            'tokenizer.json': files.tokenizer,
+          },
+        });
+      }
+      return { ...summary, cached: false };
+    }
+    return { ...(await this.loadModelFiles({ id, ...files })), cached: true };
   }
 
   private async tokens(url: string): Promise<Int32Array> {

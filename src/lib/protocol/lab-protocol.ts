@@ -112,6 +112,11 @@ export interface LabRequests {
   loadModel: [{ id: string; baseUrl: string }, ModelSummary];
   /** A GPT-2 folder the user picked or dropped: the three files' bytes. */
   loadModelFiles: [{ id: string } & ModelFileBytes, ModelSummary];
+  /** Downloads (or reads from the browser cache) a GPT-2 repo from the Hub or a mirror. */
+  loadHubModel: [
+    { repoId: string; endpoint: string; gpt2TokenizerUrl: string },
+    ModelSummary & { cached: boolean },
+  ];
   train: [TrainRequest, TrainResult];
   pause: [Record<string, never>, void];
   resume: [Record<string, never>, void];
@@ -130,6 +135,7 @@ export type ReplyOf<K extends RequestKind> = LabRequests[K][1];
 export interface LabEvents {
   progress: TrainProgress;
   eval: EvalPoint;
+  download: { file: string; loaded: number; total: number };
   status: {
     phase: 'loading' | 'tokenizing' | 'evaluating' | 'training' | 'paused' | 'idle';
     message: string;

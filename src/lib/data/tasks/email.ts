@@ -34,14 +34,16 @@ export function parseHeaders(raw: string): { headers: Headers; body: string } {
       continue;
     }
     name = m[1]!.toLowerCase();
-    if (headers.has(name)) name = ''; // keep the first value; ignore continuations of repeats
+    if (headers.has(name))
+      name = ''; // keep the first value; ignore continuations of repeats
     else headers.set(name, m[2]!);
   }
   return { headers, body };
 }
 
 /** Windows-1252's characters for bytes 0x80-0x9F (undefined ones stay as they are). */
-const CP1252_C1 = '\u20ac\x81\u201a\u0192\u201e\u2026\u2020\u2021\u02c6\u2030\u0160\u2039\u0152\x8d\u017d\x8f\x90\u2018\u2019\u201c\u201d\u2022\u2013\u2014\u02dc\u2122\u0161\u203a\u0153\x9d\u017e\u0178';
+const CP1252_C1 =
+  '\u20ac\x81\u201a\u0192\u201e\u2026\u2020\u2021\u02c6\u2030\u0160\u2039\u0152\x8d\u017d\x8f\x90\u2018\u2019\u201c\u201d\u2022\u2013\u2014\u02dc\u2122\u0161\u203a\u0153\x9d\u017e\u0178';
 
 /**
  * Bytes (as a binary string, one char per byte) -> text: UTF-8 when the charset says so, else
@@ -164,7 +166,8 @@ function partText(headers: Headers, body: string, depth: number): { plain: strin
   if (depth > 0 && /^\s*attachment/i.test(disposition) && !type.startsWith('text/plain')) return out;
   const encoding = (headers.get('content-transfer-encoding') ?? '').trim().toLowerCase();
   let text = body;
-  if (encoding === 'quoted-printable') text = decodeBytes(decodeQuotedPrintable(body), param(contentType, 'charset'));
+  if (encoding === 'quoted-printable')
+    text = decodeBytes(decodeQuotedPrintable(body), param(contentType, 'charset'));
   else if (encoding === 'base64') text = decodeBytes(decodeBase64(body), param(contentType, 'charset'));
   if (type === 'text/html' || LOOKS_LIKE_HTML.test(text)) out.html.push(stripHtml(text));
   else out.plain.push(text);

@@ -6,6 +6,7 @@
  * older manifest has only the split documents and bytes).
  */
 import type { TaskType } from '../../peft/types';
+import { GENRE_LABELS } from './genre';
 import { UNIVERSAL_TAGS } from './pos-map';
 
 export type SplitName = 'train' | 'validation' | 'test';
@@ -62,7 +63,7 @@ export const TASKS = [
       'Which kind of writing a ~500-character Brown passage comes from: press, general non-fiction, learned or fiction.',
     taskType: 'SEQ_CLS',
     metrics: ['macroF1', 'accuracy'],
-    labels: ['press', 'nonfiction', 'learned', 'fiction'],
+    labels: GENRE_LABELS,
     dataDir: 'data/brown-genre',
     format: 'seq-cls-jsonl',
     files: jsonlFiles,
