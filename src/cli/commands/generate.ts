@@ -1,4 +1,5 @@
 /** `peft-lab generate`: continue a prompt with the base model, or with an adapter on top. */
+import { resolveModelArg } from '../hub';
 import { UsageError } from '../../lib/errors';
 import { int, num, requiredStr, str } from '../args';
 import type { Command } from '../command';
@@ -11,7 +12,8 @@ export const generate: Command = {
   usage: `Usage: peft-lab generate --model DIR --prompt TEXT [options]
 
 Options:
-  --model DIR            model folder (config.json, model.safetensors, tokenizer.json)
+  --model DIR|REPO       model folder (config.json, model.safetensors, tokenizer.json), or a Hub repo
+                         id (owner/name), downloaded once into ~/.cache/peft-lab/hub (HF_ENDPOINT: a mirror)
   --adapter DIR          PEFT adapter folder (adapter_config.json, adapter_model.safetensors)
   --prompt TEXT          text to continue
   --max-new-tokens N     tokens to generate (default 40)
@@ -44,7 +46,7 @@ ${GLOBAL_HELP}`,
       seed: int(values, 'seed', 0, { min: 0, max: 2 ** 32 - 1 }),
     };
     const adapterPath = str(values, 'adapter');
-    const modelFiles = readModelDir(dir);
+    const modelFiles = readModelDir(await resolveModelArg(dir));
     const adapterFiles = adapterPath === undefined ? null : readAdapterDir(adapterPath);
 
     await startBackend(flags);

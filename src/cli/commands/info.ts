@@ -1,4 +1,5 @@
 /** `peft-lab info`: what a model folder holds and what it would run on. */
+import { resolveModelArg } from '../hub';
 import { requiredStr } from '../args';
 import type { Command } from '../command';
 import { GLOBAL_HELP, print, startBackend } from '../command';
@@ -13,14 +14,15 @@ Shows the model's configuration (layers, width, heads, vocabulary, positions), i
 the size of model.safetensors, the tokenizer's vocabulary size and the tfjs backend in use.
 
 Options:
-  --model DIR          model folder: config.json, model.safetensors, tokenizer.json (optional here)
+  --model DIR|REPO     model folder: config.json, model.safetensors, tokenizer.json (optional here),
+                       or a Hub repo id (owner/name), downloaded once into ~/.cache/peft-lab/hub
   --json               print one JSON object instead of text
 
 ${GLOBAL_HELP}`,
   options: { model: { type: 'string' }, json: { type: 'boolean' } },
   async run(values, flags) {
     const dir = requiredStr(values, 'model', 'the model folder to describe');
-    const files = readModelDir(dir); // missing files fail before tfjs starts
+    const files = readModelDir(await resolveModelArg(dir)); // missing files fail before tfjs starts
     const backend = await startBackend(flags);
     const { loadModel } = await import('../load');
     const { countParameters } = await import('../../lib/model/config');

@@ -2,6 +2,7 @@
  * `peft-lab train`: fine-tune a model folder with one registry method on a task, report held-out
  * loss before and after, and optionally save the adapter in PEFT's format.
  */
+import { resolveModelArg } from '../hub';
 import { join } from 'node:path';
 import { UsageError } from '../../lib/errors';
 import { int, num, requiredStr, str } from '../args';
@@ -24,7 +25,8 @@ Fine-tunes on a task (default ${DEFAULT_TASK}: causal LM on its train.txt), prin
 and perplexity on validation.txt before and after (at most ${EVAL_BATCHES} batches).
 
 Options:
-  --model DIR             model folder (config.json, model.safetensors, tokenizer.json)
+  --model DIR|REPO        model folder (config.json, model.safetensors, tokenizer.json), or a Hub
+                          repo id (owner/name), downloaded once into ~/.cache/peft-lab/hub
   --method NAME           PEFT method by its CLI name: lora, full, ... (an unknown name lists all)
   --task NAME             ${TASKS.map((t) => `${t.name} (${t.description})`).join('; ')}
   --steps N               optimizer steps (default 200)
@@ -78,7 +80,7 @@ ${GLOBAL_HELP}`,
       seed: int(values, 'seed', 0, { min: 0, max: 2 ** 31 - 1 }),
       maxGradNorm: 1.0,
     };
-    const files = readModelDir(dir);
+    const files = readModelDir(await resolveModelArg(dir));
     const config = buildConfig(values, method, {
       ...method.defaults(task.taskType),
       baseModelNameOrPath: files.name,
