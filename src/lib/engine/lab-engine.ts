@@ -12,12 +12,11 @@ import { getModel, saveModel } from '../storage/db';
 import { countParameters } from '../model/config';
 import { generate } from '../model/generate';
 import type { Gpt2Model } from '../model/gpt2';
-import { loadGpt2 } from '../model/load';
+import { loadModelFolder } from '../model/folder';
 import { adapterDecorator } from '../peft/forward';
 import { methodByCliName, methodByType } from '../peft/registry';
 import type { Adapter, PeftConfigBase } from '../peft/types';
 import type { TextTokenizer } from '../tokenizer/tokenizer';
-import { loadTokenizer } from '../tokenizer/tokenizer';
 import { Trainer, evaluateLm } from '../train/trainer';
 import type {
   EvalPoint,
@@ -97,15 +96,14 @@ export class LabEngine implements LabApi {
     };
     const config = parse(req.config, 'config.json');
     const tokJson = parse(req.tokenizer, 'tokenizer.json');
-    // Check the tokenizer before the weights are turned into tensors: nothing is allocated for a bad folder.
-    const tokenizer = loadTokenizer(tokJson, `${req.id}/tokenizer.json`);
-    const model = loadGpt2({ config, weights: new Uint8Array(req.weights), source: req.id });
-    if (tokenizer.vocabSize > model.config.vocabSize) {
-      model.dispose();
-      throw new FileLoadError(
-        `${req.id}: tokenizer.json has ${tokenizer.vocabSize} tokens but config.json's vocab_size is ${model.config.vocabSize}; they come from different models`,
-      );
-    }
+    const loaded = loadModelFolder({
+      config,
+      weights: new Uint8Array(req.weights),
+      source: req.id,
+      tokenizerJson: tokJson,
+    });
+    const model = loaded.model;
+    const tokenizer = loaded.tokenizer!;
     this.dropAdapterNow();
     this.model?.dispose();
     this.model = model;
