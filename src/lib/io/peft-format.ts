@@ -5,6 +5,7 @@
  */
 import { AdapterError } from '../errors';
 import type { Gpt2Model } from '../model/gpt2';
+import { ClsHead, HEAD_MODULE } from '../model/heads';
 import { methodByType } from '../peft/registry';
 import type { StateDict } from '../peft/state';
 import type { Adapter, PeftConfigBase } from '../peft/types';
@@ -79,10 +80,37 @@ export function loadAdapter(model: Gpt2Model, files: AdapterFiles, source = 'ada
   }
   const adapter = method.create(model, config as never, 0);
   try {
+    if (config.taskType !== 'CAUSAL_LM') attachSavedHead(model, adapter, tensors, source);
     adapter.loadStateDict(tensors, `${source}/adapter_model.safetensors`);
   } catch (e) {
     adapter.dispose();
     throw e;
   }
   return adapter;
+}
+
+/**
+ * A SEQ_CLS/TOKEN_CLS adapter carries its head (PEFT's modules_to_save): the number of labels is
+ * read from the saved weight, `[num_labels, n_embd]`, and a head of that size is attached before loading.
+ */
+function attachSavedHead(model: Gpt2Model, adapter: Adapter, tensors: StateDict, source: string): void {
+  const task = adapter.config.taskType as keyof typeof HEAD_MODULE;
+  const module = HEAD_MODULE[task];
+  const key = [...tensors.keys()].find((k) => k === `${module}.weight` || k.endsWith(`.${module}.weight`));
+  const shape = key ? tensors.get(key)!.shape : null;
+  if (!shape || shape.length !== 2) {
+    throw new AdapterError(
+      `${source}/adapter_model.safetensors: a ${task} adapter needs its head ${module}.weight [num_labels, n_embd] (PEFT's modules_to_save), which is missing`,
+    );
+  }
+  if (!adapter.attachHead) {
+    throw new AdapterError(`${source}: this method cannot carry a ${task} head`);
+  }
+  const head = new ClsHead(task, model.config.nEmbd, shape[0]!, 0);
+  try {
+    adapter.attachHead(head);
+  } catch (e) {
+    head.dispose();
+    throw e;
+  }
 }

@@ -1,16 +1,116 @@
 /**
  * Task heads over the decoder's final hidden states [B, T, C]:
  * - CAUSAL_LM: logits = h @ wte^T (GPT2LMHeadModel, tied weights);
- * - SEQ_CLS and TOKEN_CLS come with the methods issue (GPT2ForSequenceClassification's `score`,
- *   GPT2ForTokenClassification's `classifier`).
+ * - SEQ_CLS: GPT2ForSequenceClassification's `score`, Linear(n_embd, num_labels, bias=False) on every
+ *   position, then the logits of each row's last non-padding token are pooled;
+ * - TOKEN_CLS: GPT2ForTokenClassification's `classifier`, dropout then Linear(n_embd, num_labels)
+ *   with bias on every token. The dropout is HF's classifier_dropout, else resid_pdrop: 0 for our
+ *   models, so there is none here.
+ * Classification heads are not part of the frozen base: one is made per run (or per loaded
+ * adapter) and trains in full, as PEFT's `modules_to_save` does.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Gpt2Model } from './gpt2';
-import { matmul } from './ops';
+import { matmul, newVariable } from './ops';
 
 /** LM logits for hidden [B, T, C] -> [B, T, V]. */
 export function lmLogits(model: Gpt2Model, hidden: tf.Tensor3D): tf.Tensor3D {
   const [B, T, C] = hidden.shape;
   const logits = matmul(tf.reshape(hidden, [B * T, C]) as tf.Tensor2D, model.wteT()); // [B*T, V]
   return tf.reshape(logits, [B, T, model.config.vocabSize]) as tf.Tensor3D;
+}
+
+export type ClsTask = 'SEQ_CLS' | 'TOKEN_CLS';
+
+/** HF's module name of each task's head, as its state dict spells it. */
+export const HEAD_MODULE = { SEQ_CLS: 'score', TOKEN_CLS: 'classifier' } as const;
+export type HeadModule = (typeof HEAD_MODULE)[ClsTask];
+
+/** One parameter of a head: the variable, and whether the state dict stores it transposed. */
+export interface HeadParam {
+  variable: tf.Variable;
+  transpose: boolean;
+}
+
+/** A linear classification head, `score` (no bias) or `classifier` (with bias). */
+export class ClsHead {
+  readonly module: HeadModule;
+  /** Weight in compute layout [C, numLabels]; HF's nn.Linear stores it [numLabels, C]. */
+  readonly weightT: tf.Variable;
+  /** [numLabels] for TOKEN_CLS, none for SEQ_CLS. */
+  readonly bias: tf.Variable | null;
+
+  /** HF's `_init_weights` for nn.Linear: weight N(0, initializer_range = 0.02), bias zero. */
+  constructor(
+    readonly task: ClsTask,
+    readonly nEmbd: number,
+    readonly numLabels: number,
+    seed: number,
+  ) {
+    if (!Number.isInteger(numLabels) || numLabels < 1) {
+      throw new RangeError(`numLabels must be a positive integer, got ${numLabels}`);
+    }
+    this.module = HEAD_MODULE[task];
+    this.weightT = newVariable(tf.randomNormal([nEmbd, numLabels], 0, 0.02, 'float32', seed), true);
+    this.bias = task === 'TOKEN_CLS' ? newVariable(tf.zeros([numLabels]), true) : null;
+  }
+
+  /** Parameters by HF state-dict name relative to the model: `score.weight`, `classifier.bias`. */
+  params(): Map<string, HeadParam> {
+    const m = new Map<string, HeadParam>([
+      [`${this.module}.weight`, { variable: this.weightT, transpose: true }],
+    ]);
+    if (this.bias) m.set(`${this.module}.bias`, { variable: this.bias, transpose: false });
+    return m;
+  }
+
+  /** The head on every position: hidden [B, T, C] -> logits [B, T, numLabels]. */
+  logits(hidden: tf.Tensor3D): tf.Tensor3D {
+    const [B, T, C] = hidden.shape;
+    let y = matmul(tf.reshape(hidden, [B * T, C]) as tf.Tensor2D, this.weightT as unknown as tf.Tensor2D); // [B*T, L]
+    if (this.bias) y = tf.add(y, this.bias);
+    return tf.reshape(y, [B, T, this.numLabels]) as tf.Tensor3D;
+  }
+
+  dispose(): void {
+    tf.dispose([this.weightT, ...(this.bias ? [this.bias] : [])]);
+  }
+}
+
+/**
+ * Index of each row's last non-padding token, from a key mask [B * T] (1 = token, 0 = padding).
+ * HF finds it from `input_ids != pad_token_id` (the rightmost non-pad token; 0 for a row of only
+ * padding); GPT-2 has no pad token and we right-pad with eos, so the mask we build is the source of
+ * truth instead: an eos inside the text is a token, not padding.
+ */
+export function lastTokenIndex(mask: ArrayLike<number>, batch: number, seqLen: number): Int32Array {
+  const out = new Int32Array(batch);
+  for (let b = 0; b < batch; b++) {
+    for (let t = seqLen - 1; t >= 0; t--) {
+      if (mask[b * seqLen + t]! > 0) {
+        out[b] = t;
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * GPT2ForSequenceClassification: `score` on every position, then each row's logits at `last`
+ * (see lastTokenIndex): hidden [B, T, C] -> [B, numLabels]. The pooling is a one-hot product
+ * rather than a gather, since gather has no gradient on wasm.
+ */
+export function seqClsLogits(head: ClsHead, hidden: tf.Tensor3D, last: Int32Array): tf.Tensor2D {
+  const [B, T] = hidden.shape;
+  const all = head.logits(hidden); // [B, T, L]
+  const pick = new Float32Array(B * T);
+  for (let b = 0; b < B; b++) pick[b * T + last[b]!] = 1;
+  const sel = tf.tensor3d(pick, [B, T, 1]);
+  return tf.sum(tf.mul(all, sel), 1) as tf.Tensor2D; // [B, L]
+}
+
+/** GPT2ForTokenClassification: hidden [B, T, C] -> [B, T, numLabels] (dropout 0, see above). */
+export function tokenClsLogits(head: ClsHead, hidden: tf.Tensor3D): tf.Tensor3D {
+  return head.logits(hidden);
 }

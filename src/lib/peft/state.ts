@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { AdapterError } from '../errors';
+import type { ClsHead } from '../model/heads';
 
 export const PEFT_PREFIX = 'base_model.model.';
 
@@ -52,4 +53,38 @@ export function checkNoExtraKeys(tensors: StateDict, known: Set<string>, source:
       `${source}: unexpected tensor(s) ${extra.slice(0, 3).join(', ')}${extra.length > 3 ? ` and ${extra.length - 3} more` : ''}; was this adapter made for another model or configuration?`,
     );
   }
+}
+
+/**
+ * A classification head's parameters under `prefix`: PEFT saves modules_to_save weights as
+ * `base_model.model.score.weight`, with `modules_to_save.default.` stripped
+ * (get_peft_model_state_dict); a full HF checkpoint has plain `score.weight`.
+ */
+export function headKeys(
+  head: ClsHead | null | undefined,
+  prefix: string,
+): Map<string, { variable: tf.Variable; transpose: boolean }> {
+  const out = new Map<string, { variable: tf.Variable; transpose: boolean }>();
+  if (!head) return out;
+  for (const [name, p] of head.params()) out.set(prefix + name, p);
+  return out;
+}
+
+/** Adds the head's tensors, in HF's layout, to a state dict being saved. */
+export async function headState(
+  out: StateDict,
+  head: ClsHead | null | undefined,
+  prefix: string,
+): Promise<void> {
+  for (const [k, p] of headKeys(head, prefix)) out.set(k, await readForState(p.variable, p.transpose));
+}
+
+/** Loads the head's tensors from a state dict, checking shapes. */
+export function loadHeadState(
+  tensors: StateDict,
+  head: ClsHead | null | undefined,
+  prefix: string,
+  source: string,
+): void {
+  for (const [k, p] of headKeys(head, prefix)) assignFromState(tensors, k, p.variable, source, p.transpose);
 }

@@ -8,6 +8,7 @@
  */
 import type * as tf from '@tensorflow/tfjs';
 import type { Gpt2Model, LayerKV } from '../model/gpt2';
+import type { ClsHead } from '../model/heads';
 
 /** PEFT's PeftType names; FULL is ours (full fine-tuning has no PEFT type). */
 export type PeftType = 'LORA' | 'FULL';
@@ -49,6 +50,13 @@ interface AdapterCommon<C extends PeftConfigBase> {
   disableAdapter(): () => void;
   /** Removes the adapter from the model and frees its tensors. */
   dispose(): void;
+  /** The classification head trained and saved with the adapter (PEFT's modules_to_save), if any. */
+  readonly head?: ClsHead | null;
+  /**
+   * Gives the adapter a SEQ_CLS/TOKEN_CLS head: from then on trainable(), stateDict() and
+   * loadStateDict() include it (PEFT's modules_to_save), and dispose() frees it.
+   */
+  attachHead?(head: ClsHead): void;
 }
 
 export interface InjectAdapter<C extends PeftConfigBase = PeftConfigBase> extends AdapterCommon<C> {

@@ -2,6 +2,9 @@
  * The training loop: seeded batches, forward through the adapter by kind, cross-entropy, gradients
  * for the adapter's variables only, accumulation, global-norm clipping, AdamW, the schedule, and
  * the method's own per-step hook. One `trainStep` call is one optimizer step.
+ * What a batch is and how its loss is computed comes from a `BatchSource`: next-token windows of a
+ * token stream (the default, when the trainer is given a stream) or classification examples
+ * (train/classification.ts).
  */
 import * as tf from '@tensorflow/tfjs';
 import { NonFiniteLossError } from '../errors';
@@ -28,6 +31,49 @@ export interface TrainerOptions {
   maxGradNorm?: number;
   weightDecay?: number;
   seed: number;
+}
+
+/** One micro-batch, ready to run: its loss is built inside the gradient scope. */
+export interface MicroBatch {
+  loss(model: Gpt2Model, adapter: Adapter | null, training: boolean, seed: number): tf.Scalar;
+  /** Tokens it holds (for throughput). */
+  tokens: number;
+}
+
+/** Where a trainer's examples come from. */
+export interface BatchSource {
+  /**
+   * Draws one optimizer step's examples (batchSize x accum) from `rng`, split into `accum`
+   * micro-batches, so accumulation sees exactly the examples one big batch would.
+   */
+  draw(rng: Rng, batchSize: number, accum: number): MicroBatch[];
+}
+
+function isBatchSource(x: TokenStream | BatchSource): x is BatchSource {
+  return typeof (x as Partial<BatchSource>).draw === 'function';
+}
+
+/** Random next-token windows of `seqLen` tokens from a stream (the causal-LM source). */
+export function lmBatchSource(stream: TokenStream, seqLen: number): BatchSource {
+  return {
+    draw(rng, B, accum) {
+      const T = seqLen;
+      const all = randomLmBatch(stream, B * accum, T, rng);
+      return Array.from({ length: accum }, (_, micro) => {
+        const rows = [micro * B * T, (micro + 1) * B * T] as const;
+        const batch: LmBatch = {
+          ids: all.ids.subarray(...rows),
+          labels: all.labels.subarray(...rows),
+          batch: B,
+          seqLen: T,
+        };
+        return {
+          tokens: B * T,
+          loss: (model, adapter, training, seed) => lmBatchLoss(model, adapter, batch, training, seed),
+        };
+      });
+    },
+  };
 }
 
 export interface StepStats {
@@ -63,13 +109,16 @@ export class Trainer {
   readonly rng: Rng;
   readonly optimizer: AdamW;
   private readonly vars: Map<string, tf.Variable>;
+  private readonly source: BatchSource;
 
+  /** `train` is a token stream (causal LM, windows of opts.seqLen) or any BatchSource. */
   constructor(
     readonly model: Gpt2Model,
     readonly adapter: Adapter,
-    private readonly train: TokenStream,
+    train: TokenStream | BatchSource,
     readonly opts: TrainerOptions,
   ) {
+    this.source = isBatchSource(train) ? train : lmBatchSource(train, opts.seqLen);
     this.rng = new Rng(opts.seed);
     this.optimizer = new AdamW({ eps: 1e-8, weightDecay: opts.weightDecay ?? 0 });
     this.vars = adapter.trainable();
@@ -94,23 +143,14 @@ export class Trainer {
     const losses: tf.Scalar[] = [];
     // Accumulation sees exactly the examples one batch of batchSize x accum would, split into
     // micro-batches, so the update equals the big batch's (up to float rounding).
-    const B = this.opts.batchSize;
-    const T = this.opts.seqLen;
-    const all = randomLmBatch(this.train, B * accum, T, this.rng);
+    const micros = this.source.draw(this.rng, this.opts.batchSize, accum);
     const stepSeed = this.rng.seed();
+    let tokens = 0;
     for (let micro = 0; micro < accum; micro++) {
-      const rows = [micro * B * T, (micro + 1) * B * T] as const;
-      const batch = {
-        ids: all.ids.subarray(...rows),
-        labels: all.labels.subarray(...rows),
-        batch: B,
-        seqLen: T,
-      };
+      const mb = micros[micro]!;
+      tokens += mb.tokens;
       const seed = (stepSeed + micro) >>> 0;
-      const { value, grads } = tf.variableGrads(
-        () => lmBatchLoss(this.model, this.adapter, batch, true, seed),
-        list,
-      );
+      const { value, grads } = tf.variableGrads(() => mb.loss(this.model, this.adapter, true, seed), list);
       losses.push(value);
       const named = new Map<string, tf.Tensor>();
       for (const [vn, g] of Object.entries(grads)) named.set(byVarName.get(vn)!, g);
@@ -153,7 +193,7 @@ export class Trainer {
       lr,
       gradNorm,
       ms: performance.now() - t0,
-      tokens: this.opts.batchSize * this.opts.seqLen * accum,
+      tokens,
     };
   }
 

@@ -7,9 +7,18 @@ import * as tf from '@tensorflow/tfjs';
 import { configFromPeftJson, configToPeftJson } from '../peft-json';
 import type { FullAdapter as FullAdapterApi, PeftConfigBase, PeftMethod, TaskType } from '../types';
 import type { Gpt2Model } from '../../model/gpt2';
+import type { ClsHead } from '../../model/heads';
+import { AdapterError } from '../../errors';
 import { countParameters } from '../../model/config';
 import type { StateDict } from '../state';
-import { assignFromState, checkNoExtraKeys, readForState } from '../state';
+import {
+  assignFromState,
+  checkNoExtraKeys,
+  headKeys,
+  headState,
+  loadHeadState,
+  readForState,
+} from '../state';
 
 export interface FullConfig extends PeftConfigBase {
   peftType: 'FULL';
@@ -19,12 +28,17 @@ export function fullDefaults(taskType: TaskType): FullConfig {
   return { peftType: 'FULL', taskType, baseModelNameOrPath: null, inferenceMode: false };
 }
 
-/** Weights are saved under HF GPT2LMHeadModel names, as a full checkpoint would be. */
+/**
+ * Weights are saved under HF names, as a full checkpoint would be: `transformer.*` for the decoder
+ * and, for classification, `score.weight` (GPT2ForSequenceClassification) or `classifier.*`
+ * (GPT2ForTokenClassification) at the top level.
+ */
 const key = (name: string): string => `transformer.${name}`;
 
 export class FullFineTune implements FullAdapterApi<FullConfig> {
   readonly kind = 'full' as const;
   private readonly originals = new Map<string, tf.Tensor>();
+  private clsHead: ClsHead | null = null;
 
   constructor(
     private readonly model: Gpt2Model,
@@ -34,19 +48,37 @@ export class FullFineTune implements FullAdapterApi<FullConfig> {
     model.setTrainable(true);
   }
 
+  get head(): ClsHead | null {
+    return this.clsHead;
+  }
+
+  attachHead(head: ClsHead): void {
+    if (this.clsHead) throw new AdapterError('this run already has a classification head');
+    if (head.task !== this.config.taskType) {
+      throw new AdapterError(
+        `a ${head.task} head (${head.module}) does not fit a full fine-tune with task_type ${this.config.taskType}`,
+      );
+    }
+    this.clsHead = head;
+  }
+
   trainable(): Map<string, tf.Variable> {
-    return new Map([...this.model.weights].map(([n, v]) => [key(n), v]));
+    const m = new Map([...this.model.weights].map(([n, v]) => [key(n), v]));
+    for (const [k, p] of headKeys(this.clsHead, '')) m.set(k, p.variable);
+    return m;
   }
 
   async stateDict(): Promise<StateDict> {
     const out: StateDict = new Map();
     for (const [n, v] of this.model.weights) out.set(key(n), await readForState(v));
+    await headState(out, this.clsHead, '');
     return out;
   }
 
   loadStateDict(tensors: StateDict, source: string): void {
-    checkNoExtraKeys(tensors, new Set([...this.model.weights.keys()].map(key)), source);
+    checkNoExtraKeys(tensors, new Set(this.trainable().keys()), source);
     for (const [n, v] of this.model.weights) assignFromState(tensors, key(n), v, source);
+    loadHeadState(tensors, this.clsHead, '', source);
     this.model.invalidateCaches();
   }
 
@@ -70,6 +102,8 @@ export class FullFineTune implements FullAdapterApi<FullConfig> {
     }
     this.originals.clear();
     this.model.setTrainable(false);
+    this.clsHead?.dispose();
+    this.clsHead = null;
   }
 }
 
@@ -80,7 +114,7 @@ export const full: PeftMethod<FullConfig> = {
   summary:
     'Every weight of the model trains: the baseline the parameter-efficient methods are measured against.',
   kind: 'full',
-  taskTypes: ['CAUSAL_LM'],
+  taskTypes: ['CAUSAL_LM', 'SEQ_CLS', 'TOKEN_CLS'],
   defaults: fullDefaults,
   validate: () => {},
   toPeftJson: (c) => configToPeftJson(c),

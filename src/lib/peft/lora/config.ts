@@ -45,9 +45,14 @@ export function loraDefaults(taskType: TaskType): LoraConfig {
     useRslora: false,
     bias: 'none',
     layersToTransform: null,
-    modulesToSave: null,
+    // PeftModelForSequenceClassification / ForTokenClassification add ["classifier", "score"] to
+    // modules_to_save (whichever the model has is trained in full and saved with the adapter).
+    modulesToSave: taskType === 'CAUSAL_LM' ? null : [...CLS_HEAD_MODULES],
   };
 }
+
+/** The head names PEFT puts in modules_to_save for classification tasks; the only ones we support. */
+export const CLS_HEAD_MODULES = ['classifier', 'score'] as const;
 
 export function validateLora(c: LoraConfig, model?: Gpt2Model): void {
   if (!Number.isInteger(c.r) || c.r < 1)
@@ -65,9 +70,17 @@ export function validateLora(c: LoraConfig, model?: Gpt2Model): void {
     throw new PeftConfigError(`bias must be "none" or "lora_only", got ${JSON.stringify(c.bias)}`);
   }
   if (c.modulesToSave !== null && c.modulesToSave.length > 0) {
-    throw new PeftConfigError(
-      `modulesToSave ${JSON.stringify(c.modulesToSave)} is not supported yet: task heads come with the classification tasks; leave it null`,
-    );
+    const other = c.modulesToSave.filter((m) => !(CLS_HEAD_MODULES as readonly string[]).includes(m));
+    if (other.length > 0) {
+      throw new PeftConfigError(
+        `modulesToSave ${JSON.stringify(c.modulesToSave)}: only the classification heads ${JSON.stringify(CLS_HEAD_MODULES)} can be trained in full and saved, not ${JSON.stringify(other)}`,
+      );
+    }
+    if (c.taskType === 'CAUSAL_LM') {
+      throw new PeftConfigError(
+        `modulesToSave ${JSON.stringify(c.modulesToSave)} needs task_type SEQ_CLS or TOKEN_CLS (a causal LM has no classification head); got ${c.taskType}`,
+      );
+    }
   }
   if (!c.fanInFanOut) {
     throw new PeftConfigError(

@@ -22,7 +22,7 @@ export const lora: PeftMethod<LoraConfig> = {
   label: 'LoRA',
   summary: 'Low-rank matrices A, B beside chosen linear layers; the frozen weights never change.',
   kind: 'inject',
-  taskTypes: ['CAUSAL_LM'],
+  taskTypes: ['CAUSAL_LM', 'SEQ_CLS', 'TOKEN_CLS'],
   defaults: loraDefaults,
   validate: validateLora,
   toPeftJson: (c) => configToPeftJson(c, PEFT_EXTRA),

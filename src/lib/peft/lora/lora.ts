@@ -8,6 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { ForwardContext, Gpt2Model, LinearHook } from '../../model/gpt2';
+import type { ClsHead } from '../../model/heads';
 import { linearShape } from '../../model/config';
 import { matmul, newVariable } from '../../model/ops';
 import { Rng } from '../../train/rng';
@@ -16,7 +17,16 @@ import { targetedSites } from '../inject';
 import type { LinearSite } from '../inject';
 import type { InjectAdapter } from '../types';
 import type { StateDict } from '../state';
-import { PEFT_PREFIX, assignFromState, checkNoExtraKeys, readForState } from '../state';
+import {
+  PEFT_PREFIX,
+  assignFromState,
+  checkNoExtraKeys,
+  headKeys,
+  headState,
+  loadHeadState,
+  readForState,
+} from '../state';
+import { AdapterError } from '../../errors';
 import type { LoraConfig } from './config';
 
 export function loraScaling(c: LoraConfig): number {
@@ -62,6 +72,7 @@ export class LoraAdapter implements InjectAdapter<LoraConfig> {
   readonly kind = 'inject' as const;
   private readonly sites: LoraSite[] = [];
   private isMerged = false;
+  private clsHead: ClsHead | null = null;
 
   constructor(
     private readonly model: Gpt2Model,
@@ -92,6 +103,21 @@ export class LoraAdapter implements InjectAdapter<LoraConfig> {
     return this.isMerged;
   }
 
+  get head(): ClsHead | null {
+    return this.clsHead;
+  }
+
+  /** PEFT's modules_to_save for SEQ_CLS/TOKEN_CLS: the head trains in full and is saved with A and B. */
+  attachHead(head: ClsHead): void {
+    if (this.clsHead) throw new AdapterError('this adapter already has a classification head');
+    if (head.task !== this.config.taskType) {
+      throw new AdapterError(
+        `a ${head.task} head (${head.module}) does not fit a LoRA adapter with task_type ${this.config.taskType}`,
+      );
+    }
+    this.clsHead = head;
+  }
+
   private key(s: LoraSite, what: 'lora_A' | 'lora_B'): string {
     return `${PEFT_PREFIX}${s.site.hfName}.${what}.weight`;
   }
@@ -107,6 +133,7 @@ export class LoraAdapter implements InjectAdapter<LoraConfig> {
       m.set(this.key(s, 'lora_B'), s.bT);
       if (s.biasDelta) m.set(this.biasKey(s), s.biasDelta);
     }
+    for (const [k, p] of headKeys(this.clsHead, PEFT_PREFIX)) m.set(k, p.variable);
     return m;
   }
 
@@ -153,6 +180,7 @@ export class LoraAdapter implements InjectAdapter<LoraConfig> {
         trained.dispose();
       }
     }
+    await headState(out, this.clsHead, PEFT_PREFIX);
     return out;
   }
 
@@ -167,6 +195,7 @@ export class LoraAdapter implements InjectAdapter<LoraConfig> {
         tf.tidy(() => s.biasDelta!.assign(tf.sub(s.biasDelta!, bias)));
       }
     }
+    loadHeadState(tensors, this.clsHead, PEFT_PREFIX, source);
   }
 
   disableAdapter(): () => void {
@@ -187,6 +216,8 @@ export class LoraAdapter implements InjectAdapter<LoraConfig> {
       tf.dispose([s.aT, s.bT, ...(s.biasDelta ? [s.biasDelta] : [])]);
     }
     this.sites.length = 0;
+    this.clsHead?.dispose();
+    this.clsHead = null;
   }
 }
 
