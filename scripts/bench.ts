@@ -5,8 +5,11 @@
  *   --batch N (8)  --seq N (128)  --steps N (5 timed runs, after --warmup N (2) untimed ones)
  *   --model DIR (public/models/peftlab-s; a random model of its shape when absent)
  *   --json FILE (the same numbers as JSON)  --no-nanogpt (our engine only; nanogpt is not imported)
+ *   --no-gpt2-small (skip the GPT-2 small section)
  *
  * The six measurements run interleaved (see bench/measure.ts): ours and nanogpt's see the same load.
+ * Then, unless skipped, GPT-2 small's shape (bench/gpt2-small.ts): a 124M-parameter model with random
+ * weights is saved to a temp folder, loaded from it in a fresh Node process, and generates.
  */
 import * as tf from '@tensorflow/tfjs';
 import { writeFileSync } from 'node:fs';
@@ -18,6 +21,8 @@ import { initNodeBackend } from '../src/lib/backend/node';
 import { randomLmBatch } from '../src/lib/data/lm-data';
 import { countParameters } from '../src/lib/model/config';
 import { Rng } from '../src/lib/train/rng';
+import type { Gpt2SmallReport } from './bench/gpt2-small';
+import { gpt2SmallText, runGpt2Small } from './bench/gpt2-small';
 import type { Job, JobResult, Timing } from './bench/measure';
 import { errorMessage, runInterleaved } from './bench/measure';
 import type { NanoSetup } from './bench/nanogpt';
@@ -44,12 +49,13 @@ const { values: flags } = parseArgs({
     model: { type: 'string' },
     json: { type: 'string' },
     'no-nanogpt': { type: 'boolean' },
+    'no-gpt2-small': { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   },
 });
 if (flags.help) {
   console.log(
-    'usage: npm run bench -- [--batch 8] [--seq 128] [--steps 5] [--warmup 2] [--model DIR] [--json FILE] [--no-nanogpt]',
+    'usage: npm run bench -- [--batch 8] [--seq 128] [--steps 5] [--warmup 2] [--model DIR] [--json FILE] [--no-nanogpt] [--no-gpt2-small]',
   );
   process.exit(0);
 }
@@ -178,7 +184,7 @@ if (setup && nano) {
     '  its step takes gradients of every trainable tfjs variable: in LoRA mode its position table (a tfjs-layers Embedding outside its WeightStore) trains too, hence its LoRA count',
   );
 } else notes.push(`nanogpt not measured: ${nanoError}`);
-notes.push(`whole run ${totalS.toFixed(1)} s`);
+notes.push(`the measurements above took ${totalS.toFixed(1)} s in all`);
 
 console.log(header.join('\n'));
 console.log();
@@ -187,6 +193,19 @@ console.log();
 console.log(ratios(ratioList));
 console.log();
 console.log(notes.join('\n'));
+
+// GPT-2 small last, after every job above is disposed: its ~1.5 GB must not sit beside them.
+let gpt2Small: Gpt2SmallReport | null = null;
+let gpt2SmallError: string | null = flags['no-gpt2-small'] ? 'skipped (--no-gpt2-small)' : null;
+if (!gpt2SmallError) {
+  try {
+    gpt2Small = await runGpt2Small();
+  } catch (e) {
+    gpt2SmallError = errorMessage(e);
+  }
+}
+console.log();
+console.log(gpt2Small ? gpt2SmallText(gpt2Small) : `GPT-2 small not measured: ${gpt2SmallError}`);
 
 if (flags.json) {
   const json = {
@@ -228,6 +247,7 @@ if (flags.json) {
     ),
     notes,
     runSeconds: totalS,
+    gpt2Small: gpt2Small ?? { error: gpt2SmallError },
   };
   writeFileSync(flags.json, JSON.stringify(json, null, 2) + '\n');
   console.log(`JSON written to ${flags.json}`);

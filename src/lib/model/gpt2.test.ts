@@ -86,3 +86,17 @@ describe('random init', () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 });
+
+describe('Gpt2Model.random', () => {
+  it('is reproducible for every seed, 0 included', async () => {
+    await initNodeBackend('cpu');
+    const cfg = parseGpt2Config({ vocab_size: 30, n_positions: 8, n_embd: 8, n_layer: 1, n_head: 2 });
+    for (const seed of [0, 5]) {
+      const a = Gpt2Model.random(cfg, seed);
+      const b = Gpt2Model.random(cfg, seed);
+      for (const [k, v] of a.weights) expect(Array.from(v.dataSync()), k).toEqual(Array.from(b.w(k).dataSync()));
+      a.dispose();
+      b.dispose();
+    }
+  });
+});

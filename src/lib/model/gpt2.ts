@@ -82,7 +82,8 @@ export class Gpt2Model {
           return tf.ones(shape);
         if (name.endsWith('.bias')) return tf.zeros(shape);
         const std = name.endsWith('c_proj.weight') ? 0.02 / Math.sqrt(2 * config.nLayer) : 0.02;
-        return tf.randomNormal(shape, 0, std, 'float32', s++);
+        // tfjs treats seed 0 as "no seed" (Math.random), so seeds start at 1.
+        return tf.randomNormal(shape, 0, std, 'float32', ++s);
       });
       weights.set(name, newVariable(t, false));
     }
