@@ -1,31 +1,28 @@
 /**
- * The tasks `peft-lab train --task NAME` knows. A task names its data and how it is trained; only
- * causal-LM corpora exist so far (classification tasks will add a `kind` here).
+ * The tasks `peft-lab train --task NAME` knows: the lib's built-in task table
+ * (src/lib/data/tasks/registry.ts), with each task's data folder on disk.
  */
 import { fileURLToPath } from 'node:url';
 import { UsageError } from '../lib/errors';
-import type { TaskType } from '../lib/peft/types';
+import { TASKS as LIB_TASKS } from '../lib/data/tasks/registry';
+import type { TaskInfo } from '../lib/data/tasks/registry';
 
 export interface CliTask {
   name: string;
   description: string;
-  kind: 'causal-lm';
-  taskType: TaskType;
-  /** Folder holding train.txt and validation.txt. */
+  info: TaskInfo;
+  /** Folder holding the task's split files, with a trailing slash. */
   dir: string;
 }
 
-const dataDir = (id: string): string => fileURLToPath(new URL(`../../public/data/${id}/`, import.meta.url));
+const dataDir = (rel: string): string => fileURLToPath(new URL(`../../public/${rel}/`, import.meta.url));
 
-export const TASKS: readonly CliTask[] = [
-  {
-    name: 'moby-dick',
-    description: 'Continue Melville: causal-LM fine-tuning on Moby-Dick chapters',
-    kind: 'causal-lm',
-    taskType: 'CAUSAL_LM',
-    dir: dataDir('moby-dick'),
-  },
-];
+export const TASKS: readonly CliTask[] = LIB_TASKS.map((t) => ({
+  name: t.id,
+  description: `${t.taskType}, ${t.metrics[0]}`,
+  info: t,
+  dir: dataDir(t.dataDir),
+}));
 
 export const DEFAULT_TASK = 'moby-dick';
 

@@ -12,6 +12,7 @@ import { formatBytes, prepareOutDir, readModelDir, readText, writeAdapterDir } f
 import { buildConfig, pickMethod, validateWithFlags } from '../method-flags';
 import { formatDuration, formatRate, Progress } from '../progress';
 import { DEFAULT_TASK, TASKS, taskByName } from '../tasks';
+import { trainClassification } from './train-cls';
 
 /** Held-out evaluation covers at most this many batches, so it takes seconds, not minutes. */
 const EVAL_BATCHES = 16;
@@ -65,9 +66,9 @@ ${GLOBAL_HELP}`,
     const dir = requiredStr(values, 'model', 'the model folder to fine-tune');
     const method = pickMethod(values, await import('../../lib/peft/registry'));
     const task = taskByName(str(values, 'task') ?? DEFAULT_TASK);
-    if (!method.taskTypes.includes(task.taskType)) {
+    if (!method.taskTypes.includes(task.info.taskType)) {
       throw new UsageError(
-        `--method ${method.cliName} does not support task ${task.name} (${task.taskType})`,
+        `--method ${method.cliName} does not support task ${task.name} (${task.info.taskType})`,
       );
     }
     const steps = int(values, 'steps', 200, { min: 1 });
@@ -82,13 +83,14 @@ ${GLOBAL_HELP}`,
     };
     const files = readModelDir(await resolveModelArg(dir));
     const config = buildConfig(values, method, {
-      ...method.defaults(task.taskType),
+      ...method.defaults(task.info.taskType),
       baseModelNameOrPath: files.name,
     });
     const out = str(values, 'out');
     if (out !== undefined) prepareOutDir(out);
-    const trainText = readText(join(task.dir, 'train.txt'));
-    const validText = readText(join(task.dir, 'validation.txt'));
+    const isLm = task.info.taskType === 'CAUSAL_LM';
+    const trainText = isLm ? readText(join(task.dir, 'train.txt')) : '';
+    const validText = isLm ? readText(join(task.dir, 'validation.txt')) : '';
 
     await startBackend(flags);
     const { loadModel, needTokenizer } = await import('../load');
@@ -104,6 +106,56 @@ ${GLOBAL_HELP}`,
       );
     }
     validateWithFlags(method, config, model);
+    if (!isLm) {
+      const adapter = method.create(model, config as never, s.seed);
+      const r = await trainClassification(task, model, tokenizer, adapter, s);
+      let trainable = 0;
+      for (const v of adapter.trainable().values()) trainable += v.size;
+      const saved = out !== undefined ? writeAdapterDir(out, await saveAdapter(adapter, files.name)) : [];
+      adapter.dispose();
+      model.dispose();
+      const result = {
+        method: method.cliName,
+        peft_type: method.peftType,
+        task: task.name,
+        steps,
+        trainable_params: trainable,
+        total_params: countParameters(model.config),
+        final_loss: r.last,
+        metric: r.metric,
+        eval_before: r.before,
+        eval_after: r.after,
+        eval_examples: r.evalExamples,
+        seconds: r.seconds,
+        tokens_per_sec: r.tokens / r.seconds,
+        out: out ?? null,
+      };
+      if (values.json) return print(JSON.stringify(result));
+      print(
+        [
+          [
+            'method',
+            `${method.label} (${method.cliName}): ${trainable.toLocaleString('en-US')} trainable parameters (head included)`,
+          ],
+          [
+            'task',
+            `${task.name}: ${r.trainExamples} training examples, ${r.evalExamples} validation examples scored`,
+          ],
+          [
+            'steps',
+            `${steps} in ${formatDuration(r.seconds)} (${formatRate(r.tokens / r.seconds)} tok/s), last train loss ${r.last.toFixed(4)}`,
+          ],
+          [
+            'held-out',
+            `${r.metric} ${r.before.metric.toFixed(4)} -> ${r.after.metric.toFixed(4)}, loss ${r.before.loss.toFixed(4)} -> ${r.after.loss.toFixed(4)}`,
+          ],
+          ...(saved.length ? [['saved', saved.join(', ')]] : []),
+        ]
+          .map(([k, v]) => `${k!.padEnd(9)} ${v}`)
+          .join('\n'),
+      );
+      return;
+    }
 
     const log = (line: string): void => void process.stderr.write(`${line}\n`);
     log(
