@@ -30,6 +30,13 @@ def svg(curve, w=640, h=300, pad=48):
             f'<text x="{pad}" y="{pad - 12}" font-size="12">{mid}: training loss (blue), held-out loss (red), nats/token</text></svg>')
 
 open(f"{d}/loss-curve.svg", "w").write(svg(curve))
+NOTES = {
+    "peftlab-m": "\n**Schedule note:** planned for 16M tokens; at step 800 the budget was cut to 10M (to finish within one "
+                 "working session) and the run resumed from its checkpoint with the cosine schedule recomputed over 2441 "
+                 "steps, so the learning rate dropped somewhat faster from step 800 on than a fresh 10M run's would. "
+                 "A fresh run of the current script trains 10M tokens with one unbroken schedule.\n",
+}
+note = NOTES.get(mid, "")
 card = f"""# {mid}
 
 A small GPT-2 (HuggingFace `gpt2` architecture and file layout) pretrained from scratch for PEFT Lab,
@@ -60,6 +67,7 @@ Bits per byte = nats/token x held-out tokens / held-out bytes / ln 2, where ever
 the end-of-document token, is scored with a 256-token sliding window (stride 128); the document bytes
 exclude those end markers, so the figure is slightly pessimistic.
 
+{note}
 ## How it was made
 `npx tsx scripts/prepare-corpus.ts` (corpus, held-out split, tokenizer), then
 `OPENBLAS_NUM_THREADS=1 /usr/bin/python3 scripts/pretrain/pretrain_torch.py --id {mid}` (resumable; see

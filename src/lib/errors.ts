@@ -57,6 +57,56 @@ export class CancelledError extends PeftLabError {
   override name = 'CancelledError';
 }
 
+/** What went wrong, for code that wants to react to a kind of fault (the message is for people). */
+export type DataImportErrorCode =
+  /** Options that cannot work together (the same column for text and label, a bad maxBytes). */
+  | 'bad-options'
+  /** A chosen column is not in the header (CSV) or the first object (JSONL). */
+  | 'missing-column'
+  /** The chosen column's name appears more than once in the header. */
+  | 'duplicate-column'
+  /** No header, no rows, or only empty rows. */
+  | 'empty'
+  /** Classification data with a single label. */
+  | 'single-label'
+  /** A label column with about as many values as rows: free text, not classes. */
+  | 'too-many-labels'
+  /** Bytes that are not UTF-8. */
+  | 'not-utf8'
+  /** A quoted CSV field whose closing quote never comes. */
+  | 'unterminated-quote'
+  /** Text right after the closing quote of a quoted CSV field. */
+  | 'bad-quote'
+  /** A CSV row whose number of fields differs from the header's. */
+  | 'field-count'
+  /** A JSONL line that is not JSON. */
+  | 'not-json'
+  /** A JSONL line that is JSON but not an object. */
+  | 'not-object'
+  /** A JSONL value that is an object or array where text is needed, or a field missing from a row. */
+  | 'bad-value'
+  /** The file is larger than the caller's byte budget. */
+  | 'too-large';
+
+/**
+ * User data that cannot be imported. The message is one sentence for the user: the line (when there
+ * is one), the fault, and what to do about it. `code` and `line` are for the UI (highlighting a
+ * line, say); across the worker boundary only {name, message} survive, which is enough to show it.
+ */
+export class DataImportError extends PeftLabError {
+  // Spelled out: a minified build renames classes.
+  override name = 'DataImportError';
+  readonly code: DataImportErrorCode;
+  /** 1-based line of the file where the fault is, when it is on one line. */
+  readonly line: number | undefined;
+
+  constructor(message: string, code: DataImportErrorCode = 'bad-options', line?: number) {
+    super(message);
+    this.code = code;
+    this.line = line;
+  }
+}
+
 const ERROR_CLASSES = {
   PeftLabError,
   SafetensorsError,
@@ -71,6 +121,7 @@ const ERROR_CLASSES = {
   StorageError,
   BackendError,
   CancelledError,
+  DataImportError,
 } as const;
 
 export type ErrorName = keyof typeof ERROR_CLASSES;
