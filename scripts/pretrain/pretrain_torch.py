@@ -131,7 +131,9 @@ def main():
     a = ap.parse_args()
     d, L, H, budget, lr_max, bs = SIZES[a.id]
     budget = a.tokens or budget
-    corpus = ".cache/corpus"; work = f".cache/pretrain/{a.id}"; os.makedirs(work, exist_ok=True)
+    # PEFT_LAB_PRETRAIN_DIR may point outside the work tree, so checkpoints outlive a fresh checkout.
+    corpus = ".cache/corpus"; work = os.path.join(os.environ.get("PEFT_LAB_PRETRAIN_DIR", ".cache/pretrain"), a.id)
+    os.makedirs(work, exist_ok=True)
     stats = json.load(open(f"{corpus}/stats.json"))
     V = stats["vocabSize"]
     train = np.fromfile(f"{corpus}/train.bin", dtype=np.uint16)
