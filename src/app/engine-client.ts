@@ -79,6 +79,8 @@ export class WorkerEngine {
       resume: call('resume'),
       stop: call('stop'),
       generate: call('generate'),
+      classify: call('classify'),
+      tag: call('tag'),
       exportAdapter: call('exportAdapter'),
       importAdapter: call('importAdapter'),
       dropAdapter: call('dropAdapter'),

@@ -5,10 +5,13 @@
 import { getContext, setContext } from 'svelte';
 import type { BackendChoice, BackendInfo } from '../lib/backend/backend';
 import type {
+  ClassifyResult,
   EvalPoint,
   GenerateResult,
   LabEvents,
   ModelSummary,
+  TagResult,
+  TaskMetric,
   TrainProgress,
   TrainResult,
   TrainSettings,
@@ -21,6 +24,26 @@ import { deleteAdapter, getAdapter, listAdapters, saveAdapterRecord } from '../l
 import { downloadFile } from './download';
 import { queryParam } from './query';
 import { DEFAULT_HUB_ENDPOINT } from '../lib/io/hub';
+import { TASKS, taskById } from '../lib/data/tasks/registry';
+import type { TaskInfo } from '../lib/data/tasks/registry';
+import { hashWithParam, parseHash } from './hash';
+
+export const DEFAULT_TASK = 'moby-dick';
+
+/** How the UI names each task metric. */
+export const METRIC_LABEL: Record<TaskMetric, string> = {
+  perplexity: 'perplexity',
+  accuracy: 'accuracy',
+  tokenAccuracy: 'token accuracy',
+};
+
+/** A text to try each classification task on (the Try-it box starts with it). */
+const SAMPLE_TEXT: Record<string, string> = {
+  spam: 'Subject: You have WON a free prize!!!\nFrom: promo-deals.biz\nClick here now to claim your cash reward, this offer ends today.',
+  'brown-genre':
+    'The jury further said in term-end presentments that the City Executive Committee, which had over-all charge of the election, deserves the praise and thanks of the City of Atlanta.',
+  'brown-pos': 'The old sailor walked slowly down to the harbour .',
+};
 
 /** What the Saved adapters table shows (the weights stay in IndexedDB until needed). */
 export type SavedAdapter = Awaited<ReturnType<typeof listAdapters>>[number];
@@ -49,6 +72,9 @@ export class LabState {
   phase = $state<Phase>('starting');
   statusMessage = $state('starting the engine');
   error = $state<string | null>(null);
+  /** The built-in task to train on; `#/lab?task=<id>` in the address sets it. */
+  task = $state<string>(DEFAULT_TASK);
+  taskInfo = $derived<TaskInfo>(taskById(this.task) ?? TASKS[0]);
 
   lora = $state<LoraForm>({
     r: 8,
@@ -74,6 +100,8 @@ export class LabState {
   paused = $state(false);
   hasAdapter = $state(false);
   adapterLabel = $state('');
+  /** The current adapter's task type (a loaded adapter says it in its config). */
+  adapterTaskType = $state<TaskType | null>(null);
 
   prompt = $state('Call me Ishmael. Some years ago');
   maxNewTokens = $state(40);
@@ -85,6 +113,10 @@ export class LabState {
     adapted: null,
   });
   generating = $state(false);
+  /** Try-it text for classification tasks. */
+  clsText = $state(SAMPLE_TEXT['spam']!);
+  classification = $state<ClassifyResult | null>(null);
+  tagging = $state<TagResult | null>(null);
   savedAdapters = $state<SavedAdapter[]>([]);
   hubRepo = $state('');
   /** The Hub or a mirror with its URL layout; `?hub=URL` in the address sets it (as HF_ENDPOINT does). */
@@ -94,10 +126,21 @@ export class LabState {
 
   last = $derived(this.progress.at(-1) ?? null);
   lossPoints = $derived(this.progress.map((p) => [p.step, p.loss] as [number, number]));
-  evalPoints = $derived(this.evals.map((e) => [e.step, e.loss] as [number, number]));
+  /** The chart's held-out series: loss for CAUSAL_LM, the task metric for classification. */
+  evalPoints = $derived(
+    this.evals.map(
+      (e) => [e.step, this.taskInfo.taskType === 'CAUSAL_LM' ? e.loss : e.metric] as [number, number],
+    ),
+  );
+  heldOutLabel = $derived(
+    this.taskInfo.taskType === 'CAUSAL_LM'
+      ? 'held-out loss'
+      : `validation ${this.taskInfo.taskType === 'TOKEN_CLS' ? 'token accuracy' : 'accuracy'}`,
+  );
 
   constructor(baseUrl: string) {
     this.baseUrl = baseUrl;
+    if (typeof location !== 'undefined') this.readHash(location.hash);
     this.engine.on('progress', (p) => (this.progress = [...this.progress, p]));
     this.engine.on('eval', (e) => (this.evals = [...this.evals, e]));
     this.engine.on('download', (d) => (this.download = d));
@@ -119,8 +162,12 @@ export class LabState {
       await this.setBackend(this.backendChoice);
       const first = this.catalog[0];
       if (first) await this.loadModel(first.id);
+      if (this.linkProblem) this.error ??= this.linkProblem;
     } catch (e) {
       this.fail(e);
+    } finally {
+      this.linkProblem = null;
+      this.started = true;
     }
   }
 
@@ -143,6 +190,7 @@ export class LabState {
       this.model = await this.engine.request('loadModel', { id, baseUrl: `${this.baseUrl}models/${id}/` });
       this.hasAdapter = false;
       this.adapterLabel = '';
+      this.adapterTaskType = null;
       this.resetRun();
     } catch (e) {
       this.fail(e);
@@ -180,6 +228,7 @@ export class LabState {
       );
       this.hasAdapter = false;
       this.adapterLabel = '';
+      this.adapterTaskType = null;
       this.resetRun();
     } catch (e) {
       this.fail(e);
@@ -202,6 +251,7 @@ export class LabState {
         : `${summary.id} downloaded and cached`;
       this.hasAdapter = false;
       this.adapterLabel = '';
+      this.adapterTaskType = null;
       this.resetRun();
     } catch (e) {
       this.fail(e);
@@ -215,6 +265,40 @@ export class LabState {
     this.evals = [];
     this.result = null;
     this.answers = { base: null, adapted: null };
+    this.classification = null;
+    this.tagging = null;
+  }
+
+  /** What was wrong with the address, shown once the engine has started. */
+  private linkProblem: string | null = null;
+  private started = false;
+
+  /** Takes the task from the hash query (`#/lab?task=spam`); an unknown id is named and ignored. */
+  readHash(hash: string): void {
+    const id = parseHash(hash).params.get('task');
+    if (id === null || id === this.task || this.running) return;
+    if (!taskById(id)) {
+      const problem = `the link names an unknown task "${id}": pick one of ${TASKS.map((t) => t.id).join(', ')}`;
+      // Before start() the engine's first errors would clear it, so it waits until then.
+      if (this.started) this.error = problem;
+      else this.linkProblem = problem;
+      return;
+    }
+    this.applyTask(id);
+  }
+
+  /** Picks a task and writes it into the address, so the link opens the same set-up. */
+  setTask(id: string): void {
+    if (!taskById(id) || this.running) return;
+    this.applyTask(id);
+    history.replaceState(history.state, '', hashWithParam(location.hash, 'task', id));
+  }
+
+  private applyTask(id: string): void {
+    this.task = id;
+    this.resetRun();
+    const sample = SAMPLE_TEXT[id];
+    if (sample) this.clsText = sample;
   }
 
   async startTraining(): Promise<void> {
@@ -223,14 +307,17 @@ export class LabState {
     this.running = true;
     this.paused = false;
     try {
+      const info = this.taskInfo;
       this.result = await this.engine.request('train', {
         method: 'lora',
         config: { ...$state.snapshot(this.lora) },
         train: { ...$state.snapshot(this.train) },
-        corpusUrl: `${this.baseUrl}data/moby-dick/`,
+        task: info.id,
+        corpusUrl: `${this.baseUrl}${info.dataDir}/`,
       });
       this.hasAdapter = true;
-      this.adapterLabel = `LoRA r=${this.lora.r}, trained ${this.result.steps} steps`;
+      this.adapterTaskType = info.taskType;
+      this.adapterLabel = `LoRA r=${this.lora.r}, ${info.id}, trained ${this.result.steps} steps`;
     } catch (e) {
       this.fail(e);
     } finally {
@@ -296,10 +383,15 @@ export class LabState {
         config: rec.configJson,
         weights: rec.weights.slice(0),
         source: rec.name,
+        // The head's class names: the current task's, when the adapter is of its type.
+        ...(rec.taskType === this.taskInfo.taskType ? { labels: [...this.taskInfo.labels] } : {}),
       });
       this.hasAdapter = true;
+      this.adapterTaskType = summary.taskType as TaskType;
       this.adapterLabel = `${rec.name} (${summary.peftType})`;
       this.answers = { base: null, adapted: null };
+      this.classification = null;
+      this.tagging = null;
     } catch (e) {
       this.fail(e);
       await this.refreshAdapters();
@@ -345,6 +437,23 @@ export class LabState {
         ? await this.engine.request('generate', { ...req, useAdapter: true })
         : null;
       this.answers = { base, adapted };
+    } catch (e) {
+      this.fail(e);
+    } finally {
+      this.generating = false;
+    }
+  }
+
+  /** SEQ_CLS: the adapted model's class probabilities; TOKEN_CLS: one tag per word. */
+  async classifyText(): Promise<void> {
+    this.error = null;
+    this.generating = true;
+    try {
+      if (this.taskInfo.taskType === 'TOKEN_CLS') {
+        this.tagging = await this.engine.request('tag', { text: this.clsText });
+      } else {
+        this.classification = await this.engine.request('classify', { text: this.clsText });
+      }
     } catch (e) {
       this.fail(e);
     } finally {

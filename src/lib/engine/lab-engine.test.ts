@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { initNodeBackend } from '../backend/node';
 import { LabEngine } from './lab-engine';
 import type { FetchBytes } from './lab-engine';
-import type { LabEvents, TrainProgress } from '../protocol/lab-protocol';
+import type { EvalPoint, LabEvents, TrainProgress } from '../protocol/lab-protocol';
 import { FileLoadError, PeftConfigError, PeftLabError } from '../errors';
 
 const ROOT = join(process.cwd(), 'public');
@@ -107,5 +107,74 @@ describe('LabEngine (in-process, the worker runs the same class)', () => {
     const result = await run;
     expect(result.stopped).toBe(true);
     expect(result.steps).toBeLessThan(1000);
+  });
+
+  it('trains a spam classifier with accuracy events, classifies, and round-trips the adapter with its head', async () => {
+    const events: { kind: keyof LabEvents; data: unknown }[] = [];
+    const engine = new LabEngine(fsFetch, (kind, data) => events.push({ kind, data }));
+    await engine.loadModel({ id: 'peftlab-s', baseUrl: 'models/peftlab-s/' });
+    await expect(engine.classify({ text: 'hello' })).rejects.toThrow(/no sequence-classification adapter/);
+    const result = await engine.train({
+      method: 'lora',
+      config: { r: 4 },
+      train: { ...TRAIN, steps: 4, batchSize: 4, evalEvery: 2 },
+      task: 'spam',
+      corpusUrl: 'data/spam/',
+    });
+    expect(result).toMatchObject({ task: 'spam', taskType: 'SEQ_CLS', metric: 'accuracy', steps: 4 });
+    expect(result.evalExamples).toBe(256);
+    const evals = events.filter((e) => e.kind === 'eval').map((e) => e.data as EvalPoint);
+    expect(evals.map((e) => e.step)).toEqual([0, 2, 4]); // before, every 2 steps, after
+    for (const e of evals) {
+      expect(e.metric).toBeGreaterThanOrEqual(0);
+      expect(e.metric).toBeLessThanOrEqual(1);
+      expect(Number.isFinite(e.loss)).toBe(true);
+    }
+    expect(result.evalAfter).toEqual(evals.at(-1));
+    // LoRA r=4 on c_attn plus the whole `score` head (modulesToSave): 96 x 2 weights, no bias.
+    expect(result.trainableParams).toBe(3 * 4 * (96 + 288) + 96 * 2);
+
+    const text = 'Subject: Make money fast!!!\nFrom: example.com\nClick here to claim your prize';
+    const c = await engine.classify({ text });
+    expect(c.labels).toEqual(['ham', 'spam']);
+    expect(c.probs[0]! + c.probs[1]!).toBeCloseTo(1, 5);
+    await expect(engine.tag({ text })).rejects.toThrow(/no token-classification adapter/);
+    await expect(
+      engine.generate({ prompt: 'x', maxNewTokens: 1, temperature: 0, seed: 0, useAdapter: true }),
+    ).resolves.toBeDefined();
+
+    const files = await engine.exportAdapter();
+    const cfg = JSON.parse(files.config) as { task_type: string; modules_to_save: string[] };
+    expect(cfg.task_type).toBe('SEQ_CLS');
+    expect(cfg.modules_to_save).toContain('score');
+    expect(new TextDecoder().decode(files.weights.slice(0, 4096))).toContain('score.weight');
+    await engine.dropAdapter();
+    const summary = await engine.importAdapter({ ...files, source: 'saved', labels: ['ham', 'spam'] });
+    expect(summary.taskType).toBe('SEQ_CLS');
+    expect(summary.trainableParams).toBe(result.trainableParams);
+    const again = await engine.classify({ text });
+    expect(again.probs[0]).toBeCloseTo(c.probs[0]!, 5);
+    await engine.dropAdapter();
+  });
+
+  it('trains a part-of-speech tagger and tags one word at a time', async () => {
+    const engine = new LabEngine(fsFetch);
+    await engine.loadModel({ id: 'peftlab-s', baseUrl: 'models/peftlab-s/' });
+    const result = await engine.train({
+      method: 'lora',
+      config: {},
+      train: { ...TRAIN, steps: 2, batchSize: 4, evalEvery: 0 },
+      task: 'brown-pos',
+      corpusUrl: 'data/brown-pos/',
+    });
+    expect(result).toMatchObject({ taskType: 'TOKEN_CLS', metric: 'tokenAccuracy' });
+    const t = await engine.tag({ text: '  The old  man sailed home . ' });
+    expect(t.words).toEqual(['The', 'old', 'man', 'sailed', 'home', '.']);
+    expect(t.tags).toHaveLength(6);
+    for (const tag of t.tags) expect(tag).toMatch(/^[A-Z.]+$/);
+    await expect(engine.classify({ text: 'x' })).rejects.toThrow(PeftLabError);
+    await expect(
+      engine.train({ method: 'lora', config: {}, train: TRAIN, task: 'nope', corpusUrl: 'data/x/' }),
+    ).rejects.toThrow(/unknown task "nope"/);
   });
 });

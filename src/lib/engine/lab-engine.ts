@@ -18,6 +18,14 @@ import { methodByCliName, methodByType } from '../peft/registry';
 import type { Adapter, PeftConfigBase } from '../peft/types';
 import type { TextTokenizer } from '../tokenizer/tokenizer';
 import { Trainer, evaluateLm } from '../train/trainer';
+import type { BatchSource } from '../train/trainer';
+import { clsBatchSource, clsLogits, evaluateClassification } from '../train/classification';
+import { encodeSeqCls, encodeTokenCls, padBatch } from '../data/cls-data';
+import type { EncodedSet } from '../data/cls-data';
+import { IGNORE_INDEX } from '../data/tasks/align';
+import { taskById } from '../data/tasks/registry';
+import type { TaskInfo } from '../data/tasks/registry';
+import { ClsHead } from '../model/heads';
 import type {
   EvalPoint,
   EventSink,
@@ -26,6 +34,7 @@ import type {
   ModelSummary,
   RequestOf,
   ReplyOf,
+  TaskMetric,
   TrainRequest,
 } from '../protocol/lab-protocol';
 
@@ -44,9 +53,28 @@ export const browserFetchBytes: FetchBytes = async (url) => {
 };
 
 const EVAL_BATCHES = 8;
+/** Classification validation is scored on at most this many examples, so an evaluation takes seconds. */
+export const CLS_EVAL_EXAMPLES = 256;
+export const DEFAULT_TASK = 'moby-dick';
 /** GPT-2's vocabulary size (50,000 merges + 256 bytes + <|endoftext|>). */
 const GPT2_VOCAB_SIZE = 50257;
 const decoder = new TextDecoder('utf-8');
+
+/** What a run trains on and how it is scored, whatever the task type. */
+interface TaskRun {
+  source: Int32Array | BatchSource;
+  metric: TaskMetric;
+  evalExamples: number;
+  /** Held-out loss and the task metric with the adapter (and its head) as it is now. */
+  evaluate(adapter: Adapter): Promise<{ loss: number; metric: number }>;
+}
+
+function softmax(logits: ArrayLike<number>): number[] {
+  const max = Math.max(...Array.from(logits));
+  const e = Array.from(logits, (x) => Math.exp(x - max));
+  const sum = e.reduce((a, b) => a + b, 0);
+  return e.map((x) => x / sum);
+}
 
 export class LabEngine implements LabApi {
   private model: Gpt2Model | null = null;
@@ -54,7 +82,11 @@ export class LabEngine implements LabApi {
   private tokenizer: TextTokenizer | null = null;
   private adapter: Adapter | null = null;
   private methodName = '';
+  /** Class names of the adapter's head in label-id order (empty without a head). */
+  private headLabels: string[] = [];
   private corpus = new Map<string, Int32Array>();
+  /** Tokenized classification splits by URL and max length. */
+  private clsSets = new Map<string, EncodedSet>();
   private paused = false;
   private stopRequested = false;
   private resumeWaiters: (() => void)[] = [];
@@ -110,6 +142,7 @@ export class LabEngine implements LabApi {
     this.tokenizer = tokenizer;
     this.modelId = req.id;
     this.corpus.clear();
+    this.clsSets.clear();
     this.emit('status', { phase: 'idle', message: `${req.id} loaded` });
     const c = model.config;
     return {
@@ -187,18 +220,72 @@ export class LabEngine implements LabApi {
     return ids;
   }
 
+  /** A task's JSONL split, tokenized with the model's tokenizer and truncated to maxLength. */
+  private async clsSet(info: TaskInfo, url: string, maxLength: number, cap = Infinity): Promise<EncodedSet> {
+    const key = `${url}#${maxLength}#${cap}`;
+    const hit = this.clsSets.get(key);
+    if (hit) return hit;
+    const { tokenizer } = this.need();
+    const text = decoder.decode(await this.fetchBytes(url));
+    this.emit('status', { phase: 'tokenizing', message: `tokenizing ${url}` });
+    const labelId = new Map(info.labels.map((l, i) => [l, i]));
+    const id = (l: unknown, line: number): number => {
+      const i = labelId.get(String(l));
+      if (i === undefined) throw new FileLoadError(`${url}:${line}: unknown label ${JSON.stringify(l)}`);
+      return i;
+    };
+    const rows = text
+      .split('\n')
+      .filter((l) => l.trim() !== '')
+      .slice(0, cap)
+      .map((l, i) => {
+        try {
+          return JSON.parse(l) as Record<string, unknown>;
+        } catch {
+          throw new FileLoadError(`${url}:${i + 1}: not a JSON object`);
+        }
+      });
+    const padId = tokenizer.eosTokenId ?? 0;
+    const set =
+      info.taskType === 'SEQ_CLS'
+        ? encodeSeqCls(
+            tokenizer,
+            rows.map((r, i) => ({ text: String(r.text), label: id(r.label, i + 1) })),
+            padId,
+            maxLength,
+          )
+        : encodeTokenCls(
+            tokenizer,
+            rows.map((r, i) => ({
+              words: r.words as string[],
+              tags: (r.tags as unknown[]).map((t) => id(t, i + 1)),
+            })),
+            padId,
+            maxLength,
+          );
+    this.clsSets.set(key, set);
+    return set;
+  }
+
   private dropAdapterNow(): void {
     this.adapter?.dispose();
     this.adapter = null;
     this.methodName = '';
+    this.headLabels = [];
   }
 
   async train(req: TrainRequest): Promise<ReplyOf<'train'>> {
     const { model } = this.need();
     if (this.training) throw new PeftLabError('training is already running');
     const method = methodByCliName(req.method);
+    const taskId = req.task ?? DEFAULT_TASK;
+    const info = taskById(taskId);
+    if (!info) throw new PeftLabError(`unknown task "${taskId}": pick a built-in task`);
+    if (!method.taskTypes.includes(info.taskType)) {
+      throw new PeftLabError(`${method.label} cannot train ${info.taskType} tasks such as ${taskId}`);
+    }
     const config = {
-      ...method.defaults('CAUSAL_LM'),
+      ...method.defaults(info.taskType),
       ...req.config,
       baseModelNameOrPath: this.modelId,
     } as PeftConfigBase;
@@ -209,7 +296,7 @@ export class LabEngine implements LabApi {
     this.stopRequested = false;
     this.paused = false;
     try {
-      return await this.runTraining(model, method, config, req);
+      return await this.runTraining(model, method, config, req, info);
     } finally {
       this.training = false;
       this.paused = false;
@@ -221,25 +308,36 @@ export class LabEngine implements LabApi {
     method: ReturnType<typeof methodByCliName>,
     config: PeftConfigBase,
     req: TrainRequest,
+    info: TaskInfo,
   ): Promise<ReplyOf<'train'>> {
+    const s = req.train;
     const corpusBase = req.corpusUrl.replace(/\/$/, '');
-    const train = await this.tokens(`${corpusBase}/train.txt`);
-    const valid = await this.tokens(`${corpusBase}/validation.txt`);
+    const run =
+      info.taskType === 'CAUSAL_LM'
+        ? await this.lmRun(corpusBase, info, s)
+        : await this.clsRun(model, corpusBase, info, s);
     this.dropAdapterNow();
-    const adapter = method.create(model, config as never, req.train.seed);
+    const adapter = method.create(model, config as never, s.seed);
     this.adapter = adapter;
     this.methodName = method.cliName;
-    const s = req.train;
-    const evalOpts = { batchSize: s.batchSize, seqLen: s.seqLen, maxBatches: EVAL_BATCHES };
+    if (info.taskType !== 'CAUSAL_LM') {
+      if (!adapter.attachHead) {
+        this.dropAdapterNow();
+        throw new PeftLabError(`${method.label} cannot carry a classification head`);
+      }
+      // HF's head init; seed + 1 so the head's draw differs from the adapter's (as the CLI does).
+      adapter.attachHead(new ClsHead(info.taskType, model.config.nEmbd, info.labels.length, s.seed + 1));
+      this.headLabels = [...info.labels];
+    }
     const evaluate = async (step: number): Promise<EvalPoint> => {
-      const e = await evaluateLm(model, adapter, valid, evalOpts);
-      const point = { step, loss: e.loss, perplexity: e.perplexity };
+      const e = await run.evaluate(adapter);
+      const point = { step, loss: e.loss, metric: e.metric };
       this.emit('eval', point);
       return point;
     };
-    this.emit('status', { phase: 'evaluating', message: 'held-out loss before training' });
+    this.emit('status', { phase: 'evaluating', message: 'held-out evaluation before training' });
     const evalBefore = await evaluate(0);
-    const trainer = new Trainer(model, adapter, train, { ...s, maxGradNorm: 1.0 });
+    const trainer = new Trainer(model, adapter, run.source, { ...s, maxGradNorm: 1.0 });
     let last = NaN;
     try {
       this.emit('status', { phase: 'training', message: `training ${method.label}` });
@@ -276,6 +374,53 @@ export class LabEngine implements LabApi {
       totalParams: countParameters(model.config),
       method: method.cliName,
       peftType: method.peftType,
+      task: info.id,
+      taskType: info.taskType,
+      metric: run.metric,
+      evalExamples: run.evalExamples,
+    };
+  }
+
+  /** CAUSAL_LM: next-token windows of train.txt, held-out loss and perplexity on validation.txt. */
+  private async lmRun(base: string, info: TaskInfo, s: TrainRequest['train']): Promise<TaskRun> {
+    const { model } = this.need();
+    const train = await this.tokens(`${base}/${info.files.train}`);
+    const valid = await this.tokens(`${base}/${info.files.validation}`);
+    const evalOpts = { batchSize: s.batchSize, seqLen: s.seqLen, maxBatches: EVAL_BATCHES };
+    return {
+      source: train,
+      metric: 'perplexity',
+      evalExamples: 0,
+      evaluate: async (adapter) => {
+        const e = await evaluateLm(model, adapter, valid, evalOpts);
+        return { loss: e.loss, metric: e.perplexity };
+      },
+    };
+  }
+
+  /**
+   * SEQ_CLS / TOKEN_CLS: the JSONL splits tokenized to at most seqLen tokens; accuracy (token
+   * accuracy) and loss on the first CLS_EVAL_EXAMPLES validation examples.
+   */
+  private async clsRun(
+    model: Gpt2Model,
+    base: string,
+    info: TaskInfo,
+    s: TrainRequest['train'],
+  ): Promise<TaskRun> {
+    const train = await this.clsSet(info, `${base}/${info.files.train}`, s.seqLen);
+    const valid = await this.clsSet(info, `${base}/${info.files.validation}`, s.seqLen, CLS_EVAL_EXAMPLES);
+    const tokenLevel = info.taskType === 'TOKEN_CLS';
+    return {
+      source: clsBatchSource(train),
+      metric: tokenLevel ? 'tokenAccuracy' : 'accuracy',
+      evalExamples: valid.examples.length,
+      evaluate: async (adapter) => {
+        const e = await evaluateClassification(model, adapter, adapter.head!, valid, {
+          batchSize: s.batchSize,
+        });
+        return { loss: e.loss, metric: tokenLevel ? (e.tokenAccuracy ?? e.accuracy) : e.accuracy };
+      },
     };
   }
 
@@ -334,6 +479,71 @@ export class LabEngine implements LabApi {
     return { text: tokenizer.decode(ids), promptIds, generatedIds: ids, ms: performance.now() - t0 };
   }
 
+  /** The adapter's head of the given kind, or a message that says how to get one. */
+  private headFor(task: 'SEQ_CLS' | 'TOKEN_CLS'): { model: Gpt2Model; adapter: Adapter; head: ClsHead } {
+    const { model } = this.need();
+    if (this.training && !this.paused) throw new PeftLabError('training is running: pause or stop it first');
+    const head = this.adapter?.head;
+    if (!this.adapter || !head || head.task !== task) {
+      const what = task === 'SEQ_CLS' ? 'sequence-classification' : 'token-classification';
+      throw new PeftLabError(`there is no ${what} adapter: train or load one on a ${task} task first`);
+    }
+    return { model, adapter: this.adapter, head };
+  }
+
+  private labelName(i: number): string {
+    return this.headLabels[i] ?? `LABEL_${i}`;
+  }
+
+  async classify(req: RequestOf<'classify'>): Promise<ReplyOf<'classify'>> {
+    const { model, adapter, head } = this.headFor('SEQ_CLS');
+    const { tokenizer } = this.need();
+    const set = encodeSeqCls(
+      tokenizer,
+      [{ text: req.text, label: 0 }],
+      tokenizer.eosTokenId ?? 0,
+      model.config.nPositions,
+    );
+    if (set.examples[0]!.ids.length === 0) throw new PeftLabError('the text is empty: type some text first');
+    const logits = tf.tidy(() => clsLogits(model, adapter, head, padBatch(set, [0]), false, 0)); // [1, L]
+    const row = await logits.data();
+    logits.dispose();
+    const probs = softmax(row);
+    return { labels: probs.map((_, i) => this.labelName(i)), probs };
+  }
+
+  async tag(req: RequestOf<'tag'>): Promise<ReplyOf<'tag'>> {
+    const { model, adapter, head } = this.headFor('TOKEN_CLS');
+    const { tokenizer } = this.need();
+    const words = req.text.split(/\s+/).filter((w) => w !== '');
+    if (words.length === 0) throw new PeftLabError('the text is empty: type a sentence first');
+    const max = model.config.nPositions;
+    const set = encodeTokenCls(
+      tokenizer,
+      [{ words, tags: words.map(() => 0) }],
+      tokenizer.eosTokenId ?? 0,
+      Infinity,
+    );
+    const ex = set.examples[0]!;
+    if (ex.ids.length > max) {
+      throw new PeftLabError(
+        `the sentence is ${ex.ids.length} tokens; this model reads at most ${max}: shorten it`,
+      );
+    }
+    const b = padBatch(set, [0]);
+    const pred = tf.tidy(() =>
+      tf.argMax(tf.reshape(clsLogits(model, adapter, head, b, false, 0), [-1, head.numLabels]), -1),
+    );
+    const ids = await pred.data();
+    pred.dispose();
+    // Each word's tag is the prediction at its first sub-token (the positions labelled, not -100).
+    const tags: string[] = [];
+    (ex.label as number[]).forEach((l, t) => {
+      if (l !== IGNORE_INDEX) tags.push(this.labelName(ids[t]!));
+    });
+    return { words, tags };
+  }
+
   async exportAdapter(): Promise<ReplyOf<'exportAdapter'>> {
     if (!this.adapter) throw new PeftLabError('there is no adapter to save: train one first');
     const files = await saveAdapter(this.adapter, this.modelId);
@@ -350,6 +560,8 @@ export class LabEngine implements LabApi {
     );
     this.dropAdapterNow();
     this.adapter = adapter;
+    const n = adapter.head?.numLabels ?? 0;
+    this.headLabels = req.labels?.length === n ? [...req.labels] : [];
     const method = methodByType(adapter.config.peftType);
     this.methodName = method.cliName;
     let trainable = 0;

@@ -94,7 +94,8 @@ describe('Gpt2Model.random', () => {
     for (const seed of [0, 5]) {
       const a = Gpt2Model.random(cfg, seed);
       const b = Gpt2Model.random(cfg, seed);
-      for (const [k, v] of a.weights) expect(Array.from(v.dataSync()), k).toEqual(Array.from(b.w(k).dataSync()));
+      for (const [k, v] of a.weights)
+        expect(Array.from(v.dataSync()), k).toEqual(Array.from(b.w(k).dataSync()));
       a.dispose();
       b.dispose();
     }

@@ -32,17 +32,25 @@ export interface TrainSettings {
   seqLen: number;
   seed: number;
   warmupSteps: number;
-  /** Evaluate held-out loss every this many steps (0: only before and after). */
+  /** Evaluate on held-out data every this many steps (0: only before and after). */
   evalEvery: number;
 }
 
 export interface TrainRequest {
   /** Registry cliName, e.g. "lora". */
   method: string;
-  /** Method config fields (camelCase, PEFT names) over the method's defaults. */
+  /**
+   * Method config fields (camelCase, PEFT names) over `method.defaults(taskType)`, so a
+   * classification task gets LoRA's modulesToSave for its head.
+   */
   config: Record<string, unknown>;
   train: TrainSettings;
-  /** Folder with train.txt and validation.txt. */
+  /** Built-in task id (src/lib/data/tasks/registry.ts); default 'moby-dick'. */
+  task?: string;
+  /**
+   * Folder with the task's train and validation splits, as the registry names them: train.txt and
+   * validation.txt (CAUSAL_LM) or train.jsonl and validation.jsonl (SEQ_CLS, TOKEN_CLS).
+   */
   corpusUrl: string;
 }
 
@@ -56,10 +64,15 @@ export interface TrainProgress {
   gradNorm: number;
 }
 
+/** The number a task is judged by: perplexity (lower is better) or an accuracy in 0..1. */
+export type TaskMetric = 'perplexity' | 'accuracy' | 'tokenAccuracy';
+
 export interface EvalPoint {
   step: number;
+  /** Mean cross-entropy: per token (CAUSAL_LM), per example (SEQ_CLS) or per word (TOKEN_CLS). */
   loss: number;
-  perplexity: number;
+  /** The task metric's value (perplexity = exp(loss) for CAUSAL_LM). */
+  metric: number;
 }
 
 export interface TrainResult {
@@ -72,6 +85,12 @@ export interface TrainResult {
   totalParams: number;
   method: string;
   peftType: string;
+  task: string;
+  taskType: string;
+  /** Which number EvalPoint.metric holds. */
+  metric: TaskMetric;
+  /** Validation examples scored (classification: at most 256 of them); 0 for CAUSAL_LM (token windows). */
+  evalExamples: number;
 }
 
 export interface GenerateRequest {
@@ -90,6 +109,18 @@ export interface GenerateResult {
   promptIds: number[];
   generatedIds: number[];
   ms: number;
+}
+
+/** SEQ_CLS: the adapted model's class probabilities for one text (the base has no head). */
+export interface ClassifyResult {
+  labels: string[];
+  probs: number[];
+}
+
+/** TOKEN_CLS: the text split on whitespace, one predicted tag per word. */
+export interface TagResult {
+  words: string[];
+  tags: string[];
 }
 
 export interface AdapterPayload {
@@ -122,8 +153,11 @@ export interface LabRequests {
   resume: [Record<string, never>, void];
   stop: [Record<string, never>, void];
   generate: [GenerateRequest, GenerateResult];
+  classify: [{ text: string }, ClassifyResult];
+  tag: [{ text: string }, TagResult];
   exportAdapter: [Record<string, never>, AdapterPayload];
-  importAdapter: [AdapterPayload & { source: string }, AdapterSummary];
+  /** labels: class names in label-id order, for a classification head (else LABEL_0, LABEL_1...). */
+  importAdapter: [AdapterPayload & { source: string; labels?: string[] }, AdapterSummary];
   dropAdapter: [Record<string, never>, void];
 }
 
