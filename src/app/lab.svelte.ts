@@ -187,11 +187,9 @@ export class LabState {
   async loadModel(id: string): Promise<void> {
     this.error = null;
     try {
-      this.model = await this.engine.request('loadModel', { id, baseUrl: `${this.baseUrl}models/${id}/` });
-      this.hasAdapter = false;
-      this.adapterLabel = '';
-      this.adapterTaskType = null;
-      this.resetRun();
+      this.modelChanged(
+        await this.engine.request('loadModel', { id, baseUrl: `${this.baseUrl}models/${id}/` }),
+      );
     } catch (e) {
       this.fail(e);
     }
@@ -221,15 +219,13 @@ export class LabState {
         ArrayBuffer,
         ArrayBuffer,
       ];
-      this.model = await this.engine.request(
-        'loadModelFiles',
-        { id: `local: ${folder}`, config, weights, tokenizer },
-        [config, weights, tokenizer],
+      this.modelChanged(
+        await this.engine.request('loadModelFiles', { id: `local: ${folder}`, config, weights, tokenizer }, [
+          config,
+          weights,
+          tokenizer,
+        ]),
       );
-      this.hasAdapter = false;
-      this.adapterLabel = '';
-      this.adapterTaskType = null;
-      this.resetRun();
     } catch (e) {
       this.fail(e);
     }
@@ -245,19 +241,24 @@ export class LabState {
         endpoint: this.hubEndpoint,
         gpt2TokenizerUrl: `${this.baseUrl}tokenizers/gpt2/tokenizer.json`,
       });
-      this.model = summary;
+      this.modelChanged(summary);
       this.statusMessage = summary.cached
         ? `${summary.id} loaded from this browser's cache`
         : `${summary.id} downloaded and cached`;
-      this.hasAdapter = false;
-      this.adapterLabel = '';
-      this.adapterTaskType = null;
-      this.resetRun();
     } catch (e) {
       this.fail(e);
     } finally {
       this.downloading = false;
     }
+  }
+
+  /** A new base model is in the engine: its adapter and the last run are gone with the old one. */
+  private modelChanged(summary: ModelSummary): void {
+    this.model = summary;
+    this.hasAdapter = false;
+    this.adapterLabel = '';
+    this.adapterTaskType = null;
+    this.resetRun();
   }
 
   private resetRun(): void {
