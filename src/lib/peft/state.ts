@@ -88,3 +88,19 @@ export function loadHeadState(
 ): void {
   for (const [k, p] of headKeys(head, prefix)) assignFromState(tensors, k, p.variable, source, p.transpose);
 }
+
+/** Checks a head may join an adapter (one head, of the adapter's task type); `what` names the adapter. */
+export function checkHeadFits(
+  existing: ClsHead | null,
+  head: ClsHead,
+  taskType: string,
+  what: string,
+): ClsHead {
+  if (existing) throw new AdapterError(`this ${what} already has a classification head`);
+  if (head.task !== taskType) {
+    throw new AdapterError(
+      `a ${head.task} head (${head.module}) does not fit a ${what} with task_type ${taskType}`,
+    );
+  }
+  return head;
+}

@@ -8,11 +8,11 @@ import { configFromPeftJson, configToPeftJson } from '../peft-json';
 import type { FullAdapter as FullAdapterApi, PeftConfigBase, PeftMethod, TaskType } from '../types';
 import type { Gpt2Model } from '../../model/gpt2';
 import type { ClsHead } from '../../model/heads';
-import { AdapterError } from '../../errors';
 import { countParameters } from '../../model/config';
 import type { StateDict } from '../state';
 import {
   assignFromState,
+  checkHeadFits,
   checkNoExtraKeys,
   headKeys,
   headState,
@@ -53,13 +53,7 @@ export class FullFineTune implements FullAdapterApi<FullConfig> {
   }
 
   attachHead(head: ClsHead): void {
-    if (this.clsHead) throw new AdapterError('this run already has a classification head');
-    if (head.task !== this.config.taskType) {
-      throw new AdapterError(
-        `a ${head.task} head (${head.module}) does not fit a full fine-tune with task_type ${this.config.taskType}`,
-      );
-    }
-    this.clsHead = head;
+    this.clsHead = checkHeadFits(this.clsHead, head, this.config.taskType, 'full fine-tune');
   }
 
   trainable(): Map<string, tf.Variable> {

@@ -20,13 +20,13 @@ import type { StateDict } from '../state';
 import {
   PEFT_PREFIX,
   assignFromState,
+  checkHeadFits,
   checkNoExtraKeys,
   headKeys,
   headState,
   loadHeadState,
   readForState,
 } from '../state';
-import { AdapterError } from '../../errors';
 import type { LoraConfig } from './config';
 
 export function loraScaling(c: LoraConfig): number {
@@ -109,13 +109,7 @@ export class LoraAdapter implements InjectAdapter<LoraConfig> {
 
   /** PEFT's modules_to_save for SEQ_CLS/TOKEN_CLS: the head trains in full and is saved with A and B. */
   attachHead(head: ClsHead): void {
-    if (this.clsHead) throw new AdapterError('this adapter already has a classification head');
-    if (head.task !== this.config.taskType) {
-      throw new AdapterError(
-        `a ${head.task} head (${head.module}) does not fit a LoRA adapter with task_type ${this.config.taskType}`,
-      );
-    }
-    this.clsHead = head;
+    this.clsHead = checkHeadFits(this.clsHead, head, this.config.taskType, 'LoRA adapter');
   }
 
   private key(s: LoraSite, what: 'lora_A' | 'lora_B'): string {
