@@ -197,4 +197,20 @@ test('load a GPT-2 repo from the Hub with progress, refuse other models, and loa
   await page.getByTestId('hub-repo').fill('peftlab/other');
   await page.getByTestId('hub-load').click();
   await expect(page.getByTestId('error')).toContainText('could not reach http://127.0.0.1:9');
+  await page.getByRole('button', { name: 'Dismiss' }).click();
+
+  // The Models screen lists the bundled models and the one this browser keeps, which can be deleted.
+  await page.getByRole('link', { name: 'Models' }).click();
+  await expect(page.getByTestId('bundled-row')).toHaveCount(2);
+  await expect(page.getByTestId('cached-row')).toHaveCount(1);
+  await expect(page.getByTestId('cached-row')).toContainText('hub: peftlab/peftlab-s');
+  await expect(page.getByTestId('cached-row')).toContainText('2.2 MiB');
+  await expect(page.getByTestId('current-model')).toContainText('hub: peftlab/peftlab-s');
+  await page.screenshot({ path: 'test-results/screens/models.png', fullPage: true });
+  page.once('dialog', (d) => void d.accept());
+  await page.getByTestId('delete-cached').click();
+  await expect(page.getByTestId('no-cached-models')).toBeVisible();
+  await page.getByRole('button', { name: 'Open in the Lab' }).last().click();
+  await expect(page).toHaveURL(/#\/lab/);
+  await expect(page.getByTestId('model-select')).toHaveValue('peftlab-m', { timeout: 60_000 });
 });

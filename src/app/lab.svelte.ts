@@ -20,7 +20,14 @@ import type { PeftType, TaskType } from '../lib/peft/types';
 import type { CatalogEntry } from './catalog';
 import { loadCatalog } from './catalog';
 import { WorkerEngine } from './engine-client';
-import { deleteAdapter, getAdapter, listAdapters, saveAdapterRecord } from '../lib/storage/db';
+import {
+  deleteAdapter,
+  deleteModel,
+  getAdapter,
+  listAdapters,
+  listModels,
+  saveAdapterRecord,
+} from '../lib/storage/db';
 import { downloadFile } from './download';
 import { queryParam } from './query';
 import { DEFAULT_HUB_ENDPOINT } from '../lib/io/hub';
@@ -118,6 +125,7 @@ export class LabState {
   classification = $state<ClassifyResult | null>(null);
   tagging = $state<TagResult | null>(null);
   savedAdapters = $state<SavedAdapter[]>([]);
+  cachedModels = $state<Awaited<ReturnType<typeof listModels>>>([]);
   hubRepo = $state('');
   /** The Hub or a mirror with its URL layout; `?hub=URL` in the address sets it (as HF_ENDPOINT does). */
   hubEndpoint = $state(queryParam('hub') ?? DEFAULT_HUB_ENDPOINT);
@@ -337,6 +345,23 @@ export class LabState {
 
   async stop(): Promise<void> {
     await this.engine.request('stop', {});
+  }
+
+  async refreshCachedModels(): Promise<void> {
+    try {
+      this.cachedModels = await listModels();
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  async deleteCachedModel(id: string): Promise<void> {
+    try {
+      await deleteModel(id);
+    } catch (e) {
+      this.fail(e);
+    }
+    await this.refreshCachedModels();
   }
 
   async refreshAdapters(): Promise<void> {
