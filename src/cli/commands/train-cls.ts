@@ -10,7 +10,7 @@ import type { Adapter } from '../../lib/peft/types';
 import type { TextTokenizer } from '../../lib/tokenizer/tokenizer';
 import type { TrainerOptions } from '../../lib/train/trainer';
 import { readText } from '../model-dir';
-import { Progress } from '../progress';
+import { runSteps } from '../run-steps';
 import type { CliTask } from '../tasks';
 
 /** Validation is scored on at most this many examples, so it takes seconds. */
@@ -96,24 +96,10 @@ export async function trainClassification(
     };
   };
   const before = await score();
-  const trainer = new Trainer(model, adapter, clsBatchSource(trainSet), s);
-  const progress = new Progress(s.steps);
-  const t0 = performance.now();
-  let last = NaN;
-  let tokens = 0;
-  try {
-    while (trainer.step < s.steps) {
-      const st = await trainer.trainStep();
-      last = st.loss;
-      tokens += st.tokens;
-      progress.update(st.step, st.loss, st.tokens);
-      await new Promise((r) => setImmediate(r));
-    }
-  } finally {
-    progress.done();
-    trainer.dispose();
-  }
-  const seconds = (performance.now() - t0) / 1000;
+  const { last, tokens, seconds } = await runSteps(
+    new Trainer(model, adapter, clsBatchSource(trainSet), s),
+    s.steps,
+  );
   return {
     metric: info.taskType === 'TOKEN_CLS' ? 'token accuracy' : 'accuracy',
     before,

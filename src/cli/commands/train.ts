@@ -10,7 +10,8 @@ import type { Command } from '../command';
 import { GLOBAL_HELP, print, startBackend } from '../command';
 import { formatBytes, prepareOutDir, readModelDir, readText, writeAdapterDir } from '../model-dir';
 import { buildConfig, pickMethod, validateWithFlags } from '../method-flags';
-import { formatDuration, formatRate, Progress } from '../progress';
+import { formatDuration, formatRate } from '../progress';
+import { runSteps } from '../run-steps';
 import { DEFAULT_TASK, TASKS, taskByName } from '../tasks';
 import { trainClassification } from './train-cls';
 
@@ -97,6 +98,7 @@ ${GLOBAL_HELP}`,
     const { Trainer, evaluateLm } = await import('../../lib/train/trainer');
     const { saveAdapter } = await import('../../lib/io/peft-format');
     const { countParameters } = await import('../../lib/model/config');
+    const { countTrainable } = await import('../../lib/peft/state');
     const m = loadModel(files);
     const tokenizer = needTokenizer(m, 'train');
     const { model } = m;
@@ -109,8 +111,7 @@ ${GLOBAL_HELP}`,
     if (!isLm) {
       const adapter = method.create(model, config as never, s.seed);
       const r = await trainClassification(task, model, tokenizer, adapter, s);
-      let trainable = 0;
-      for (const v of adapter.trainable().values()) trainable += v.size;
+      const trainable = countTrainable(adapter);
       const saved = out !== undefined ? writeAdapterDir(out, await saveAdapter(adapter, files.name)) : [];
       adapter.dispose();
       model.dispose();
@@ -175,8 +176,7 @@ ${GLOBAL_HELP}`,
     }
 
     const adapter = method.create(model, config as never, s.seed);
-    let trainable = 0;
-    for (const v of adapter.trainable().values()) trainable += v.size;
+    const trainable = countTrainable(adapter);
     const total = countParameters(model.config);
     const evalOpts = { batchSize: s.batchSize, seqLen: s.seqLen, maxBatches: EVAL_BATCHES };
     log(
@@ -184,24 +184,7 @@ ${GLOBAL_HELP}`,
     );
     const before = await evaluateLm(model, adapter, validIds, evalOpts);
 
-    const trainer = new Trainer(model, adapter, trainIds, s);
-    const progress = new Progress(steps);
-    const t0 = performance.now();
-    let last = NaN;
-    let tokens = 0;
-    try {
-      while (trainer.step < steps) {
-        const st = await trainer.trainStep();
-        last = st.loss;
-        tokens += st.tokens;
-        progress.update(st.step, st.loss, st.tokens);
-        await new Promise((r) => setImmediate(r)); // let signals and stream writes through
-      }
-    } finally {
-      progress.done();
-      trainer.dispose();
-    }
-    const seconds = (performance.now() - t0) / 1000;
+    const { last, tokens, seconds } = await runSteps(new Trainer(model, adapter, trainIds, s), steps);
     const after = await evaluateLm(model, adapter, validIds, evalOpts);
 
     let saved: string[] = [];

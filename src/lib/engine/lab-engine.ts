@@ -13,6 +13,7 @@ import { countParameters } from '../model/config';
 import { generate } from '../model/generate';
 import type { Gpt2Model } from '../model/gpt2';
 import { loadModelFolder } from '../model/folder';
+import { countTrainable } from '../peft/state';
 import { adapterDecorator } from '../peft/forward';
 import { methodByCliName, methodByType } from '../peft/registry';
 import type { Adapter, PeftConfigBase } from '../peft/types';
@@ -362,8 +363,7 @@ export class LabEngine implements LabApi {
     }
     const evalAfter = await evaluate(trainer.step);
     this.emit('status', { phase: 'idle', message: this.stopRequested ? 'stopped' : 'finished' });
-    let trainable = 0;
-    for (const v of adapter.trainable().values()) trainable += v.size;
+    const trainable = countTrainable(adapter);
     return {
       steps: trainer.step,
       stopped: this.stopRequested,
@@ -564,8 +564,7 @@ export class LabEngine implements LabApi {
     this.headLabels = req.labels?.length === n ? [...req.labels] : [];
     const method = methodByType(adapter.config.peftType);
     this.methodName = method.cliName;
-    let trainable = 0;
-    for (const v of adapter.trainable().values()) trainable += v.size;
+    const trainable = countTrainable(adapter);
     return {
       peftType: method.peftType,
       method: method.cliName,

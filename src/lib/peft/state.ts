@@ -104,3 +104,10 @@ export function checkHeadFits(
   }
   return head;
 }
+
+/** Parameters an adapter trains (its head included), counted from its live variables. */
+export function countTrainable(adapter: { trainable(): Map<string, tf.Variable> }): number {
+  let n = 0;
+  for (const v of adapter.trainable().values()) n += v.size;
+  return n;
+}

@@ -1,0 +1,31 @@
+/** The CLI's training loop, shared by language modelling and classification: steps with a progress line. */
+import type { Trainer } from '../lib/train/trainer';
+import { Progress } from './progress';
+
+export interface StepsRun {
+  /** Loss of the last step. */
+  last: number;
+  tokens: number;
+  seconds: number;
+}
+
+/** Runs the trainer to `steps`, then disposes it (also on failure). */
+export async function runSteps(trainer: Trainer, steps: number): Promise<StepsRun> {
+  const progress = new Progress(steps);
+  const t0 = performance.now();
+  let last = NaN;
+  let tokens = 0;
+  try {
+    while (trainer.step < steps) {
+      const st = await trainer.trainStep();
+      last = st.loss;
+      tokens += st.tokens;
+      progress.update(st.step, st.loss, st.tokens);
+      await new Promise((r) => setImmediate(r)); // let signals and stream writes through
+    }
+  } finally {
+    progress.done();
+    trainer.dispose();
+  }
+  return { last, tokens, seconds: (performance.now() - t0) / 1000 };
+}
