@@ -24,7 +24,8 @@ SIZES = {
     # id: (n_embd, n_layer, n_head, tokens to train on, peak lr, batch size)
     "peftlab-s": (96, 3, 4, 6_000_000, 3e-3, 16),
     "peftlab-m": (192, 4, 6, 10_000_000, 2e-3, 16),
-    "peftlab-l": (320, 6, 8, 40_000_000, 1e-3, 16),
+    # peftlab-l: budget sized to finish inside one working session on one core (about 2 hours).
+    "peftlab-l": (320, 6, 8, 5_600_000, 1.5e-3, 16),
 }
 BLOCK = 256
 
