@@ -78,7 +78,7 @@ export function loadAdapter(model: Gpt2Model, files: AdapterFiles, source = 'ada
   } catch (e) {
     throw new AdapterError(`${source}: this adapter does not fit the model: ${(e as Error).message}`);
   }
-  const adapter = method.create(model, config as never, 0);
+  const adapter = method.create(model, config as never, 0, { forLoading: true });
   try {
     if (config.taskType !== 'CAUSAL_LM') attachSavedHead(model, adapter, tensors, source);
     adapter.loadStateDict(tensors, `${source}/adapter_model.safetensors`);

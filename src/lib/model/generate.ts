@@ -20,6 +20,8 @@ export interface GenerateOptions {
   eosTokenId?: number | null;
   /** Called with each new token id; return false to stop. */
   onToken?: (id: number) => boolean | void;
+  /** Positions taken by an adapter's virtual tokens, so a long context is cropped to leave them room. */
+  reservedPositions?: number;
 }
 
 /**
@@ -71,6 +73,8 @@ export async function generate(
   let past: LayerKV[] | undefined;
   let context = [...promptIds];
   const limit = model.config.nPositions;
+  // Virtual tokens (prompt and prefix methods) take positions before the text.
+  const room = limit - (opts.reservedPositions ?? 0);
   const disposePast = (): void => past?.forEach((p) => tf.dispose([p.k, p.v]));
   try {
     for (let step = 0; step < maxNew; step++) {
@@ -80,7 +84,7 @@ export async function generate(
         // (Re)start: run the whole visible context, cropped to the last half-window when full.
         disposePast();
         past = undefined;
-        if (context.length > limit) context = context.slice(context.length - Math.floor(limit / 2));
+        if (context.length > room) context = context.slice(context.length - Math.floor(room / 2));
         feed = context;
       } else {
         feed = [context[context.length - 1]!];
@@ -93,7 +97,9 @@ export async function generate(
             first,
           ),
         );
-        const last = tf.slice(lmLogits(model, r.hidden), [0, feed.length - 1, 0], [1, 1, -1]);
+        // Only the last position is needed, whatever the decorator prepended (a soft prompt adds n).
+        const T = r.hidden.shape[1];
+        const last = lmLogits(model, tf.slice(r.hidden, [0, T - 1, 0], [1, 1, -1]) as tf.Tensor3D); // [1, 1, V]
         return { logits: last, presents: r.presents! };
       });
       disposePast();

@@ -20,9 +20,11 @@ export type LayerKV = {
   v: tf.Tensor4D;
 };
 
-/** Adds to (or rescales) the output of one named linear layer, e.g. `h.0.attn.c_attn`. */
+/** Adds to (or rescales) the output, or rescales the input, of one named linear layer, e.g. `h.0.attn.c_attn`. */
 export interface LinearHook {
-  /** x [N, in] is the layer input, base [N, out] the frozen layer's output; returns [N, out]. */
+  /** Maps the layer input x [N, in] before the frozen layer sees it (IA3 on feed-forward layers). */
+  input?(x: tf.Tensor2D, ctx: ForwardContext): tf.Tensor2D;
+  /** x [N, in] is the layer input (after `input`), base [N, out] the frozen layer's output; returns [N, out]. */
   apply(x: tf.Tensor2D, base: tf.Tensor2D, ctx: ForwardContext): tf.Tensor2D;
 }
 
@@ -124,13 +126,14 @@ export class Gpt2Model {
   /** One named linear layer on x [N, in], with its hook if any. */
   linear(layer: number, module: LinearModule, x: tf.Tensor2D, ctx: ForwardContext): tf.Tensor2D {
     const p = `h.${layer}.${module}`;
+    const hook = this.hooks.get(p);
+    const xin = hook?.input ? hook.input(x, ctx) : x;
     const base = dense(
-      x,
+      xin,
       this.w(`${p}.weight`) as unknown as tf.Tensor2D,
       this.w(`${p}.bias`) as unknown as tf.Tensor1D,
     );
-    const hook = this.hooks.get(p);
-    return hook ? hook.apply(x, base, ctx) : base;
+    return hook ? hook.apply(xin, base, ctx) : base;
   }
 
   forward(opts: ForwardOptions): ForwardResult {

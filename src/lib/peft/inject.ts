@@ -34,11 +34,12 @@ export function matchesTarget(hfName: string, target: string | string[]): boolea
   return target.some((t) => hfName === t || hfName.endsWith(`.${t}`));
 }
 
-/** The linear layers a config targets; none is an error that lists what exists. */
+/** The linear layers a config targets; none is an error that lists what exists (unless allowEmpty). */
 export function targetedSites(
   config: Gpt2Config,
   target: string | string[],
   layersToTransform?: number[] | null,
+  allowEmpty = false,
 ): LinearSite[] {
   if (typeof target === 'string') {
     try {
@@ -50,7 +51,7 @@ export function targetedSites(
   const sites = linearSites(config).filter(
     (s) => matchesTarget(s.hfName, target) && (!layersToTransform || layersToTransform.includes(s.layer)),
   );
-  if (sites.length === 0) {
+  if (sites.length === 0 && !allowEmpty) {
     throw new PeftConfigError(
       `targetModules: ${JSON.stringify(target)} matches no linear layer of this model; choose from ${LINEAR_MODULES.join(', ')}`,
     );

@@ -1,35 +1,44 @@
 /**
- * The one table from PeftType to method, as tfjs lists its kernels in register_all_kernels.ts:
- * no registration by import side effect. A new method adds one line here.
+ * The one table from method name to implementation, as tfjs lists its kernels in
+ * register_all_kernels.ts: no registration by import side effect. A new method adds one line here
+ * (and its description in catalog.ts). Keyed by the CLI/URL name: P-tuning v2 shares prefix
+ * tuning's peft_type, so a file's peft_type finds the first entry of that type.
  */
-import { AdapterError, PeftConfigError } from '../errors';
+import { AdapterError } from '../errors';
+import { methodInfo } from './catalog';
+import { adalora } from './adalora';
 import { full } from './full/full';
+import { ia3 } from './ia3';
 import { lora } from './lora';
-import type { PeftConfigBase, PeftMethod, PeftType } from './types';
+import { pTuning } from './p-tuning';
+import { pTuningV2 } from './p-tuning-v2';
+import { prefixTuning } from './prefix-tuning';
+import { promptTuning } from './prompt-tuning';
+import type { PeftConfigBase, PeftMethod } from './types';
 
-export const METHODS: Record<PeftType, PeftMethod<never>> = {
-  LORA: lora as PeftMethod<never>,
-  FULL: full as PeftMethod<never>,
+export const METHODS: Record<string, PeftMethod<never>> = {
+  lora: lora as PeftMethod<never>,
+  adalora: adalora as PeftMethod<never>,
+  ia3: ia3 as PeftMethod<never>,
+  'prompt-tuning': promptTuning as PeftMethod<never>,
+  'prefix-tuning': prefixTuning as PeftMethod<never>,
+  'p-tuning': pTuning as PeftMethod<never>,
+  'p-tuning-v2': pTuningV2 as PeftMethod<never>,
+  full: full as PeftMethod<never>,
 };
 
 export function methodByType(peftType: string, source = 'adapter_config.json'): PeftMethod<PeftConfigBase> {
-  const m = (METHODS as Record<string, PeftMethod<never> | undefined>)[peftType];
+  const m = Object.values(METHODS).find((x) => x.peftType === peftType);
   if (!m) {
+    const known = [...new Set(Object.values(METHODS).map((x) => x.peftType))];
     throw new AdapterError(
-      `${source}: peft_type ${JSON.stringify(peftType)} is not supported; known: ${Object.keys(METHODS).join(', ')}`,
+      `${source}: peft_type ${JSON.stringify(peftType)} is not supported; known: ${known.join(', ')}`,
     );
   }
   return m as unknown as PeftMethod<PeftConfigBase>;
 }
 
 export function methodByCliName(name: string): PeftMethod<PeftConfigBase> {
-  const m = Object.values(METHODS).find((x) => x.cliName === name);
-  if (!m) {
-    throw new PeftConfigError(
-      `unknown method "${name}"; choose one of ${Object.values(METHODS)
-        .map((x) => x.cliName)
-        .join(', ')}`,
-    );
-  }
-  return m as unknown as PeftMethod<PeftConfigBase>;
+  methodInfo(name); // throws PeftConfigError listing the known names
+  return METHODS[name] as unknown as PeftMethod<PeftConfigBase>;
 }

@@ -11,7 +11,7 @@ import type { Gpt2Model, LayerKV } from '../model/gpt2';
 import type { ClsHead } from '../model/heads';
 
 /** PEFT's PeftType names; FULL is ours (full fine-tuning has no PEFT type). */
-export type PeftType = 'LORA' | 'FULL';
+export type PeftType = 'LORA' | 'ADALORA' | 'IA3' | 'PROMPT_TUNING' | 'P_TUNING' | 'PREFIX_TUNING' | 'FULL';
 /** PEFT's TaskType names. */
 export type TaskType = 'CAUSAL_LM' | 'SEQ_CLS' | 'TOKEN_CLS';
 export type MethodKind = 'inject' | 'prompt' | 'prefix' | 'full';
@@ -41,8 +41,8 @@ interface AdapterCommon<C extends PeftConfigBase> {
   loadStateDict(tensors: Map<string, { shape: number[]; data: Float32Array }>, source: string): void;
   /** Extra loss term (AdaLoRA's orthogonal regulariser); called inside the gradient scope. */
   extraLoss?(): tf.Scalar | null;
-  /** Per-step work after the optimizer update (ARCHITECTURE.md habit 1). */
-  onStep?(ctx: StepContext): void;
+  /** Per-step work after the optimizer update (ARCHITECTURE.md habit 1); the trainer awaits it. */
+  onStep?(ctx: StepContext): void | Promise<void>;
   /**
    * Turns the adapter off until the returned function is called, so the base model answers
    * (PEFT's `disable_adapter()` context). Prompt and prefix kinds need nothing: callers pass no decorator.
@@ -88,8 +88,20 @@ export interface FullAdapter<C extends PeftConfigBase = PeftConfigBase> extends 
 
 export type Adapter = InjectAdapter | PromptAdapter | PrefixAdapter | FullAdapter;
 
+/** What `create` may need beyond the config: PROMPT_TUNING's TEXT init tokenizes its text. */
+export interface CreateOptions {
+  /** Token ids of a text, with the model's tokenizer. */
+  tokenize?: (text: string) => number[];
+  /**
+   * The adapter is about to receive saved weights (loadAdapter): initialisation that needs more
+   * than the config (TEXT init's tokenizer) is skipped, since the weights replace it.
+   */
+  forLoading?: boolean;
+}
+
 /** One registry entry: everything the app, CLI and trainer need to know about a method. */
 export interface PeftMethod<C extends PeftConfigBase = PeftConfigBase> {
+  /** The peft_type its adapter_config.json carries (P-tuning v2 saves as PREFIX_TUNING, as PEFT has it). */
   peftType: PeftType;
   /** CLI / URL name, e.g. `lora`. */
   cliName: string;
@@ -106,7 +118,7 @@ export interface PeftMethod<C extends PeftConfigBase = PeftConfigBase> {
   toPeftJson(config: C): Record<string, unknown>;
   fromPeftJson(json: Record<string, unknown>, source: string): C;
   /** Builds the adapter on the model (hooks attached, variables created from the seed). */
-  create(model: Gpt2Model, config: C, seed: number): Adapter;
+  create(model: Gpt2Model, config: C, seed: number, opts?: CreateOptions): Adapter;
   /** Trainable parameter count from the formula (checked against the live adapter in tests). */
   countParams(model: Gpt2Model, config: C): number;
 }

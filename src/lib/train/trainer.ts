@@ -185,8 +185,11 @@ export class Trainer {
     // Decoupled weight decay applies to matrices, not to biases, LayerNorm gains or 1-D vectors.
     this.optimizer.apply(this.vars, clipped.grads, lr, (name) => (this.vars.get(name)?.rank ?? 0) >= 2);
     this.step++;
-    this.adapter.onStep?.({ step: this.step, grads: clipped.grads });
-    tf.dispose([...clipped.grads.values()]);
+    try {
+      await this.adapter.onStep?.({ step: this.step, grads: clipped.grads });
+    } finally {
+      tf.dispose([...clipped.grads.values()]);
+    }
     return {
       step: this.step,
       loss,

@@ -5,7 +5,10 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { configFromPeftJson, configToPeftJson } from '../peft-json';
-import type { FullAdapter as FullAdapterApi, PeftConfigBase, PeftMethod, TaskType } from '../types';
+import type { FullAdapter as FullAdapterApi, PeftMethod } from '../types';
+import { methodInfo } from '../catalog';
+import type { FullConfig } from './config';
+import { fullDefaults } from './config';
 import type { Gpt2Model } from '../../model/gpt2';
 import type { ClsHead } from '../../model/heads';
 import { countParameters } from '../../model/config';
@@ -19,14 +22,6 @@ import {
   loadHeadState,
   readForState,
 } from '../state';
-
-export interface FullConfig extends PeftConfigBase {
-  peftType: 'FULL';
-}
-
-export function fullDefaults(taskType: TaskType): FullConfig {
-  return { peftType: 'FULL', taskType, baseModelNameOrPath: null, inferenceMode: false };
-}
 
 /**
  * Weights are saved under HF names, as a full checkpoint would be: `transformer.*` for the decoder
@@ -102,13 +97,9 @@ export class FullFineTune implements FullAdapterApi<FullConfig> {
 }
 
 export const full: PeftMethod<FullConfig> = {
+  ...methodInfo('full'),
   peftType: 'FULL',
-  cliName: 'full',
-  label: 'Full fine-tuning',
-  summary:
-    'Every weight of the model trains: the baseline the parameter-efficient methods are measured against.',
   kind: 'full',
-  taskTypes: ['CAUSAL_LM', 'SEQ_CLS', 'TOKEN_CLS'],
   defaults: fullDefaults,
   validate: () => {},
   toPeftJson: (c) => configToPeftJson(c),

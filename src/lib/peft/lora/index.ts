@@ -1,6 +1,7 @@
 /** LoRA's registry entry. */
 import { configFromPeftJson, configToPeftJson } from '../peft-json';
 import type { PeftMethod } from '../types';
+import { methodInfo } from '../catalog';
 import type { LoraConfig } from './config';
 import { loraDefaults, validateLora } from './config';
 import { LoraAdapter, loraParamCount } from './lora';
@@ -17,12 +18,9 @@ const PEFT_EXTRA = {
 };
 
 export const lora: PeftMethod<LoraConfig> = {
+  ...methodInfo('lora'),
   peftType: 'LORA',
-  cliName: 'lora',
-  label: 'LoRA',
-  summary: 'Low-rank matrices A, B beside chosen linear layers; the frozen weights never change.',
   kind: 'inject',
-  taskTypes: ['CAUSAL_LM', 'SEQ_CLS', 'TOKEN_CLS'],
   defaults: loraDefaults,
   validate: validateLora,
   toPeftJson: (c) => configToPeftJson(c, PEFT_EXTRA),

@@ -1,0 +1,40 @@
+/** AdaLoRA's registry entry. */
+import { AdapterError } from '../../errors';
+import { methodInfo } from '../catalog';
+import { configFromPeftJson, configToPeftJson } from '../peft-json';
+import type { PeftMethod } from '../types';
+import type { AdaLoraConfig } from './config';
+import { adaloraDefaults, validateAdalora } from './config';
+import { AdaLoraAdapter, adaloraParamCount } from './adalora';
+
+/** PEFT fields we do not model, at PEFT's defaults. */
+const PEFT_EXTRA = {
+  alpha_pattern: {},
+  init_lora_weights: true,
+  layers_pattern: null,
+  use_dora: false,
+  revision: null,
+  auto_mapping: null,
+};
+
+export const adalora: PeftMethod<AdaLoraConfig> = {
+  ...methodInfo('adalora'),
+  peftType: 'ADALORA',
+  kind: 'inject',
+  defaults: adaloraDefaults,
+  validate: validateAdalora,
+  toPeftJson: (c) => configToPeftJson(c, PEFT_EXTRA),
+  fromPeftJson: (json, source) => {
+    const c = configFromPeftJson(json, adaloraDefaults('CAUSAL_LM'), source);
+    // PEFT writes rank_pattern as { name: [bool...] }; anything else is not ours to guess.
+    if (c.rankPattern !== null && (typeof c.rankPattern !== 'object' || Array.isArray(c.rankPattern))) {
+      throw new AdapterError(`${source}: "rank_pattern" should map module names to lists of booleans`);
+    }
+    return c;
+  },
+  create: (model, config, seed) => {
+    validateAdalora(config, model);
+    return new AdaLoraAdapter(model, config, seed);
+  },
+  countParams: adaloraParamCount,
+};

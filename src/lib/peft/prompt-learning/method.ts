@@ -1,0 +1,70 @@
+/**
+ * Builds the registry entry of a prompt-learning method from its config functions and its encoder
+ * choice, so prompt tuning, prefix tuning, P-tuning and P-tuning v2 share one create/save/count path.
+ */
+import type { Gpt2Model } from '../../model/gpt2';
+import { Rng } from '../../train/rng';
+import { methodInfo } from '../catalog';
+import { configFromPeftJson, configToPeftJson } from '../peft-json';
+import type { Adapter, CreateOptions, PeftMethod, TaskType } from '../types';
+import type { PromptEncoderNet } from './encoders';
+import { encoderParams, tableEncoder } from './encoders';
+import type { PromptLearningConfig } from './config';
+import { withModelSizes } from './config';
+import { PrefixKvAdapter, SoftPromptAdapter } from './adapter';
+
+/** PromptLearningConfig fields PEFT writes that we do not model, at PEFT's defaults. */
+const PEFT_EXTRA = { revision: null, auto_mapping: null };
+
+export interface PromptLearningSpec<C extends PromptLearningConfig> {
+  cliName: string;
+  defaults(taskType: TaskType): C;
+  validate(config: C, model?: Gpt2Model): void;
+  /** The trainable encoder for a config in training mode (sizes filled from the model). */
+  encoder(config: C, model: Gpt2Model, rng: Rng, opts: CreateOptions): PromptEncoderNet;
+  /** Its parameter count, from the formula. */
+  encoderParams(config: C, model: Gpt2Model): number;
+  /** Extra PEFT fields written to adapter_config.json. */
+  peftExtra?(config: C): Record<string, unknown>;
+}
+
+/** Width of each encoded virtual token: d for prompt kinds, 2 L d for prefix kinds. */
+function outDim(kind: 'prompt' | 'prefix', model: Gpt2Model): number {
+  const c = model.config;
+  return kind === 'prompt' ? c.nEmbd : 2 * c.nLayer * c.nEmbd;
+}
+
+export function promptLearningMethod<C extends PromptLearningConfig>(
+  spec: PromptLearningSpec<C>,
+): PeftMethod<C> {
+  const info = methodInfo(spec.cliName);
+  const kind = info.kind;
+  if (kind !== 'prompt' && kind !== 'prefix')
+    throw new Error(`${spec.cliName} is not a prompt-learning method`);
+  return {
+    ...info,
+    defaults: spec.defaults,
+    validate: spec.validate,
+    toPeftJson: (c) => configToPeftJson(c, { ...PEFT_EXTRA, ...spec.peftExtra?.(c) }),
+    fromPeftJson: (json, source) => configFromPeftJson(json, spec.defaults('CAUSAL_LM'), source),
+    create: (model, config, seed, opts = {}): Adapter => {
+      spec.validate(config, model);
+      const c = withModelSizes(config, model);
+      const rng = new Rng(seed);
+      // A saved adapter holds only the encoder's output (PEFT's inference mode builds a plain table).
+      const encoder =
+        c.inferenceMode || opts.forLoading
+          ? tableEncoder(c.numVirtualTokens, outDim(kind, model), rng)
+          : spec.encoder(c, model, rng, opts);
+      return kind === 'prompt'
+        ? new SoftPromptAdapter(c, encoder)
+        : new PrefixKvAdapter(c, encoder, model.config.nLayer, model.config.nHead);
+    },
+    countParams: (model, config) => {
+      const c = withModelSizes(config, model);
+      return c.inferenceMode
+        ? encoderParams.table(c.numVirtualTokens, outDim(kind, model))
+        : spec.encoderParams(c, model);
+    },
+  };
+}
