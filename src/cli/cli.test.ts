@@ -302,4 +302,72 @@ describe('peft-lab', () => {
     expect(adapted.stdout.startsWith('Call me')).toBe(true);
     expect(existsSync(out)).toBe(true);
   });
+
+  it('trains prefix tuning and AdaLoRA from their flags, generates with a prefix, refuses pairs that do not fit', async () => {
+    const prefix = join(tmp, 'prefix');
+    const ada = join(tmp, 'adalora');
+    const small = ['--steps', '3', '--seq-len', '8', '--batch-size', '2'];
+    const [p, a, v2, wrong, help] = await Promise.all([
+      cli([
+        ...['train', '--model', TOK, '--method', 'prefix-tuning', ...small, '--out', prefix],
+        ...['--num-virtual-tokens', '3', '--prefix-projection', '--encoder-hidden-size', '8'],
+      ]),
+      cli([
+        'train',
+        '--model',
+        TOK,
+        '--method',
+        'adalora',
+        ...small,
+        '--init-r',
+        '4',
+        '--target-r',
+        '2',
+        '--out',
+        ada,
+      ]),
+      cli(['train', '--model', TOK, '--method', 'p-tuning-v2', ...small]),
+      cli(['train', '--model', TOK, '--method', 'lora', '--prefix-projection', ...small]),
+      cli(['train', '--help']),
+    ]);
+    expect(p.code, p.stderr).toBe(0);
+    const pc = JSON.parse(readFileSync(join(prefix, 'adapter_config.json'), 'utf8')) as Record<
+      string,
+      unknown
+    >;
+    expect(pc).toMatchObject({
+      peft_type: 'PREFIX_TUNING',
+      prefix_projection: true,
+      encoder_hidden_size: 8,
+      num_virtual_tokens: 3,
+    });
+    expect(a.code, a.stderr).toBe(0);
+    const ac = JSON.parse(readFileSync(join(ada, 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
+    // AdaLoRA's budget schedule takes its length from --steps; PEFT spells deltaT so.
+    expect(ac).toMatchObject({ peft_type: 'ADALORA', total_step: 3, init_r: 4, target_r: 2, deltaT: 1 });
+    expectOneLineError(v2, 'P-tuning v2 does not train CAUSAL_LM tasks', 2);
+    expectOneLineError(wrong, '--prefix-projection does not apply to --method lora', 2);
+    for (const flag of [
+      '--num-virtual-tokens',
+      '--prompt-tuning-init',
+      '--delta-t',
+      '--feedforward-modules',
+      '--encoder-reparameterization-type',
+    ])
+      expect(help.stdout).toContain(flag);
+    const gen = await cli([
+      'generate',
+      '--model',
+      TOK,
+      '--adapter',
+      prefix,
+      '--prompt',
+      'Call me',
+      '--max-new-tokens',
+      '4',
+      '--json',
+    ]);
+    expect(gen.code, gen.stderr).toBe(0);
+    expect((JSON.parse(gen.stdout) as { generated_ids: number[] }).generated_ids.length).toBeGreaterThan(0);
+  });
 });

@@ -1,30 +1,81 @@
 /**
- * The flags that set a method's config fields (--r, --lora-alpha...). They map onto config fields
- * by name, so a flag applies to every method whose config has the field, and to no other.
+ * The flags that set a method's config fields, made from the catalog's field specs
+ * (src/lib/peft/catalog.ts), so the CLI offers exactly the settings the Lab's form does: a field
+ * `loraAlpha` is the flag `--lora-alpha`. A flag applies to every method whose config has the
+ * field, and to no other.
  */
 import { PeftConfigError, UsageError } from '../lib/errors';
 import type { Gpt2Model } from '../lib/model/gpt2';
+import type { FieldSpec } from '../lib/peft/catalog';
+import { METHOD_INFO, methodInfo } from '../lib/peft/catalog';
 import type { PeftConfigBase, PeftMethod } from '../lib/peft/types';
-import type { Values } from './args';
-import { int, list, num, requiredStr } from './args';
+import type { OptionSpec, Values } from './args';
+import { int, list, num, requiredStr, str } from './args';
 
-/** Method flags -> config fields; a flag whose field the chosen method lacks is a UsageError. */
-const CONFIG_FLAGS: { flag: string; field: string; read: (v: Values, flag: string) => unknown }[] = [
-  { flag: 'r', field: 'r', read: (v, f) => int(v, f, undefined, { min: 1 }) },
-  {
-    flag: 'lora-alpha',
-    field: 'loraAlpha',
-    read: (v, f) => num(v, f, undefined, { min: 0, exclusiveMin: true }),
-  },
-  { flag: 'lora-dropout', field: 'loraDropout', read: (v, f) => num(v, f, undefined, { min: 0, max: 0.99 }) },
-  { flag: 'target-modules', field: 'targetModules', read: (v, f) => list(v, f) },
+/** `loraAlpha` -> `lora-alpha`, `deltaT` -> `delta-t`. */
+export const flagOf = (field: string): string => field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+
+/** Every field any method has, once (the first method's spec wins; they agree where shared). */
+const FIELDS: FieldSpec[] = [
+  ...new Map(METHOD_INFO.flatMap((m) => m.fields).map((f) => [f.field, f] as const)).values(),
 ];
+
+/** Options for parseArgs: booleans are switches, everything else takes a value. */
+export const METHOD_OPTIONS: OptionSpec = Object.fromEntries(
+  FIELDS.map((f) => [flagOf(f.field), { type: f.type === 'bool' ? 'boolean' : 'string' }]),
+);
+
+function read(values: Values, f: FieldSpec): unknown {
+  const flag = flagOf(f.field);
+  if (values[flag] === undefined) return undefined;
+  switch (f.type) {
+    case 'bool':
+      return values[flag] === true;
+    case 'int':
+      if (f.nullable && str(values, flag) === 'null') return null;
+      return int(values, flag, undefined, { min: f.min, max: f.max });
+    case 'number':
+      return num(values, flag, undefined, { min: f.min, max: f.max });
+    case 'modules':
+      return list(values, flag);
+    case 'enum': {
+      const v = str(values, flag)!;
+      if (!f.options!.includes(v))
+        throw new UsageError(`--${flag} must be one of ${f.options!.join(', ')}, got ${JSON.stringify(v)}`);
+      return v;
+    }
+    case 'text':
+      return str(values, flag);
+  }
+}
+
+/** Method flags for --help, grouped by method, from the catalog. */
+export function methodFlagsHelp(): string {
+  return METHOD_INFO.filter((m) => m.fields.length > 0)
+    .map((m) => {
+      const lines = m.fields.map((f) => {
+        const arg =
+          f.type === 'bool'
+            ? ''
+            : f.type === 'modules'
+              ? ' LIST'
+              : f.type === 'enum'
+                ? ` ${f.options!.join('|')}`
+                : ' X';
+        return (
+          `  --${flagOf(f.field)}${arg}`.padEnd(26) + ` ${f.doc}${f.nullable ? ` (null: ${f.nullable})` : ''}`
+        );
+      });
+      return `${m.label} (--method ${m.cliName}):\n${lines.join('\n')}`;
+    })
+    .join('\n');
+}
 
 type Registry = typeof import('../lib/peft/registry');
 
 /** The method named by --method (required); an unknown name is a UsageError listing the known ones. */
-export function pickMethod(values: Values, { methodByCliName, METHODS }: Registry): PeftMethod {
-  const names = Object.values(METHODS).map((m) => m.cliName);
+export function pickMethod(values: Values, { methodByCliName }: Registry): PeftMethod {
+  const names = METHOD_INFO.map((m) => m.cliName);
   const name = requiredStr(values, 'method', `choose one of ${names.join(', ')}`);
   try {
     return methodByCliName(name);
@@ -37,11 +88,14 @@ export function pickMethod(values: Values, { methodByCliName, METHODS }: Registr
 /** The method's defaults with the method flags given applied. */
 export function buildConfig(values: Values, method: PeftMethod, base: PeftConfigBase): PeftConfigBase {
   const config: Record<string, unknown> = { ...base };
-  for (const { flag, field, read } of CONFIG_FLAGS) {
-    const v = read(values, flag);
+  const own = new Set(methodInfo(method.cliName).fields.map((f) => f.field));
+  for (const f of FIELDS) {
+    const v = read(values, f);
     if (v === undefined) continue;
-    if (!(field in config)) throw new UsageError(`--${flag} does not apply to --method ${method.cliName}`);
-    config[field] = v;
+    if (!own.has(f.field) || !(f.field in config)) {
+      throw new UsageError(`--${flagOf(f.field)} does not apply to --method ${method.cliName}`);
+    }
+    config[f.field] = v;
   }
   return config as unknown as PeftConfigBase;
 }
@@ -53,7 +107,7 @@ export function validateWithFlags(method: PeftMethod, config: PeftConfigBase, mo
   } catch (e) {
     if (!(e instanceof PeftConfigError)) throw e;
     const field = /^\w+/.exec(e.message)?.[0];
-    const hit = CONFIG_FLAGS.find((f) => f.field === field);
-    throw hit ? new UsageError(`--${hit.flag}: ${e.message}`) : e;
+    const hit = FIELDS.find((f) => f.field === field);
+    throw hit ? new UsageError(`--${flagOf(hit.field)}: ${e.message}`) : e;
   }
 }

@@ -52,7 +52,7 @@ ${GLOBAL_HELP}`,
     await startBackend(flags);
     const { loadModel, needTokenizer } = await import('../load');
     const { loadAdapter } = await import('../../lib/io/peft-format');
-    const { adapterDecorator } = await import('../../lib/peft/forward');
+    const { adapterDecorator, reservedPositions } = await import('../../lib/peft/forward');
     const { generate: run } = await import('../../lib/model/generate');
     const m = loadModel(modelFiles);
     const tokenizer = needTokenizer(m, 'generate');
@@ -79,6 +79,7 @@ ${GLOBAL_HELP}`,
       {
         ...opts,
         eosTokenId: tokenizer.eosTokenId,
+        reservedPositions: reservedPositions(adapter),
         onToken: (id) => {
           ids.push(id);
           if (!values.json) stream();

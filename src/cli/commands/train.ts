@@ -9,7 +9,14 @@ import { int, num, requiredStr, str } from '../args';
 import type { Command } from '../command';
 import { GLOBAL_HELP, print, startBackend } from '../command';
 import { formatBytes, prepareOutDir, readModelDir, readText, writeAdapterDir } from '../model-dir';
-import { buildConfig, pickMethod, validateWithFlags } from '../method-flags';
+import { METHOD_OPTIONS, buildConfig, methodFlagsHelp, pickMethod, validateWithFlags } from '../method-flags';
+import {
+  METHOD_INFO,
+  checkRunFits,
+  checkTaskSupported,
+  configForRun,
+  methodInfo,
+} from '../../lib/peft/catalog';
 import { formatDuration, formatRate } from '../progress';
 import { runSteps } from '../run-steps';
 import { DEFAULT_TASK, TASKS, taskByName } from '../tasks';
@@ -29,21 +36,19 @@ and perplexity on validation.txt before and after (at most ${EVAL_BATCHES} batch
 Options:
   --model DIR|REPO        model folder (config.json, model.safetensors, tokenizer.json), or a Hub
                           repo id (owner/name), downloaded once into ~/.cache/peft-lab/hub
-  --method NAME           PEFT method by its CLI name: lora, full, ... (an unknown name lists all)
+  --method NAME           ${METHOD_INFO.map((m) => m.cliName).join(', ')}
   --task NAME             ${TASKS.map((t) => `${t.name} (${t.description})`).join('; ')}
   --steps N               optimizer steps (default 200)
-  --lr LR                 peak learning rate (default 3e-3; 3e-4 for full)
+  --lr LR                 peak learning rate (default: the method's, e.g. 3e-3 LoRA, 3e-2 prompt
+                          tuning, 3e-4 full)
   --warmup-steps N        linear warmup (default min(100, steps / 10))
   --batch-size N          sequences per step (default 8)
   --seq-len N             tokens per sequence (default 64)
   --seed S                seed for init, batches and dropout (default 0)
   --out DIR               write adapter_config.json and adapter_model.safetensors there
   --json                  print the result as one JSON line
-LoRA:
-  --r N                   rank (default 8)
-  --lora-alpha A          scale is alpha / r (default 8)
-  --target-modules LIST   comma list, e.g. c_attn,mlp.c_fc (default c_attn)
-  --lora-dropout P        dropout on the adapter input (default 0)
+Method settings (PEFT's names; defaults are PEFT's; AdaLoRA's totalStep is --steps):
+${methodFlagsHelp()}
 
 ${GLOBAL_HELP}`,
   options: {
@@ -58,24 +63,21 @@ ${GLOBAL_HELP}`,
     seed: { type: 'string' },
     out: { type: 'string' },
     json: { type: 'boolean' },
-    r: { type: 'string' },
-    'lora-alpha': { type: 'string' },
-    'target-modules': { type: 'string' },
-    'lora-dropout': { type: 'string' },
+    ...METHOD_OPTIONS,
   },
   async run(values, flags) {
     const dir = requiredStr(values, 'model', 'the model folder to fine-tune');
     const method = pickMethod(values, await import('../../lib/peft/registry'));
     const task = taskByName(str(values, 'task') ?? DEFAULT_TASK);
-    if (!method.taskTypes.includes(task.info.taskType)) {
-      throw new UsageError(
-        `--method ${method.cliName} does not support task ${task.name} (${task.info.taskType})`,
-      );
+    try {
+      checkTaskSupported(method.cliName, task.info.taskType);
+    } catch (e) {
+      throw new UsageError(`--method ${method.cliName} --task ${task.name}: ${(e as Error).message}`);
     }
     const steps = int(values, 'steps', 200, { min: 1 });
     const s = {
       steps,
-      lr: num(values, 'lr', method.kind === 'full' ? 3e-4 : 3e-3, { min: 0, exclusiveMin: true }),
+      lr: num(values, 'lr', methodInfo(method.cliName).defaultLr, { min: 0, exclusiveMin: true }),
       warmupSteps: int(values, 'warmup-steps', undefined, { min: 0 }),
       batchSize: int(values, 'batch-size', 8, { min: 1, max: 4096 }),
       seqLen: int(values, 'seq-len', 64, { min: 1 }),
@@ -83,10 +85,13 @@ ${GLOBAL_HELP}`,
       maxGradNorm: 1.0,
     };
     const files = readModelDir(await resolveModelArg(dir));
-    const config = buildConfig(values, method, {
-      ...method.defaults(task.info.taskType),
-      baseModelNameOrPath: files.name,
-    });
+    const config = configForRun(
+      buildConfig(values, method, {
+        ...method.defaults(task.info.taskType),
+        baseModelNameOrPath: files.name,
+      }),
+      steps,
+    );
     const out = str(values, 'out');
     if (out !== undefined) prepareOutDir(out);
     const isLm = task.info.taskType === 'CAUSAL_LM';
@@ -108,8 +113,13 @@ ${GLOBAL_HELP}`,
       );
     }
     validateWithFlags(method, config, model);
+    try {
+      checkRunFits(config, s.seqLen, model.config.nPositions);
+    } catch (e) {
+      throw new UsageError(`--seq-len: ${(e as Error).message}`);
+    }
     if (!isLm) {
-      const adapter = method.create(model, config as never, s.seed);
+      const adapter = method.create(model, config as never, s.seed, { tokenize: (t) => tokenizer.encode(t) });
       const r = await trainClassification(task, model, tokenizer, adapter, s);
       const trainable = countTrainable(adapter);
       const saved = out !== undefined ? writeAdapterDir(out, await saveAdapter(adapter, files.name)) : [];
@@ -175,7 +185,7 @@ ${GLOBAL_HELP}`,
       }
     }
 
-    const adapter = method.create(model, config as never, s.seed);
+    const adapter = method.create(model, config as never, s.seed, { tokenize: (t) => tokenizer.encode(t) });
     const trainable = countTrainable(adapter);
     const total = countParameters(model.config);
     const evalOpts = { batchSize: s.batchSize, seqLen: s.seqLen, maxBatches: EVAL_BATCHES };

@@ -14,7 +14,8 @@ import { generate } from '../model/generate';
 import type { Gpt2Model } from '../model/gpt2';
 import { loadModelFolder } from '../model/folder';
 import { countTrainable } from '../peft/state';
-import { adapterDecorator } from '../peft/forward';
+import { adapterDecorator, reservedPositions } from '../peft/forward';
+import { checkRunFits, checkTaskSupported, configForRun } from '../peft/catalog';
 import { methodByCliName, methodByType } from '../peft/registry';
 import type { Adapter, PeftConfigBase } from '../peft/types';
 import type { TextTokenizer } from '../tokenizer/tokenizer';
@@ -282,15 +283,17 @@ export class LabEngine implements LabApi {
     const taskId = req.task ?? DEFAULT_TASK;
     const info = taskById(taskId);
     if (!info) throw new PeftLabError(`unknown task "${taskId}": pick a built-in task`);
-    if (!method.taskTypes.includes(info.taskType)) {
-      throw new PeftLabError(`${method.label} cannot train ${info.taskType} tasks such as ${taskId}`);
-    }
-    const config = {
-      ...method.defaults(info.taskType),
-      ...req.config,
-      baseModelNameOrPath: this.modelId,
-    } as PeftConfigBase;
+    checkTaskSupported(method.cliName, info.taskType);
+    const config = configForRun(
+      {
+        ...method.defaults(info.taskType),
+        ...req.config,
+        baseModelNameOrPath: this.modelId,
+      } as PeftConfigBase,
+      req.train.steps,
+    );
     method.validate(config as never, model);
+    checkRunFits(config, req.train.seqLen, model.config.nPositions);
     // From here the engine is busy: model switches are refused, and a stop that arrives while the
     // corpus loads or the first evaluation runs still counts.
     this.training = true;
@@ -318,7 +321,8 @@ export class LabEngine implements LabApi {
         ? await this.lmRun(corpusBase, info, s)
         : await this.clsRun(model, corpusBase, info, s);
     this.dropAdapterNow();
-    const adapter = method.create(model, config as never, s.seed);
+    const { tokenizer } = this.need();
+    const adapter = method.create(model, config as never, s.seed, { tokenize: (t) => tokenizer.encode(t) });
     this.adapter = adapter;
     this.methodName = method.cliName;
     if (info.taskType !== 'CAUSAL_LM') {
@@ -470,6 +474,7 @@ export class LabEngine implements LabApi {
           topP: req.topP,
           seed: req.seed,
           eosTokenId: tokenizer.eosTokenId,
+          reservedPositions: useAdapter ? reservedPositions(this.adapter) : 0,
         },
         adapterDecorator(model, useAdapter ? this.adapter : null),
       );
@@ -502,7 +507,7 @@ export class LabEngine implements LabApi {
       tokenizer,
       [{ text: req.text, label: 0 }],
       tokenizer.eosTokenId ?? 0,
-      model.config.nPositions,
+      model.config.nPositions - reservedPositions(adapter),
     );
     if (set.examples[0]!.ids.length === 0) throw new PeftLabError('the text is empty: type some text first');
     const logits = tf.tidy(() => clsLogits(model, adapter, head, padBatch(set, [0]), false, 0)); // [1, L]
@@ -517,7 +522,7 @@ export class LabEngine implements LabApi {
     const { tokenizer } = this.need();
     const words = req.text.split(/\s+/).filter((w) => w !== '');
     if (words.length === 0) throw new PeftLabError('the text is empty: type a sentence first');
-    const max = model.config.nPositions;
+    const max = model.config.nPositions - reservedPositions(adapter);
     const set = encodeTokenCls(
       tokenizer,
       [{ words, tags: words.map(() => 0) }],

@@ -260,7 +260,8 @@ export const METHOD_INFO: readonly MethodInfo[] = [
     kind: 'full',
     taskTypes: ['CAUSAL_LM', 'SEQ_CLS', 'TOKEN_CLS'],
     summary: 'Every weight of the model trains: the baseline the others are measured against.',
-    defaultLr: 1e-3,
+    // Every weight moves: a tenth of LoRA's rate keeps small pretrained models from forgetting.
+    defaultLr: 3e-4,
     defaults: fullDefaults,
     fields: [],
   },
@@ -284,6 +285,25 @@ export function checkTaskSupported(cliName: string, taskType: TaskType): void {
   throw new PeftConfigError(
     `${m.label} does not train ${taskType} tasks: it supports ${m.taskTypes.join(', ')}; for ${taskType} choose ${others.join(', ')}`,
   );
+}
+
+/**
+ * What a run fills in that PEFT leaves to the user: AdaLoRA's budget schedule needs the number of
+ * training steps (totalStep), which the Lab and the CLI know from the run itself.
+ */
+export function configForRun<C extends PeftConfigBase>(config: C, steps: number): C {
+  const c = config as C & { totalStep?: number | null };
+  return 'totalStep' in c && c.totalStep === null ? { ...config, totalStep: steps } : config;
+}
+
+/** Refuses a sequence length that, with the method's virtual tokens, overruns the model's positions. */
+export function checkRunFits(config: PeftConfigBase, seqLen: number, nPositions: number): void {
+  const n = (config as { numVirtualTokens?: number }).numVirtualTokens ?? 0;
+  if (seqLen + n > nPositions) {
+    throw new PeftConfigError(
+      `sequence length ${seqLen}${n ? ` plus ${n} virtual tokens` : ''} exceeds the model's ${nPositions} positions: shorten the sequences${n ? ' or use fewer virtual tokens' : ''}`,
+    );
+  }
 }
 
 /** Whether a field applies under the config's other values (its `when`). */

@@ -53,3 +53,8 @@ export function adapterDecorator(
 export function virtualPositions(adapter: Adapter | null): number {
   return adapter?.kind === 'prompt' ? adapter.numVirtualTokens : 0;
 }
+
+/** Positions an adapter's virtual tokens take before the text (prompts and prefixes alike). */
+export function reservedPositions(adapter: Adapter | null): number {
+  return adapter?.kind === 'prompt' || adapter?.kind === 'prefix' ? adapter.numVirtualTokens : 0;
+}

@@ -5,12 +5,15 @@
  */
 import { AdapterError } from '../errors';
 
+/** PEFT fields not spelled in snake_case: AdaLoraConfig's `deltaT` (peft/tuners/adalora/config.py). */
+const PEFT_SPELLING = new Set(['deltaT']);
+
 export function camelToSnake(s: string): string {
-  return s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+  return PEFT_SPELLING.has(s) ? s : s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 }
 
 export function snakeToCamel(s: string): string {
-  return s.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+  return PEFT_SPELLING.has(s) ? s : s.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 }
 
 /** Our config -> PEFT JSON, with `extra` PEFT fields we do not model written at their PEFT defaults. */

@@ -15,6 +15,8 @@ const kvWidth = (model: Gpt2Model): number => 2 * model.config.nLayer * model.co
 /** The prefix encoder choice, shared with P-tuning v2. */
 export const prefixSpec: Omit<PromptLearningSpec<PrefixTuningConfig>, 'cliName'> = {
   defaults: prefixTuningDefaults,
+  // PrefixTuningConfig's init_weights ("zero" zeroes the last layer); we keep PEFT's default.
+  peftExtra: { init_weights: null },
   validate: validatePrefixTuning,
   encoder: (c, model, rng) => {
     const d = model.config.nEmbd;

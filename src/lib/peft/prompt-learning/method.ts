@@ -24,8 +24,10 @@ export interface PromptLearningSpec<C extends PromptLearningConfig> {
   encoder(config: C, model: Gpt2Model, rng: Rng, opts: CreateOptions): PromptEncoderNet;
   /** Its parameter count, from the formula. */
   encoderParams(config: C, model: Gpt2Model): number;
-  /** Extra PEFT fields written to adapter_config.json. */
-  peftExtra?(config: C): Record<string, unknown>;
+  /** PEFT fields we do not model, written to adapter_config.json at PEFT's defaults. */
+  peftExtra?: Record<string, unknown>;
+  /** Fills what PEFT requires of a saved config (prompt tuning's TEXT init needs a tokenizer name). */
+  beforeSave?(config: C): C;
 }
 
 /** Width of each encoded virtual token: d for prompt kinds, 2 L d for prefix kinds. */
@@ -45,7 +47,7 @@ export function promptLearningMethod<C extends PromptLearningConfig>(
     ...info,
     defaults: spec.defaults,
     validate: spec.validate,
-    toPeftJson: (c) => configToPeftJson(c, { ...PEFT_EXTRA, ...spec.peftExtra?.(c) }),
+    toPeftJson: (c) => configToPeftJson(spec.beforeSave?.(c) ?? c, { ...PEFT_EXTRA, ...spec.peftExtra }),
     fromPeftJson: (json, source) => configFromPeftJson(json, spec.defaults('CAUSAL_LM'), source),
     create: (model, config, seed, opts = {}): Adapter => {
       spec.validate(config, model);

@@ -48,10 +48,10 @@ export const promptTuning = promptLearningMethod<PromptTuningConfig>({
     return tableEncoder(n, d, rng, init);
   },
   encoderParams: (c, model) => encoderParams.table(c.numVirtualTokens, model.config.nEmbd),
-  // PEFT's PromptTuningConfig requires a tokenizer name when the init is TEXT.
-  peftExtra: (c) => ({
-    tokenizer_kwargs: null,
-    tokenizer_name_or_path:
-      c.tokenizerNameOrPath ?? (c.promptTuningInit === 'TEXT' ? c.baseModelNameOrPath : null),
-  }),
+  peftExtra: { tokenizer_kwargs: null },
+  // PEFT's PromptTuningConfig refuses TEXT init without a tokenizer name: the base model's is ours.
+  beforeSave: (c) =>
+    c.promptTuningInit === 'TEXT' && c.tokenizerNameOrPath === null
+      ? { ...c, tokenizerNameOrPath: c.baseModelNameOrPath }
+      : c,
 });

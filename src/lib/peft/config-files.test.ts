@@ -1,0 +1,165 @@
+/**
+ * adapter_config.json both ways for every method: our config -> PEFT's snake_case file -> our
+ * config again, the fields PEFT requires (checked against files PEFT 0.21 writes, see the field
+ * lists in peft/tuners/<method>/config.py), and a file as Python writes it loading here.
+ */
+import { describe, it, expect, beforeAll } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { initNodeBackend } from '../backend/node';
+import { loadGpt2 } from '../model/load';
+import type { Gpt2Model } from '../model/gpt2';
+import { writeSafetensors } from '../io/safetensors';
+import { loadAdapter, readAdapterConfig, saveAdapter } from '../io/peft-format';
+import { METHOD_INFO, checkTaskSupported } from './catalog';
+import { methodByCliName } from './registry';
+import type { PeftConfigBase } from './types';
+
+const FIX = join(import.meta.dirname, '../model/fixtures/tiny-gpt2');
+const tinyModel = (): Gpt2Model =>
+  loadGpt2({
+    config: JSON.parse(readFileSync(join(FIX, 'config.json'), 'utf8')),
+    weights: new Uint8Array(readFileSync(join(FIX, 'model.safetensors'))),
+    source: 'tiny-gpt2',
+  });
+
+/** Fields PEFT's config class for each peft_type has and a file must carry (beyond the base ones). */
+const REQUIRED: Record<string, string[]> = {
+  LORA: ['r', 'lora_alpha', 'lora_dropout', 'target_modules', 'fan_in_fan_out', 'bias', 'modules_to_save'],
+  ADALORA: [
+    'target_r',
+    'init_r',
+    'tinit',
+    'tfinal',
+    'deltaT',
+    'beta1',
+    'beta2',
+    'orth_reg_weight',
+    'total_step',
+    'rank_pattern',
+  ],
+  IA3: ['target_modules', 'feedforward_modules', 'fan_in_fan_out', 'init_ia3_weights', 'modules_to_save'],
+  PROMPT_TUNING: [
+    'num_virtual_tokens',
+    'token_dim',
+    'num_layers',
+    'num_attention_heads',
+    'num_transformer_submodules',
+    'prompt_tuning_init',
+    'prompt_tuning_init_text',
+    'tokenizer_name_or_path',
+    'tokenizer_kwargs',
+  ],
+  PREFIX_TUNING: [
+    'num_virtual_tokens',
+    'token_dim',
+    'num_layers',
+    'encoder_hidden_size',
+    'prefix_projection',
+    'init_weights',
+  ],
+  P_TUNING: [
+    'num_virtual_tokens',
+    'encoder_reparameterization_type',
+    'encoder_hidden_size',
+    'encoder_num_layers',
+    'encoder_dropout',
+  ],
+  FULL: [],
+};
+
+describe('adapter_config.json', () => {
+  beforeAll(async () => {
+    await initNodeBackend('wasm');
+  });
+
+  it.each(METHOD_INFO.map((m) => [m.cliName, m] as const))('%s: snake_case file and back', (_, info) => {
+    const method = methodByCliName(info.cliName);
+    const task = info.taskTypes[0]!;
+    const config = method.defaults(task);
+    const json = method.toPeftJson(config);
+    expect(json.peft_type).toBe(info.peftType);
+    expect(json.task_type).toBe(task);
+    for (const k of ['base_model_name_or_path', 'inference_mode', ...REQUIRED[info.peftType]!])
+      expect(json, k).toHaveProperty(k);
+    // No camelCase leaks into the file (deltaT is PEFT's own spelling).
+    for (const k of Object.keys(json)) expect(k === 'deltaT' || !/[A-Z]/.test(k), k).toBe(true);
+    expect(method.fromPeftJson(JSON.parse(JSON.stringify(json)), 'test')).toEqual(config);
+  });
+
+  it('a prompt-tuning file as PEFT 0.21 writes it, with fields we do not know, loads and runs', async () => {
+    const model = tinyModel();
+    const file = {
+      auto_mapping: null,
+      base_model_name_or_path: 'tiny-gpt2',
+      inference_mode: true,
+      modules_to_save: null,
+      num_attention_heads: 4,
+      num_layers: 2,
+      num_transformer_submodules: 1,
+      num_virtual_tokens: 3,
+      peft_type: 'PROMPT_TUNING',
+      peft_version: '0.21.0',
+      prompt_tuning_init: 'RANDOM',
+      prompt_tuning_init_text: null,
+      revision: null,
+      task_type: 'CAUSAL_LM',
+      token_dim: 16,
+      tokenizer_kwargs: null,
+      tokenizer_name_or_path: null,
+    };
+    const weights = writeSafetensors(
+      new Map([
+        ['prompt_embeddings', { dtype: 'F32', shape: [3, 16], data: new Float32Array(48).fill(0.1) }],
+      ]),
+      { format: 'pt' },
+    );
+    const adapter = loadAdapter(model, { config: JSON.stringify(file), weights }, 'python');
+    expect(adapter.kind).toBe('prompt');
+    const again = JSON.parse((await saveAdapter(adapter, 'tiny-gpt2')).config) as Record<string, unknown>;
+    for (const [k, v] of Object.entries(file)) if (k !== 'peft_version') expect(again[k], k).toEqual(v);
+    adapter.dispose();
+    model.dispose();
+  });
+
+  it("a file made for another model's width is refused with both sizes named", () => {
+    const model = tinyModel();
+    const file = {
+      peft_type: 'PREFIX_TUNING',
+      task_type: 'CAUSAL_LM',
+      num_virtual_tokens: 3,
+      token_dim: 768,
+      num_layers: 12,
+    };
+    const weights = writeSafetensors(
+      new Map([
+        ['prompt_embeddings', { dtype: 'F32', shape: [3, 18432], data: new Float32Array(3 * 18432) }],
+      ]),
+      { format: 'pt' },
+    );
+    expect(() => loadAdapter(model, { config: JSON.stringify(file), weights }, 'gpt2-prefix')).toThrow(
+      /tokenDim 768 does not fit this model \(n_embd 16\)/,
+    );
+    model.dispose();
+  });
+
+  it('TEXT init names a tokenizer, as PEFT requires of a saved TEXT config', () => {
+    const m = methodByCliName('prompt-tuning');
+    const c = {
+      ...m.defaults('CAUSAL_LM'),
+      promptTuningInit: 'TEXT',
+      promptTuningInitText: 'hi',
+      baseModelNameOrPath: 'peftlab-s',
+    } as PeftConfigBase;
+    expect(m.toPeftJson(c).tokenizer_name_or_path).toBe('peftlab-s');
+  });
+
+  it('an unsupported method and task pair names the pairs that work', () => {
+    expect(() => checkTaskSupported('p-tuning-v2', 'CAUSAL_LM')).toThrow(
+      /P-tuning v2 does not train CAUSAL_LM tasks: it supports SEQ_CLS, TOKEN_CLS; for CAUSAL_LM choose LoRA, AdaLoRA/,
+    );
+    expect(() => readAdapterConfig(JSON.stringify({ peft_type: 'LOHA' }), 'x')).toThrow(
+      /peft_type "LOHA" is not supported; known: LORA, ADALORA, IA3, PROMPT_TUNING, PREFIX_TUNING, P_TUNING, FULL/,
+    );
+  });
+});
