@@ -47,7 +47,7 @@ export async function trainClassification(
   adapter: Adapter,
   s: TrainerOptions,
 ): Promise<ClsRunResult> {
-  const { ClsHead } = await import('../../lib/model/heads');
+  const { headFor } = await import('../../lib/peft/task-head');
   const { encodeSeqCls, encodeTokenCls } = await import('../../lib/data/cls-data');
   const { Trainer } = await import('../../lib/train/trainer');
   const { clsBatchSource, evaluateClassification } = await import('../../lib/train/classification');
@@ -81,9 +81,10 @@ export async function trainClassification(
   };
   const trainSet = encode('train');
   const evalSet = encode('validation', EVAL_EXAMPLES);
-  const head = new ClsHead(
+  const head = headFor(
+    model,
+    adapter.config,
     info.taskType as 'SEQ_CLS' | 'TOKEN_CLS',
-    model.config.nEmbd,
     info.labels.length,
     s.seed + 1,
   );

@@ -119,7 +119,10 @@ ${GLOBAL_HELP}`,
       throw new UsageError(`--seq-len: ${(e as Error).message}`);
     }
     if (!isLm) {
-      const adapter = method.create(model, config as never, s.seed, { tokenize: (t) => tokenizer.encode(t) });
+      const { withHeadConfig } = await import('../../lib/peft/task-head');
+      const encode = (t: string): number[] => tokenizer.encode(t);
+      const cfg = withHeadConfig(config, task.info.labels, encode);
+      const adapter = method.create(model, cfg as never, s.seed, { tokenize: encode });
       const r = await trainClassification(task, model, tokenizer, adapter, s);
       const trainable = countTrainable(adapter);
       const saved = out !== undefined ? writeAdapterDir(out, await saveAdapter(adapter, files.name)) : [];

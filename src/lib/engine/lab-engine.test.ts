@@ -141,6 +141,31 @@ describe('LabEngine (in-process, the worker runs the same class)', () => {
     expect(result.steps).toBeLessThan(1000);
   });
 
+  it('trains P-tuning v2 with a verbalizer (no trained head) and reloads it from the label tokens it saved', async () => {
+    const engine = new LabEngine(fsFetch);
+    await engine.loadModel({ id: 'peftlab-s', baseUrl: 'models/peftlab-s/' });
+    const result = await engine.train({
+      method: 'p-tuning-v2',
+      config: { verbalizer: true, numVirtualTokens: 4 },
+      train: { ...TRAIN, steps: 3, batchSize: 4 },
+      task: 'spam',
+      corpusUrl: 'data/spam/',
+    });
+    // Only the prefixes train: 4 tokens x 2 x 3 layers x 96.
+    expect(result.trainableParams).toBe(4 * 2 * 3 * 96);
+    const text = 'Subject: Make money fast!!!';
+    const before = await engine.classify({ text });
+    const files = await engine.exportAdapter();
+    const cfg = JSON.parse(files.config) as Record<string, unknown>;
+    expect(cfg).toMatchObject({ peft_type: 'PREFIX_TUNING', task_type: 'SEQ_CLS', verbalizer: true });
+    expect(cfg.verbalizer_token_ids).toHaveLength(2);
+    await engine.dropAdapter();
+    const summary = await engine.importAdapter({ ...files, source: 'saved', labels: ['ham', 'spam'] });
+    expect(summary.method).toBe('p-tuning-v2');
+    expect((await engine.classify({ text })).probs).toEqual(before.probs);
+    await engine.dropAdapter();
+  });
+
   it('trains a spam classifier with accuracy events, classifies, and round-trips the adapter with its head', async () => {
     const events: { kind: keyof LabEvents; data: unknown }[] = [];
     const engine = new LabEngine(fsFetch, (kind, data) => events.push({ kind, data }));

@@ -16,7 +16,7 @@ import { loadModelFolder } from '../model/folder';
 import { countTrainable } from '../peft/state';
 import { adapterDecorator, reservedPositions } from '../peft/forward';
 import { checkRunFits, checkTaskSupported, configForRun } from '../peft/catalog';
-import { methodByCliName, methodByType } from '../peft/registry';
+import { methodByCliName, methodForConfigJson } from '../peft/registry';
 import type { Adapter, PeftConfigBase } from '../peft/types';
 import type { TextTokenizer } from '../tokenizer/tokenizer';
 import { Trainer, evaluateLm } from '../train/trainer';
@@ -27,7 +27,8 @@ import type { EncodedSet } from '../data/cls-data';
 import { IGNORE_INDEX } from '../data/tasks/align';
 import { taskById } from '../data/tasks/registry';
 import type { TaskInfo } from '../data/tasks/registry';
-import { ClsHead } from '../model/heads';
+import type { TaskHead } from '../model/heads';
+import { headFor, withHeadConfig } from '../peft/task-head';
 import type {
   EvalPoint,
   EventSink,
@@ -322,7 +323,10 @@ export class LabEngine implements LabApi {
         : await this.clsRun(model, corpusBase, info, s);
     this.dropAdapterNow();
     const { tokenizer } = this.need();
-    const adapter = method.create(model, config as never, s.seed, { tokenize: (t) => tokenizer.encode(t) });
+    const encode = (t: string): number[] => tokenizer.encode(t);
+    // A verbalizer's label words become token ids in the config, so the saved adapter keeps them.
+    const cfg = info.taskType === 'CAUSAL_LM' ? config : withHeadConfig(config, info.labels, encode);
+    const adapter = method.create(model, cfg as never, s.seed, { tokenize: encode });
     this.adapter = adapter;
     this.methodName = method.cliName;
     if (info.taskType !== 'CAUSAL_LM') {
@@ -331,7 +335,7 @@ export class LabEngine implements LabApi {
         throw new PeftLabError(`${method.label} cannot carry a classification head`);
       }
       // HF's head init; seed + 1 so the head's draw differs from the adapter's (as the CLI does).
-      adapter.attachHead(new ClsHead(info.taskType, model.config.nEmbd, info.labels.length, s.seed + 1));
+      adapter.attachHead(headFor(model, cfg, info.taskType, info.labels.length, s.seed + 1));
       this.headLabels = [...info.labels];
     }
     const evaluate = async (step: number): Promise<EvalPoint> => {
@@ -485,7 +489,7 @@ export class LabEngine implements LabApi {
   }
 
   /** The adapter's head of the given kind, or a message that says how to get one. */
-  private headFor(task: 'SEQ_CLS' | 'TOKEN_CLS'): { model: Gpt2Model; adapter: Adapter; head: ClsHead } {
+  private headFor(task: 'SEQ_CLS' | 'TOKEN_CLS'): { model: Gpt2Model; adapter: Adapter; head: TaskHead } {
     const { model } = this.need();
     if (this.training && !this.paused) throw new PeftLabError('training is running: pause or stop it first');
     const head = this.adapter?.head;
@@ -567,7 +571,7 @@ export class LabEngine implements LabApi {
     this.adapter = adapter;
     const n = adapter.head?.numLabels ?? 0;
     this.headLabels = req.labels?.length === n ? [...req.labels] : [];
-    const method = methodByType(adapter.config.peftType);
+    const method = methodForConfigJson(JSON.parse(req.config) as Record<string, unknown>, req.source);
     this.methodName = method.cliName;
     const trainable = countTrainable(adapter);
     return {

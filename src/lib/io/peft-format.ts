@@ -5,8 +5,9 @@
  */
 import { AdapterError } from '../errors';
 import type { Gpt2Model } from '../model/gpt2';
-import { ClsHead, HEAD_MODULE } from '../model/heads';
-import { methodByType } from '../peft/registry';
+import { HEAD_MODULE } from '../model/heads';
+import { headFor, verbalizerClasses } from '../peft/task-head';
+import { methodByType, methodForConfigJson } from '../peft/registry';
 import type { StateDict } from '../peft/state';
 import type { Adapter, PeftConfigBase } from '../peft/types';
 import { parseSafetensorsHeader, readTensorAsFloat32, writeSafetensors } from './safetensors';
@@ -48,7 +49,7 @@ export function readAdapterConfig(text: string, source: string): PeftConfigBase 
   const obj = json as Record<string, unknown>;
   if (typeof obj.peft_type !== 'string')
     throw new AdapterError(`${source}/adapter_config.json has no "peft_type"`);
-  const method = methodByType(obj.peft_type, `${source}/adapter_config.json`);
+  const method = methodForConfigJson(obj, `${source}/adapter_config.json`);
   const config = method.fromPeftJson(obj, `${source}/adapter_config.json`);
   const task = obj.task_type ?? 'CAUSAL_LM';
   if (!method.taskTypes.includes(task as never)) {
@@ -71,7 +72,7 @@ export function readAdapterWeights(bytes: Uint8Array, source: string): StateDict
 /** Builds the adapter described by the files on `model` and loads its weights; nothing is left attached on failure. */
 export function loadAdapter(model: Gpt2Model, files: AdapterFiles, source = 'adapter'): Adapter {
   const config = readAdapterConfig(files.config, source);
-  const method = methodByType(config.peftType);
+  const method = methodForConfigJson(JSON.parse(files.config) as Record<string, unknown>, source);
   const tensors = readAdapterWeights(files.weights, source);
   try {
     method.validate(config as never, model);
@@ -96,17 +97,22 @@ export function loadAdapter(model: Gpt2Model, files: AdapterFiles, source = 'ada
 function attachSavedHead(model: Gpt2Model, adapter: Adapter, tensors: StateDict, source: string): void {
   const task = adapter.config.taskType as keyof typeof HEAD_MODULE;
   const module = HEAD_MODULE[task];
-  const key = [...tensors.keys()].find((k) => k === `${module}.weight` || k.endsWith(`.${module}.weight`));
-  const shape = key ? tensors.get(key)!.shape : null;
-  if (!shape || shape.length !== 2) {
-    throw new AdapterError(
-      `${source}/adapter_model.safetensors: a ${task} adapter needs its head ${module}.weight [num_labels, n_embd] (PEFT's modules_to_save), which is missing`,
-    );
-  }
   if (!adapter.attachHead) {
     throw new AdapterError(`${source}: this method cannot carry a ${task} head`);
   }
-  const head = new ClsHead(task, model.config.nEmbd, shape[0]!, 0);
+  // A verbalizer (P-tuning v2) saves its label tokens in the config and no weights.
+  let classes = verbalizerClasses(adapter.config);
+  if (classes === null) {
+    const key = [...tensors.keys()].find((k) => k === `${module}.weight` || k.endsWith(`.${module}.weight`));
+    const shape = key ? tensors.get(key)!.shape : null;
+    if (!shape || shape.length !== 2) {
+      throw new AdapterError(
+        `${source}/adapter_model.safetensors: a ${task} adapter needs its head ${module}.weight [num_labels, n_embd] (PEFT's modules_to_save), which is missing`,
+      );
+    }
+    classes = shape[0]!;
+  }
+  const head = headFor(model, adapter.config, task, classes, 0);
   try {
     adapter.attachHead(head);
   } catch (e) {

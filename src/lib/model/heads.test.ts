@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { initNodeBackend } from '../backend/node';
 import { loadGpt2 } from './load';
 import type { Gpt2Model } from './gpt2';
-import { ClsHead, lastTokenIndex, seqClsLogits } from './heads';
+import { ClsHead, VerbalizerHead, lastTokenIndex, lmLogits, seqClsLogits, verbalizerTokenIds } from './heads';
 import type { EncodedSet } from '../data/cls-data';
 import { padBatch } from '../data/cls-data';
 import { clsBatchLoss, clsLogits } from '../train/classification';
@@ -152,6 +152,26 @@ describe('classification heads', () => {
     const loss2 = tf.tidy(() => clsBatchLoss(model, null, head, other, false, 0));
     expect((await loss2.data())[0]).toBeCloseTo(sum / n, 5);
     tf.dispose([logits, loss, loss2]);
+    head.dispose();
+    model.dispose();
+  });
+
+  it("a verbalizer's logits are the LM head's logits of its label tokens; shared first tokens are refused", async () => {
+    const model = tiny();
+    const ids = [7, 30, 2];
+    const head = new VerbalizerHead('SEQ_CLS', model, ids);
+    expect(head.params().size).toBe(0);
+    const hidden = tf.randomNormal([2, 3, 16], 0, 1, 'float32', 3) as tf.Tensor3D;
+    const got = (await head.logits(hidden).array()) as number[][][];
+    const lm = (await lmLogits(model, hidden).array()) as number[][][];
+    lm.forEach((row, b) =>
+      row.forEach((pos, t) => ids.forEach((id, l) => expect(got[b]![t]![l]).toBeCloseTo(pos[id]!, 5))),
+    );
+    expect(() => verbalizerTokenIds((w) => [w.length], ['ham', 'spa'])).toThrow(
+      /"ham" and "spa" start with the same token/,
+    );
+    expect(verbalizerTokenIds((w) => [w.charCodeAt(1), 0], ['ham', 'spam'])).toEqual([104, 115]);
+    tf.dispose(hidden);
     head.dispose();
     model.dispose();
   });

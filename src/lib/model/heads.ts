@@ -26,6 +26,22 @@ export type ClsTask = 'SEQ_CLS' | 'TOKEN_CLS';
 export const HEAD_MODULE = { SEQ_CLS: 'score', TOKEN_CLS: 'classifier' } as const;
 export type HeadModule = (typeof HEAD_MODULE)[ClsTask];
 
+/**
+ * What classification needs of a head: a trained linear one (ClsHead) or a verbalizer that reads
+ * label words off the frozen LM head (VerbalizerHead).
+ */
+export interface TaskHead {
+  readonly task: ClsTask;
+  /** HF's module name (`score`, `classifier`), or `verbalizer` for a head with nothing to train. */
+  readonly module: HeadModule | 'verbalizer';
+  readonly numLabels: number;
+  /** Trainable parameters by state-dict name (none for a verbalizer). */
+  params(): Map<string, HeadParam>;
+  /** The head on every position: hidden [B, T, C] -> logits [B, T, numLabels]. */
+  logits(hidden: tf.Tensor3D): tf.Tensor3D;
+  dispose(): void;
+}
+
 /** One parameter of a head: the variable, and whether the state dict stores it transposed. */
 export interface HeadParam {
   variable: tf.Variable;
@@ -33,7 +49,7 @@ export interface HeadParam {
 }
 
 /** A linear classification head, `score` (no bias) or `classifier` (with bias). */
-export class ClsHead {
+export class ClsHead implements TaskHead {
   readonly module: HeadModule;
   /** Weight in compute layout [C, numLabels]; HF's nn.Linear stores it [numLabels, C]. */
   readonly weightT: tf.Variable;
@@ -101,7 +117,7 @@ export function lastTokenIndex(mask: ArrayLike<number>, batch: number, seqLen: n
  * (see lastTokenIndex): hidden [B, T, C] -> [B, numLabels]. The pooling is a one-hot product
  * rather than a gather, since gather has no gradient on wasm.
  */
-export function seqClsLogits(head: ClsHead, hidden: tf.Tensor3D, last: Int32Array): tf.Tensor2D {
+export function seqClsLogits(head: TaskHead, hidden: tf.Tensor3D, last: Int32Array): tf.Tensor2D {
   const [B, T] = hidden.shape;
   const all = head.logits(hidden); // [B, T, L]
   const pick = new Float32Array(B * T);
@@ -111,6 +127,78 @@ export function seqClsLogits(head: ClsHead, hidden: tf.Tensor3D, last: Int32Arra
 }
 
 /** GPT2ForTokenClassification: hidden [B, T, C] -> [B, T, numLabels] (dropout 0, see above). */
-export function tokenClsLogits(head: ClsHead, hidden: tf.Tensor3D): tf.Tensor3D {
+export function tokenClsLogits(head: TaskHead, hidden: tf.Tensor3D): tf.Tensor3D {
   return head.logits(hidden);
+}
+
+/**
+ * A verbalizer (P-tuning v2's "with verbalizer" ablation; Liu et al. 2022, table 5): each class is a
+ * label word, and its logit is the frozen LM head's logit for the word's first token, h @ wte[id]^T,
+ * so the head has nothing to train. Label words whose first tokens coincide cannot be told apart.
+ */
+export class VerbalizerHead implements TaskHead {
+  readonly module = 'verbalizer' as const;
+  /** wte rows of the label tokens, transposed: [C, numLabels], frozen. */
+  private readonly table: tf.Variable;
+
+  constructor(
+    readonly task: ClsTask,
+    model: Gpt2Model,
+    readonly tokenIds: readonly number[],
+  ) {
+    const bad = tokenIds.find((id) => !Number.isInteger(id) || id < 0 || id >= model.config.vocabSize);
+    if (bad !== undefined) {
+      throw new RangeError(
+        `verbalizer token id ${bad} is outside the vocabulary (0..${model.config.vocabSize - 1})`,
+      );
+    }
+    if (new Set(tokenIds).size !== tokenIds.length) {
+      throw new RangeError(
+        `verbalizer token ids ${JSON.stringify(tokenIds)} repeat: every class needs its own token`,
+      );
+    }
+    this.table = newVariable(
+      tf.tidy(() => tf.transpose(tf.gather(model.w('wte.weight'), tf.tensor1d([...tokenIds], 'int32')))),
+      false,
+    );
+  }
+
+  get numLabels(): number {
+    return this.tokenIds.length;
+  }
+
+  params(): Map<string, HeadParam> {
+    return new Map();
+  }
+
+  logits(hidden: tf.Tensor3D): tf.Tensor3D {
+    const [B, T, C] = hidden.shape;
+    const y = matmul(tf.reshape(hidden, [B * T, C]) as tf.Tensor2D, this.table as unknown as tf.Tensor2D); // [B*T, L]
+    return tf.reshape(y, [B, T, this.numLabels]) as tf.Tensor3D;
+  }
+
+  dispose(): void {
+    this.table.dispose();
+  }
+}
+
+/**
+ * The first token of " " + word for each class (GPT-2 words follow a space), refusing words that
+ * share a first token, since the verbalizer could not tell those classes apart.
+ */
+export function verbalizerTokenIds(encode: (text: string) => number[], words: readonly string[]): number[] {
+  const ids = words.map((w) => {
+    const t = encode(` ${w}`);
+    if (t.length === 0) throw new RangeError(`verbalizer word ${JSON.stringify(w)} has no tokens`);
+    return t[0]!;
+  });
+  ids.forEach((id, i) => {
+    const j = ids.indexOf(id);
+    if (j !== i) {
+      throw new RangeError(
+        `verbalizer words ${JSON.stringify(words[j])} and ${JSON.stringify(words[i])} start with the same token (${id}): the LM head cannot tell them apart; use the linear head`,
+      );
+    }
+  });
+  return ids;
 }

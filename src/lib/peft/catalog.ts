@@ -248,10 +248,18 @@ export const METHOD_INFO: readonly MethodInfo[] = [
     peftType: 'PREFIX_TUNING',
     kind: 'prefix',
     taskTypes: ['SEQ_CLS', 'TOKEN_CLS'],
-    summary: 'Deep prompts at every layer plus a linear head, for classification and tagging.',
+    summary:
+      'Deep prompts at every layer plus a linear head (or a verbalizer), for classification and tagging.',
     defaultLr: 1e-2,
     defaults: pTuningV2Defaults,
-    fields: PREFIX_FIELDS,
+    fields: [
+      ...PREFIX_FIELDS,
+      {
+        field: 'verbalizer',
+        doc: "Classify with the label words' LM-head logits instead of a trained linear head",
+        type: 'bool',
+      },
+    ],
   },
   {
     cliName: 'full',

@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Gpt2Model, LinearHook } from '../model/gpt2';
-import type { ClsHead } from '../model/heads';
+import type { TaskHead } from '../model/heads';
 import type { LinearSite } from './inject';
 import type { PeftConfigBase } from './types';
 import { PEFT_PREFIX, checkHeadFits, headKeys } from './state';
@@ -21,7 +21,7 @@ export abstract class InjectBase<C extends PeftConfigBase, S extends InjectSite>
   readonly kind = 'inject' as const;
   protected readonly sites: S[] = [];
   private isMerged = false;
-  private clsHead: ClsHead | null = null;
+  private clsHead: TaskHead | null = null;
   /** Base weights (and biases) as they were before merge, by model weight name. */
   private originals = new Map<string, tf.Tensor>();
 
@@ -47,11 +47,11 @@ export abstract class InjectBase<C extends PeftConfigBase, S extends InjectSite>
     return this.isMerged;
   }
 
-  get head(): ClsHead | null {
+  get head(): TaskHead | null {
     return this.clsHead;
   }
 
-  attachHead(head: ClsHead): void {
+  attachHead(head: TaskHead): void {
     this.clsHead = checkHeadFits(this.clsHead, head, this.config.taskType, this.what);
   }
 

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { initNodeBackend } from '../backend/node';
 import { loadGpt2 } from '../model/load';
 import type { Gpt2Model } from '../model/gpt2';
-import { ClsHead, lmLogits } from '../model/heads';
+import { lmLogits } from '../model/heads';
 import type { ClsTask } from '../model/heads';
 import type { EncodedSet } from '../data/cls-data';
 import { padBatch } from '../data/cls-data';
@@ -24,6 +24,7 @@ import type { BatchSource } from '../train/trainer';
 import { clsBatchSource, clsLogits } from '../train/classification';
 import { loadAdapter, saveAdapter } from '../io/peft-format';
 import { countTrainable } from './state';
+import { headFor, withHeadConfig } from './task-head';
 
 const FIX = join(import.meta.dirname, '../model/fixtures/tiny-gpt2');
 
@@ -119,6 +120,12 @@ const CASES: Case[] = [
   },
   { name: 'P-tuning v2, SEQ_CLS', method: 'p-tuning-v2', task: 'SEQ_CLS', config: { numVirtualTokens: 4 } },
   {
+    name: 'P-tuning v2, SEQ_CLS, verbalizer',
+    method: 'p-tuning-v2',
+    task: 'SEQ_CLS',
+    config: { numVirtualTokens: 4, verbalizer: true },
+  },
+  {
     name: 'P-tuning v2, TOKEN_CLS, projection',
     method: 'p-tuning-v2',
     task: 'TOKEN_CLS',
@@ -140,8 +147,10 @@ const LR: Record<string, number> = {
   full: 3e-3,
 };
 
-/** A char-per-token stand-in for the tokenizer that TEXT init needs. */
-const tokenize = (text: string): number[] => Array.from(text, (c) => c.charCodeAt(0) % 90);
+/** A char-per-token stand-in for the tokenizer (TEXT init, verbalizer words); spaces are dropped. */
+const tokenize = (text: string): number[] => Array.from(text.trim(), (c) => c.charCodeAt(0) % 90);
+/** Class names, also the verbalizer's label words (distinct first letters). */
+const LABELS = { SEQ_CLS: ['no', 'yes'], TOKEN_CLS: ['a', 'b', 'c'] } as const;
 
 function outputsOf(model: Gpt2Model, adapter: Adapter, task: TaskType, set: EncodedSet | null): Float32Array {
   return tf.tidy(() => {
@@ -196,19 +205,17 @@ describe('every method: train, save, load, no leaks', () => {
       ...c.config,
     } as PeftConfigBase;
     method.validate(config as never, model);
-    const adapter = method.create(model, config as never, 42, { tokenize });
-
-    // Trainable count matches the formula (the head is counted apart).
-    const headParams = 16 * 2 + (c.task === 'TOKEN_CLS' ? 3 * 16 + 3 : 0);
     const set = c.task === 'CAUSAL_LM' ? null : clsSet(c.task);
+    const cfg = c.task === 'CAUSAL_LM' ? config : withHeadConfig(config, LABELS[c.task], tokenize);
+    const adapter = method.create(model, cfg as never, 42, { tokenize });
+    let headParams = 0;
     if (c.task !== 'CAUSAL_LM') {
-      const labels = c.task === 'SEQ_CLS' ? 2 : 3;
-      adapter.attachHead!(new ClsHead(c.task, 16, labels, 43));
+      const head = headFor(model, cfg, c.task, LABELS[c.task].length, 43);
+      adapter.attachHead!(head);
+      for (const p of head.params().values()) headParams += p.variable.size;
     }
-    expect(countTrainable(adapter)).toBe(
-      method.countParams(model, config as never) +
-        (c.task === 'CAUSAL_LM' ? 0 : headParams - (c.task === 'SEQ_CLS' ? 0 : 16 * 2)),
-    );
+    // Trainable count matches the formula (the head's parameters are counted apart).
+    expect(countTrainable(adapter)).toBe(method.countParams(model, cfg as never) + headParams);
 
     const source: Int32Array | BatchSource = set ? clsBatchSource(set) : STREAM;
     const trainer = new Trainer(model, adapter, source, {

@@ -42,3 +42,25 @@ export function methodByCliName(name: string): PeftMethod<PeftConfigBase> {
   methodInfo(name); // throws PeftConfigError listing the known names
   return METHODS[name] as unknown as PeftMethod<PeftConfigBase>;
 }
+
+/**
+ * The entry that reads an adapter_config.json: of the methods saving its peft_type, the one whose
+ * config knows the most of the file's fields (a PREFIX_TUNING file with P-tuning v2's verbalizer
+ * fields is P-tuning v2's; a plain one is prefix tuning's).
+ */
+export function methodForConfigJson(
+  json: Record<string, unknown>,
+  source: string,
+): PeftMethod<PeftConfigBase> {
+  const first = methodByType(String(json.peft_type), source);
+  const keys = Object.keys(json);
+  let best = first;
+  let bestKnown = -1;
+  for (const m of Object.values(METHODS) as unknown as PeftMethod<PeftConfigBase>[]) {
+    if (m.peftType !== first.peftType) continue;
+    const fields = new Set(Object.keys(m.toPeftJson(m.defaults('CAUSAL_LM'))));
+    const known = keys.filter((k) => fields.has(k)).length;
+    if (known > bestKnown) [best, bestKnown] = [m, known];
+  }
+  return best;
+}

@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { AdapterError } from '../errors';
-import type { ClsHead } from '../model/heads';
+import type { TaskHead } from '../model/heads';
 
 export const PEFT_PREFIX = 'base_model.model.';
 
@@ -61,7 +61,7 @@ export function checkNoExtraKeys(tensors: StateDict, known: Set<string>, source:
  * (get_peft_model_state_dict); a full HF checkpoint has plain `score.weight`.
  */
 export function headKeys(
-  head: ClsHead | null | undefined,
+  head: TaskHead | null | undefined,
   prefix: string,
 ): Map<string, { variable: tf.Variable; transpose: boolean }> {
   const out = new Map<string, { variable: tf.Variable; transpose: boolean }>();
@@ -73,7 +73,7 @@ export function headKeys(
 /** Adds the head's tensors, in HF's layout, to a state dict being saved. */
 export async function headState(
   out: StateDict,
-  head: ClsHead | null | undefined,
+  head: TaskHead | null | undefined,
   prefix: string,
 ): Promise<void> {
   for (const [k, p] of headKeys(head, prefix)) out.set(k, await readForState(p.variable, p.transpose));
@@ -82,7 +82,7 @@ export async function headState(
 /** Loads the head's tensors from a state dict, checking shapes. */
 export function loadHeadState(
   tensors: StateDict,
-  head: ClsHead | null | undefined,
+  head: TaskHead | null | undefined,
   prefix: string,
   source: string,
 ): void {
@@ -91,11 +91,11 @@ export function loadHeadState(
 
 /** Checks a head may join an adapter (one head, of the adapter's task type); `what` names the adapter. */
 export function checkHeadFits(
-  existing: ClsHead | null,
-  head: ClsHead,
+  existing: TaskHead | null,
+  head: TaskHead,
   taskType: string,
   what: string,
-): ClsHead {
+): TaskHead {
   if (existing) throw new AdapterError(`this ${what} already has a classification head`);
   if (head.task !== taskType) {
     throw new AdapterError(

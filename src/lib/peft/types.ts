@@ -8,7 +8,7 @@
  */
 import type * as tf from '@tensorflow/tfjs';
 import type { Gpt2Model, LayerKV } from '../model/gpt2';
-import type { ClsHead } from '../model/heads';
+import type { TaskHead } from '../model/heads';
 
 /** PEFT's PeftType names; FULL is ours (full fine-tuning has no PEFT type). */
 export type PeftType = 'LORA' | 'ADALORA' | 'IA3' | 'PROMPT_TUNING' | 'P_TUNING' | 'PREFIX_TUNING' | 'FULL';
@@ -51,12 +51,12 @@ interface AdapterCommon<C extends PeftConfigBase> {
   /** Removes the adapter from the model and frees its tensors. */
   dispose(): void;
   /** The classification head trained and saved with the adapter (PEFT's modules_to_save), if any. */
-  readonly head?: ClsHead | null;
+  readonly head?: TaskHead | null;
   /**
    * Gives the adapter a SEQ_CLS/TOKEN_CLS head: from then on trainable(), stateDict() and
    * loadStateDict() include it (PEFT's modules_to_save), and dispose() frees it.
    */
-  attachHead?(head: ClsHead): void;
+  attachHead?(head: TaskHead): void;
 }
 
 export interface InjectAdapter<C extends PeftConfigBase = PeftConfigBase> extends AdapterCommon<C> {

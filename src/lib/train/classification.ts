@@ -9,7 +9,7 @@ import { evalClsBatches, padBatch, sampleIndices } from '../data/cls-data';
 import { IGNORE_INDEX } from '../data/tasks/align';
 import { accuracy, macroF1, tokenAccuracy } from '../data/tasks/metrics';
 import type { Gpt2Model } from '../model/gpt2';
-import type { ClsHead } from '../model/heads';
+import type { TaskHead } from '../model/heads';
 import { lastTokenIndex, seqClsLogits, tokenClsLogits } from '../model/heads';
 import { crossEntropy } from '../model/ops';
 import { adapterDecorator, virtualPositions } from '../peft/forward';
@@ -23,7 +23,7 @@ import type { BatchSource } from './trainer';
 export function clsLogits(
   model: Gpt2Model,
   adapter: Adapter | null,
-  head: ClsHead,
+  head: TaskHead,
   b: ClsBatch,
   training: boolean,
   seed: number,
@@ -44,7 +44,7 @@ export function clsLogits(
 export function clsBatchLoss(
   model: Gpt2Model,
   adapter: Adapter | null,
-  head: ClsHead,
+  head: TaskHead,
   b: ClsBatch,
   training: boolean,
   seed: number,
@@ -56,7 +56,7 @@ export function clsBatchLoss(
 }
 
 /** The adapter's head, or a message that says how to give it one. */
-function headOf(adapter: Adapter | null, head?: ClsHead): ClsHead {
+function headOf(adapter: Adapter | null, head?: TaskHead): TaskHead {
   const h = head ?? adapter?.head;
   if (!h) throw new Error('classification needs a head: call adapter.attachHead(new ClsHead(...)) first');
   return h;
@@ -67,7 +67,7 @@ function headOf(adapter: Adapter | null, head?: ClsHead): ClsHead {
  * replacement from the trainer's RNG, padded per micro-batch. The head is the adapter's own
  * (attachHead) unless one is given.
  */
-export function clsBatchSource(set: EncodedSet, head?: ClsHead): BatchSource {
+export function clsBatchSource(set: EncodedSet, head?: TaskHead): BatchSource {
   return {
     draw(rng, B, accum) {
       const idx = sampleIndices(set.examples.length, B * accum, rng);
@@ -103,7 +103,7 @@ export interface ClsEvaluation {
 export async function evaluateClassification(
   model: Gpt2Model,
   adapter: Adapter | null,
-  head: ClsHead,
+  head: TaskHead,
   set: EncodedSet,
   opts: { batchSize?: number } = {},
 ): Promise<ClsEvaluation> {

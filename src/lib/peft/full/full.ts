@@ -10,7 +10,7 @@ import { methodInfo } from '../catalog';
 import type { FullConfig } from './config';
 import { fullDefaults } from './config';
 import type { Gpt2Model } from '../../model/gpt2';
-import type { ClsHead } from '../../model/heads';
+import type { TaskHead } from '../../model/heads';
 import { countParameters } from '../../model/config';
 import type { StateDict } from '../state';
 import {
@@ -33,7 +33,7 @@ const key = (name: string): string => `transformer.${name}`;
 export class FullFineTune implements FullAdapterApi<FullConfig> {
   readonly kind = 'full' as const;
   private readonly originals = new Map<string, tf.Tensor>();
-  private clsHead: ClsHead | null = null;
+  private clsHead: TaskHead | null = null;
 
   constructor(
     private readonly model: Gpt2Model,
@@ -43,11 +43,11 @@ export class FullFineTune implements FullAdapterApi<FullConfig> {
     model.setTrainable(true);
   }
 
-  get head(): ClsHead | null {
+  get head(): TaskHead | null {
     return this.clsHead;
   }
 
-  attachHead(head: ClsHead): void {
+  attachHead(head: TaskHead): void {
     this.clsHead = checkHeadFits(this.clsHead, head, this.config.taskType, 'full fine-tune');
   }
 

@@ -8,7 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { ForwardContext, Gpt2Model, LinearHook } from '../../model/gpt2';
-import type { ClsHead } from '../../model/heads';
+import type { TaskHead } from '../../model/heads';
 import { linearShape } from '../../model/config';
 import { matmul, newVariable } from '../../model/ops';
 import { Rng } from '../../train/rng';
@@ -72,7 +72,7 @@ export class LoraAdapter implements InjectAdapter<LoraConfig> {
   readonly kind = 'inject' as const;
   private readonly sites: LoraSite[] = [];
   private isMerged = false;
-  private clsHead: ClsHead | null = null;
+  private clsHead: TaskHead | null = null;
 
   constructor(
     private readonly model: Gpt2Model,
@@ -103,12 +103,12 @@ export class LoraAdapter implements InjectAdapter<LoraConfig> {
     return this.isMerged;
   }
 
-  get head(): ClsHead | null {
+  get head(): TaskHead | null {
     return this.clsHead;
   }
 
   /** PEFT's modules_to_save for SEQ_CLS/TOKEN_CLS: the head trains in full and is saved with A and B. */
-  attachHead(head: ClsHead): void {
+  attachHead(head: TaskHead): void {
     this.clsHead = checkHeadFits(this.clsHead, head, this.config.taskType, 'LoRA adapter');
   }
 

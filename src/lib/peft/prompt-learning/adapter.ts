@@ -9,7 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { LayerKV } from '../../model/gpt2';
-import type { ClsHead } from '../../model/heads';
+import type { TaskHead } from '../../model/heads';
 import { Rng } from '../../train/rng';
 import { AdapterError } from '../../errors';
 import type { PromptAdapter, PrefixAdapter } from '../types';
@@ -30,7 +30,7 @@ export const PROMPT_HEAD_PREFIX = 'base_model.';
 
 abstract class PromptLearningBase<C extends PromptLearningConfig> {
   protected encoder: PromptEncoderNet;
-  private clsHead: ClsHead | null = null;
+  private clsHead: TaskHead | null = null;
 
   constructor(
     readonly config: C,
@@ -43,11 +43,11 @@ abstract class PromptLearningBase<C extends PromptLearningConfig> {
     return this.encoder.n;
   }
 
-  get head(): ClsHead | null {
+  get head(): TaskHead | null {
     return this.clsHead;
   }
 
-  attachHead(head: ClsHead): void {
+  attachHead(head: TaskHead): void {
     this.clsHead = checkHeadFits(this.clsHead, head, this.config.taskType, 'prompt-learning adapter');
   }
 
