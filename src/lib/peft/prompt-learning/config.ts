@@ -41,10 +41,17 @@ export function promptLearningBase(taskType: TaskType): Omit<PromptLearningConfi
   };
 }
 
-/** The model's own sizes where the config left them null (PEFT's `_prepare_prompt_learning_config`). */
+/**
+ * The model's own sizes where the config left them null (PEFT's `_prepare_prompt_learning_config`),
+ * and an encoder's hidden size of null as the width it means, as PEFT writes it.
+ */
 export function withModelSizes<C extends PromptLearningConfig>(c: C, model: Gpt2Model): C {
+  const enc = c as C & { encoderHiddenSize?: number | null };
   return {
     ...c,
+    ...('encoderHiddenSize' in enc && enc.encoderHiddenSize === null
+      ? { encoderHiddenSize: model.config.nEmbd }
+      : {}),
     tokenDim: c.tokenDim ?? model.config.nEmbd,
     numTransformerSubmodules: c.numTransformerSubmodules ?? 1,
     numAttentionHeads: c.numAttentionHeads ?? model.config.nHead,
