@@ -303,7 +303,7 @@ describe('peft-lab', () => {
     expect(existsSync(out)).toBe(true);
   });
 
-  it('trains prefix tuning and AdaLoRA from their flags, generates with a prefix, refuses pairs that do not fit', async () => {
+  it('trains prefix tuning and AdaLoRA from their flags, generates with and evaluates a prefix, refuses pairs that do not fit', async () => {
     const prefix = join(tmp, 'prefix');
     const ada = join(tmp, 'adalora');
     const small = ['--steps', '3', '--seq-len', '8', '--batch-size', '2'];
@@ -355,18 +355,29 @@ describe('peft-lab', () => {
       '--encoder-reparameterization-type',
     ])
       expect(help.stdout).toContain(flag);
-    const gen = await cli([
-      'generate',
-      '--model',
-      TOK,
-      '--adapter',
-      prefix,
-      '--prompt',
-      'Call me',
-      '--max-new-tokens',
-      '4',
-      '--json',
+    const [gen, ev, evWrong] = await Promise.all([
+      cli([
+        'generate',
+        '--model',
+        TOK,
+        '--adapter',
+        prefix,
+        '--prompt',
+        'Call me',
+        '--max-new-tokens',
+        '4',
+        '--json',
+      ]),
+      cli(['eval', '--model', TOK, '--adapter', prefix, '--task', 'moby-dick', '--seq-len', '8', '--json']),
+      cli(['eval', '--model', TOK, '--adapter', prefix, '--task', 'spam']),
     ]);
+    expect(ev.code, ev.stderr).toBe(0);
+    expect(JSON.parse(ev.stdout)).toMatchObject({
+      task: 'moby-dick',
+      peft_type: 'PREFIX_TUNING',
+      metric: 'perplexity',
+    });
+    expectOneLineError(evWrong, 'is a CAUSAL_LM adapter; --task spam is SEQ_CLS', 2);
     expect(gen.code, gen.stderr).toBe(0);
     expect((JSON.parse(gen.stdout) as { generated_ids: number[] }).generated_ids.length).toBeGreaterThan(0);
   });

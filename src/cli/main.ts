@@ -10,8 +10,9 @@ import { GLOBAL_HELP } from './command';
 import { generate } from './commands/generate';
 import { info } from './commands/info';
 import { train } from './commands/train';
+import { evalCommand } from './commands/eval';
 
-const COMMANDS: readonly Command[] = [info, generate, train];
+const COMMANDS: readonly Command[] = [info, generate, train, evalCommand];
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {

@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import { UsageError } from '../../lib/errors';
 import type { Gpt2Model } from '../../lib/model/gpt2';
 import type { Adapter } from '../../lib/peft/types';
+import type { TaskHead } from '../../lib/model/heads';
+import type { EncodedSet } from '../../lib/data/cls-data';
 import type { TextTokenizer } from '../../lib/tokenizer/tokenizer';
 import type { TrainerOptions } from '../../lib/train/trainer';
 import { readText } from '../model-dir';
@@ -14,7 +16,7 @@ import { runSteps } from '../run-steps';
 import type { CliTask } from '../tasks';
 
 /** Validation is scored on at most this many examples, so it takes seconds. */
-const EVAL_EXAMPLES = 256;
+export const EVAL_EXAMPLES = 256;
 
 export interface ClsRunResult {
   metric: string;
@@ -40,17 +42,15 @@ function readJsonl(path: string): Record<string, unknown>[] {
     });
 }
 
-export async function trainClassification(
+/** A task's JSONL split tokenized to at most seqLen tokens (the first `cap` examples); unknown labels are named. */
+export async function encodeClsSplit(
   task: CliTask,
-  model: Gpt2Model,
   tokenizer: TextTokenizer,
-  adapter: Adapter,
-  s: TrainerOptions,
-): Promise<ClsRunResult> {
-  const { headFor } = await import('../../lib/peft/task-head');
+  split: 'train' | 'validation' | 'test',
+  seqLen: number,
+  cap = Infinity,
+): Promise<EncodedSet> {
   const { encodeSeqCls, encodeTokenCls } = await import('../../lib/data/cls-data');
-  const { Trainer } = await import('../../lib/train/trainer');
-  const { clsBatchSource, evaluateClassification } = await import('../../lib/train/classification');
   const info = task.info;
   const labelId = new Map(info.labels.map((l, i) => [l, i]));
   const id = (l: unknown, where: string): number => {
@@ -59,28 +59,56 @@ export async function trainClassification(
     return i;
   };
   const padId = tokenizer.eosTokenId ?? 0;
-  const encode = (split: 'train' | 'validation', cap = Infinity) => {
-    const path = join(task.dir, info.files[split]);
-    const rows = readJsonl(path).slice(0, cap);
-    return info.taskType === 'SEQ_CLS'
-      ? encodeSeqCls(
-          tokenizer,
-          rows.map((r) => ({ text: String(r.text), label: id(r.label, path) })),
-          padId,
-          s.seqLen,
-        )
-      : encodeTokenCls(
-          tokenizer,
-          rows.map((r) => ({
-            words: r.words as string[],
-            tags: (r.tags as string[]).map((t) => id(t, path)),
-          })),
-          padId,
-          s.seqLen,
-        );
+  const path = join(task.dir, info.files[split]);
+  const rows = readJsonl(path).slice(0, cap);
+  return info.taskType === 'SEQ_CLS'
+    ? encodeSeqCls(
+        tokenizer,
+        rows.map((r) => ({ text: String(r.text), label: id(r.label, path) })),
+        padId,
+        seqLen,
+      )
+    : encodeTokenCls(
+        tokenizer,
+        rows.map((r) => ({ words: r.words as string[], tags: (r.tags as string[]).map((t) => id(t, path)) })),
+        padId,
+        seqLen,
+      );
+}
+
+/** Loss and the task's metric (accuracy, or token accuracy for TOKEN_CLS) of the adapter's head on a set. */
+export async function scoreClassification(
+  model: Gpt2Model,
+  adapter: Adapter,
+  head: TaskHead,
+  set: EncodedSet,
+  batchSize: number,
+): Promise<{ loss: number; metric: number; macroF1: number }> {
+  const { evaluateClassification } = await import('../../lib/train/classification');
+  const e = await evaluateClassification(model, adapter, head, set, { batchSize });
+  return {
+    loss: e.loss,
+    metric: set.task === 'TOKEN_CLS' ? (e.tokenAccuracy ?? e.accuracy) : e.accuracy,
+    macroF1: e.macroF1,
   };
-  const trainSet = encode('train');
-  const evalSet = encode('validation', EVAL_EXAMPLES);
+}
+
+export const metricName = (taskType: string): string =>
+  taskType === 'TOKEN_CLS' ? 'token accuracy' : 'accuracy';
+
+export async function trainClassification(
+  task: CliTask,
+  model: Gpt2Model,
+  tokenizer: TextTokenizer,
+  adapter: Adapter,
+  s: TrainerOptions,
+): Promise<ClsRunResult> {
+  const { headFor } = await import('../../lib/peft/task-head');
+  const { Trainer } = await import('../../lib/train/trainer');
+  const { clsBatchSource } = await import('../../lib/train/classification');
+  const info = task.info;
+  const trainSet = await encodeClsSplit(task, tokenizer, 'train', s.seqLen);
+  const evalSet = await encodeClsSplit(task, tokenizer, 'validation', s.seqLen, EVAL_EXAMPLES);
   const head = headFor(
     model,
     adapter.config,
@@ -89,12 +117,9 @@ export async function trainClassification(
     s.seed + 1,
   );
   adapter.attachHead!(head);
-  const score = async () => {
-    const e = await evaluateClassification(model, adapter, head, evalSet, { batchSize: s.batchSize });
-    return {
-      loss: e.loss,
-      metric: info.taskType === 'TOKEN_CLS' ? (e.tokenAccuracy ?? e.accuracy) : e.accuracy,
-    };
+  const score = async (): Promise<{ loss: number; metric: number }> => {
+    const { loss, metric } = await scoreClassification(model, adapter, head, evalSet, s.batchSize);
+    return { loss, metric };
   };
   const before = await score();
   const { last, tokens, seconds } = await runSteps(
@@ -102,7 +127,7 @@ export async function trainClassification(
     s.steps,
   );
   return {
-    metric: info.taskType === 'TOKEN_CLS' ? 'token accuracy' : 'accuracy',
+    metric: metricName(info.taskType),
     before,
     after: await score(),
     last,
