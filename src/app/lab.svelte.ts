@@ -34,6 +34,17 @@ import { DEFAULT_HUB_ENDPOINT } from '../lib/io/hub';
 import { TASKS, taskById } from '../lib/data/tasks/registry';
 import type { TaskInfo } from '../lib/data/tasks/registry';
 import { hashWithParam, parseHash } from './hash';
+import type { MethodInfo } from '../lib/peft/catalog';
+import { METHOD_INFO } from '../lib/peft/catalog';
+import type { MethodForm } from './method-form';
+import {
+  DEFAULT_METHOD,
+  findMethod,
+  formProblem,
+  initialForms,
+  requestConfig,
+  unsupportedReason,
+} from './method-form';
 
 export const DEFAULT_TASK = 'moby-dick';
 
@@ -55,14 +66,6 @@ const SAMPLE_TEXT: Record<string, string> = {
 /** What the Saved adapters table shows (the weights stay in IndexedDB until needed). */
 export type SavedAdapter = Awaited<ReturnType<typeof listAdapters>>[number];
 
-export interface LoraForm {
-  r: number;
-  loraAlpha: number;
-  loraDropout: number;
-  targetModules: string[];
-  useRslora: boolean;
-}
-
 /** The training form holds exactly the request's settings. */
 export type TrainForm = TrainSettings;
 
@@ -83,16 +86,25 @@ export class LabState {
   task = $state<string>(DEFAULT_TASK);
   taskInfo = $derived<TaskInfo>(taskById(this.task) ?? TASKS[0]);
 
-  lora = $state<LoraForm>({
-    r: 8,
-    loraAlpha: 16,
-    loraDropout: 0.05,
-    targetModules: ['c_attn'],
-    useRslora: false,
-  });
+  /** The PEFT method to train, by cliName; `#/lab?method=<cliName>` in the address sets it. */
+  method = $state<string>(DEFAULT_METHOD);
+  methodInfo = $derived<MethodInfo>(findMethod(this.method) ?? METHOD_INFO[0]!);
+  /** One settings form per method (field name -> value), so switching methods keeps what was typed. */
+  forms = $state<Record<string, MethodForm>>(initialForms(this.taskInfo.taskType));
+  form = $derived<MethodForm>(this.forms[this.method] ?? {});
+  /** Why the picked method cannot train the current task, or null. */
+  methodUnsupported = $derived(unsupportedReason(this.methodInfo, this.taskInfo.taskType));
+  /** Why Train is off as the set-up stands (method vs task, an empty field), or null. */
+  trainBlocker = $derived(this.methodUnsupported ?? formProblem(this.methodInfo, this.form));
+  /** The query the nav links carry, so moving between screens keeps the set-up. */
+  linkQuery = $derived(
+    `task=${encodeURIComponent(this.task)}` +
+      (this.method !== DEFAULT_METHOD ? `&method=${encodeURIComponent(this.method)}` : ''),
+  );
+
   train = $state<TrainForm>({
     steps: 60,
-    lr: 3e-3,
+    lr: findMethod(DEFAULT_METHOD)?.defaultLr ?? 3e-3,
     batchSize: 8,
     seqLen: 64,
     seed: 0,
@@ -107,6 +119,8 @@ export class LabState {
   paused = $state(false);
   hasAdapter = $state(false);
   adapterLabel = $state('');
+  /** The current adapter's method cliName (trained here or loaded). */
+  adapterMethod = $state<string | null>(null);
   /** The current adapter's task type (a loaded adapter says it in its config). */
   adapterTaskType = $state<TaskType | null>(null);
 
@@ -265,6 +279,7 @@ export class LabState {
     this.model = summary;
     this.hasAdapter = false;
     this.adapterLabel = '';
+    this.adapterMethod = null;
     this.adapterTaskType = null;
     this.resetRun();
   }
@@ -282,18 +297,35 @@ export class LabState {
   private linkProblem: string | null = null;
   private started = false;
 
-  /** Takes the task from the hash query (`#/lab?task=spam`); an unknown id is named and ignored. */
+  /**
+   * Takes the task and the method from the hash query (`#/lab?task=spam&method=p-tuning-v2`); an
+   * unknown id is named and ignored.
+   */
   readHash(hash: string): void {
-    const id = parseHash(hash).params.get('task');
-    if (id === null || id === this.task || this.running) return;
-    if (!taskById(id)) {
-      const problem = `the link names an unknown task "${id}": pick one of ${TASKS.map((t) => t.id).join(', ')}`;
-      // Before start() the engine's first errors would clear it, so it waits until then.
-      if (this.started) this.error = problem;
-      else this.linkProblem = problem;
-      return;
+    if (this.running) return;
+    const params = parseHash(hash).params;
+    const problems: string[] = [];
+    const id = params.get('task');
+    if (id !== null && id !== this.task) {
+      if (taskById(id)) this.applyTask(id);
+      else
+        problems.push(
+          `the link names an unknown task "${id}": pick one of ${TASKS.map((t) => t.id).join(', ')}`,
+        );
     }
-    this.applyTask(id);
+    const method = params.get('method');
+    if (method !== null && method !== this.method) {
+      if (findMethod(method)) this.applyMethod(method);
+      else
+        problems.push(
+          `the link names an unknown method "${method}": pick one of ${METHOD_INFO.map((m) => m.cliName).join(', ')}`,
+        );
+    }
+    if (!problems.length) return;
+    const problem = problems.join('; ');
+    // Before start() the engine's first errors would clear it, so it waits until then.
+    if (this.started) this.error = problem;
+    else this.linkProblem = problem;
   }
 
   /** Picks a task and writes it into the address, so the link opens the same set-up. */
@@ -301,6 +333,21 @@ export class LabState {
     if (!taskById(id) || this.running) return;
     this.applyTask(id);
     history.replaceState(history.state, '', hashWithParam(location.hash, 'task', id));
+  }
+
+  /** Picks a method and writes it into the address; the learning rate becomes the method's own. */
+  setMethod(cliName: string): void {
+    if (!findMethod(cliName) || this.running || cliName === this.method) return;
+    this.applyMethod(cliName);
+    history.replaceState(history.state, '', hashWithParam(location.hash, 'method', cliName));
+  }
+
+  private applyMethod(cliName: string): void {
+    const info = findMethod(cliName);
+    if (!info) return;
+    this.method = cliName;
+    // Prompt methods need larger rates than LoRA; the user may still change it.
+    this.train.lr = info.defaultLr;
   }
 
   private applyTask(id: string): void {
@@ -317,16 +364,19 @@ export class LabState {
     this.paused = false;
     try {
       const info = this.taskInfo;
+      const method = this.methodInfo;
       this.result = await this.engine.request('train', {
-        method: 'lora',
-        config: { ...$state.snapshot(this.lora) },
+        method: method.cliName,
+        config: requestConfig(method, $state.snapshot(this.form)),
         train: { ...$state.snapshot(this.train) },
         task: info.id,
         corpusUrl: `${this.baseUrl}${info.dataDir}/`,
       });
       this.hasAdapter = true;
       this.adapterTaskType = info.taskType;
-      this.adapterLabel = `LoRA r=${this.lora.r}, ${info.id}, trained ${this.result.steps} steps`;
+      this.adapterMethod = this.result.method;
+      const label = findMethod(this.result.method)?.label ?? method.label;
+      this.adapterLabel = `${label}, ${info.id}, trained ${this.result.steps} steps`;
     } catch (e) {
       this.fail(e);
     } finally {
@@ -385,7 +435,7 @@ export class LabState {
         baseModel: this.model?.id ?? '',
         peftType: peft.peft_type,
         taskType: peft.task_type,
-        method: this.result?.method ?? 'lora',
+        method: this.adapterMethod ?? this.result?.method ?? DEFAULT_METHOD,
         trainableParams: this.result?.trainableParams ?? 0,
         steps: this.result?.steps ?? 0,
         finalLoss: this.result?.finalLoss ?? NaN,
@@ -412,9 +462,13 @@ export class LabState {
         // The head's class names: the current task's, when the adapter is of its type.
         ...(rec.taskType === this.taskInfo.taskType ? { labels: [...this.taskInfo.labels] } : {}),
       });
+      // P-tuning v2 and prefix tuning share PREFIX_TUNING: the record knows which one was trained.
+      const saved = findMethod(rec.method);
+      const method = saved?.peftType === summary.peftType ? saved : findMethod(summary.method);
       this.hasAdapter = true;
+      this.adapterMethod = method?.cliName ?? summary.method;
       this.adapterTaskType = summary.taskType as TaskType;
-      this.adapterLabel = `${rec.name} (${summary.peftType})`;
+      this.adapterLabel = `${rec.name} (${method?.label ?? summary.peftType})`;
       this.answers = { base: null, adapted: null };
       this.classification = null;
       this.tagging = null;

@@ -1,0 +1,99 @@
+/**
+ * The Lab's method settings as plain data: one form (field name -> value) per method, built from the
+ * catalog's FieldSpecs, and what of it a training request carries. No DOM, no tensors; the settings
+ * panel renders the same FieldSpecs.
+ */
+import { GPT2_MODULES, METHOD_INFO, fieldApplies } from '../lib/peft/catalog';
+import type { FieldSpec, MethodInfo } from '../lib/peft/catalog';
+import type { TaskType } from '../lib/peft/types';
+
+export const DEFAULT_METHOD = 'lora';
+export const TASK_TYPES: readonly TaskType[] = ['CAUSAL_LM', 'SEQ_CLS', 'TOKEN_CLS'];
+
+/** A method's settings as the form holds them: only its `fields`, by PEFT's camelCase name. */
+export type MethodForm = Record<string, unknown>;
+
+/**
+ * Where the Lab starts from other values than PEFT's defaults. LoRA: alpha 16 (scale 2) and a little
+ * dropout train our 0.5M-2M parameter models faster and steadier than PEFT's alpha 8, dropout 0.
+ */
+const LAB_DEFAULTS: Record<string, MethodForm> = {
+  lora: { r: 8, loraAlpha: 16, loraDropout: 0.05 },
+};
+
+/** What a kind of method changes in the model, for the picker's badge. */
+export const KIND_DOC: Record<MethodInfo['kind'], string> = {
+  inject: 'inject: hooks beside chosen linear layers',
+  prompt: 'prompt: virtual token embeddings before the input',
+  prefix: 'prefix: trained keys and values at every attention layer',
+  full: 'full: the base weights themselves train',
+};
+
+export function findMethod(cliName: string): MethodInfo | undefined {
+  return METHOD_INFO.find((m) => m.cliName === cliName);
+}
+
+/** The starting form: the method's defaults for the task type (the Lab's own where it has them). */
+export function initialForm(info: MethodInfo, taskType: TaskType): MethodForm {
+  const defaults = info.defaults(taskType) as unknown as Record<string, unknown>;
+  const own = LAB_DEFAULTS[info.cliName] ?? {};
+  const form: MethodForm = {};
+  for (const spec of info.fields) {
+    const value = spec.field in own ? own[spec.field] : defaults[spec.field];
+    // Arrays are copied so the form never shares them with the defaults.
+    form[spec.field] = Array.isArray(value) ? [...(value as unknown[])] : value;
+  }
+  return form;
+}
+
+/** One form per method, so switching back and forth keeps what was typed. */
+export function initialForms(taskType: TaskType): Record<string, MethodForm> {
+  return Object.fromEntries(METHOD_INFO.map((m) => [m.cliName, initialForm(m, taskType)]));
+}
+
+/** The fields shown (and sent) under the form's current values. */
+export function applyingFields(info: MethodInfo, form: MethodForm): FieldSpec[] {
+  return info.fields.filter((f) => fieldApplies(f, form));
+}
+
+/** The request's `config`: the applying fields only; the engine merges them over the defaults. */
+export function requestConfig(info: MethodInfo, form: MethodForm): Record<string, unknown> {
+  return Object.fromEntries(
+    applyingFields(info, form).map((f) => {
+      const v = form[f.field];
+      return [f.field, Array.isArray(v) ? [...(v as unknown[])] : v];
+    }),
+  );
+}
+
+/** Why the form cannot train as it stands (an empty required field, no target layer), or null. */
+export function formProblem(info: MethodInfo, form: MethodForm): string | null {
+  for (const spec of applyingFields(info, form)) {
+    const v = form[spec.field];
+    if (spec.type === 'modules') {
+      if (spec.field === 'targetModules' && (!Array.isArray(v) || v.length === 0))
+        return `${spec.field}: tick at least one layer`;
+    } else if ((v === null || v === undefined || v === '' || Number.isNaN(v)) && !spec.nullable) {
+      return `${spec.field} needs a value`;
+    }
+  }
+  return null;
+}
+
+/** ["SEQ_CLS", "TOKEN_CLS"] -> "SEQ_CLS and TOKEN_CLS" (with `or`: "SEQ_CLS or TOKEN_CLS"). */
+export function listWords(words: readonly string[], and = 'and'): string {
+  return words.length < 2 ? (words[0] ?? '') : `${words.slice(0, -1).join(', ')} ${and} ${words.at(-1)}`;
+}
+
+/** Null when the method trains the task type, else the reason (e.g. "P-tuning v2: SEQ_CLS and TOKEN_CLS only"). */
+export function unsupportedReason(info: MethodInfo, taskType: TaskType): string | null {
+  return info.taskTypes.includes(taskType) ? null : `${info.label}: ${listWords(info.taskTypes)} only`;
+}
+
+/** The modules field's value as a list in GPT2_MODULES order, with `id` ticked or not. */
+export function toggleModule(value: unknown, id: string, on: boolean): string[] {
+  const set = new Set(Array.isArray(value) ? (value as string[]) : []);
+  if (on) set.add(id);
+  else set.delete(id);
+  return GPT2_MODULES.map((m) => m.id).filter((m) => set.has(m));
+}
