@@ -378,6 +378,21 @@ describe('peft-lab', () => {
       metric: 'perplexity',
     });
     expectOneLineError(evWrong, 'is a CAUSAL_LM adapter; --task spam is SEQ_CLS', 2);
+    // merge_and_unload: the merged AdaLoRA model answers as base + adapter; a prefix has nothing to merge.
+    const merged = join(tmp, 'merged');
+    const [m1, m2] = await Promise.all([
+      cli(['merge', '--model', TOK, '--adapter', ada, '--out', merged]),
+      cli(['merge', '--model', TOK, '--adapter', prefix, '--out', join(tmp, 'nothing')]),
+    ]);
+    expect(m1.code, m1.stderr).toBe(0);
+    expectOneLineError(m2, 'nothing to merge', 2);
+    const say = ['generate', '--prompt', 'Call me', '--max-new-tokens', '6', '--json'];
+    const [viaAdapter, viaMerged] = await Promise.all([
+      cli([...say, '--model', TOK, '--adapter', ada]),
+      cli([...say, '--model', merged]),
+    ]);
+    expect(viaMerged.code, viaMerged.stderr).toBe(0);
+    expect(viaMerged.stdout).toBe(viaAdapter.stdout);
     expect(gen.code, gen.stderr).toBe(0);
     expect((JSON.parse(gen.stdout) as { generated_ids: number[] }).generated_ids.length).toBeGreaterThan(0);
   });

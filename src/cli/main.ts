@@ -11,8 +11,9 @@ import { generate } from './commands/generate';
 import { info } from './commands/info';
 import { train } from './commands/train';
 import { evalCommand } from './commands/eval';
+import { merge } from './commands/merge';
 
-const COMMANDS: readonly Command[] = [info, generate, train, evalCommand];
+const COMMANDS: readonly Command[] = [info, generate, train, evalCommand, merge];
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {

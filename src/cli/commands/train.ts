@@ -125,6 +125,8 @@ ${GLOBAL_HELP}`,
       const adapter = method.create(model, cfg as never, s.seed, { tokenize: encode });
       const r = await trainClassification(task, model, tokenizer, adapter, s);
       const trainable = countTrainable(adapter);
+      let headParams = 0;
+      for (const p of adapter.head?.params().values() ?? []) headParams += p.variable.size;
       const saved = out !== undefined ? writeAdapterDir(out, await saveAdapter(adapter, files.name)) : [];
       adapter.dispose();
       model.dispose();
@@ -134,7 +136,8 @@ ${GLOBAL_HELP}`,
         task: task.name,
         steps,
         trainable_params: trainable,
-        total_params: countParameters(model.config),
+        // All parameters of the adapted model, its new head included (as PEFT's print_trainable_parameters).
+        total_params: countParameters(model.config) + headParams,
         final_loss: r.last,
         metric: r.metric,
         eval_before: r.before,

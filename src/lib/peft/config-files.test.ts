@@ -162,4 +162,36 @@ describe('adapter_config.json', () => {
       /peft_type "LOHA" is not supported; known: LORA, ADALORA, IA3, PROMPT_TUNING, PREFIX_TUNING, P_TUNING, FULL/,
     );
   });
+
+  it('an AdaLoRA file whose tensors do not match its rank pattern names the tensor and both shapes', () => {
+    const model = tinyModel();
+    const file = {
+      ...methodByCliName('adalora').toPeftJson(methodByCliName('adalora').defaults('CAUSAL_LM')),
+      init_r: 4,
+      inference_mode: true,
+      rank_pattern: {
+        'transformer.h.0.attn.c_attn.lora_E': [true, false, true, false],
+        'transformer.h.1.attn.c_attn.lora_E': [true, true, true, true],
+      },
+    };
+    // Layer 0 keeps 2 ranks by its pattern, but the file holds 3.
+    const t = (shape: number[]): { dtype: 'F32'; shape: number[]; data: Float32Array } => ({
+      dtype: 'F32',
+      shape,
+      data: new Float32Array(shape.reduce((a, b) => a * b, 1)),
+    });
+    const tensors = new Map([
+      ['base_model.model.transformer.h.0.attn.c_attn.lora_A', t([3, 16])],
+      ['base_model.model.transformer.h.0.attn.c_attn.lora_E', t([3, 1])],
+      ['base_model.model.transformer.h.0.attn.c_attn.lora_B', t([48, 3])],
+      ['base_model.model.transformer.h.1.attn.c_attn.lora_A', t([4, 16])],
+      ['base_model.model.transformer.h.1.attn.c_attn.lora_E', t([4, 1])],
+      ['base_model.model.transformer.h.1.attn.c_attn.lora_B', t([48, 4])],
+    ]);
+    const weights = writeSafetensors(tensors, { format: 'pt' });
+    expect(() => loadAdapter(model, { config: JSON.stringify(file), weights }, 'cut')).toThrow(
+      /tensor base_model.model.transformer.h.0.attn.c_attn.lora_A has shape \[3,16\] but this model and rank_pattern need \[2,16\]/,
+    );
+    model.dispose();
+  });
 });
