@@ -168,6 +168,7 @@ describe('adapter_config.json', () => {
     const file = {
       ...methodByCliName('adalora').toPeftJson(methodByCliName('adalora').defaults('CAUSAL_LM')),
       init_r: 4,
+      target_r: 2,
       inference_mode: true,
       rank_pattern: {
         'transformer.h.0.attn.c_attn.lora_E': [true, false, true, false],
