@@ -12,8 +12,9 @@ import { info } from './commands/info';
 import { train } from './commands/train';
 import { evalCommand } from './commands/eval';
 import { merge } from './commands/merge';
+import { combine } from './commands/combine';
 
-const COMMANDS: readonly Command[] = [info, generate, train, evalCommand, merge];
+const COMMANDS: readonly Command[] = [info, generate, train, evalCommand, merge, combine];
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {

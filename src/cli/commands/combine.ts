@@ -1,0 +1,71 @@
+/**
+ * `peft-lab combine`: PEFT's `add_weighted_adapter` for LoRA adapters, on their files (no model
+ * needed): a new adapter whose update is the weighted combination (src/lib/peft/lora/combine.ts).
+ */
+import { UsageError } from '../../lib/errors';
+import { list, requiredStr, str } from '../args';
+import type { Command } from '../command';
+import { GLOBAL_HELP, print } from '../command';
+import { prepareOutDir, readAdapterDir, writeAdapterDir } from '../model-dir';
+
+export const combine: Command = {
+  name: 'combine',
+  summary: "weighted combination of LoRA adapters (PEFT's add_weighted_adapter)",
+  usage: `Usage: peft-lab combine --adapters DIR,DIR,... --weights W,W,... --out DIR [--type cat|linear]
+
+  --adapters LIST     LoRA adapter folders trained on the same base with the same targetModules
+  --weights LIST      one weight per adapter (negative subtracts)
+  --type cat|linear   cat (default): exact weighted sum of the updates, ranks add up;
+                      linear: PEFT's task arithmetic on A and B, equal ranks needed
+  --out DIR           where to write the combined adapter
+
+${GLOBAL_HELP}`,
+  options: {
+    adapters: { type: 'string' },
+    weights: { type: 'string' },
+    type: { type: 'string' },
+    out: { type: 'string' },
+  },
+  async run(values) {
+    requiredStr(values, 'adapters', 'the LoRA adapter folders to combine');
+    requiredStr(values, 'weights', 'one weight per adapter');
+    const out = requiredStr(values, 'out', 'the folder to write the combined adapter to');
+    const dirs = list(values, 'adapters')!;
+    const weights = list(values, 'weights')!.map((w) => {
+      const n = Number(w);
+      if (!Number.isFinite(n)) throw new UsageError(`--weights: ${JSON.stringify(w)} is not a number`);
+      return n;
+    });
+    const type = str(values, 'type') ?? 'cat';
+    if (type !== 'cat' && type !== 'linear')
+      throw new UsageError(`--type must be cat or linear, got ${JSON.stringify(type)}`);
+    const { readAdapterConfig, readAdapterWeights } = await import('../../lib/io/peft-format');
+    const { addWeightedAdapter } = await import('../../lib/peft/lora/combine');
+    const { lora } = await import('../../lib/peft/lora');
+    const { writeSafetensors } = await import('../../lib/io/safetensors');
+    const { PeftConfigError } = await import('../../lib/errors');
+    const inputs = dirs.map((d) => {
+      const files = readAdapterDir(d);
+      return {
+        config: readAdapterConfig(files.config, files.source) as never,
+        state: readAdapterWeights(files.weights, files.source),
+      };
+    });
+    let combined;
+    try {
+      combined = addWeightedAdapter(inputs, weights, type);
+    } catch (e) {
+      if (e instanceof PeftConfigError) throw new UsageError(e.message);
+      throw e;
+    }
+    prepareOutDir(out);
+    const tensors = new Map([...combined.state].map(([k, t]) => [k, { dtype: 'F32' as const, ...t }]));
+    const written = writeAdapterDir(out, {
+      config: JSON.stringify(lora.toPeftJson({ ...combined.config, inferenceMode: true }), null, 2),
+      weights: writeSafetensors(tensors, { format: 'pt' }),
+    });
+    print(
+      `combined ${dirs.length} LoRA adapters (${type}, r ${combined.config.r}) into ${written.join(', ')}`,
+    );
+  },
+};
