@@ -4,24 +4,13 @@
  * lists in peft/tuners/<method>/config.py), and a file as Python writes it loading here.
  */
 import { describe, it, expect, beforeAll } from 'vitest';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { initNodeBackend } from '../backend/node';
-import { loadGpt2 } from '../model/load';
-import type { Gpt2Model } from '../model/gpt2';
 import { writeSafetensors } from '../io/safetensors';
 import { loadAdapter, readAdapterConfig, saveAdapter } from '../io/peft-format';
 import { METHOD_INFO, checkTaskSupported } from './catalog';
 import { methodByCliName } from './registry';
 import type { PeftConfigBase } from './types';
-
-const FIX = join(import.meta.dirname, '../model/fixtures/tiny-gpt2');
-const tinyModel = (): Gpt2Model =>
-  loadGpt2({
-    config: JSON.parse(readFileSync(join(FIX, 'config.json'), 'utf8')),
-    weights: new Uint8Array(readFileSync(join(FIX, 'model.safetensors'))),
-    source: 'tiny-gpt2',
-  });
+import { tinyGpt2 } from '../model/testing';
 
 /** Fields PEFT's config class for each peft_type has and a file must carry (beyond the base ones). */
 const REQUIRED: Record<string, string[]> = {
@@ -88,7 +77,7 @@ describe('adapter_config.json', () => {
   });
 
   it('a prompt-tuning file as PEFT 0.21 writes it, with fields we do not know, loads and runs', async () => {
-    const model = tinyModel();
+    const model = tinyGpt2();
     const file = {
       auto_mapping: null,
       base_model_name_or_path: 'tiny-gpt2',
@@ -123,7 +112,7 @@ describe('adapter_config.json', () => {
   });
 
   it("a file made for another model's width is refused with both sizes named", () => {
-    const model = tinyModel();
+    const model = tinyGpt2();
     const file = {
       peft_type: 'PREFIX_TUNING',
       task_type: 'CAUSAL_LM',
@@ -164,7 +153,7 @@ describe('adapter_config.json', () => {
   });
 
   it('an AdaLoRA file whose tensors do not match its rank pattern names the tensor and both shapes', () => {
-    const model = tinyModel();
+    const model = tinyGpt2();
     const file = {
       ...methodByCliName('adalora').toPeftJson(methodByCliName('adalora').defaults('CAUSAL_LM')),
       init_r: 4,

@@ -5,11 +5,18 @@
  * off so the base answers, and disposal. A method adds its variables, hook and delta.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Gpt2Model, LinearHook } from '../model/gpt2';
+import type { ForwardContext, Gpt2Model, LinearHook } from '../model/gpt2';
 import type { TaskHead } from '../model/heads';
 import type { LinearSite } from './inject';
 import type { PeftConfigBase } from './types';
 import { PEFT_PREFIX, checkHeadFits, headKeys } from './state';
+
+/** Dropout on an adapter's input while training, seeded per step and per layer (salt). */
+export function adapterDropout(x: tf.Tensor2D, ctx: ForwardContext, rate: number, salt: number): tf.Tensor2D {
+  return ctx.training && rate > 0
+    ? (tf.dropout(x, rate, undefined, (ctx.seed ^ salt) >>> 0) as tf.Tensor2D)
+    : x;
+}
 
 export interface InjectSite {
   site: LinearSite;

@@ -6,10 +6,7 @@
  */
 import { describe, it, expect, beforeAll } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { initNodeBackend } from '../backend/node';
-import { loadGpt2 } from '../model/load';
 import type { Gpt2Model } from '../model/gpt2';
 import { lmLogits } from '../model/heads';
 import type { ClsTask } from '../model/heads';
@@ -25,16 +22,7 @@ import { clsBatchSource, clsLogits } from '../train/classification';
 import { loadAdapter, saveAdapter } from '../io/peft-format';
 import { countTrainable } from './state';
 import { headFor, withHeadConfig } from './task-head';
-
-const FIX = join(import.meta.dirname, '../model/fixtures/tiny-gpt2');
-
-function tinyModel(): Gpt2Model {
-  return loadGpt2({
-    config: JSON.parse(readFileSync(join(FIX, 'config.json'), 'utf8')),
-    weights: new Uint8Array(readFileSync(join(FIX, 'model.safetensors'))),
-    source: 'tiny-gpt2',
-  });
-}
+import { tinyGpt2 } from '../model/testing';
 
 /** A learnable stream: a repeating 11-token pattern. */
 const STREAM = Int32Array.from({ length: 600 }, (_, i) => (i * 7) % 11);
@@ -200,7 +188,7 @@ describe('every method: train, save, load, no leaks', () => {
 
   it.each(CASES)('$name', async (c) => {
     const method = methodByCliName(c.method);
-    const model = tinyModel();
+    const model = tinyGpt2();
     const base = snapshot(model);
     // The model's cached wte^T is model-owned, not a leak: drop it around each count.
     model.invalidateCaches();
@@ -256,7 +244,7 @@ describe('every method: train, save, load, no leaks', () => {
     expect(tf.memory().numTensors).toBe(tensorsBefore);
 
     // A fresh model + the saved files give identical outputs.
-    const fresh = tinyModel();
+    const fresh = tinyGpt2();
     const loaded = loadAdapter(fresh, files, 'saved');
     expect(Array.from(outputsOf(fresh, loaded, c.task, set))).toEqual(Array.from(trained));
     loaded.dispose();

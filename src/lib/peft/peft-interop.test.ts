@@ -11,7 +11,6 @@ import * as tf from '@tensorflow/tfjs';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { initNodeBackend } from '../backend/node';
-import { loadGpt2 } from '../model/load';
 import type { Gpt2Model } from '../model/gpt2';
 import { lmLogits } from '../model/heads';
 import type { EncodedSet } from '../data/cls-data';
@@ -20,8 +19,8 @@ import { loadAdapter } from '../io/peft-format';
 import { clsLogits } from '../train/classification';
 import { adapterDecorator, virtualPositions } from './forward';
 import type { Adapter } from './types';
+import { tinyGpt2 } from '../model/testing';
 
-const MODEL = join(import.meta.dirname, '../model/fixtures/tiny-gpt2');
 const FIXTURES = join(import.meta.dirname, 'fixtures/peft-0.21');
 /** Float32 on both sides, different kernels and summation orders: 1e-4 is far below any real mismatch. */
 const TOLERANCE = 1e-4;
@@ -44,13 +43,6 @@ interface Expected {
 const CASES = readdirSync(FIXTURES)
   .filter((d) => existsSync(join(FIXTURES, d, 'expected.json')))
   .sort();
-
-const tinyModel = (): Gpt2Model =>
-  loadGpt2({
-    config: JSON.parse(readFileSync(join(MODEL, 'config.json'), 'utf8')),
-    weights: new Uint8Array(readFileSync(join(MODEL, 'model.safetensors'))),
-    source: 'tiny-gpt2',
-  });
 
 /** Our logits for the fixture's input, shaped as PEFT's real-token logits. */
 function ourLogits(model: Gpt2Model, adapter: Adapter, exp: Expected): tf.Tensor {
@@ -107,7 +99,7 @@ describe('adapters saved by Python PEFT 0.21 load and give its outputs', () => {
     // A fixture whose adapter does nothing would prove nothing.
     expect(exp.adapter_effect_max_abs ?? 0, 'adapter effect in the fixture').toBeGreaterThan(0.1);
 
-    const model = tinyModel();
+    const model = tinyGpt2();
     // The model's cached wte^T is model-owned, not a leak: drop it around each count.
     model.invalidateCaches();
     const before = tf.memory().numTensors;

@@ -5,11 +5,7 @@
  */
 import { describe, it, expect, beforeAll } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { initNodeBackend } from '../../backend/node';
-import { loadGpt2 } from '../../model/load';
-import type { Gpt2Model } from '../../model/gpt2';
 import { lmLogits } from '../../model/heads';
 import { Trainer } from '../../train/trainer';
 import { saveAdapter } from '../../io/peft-format';
@@ -18,14 +14,7 @@ import { adalora } from '.';
 import { AdaLoraAdapter } from './adalora';
 import { RankAllocator, budgetSchedule } from './rank-allocator';
 import type { AdaLoraConfig } from './config';
-
-const FIX = join(import.meta.dirname, '../../model/fixtures/tiny-gpt2');
-const tinyModel = (): Gpt2Model =>
-  loadGpt2({
-    config: JSON.parse(readFileSync(join(FIX, 'config.json'), 'utf8')),
-    weights: new Uint8Array(readFileSync(join(FIX, 'model.safetensors'))),
-    source: 'tiny-gpt2',
-  });
+import { tinyGpt2 } from '../../model/testing';
 
 const config = (over: Partial<AdaLoraConfig> = {}): AdaLoraConfig => ({
   ...adalora.defaults('CAUSAL_LM'),
@@ -134,7 +123,7 @@ describe('AdaLoRA', () => {
   });
 
   it('the orthogonal regulariser is the mean of ||P P^T - I||_F and ||Q^T Q - I||_F, times its weight', async () => {
-    const model = tinyModel();
+    const model = tinyGpt2();
     const adapter = new AdaLoraAdapter(model, config({ orthRegWeight: 0.7 }), 3);
     const t = adapter.trainable();
     let sum = 0;
@@ -161,7 +150,7 @@ describe('AdaLoRA', () => {
   });
 
   it('merge gives the same outputs; after training the saved matrices are cut to the kept ranks', async () => {
-    const model = tinyModel();
+    const model = tinyGpt2();
     const adapter = new AdaLoraAdapter(model, config(), 3);
     const stream = Int32Array.from({ length: 400 }, (_, i) => (i * 5) % 13);
     const trainer = new Trainer(model, adapter, stream, {

@@ -18,7 +18,7 @@ import { Rng } from '../../train/rng';
 import type { LinearSite } from '../inject';
 import { targetedSites } from '../inject';
 import type { InjectSite } from '../inject-base';
-import { InjectBase } from '../inject-base';
+import { InjectBase, adapterDropout } from '../inject-base';
 import type { InjectAdapter, StepContext } from '../types';
 import type { StateDict } from '../state';
 import { PEFT_PREFIX, checkNoExtraKeys, headState, loadHeadState, readForState } from '../state';
@@ -44,10 +44,7 @@ class SvdHook implements LinearHook {
 
   apply(x: tf.Tensor2D, base: tf.Tensor2D, ctx: ForwardContext): tf.Tensor2D {
     if (this.isMerged() || this.s.rank === 0) return base;
-    const xin =
-      ctx.training && this.dropout > 0
-        ? (tf.dropout(x, this.dropout, undefined, (ctx.seed ^ this.salt) >>> 0) as tf.Tensor2D)
-        : x;
+    const xin = adapterDropout(x, ctx, this.dropout, this.salt);
     const low = tf.mul(matmul(xin, this.s.a as unknown as tf.Tensor2D), this.s.e) as tf.Tensor2D; // [N, r]: (x P^T) Λ
     return tf.add(base, tf.mul(matmul(low, this.s.b as unknown as tf.Tensor2D), this.scale)); // [N, out]
   }

@@ -4,20 +4,9 @@
  */
 import { describe, it, expect, beforeAll } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { initNodeBackend } from '../../backend/node';
-import { loadGpt2 } from '../../model/load';
-import type { Gpt2Model } from '../../model/gpt2';
 import { ia3 } from '.';
-
-const FIX = join(import.meta.dirname, '../../model/fixtures/tiny-gpt2');
-const tinyModel = (): Gpt2Model =>
-  loadGpt2({
-    config: JSON.parse(readFileSync(join(FIX, 'config.json'), 'utf8')),
-    weights: new Uint8Array(readFileSync(join(FIX, 'model.safetensors'))),
-    source: 'tiny-gpt2',
-  });
+import { tinyGpt2 } from '../../model/testing';
 
 describe('IA3', () => {
   beforeAll(async () => {
@@ -25,7 +14,7 @@ describe('IA3', () => {
   });
 
   it('scales outputs of attention, inputs of the feed-forward, and merges exactly', async () => {
-    const model = tinyModel();
+    const model = tinyGpt2();
     const adapter = ia3.create(model, ia3.defaults('CAUSAL_LM'), 0);
     // Random scales instead of the ones they start at.
     for (const [, v] of adapter.trainable()) v.assign(tf.randomUniform(v.shape, 0.5, 1.5, 'float32', 9));
@@ -64,7 +53,7 @@ describe('IA3', () => {
   });
 
   it('refuses feed-forward modules that are not targets', () => {
-    const model = tinyModel();
+    const model = tinyGpt2();
     const c = { ...ia3.defaults('CAUSAL_LM'), targetModules: ['c_attn'], feedforwardModules: ['mlp.c_proj'] };
     expect(() => ia3.validate(c, model)).toThrow(/feedforwardModules .* subset of targetModules/);
     model.dispose();

@@ -8,21 +8,19 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { ForwardContext, Gpt2Model, LinearHook } from '../../model/gpt2';
-import type { TaskHead } from '../../model/heads';
 import { linearShape } from '../../model/config';
 import { matmul, newVariable } from '../../model/ops';
 import { Rng } from '../../train/rng';
 import { fnv1a } from '../../data/holdout';
 import { targetedSites } from '../inject';
-import type { LinearSite } from '../inject';
+import type { InjectSite } from '../inject-base';
+import { InjectBase, adapterDropout } from '../inject-base';
 import type { InjectAdapter } from '../types';
 import type { StateDict } from '../state';
 import {
   PEFT_PREFIX,
   assignFromState,
-  checkHeadFits,
   checkNoExtraKeys,
-  headKeys,
   headState,
   loadHeadState,
   readForState,
@@ -33,14 +31,11 @@ export function loraScaling(c: LoraConfig): number {
   return c.useRslora ? c.loraAlpha / Math.sqrt(c.r) : c.loraAlpha / c.r;
 }
 
-interface LoraSite {
-  site: LinearSite;
+interface LoraSite extends InjectSite {
   aT: tf.Variable; // [in, r]
   bT: tf.Variable; // [r, out]
-  /** Trainable bias delta (bias "all"/"lora_only"): the saved bias is base bias + delta. */
+  /** Trainable bias delta (bias "lora_only"): the saved bias is base bias + delta. */
   biasDelta: tf.Variable | null;
-  /** Base weight before merge, kept so unmerge restores it bit for bit. */
-  original: tf.Tensor | null;
 }
 
 class LoraHook implements LinearHook {
@@ -56,10 +51,7 @@ class LoraHook implements LinearHook {
     let y = base;
     if (this.s.biasDelta) y = tf.add(y, this.s.biasDelta);
     if (this.isMerged()) return y;
-    const xin =
-      ctx.training && this.dropout > 0
-        ? (tf.dropout(x, this.dropout, undefined, (ctx.seed ^ this.salt) >>> 0) as tf.Tensor2D)
-        : x;
+    const xin = adapterDropout(x, ctx, this.dropout, this.salt);
     const update = matmul(
       matmul(xin, this.s.aT as unknown as tf.Tensor2D),
       this.s.bT as unknown as tf.Tensor2D,
@@ -68,48 +60,27 @@ class LoraHook implements LinearHook {
   }
 }
 
-export class LoraAdapter implements InjectAdapter<LoraConfig> {
-  readonly kind = 'inject' as const;
-  private readonly sites: LoraSite[] = [];
-  private isMerged = false;
-  private clsHead: TaskHead | null = null;
-
-  constructor(
-    private readonly model: Gpt2Model,
-    readonly config: LoraConfig,
-    seed: number,
-  ) {
+export class LoraAdapter extends InjectBase<LoraConfig, LoraSite> implements InjectAdapter<LoraConfig> {
+  constructor(model: Gpt2Model, config: LoraConfig, seed: number) {
+    super(model, config, 'LoRA adapter');
     const rng = new Rng(seed);
     const scaling = loraScaling(config);
     for (const site of targetedSites(model.config, config.targetModules, config.layersToTransform)) {
-      if (model.hooks.has(site.key)) throw new Error(`${site.key} already has an adapter attached`);
       const [inDim, outDim] = linearShape(model.config, site.module);
       // kaiming_uniform_(a=sqrt(5)) on lora_A [r, in]: bound = 1 / sqrt(in).
       const bound = 1 / Math.sqrt(inDim);
       const aT = newVariable(tf.randomUniform([inDim, config.r], -bound, bound, 'float32', rng.seed()), true);
       const bT = newVariable(tf.zeros([config.r, outDim]), true);
-      const trainBias = config.bias === 'lora_only';
-      const biasDelta = trainBias ? newVariable(tf.zeros([outDim]), true) : null;
-      const s: LoraSite = { site, aT, bT, biasDelta, original: null };
-      this.sites.push(s);
-      model.hooks.set(
-        site.key,
-        new LoraHook(s, scaling, config.loraDropout, fnv1a(site.key), () => this.isMerged),
-      );
+      const biasDelta = config.bias === 'lora_only' ? newVariable(tf.zeros([outDim]), true) : null;
+      const p = `${PEFT_PREFIX}${site.hfName}`;
+      const vars = new Map([
+        [`${p}.lora_A.weight`, aT],
+        [`${p}.lora_B.weight`, bT],
+        ...(biasDelta ? [[`${p}.bias`, biasDelta] as const] : []),
+      ]);
+      const s: LoraSite = { site, vars, aT, bT, biasDelta };
+      this.install(s, new LoraHook(s, scaling, config.loraDropout, fnv1a(site.key), () => this.merged));
     }
-  }
-
-  get merged(): boolean {
-    return this.isMerged;
-  }
-
-  get head(): TaskHead | null {
-    return this.clsHead;
-  }
-
-  /** PEFT's modules_to_save for SEQ_CLS/TOKEN_CLS: the head trains in full and is saved with A and B. */
-  attachHead(head: TaskHead): void {
-    this.clsHead = checkHeadFits(this.clsHead, head, this.config.taskType, 'LoRA adapter');
   }
 
   private key(s: LoraSite, what: 'lora_A' | 'lora_B'): string {
@@ -118,17 +89,6 @@ export class LoraAdapter implements InjectAdapter<LoraConfig> {
 
   private biasKey(s: LoraSite): string {
     return `${PEFT_PREFIX}${s.site.hfName}.bias`;
-  }
-
-  trainable(): Map<string, tf.Variable> {
-    const m = new Map<string, tf.Variable>();
-    for (const s of this.sites) {
-      m.set(this.key(s, 'lora_A'), s.aT);
-      m.set(this.key(s, 'lora_B'), s.bT);
-      if (s.biasDelta) m.set(this.biasKey(s), s.biasDelta);
-    }
-    for (const [k, p] of headKeys(this.clsHead, PEFT_PREFIX)) m.set(k, p.variable);
-    return m;
   }
 
   /** B A * scaling in Conv1D layout [in, out] (PEFT `get_delta_weight`, transposed by fan_in_fan_out). */
@@ -141,26 +101,9 @@ export class LoraAdapter implements InjectAdapter<LoraConfig> {
     );
   }
 
-  merge(): void {
-    if (this.isMerged) return;
-    for (const s of this.sites) {
-      const w = this.model.w(`${s.site.key}.weight`);
-      s.original = tf.clone(w);
-      tf.tidy(() => w.assign(tf.add(w, this.deltaWeight(s))));
-    }
-    this.isMerged = true;
-    this.model.invalidateCaches();
-  }
-
-  unmerge(): void {
-    if (!this.isMerged) return;
-    for (const s of this.sites) {
-      this.model.w(`${s.site.key}.weight`).assign(s.original!);
-      s.original!.dispose();
-      s.original = null;
-    }
-    this.isMerged = false;
-    this.model.invalidateCaches();
+  /** The bias delta stays in the hook (it is applied merged or not), so only the weight changes. */
+  protected mergeSite(s: LoraSite, weight: tf.Variable): void {
+    weight.assign(tf.add(weight, this.deltaWeight(s)));
   }
 
   async stateDict(): Promise<StateDict> {
@@ -174,7 +117,7 @@ export class LoraAdapter implements InjectAdapter<LoraConfig> {
         trained.dispose();
       }
     }
-    await headState(out, this.clsHead, PEFT_PREFIX);
+    await headState(out, this.head, PEFT_PREFIX);
     return out;
   }
 
@@ -189,29 +132,7 @@ export class LoraAdapter implements InjectAdapter<LoraConfig> {
         tf.tidy(() => s.biasDelta!.assign(tf.sub(s.biasDelta!, bias)));
       }
     }
-    loadHeadState(tensors, this.clsHead, PEFT_PREFIX, source);
-  }
-
-  disableAdapter(): () => void {
-    const wasMerged = this.isMerged;
-    this.unmerge();
-    const hooks = this.sites.map((s) => [s.site.key, this.model.hooks.get(s.site.key)!] as const);
-    for (const [k] of hooks) this.model.hooks.delete(k);
-    return () => {
-      for (const [k, h] of hooks) this.model.hooks.set(k, h);
-      if (wasMerged) this.merge();
-    };
-  }
-
-  dispose(): void {
-    if (this.isMerged) this.unmerge();
-    for (const s of this.sites) {
-      this.model.hooks.delete(s.site.key);
-      tf.dispose([s.aT, s.bT, ...(s.biasDelta ? [s.biasDelta] : [])]);
-    }
-    this.sites.length = 0;
-    this.clsHead?.dispose();
-    this.clsHead = null;
+    loadHeadState(tensors, this.head, PEFT_PREFIX, source);
   }
 }
 

@@ -9,10 +9,7 @@
  */
 import { describe, it, expect, beforeAll } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { initNodeBackend } from '../../backend/node';
-import { loadGpt2 } from '../../model/load';
 import type { Gpt2Model } from '../../model/gpt2';
 import { generate } from '../../model/generate';
 import { adapterDecorator } from '../forward';
@@ -20,14 +17,7 @@ import { methodByCliName } from '../registry';
 import type { Adapter, PeftConfigBase } from '../types';
 import { PROMPT_KEY } from './adapter';
 import { textInitIds } from '../prompt-tuning';
-
-const FIX = join(import.meta.dirname, '../../model/fixtures/tiny-gpt2');
-const tinyModel = (): Gpt2Model =>
-  loadGpt2({
-    config: JSON.parse(readFileSync(join(FIX, 'config.json'), 'utf8')),
-    weights: new Uint8Array(readFileSync(join(FIX, 'model.safetensors'))),
-    source: 'tiny-gpt2',
-  });
+import { tinyGpt2 } from '../../model/testing';
 
 const PROMPT = [5, 17, 42];
 const TEXT = [8, 3, 61, 20];
@@ -60,7 +50,7 @@ describe('prompt learning against references', () => {
   let model: Gpt2Model;
   beforeAll(async () => {
     await initNodeBackend('wasm');
-    model = tinyModel();
+    model = tinyGpt2();
   });
 
   it('a soft prompt of real token embeddings equals those tokens before the text', async () => {
