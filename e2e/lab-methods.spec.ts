@@ -121,6 +121,22 @@ test('pick prefix tuning and P-tuning v2 in the method panel, set their fields, 
   await page.getByTestId('classify').click();
   await expect(page.getByTestId('class-prob')).toHaveCount(2, { timeout: 60_000 });
 
+  // Both stay on the model, the trained one and the loaded copy: switch between them and to the base.
+  await expect(page.getByTestId('resident-adapter')).toHaveCount(2);
+  await expect(page.getByTestId('resident-adapter').nth(1)).toBeChecked();
+  await page.getByTestId('resident-adapter').first().check();
+  await expect(page.getByTestId('adapter-label')).toHaveText(
+    'With adapter (P-tuning v2, spam, trained 4 steps)',
+  );
+  await page.getByTestId('classify').click();
+  await expect(page.getByTestId('class-prob')).toHaveCount(2, { timeout: 60_000 });
+  await page.getByTestId('resident-base').check();
+  await expect(page.getByTestId('resident-base')).toBeChecked();
+  await expect(page.getByTestId('adapter-label')).toHaveText('With adapter');
+  await expect(page.getByTestId('cls-need-adapter')).toBeVisible();
+  await page.screenshot({ path: 'test-results/screens/methods-resident.png', fullPage: true });
+  await page.getByTestId('resident-adapter').nth(1).check();
+
   // The link opens the same set-up in a new page.
   const url = page.url();
   expect(new URL(url).hash).toContain('method=p-tuning-v2');

@@ -84,6 +84,7 @@ export class WorkerEngine {
       exportAdapter: call('exportAdapter'),
       importAdapter: call('importAdapter'),
       dropAdapter: call('dropAdapter'),
+      useAdapter: call('useAdapter'),
     };
   }
 

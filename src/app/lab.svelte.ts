@@ -71,6 +71,14 @@ export type TrainForm = TrainSettings;
 
 export type Phase = LabEvents['status']['phase'] | 'starting' | 'error';
 
+/** An adapter the engine keeps on the current model. */
+export interface ResidentAdapter {
+  name: string;
+  label: string;
+  method: string;
+  taskType: TaskType;
+}
+
 export class LabState {
   readonly engine = new WorkerEngine();
   readonly baseUrl: string;
@@ -117,6 +125,9 @@ export class LabState {
   result = $state<TrainResult | null>(null);
   running = $state(false);
   paused = $state(false);
+  /** Adapters resident on the model in the engine (the last trained one is "trained"), one active. */
+  resident = $state<ResidentAdapter[]>([]);
+  activeAdapter = $state<string | null>(null);
   hasAdapter = $state(false);
   adapterLabel = $state('');
   /** The current adapter's method cliName (trained here or loaded). */
@@ -277,11 +288,38 @@ export class LabState {
   /** A new base model is in the engine: its adapter and the last run are gone with the old one. */
   private modelChanged(summary: ModelSummary): void {
     this.model = summary;
-    this.hasAdapter = false;
-    this.adapterLabel = '';
-    this.adapterMethod = null;
-    this.adapterTaskType = null;
+    this.resident = [];
+    this.activate(null);
     this.resetRun();
+  }
+
+  /** Shows `entry` as the adapter in use (null: the base model answers alone). */
+  private activate(entry: ResidentAdapter | null): void {
+    this.activeAdapter = entry?.name ?? null;
+    this.hasAdapter = entry !== null;
+    this.adapterLabel = entry?.label ?? '';
+    this.adapterMethod = entry?.method ?? null;
+    this.adapterTaskType = entry?.taskType ?? null;
+  }
+
+  /** Adds (or replaces) a resident adapter and makes it the one in use. */
+  private addResident(entry: ResidentAdapter): void {
+    this.resident = [...this.resident.filter((r) => r.name !== entry.name), entry];
+    this.activate(entry);
+  }
+
+  /** Switches the engine to another resident adapter, or to the base model, without reloading anything. */
+  async switchAdapter(name: string | null): Promise<void> {
+    this.error = null;
+    try {
+      await this.engine.request('useAdapter', { name });
+      this.activate(this.resident.find((r) => r.name === name) ?? null);
+      this.answers = { base: null, adapted: null };
+      this.classification = null;
+      this.tagging = null;
+    } catch (e) {
+      this.fail(e);
+    }
   }
 
   private resetRun(): void {
@@ -372,11 +410,13 @@ export class LabState {
         task: info.id,
         corpusUrl: `${this.baseUrl}${info.dataDir}/`,
       });
-      this.hasAdapter = true;
-      this.adapterTaskType = info.taskType;
-      this.adapterMethod = this.result.method;
       const label = findMethod(this.result.method)?.label ?? method.label;
-      this.adapterLabel = `${label}, ${info.id}, trained ${this.result.steps} steps`;
+      this.addResident({
+        name: 'trained',
+        label: `${label}, ${info.id}, trained ${this.result.steps} steps`,
+        method: this.result.method,
+        taskType: info.taskType,
+      });
     } catch (e) {
       this.fail(e);
     } finally {
@@ -465,10 +505,12 @@ export class LabState {
       // P-tuning v2 and prefix tuning share PREFIX_TUNING: the record knows which one was trained.
       const saved = findMethod(rec.method);
       const method = saved?.peftType === summary.peftType ? saved : findMethod(summary.method);
-      this.hasAdapter = true;
-      this.adapterMethod = method?.cliName ?? summary.method;
-      this.adapterTaskType = summary.taskType as TaskType;
-      this.adapterLabel = `${rec.name} (${method?.label ?? summary.peftType})`;
+      this.addResident({
+        name: summary.name,
+        label: `${rec.name} (${method?.label ?? summary.peftType})`,
+        method: method?.cliName ?? summary.method,
+        taskType: summary.taskType as TaskType,
+      });
       this.answers = { base: null, adapted: null };
       this.classification = null;
       this.tagging = null;

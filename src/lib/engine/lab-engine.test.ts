@@ -109,6 +109,43 @@ describe('LabEngine (in-process, the worker runs the same class)', () => {
     },
   );
 
+  it('keeps several adapters resident on the model and switches between them without reloading', async () => {
+    const engine = new LabEngine(fsFetch);
+    await engine.loadModel({ id: 'peftlab-s', baseUrl: 'models/peftlab-s/' });
+    const say = { prompt: 'Call me Ishmael.', maxNewTokens: 6, temperature: 0, seed: 0 };
+    const base = await engine.generate({ ...say, useAdapter: false });
+    const train = { ...TRAIN, steps: 3, lr: 5e-2 };
+    await engine.train({
+      method: 'prefix-tuning',
+      config: { numVirtualTokens: 4 },
+      train,
+      corpusUrl: 'data/moby-dick/',
+    });
+    const prefixFiles = await engine.exportAdapter();
+    const prefixSays = await engine.generate({ ...say, useAdapter: true });
+    // A second run replaces the trained adapter; the saved prefix comes back under its own name.
+    await engine.train({ method: 'lora', config: { r: 4 }, train, corpusUrl: 'data/moby-dick/' });
+    const loraSays = await engine.generate({ ...say, useAdapter: true });
+    const loaded = await engine.importAdapter({ ...prefixFiles, source: 'prefix-saved' });
+    expect(loaded).toMatchObject({ name: 'prefix-saved', method: 'prefix-tuning' });
+    expect((await engine.generate({ ...say, useAdapter: true })).generatedIds).toEqual(
+      prefixSays.generatedIds,
+    );
+    expect(await engine.useAdapter({ name: 'trained' })).toMatchObject({ name: 'trained', method: 'lora' });
+    expect((await engine.generate({ ...say, useAdapter: true })).generatedIds).toEqual(loraSays.generatedIds);
+    expect(await engine.useAdapter({ name: null })).toBeNull();
+    expect((await engine.generate({ ...say, useAdapter: true })).generatedIds).toEqual(base.generatedIds);
+    await expect(engine.useAdapter({ name: 'nope' })).rejects.toThrow(
+      /no adapter named "nope" is loaded; loaded: trained, prefix-saved/,
+    );
+    // A file that does not load leaves the active adapter as it was.
+    await engine.useAdapter({ name: 'trained' });
+    await expect(
+      engine.importAdapter({ config: '{"peft_type": "LOHA"}', weights: prefixFiles.weights, source: 'bad' }),
+    ).rejects.toThrow(/LOHA/);
+    expect((await engine.generate({ ...say, useAdapter: true })).generatedIds).toEqual(loraSays.generatedIds);
+  });
+
   it('stops early on request and names bad requests', async () => {
     const engine = new LabEngine(fsFetch);
     await expect(

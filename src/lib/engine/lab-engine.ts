@@ -17,7 +17,8 @@ import { countTrainable } from '../peft/state';
 import { adapterDecorator, reservedPositions } from '../peft/forward';
 import { checkRunFits, checkTaskSupported, configForRun } from '../peft/catalog';
 import { methodByCliName, methodForConfigJson } from '../peft/registry';
-import type { Adapter, PeftConfigBase } from '../peft/types';
+import type { Adapter, PeftConfigBase, PeftMethod } from '../peft/types';
+import { AdapterSet } from '../peft/adapter-set';
 import type { TextTokenizer } from '../tokenizer/tokenizer';
 import { Trainer, evaluateLm } from '../train/trainer';
 import type { BatchSource } from '../train/trainer';
@@ -30,6 +31,7 @@ import type { TaskInfo } from '../data/tasks/registry';
 import type { TaskHead } from '../model/heads';
 import { headFor, withHeadConfig } from '../peft/task-head';
 import type {
+  AdapterSummary,
   EvalPoint,
   EventSink,
   LabApi,
@@ -59,6 +61,8 @@ const EVAL_BATCHES = 8;
 /** Classification validation is scored on at most this many examples, so an evaluation takes seconds. */
 export const CLS_EVAL_EXAMPLES = 256;
 export const DEFAULT_TASK = 'moby-dick';
+/** The resident name of the adapter the last training run made. */
+export const TRAINED_ADAPTER = 'trained';
 /** GPT-2's vocabulary size (50,000 merges + 256 bytes + <|endoftext|>). */
 const GPT2_VOCAB_SIZE = 50257;
 const decoder = new TextDecoder('utf-8');
@@ -83,10 +87,10 @@ export class LabEngine implements LabApi {
   private model: Gpt2Model | null = null;
   private modelId = '';
   private tokenizer: TextTokenizer | null = null;
-  private adapter: Adapter | null = null;
-  private methodName = '';
-  /** Class names of the adapter's head in label-id order (empty without a head). */
-  private headLabels: string[] = [];
+  /** Adapters resident on the model, one active; the one just trained is named TRAINED_ADAPTER. */
+  private readonly adapters = new AdapterSet();
+  /** Per resident adapter: its method and its head's class names in label-id order. */
+  private readonly adapterInfo = new Map<string, { method: PeftMethod<PeftConfigBase>; labels: string[] }>();
   private corpus = new Map<string, Int32Array>();
   /** Tokenized classification splits by URL and max length. */
   private clsSets = new Map<string, EncodedSet>();
@@ -139,7 +143,7 @@ export class LabEngine implements LabApi {
     });
     const model = loaded.model;
     const tokenizer = loaded.tokenizer!;
-    this.dropAdapterNow();
+    this.dropAllAdapters();
     this.model?.dispose();
     this.model = model;
     this.tokenizer = tokenizer;
@@ -270,11 +274,39 @@ export class LabEngine implements LabApi {
     return set;
   }
 
-  private dropAdapterNow(): void {
-    this.adapter?.dispose();
-    this.adapter = null;
-    this.methodName = '';
-    this.headLabels = [];
+  /** The active adapter (null: the base model answers). */
+  private get adapter(): Adapter | null {
+    return this.adapters.active;
+  }
+
+  /** Class names of the active adapter's head (empty without one). */
+  private get headLabels(): string[] {
+    const name = this.adapters.activeAdapterName;
+    return (name !== null && this.adapterInfo.get(name)?.labels) || [];
+  }
+
+  /** Frees the resident adapter `name` (the active one by default). */
+  private dropAdapterNow(name = this.adapters.activeAdapterName): void {
+    if (name === null) return;
+    this.adapters.remove(name);
+    this.adapterInfo.delete(name);
+  }
+
+  private dropAllAdapters(): void {
+    this.adapters.dispose();
+    this.adapterInfo.clear();
+  }
+
+  private summary(name: string): AdapterSummary {
+    const adapter = this.adapters.active!;
+    const method = this.adapterInfo.get(name)!.method;
+    return {
+      peftType: method.peftType,
+      method: method.cliName,
+      taskType: adapter.config.taskType,
+      trainableParams: countTrainable(adapter),
+      name,
+    };
   }
 
   async train(req: TrainRequest): Promise<ReplyOf<'train'>> {
@@ -321,22 +353,24 @@ export class LabEngine implements LabApi {
       info.taskType === 'CAUSAL_LM'
         ? await this.lmRun(corpusBase, info, s)
         : await this.clsRun(model, corpusBase, info, s);
-    this.dropAdapterNow();
+    // A new run replaces the last trained adapter; loaded ones stay resident (parked).
+    this.dropAdapterNow(TRAINED_ADAPTER);
     const { tokenizer } = this.need();
     const encode = (t: string): number[] => tokenizer.encode(t);
     // A verbalizer's label words become token ids in the config, so the saved adapter keeps them.
     const cfg = info.taskType === 'CAUSAL_LM' ? config : withHeadConfig(config, info.labels, encode);
-    const adapter = method.create(model, cfg as never, s.seed, { tokenize: encode });
-    this.adapter = adapter;
-    this.methodName = method.cliName;
+    const adapter = this.adapters.add(TRAINED_ADAPTER, () =>
+      method.create(model, cfg as never, s.seed, { tokenize: encode }),
+    );
+    this.adapterInfo.set(TRAINED_ADAPTER, { method, labels: [] });
     if (info.taskType !== 'CAUSAL_LM') {
       if (!adapter.attachHead) {
-        this.dropAdapterNow();
+        this.dropAdapterNow(TRAINED_ADAPTER);
         throw new PeftLabError(`${method.label} cannot carry a classification head`);
       }
       // HF's head init; seed + 1 so the head's draw differs from the adapter's (as the CLI does).
       adapter.attachHead(headFor(model, cfg, info.taskType, info.labels.length, s.seed + 1));
-      this.headLabels = [...info.labels];
+      this.adapterInfo.set(TRAINED_ADAPTER, { method, labels: [...info.labels] });
     }
     const evaluate = async (step: number): Promise<EvalPoint> => {
       const e = await run.evaluate(adapter);
@@ -559,27 +593,35 @@ export class LabEngine implements LabApi {
     return { config: files.config, weights: files.weights.slice().buffer };
   }
 
+  /**
+   * Loads an adapter onto the model under its source name and activates it; the adapters already
+   * resident stay, parked (a second load of the same name replaces it).
+   */
   async importAdapter(req: RequestOf<'importAdapter'>): Promise<ReplyOf<'importAdapter'>> {
     const { model } = this.need();
     if (this.training) throw new PeftLabError('training is running: stop it before loading an adapter');
-    const adapter = loadAdapter(
-      model,
-      { config: req.config, weights: new Uint8Array(req.weights) },
-      req.source,
-    );
-    this.dropAdapterNow();
-    this.adapter = adapter;
-    const n = adapter.head?.numLabels ?? 0;
-    this.headLabels = req.labels?.length === n ? [...req.labels] : [];
     const method = methodForConfigJson(JSON.parse(req.config) as Record<string, unknown>, req.source);
-    this.methodName = method.cliName;
-    const trainable = countTrainable(adapter);
-    return {
-      peftType: method.peftType,
-      method: method.cliName,
-      taskType: adapter.config.taskType,
-      trainableParams: trainable,
-    };
+    const name = req.source;
+    this.dropAdapterNow(name);
+    const previous = this.adapters.activeAdapterName;
+    try {
+      this.adapters.add(name, () =>
+        loadAdapter(model, { config: req.config, weights: new Uint8Array(req.weights) }, req.source),
+      );
+    } catch (e) {
+      // A file that does not load leaves what was active as it was.
+      if (previous !== null) this.adapters.use(previous);
+      throw e;
+    }
+    const n = this.adapters.active!.head?.numLabels ?? 0;
+    this.adapterInfo.set(name, { method, labels: req.labels?.length === n ? [...req.labels] : [] });
+    return this.summary(name);
+  }
+
+  async useAdapter(req: RequestOf<'useAdapter'>): Promise<ReplyOf<'useAdapter'>> {
+    if (this.training) throw new PeftLabError('training is running: stop it before switching adapters');
+    this.adapters.use(req.name);
+    return req.name === null ? null : this.summary(req.name);
   }
 
   async dropAdapter(): Promise<void> {

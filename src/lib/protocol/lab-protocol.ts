@@ -135,6 +135,8 @@ export interface AdapterSummary {
   method: string;
   taskType: string;
   trainableParams: number;
+  /** The name it is resident under (the engine keeps several adapters on one base, one active). */
+  name: string;
 }
 
 /** kind -> [request payload, reply]. */
@@ -159,6 +161,11 @@ export interface LabRequests {
   /** labels: class names in label-id order, for a classification head (else LABEL_0, LABEL_1...). */
   importAdapter: [AdapterPayload & { source: string; labels?: string[] }, AdapterSummary];
   dropAdapter: [Record<string, never>, void];
+  /**
+   * Activates a resident adapter by name, or the base model with null, without reloading anything
+   * (PEFT's set_adapter); replies with the active adapter's summary, or null for the base.
+   */
+  useAdapter: [{ name: string | null }, AdapterSummary | null];
 }
 
 export type RequestKind = keyof LabRequests;
