@@ -54,14 +54,15 @@ export function methodFlagsHelp(): string {
   return METHOD_INFO.filter((m) => m.fields.length > 0)
     .map((m) => {
       const lines = m.fields.map((f) => {
-        const arg =
-          f.type === 'bool'
-            ? ''
-            : f.type === 'modules'
-              ? ' LIST'
-              : f.type === 'enum'
-                ? ` ${f.options!.join('|')}`
-                : ' X';
+        const ARG: Record<FieldSpec['type'], string> = {
+          bool: '',
+          int: ' N',
+          number: ' X',
+          text: ' TEXT',
+          modules: ' LIST',
+          enum: '',
+        };
+        const arg = f.type === 'enum' ? ` ${f.options!.join('|')}` : ARG[f.type];
         return (
           `  --${flagOf(f.field)}${arg}`.padEnd(26) + ` ${f.doc}${f.nullable ? ` (null: ${f.nullable})` : ''}`
         );
