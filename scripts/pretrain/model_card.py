@@ -35,6 +35,11 @@ NOTES = {
                  "working session) and the run resumed from its checkpoint with the cosine schedule recomputed over 2441 "
                  "steps, so the learning rate dropped somewhat faster from step 800 on than a fresh 10M run's would. "
                  "A fresh run of the current script trains 10M tokens with one unbroken schedule.\n",
+    "peftlab-l": "\n**Budget and storage note:** the token budget (5.6M, about 0.65 epochs of the training documents) was "
+                 "sized so the run fits one working session on one core; a longer run would lower the held-out loss "
+                 "further. The core was shared with other work for part of the run, so the wall time overstates the "
+                 "compute. Weights are stored as F16 to keep the three bundled models under 40 MB together; loaders "
+                 "upcast them to F32.\n",
 }
 note = NOTES.get(mid, "")
 card = f"""# {mid}
