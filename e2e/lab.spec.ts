@@ -210,7 +210,11 @@ test('load a GPT-2 repo from the Hub with progress, refuse other models, and loa
   page.once('dialog', (d) => void d.accept());
   await page.getByTestId('delete-cached').click();
   await expect(page.getByTestId('no-cached-models')).toBeVisible();
-  await page.getByRole('button', { name: 'Open in the Lab' }).last().click();
+  await page
+    .getByTestId('bundled-row')
+    .filter({ hasText: 'PEFT Lab M' })
+    .getByRole('button', { name: 'Open in the Lab' })
+    .click();
   await expect(page).toHaveURL(/#\/lab/);
   await expect(page.getByTestId('model-select')).toHaveValue('peftlab-m', { timeout: 60_000 });
 });
