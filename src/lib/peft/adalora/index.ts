@@ -6,16 +6,7 @@ import type { PeftMethod } from '../types';
 import type { AdaLoraConfig } from './config';
 import { adaloraDefaults, validateAdalora } from './config';
 import { AdaLoraAdapter, adaloraParamCount } from './adalora';
-
-/** PEFT fields we do not model, at PEFT's defaults. */
-const PEFT_EXTRA = {
-  alpha_pattern: {},
-  init_lora_weights: true,
-  layers_pattern: null,
-  use_dora: false,
-  revision: null,
-  auto_mapping: null,
-};
+import { LORA_PEFT_EXTRA } from '../lora';
 
 export const adalora: PeftMethod<AdaLoraConfig> = {
   ...methodInfo('adalora'),
@@ -23,7 +14,7 @@ export const adalora: PeftMethod<AdaLoraConfig> = {
   kind: 'inject',
   defaults: adaloraDefaults,
   validate: validateAdalora,
-  toPeftJson: (c) => configToPeftJson(c, PEFT_EXTRA),
+  toPeftJson: (c) => configToPeftJson(c, LORA_PEFT_EXTRA),
   fromPeftJson: (json, source) => {
     const c = configFromPeftJson(json, adaloraDefaults('CAUSAL_LM'), source);
     // PEFT writes rank_pattern as { name: [bool...] }; anything else is not ours to guess.

@@ -6,8 +6,11 @@ import type { LoraConfig } from './config';
 import { loraDefaults, validateLora } from './config';
 import { LoraAdapter, loraParamCount } from './lora';
 
-/** PEFT LoraConfig fields we do not model, written at PEFT's defaults so Python reads the file as-is. */
-const PEFT_EXTRA = {
+/**
+ * PEFT LoraConfig fields we do not model, written at PEFT's defaults so Python reads the file as-is
+ * (AdaLoraConfig inherits them; its own rank_pattern, a config field there, overrides this one).
+ */
+export const LORA_PEFT_EXTRA = {
   alpha_pattern: {},
   rank_pattern: {},
   init_lora_weights: true,
@@ -23,7 +26,7 @@ export const lora: PeftMethod<LoraConfig> = {
   kind: 'inject',
   defaults: loraDefaults,
   validate: validateLora,
-  toPeftJson: (c) => configToPeftJson(c, PEFT_EXTRA),
+  toPeftJson: (c) => configToPeftJson(c, LORA_PEFT_EXTRA),
   fromPeftJson: (json, source) => configFromPeftJson(json, loraDefaults('CAUSAL_LM'), source),
   create: (model, config, seed) => {
     validateLora(config, model);
