@@ -5,7 +5,7 @@ import { initNodeBackend } from '../backend/node';
 import { LabEngine } from './lab-engine';
 import type { FetchBytes } from './lab-engine';
 import type { EvalPoint, LabEvents, TrainProgress } from '../protocol/lab-protocol';
-import { FileLoadError, PeftConfigError, PeftLabError } from '../errors';
+import { AdapterError, FileLoadError, PeftConfigError, PeftLabError } from '../errors';
 
 const ROOT = join(process.cwd(), 'public');
 const fsFetch: FetchBytes = async (url) => {
@@ -143,6 +143,9 @@ describe('LabEngine (in-process, the worker runs the same class)', () => {
     await expect(
       engine.importAdapter({ config: '{"peft_type": "LOHA"}', weights: prefixFiles.weights, source: 'bad' }),
     ).rejects.toThrow(/LOHA/);
+    await expect(
+      engine.importAdapter({ config: 'not json', weights: prefixFiles.weights, source: 'bad' }),
+    ).rejects.toThrow(AdapterError);
     expect((await engine.generate({ ...say, useAdapter: true })).generatedIds).toEqual(loraSays.generatedIds);
   });
 

@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { chooseBackend } from '../backend/backend';
 import { CancelledError, FileLoadError, PeftLabError } from '../errors';
-import { loadAdapter, saveAdapter } from '../io/peft-format';
+import { loadAdapterAndMethod, saveAdapter } from '../io/peft-format';
 import { checkRepoId, downloadHubModel } from '../io/hub';
 import { getModel, saveModel } from '../storage/db';
 import { countParameters } from '../model/config';
@@ -16,7 +16,7 @@ import { loadModelFolder } from '../model/folder';
 import { countTrainable } from '../peft/state';
 import { adapterDecorator, reservedPositions } from '../peft/forward';
 import { checkRunFits, checkTaskSupported, configForRun } from '../peft/catalog';
-import { methodByCliName, methodForConfigJson } from '../peft/registry';
+import { methodByCliName } from '../peft/registry';
 import type { Adapter, PeftConfigBase, PeftMethod } from '../peft/types';
 import { AdapterSet } from '../peft/adapter-set';
 import type { TextTokenizer } from '../tokenizer/tokenizer';
@@ -600,21 +600,27 @@ export class LabEngine implements LabApi {
   async importAdapter(req: RequestOf<'importAdapter'>): Promise<ReplyOf<'importAdapter'>> {
     const { model } = this.need();
     if (this.training) throw new PeftLabError('training is running: stop it before loading an adapter');
-    const method = methodForConfigJson(JSON.parse(req.config) as Record<string, unknown>, req.source);
     const name = req.source;
     this.dropAdapterNow(name);
     const previous = this.adapters.activeAdapterName;
+    let method: PeftMethod<PeftConfigBase> | null = null;
     try {
-      this.adapters.add(name, () =>
-        loadAdapter(model, { config: req.config, weights: new Uint8Array(req.weights) }, req.source),
-      );
+      this.adapters.add(name, () => {
+        const loaded = loadAdapterAndMethod(
+          model,
+          { config: req.config, weights: new Uint8Array(req.weights) },
+          req.source,
+        );
+        method = loaded.method;
+        return loaded.adapter;
+      });
     } catch (e) {
       // A file that does not load leaves what was active as it was.
       if (previous !== null) this.adapters.use(previous);
       throw e;
     }
     const n = this.adapters.active!.head?.numLabels ?? 0;
-    this.adapterInfo.set(name, { method, labels: req.labels?.length === n ? [...req.labels] : [] });
+    this.adapterInfo.set(name, { method: method!, labels: req.labels?.length === n ? [...req.labels] : [] });
     return this.summary(name);
   }
 

@@ -9,7 +9,7 @@ import { HEAD_MODULE } from '../model/heads';
 import { headFor, verbalizerClasses } from '../peft/task-head';
 import { methodByType, methodForConfigJson } from '../peft/registry';
 import type { StateDict } from '../peft/state';
-import type { Adapter, PeftConfigBase } from '../peft/types';
+import type { Adapter, PeftConfigBase, PeftMethod } from '../peft/types';
 import { parseSafetensorsHeader, readTensorAsFloat32, writeSafetensors } from './safetensors';
 import type { TensorToWrite } from './safetensors';
 
@@ -37,6 +37,14 @@ export async function saveAdapter(
 
 /** Parses adapter_config.json into our config for its method (checks peft_type and task_type). */
 export function readAdapterConfig(text: string, source: string): PeftConfigBase {
+  return readConfigAndMethod(text, source).config;
+}
+
+/** The config and the registry method that reads it, from one parse with named errors. */
+function readConfigAndMethod(
+  text: string,
+  source: string,
+): { config: PeftConfigBase; method: PeftMethod<PeftConfigBase> } {
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -57,7 +65,7 @@ export function readAdapterConfig(text: string, source: string): PeftConfigBase 
       `${source}/adapter_config.json: task_type ${JSON.stringify(task)} is not available for ${method.label}; it supports ${method.taskTypes.join(', ')}`,
     );
   }
-  return { ...config, taskType: task as PeftConfigBase['taskType'] };
+  return { config: { ...config, taskType: task as PeftConfigBase['taskType'] }, method };
 }
 
 export function readAdapterWeights(bytes: Uint8Array, source: string): StateDict {
@@ -71,8 +79,16 @@ export function readAdapterWeights(bytes: Uint8Array, source: string): StateDict
 
 /** Builds the adapter described by the files on `model` and loads its weights; nothing is left attached on failure. */
 export function loadAdapter(model: Gpt2Model, files: AdapterFiles, source = 'adapter'): Adapter {
-  const config = readAdapterConfig(files.config, source);
-  const method = methodForConfigJson(JSON.parse(files.config) as Record<string, unknown>, source);
+  return loadAdapterAndMethod(model, files, source).adapter;
+}
+
+/** loadAdapter, also naming the registry method that read the files (P-tuning v2 and prefix tuning share a peft_type). */
+export function loadAdapterAndMethod(
+  model: Gpt2Model,
+  files: AdapterFiles,
+  source = 'adapter',
+): { adapter: Adapter; method: PeftMethod<PeftConfigBase> } {
+  const { config, method } = readConfigAndMethod(files.config, source);
   const tensors = readAdapterWeights(files.weights, source);
   try {
     method.validate(config as never, model);
@@ -87,7 +103,7 @@ export function loadAdapter(model: Gpt2Model, files: AdapterFiles, source = 'ada
     adapter.dispose();
     throw e;
   }
-  return adapter;
+  return { adapter, method };
 }
 
 /**
