@@ -1,3 +1,4 @@
+import 'fake-indexeddb/auto';
 import { describe, it, expect, beforeAll } from 'vitest';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -6,6 +7,8 @@ import { LabEngine } from './lab-engine';
 import type { FetchBytes } from './lab-engine';
 import type { EvalPoint, LabEvents, TrainProgress } from '../protocol/lab-protocol';
 import { AdapterError, FileLoadError, PeftConfigError, PeftLabError } from '../errors';
+import { importDataset, taskDataUrl, importedTaskInfo } from '../data/imported';
+import { deleteDataset } from '../storage/db';
 
 const ROOT = join(process.cwd(), 'public');
 const fsFetch: FetchBytes = async (url) => {
@@ -273,5 +276,83 @@ describe('LabEngine (in-process, the worker runs the same class)', () => {
     await expect(
       engine.train({ method: 'lora', config: {}, train: TRAIN, task: 'nope', corpusUrl: 'data/x/' }),
     ).rejects.toThrow(/unknown task "nope"/);
+  });
+
+  it('trains on imported data sets read from IndexedDB: SEQ_CLS with its own labels, and CAUSAL_LM', async () => {
+    const engine = new LabEngine(fsFetch);
+    await engine.loadModel({ id: 'peftlab-s', baseUrl: 'models/peftlab-s/' });
+    // Real mail from the spam task, as a CSV-free JSONL file with other field and label names.
+    const lines = (await readFile(join(ROOT, 'data/spam/validation.jsonl'), 'utf8')).trim().split('\n');
+    const jsonl = lines
+      .slice(0, 60)
+      .map((l) => JSON.parse(l) as { text: string; label: string })
+      .map((r) => JSON.stringify({ body: r.text, kind: r.label === 'spam' ? 'junk' : 'mail' }))
+      .join('\n');
+    const meta = await importDataset(jsonl, {
+      id: 'data-mail',
+      name: 'my mail',
+      fileName: 'mail.jsonl',
+      format: 'jsonl',
+      bytes: jsonl.length,
+      taskType: 'SEQ_CLS',
+      textColumn: 'body',
+      labelColumn: 'kind',
+    });
+    const info = importedTaskInfo(meta);
+    const result = await engine.train({
+      method: 'lora',
+      config: { r: 4 },
+      train: { ...TRAIN, steps: 2, batchSize: 4, evalEvery: 0 },
+      task: info.id,
+      corpusUrl: taskDataUrl(info, '/'),
+    });
+    expect(result).toMatchObject({ task: 'data-mail', taskType: 'SEQ_CLS', metric: 'accuracy', steps: 2 });
+    expect(result.evalExamples).toBe(meta.splits.validation.examples);
+    expect(result.evalAfter.metric).toBeGreaterThanOrEqual(0);
+    expect(result.evalAfter.metric).toBeLessThanOrEqual(1);
+    expect((await engine.classify({ text: 'Click here for cash' })).labels).toEqual(['junk', 'mail']);
+
+    const moby = (await readFile(join(ROOT, 'data/moby-dick/validation.txt'), 'utf8')).slice(0, 5000);
+    const lm = await importDataset(moby, {
+      id: 'data-moby',
+      name: 'moby part',
+      fileName: 'moby.txt',
+      format: 'txt',
+      bytes: moby.length,
+      taskType: 'CAUSAL_LM',
+    });
+    const lmInfo = importedTaskInfo(lm);
+    const lmResult = await engine.train({
+      method: 'lora',
+      config: { r: 4 },
+      train: { ...TRAIN, steps: 2, evalEvery: 0 },
+      task: lmInfo.id,
+      corpusUrl: taskDataUrl(lmInfo, '/'),
+    });
+    expect(lmResult).toMatchObject({ task: 'data-moby', taskType: 'CAUSAL_LM', metric: 'perplexity' });
+    expect(lmResult.evalAfter.metric).toBeCloseTo(Math.exp(lmResult.evalAfter.loss), 6);
+    expect(lmResult.evalAfter.loss).toBeGreaterThan(1);
+
+    // A window longer than the held-out text is named, not scored as nothing.
+    await expect(
+      engine.train({
+        method: 'lora',
+        config: { r: 4 },
+        train: { ...TRAIN, steps: 1, seqLen: 250 },
+        task: lmInfo.id,
+        corpusUrl: taskDataUrl(lmInfo, '/'),
+      }),
+    ).rejects.toThrow(/validation split of moby part is \d+ tokens, shorter than one window of 251/);
+    // A deleted data set is an unknown task.
+    await deleteDataset('data-mail');
+    await expect(
+      engine.train({
+        method: 'lora',
+        config: {},
+        train: TRAIN,
+        task: 'data-mail',
+        corpusUrl: 'idb:data-mail/',
+      }),
+    ).rejects.toThrow(/unknown task "data-mail": pick a built-in task or a data set imported/);
   });
 });

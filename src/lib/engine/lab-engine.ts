@@ -26,8 +26,8 @@ import { clsBatchSource, clsLogits, evaluateClassification } from '../train/clas
 import { encodeSeqCls, encodeTokenCls, padBatch } from '../data/cls-data';
 import type { EncodedSet } from '../data/cls-data';
 import { IGNORE_INDEX } from '../data/tasks/align';
-import { taskById } from '../data/tasks/registry';
 import type { TaskInfo } from '../data/tasks/registry';
+import { findTask, isImportedUrl, readImportedFile } from '../data/imported';
 import type { TaskHead } from '../model/heads';
 import { headFor, withHeadConfig } from '../peft/task-head';
 import type {
@@ -217,12 +217,20 @@ export class LabEngine implements LabApi {
     return { ...(await this.loadModelFiles({ id, ...files })), cached: true };
   }
 
+  /**
+   * A split file's bytes: an imported data set's (`idb:<id>/<file>`) from IndexedDB, which the
+   * worker reads itself, anything else through fetchBytes.
+   */
+  private dataBytes(url: string): Promise<ArrayBuffer> {
+    return isImportedUrl(url) ? readImportedFile(url) : this.fetchBytes(url);
+  }
+
   private async tokens(url: string): Promise<Int32Array> {
     const hit = this.corpus.get(url);
     if (hit) return hit;
     const { tokenizer } = this.need();
     this.emit('status', { phase: 'tokenizing', message: `tokenizing ${url}` });
-    const ids = Int32Array.from(tokenizer.encode(decoder.decode(await this.fetchBytes(url))));
+    const ids = Int32Array.from(tokenizer.encode(decoder.decode(await this.dataBytes(url))));
     this.corpus.set(url, ids);
     return ids;
   }
@@ -233,7 +241,7 @@ export class LabEngine implements LabApi {
     const hit = this.clsSets.get(key);
     if (hit) return hit;
     const { tokenizer } = this.need();
-    const text = decoder.decode(await this.fetchBytes(url));
+    const text = decoder.decode(await this.dataBytes(url));
     this.emit('status', { phase: 'tokenizing', message: `tokenizing ${url}` });
     const labelId = new Map(info.labels.map((l, i) => [l, i]));
     const id = (l: unknown, line: number): number => {
@@ -314,8 +322,12 @@ export class LabEngine implements LabApi {
     if (this.training) throw new PeftLabError('training is already running');
     const method = methodByCliName(req.method);
     const taskId = req.task ?? DEFAULT_TASK;
-    const info = taskById(taskId);
-    if (!info) throw new PeftLabError(`unknown task "${taskId}": pick a built-in task`);
+    const info = await findTask(taskId);
+    if (!info) {
+      throw new PeftLabError(
+        `unknown task "${taskId}": pick a built-in task or a data set imported on the Data screen`,
+      );
+    }
     checkTaskSupported(method.cliName, info.taskType);
     const config = configForRun(
       {
@@ -428,6 +440,18 @@ export class LabEngine implements LabApi {
     const { model } = this.need();
     const train = await this.tokens(`${base}/${info.files.train}`);
     const valid = await this.tokens(`${base}/${info.files.validation}`);
+    // A short imported text could hold less than one window: say so rather than score nothing.
+    for (const [split, ids] of [
+      ['train', train],
+      ['validation', valid],
+    ] as const) {
+      if (ids.length < s.seqLen + 1) {
+        throw new PeftLabError(
+          `the ${split} split of ${info.title} is ${ids.length} tokens, shorter than one window of ` +
+            `${s.seqLen + 1}: lower the sequence length below ${Math.max(1, ids.length - 1)}, or import a longer text`,
+        );
+      }
+    }
     const evalOpts = { batchSize: s.batchSize, seqLen: s.seqLen, maxBatches: EVAL_BATCHES };
     return {
       source: train,

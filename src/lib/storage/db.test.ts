@@ -10,22 +10,27 @@ import {
   closeLabDb,
   deleteAdapter,
   deleteBlobs,
+  deleteDataset,
   deleteLabDb,
   deleteModel,
   deleteSetting,
   getAdapter,
   getBlob,
+  getDataset,
+  getDatasetFile,
   getModel,
   getModelFile,
   getSetting,
   listAdapters,
   listAdaptersForModel,
+  listDatasets,
   listModels,
   openLabDb,
   putBlob,
   renameAdapter,
   requestPersistence,
   saveAdapterRecord,
+  saveDataset,
   saveModel,
   setSetting,
   storageEstimate,
@@ -239,7 +244,7 @@ describe('quota', () => {
 
     expect(err).toBeInstanceOf(StorageError);
     expect((err as Error).message).toBe(
-      'storage is full (used 9500 of 10240 MB): delete saved adapters or cached models in Storage, then try again; nothing already saved was changed',
+      'storage is full (used 9500 of 10240 MB): delete saved adapters (Lab), cached models (Models) or imported data sets (Data), then try again; nothing already saved was changed',
     );
     const got = await getAdapter('q');
     expect(got!.name).toBe('old');
@@ -253,7 +258,7 @@ describe('quota', () => {
     IDBObjectStore.prototype.put = realPut;
     expect(err).toBeInstanceOf(StorageError);
     expect((err as Error).message).toBe(
-      'storage is full: delete saved adapters or cached models in Storage, then try again; nothing already saved was changed',
+      'storage is full: delete saved adapters (Lab), cached models (Models) or imported data sets (Data), then try again; nothing already saved was changed',
     );
     expect(await getSetting('backend')).toBeUndefined();
   });
@@ -362,14 +367,50 @@ describe('settings', () => {
 });
 
 describe('database', () => {
-  it('creates the version-1 stores and indexes', async () => {
+  it('creates the version-2 stores and indexes', async () => {
     await openLabDb();
     const raw = await openDB(DEFAULT_DB_NAME);
     expect(raw.version).toBe(LAB_DB_VERSION);
-    expect([...raw.objectStoreNames].sort()).toEqual(['adapters', 'chunks', 'kv', 'models']);
-    const tx = raw.transaction(['adapters', 'models']);
+    expect(LAB_DB_VERSION).toBe(2);
+    expect([...raw.objectStoreNames].sort()).toEqual(['adapters', 'chunks', 'datasets', 'kv', 'models']);
+    const tx = raw.transaction(['adapters', 'models', 'datasets']);
     expect([...tx.objectStore('adapters').indexNames].sort()).toEqual(['by-baseModel', 'by-createdAt']);
     expect([...tx.objectStore('models').indexNames]).toEqual(['by-addedAt']);
+    expect([...tx.objectStore('datasets').indexNames]).toEqual(['by-addedAt']);
+    raw.close();
+  });
+
+  it('upgrades a version-1 database to version 2 and keeps its adapters, models, blobs and settings', async () => {
+    // A database as version 1 of the app made it (the same stores, no `datasets`), with data in it.
+    const down = await openDB('peft-lab-v1-real', 1, {
+      upgrade(db) {
+        const adapters = db.createObjectStore('adapters', { keyPath: 'id' });
+        adapters.createIndex('by-createdAt', 'createdAt');
+        adapters.createIndex('by-baseModel', 'baseModel');
+        db.createObjectStore('models', { keyPath: 'id' }).createIndex('by-addedAt', 'addedAt');
+        db.createObjectStore('chunks', { keyPath: ['ownerId', 'name', 'index'] });
+        db.createObjectStore('kv');
+      },
+    });
+    await down.put('adapters', { id: 'v1', name: 'from v1', createdAt: 1, baseModel: 'm' });
+    await down.put('kv', 'cpu', 'backend');
+    await down.put('chunks', {
+      ownerId: 'page',
+      name: 'p',
+      index: 0,
+      count: 1,
+      totalBytes: 3,
+      bytes: new Uint8Array([1, 2, 3]).buffer,
+    });
+    down.close();
+    const up = await openLabDb('peft-lab-v1-real');
+    expect((await up.listAdapters()).map((a) => a.name)).toEqual(['from v1']);
+    expect(await up.getSetting('backend')).toBe('cpu');
+    expect(new Uint8Array((await up.getBlob('page', 'p'))!)).toEqual(new Uint8Array([1, 2, 3]));
+    expect(await up.listDatasets()).toEqual([]);
+    const raw = await openDB('peft-lab-v1-real');
+    expect(raw.version).toBe(LAB_DB_VERSION);
+    expect([...raw.objectStoreNames]).toContain('datasets');
     raw.close();
   });
 
@@ -422,5 +463,67 @@ describe('database', () => {
     expect(await storageEstimate()).toEqual({ usageBytes: 1, quotaBytes: 2 });
     expect(await requestPersistence()).toBe(true);
     expect(persist).toHaveBeenCalledOnce();
+  });
+});
+
+describe('datasets', () => {
+  const meta = (id: string, addedAt: number) => ({
+    id,
+    name: `set ${id}`,
+    addedAt,
+    taskType: 'SEQ_CLS' as const,
+    source: {
+      fileName: 'a.csv',
+      format: 'csv' as const,
+      bytes: 99,
+      textColumn: 'text',
+      labelColumn: 'label',
+    },
+    labels: ['a', 'b'],
+    files: { train: 'train.jsonl', validation: 'validation.jsonl', test: 'test.jsonl' },
+    splits: {
+      train: { examples: 8, bytes: 300, labelCounts: { a: 4, b: 4 } },
+      validation: { examples: 1, bytes: 40, labelCounts: { a: 1, b: 0 } },
+      test: { examples: 1, bytes: 10, labelCounts: { a: 0, b: 1 } },
+    },
+    skippedRows: 0,
+    preview: [{ text: 'hello', label: 'a' }],
+  });
+  const files = {
+    'train.jsonl': bytes(300, 1),
+    'validation.jsonl': bytes(40, 2),
+    'test.jsonl': bytes(10, 3),
+  };
+
+  it('saves (in chunks), lists newest first, reads a file and deletes with its files', async () => {
+    const saved = await saveDataset(meta('d1', 1), files, { chunkBytes: 64 });
+    expect(saved.sizeBytes).toBe(350);
+    expect(saved.fileSizes).toEqual({ 'train.jsonl': 300, 'validation.jsonl': 40, 'test.jsonl': 10 });
+    await saveDataset(meta('d2', 2), files);
+    expect((await listDatasets()).map((d) => d.id)).toEqual(['d2', 'd1']);
+    expect(await getDataset('d1')).toEqual(saved);
+    expect(new Uint8Array((await getDatasetFile('d1', 'train.jsonl'))!)).toEqual(bytes(300, 1));
+    expect(await getDatasetFile('d1', 'nope.jsonl')).toBeUndefined();
+    expect((await rawChunks()).filter((c) => c.ownerId === 'dataset:d1')).toHaveLength(5 + 1 + 1);
+
+    expect(await deleteDataset('d1')).toBe(true);
+    expect(await deleteDataset('d1')).toBe(false);
+    expect(await getDataset('d1')).toBeUndefined();
+    expect(await getDatasetFile('d1', 'train.jsonl')).toBeUndefined();
+    expect((await rawChunks()).filter((c) => c.ownerId === 'dataset:d1')).toEqual([]);
+    expect((await listDatasets()).map((d) => d.id)).toEqual(['d2']);
+    await expect(putBlob('dataset:x', 'f', bytes(4))).rejects.toThrow(/reserved/);
+  });
+
+  it('keeps earlier data sets whole when a save fails half way', async () => {
+    await saveDataset(meta('d1', 1), files, { chunkBytes: 64 });
+    failNthPut(4, () => Promise.reject(new DOMException('quota', 'QuotaExceededError')) as never);
+    const err = await saveDataset(meta('d2', 2), files, { chunkBytes: 64 }).catch((e: unknown) => e);
+    IDBObjectStore.prototype.put = realPut;
+    expect(err).toBeInstanceOf(StorageError);
+    expect((err as Error).message).toMatch(/^storage is full/);
+    expect((await listDatasets()).map((d) => d.id)).toEqual(['d1']);
+    expect((await rawChunks()).filter((c) => c.ownerId === 'dataset:d2')).toEqual([]);
+    expect(new Uint8Array((await getDatasetFile('d1', 'test.jsonl'))!)).toEqual(bytes(10, 3));
   });
 });

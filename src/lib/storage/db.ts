@@ -2,7 +2,7 @@
  * The one owner of IndexedDB (ARCHITECTURE.md, habit 4). Everything else sees narrow functions
  * (save/list/get an adapter, put/get a blob, a setting); no idb type leaves this file.
  *
- * Layout (version 1):
+ * Layout (version 2; version 1 had every store but `datasets`, and upgrades keep its data):
  * - `adapters`: adapter metadata plus adapter_config.json text, keyed by `id`. The weights are NOT
  *   in this record: they live in `chunks` (owner `adapter:<id>`), so `listAdapters()` reads no weight
  *   bytes, and a full fine-tune's weights (hundreds of MB) still stay under the record size limit.
@@ -12,6 +12,8 @@
  *   [ownerId, name, index]. In Chromium a single record of 128 MiB or more fails (ENVIRONMENT.md),
  *   so no record here may exceed MAX_RECORD_BYTES.
  * - `kv`: small JSON settings (e.g. the chosen backend), keyed by string.
+ * - `datasets` (version 2): imported data sets, metadata (counts, labels, preview) keyed by `id`; the
+ *   split files in `chunks` (owner `dataset:<id>`, one blob per split file name).
  *
  * Every write is one readwrite transaction over all the stores it touches; on any failure the
  * transaction is aborted, so what was saved before is left exactly as it was.
@@ -27,13 +29,14 @@ import {
 } from 'idb';
 import { StorageError } from '../errors';
 import type { PeftType, TaskType } from '../peft/types';
+import type { DatasetMeta } from '../data/imported';
 
 // ---------------------------------------------------------------------------------------------
 // Public types
 
 export const DEFAULT_DB_NAME = 'peft-lab';
 /** Bump when a store or index is added, and add a `case` to `upgradeFrom` below. */
-export const LAB_DB_VERSION = 1;
+export const LAB_DB_VERSION = 2;
 /** Default size of one chunk record: well under the 64 MiB cap, large enough to keep counts small. */
 export const DEFAULT_CHUNK_BYTES = 32 * 1024 * 1024;
 /** No record may exceed this (ENVIRONMENT.md: 128 MiB records fail; we keep a 2x margin). */
@@ -95,6 +98,9 @@ export interface ModelInput {
   addedAt?: number;
 }
 
+/** What `saveDataset` takes: the metadata but its sizes (computed from the files). */
+export type DatasetInput = Omit<DatasetMeta, 'sizeBytes' | 'fileSizes'>;
+
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
 
 export interface StorageEstimate {
@@ -142,6 +148,11 @@ interface LabSchema extends DBSchema {
     key: string;
     value: JsonValue;
   };
+  datasets: {
+    key: string;
+    value: DatasetMeta;
+    indexes: { 'by-addedAt': number };
+  };
 }
 
 type StoreName = StoreNames<LabSchema>;
@@ -149,6 +160,7 @@ type Conn = IDBPDatabase<LabSchema>;
 
 const ADAPTER_OWNER = 'adapter:';
 const MODEL_OWNER = 'model:';
+const DATASET_OWNER = 'dataset:';
 const ADAPTER_WEIGHTS_NAME = 'adapter_model.safetensors';
 
 /**
@@ -174,7 +186,13 @@ function upgradeFrom(
         db.createObjectStore('kv');
         break;
       }
-      // case 1: { ...add version 2's stores/indexes; migrate records through _tx... break; }
+      case 1: {
+        // Version 2 adds imported data sets; the other stores and their records stay as they are.
+        const datasets = db.createObjectStore('datasets', { keyPath: 'id' });
+        datasets.createIndex('by-addedAt', 'addedAt');
+        break;
+      }
+      // case 2: { ...add version 3's stores/indexes; migrate records through _tx... break; }
       default:
         throw new Error(`no upgrade step from database version ${v}`);
     }
@@ -280,7 +298,7 @@ async function toStorageError(e: unknown, store: string, op: string): Promise<St
     const est = await storageEstimate();
     const used = est ? ` (used ${formatMb(est.usageBytes)} of ${formatMb(est.quotaBytes)} MB)` : '';
     err = new StorageError(
-      `storage is full${used}: delete saved adapters or cached models in Storage, then try again; nothing already saved was changed`,
+      `storage is full${used}: delete saved adapters (Lab), cached models (Models) or imported data sets (Data), then try again; nothing already saved was changed`,
     );
   } else if (typeof e === 'object' && e !== null && (e as { name?: unknown }).name === 'VersionError') {
     err = new StorageError(
@@ -411,9 +429,9 @@ async function readBlob<Names extends readonly StoreName[], Mode extends IDBTran
 }
 
 function checkOwner(ownerId: string): void {
-  if (ownerId.startsWith(ADAPTER_OWNER) || ownerId.startsWith(MODEL_OWNER)) {
+  if ([ADAPTER_OWNER, MODEL_OWNER, DATASET_OWNER].some((p) => ownerId.startsWith(p))) {
     throw new StorageError(
-      `blob owner id "${ownerId}" is reserved for saved adapters and cached models: use another prefix`,
+      `blob owner id "${ownerId}" is reserved for saved adapters, cached models and data sets: use another prefix`,
     );
   }
 }
@@ -613,6 +631,75 @@ export class LabDb {
     });
   }
 
+  // -- imported data sets
+
+  /**
+   * Stores an imported data set: its metadata and split files (name -> bytes) in one transaction,
+   * so a failure (a full disk, say) leaves every data set saved before exactly as it was.
+   */
+  async saveDataset(
+    rec: DatasetInput,
+    files: Record<string, ArrayBuffer | ArrayBufferView>,
+    opts: BlobOptions = {},
+  ): Promise<DatasetMeta> {
+    const chunkBytes = opts.chunkBytes ?? DEFAULT_CHUNK_BYTES;
+    checkChunkBytes(chunkBytes);
+    const fileSizes: Record<string, number> = {};
+    let sizeBytes = 0;
+    for (const [file, data] of Object.entries(files)) {
+      fileSizes[file] = data.byteLength;
+      sizeBytes += data.byteLength;
+    }
+    const meta: DatasetMeta = { ...rec, fileSizes, sizeBytes };
+    const owner = DATASET_OWNER + rec.id;
+    await inTx(this.name, ['datasets', 'chunks'], 'readwrite', `save data set "${rec.name}"`, (tx) => {
+      const chunks = tx.objectStore('chunks');
+      const requests: Promise<unknown>[] = [];
+      queue(requests, chunks.delete(ownerRange(owner)));
+      for (const [file, data] of Object.entries(files)) {
+        requests.push(...queueBlobWrite(chunks, owner, file, data, chunkBytes));
+      }
+      queue(requests, tx.objectStore('datasets').put(meta));
+      return Promise.all(requests);
+    });
+    return meta;
+  }
+
+  /** Imported data sets (metadata only), newest first. */
+  async listDatasets(): Promise<DatasetMeta[]> {
+    const rows = await inTx(this.name, ['datasets'], 'readonly', 'list data sets', (tx) =>
+      tx.objectStore('datasets').index('by-addedAt').getAll(),
+    );
+    return newestFirst(rows);
+  }
+
+  /** One data set's metadata, or undefined. */
+  async getDataset(id: string): Promise<DatasetMeta | undefined> {
+    return inTx(this.name, ['datasets'], 'readonly', `read data set "${id}"`, (tx) =>
+      tx.objectStore('datasets').get(id),
+    );
+  }
+
+  /** One split file of a data set, or undefined when the data set or the file is not there. */
+  async getDatasetFile(id: string, file: string): Promise<ArrayBuffer | undefined> {
+    return inTx(this.name, ['chunks'], 'readonly', `read ${file} of data set "${id}"`, (tx) =>
+      readBlob(tx.objectStore('chunks'), DATASET_OWNER + id, file),
+    );
+  }
+
+  /** Deletes a data set and its files; false when there was none. */
+  async deleteDataset(id: string): Promise<boolean> {
+    return inTx(this.name, ['datasets', 'chunks'], 'readwrite', `delete data set "${id}"`, async (tx) => {
+      const datasets = tx.objectStore('datasets');
+      const [key] = await Promise.all([
+        datasets.getKey(id),
+        datasets.delete(id),
+        tx.objectStore('chunks').delete(ownerRange(DATASET_OWNER + id)),
+      ]);
+      return key !== undefined;
+    });
+  }
+
   // -- blobs (offload pages, checkpoints, ...)
 
   /**
@@ -708,6 +795,17 @@ export const getModel = (id: string): Promise<ModelRecord | undefined> => db().g
 export const getModelFile = (id: string, file: string): Promise<ArrayBuffer | undefined> =>
   db().getModelFile(id, file);
 export const deleteModel = (id: string): Promise<boolean> => db().deleteModel(id);
+
+export const saveDataset = (
+  rec: DatasetInput,
+  files: Record<string, ArrayBuffer | ArrayBufferView>,
+  opts?: BlobOptions,
+): Promise<DatasetMeta> => db().saveDataset(rec, files, opts);
+export const listDatasets = (): Promise<DatasetMeta[]> => db().listDatasets();
+export const getDataset = (id: string): Promise<DatasetMeta | undefined> => db().getDataset(id);
+export const getDatasetFile = (id: string, file: string): Promise<ArrayBuffer | undefined> =>
+  db().getDatasetFile(id, file);
+export const deleteDataset = (id: string): Promise<boolean> => db().deleteDataset(id);
 
 export const putBlob = (
   ownerId: string,
