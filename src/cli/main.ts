@@ -13,8 +13,9 @@ import { train } from './commands/train';
 import { evalCommand } from './commands/eval';
 import { merge } from './commands/merge';
 import { combine } from './commands/combine';
+import { compare } from './commands/compare';
 
-const COMMANDS: readonly Command[] = [info, generate, train, evalCommand, merge, combine];
+const COMMANDS: readonly Command[] = [info, generate, train, evalCommand, compare, merge, combine];
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {

@@ -74,13 +74,15 @@ export class FullFineTune implements FullAdapterApi<FullConfig> {
   disableAdapter(): () => void {
     const trained = new Map([...this.model.weights].map(([n, v]) => [n, tf.clone(v)]));
     for (const [name, t] of this.originals) this.model.w(name).assign(t);
-    this.model.invalidateCaches();
+    // Parked, the base is frozen again, so other adapters on it skip the base's weight gradients
+    // (ops.ts takes the frozen path) exactly as they would without a full fine-tune resident.
+    this.model.setTrainable(false);
     return () => {
       for (const [name, t] of trained) {
         this.model.w(name).assign(t);
         t.dispose();
       }
-      this.model.invalidateCaches();
+      this.model.setTrainable(true);
     };
   }
 

@@ -1,0 +1,67 @@
+/**
+ * Everything between "this method, these settings, this task" and an adapter ready to train, in
+ * one place, so the Lab, the CLI and a race refuse the same things with the same words: the
+ * method/task pair, AdaLoRA's totalStep from the run, the method's own validation, virtual tokens
+ * that overrun the positions, a verbalizer's label words, and the classification head.
+ */
+import type { TaskInfo } from '../data/tasks/registry';
+import type { Gpt2Model } from '../model/gpt2';
+import { checkRunFits, checkTaskSupported, configForRun } from '../peft/catalog';
+import { methodByCliName } from '../peft/registry';
+import { headFor, withHeadConfig } from '../peft/task-head';
+import type { Adapter, PeftConfigBase, PeftMethod } from '../peft/types';
+import type { TextTokenizer } from '../tokenizer/tokenizer';
+
+export interface RunShape {
+  /** Optimizer steps the run is scheduled for (AdaLoRA's totalStep, the LR schedule). */
+  steps: number;
+  seqLen: number;
+  seed: number;
+}
+
+/** A checked method config for a task, before any tensor exists. */
+export function planAdapter(
+  model: Gpt2Model,
+  methodName: string,
+  overrides: Record<string, unknown>,
+  info: TaskInfo,
+  run: RunShape,
+  modelId: string,
+): { method: PeftMethod<PeftConfigBase>; config: PeftConfigBase } {
+  const method = methodByCliName(methodName);
+  checkTaskSupported(method.cliName, info.taskType);
+  const config = configForRun(
+    { ...method.defaults(info.taskType), ...overrides, baseModelNameOrPath: modelId } as PeftConfigBase,
+    run.steps,
+  );
+  method.validate(config as never, model);
+  checkRunFits(config, run.seqLen, model.config.nPositions);
+  return { method, config };
+}
+
+/**
+ * Builds the adapter on the model (seeded by run.seed) and, for a classification task, its head:
+ * a linear head seeded by run.seed + 1 (so its draw differs from the adapter's) or the verbalizer
+ * the config asks for.
+ */
+export function createAdapter(
+  model: Gpt2Model,
+  tokenizer: TextTokenizer,
+  method: PeftMethod<PeftConfigBase>,
+  config: PeftConfigBase,
+  info: TaskInfo,
+  seed: number,
+): Adapter {
+  const encode = (t: string): number[] => tokenizer.encode(t);
+  const cfg = info.taskType === 'CAUSAL_LM' ? config : withHeadConfig(config, info.labels, encode);
+  const adapter = method.create(model, cfg as never, seed, { tokenize: encode });
+  if (info.taskType === 'CAUSAL_LM') return adapter;
+  try {
+    if (!adapter.attachHead) throw new Error(`${method.label} cannot carry a classification head`);
+    adapter.attachHead(headFor(model, cfg, info.taskType, info.labels.length, seed + 1));
+  } catch (e) {
+    adapter.dispose();
+    throw e;
+  }
+  return adapter;
+}

@@ -1,0 +1,314 @@
+/**
+ * A race: several methods trained on one frozen base, the same task data, the same seed and so
+ * the same batches in the same order, in interleaved turns (one optimizer step per lane per
+ * round), so no lane gets more of the machine than another while the race runs. Each lane is a
+ * resident adapter (AdapterSet) with its own Trainer (optimizer, RNG); before a lane steps or is
+ * evaluated it becomes the active adapter. A finished race can take another lane and run again:
+ * the new lane catches up alone, the finished ones are not touched.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { CancelledError, PeftLabError } from '../errors';
+import type { Gpt2Model } from '../model/gpt2';
+import { countParameters } from '../model/config';
+import { AdapterSet } from '../peft/adapter-set';
+import { methodInfo } from '../peft/catalog';
+import { countTrainable } from '../peft/state';
+import type { Adapter, PeftConfigBase, PeftMethod } from '../peft/types';
+import type { TextTokenizer } from '../tokenizer/tokenizer';
+import { Trainer } from '../train/trainer';
+import { measureLedger, predictLedger } from './ledger';
+import type { MemoryLedger } from './ledger';
+import { createAdapter, planAdapter } from './prepare';
+import { evaluateTask, metricOf, taskBatchSource } from './task-data';
+import type { RaceMetric, TaskData, TaskScore } from './task-data';
+
+export interface LaneSpec {
+  /** Registry cliName, e.g. "lora". */
+  method: string;
+  /** Config fields (PEFT's camelCase names) over the method's defaults for the task. */
+  config?: Record<string, unknown>;
+  /** Peak learning rate; the method's default when absent. */
+  lr?: number;
+  /** Shown name; defaults to the method's label (with a number when a method runs twice). */
+  name?: string;
+}
+
+export interface RaceSettings {
+  /** Optimizer steps per lane (and the LR schedule's length). */
+  steps: number;
+  /** Optional: a lane also stops once its own training time passes this many ms. */
+  timeBudgetMs?: number;
+  batchSize: number;
+  seqLen: number;
+  seed: number;
+  warmupSteps?: number;
+  /** Evaluate every this many steps (0: only before and after). */
+  evalEvery: number;
+  maxGradNorm?: number;
+}
+
+export interface StepPoint {
+  step: number;
+  loss: number;
+  lr: number;
+  ms: number;
+  tokens: number;
+}
+
+export interface EvalPoint extends TaskScore {
+  step: number;
+}
+
+export type LaneStatus = 'ready' | 'training' | 'done' | 'stopped' | 'failed';
+
+export interface LaneState {
+  id: string;
+  name: string;
+  method: string;
+  peftType: string;
+  config: PeftConfigBase;
+  lr: number;
+  trainableParams: number;
+  /** Parameters of the adapted model (base + adapter parameters outside the base + head). */
+  totalParams: number;
+  status: LaneStatus;
+  error?: string;
+  steps: StepPoint[];
+  evals: EvalPoint[];
+  /** Training time (optimizer steps only, not evaluation or switching). */
+  trainMs: number;
+  tokens: number;
+  ledger: { predicted: MemoryLedger; measured: MemoryLedger | null };
+}
+
+export interface RaceHooks {
+  onStep?(lane: LaneState, point: StepPoint): void;
+  onEval?(lane: LaneState, point: EvalPoint): void;
+  onLane?(lane: LaneState): void;
+}
+
+/** How the runner is steered from outside (the worker's pause/resume/stop). */
+export interface RaceControl {
+  /** Awaited between steps: resolve at once to go on, later to pause. */
+  checkpoint?(): Promise<void>;
+  stopped?(): boolean;
+}
+
+function headParams(adapter: Adapter): number {
+  let n = 0;
+  for (const p of adapter.head?.params().values() ?? []) n += p.variable.size;
+  return n;
+}
+
+interface Lane {
+  state: LaneState;
+  method: PeftMethod<PeftConfigBase>;
+  adapter: Adapter;
+  trainer: Trainer;
+}
+
+export class Race {
+  readonly metric: RaceMetric;
+  private readonly adapters = new AdapterSet();
+  private readonly lanes: Lane[] = [];
+  private nextId = 1;
+  private running = false;
+
+  constructor(
+    readonly model: Gpt2Model,
+    private readonly tokenizer: TextTokenizer,
+    readonly modelId: string,
+    readonly data: TaskData,
+    readonly settings: RaceSettings,
+    private readonly hooks: RaceHooks = {},
+  ) {
+    if (settings.seqLen > model.config.nPositions) {
+      throw new PeftLabError(
+        `sequence length ${settings.seqLen} exceeds the model's ${model.config.nPositions} positions: shorten it`,
+      );
+    }
+    this.metric = metricOf(data.info);
+  }
+
+  get laneStates(): LaneState[] {
+    return this.lanes.map((l) => l.state);
+  }
+
+  /**
+   * Builds a lane's adapter and trainer. A spec the model or task cannot take is refused here with
+   * the method's own message, before anything trains.
+   */
+  addLane(spec: LaneSpec): LaneState {
+    if (this.running) throw new PeftLabError('the race is running: add a method when it has finished');
+    const s = this.settings;
+    const { method, config } = planAdapter(
+      this.model,
+      spec.method,
+      spec.config ?? {},
+      this.data.info,
+      { steps: s.steps, seqLen: s.seqLen, seed: s.seed },
+      this.modelId,
+    );
+    const id = `lane-${this.nextId++}`;
+    const adapter = this.adapters.add(id, () =>
+      createAdapter(this.model, this.tokenizer, method, config, this.data.info, s.seed),
+    );
+    const lr = spec.lr ?? methodInfo(method.cliName).defaultLr;
+    const trainer = new Trainer(this.model, adapter, taskBatchSource(this.data, s.seqLen), {
+      steps: s.steps,
+      lr,
+      warmupSteps: s.warmupSteps,
+      batchSize: s.batchSize,
+      seqLen: s.seqLen,
+      seed: s.seed,
+      maxGradNorm: s.maxGradNorm ?? 1.0,
+    });
+    const trainable = countTrainable(adapter);
+    const same = this.lanes.filter((l) => l.method.cliName === method.cliName).length;
+    const state: LaneState = {
+      id,
+      name: spec.name ?? (same > 0 ? `${method.label} ${same + 1}` : method.label),
+      method: method.cliName,
+      peftType: method.peftType,
+      config: adapter.config,
+      lr,
+      trainableParams: trainable,
+      // As PEFT's print_trainable_parameters: the base, plus what the adapter adds (head included).
+      totalParams:
+        countParameters(this.model.config) + (method.kind === 'full' ? headParams(adapter) : trainable),
+      status: 'ready',
+      steps: [],
+      evals: [],
+      trainMs: 0,
+      tokens: 0,
+      ledger: {
+        predicted: predictLedger(this.model.config, adapter, method.kind, {
+          batchSize: s.batchSize,
+          seqLen: s.seqLen,
+          taskType: this.data.info.taskType,
+        }),
+        measured: null,
+      },
+    };
+    this.lanes.push({ state, method, adapter, trainer });
+    this.hooks.onLane?.(state);
+    return state;
+  }
+
+  /** The adapter of a lane, active on the model (for trying it out between runs). */
+  useLane(id: string | null): Adapter | null {
+    if (this.running) throw new PeftLabError('the race is running: try the methods when it has finished');
+    if (id !== null && !this.lanes.some((l) => l.state.id === id)) {
+      throw new PeftLabError(`no lane "${id}" in this race`);
+    }
+    this.adapters.use(id);
+    return this.adapters.active;
+  }
+
+  private done(l: Lane): boolean {
+    const s = this.settings;
+    return (
+      l.state.status === 'failed' ||
+      l.state.status === 'stopped' ||
+      l.trainer.step >= s.steps ||
+      (s.timeBudgetMs !== undefined && l.state.trainMs >= s.timeBudgetMs)
+    );
+  }
+
+  private async evaluate(l: Lane): Promise<void> {
+    this.adapters.use(l.state.id);
+    const s = this.settings;
+    const score = await evaluateTask(this.model, l.adapter, this.data, {
+      batchSize: s.batchSize,
+      seqLen: s.seqLen,
+    });
+    const point: EvalPoint = { step: l.trainer.step, ...score };
+    l.state.evals.push(point);
+    this.hooks.onEval?.(l.state, point);
+  }
+
+  private async step(l: Lane): Promise<void> {
+    this.adapters.use(l.state.id);
+    // Memory is measured on the second step: the optimizer state exists from the first one.
+    const measure = l.trainer.step === 1 && l.state.ledger.measured === null;
+    const before = measure ? tf.memory().numBytes : 0;
+    let st: Awaited<ReturnType<Trainer['trainStep']>>;
+    if (measure) {
+      let got: typeof st | undefined;
+      const prof = await tf.profile(async () => {
+        got = await l.trainer.trainStep();
+      });
+      st = got!;
+      l.state.ledger.measured = measureLedger(this.model, l.adapter, l.trainer, l.method.kind, {
+        peakBytes: prof.peakBytes,
+        bytesBefore: before,
+      });
+    } else {
+      st = await l.trainer.trainStep();
+    }
+    const point: StepPoint = { step: st.step, loss: st.loss, lr: st.lr, ms: st.ms, tokens: st.tokens };
+    l.state.steps.push(point);
+    l.state.trainMs += st.ms;
+    l.state.tokens += st.tokens;
+    this.hooks.onStep?.(l.state, point);
+    const s = this.settings;
+    if (s.evalEvery > 0 && st.step % s.evalEvery === 0 && !this.done(l)) await this.evaluate(l);
+  }
+
+  private async finish(l: Lane, status: LaneStatus, error?: string): Promise<void> {
+    if (status === 'done' || status === 'stopped') {
+      if (l.state.evals.at(-1)?.step !== l.trainer.step) await this.evaluate(l);
+    }
+    l.state.status = status;
+    if (error !== undefined) l.state.error = error;
+    this.hooks.onLane?.(l.state);
+  }
+
+  /**
+   * Runs every unfinished lane to its budget, one step per lane per round. A lane whose loss
+   * turns NaN fails alone (its message kept); the others go on. Returns when all are finished or
+   * control says stop (lanes then end 'stopped', evaluated where they are).
+   */
+  async run(control: RaceControl = {}): Promise<LaneState[]> {
+    if (this.running) throw new PeftLabError('the race is already running');
+    this.running = true;
+    try {
+      const todo = this.lanes.filter((l) => l.state.status === 'ready');
+      for (const l of todo) {
+        await this.evaluate(l);
+        l.state.status = 'training';
+        this.hooks.onLane?.(l.state);
+      }
+      let active = todo;
+      while (active.length > 0) {
+        for (const l of active) {
+          await control.checkpoint?.();
+          if (control.stopped?.()) break;
+          try {
+            await this.step(l);
+          } catch (e) {
+            if (e instanceof CancelledError) throw e;
+            await this.finish(l, 'failed', (e as Error).message);
+          }
+        }
+        if (control.stopped?.()) {
+          for (const l of active) if (l.state.status === 'training') await this.finish(l, 'stopped');
+          break;
+        }
+        for (const l of active)
+          if (l.state.status === 'training' && this.done(l)) await this.finish(l, 'done');
+        active = active.filter((l) => l.state.status === 'training');
+      }
+    } finally {
+      this.running = false;
+    }
+    return this.laneStates;
+  }
+
+  /** Frees every lane's adapter, optimizer state and head; the base model is the caller's. */
+  dispose(): void {
+    for (const l of this.lanes) l.trainer.dispose();
+    this.adapters.dispose();
+    this.lanes.length = 0;
+  }
+}

@@ -1,0 +1,171 @@
+/**
+ * A task's training and validation data, tokenized once with the model's tokenizer, whatever reads
+ * the split files (fetch in the browser, the file system in the CLI): next-token streams for
+ * CAUSAL_LM, encoded examples for SEQ_CLS / TOKEN_CLS. Also the task's batch source for a Trainer
+ * and its held-out score (loss and the task metric), so every lane of a race is fed and judged
+ * by the same code.
+ */
+import { FileLoadError } from '../errors';
+import { encodeSeqCls, encodeTokenCls } from '../data/cls-data';
+import type { EncodedSet } from '../data/cls-data';
+import type { TaskInfo } from '../data/tasks/registry';
+import type { Gpt2Model } from '../model/gpt2';
+import type { Adapter } from '../peft/types';
+import type { TextTokenizer } from '../tokenizer/tokenizer';
+import { clsBatchSource, evaluateClassification } from '../train/classification';
+import { evaluateLm, lmBatchSource } from '../train/trainer';
+import type { BatchSource } from '../train/trainer';
+
+/** Reads one split file of the task (a name from `TaskInfo.files`) as text. */
+export type ReadSplit = (file: string) => Promise<string>;
+
+/** The number a task is judged by: perplexity (lower is better) or an accuracy in 0..1. */
+export type RaceMetric = 'perplexity' | 'accuracy' | 'tokenAccuracy';
+
+export type TaskData =
+  | { kind: 'lm'; info: TaskInfo; train: Int32Array; valid: Int32Array }
+  | { kind: 'cls'; info: TaskInfo; train: EncodedSet; valid: EncodedSet };
+
+/** Classification validation is scored on at most this many examples, so an evaluation takes seconds. */
+export const EVAL_EXAMPLES = 256;
+/** Causal-LM validation covers at most this many batches. */
+export const EVAL_BATCHES = 8;
+
+export function metricOf(info: TaskInfo): RaceMetric {
+  if (info.taskType === 'CAUSAL_LM') return 'perplexity';
+  return info.taskType === 'TOKEN_CLS' ? 'tokenAccuracy' : 'accuracy';
+}
+
+/** Whether a larger value of the metric is better. */
+export const higherIsBetter = (m: RaceMetric): boolean => m !== 'perplexity';
+
+/** Parses a JSONL split ({text, label} or {words, tags}) into encoded examples; bad lines are named. */
+export function encodeClsSplit(
+  info: TaskInfo,
+  text: string,
+  where: string,
+  tokenizer: TextTokenizer,
+  maxLength: number,
+  cap = Infinity,
+): EncodedSet {
+  const labelId = new Map(info.labels.map((l, i) => [l, i]));
+  const id = (l: unknown, line: number): number => {
+    const i = labelId.get(String(l));
+    if (i === undefined) {
+      throw new FileLoadError(
+        `${where}:${line}: unknown label ${JSON.stringify(l)}; the task's labels are ${info.labels.join(', ')}`,
+      );
+    }
+    return i;
+  };
+  const rows: Record<string, unknown>[] = [];
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length && rows.length < cap; i++) {
+    if (lines[i]!.trim() === '') continue;
+    try {
+      rows.push(JSON.parse(lines[i]!) as Record<string, unknown>);
+    } catch {
+      throw new FileLoadError(`${where}:${i + 1}: not a JSON object`);
+    }
+  }
+  const padId = tokenizer.eosTokenId ?? 0;
+  if (info.taskType === 'SEQ_CLS') {
+    return encodeSeqCls(
+      tokenizer,
+      rows.map((r, i) => ({ text: String(r.text), label: id(r.label, i + 1) })),
+      padId,
+      maxLength,
+    );
+  }
+  return encodeTokenCls(
+    tokenizer,
+    rows.map((r, i) => {
+      if (!Array.isArray(r.words) || !Array.isArray(r.tags) || r.words.length !== r.tags.length) {
+        throw new FileLoadError(`${where}:${i + 1}: needs "words" and "tags" arrays of the same length`);
+      }
+      return { words: r.words as string[], tags: (r.tags as unknown[]).map((t) => id(t, i + 1)) };
+    }),
+    padId,
+    maxLength,
+  );
+}
+
+/**
+ * Reads and tokenizes the train and validation splits. `seqLen` is the window (CAUSAL_LM) or the
+ * truncation length (classification).
+ */
+export async function loadTaskData(
+  info: TaskInfo,
+  tokenizer: TextTokenizer,
+  read: ReadSplit,
+  opts: { seqLen: number; evalExamples?: number },
+): Promise<TaskData> {
+  const [trainText, validText] = await Promise.all([read(info.files.train), read(info.files.validation)]);
+  if (info.taskType === 'CAUSAL_LM') {
+    const train = Int32Array.from(tokenizer.encode(trainText));
+    const valid = Int32Array.from(tokenizer.encode(validText));
+    for (const [file, ids] of [
+      [info.files.train, train],
+      [info.files.validation, valid],
+    ] as const) {
+      if (ids.length < opts.seqLen + 1) {
+        throw new FileLoadError(
+          `${info.id}/${file} has ${ids.length} tokens, fewer than one window of ${opts.seqLen} + 1: use a shorter sequence length or more text`,
+        );
+      }
+    }
+    return { kind: 'lm', info, train, valid };
+  }
+  const train = encodeClsSplit(info, trainText, `${info.id}/${info.files.train}`, tokenizer, opts.seqLen);
+  const valid = encodeClsSplit(
+    info,
+    validText,
+    `${info.id}/${info.files.validation}`,
+    tokenizer,
+    opts.seqLen,
+    opts.evalExamples ?? EVAL_EXAMPLES,
+  );
+  if (train.examples.length === 0 || valid.examples.length === 0) {
+    throw new FileLoadError(`${info.id}: the train or validation split has no examples`);
+  }
+  return { kind: 'cls', info, train, valid };
+}
+
+/** The batches a Trainer draws for this task. */
+export function taskBatchSource(data: TaskData, seqLen: number): BatchSource {
+  return data.kind === 'lm' ? lmBatchSource(data.train, seqLen) : clsBatchSource(data.train);
+}
+
+export interface TaskScore {
+  loss: number;
+  /** The task metric (metricOf): perplexity, accuracy or token accuracy. */
+  metric: number;
+  /** Classification only: macro-F1 over the same predictions. */
+  macroF1?: number;
+}
+
+/** Held-out loss and metric of the model with `adapter` (its head for classification). */
+export async function evaluateTask(
+  model: Gpt2Model,
+  adapter: Adapter | null,
+  data: TaskData,
+  opts: { batchSize: number; seqLen: number; maxBatches?: number },
+): Promise<TaskScore> {
+  if (data.kind === 'lm') {
+    const e = await evaluateLm(model, adapter, data.valid, {
+      batchSize: opts.batchSize,
+      seqLen: opts.seqLen,
+      maxBatches: opts.maxBatches ?? EVAL_BATCHES,
+    });
+    return { loss: e.loss, metric: e.perplexity };
+  }
+  const head = adapter?.head;
+  if (!head)
+    throw new FileLoadError(`${data.info.id} is a ${data.info.taskType} task: the adapter needs a head`);
+  const e = await evaluateClassification(model, adapter, head, data.valid, { batchSize: opts.batchSize });
+  return {
+    loss: e.loss,
+    metric: data.info.taskType === 'TOKEN_CLS' ? (e.tokenAccuracy ?? e.accuracy) : e.accuracy,
+    macroF1: e.macroF1,
+  };
+}
