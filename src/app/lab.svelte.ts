@@ -33,6 +33,7 @@ import { queryParam } from './query';
 import { DEFAULT_HUB_ENDPOINT } from '../lib/io/hub';
 import { TASKS, taskById } from '../lib/data/tasks/registry';
 import type { TaskInfo } from '../lib/data/tasks/registry';
+import { IMPORTED_PREFIX, importedTasks, taskDataUrl } from '../lib/data/imported';
 import { hashWithParam, parseHash } from './hash';
 import type { MethodInfo } from '../lib/peft/catalog';
 import { METHOD_INFO } from '../lib/peft/catalog';
@@ -92,7 +93,11 @@ export class LabState {
   error = $state<string | null>(null);
   /** The built-in task to train on; `#/lab?task=<id>` in the address sets it. */
   task = $state<string>(DEFAULT_TASK);
-  taskInfo = $derived<TaskInfo>(taskById(this.task) ?? TASKS[0]);
+  /** Data sets imported on the Data screen, as tasks (refreshTasks reads them from IndexedDB). */
+  importedTasks = $state<TaskInfo[]>([]);
+  taskInfo = $derived<TaskInfo>(
+    taskById(this.task) ?? this.importedTasks.find((t) => t.id === this.task) ?? TASKS[0],
+  );
 
   /** The PEFT method to train, by cliName; `#/lab?method=<cliName>` in the address sets it. */
   method = $state<string>(DEFAULT_METHOD);
@@ -192,6 +197,7 @@ export class LabState {
   async start(): Promise<void> {
     try {
       this.catalog = await loadCatalog(this.baseUrl);
+      await this.refreshTasks();
       await this.setBackend(this.backendChoice);
       const first = this.catalog[0];
       if (first) await this.loadModel(first.id);
@@ -345,7 +351,8 @@ export class LabState {
     const problems: string[] = [];
     const id = params.get('task');
     if (id !== null && id !== this.task) {
-      if (taskById(id)) this.applyTask(id);
+      // An imported data set is checked once the list is read from IndexedDB (refreshTasks).
+      if (taskById(id) || id.startsWith(IMPORTED_PREFIX)) this.applyTask(id);
       else
         problems.push(
           `the link names an unknown task "${id}": pick one of ${TASKS.map((t) => t.id).join(', ')}`,
@@ -366,9 +373,36 @@ export class LabState {
     else this.linkProblem = problem;
   }
 
+  /**
+   * Reads the imported data sets; a task that names one no longer in this browser (deleted, or a
+   * link from another browser) is named and replaced by the default task.
+   */
+  async refreshTasks(): Promise<void> {
+    const wasListed = this.importedTasks.some((t) => t.id === this.task);
+    try {
+      this.importedTasks = await importedTasks();
+    } catch (e) {
+      this.fail(e);
+      return;
+    }
+    if (this.task.startsWith(IMPORTED_PREFIX) && !this.importedTasks.some((t) => t.id === this.task)) {
+      // Deleted on the Data screen just now: the user knows. Named in a link: say why it is ignored.
+      if (!wasListed) {
+        const problem = `the data set "${this.task}" is not in this browser (deleted, or imported in another one): import it on the Data screen, or pick another task`;
+        if (this.started) this.error = problem;
+        else this.linkProblem = this.linkProblem ? `${this.linkProblem}; ${problem}` : problem;
+      }
+      if (!this.running) {
+        this.applyTask(DEFAULT_TASK);
+        if (typeof location !== 'undefined')
+          history.replaceState(history.state, '', hashWithParam(location.hash, 'task', DEFAULT_TASK));
+      }
+    }
+  }
+
   /** Picks a task and writes it into the address, so the link opens the same set-up. */
   setTask(id: string): void {
-    if (!taskById(id) || this.running) return;
+    if ((!taskById(id) && !this.importedTasks.some((t) => t.id === id)) || this.running) return;
     this.applyTask(id);
     history.replaceState(history.state, '', hashWithParam(location.hash, 'task', id));
   }
@@ -408,12 +442,12 @@ export class LabState {
         config: requestConfig(method, $state.snapshot(this.form)),
         train: { ...$state.snapshot(this.train) },
         task: info.id,
-        corpusUrl: `${this.baseUrl}${info.dataDir}/`,
+        corpusUrl: taskDataUrl(info, this.baseUrl),
       });
       const label = findMethod(this.result.method)?.label ?? method.label;
       this.addResident({
         name: 'trained',
-        label: `${label}, ${info.id}, trained ${this.result.steps} steps`,
+        label: `${label}, ${info.id.startsWith(IMPORTED_PREFIX) ? info.title : info.id}, trained ${this.result.steps} steps`,
         method: this.result.method,
         taskType: info.taskType,
       });

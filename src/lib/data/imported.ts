@@ -71,6 +71,8 @@ export interface DatasetMeta {
   /** The stored file of each split. */
   files: Record<SplitName, string>;
   splits: Record<SplitName, DatasetSplitInfo>;
+  /** Examples (classification) or documents (language modelling: rows, 1 for a .txt) read from the file. */
+  records: number;
   /** Rows left out for being empty or lacking a text or a label. */
   skippedRows: number;
   /** First validation examples (classification) or the start of the validation text. */
@@ -254,6 +256,7 @@ export function buildClassificationDataset(head: DatasetHeader, imp: Classificat
       labels: [...imp.labels],
       files: { ...CLS_FILES },
       splits,
+      records: imp.examples.length,
       skippedRows: imp.skipped.length,
       preview: parts.validation
         .slice(0, PREVIEW_ROWS)
@@ -281,6 +284,7 @@ export function buildLanguageModelDataset(head: DatasetHeader, imp: LanguageMode
       labels: [],
       files: { ...LM_FILES },
       splits,
+      records: imp.documents,
       skippedRows: imp.skipped.length,
       preview: [{ text: truncate(start, PREVIEW_TEXT_CHARS) }],
     },

@@ -486,6 +486,7 @@ describe('datasets', () => {
       validation: { examples: 1, bytes: 40, labelCounts: { a: 1, b: 0 } },
       test: { examples: 1, bytes: 10, labelCounts: { a: 0, b: 1 } },
     },
+    records: 10,
     skippedRows: 0,
     preview: [{ text: 'hello', label: 'a' }],
   });

@@ -95,7 +95,7 @@ describe('decodeStream', () => {
     expect(e.code).toBe('too-large');
     expect(e.message).toBe(
       "3 MB is more than the 2 MB this browser's storage quota allows; import a smaller part of it (fewer rows), " +
-        'or free space under Storage (old checkpoints and adapters) and try again.',
+        'or free space by deleting saved adapters (Lab), cached models (Models) or imported data sets (Data) and try again.',
     );
     expect(known.pulled()).toBe(0);
 

@@ -37,7 +37,7 @@ function tooLarge(bytes: number, maxBytes: number, known: boolean): DataImportEr
   const size = known ? formatSize(bytes) : `This file (at least ${formatSize(bytes)})`;
   return new DataImportError(
     `${size} is more than the ${formatSize(maxBytes)} this browser's storage quota allows; ` +
-      'import a smaller part of it (fewer rows), or free space under Storage (old checkpoints and adapters) and try again.',
+      'import a smaller part of it (fewer rows), or free space by deleting saved adapters (Lab), cached models (Models) or imported data sets (Data) and try again.',
     'too-large',
   );
 }
