@@ -96,6 +96,11 @@ export class AdaLoraAdapter
     return { ...super.config, rankPattern: this.pattern };
   }
 
+  /** The adapted matrices in ranks() order, as HF names them (e.g. `transformer.h.0.attn.c_attn`). */
+  siteNames(): string[] {
+    return this.sites.map((s) => s.site.hfName);
+  }
+
   /** Current rank of each layer's update (nonzero Λ entries kept by the pattern). */
   ranks(): number[] {
     return this.sites.map((s) => this.pattern?.[s.name]?.filter(Boolean).length ?? s.rank);

@@ -1,0 +1,111 @@
+import { describe, it, expect, beforeAll } from 'vitest';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { initNodeBackend } from '../backend/node';
+import { FileLoadError } from '../errors';
+import { CompareEngine } from './compare-engine';
+import type { FetchBytes } from './lab-engine';
+import type { CompareEvents } from '../protocol/compare-protocol';
+
+const ROOT = join(process.cwd(), 'public');
+const fsFetch: FetchBytes = async (url) => {
+  try {
+    const b = await readFile(join(ROOT, url));
+    return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
+  } catch {
+    throw new FileLoadError(`could not read ${url}`);
+  }
+};
+const SETTINGS = { steps: 4, batchSize: 2, seqLen: 24, seed: 1, evalEvery: 2 };
+
+describe('CompareEngine (in-process, the compare worker runs the same class)', () => {
+  beforeAll(async () => {
+    await initNodeBackend('wasm');
+  });
+
+  it('races methods on a classification task with events, answers side by side, and draws where parameters live', async () => {
+    const events: { kind: keyof CompareEvents; data: unknown }[] = [];
+    const engine = new CompareEngine(fsFetch, (kind, data) => events.push({ kind, data }));
+    await engine.loadModel({ id: 'peftlab-s', baseUrl: 'models/peftlab-s/' });
+    const baseline = engine.numTensors();
+    const snap = await engine.race({
+      task: 'spam',
+      corpusUrl: 'data/spam/',
+      settings: SETTINGS,
+      lanes: [{ method: 'lora' }, { method: 'prompt-tuning' }, { method: 'adalora' }],
+    });
+    expect(snap.lanes.map((l) => l.status)).toEqual(['done', 'done', 'done']);
+    expect(snap.results.rows).toHaveLength(3);
+    expect(events.filter((e) => e.kind === 'step')).toHaveLength(12);
+    expect(events.filter((e) => e.kind === 'eval').length).toBeGreaterThanOrEqual(9);
+
+    const answers = await engine.tryAll({ text: 'Win a free prize now, click here', maxNewTokens: 4 });
+    expect(answers.map((a) => a.name)).toEqual(['Base model', 'LoRA', 'Prompt tuning', 'AdaLoRA']);
+    expect(answers[0]!.note).toMatch(/no classification head/);
+    for (const a of answers.slice(1)) {
+      expect(a.labels).toEqual(['ham', 'spam']);
+      expect(a.probs!.reduce((x, y) => x + y, 0)).toBeCloseTo(1, 5);
+    }
+
+    const pt = snap.lanes[1]!;
+    const near = await engine.nearestTokens({ laneId: pt.id, k: 3 });
+    expect(near.rows).toHaveLength((pt.config as unknown as { numVirtualTokens: number }).numVirtualTokens);
+    for (const r of near.rows) {
+      expect(r.tokens).toHaveLength(3);
+      expect(r.cosines[0]!).toBeGreaterThanOrEqual(r.cosines[2]!);
+    }
+    await expect(engine.nearestTokens({ laneId: snap.lanes[0]!.id, k: 3 })).rejects.toThrow(
+      /only prompt tuning/,
+    );
+
+    const ranks = await engine.rankHistory({ laneId: snap.lanes[2]!.id });
+    expect(ranks.matrices[0]).toBe('transformer.h.0.attn.c_attn');
+    expect(ranks.points[0]!.ranks.every((r) => r === ranks.initR)).toBe(true);
+
+    const maps = await engine.parameterMaps();
+    const [lora, prompt] = maps;
+    expect(lora!.layers[0]!['attn.c_attn']).toBeGreaterThan(0);
+    expect(lora!.head).toBe(prompt!.head);
+    expect(prompt!.input).toBeGreaterThan(0);
+    for (const m of maps) expect(m.total).toBe(snap.lanes.find((l) => l.id === m.laneId)!.trainableParams);
+
+    // A lane added to the finished race runs alone; the others keep their curves.
+    const before = snap.lanes[0]!.steps.map((s) => s.loss);
+    const more = await engine.addLane({ lane: { method: 'ia3' } });
+    expect(more.lanes).toHaveLength(4);
+    expect(more.lanes[0]!.steps.map((s) => s.loss)).toEqual(before);
+    expect(more.lanes[3]!.status).toBe('done');
+
+    // Loading another model frees the race.
+    await engine.loadModel({ id: 'peftlab-s', baseUrl: 'models/peftlab-s/' });
+    expect(engine.numTensors()).toBe(baseline);
+  });
+
+  it('pauses, resumes and stops a race between steps; sizes lanes to an equal budget', async () => {
+    let steps = 0;
+    const phases: string[] = [];
+    const engine: CompareEngine = new CompareEngine(fsFetch, (kind, data) => {
+      if (kind === 'status') phases.push((data as CompareEvents['status']).phase);
+      if (kind !== 'step') return;
+      steps++;
+      if (steps === 2) void engine.pause().then(() => setTimeout(() => void engine.resume(), 20));
+      if (steps === 5) void engine.stop();
+    });
+    await engine.loadModel({ id: 'peftlab-s', baseUrl: 'models/peftlab-s/' });
+    const { defaultBudget } = await engine.budget({ task: 'moby-dick', seqLen: 24 });
+    const snap = await engine.race({
+      task: 'moby-dick',
+      corpusUrl: 'data/moby-dick/',
+      settings: { ...SETTINGS, steps: 50 },
+      lanes: [{ method: 'lora' }, { method: 'prompt-tuning' }],
+      equalBudget: defaultBudget,
+    });
+    expect(phases).toContain('paused');
+    expect(snap.lanes.map((l) => l.status)).toEqual(['stopped', 'stopped']);
+    expect(snap.lanes[1]!.trainableParams).toBe(defaultBudget);
+    expect(Math.abs(snap.lanes[0]!.trainableParams - defaultBudget) / defaultBudget).toBeLessThan(0.5);
+    await expect(
+      engine.race({ task: 'nope', corpusUrl: 'x', settings: SETTINGS, lanes: [{ method: 'lora' }] }),
+    ).rejects.toThrow(/unknown task "nope"/);
+  });
+});

@@ -1,0 +1,415 @@
+/**
+ * The engine behind the Compare screen, in-process (the compare worker wraps it; tests call it
+ * directly): one base model and one race at a time (src/lib/race), with pause/resume/stop between
+ * steps, a lane added to a finished race, every lane answering the same input, a soft prompt read
+ * back as tokens, AdaLoRA's rank history, and where each lane's parameters live.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { chooseBackend } from '../backend/backend';
+import { FileLoadError, PeftLabError } from '../errors';
+import { countParameters } from '../model/config';
+import { loadModelFolder } from '../model/folder';
+import { generate } from '../model/generate';
+import type { Gpt2Model } from '../model/gpt2';
+import { encodeSeqCls, encodeTokenCls, padBatch } from '../data/cls-data';
+import { IGNORE_INDEX } from '../data/tasks/align';
+import { findTask, isImportedUrl, readImportedFile } from '../data/imported';
+import { adapterDecorator, reservedPositions } from '../peft/forward';
+import type { Adapter } from '../peft/types';
+import type { TextTokenizer } from '../tokenizer/tokenizer';
+import { clsLogits } from '../train/classification';
+import { defaultBudget, sizeToBudget } from '../race/equal-budget';
+import { nearestTokenIds } from '../race/nearest-tokens';
+import { Race } from '../race/race';
+import type { LaneSpec } from '../race/race';
+import { raceResults } from '../race/results';
+import { loadTaskData } from '../race/task-data';
+import { parameterMap } from '../race/where';
+import type {
+  CompareApi,
+  CompareEventSink,
+  CompareReplyOf,
+  CompareRequestOf,
+  RaceSnapshot,
+  TryAnswer,
+} from '../protocol/compare-protocol';
+import type { ModelSummary } from '../protocol/lab-protocol';
+import type { FetchBytes } from './lab-engine';
+
+const decoder = new TextDecoder('utf-8');
+
+function softmax(row: ArrayLike<number>): number[] {
+  const max = Math.max(...Array.from(row));
+  const e = Array.from(row, (x) => Math.exp(x - max));
+  const sum = e.reduce((a, b) => a + b, 0);
+  return e.map((x) => x / sum);
+}
+
+export class CompareEngine implements CompareApi {
+  private model: Gpt2Model | null = null;
+  private modelId = '';
+  private tokenizer: TextTokenizer | null = null;
+  private current: Race | null = null;
+  private running = false;
+  private paused = false;
+  private stopRequested = false;
+  private resumeWaiters: (() => void)[] = [];
+
+  constructor(
+    private readonly fetchBytes: FetchBytes,
+    private readonly emit: CompareEventSink = () => {},
+  ) {}
+
+  async init(req: CompareRequestOf<'init'>): Promise<CompareReplyOf<'init'>> {
+    return chooseBackend(req.backend, req.wasmBaseUrl);
+  }
+
+  private need(): { model: Gpt2Model; tokenizer: TextTokenizer } {
+    if (!this.model || !this.tokenizer) throw new PeftLabError('no model is loaded: pick a model first');
+    return { model: this.model, tokenizer: this.tokenizer };
+  }
+
+  private needRace(): Race {
+    if (!this.current) throw new PeftLabError('there is no race yet: start one first');
+    return this.current;
+  }
+
+  private idle(what: string): void {
+    if (this.running) throw new PeftLabError(`a race is running: stop it or let it finish before ${what}`);
+  }
+
+  async loadModel(req: CompareRequestOf<'loadModel'>): Promise<ModelSummary> {
+    this.idle('switching models');
+    this.emit('status', { phase: 'loading', message: `loading ${req.id}` });
+    const base = `${req.baseUrl.replace(/\/$/, '')}/`;
+    const [config, weights, tok] = await Promise.all([
+      this.fetchBytes(`${base}config.json`),
+      this.fetchBytes(`${base}model.safetensors`),
+      this.fetchBytes(`${base}tokenizer.json`),
+    ]);
+    const parse = (b: ArrayBuffer, name: string): unknown => {
+      try {
+        return JSON.parse(decoder.decode(b));
+      } catch (e) {
+        throw new FileLoadError(`${req.id}/${name} is not valid JSON: ${(e as Error).message}`);
+      }
+    };
+    const loaded = loadModelFolder({
+      config: parse(config, 'config.json'),
+      weights: new Uint8Array(weights),
+      source: req.id,
+      tokenizerJson: parse(tok, 'tokenizer.json'),
+    });
+    this.current?.dispose();
+    this.current = null;
+    this.model?.dispose();
+    this.model = loaded.model;
+    this.tokenizer = loaded.tokenizer!;
+    this.modelId = req.id;
+    this.emit('status', { phase: 'idle', message: `${req.id} loaded` });
+    const c = loaded.model.config;
+    return {
+      id: req.id,
+      label: req.id,
+      params: countParameters(c),
+      nLayer: c.nLayer,
+      nEmbd: c.nEmbd,
+      nHead: c.nHead,
+      vocabSize: c.vocabSize,
+      nPositions: c.nPositions,
+      bytes: weights.byteLength,
+    };
+  }
+
+  async budget(req: CompareRequestOf<'budget'>): Promise<CompareReplyOf<'budget'>> {
+    const { model } = this.need();
+    const info = await findTask(req.task);
+    if (!info) throw new PeftLabError(`unknown task "${req.task}"`);
+    return { defaultBudget: defaultBudget(model, info.taskType) };
+  }
+
+  private sized(lane: LaneSpec, equalBudget: number | null | undefined, seqLen: number): LaneSpec {
+    if (!equalBudget) return lane;
+    const { model } = this.need();
+    const info = this.needRace().data.info;
+    return {
+      ...lane,
+      config: sizeToBudget(model, lane.method, lane.config ?? {}, info.taskType, equalBudget, seqLen).config,
+    };
+  }
+
+  async race(req: CompareRequestOf<'race'>): Promise<RaceSnapshot> {
+    const { model, tokenizer } = this.need();
+    this.idle('starting another');
+    if (req.lanes.length === 0) throw new PeftLabError('pick at least one method to race');
+    const info = await findTask(req.task);
+    if (!info)
+      throw new PeftLabError(`unknown task "${req.task}": pick a built-in task or an imported data set`);
+    this.emit('status', { phase: 'tokenizing', message: `tokenizing ${info.title}` });
+    const base = req.corpusUrl.replace(/\/$/, '');
+    const data = await loadTaskData(
+      info,
+      tokenizer,
+      async (file) => {
+        const url = `${base}/${file}`;
+        return decoder.decode(await (isImportedUrl(url) ? readImportedFile(url) : this.fetchBytes(url)));
+      },
+      { seqLen: req.settings.seqLen },
+    );
+    this.current?.dispose();
+    this.current = null;
+    const race = new Race(model, tokenizer, this.modelId, data, req.settings, {
+      onLane: (lane) => this.emit('lane', lane),
+      onStep: (lane, point) => this.emit('step', { laneId: lane.id, point }),
+      onEval: (lane, point) => this.emit('eval', { laneId: lane.id, point }),
+    });
+    this.current = race;
+    try {
+      for (const lane of req.lanes) race.addLane(this.sized(lane, req.equalBudget, req.settings.seqLen));
+    } catch (e) {
+      race.dispose();
+      this.current = null;
+      throw e;
+    }
+    return this.runRace();
+  }
+
+  async addLane(req: CompareRequestOf<'addLane'>): Promise<RaceSnapshot> {
+    const race = this.needRace();
+    this.idle('adding a method');
+    race.addLane(this.sized(req.lane, req.equalBudget, race.settings.seqLen));
+    return this.runRace();
+  }
+
+  private async runRace(): Promise<RaceSnapshot> {
+    const race = this.needRace();
+    this.running = true;
+    this.paused = false;
+    this.stopRequested = false;
+    this.emit('status', { phase: 'racing', message: `racing ${race.laneStates.length} methods` });
+    try {
+      await race.run({
+        checkpoint: () => this.yieldAndMaybeWait(),
+        stopped: () => this.stopRequested,
+      });
+    } finally {
+      this.running = false;
+      this.paused = false;
+    }
+    this.emit('status', { phase: 'idle', message: this.stopRequested ? 'stopped' : 'finished' });
+    return this.snapshot();
+  }
+
+  private snapshot(): RaceSnapshot {
+    const race = this.needRace();
+    return {
+      task: race.data.info.id,
+      taskType: race.data.info.taskType,
+      metric: race.metric,
+      lanes: race.laneStates,
+      results: raceResults(race.metric, race.laneStates),
+    };
+  }
+
+  /** Gives queued messages a turn; blocks here while paused. */
+  private async yieldAndMaybeWait(): Promise<void> {
+    await new Promise((r) => setTimeout(r, 0));
+    while (this.paused && !this.stopRequested) {
+      this.emit('status', { phase: 'paused', message: 'paused' });
+      await new Promise<void>((r) => this.resumeWaiters.push(r));
+      if (!this.paused) this.emit('status', { phase: 'racing', message: 'resumed' });
+    }
+  }
+
+  async pause(): Promise<void> {
+    if (this.running) this.paused = true;
+  }
+
+  async resume(): Promise<void> {
+    this.paused = false;
+    this.resumeWaiters.splice(0).forEach((r) => r());
+  }
+
+  async stop(): Promise<void> {
+    this.stopRequested = true;
+    this.paused = false;
+    this.resumeWaiters.splice(0).forEach((r) => r());
+  }
+
+  async tryAll(req: CompareRequestOf<'tryAll'>): Promise<TryAnswer[]> {
+    const { model, tokenizer } = this.need();
+    const race = this.needRace();
+    this.idle('trying the methods');
+    const taskType = race.data.info.taskType;
+    const labels = race.data.info.labels;
+    const answers: TryAnswer[] = [];
+    const lanes: { id: string | null; name: string }[] = [
+      { id: null, name: 'Base model' },
+      ...race.laneStates.filter((l) => l.status !== 'failed').map((l) => ({ id: l.id, name: l.name })),
+    ];
+    try {
+      for (const lane of lanes) {
+        const adapter = race.useLane(lane.id);
+        const answer: TryAnswer = { laneId: lane.id, name: lane.name };
+        if (taskType === 'CAUSAL_LM') answer.text = await this.continueText(model, tokenizer, adapter, req);
+        else if (!adapter?.head) answer.note = 'the base model has no classification head';
+        else if (taskType === 'SEQ_CLS') {
+          answer.labels = [...labels];
+          answer.probs = await this.classify(model, tokenizer, adapter, req.text);
+        } else Object.assign(answer, await this.tag(model, tokenizer, adapter, req.text, labels));
+        answers.push(answer);
+      }
+    } finally {
+      race.useLane(null);
+    }
+    return answers;
+  }
+
+  private async continueText(
+    model: Gpt2Model,
+    tokenizer: TextTokenizer,
+    adapter: Adapter | null,
+    req: { text: string; maxNewTokens: number },
+  ): Promise<string> {
+    const promptIds = tokenizer.encode(req.text);
+    if (promptIds.length === 0) throw new PeftLabError('the prompt is empty: type some text first');
+    const ids = await generate(
+      model,
+      promptIds,
+      {
+        maxNewTokens: req.maxNewTokens,
+        temperature: 0,
+        seed: 0,
+        eosTokenId: tokenizer.eosTokenId,
+        reservedPositions: reservedPositions(adapter),
+      },
+      adapterDecorator(model, adapter),
+    );
+    return tokenizer.decode(ids);
+  }
+
+  private async classify(
+    model: Gpt2Model,
+    tokenizer: TextTokenizer,
+    adapter: Adapter,
+    text: string,
+  ): Promise<number[]> {
+    const set = encodeSeqCls(
+      tokenizer,
+      [{ text, label: 0 }],
+      tokenizer.eosTokenId ?? 0,
+      model.config.nPositions - reservedPositions(adapter),
+    );
+    if (set.examples[0]!.ids.length === 0) throw new PeftLabError('the text is empty: type some text first');
+    const logits = tf.tidy(() => clsLogits(model, adapter, adapter.head!, padBatch(set, [0]), false, 0));
+    const row = await logits.data();
+    logits.dispose();
+    return softmax(row);
+  }
+
+  private async tag(
+    model: Gpt2Model,
+    tokenizer: TextTokenizer,
+    adapter: Adapter,
+    text: string,
+    labels: readonly string[],
+  ): Promise<{ words: string[]; tags: string[] }> {
+    const words = text.split(/\s+/).filter((w) => w !== '');
+    if (words.length === 0) throw new PeftLabError('the text is empty: type a sentence first');
+    const set = encodeTokenCls(
+      tokenizer,
+      [{ words, tags: words.map(() => 0) }],
+      tokenizer.eosTokenId ?? 0,
+      Infinity,
+    );
+    const ex = set.examples[0]!;
+    const max = model.config.nPositions - reservedPositions(adapter);
+    if (ex.ids.length > max) {
+      throw new PeftLabError(
+        `the sentence is ${ex.ids.length} tokens; this model reads at most ${max}: shorten it`,
+      );
+    }
+    const head = adapter.head!;
+    const pred = tf.tidy(() =>
+      tf.argMax(
+        tf.reshape(clsLogits(model, adapter, head, padBatch(set, [0]), false, 0), [-1, head.numLabels]),
+        -1,
+      ),
+    );
+    const ids = await pred.data();
+    pred.dispose();
+    const tags: string[] = [];
+    (ex.label as number[]).forEach((l, t) => {
+      if (l !== IGNORE_INDEX) tags.push(labels[ids[t]!] ?? `LABEL_${ids[t]}`);
+    });
+    return { words, tags };
+  }
+
+  async nearestTokens(req: CompareRequestOf<'nearestTokens'>): Promise<CompareReplyOf<'nearestTokens'>> {
+    const { model, tokenizer } = this.need();
+    const race = this.needRace();
+    this.idle('reading prompts back');
+    const adapter = race.useLane(req.laneId);
+    try {
+      if (!adapter || adapter.kind !== 'prompt') {
+        throw new PeftLabError(
+          'only prompt tuning and P-tuning put virtual tokens in the input to read back',
+        );
+      }
+      const prompts = tf.tidy(() => tf.squeeze(adapter.promptEmbeddings(1, false, 0), [0]) as tf.Tensor2D);
+      const rows = await nearestTokenIds(model, prompts, req.k);
+      prompts.dispose();
+      return {
+        laneId: req.laneId,
+        rows: rows.map((r) => ({ tokens: r.ids.map((id) => tokenizer.decode([id])), cosines: r.cosines })),
+      };
+    } finally {
+      race.useLane(null);
+    }
+  }
+
+  async rankHistory(req: CompareRequestOf<'rankHistory'>): Promise<CompareReplyOf<'rankHistory'>> {
+    const race = this.needRace();
+    this.idle('reading the rank budget');
+    const adapter = race.useLane(req.laneId) as
+      | (Adapter & {
+          rankHistory?: { step: number; ranks: number[] }[];
+          siteNames?: () => string[];
+          ranks?: () => number[];
+        })
+      | null;
+    race.useLane(null);
+    if (!adapter?.rankHistory || !adapter.siteNames) {
+      throw new PeftLabError('only AdaLoRA moves its rank budget: pick an AdaLoRA lane');
+    }
+    const initR = (adapter.config as unknown as { initR: number }).initR;
+    const matrices = adapter.siteNames();
+    return {
+      laneId: req.laneId,
+      matrices,
+      initR,
+      points: [{ step: 0, ranks: matrices.map(() => initR) }, ...adapter.rankHistory],
+    };
+  }
+
+  async parameterMaps(): Promise<CompareReplyOf<'parameterMaps'>> {
+    const { model } = this.need();
+    const race = this.needRace();
+    this.idle('drawing the parameters');
+    try {
+      return race.laneStates.map((l) => {
+        const adapter = race.useLane(l.id)!;
+        const n = (adapter.config as { numVirtualTokens?: number }).numVirtualTokens ?? 0;
+        const sizes = [...adapter.trainable()].map(([k, v]) => [k, v.size] as [string, number]);
+        return parameterMap(l.id, l.name, adapter.kind, model.config.nLayer, n, sizes);
+      });
+    } finally {
+      race.useLane(null);
+    }
+  }
+
+  /** For tests: tensors currently allocated. */
+  numTensors(): number {
+    return tf.memory().numTensors;
+  }
+}

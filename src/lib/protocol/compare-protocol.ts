@@ -1,0 +1,106 @@
+/**
+ * The typed message map between the Compare screen and its worker (src/workers/compare.worker.ts),
+ * in the same shape as the Lab's (lab-protocol.ts): a request kind fixes its payload and reply;
+ * events stream while a race runs. Everything here is plain data (structured-clone safe).
+ */
+import type { BackendChoice, BackendInfo } from '../backend/backend';
+import type { EvalPoint, LaneSpec, LaneState, RaceSettings, StepPoint } from '../race/race';
+import type { RaceResults } from '../race/results';
+import type { ParameterMap } from '../race/where';
+import type { ModelSummary } from './lab-protocol';
+
+export type { EvalPoint, LaneSpec, LaneState, RaceSettings, StepPoint, RaceResults, ParameterMap };
+
+export interface RaceRequest {
+  /** Task id: a built-in task (src/lib/data/tasks/registry.ts) or an imported data set's id. */
+  task: string;
+  /** Folder (URL) holding the task's split files. */
+  corpusUrl: string;
+  settings: RaceSettings;
+  lanes: LaneSpec[];
+  /**
+   * Equal-budget mode: size every lane to about this many adapter parameters (its size knob);
+   * null or absent: each lane as given.
+   */
+  equalBudget?: number | null;
+}
+
+/** What a race has become: every lane (steps, evaluations, ledger) and the results table. */
+export interface RaceSnapshot {
+  task: string;
+  taskType: string;
+  metric: RaceResults['metric'];
+  lanes: LaneState[];
+  results: RaceResults;
+}
+
+/** One answer of "try it" per lane, and the base model's (id null). */
+export interface TryAnswer {
+  laneId: string | null;
+  name: string;
+  /** CAUSAL_LM: the continuation. */
+  text?: string;
+  /** SEQ_CLS: class probabilities in label order. */
+  labels?: string[];
+  probs?: number[];
+  /** TOKEN_CLS: a tag per whitespace-separated word. */
+  words?: string[];
+  tags?: string[];
+  /** Why this lane could not answer (e.g. the base has no classification head). */
+  note?: string;
+}
+
+/** For a soft prompt: each virtual token's nearest vocabulary tokens by cosine similarity. */
+export interface NearestTokens {
+  laneId: string;
+  /** One row per virtual token: the k nearest tokens (decoded) and their cosine similarities. */
+  rows: { tokens: string[]; cosines: number[] }[];
+}
+
+/** AdaLoRA: the rank each adapted matrix holds after each budget allocation. */
+export interface RankHistory {
+  laneId: string;
+  /** Matrix names in row order, e.g. "h.0.attn.c_attn". */
+  matrices: string[];
+  /** The initial rank of every matrix. */
+  initR: number;
+  points: { step: number; ranks: number[] }[];
+}
+
+export interface CompareRequests {
+  init: [{ backend: BackendChoice; wasmBaseUrl: string }, BackendInfo];
+  loadModel: [{ id: string; baseUrl: string }, ModelSummary];
+  /** Adapter parameters per method at its defaults for the task, and the equal budget's default. */
+  budget: [{ task: string; seqLen: number }, { defaultBudget: number }];
+  /** Runs a new race (the old one is freed) to its end; events stream meanwhile. */
+  race: [RaceRequest, RaceSnapshot];
+  /** Adds a lane to the finished race and runs it to its end. */
+  addLane: [{ lane: LaneSpec; equalBudget?: number | null }, RaceSnapshot];
+  pause: [Record<string, never>, void];
+  resume: [Record<string, never>, void];
+  stop: [Record<string, never>, void];
+  /** The base model and every lane answering the same input. */
+  tryAll: [{ text: string; maxNewTokens: number }, TryAnswer[]];
+  nearestTokens: [{ laneId: string; k: number }, NearestTokens];
+  rankHistory: [{ laneId: string }, RankHistory];
+  /** Where each lane's trainable parameters live in the model. */
+  parameterMaps: [Record<string, never>, ParameterMap[]];
+}
+
+export type CompareKind = keyof CompareRequests;
+export type CompareRequestOf<K extends CompareKind> = CompareRequests[K][0];
+export type CompareReplyOf<K extends CompareKind> = CompareRequests[K][1];
+
+export interface CompareEvents {
+  lane: LaneState;
+  step: { laneId: string; point: StepPoint };
+  eval: { laneId: string; point: EvalPoint };
+  status: { phase: 'loading' | 'tokenizing' | 'racing' | 'paused' | 'idle'; message: string };
+}
+export type CompareEventKind = keyof CompareEvents;
+
+export type CompareApi = {
+  [K in CompareKind]: (req: CompareRequestOf<K>) => Promise<CompareReplyOf<K>>;
+};
+
+export type CompareEventSink = <E extends CompareEventKind>(kind: E, data: CompareEvents[E]) => void;
