@@ -11,7 +11,7 @@ import type { Command } from '../command';
 import { GLOBAL_HELP, print, startBackend } from '../command';
 import { readAdapterDir, readModelDir, readText } from '../model-dir';
 import { DEFAULT_TASK, TASKS, taskByName } from '../tasks';
-import { EVAL_EXAMPLES, encodeClsSplit, metricName, scoreClassification } from './train-cls';
+import { EVAL_EXAMPLES } from '../../lib/race/task-data';
 
 /** As `train`: at most this many batches of held-out text. */
 const EVAL_BATCHES = 16;
@@ -77,12 +77,14 @@ ${GLOBAL_HELP}`,
         throw new UsageError(`--seq-len: ${(e as Error).message}`);
       }
     }
+    const { encodeClsSplit, evaluateTask } = await import('../../lib/race/task-data');
+    const validFile = join(task.dir, task.info.files.validation);
     let result: Record<string, unknown>;
     if (isLm) {
-      const { evaluateLm } = await import('../../lib/train/trainer');
-      const ids = Int32Array.from(tokenizer.encode(readText(join(task.dir, task.info.files.validation))));
-      const e = await evaluateLm(m.model, adapter, ids, { batchSize, seqLen, maxBatches: EVAL_BATCHES });
-      result = { metric: 'perplexity', loss: e.loss, perplexity: e.perplexity, tokens: e.tokens };
+      const valid = Int32Array.from(tokenizer.encode(readText(validFile)));
+      const data = { kind: 'lm' as const, info: task.info, train: new Int32Array(0), valid };
+      const e = await evaluateTask(m.model, adapter, data, { batchSize, seqLen, maxBatches: EVAL_BATCHES });
+      result = { metric: 'perplexity', loss: e.loss, perplexity: e.metric, tokens: e.tokens };
     } else {
       const head = adapter!.head!;
       if (head.numLabels !== task.info.labels.length) {
@@ -90,11 +92,13 @@ ${GLOBAL_HELP}`,
           `the adapter's head has ${head.numLabels} classes; task ${task.name} has ${task.info.labels.length} (${task.info.labels.join(', ')})`,
         );
       }
-      const set = await encodeClsSplit(task, tokenizer, 'validation', seqLen, EVAL_EXAMPLES);
-      const e = await scoreClassification(m.model, adapter!, head, set, batchSize);
+      const set = encodeClsSplit(task.info, readText(validFile), validFile, tokenizer, seqLen, EVAL_EXAMPLES);
+      const data = { kind: 'cls' as const, info: task.info, train: { ...set, examples: [] }, valid: set };
+      const e = await evaluateTask(m.model, adapter, data, { batchSize, seqLen });
+      const name = taskType === 'TOKEN_CLS' ? 'token accuracy' : 'accuracy';
       result = {
-        metric: metricName(taskType),
-        [metricName(taskType).replace(' ', '_')]: e.metric,
+        metric: name,
+        [name.replace(' ', '_')]: e.metric,
         macro_f1: e.macroF1,
         loss: e.loss,
         examples: set.examples.length,

@@ -8,7 +8,7 @@ import { UsageError } from '../../lib/errors';
 import { int, num, requiredStr, str } from '../args';
 import type { Command } from '../command';
 import { GLOBAL_HELP, print, startBackend } from '../command';
-import { formatBytes, prepareOutDir, readModelDir, readText, writeAdapterDir } from '../model-dir';
+import { prepareOutDir, readModelDir, readText, writeAdapterDir } from '../model-dir';
 import { METHOD_OPTIONS, buildConfig, methodFlagsHelp, pickMethod, validateWithFlags } from '../method-flags';
 import {
   METHOD_INFO,
@@ -20,9 +20,9 @@ import {
 import { formatDuration, formatRate } from '../progress';
 import { runSteps } from '../run-steps';
 import { DEFAULT_TASK, TASKS, taskByName } from '../tasks';
-import { trainClassification } from './train-cls';
+import { EVAL_EXAMPLES } from '../../lib/race/task-data';
 
-/** Held-out evaluation covers at most this many batches, so it takes seconds, not minutes. */
+/** Causal-LM held-out evaluation covers at most this many batches, so it takes seconds, not minutes. */
 const EVAL_BATCHES = 16;
 
 export const train: Command = {
@@ -94,16 +94,15 @@ ${GLOBAL_HELP}`,
     );
     const out = str(values, 'out');
     if (out !== undefined) prepareOutDir(out);
-    const isLm = task.info.taskType === 'CAUSAL_LM';
-    const trainText = isLm ? readText(join(task.dir, 'train.txt')) : '';
-    const validText = isLm ? readText(join(task.dir, 'validation.txt')) : '';
 
     await startBackend(flags);
     const { loadModel, needTokenizer } = await import('../load');
-    const { Trainer, evaluateLm } = await import('../../lib/train/trainer');
+    const { Trainer } = await import('../../lib/train/trainer');
     const { saveAdapter } = await import('../../lib/io/peft-format');
     const { countParameters } = await import('../../lib/model/config');
     const { countTrainable } = await import('../../lib/peft/state');
+    const { createAdapter } = await import('../../lib/race/prepare');
+    const { evaluateTask, loadTaskData, taskBatchSource } = await import('../../lib/race/task-data');
     const m = loadModel(files);
     const tokenizer = needTokenizer(m, 'train');
     const { model } = m;
@@ -118,96 +117,44 @@ ${GLOBAL_HELP}`,
     } catch (e) {
       throw new UsageError(`--seq-len: ${(e as Error).message}`);
     }
-    if (!isLm) {
-      const { withHeadConfig } = await import('../../lib/peft/task-head');
-      const encode = (t: string): number[] => tokenizer.encode(t);
-      const cfg = withHeadConfig(config, task.info.labels, encode);
-      const adapter = method.create(model, cfg as never, s.seed, { tokenize: encode });
-      const r = await trainClassification(task, model, tokenizer, adapter, s);
-      const trainable = countTrainable(adapter);
-      let headParams = 0;
-      for (const p of adapter.head?.params().values() ?? []) headParams += p.variable.size;
-      const saved = out !== undefined ? writeAdapterDir(out, await saveAdapter(adapter, files.name)) : [];
-      adapter.dispose();
-      model.dispose();
-      const result = {
-        method: method.cliName,
-        peft_type: method.peftType,
-        task: task.name,
-        steps,
-        trainable_params: trainable,
-        // All parameters of the adapted model, its new head included (as PEFT's print_trainable_parameters).
-        total_params: countParameters(model.config) + headParams,
-        final_loss: r.last,
-        metric: r.metric,
-        eval_before: r.before,
-        eval_after: r.after,
-        eval_examples: r.evalExamples,
-        seconds: r.seconds,
-        tokens_per_sec: r.tokens / r.seconds,
-        out: out ?? null,
-      };
-      if (values.json) return print(JSON.stringify(result));
-      print(
-        [
-          [
-            'method',
-            `${method.label} (${method.cliName}): ${trainable.toLocaleString('en-US')} trainable parameters (head included)`,
-          ],
-          [
-            'task',
-            `${task.name}: ${r.trainExamples} training examples, ${r.evalExamples} validation examples scored`,
-          ],
-          [
-            'steps',
-            `${steps} in ${formatDuration(r.seconds)} (${formatRate(r.tokens / r.seconds)} tok/s), last train loss ${r.last.toFixed(4)}`,
-          ],
-          [
-            'held-out',
-            `${r.metric} ${r.before.metric.toFixed(4)} -> ${r.after.metric.toFixed(4)}, loss ${r.before.loss.toFixed(4)} -> ${r.after.loss.toFixed(4)}`,
-          ],
-          ...(saved.length ? [['saved', saved.join(', ')]] : []),
-        ]
-          .map(([k, v]) => `${k!.padEnd(9)} ${v}`)
-          .join('\n'),
-      );
-      return;
-    }
-
     const log = (line: string): void => void process.stderr.write(`${line}\n`);
-    log(
-      `tokenizing ${task.name} (${formatBytes(Buffer.byteLength(trainText) + Buffer.byteLength(validText))})...`,
-    );
-    const trainIds = Int32Array.from(tokenizer.encode(trainText));
-    const validIds = Int32Array.from(tokenizer.encode(validText));
-    for (const [split, ids] of [
-      ['train', trainIds],
-      ['validation', validIds],
-    ] as const) {
-      if (ids.length < s.seqLen + 1) {
-        throw new UsageError(
-          `${task.dir}${split}.txt has ${ids.length} tokens, fewer than one window (--seq-len ${s.seqLen} + 1)`,
-        );
-      }
+    log(`tokenizing ${task.name}...`);
+    let data;
+    try {
+      data = await loadTaskData(task.info, tokenizer, async (f) => readText(join(task.dir, f)), {
+        seqLen: s.seqLen,
+        evalExamples: EVAL_EXAMPLES,
+      });
+    } catch (e) {
+      throw new UsageError(`--task ${task.name}: ${(e as Error).message}`);
     }
-
-    const adapter = method.create(model, config as never, s.seed, { tokenize: (t) => tokenizer.encode(t) });
+    const adapter = createAdapter(model, tokenizer, method, config, task.info, s.seed);
     const trainable = countTrainable(adapter);
-    const total = countParameters(model.config);
-    const evalOpts = { batchSize: s.batchSize, seqLen: s.seqLen, maxBatches: EVAL_BATCHES };
+    let headParams = 0;
+    for (const p of adapter.head?.params().values() ?? []) headParams += p.variable.size;
+    // All parameters of the adapted model, its new head included (as PEFT's print_trainable_parameters).
+    const total = countParameters(model.config) + (method.kind === 'full' ? headParams : trainable);
     log(
       `${method.label}: ${trainable.toLocaleString('en-US')} trainable of ${total.toLocaleString('en-US')} parameters; evaluating...`,
     );
-    const before = await evaluateLm(model, adapter, validIds, evalOpts);
-
-    const { last, tokens, seconds } = await runSteps(new Trainer(model, adapter, trainIds, s), steps);
-    const after = await evaluateLm(model, adapter, validIds, evalOpts);
-
-    let saved: string[] = [];
-    if (out !== undefined) saved = writeAdapterDir(out, await saveAdapter(adapter, files.name));
+    const evalOpts = { batchSize: s.batchSize, seqLen: s.seqLen, maxBatches: EVAL_BATCHES };
+    const before = await evaluateTask(model, adapter, data, evalOpts);
+    const { last, tokens, seconds } = await runSteps(
+      new Trainer(model, adapter, taskBatchSource(data, s.seqLen), s),
+      steps,
+    );
+    const after = await evaluateTask(model, adapter, data, evalOpts);
+    const saved = out !== undefined ? writeAdapterDir(out, await saveAdapter(adapter, files.name)) : [];
     adapter.dispose();
     model.dispose();
 
+    const isLm = data.kind === 'lm';
+    const metric = isLm ? 'perplexity' : task.info.taskType === 'TOKEN_CLS' ? 'token accuracy' : 'accuracy';
+    const evalJson = (e: typeof before): Record<string, number> => ({
+      loss: e.loss,
+      metric: e.metric,
+      ...(isLm ? { perplexity: e.metric } : { macro_f1: e.macroF1 ?? NaN }),
+    });
     const result = {
       method: method.cliName,
       peft_type: method.peftType,
@@ -216,34 +163,34 @@ ${GLOBAL_HELP}`,
       trainable_params: trainable,
       total_params: total,
       final_loss: last,
-      eval_before: { loss: before.loss, perplexity: before.perplexity },
-      eval_after: { loss: after.loss, perplexity: after.perplexity },
+      metric,
+      eval_before: evalJson(before),
+      eval_after: evalJson(after),
+      eval_examples: data.kind === 'lm' ? 0 : data.valid.examples.length,
       seconds,
       tokens_per_sec: tokens / seconds,
       out: out ?? null,
     };
-    if (values.json) {
-      print(JSON.stringify(result));
-      return;
-    }
+    if (values.json) return print(JSON.stringify(result));
     const pct = ((100 * trainable) / total).toFixed(trainable < total ? 3 : 0);
+    const size =
+      data.kind === 'lm'
+        ? `${data.train.length.toLocaleString('en-US')} training tokens, ${data.valid.length.toLocaleString('en-US')} validation tokens`
+        : `${data.train.examples.length} training examples, ${data.valid.examples.length} validation examples scored`;
+    const heldOut = isLm
+      ? `loss ${before.loss.toFixed(4)} -> ${after.loss.toFixed(4)}, perplexity ${before.metric.toFixed(2)} -> ${after.metric.toFixed(2)}`
+      : `${metric} ${before.metric.toFixed(4)} -> ${after.metric.toFixed(4)}, loss ${before.loss.toFixed(4)} -> ${after.loss.toFixed(4)}`;
     const rows: [string, string][] = [
       [
         'method',
-        `${method.label} (${method.cliName}): ${trainable.toLocaleString('en-US')} trainable of ${total.toLocaleString('en-US')} parameters (${pct}%)`,
+        `${method.label} (${method.cliName}): ${trainable.toLocaleString('en-US')} trainable of ${total.toLocaleString('en-US')} parameters (${pct}%${isLm ? '' : ', head included'})`,
       ],
-      [
-        'task',
-        `${task.name}: ${trainIds.length.toLocaleString('en-US')} training tokens, ${validIds.length.toLocaleString('en-US')} validation tokens`,
-      ],
+      ['task', `${task.name}: ${size}`],
       [
         'steps',
         `${steps} in ${formatDuration(seconds)} (${formatRate(tokens / seconds)} tok/s), last train loss ${last.toFixed(4)}`,
       ],
-      [
-        'held-out',
-        `loss ${before.loss.toFixed(4)} -> ${after.loss.toFixed(4)}, perplexity ${before.perplexity.toFixed(2)} -> ${after.perplexity.toFixed(2)} (${after.tokens.toLocaleString('en-US')} tokens)`,
-      ],
+      ['held-out', heldOut],
     ];
     if (saved.length) rows.push(['saved', saved.join(', ')]);
     print(rows.map(([k, v]) => `${k.padEnd(9)} ${v}`).join('\n'));

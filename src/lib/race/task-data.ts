@@ -142,6 +142,8 @@ export interface TaskScore {
   metric: number;
   /** Classification only: macro-F1 over the same predictions. */
   macroF1?: number;
+  /** Causal LM only: tokens scored. */
+  tokens?: number;
 }
 
 /** Held-out loss and metric of the model with `adapter` (its head for classification). */
@@ -157,7 +159,7 @@ export async function evaluateTask(
       seqLen: opts.seqLen,
       maxBatches: opts.maxBatches ?? EVAL_BATCHES,
     });
-    return { loss: e.loss, metric: e.perplexity };
+    return { loss: e.loss, metric: e.perplexity, tokens: e.tokens };
   }
   const head = adapter?.head;
   if (!head)
