@@ -9,6 +9,7 @@ import type {
   EvalPoint,
   GenerateResult,
   LabEvents,
+  ModelFileBytes,
   ModelSummary,
   TagResult,
   TaskMetric,
@@ -267,6 +268,21 @@ export class LabState {
       );
     } catch (e) {
       this.fail(e);
+    }
+  }
+
+  /**
+   * Loads a model kept in this browser (a local folder saved on the Models screen) from its files'
+   * bytes; true when the engine took it (else the error is shown and the model in use stays).
+   */
+  async loadModelBytes(id: string, files: ModelFileBytes): Promise<boolean> {
+    this.error = null;
+    try {
+      this.modelChanged(await this.engine.request('loadModelFiles', { id, ...files }));
+      return true;
+    } catch (e) {
+      this.fail(e);
+      return false;
     }
   }
 

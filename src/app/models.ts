@@ -1,0 +1,193 @@
+/**
+ * What the Models screen shows of a model without loading it: size, parameters and tokenizer read
+ * from config.json and tokenizer.json, the model card rendered from README.md, and the names of
+ * local models kept in this browser. No tensors here: the engine loads models, this only reads files.
+ */
+import { Marked, type Tokens } from 'marked';
+import { countParameters, parseGpt2Config } from '../lib/model/config';
+import { getModelFile } from '../lib/storage/db';
+
+/** The three files of a GPT-2 folder, in the order the engine's loadModelFiles takes them. */
+export const MODEL_FILES = ['config.json', 'model.safetensors', 'tokenizer.json'] as const;
+/** Stored local models' ids start with this (Hub models' with "hub: "). */
+export const LOCAL_PREFIX = 'local: ';
+
+export interface ModelDetails {
+  params: number;
+  nLayer: number;
+  nEmbd: number;
+  nHead: number;
+  vocabSize: number;
+  nPositions: number;
+  /** One line, e.g. "byte-level BPE, 2,048 tokens". */
+  tokenizer: string;
+}
+
+/** The files of a GPT-2 folder not among `names`. */
+export function missingModelFiles(names: readonly string[]): string[] {
+  return MODEL_FILES.filter((f) => !names.includes(f));
+}
+
+/** `local: <name>`, with " (2)", " (3)"... when that id is taken. */
+export function localModelId(name: string, taken: readonly string[]): string {
+  const base = `${LOCAL_PREFIX}${name.trim() || 'model'}`;
+  if (!taken.includes(base)) return base;
+  for (let i = 2; ; i++) {
+    const id = `${base} (${i})`;
+    if (!taken.includes(id)) return id;
+  }
+}
+
+/** A tokenizer.json's kind and size in one line. */
+export function describeTokenizer(json: unknown): string {
+  const t = (json ?? {}) as {
+    model?: { type?: unknown; vocab?: unknown };
+    pre_tokenizer?: { type?: unknown } | null;
+    added_tokens?: unknown;
+  };
+  const type = typeof t.model?.type === 'string' ? t.model.type : 'unknown model';
+  const vocab = t.model?.vocab;
+  const size =
+    vocab && typeof vocab === 'object'
+      ? Array.isArray(vocab)
+        ? vocab.length
+        : Object.keys(vocab).length
+      : undefined;
+  const byteLevel = t.pre_tokenizer?.type === 'ByteLevel' ? 'byte-level ' : '';
+  const added = Array.isArray(t.added_tokens) ? t.added_tokens.length : 0;
+  return (
+    `${byteLevel}${type}` +
+    (size !== undefined ? `, ${size.toLocaleString('en')} tokens` : '') +
+    (added > 0 ? ` (${added} special)` : '')
+  );
+}
+
+const decoder = new TextDecoder();
+
+function json(bytes: ArrayBuffer, file: string): unknown {
+  try {
+    return JSON.parse(decoder.decode(bytes));
+  } catch (e) {
+    throw new Error(`${file} is not valid JSON: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/** Parameters, shape and tokenizer from a folder's config.json and tokenizer.json bytes. */
+export function modelDetails(config: ArrayBuffer, tokenizer: ArrayBuffer): ModelDetails {
+  const c = parseGpt2Config(json(config, 'config.json'));
+  return {
+    params: countParameters(c),
+    nLayer: c.nLayer,
+    nEmbd: c.nEmbd,
+    nHead: c.nHead,
+    vocabSize: c.vocabSize,
+    nPositions: c.nPositions,
+    tokenizer: describeTokenizer(json(tokenizer, 'tokenizer.json')),
+  };
+}
+
+/** Details of a model kept in IndexedDB (Hub or local), read from its stored files. */
+export async function storedModelDetails(id: string): Promise<ModelDetails> {
+  const [config, tokenizer] = await Promise.all([
+    getModelFile(id, 'config.json'),
+    getModelFile(id, 'tokenizer.json'),
+  ]);
+  if (!config || !tokenizer) {
+    throw new Error(
+      `${id} has lost ${config ? 'tokenizer.json' : 'config.json'}: delete it and load it again`,
+    );
+  }
+  return modelDetails(config, tokenizer);
+}
+
+/** Details of a bundled model from its folder URL; `bytes` is model.safetensors' size when the server says. */
+export async function folderModelDetails(
+  folderUrl: string,
+  fetchFn: typeof fetch = fetch,
+): Promise<ModelDetails & { bytes: number | null }> {
+  const get = async (file: string): Promise<ArrayBuffer> => {
+    const res = await fetchFn(`${folderUrl}${file}`);
+    if (!res.ok) throw new Error(`could not read ${folderUrl}${file}: HTTP ${res.status}`);
+    return res.arrayBuffer();
+  };
+  const [config, tokenizer, head] = await Promise.all([
+    get('config.json'),
+    get('tokenizer.json'),
+    fetchFn(`${folderUrl}model.safetensors`, { method: 'HEAD' }).catch(() => null),
+  ]);
+  const length = head?.ok ? Number(head.headers.get('content-length')) : NaN;
+  return { ...modelDetails(config, tokenizer), bytes: Number.isFinite(length) && length > 0 ? length : null };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Model cards
+
+const ESCAPES: Record<string, string> = {
+  '&': '&amp;',
+  '<': '&lt;',
+  '>': '&gt;',
+  '"': '&quot;',
+  "'": '&#39;',
+};
+
+export function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => ESCAPES[c]!);
+}
+
+/**
+ * A link or image target made absolute against the model's folder, or null when it is not http(s)
+ * (javascript:, data:, vbscript: and the like are dropped, not rendered).
+ */
+export function resolveCardUrl(href: string, folderUrl: string): string | null {
+  let url: URL;
+  try {
+    url = new URL(href, folderUrl);
+  } catch {
+    return null;
+  }
+  return url.protocol === 'http:' || url.protocol === 'https:' ? url.href : null;
+}
+
+/**
+ * A model card (README.md) as HTML that is safe to insert. Cards from the Hub are untrusted, so:
+ * - raw HTML in the markdown (blocks and inline tags alike) is escaped and shows as text, never
+ *   parsed: marked's `html` renderer is replaced by one that returns the escaped source;
+ * - every text, title and URL that reaches an attribute is escaped (marked escapes text itself);
+ * - links and images keep only http(s) targets, resolved against the model's folder so a card's
+ *   relative `![loss curve](loss-curve.svg)` shows the folder's image; other schemes render as
+ *   plain text (links) or their alt text (images).
+ * The YAML front matter the Hub puts on cards is dropped.
+ */
+export function renderModelCard(markdown: string, folderUrl: string): string {
+  const md = new Marked({
+    gfm: true,
+    async: false,
+    renderer: {
+      html({ text }: Tokens.HTML | Tokens.Tag): string {
+        return escapeHtml(text);
+      },
+      link({ href, title, tokens }: Tokens.Link): string {
+        const text = this.parser.parseInline(tokens);
+        const url = resolveCardUrl(href, folderUrl);
+        if (url === null) return text;
+        const t = title ? ` title="${escapeHtml(title)}"` : '';
+        return `<a href="${escapeHtml(url)}"${t} target="_blank" rel="noopener noreferrer">${text}</a>`;
+      },
+      image({ href, title, text }: Tokens.Image): string {
+        const url = resolveCardUrl(href, folderUrl);
+        if (url === null) return escapeHtml(text);
+        const t = title ? ` title="${escapeHtml(title)}"` : '';
+        return `<img src="${escapeHtml(url)}" alt="${escapeHtml(text)}"${t} loading="lazy">`;
+      },
+    },
+  });
+  const body = markdown.replace(/^---\r?\n[\s\S]*?\r?\n---\r?\n/, '');
+  return md.parse(body) as string;
+}
+
+/** Fetches `<folderUrl>README.md` and renders it (see renderModelCard). */
+export async function loadModelCard(folderUrl: string, fetchFn: typeof fetch = fetch): Promise<string> {
+  const res = await fetchFn(`${folderUrl}README.md`);
+  if (!res.ok) throw new Error(`this model has no card (${folderUrl}README.md: HTTP ${res.status})`);
+  return renderModelCard(await res.text(), folderUrl);
+}
