@@ -1,0 +1,102 @@
+"""Fits the memory ledger's tensor counts (src/lib/race/ledger.ts, ACTIVATION_COUNTS).
+
+Reads probe.ts's JSON lines (one measured training step each: the ledger profile, the shape
+products of ACTIVATION_TERMS, the measured activations in float32 elements) and, per profile,
+solves measured = sum(count * term) by least squares. Terms that are zero for every run of a
+profile, or a linear combination of terms before them (B*T*C is B*Tm*C when no prompt method
+prepends tokens), are left out. The counts are numbers of tensors, so they must come out as
+integers: the script prints each raw coefficient, its distance from the nearest integer, and the
+largest relative error of the rounded counts, and prints the rounded table as TypeScript. Counts are rounded one at a time (the one nearest an
+integer first) with the rest refitted after each, so a count the data pins down (logits, MLP)
+is never moved to absorb another's rounding.
+
+    npx tsx scripts/reference/ledger/probe.ts wasm 80 1 > runs.jsonl
+    python3 scripts/reference/ledger/fit.py runs.jsonl
+"""
+
+import json
+import sys
+
+import numpy as np
+
+# The tensors alive after the backward's last kernel (above the bytes before the step, less the
+# gradients): the step's peak in all but a few runs, and an exact sum of shape products. The
+# rounded counts are then checked against "act", what measureLedger reports (the peak).
+TARGET = "end"
+
+
+def scaled(x: np.ndarray) -> np.ndarray:
+    """Columns at unit norm: the terms span six orders of magnitude (a scalar next to logits)."""
+    return x / np.linalg.norm(x, axis=0)
+
+
+def independent_columns(x: np.ndarray) -> list[int]:
+    """Indices of columns that are nonzero and not a combination of earlier kept ones."""
+    kept: list[int] = []
+    for j in range(x.shape[1]):
+        if not np.any(x[:, j]):
+            continue
+        trial = kept + [j]
+        if np.linalg.matrix_rank(scaled(x[:, trial]), tol=1e-9) == len(trial):
+            kept = trial
+    return kept
+
+
+def lstsq_scaled(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=0)
+    coef, *_ = np.linalg.lstsq(x / norms, y, rcond=None)
+    return coef / norms
+
+
+def integer_counts(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Rounds one count at a time, the one nearest an integer first, refitting the others each time."""
+    fixed: dict[int, float] = {}
+    while len(fixed) < x.shape[1]:
+        free = [j for j in range(x.shape[1]) if j not in fixed]
+        rest = y - sum((x[:, j] * c for j, c in fixed.items()), np.zeros_like(y))
+        coef = lstsq_scaled(x[:, free], rest)
+        k = int(np.argmin(np.abs(coef - np.rint(coef))))
+        fixed[free[k]] = float(np.rint(coef[k]))
+    return np.array([fixed[j] for j in range(x.shape[1])])
+
+
+def main(path: str) -> None:
+    runs = [json.loads(line) for line in open(path) if line.strip()]
+    names = list(runs[0]["terms"].keys())
+    profiles = list(dict.fromkeys(r["profile"] for r in runs))
+    table: dict[str, dict[str, int]] = {}
+    worst_all = 0.0
+    for prof in profiles:
+        rs = [r for r in runs if r["profile"] == prof]
+        x = np.array([[r["terms"][n] for n in names] for r in rs], dtype=float)
+        y = np.array([r[TARGET] for r in rs], dtype=float)
+        cols = independent_columns(x)
+        if len(rs) < 2 * len(cols):
+            print(f"{prof}: {len(rs)} runs for {len(cols)} terms; probe more", file=sys.stderr)
+        coef = lstsq_scaled(x[:, cols], y)
+        rounded = integer_counts(x[:, cols], y)
+        pred = x[:, cols] @ rounded
+        fit_res = np.abs(x[:, cols] @ coef - y).max()
+        # After the backward, clipping holds a square of every gradient and AdamW 14 tensors of the
+        # variable it updates (ledger.ts, ADAMW_TEMPORARIES): the step's peak is the larger phase.
+        optimizer = np.array([max(r["G"], 14 * r["maxVar"]) for r in rs], dtype=float)
+        act = np.array([r["act"] for r in rs], dtype=float)
+        rel = np.abs(np.maximum(pred, optimizer) - act) / act
+        worst_all = max(worst_all, float(rel.max()))
+        print(
+            f"\n{prof}: {len(rs)} runs, {len(cols)} terms; largest residual of the raw fit {fit_res:.2g} elements;"
+            f" rounded counts against the measured peak: max |pred/meas - 1| = {rel.max():.2e}"
+        )
+        for j, c, rc in zip(cols, coef, rounded):
+            print(f"  {names[j]:>18}  {c:12.4f}  -> {int(rc):5d}  (off integer {abs(c - np.rint(c)):.1e})")
+        table[prof] = {names[j]: int(rc) for j, rc in zip(cols, rounded) if rc != 0}
+    print(f"\nworst relative error over all runs: {worst_all:.2e}\n")
+    print("export const ACTIVATION_COUNTS: Record<LedgerProfile, Partial<Record<ActivationTerm, number>>> = {")
+    for prof, counts in table.items():
+        body = ", ".join(f"'{k}': {v}" for k, v in counts.items())
+        print(f"  '{prof}': {{ {body} }},")
+    print("};")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "runs.jsonl")
