@@ -15,21 +15,19 @@ import type { Gpt2Model } from '../model/gpt2';
 import { loadModelFolder } from '../model/folder';
 import { countTrainable } from '../peft/state';
 import { adapterDecorator, reservedPositions } from '../peft/forward';
-import { checkRunFits, checkTaskSupported, configForRun } from '../peft/catalog';
-import { methodByCliName } from '../peft/registry';
 import type { Adapter, PeftConfigBase, PeftMethod } from '../peft/types';
 import { AdapterSet } from '../peft/adapter-set';
 import type { TextTokenizer } from '../tokenizer/tokenizer';
-import { Trainer, evaluateLm } from '../train/trainer';
-import type { BatchSource } from '../train/trainer';
-import { clsBatchSource, clsLogits, evaluateClassification } from '../train/classification';
+import { Trainer } from '../train/trainer';
+import { clsLogits } from '../train/classification';
 import { encodeSeqCls, encodeTokenCls, padBatch } from '../data/cls-data';
-import type { EncodedSet } from '../data/cls-data';
 import { IGNORE_INDEX } from '../data/tasks/align';
 import type { TaskInfo } from '../data/tasks/registry';
 import { findTask, isImportedUrl, readImportedFile } from '../data/imported';
 import type { TaskHead } from '../model/heads';
-import { headFor, withHeadConfig } from '../peft/task-head';
+import { createAdapter, planAdapter } from '../race/prepare';
+import { evaluateTask, loadTaskData, metricOf, taskBatchSource } from '../race/task-data';
+import type { TaskData } from '../race/task-data';
 import type {
   AdapterSummary,
   EvalPoint,
@@ -39,7 +37,6 @@ import type {
   ModelSummary,
   RequestOf,
   ReplyOf,
-  TaskMetric,
   TrainRequest,
 } from '../protocol/lab-protocol';
 
@@ -57,7 +54,6 @@ export const browserFetchBytes: FetchBytes = async (url) => {
   return res.arrayBuffer();
 };
 
-const EVAL_BATCHES = 8;
 /** Classification validation is scored on at most this many examples, so an evaluation takes seconds. */
 export const CLS_EVAL_EXAMPLES = 256;
 export const DEFAULT_TASK = 'moby-dick';
@@ -66,15 +62,6 @@ export const TRAINED_ADAPTER = 'trained';
 /** GPT-2's vocabulary size (50,000 merges + 256 bytes + <|endoftext|>). */
 const GPT2_VOCAB_SIZE = 50257;
 const decoder = new TextDecoder('utf-8');
-
-/** What a run trains on and how it is scored, whatever the task type. */
-interface TaskRun {
-  source: Int32Array | BatchSource;
-  metric: TaskMetric;
-  evalExamples: number;
-  /** Held-out loss and the task metric with the adapter (and its head) as it is now. */
-  evaluate(adapter: Adapter): Promise<{ loss: number; metric: number }>;
-}
 
 function softmax(logits: ArrayLike<number>): number[] {
   const max = Math.max(...Array.from(logits));
@@ -91,9 +78,8 @@ export class LabEngine implements LabApi {
   private readonly adapters = new AdapterSet();
   /** Per resident adapter: its method and its head's class names in label-id order. */
   private readonly adapterInfo = new Map<string, { method: PeftMethod<PeftConfigBase>; labels: string[] }>();
-  private corpus = new Map<string, Int32Array>();
-  /** Tokenized classification splits by URL and max length. */
-  private clsSets = new Map<string, EncodedSet>();
+  /** Tokenized task data by folder, task and length. */
+  private readonly taskCache = new Map<string, TaskData>();
   private paused = false;
   private stopRequested = false;
   private resumeWaiters: (() => void)[] = [];
@@ -148,8 +134,7 @@ export class LabEngine implements LabApi {
     this.model = model;
     this.tokenizer = tokenizer;
     this.modelId = req.id;
-    this.corpus.clear();
-    this.clsSets.clear();
+    this.taskCache.clear();
     this.emit('status', { phase: 'idle', message: `${req.id} loaded` });
     const c = model.config;
     return {
@@ -225,61 +210,24 @@ export class LabEngine implements LabApi {
     return isImportedUrl(url) ? readImportedFile(url) : this.fetchBytes(url);
   }
 
-  private async tokens(url: string): Promise<Int32Array> {
-    const hit = this.corpus.get(url);
+  /**
+   * A task's tokenized train and validation splits, kept per folder, task and length, so training
+   * again on the same task starts at once.
+   */
+  private async taskData(info: TaskInfo, base: string, seqLen: number): Promise<TaskData> {
+    const key = `${base}#${info.id}#${seqLen}`;
+    const hit = this.taskCache.get(key);
     if (hit) return hit;
     const { tokenizer } = this.need();
-    this.emit('status', { phase: 'tokenizing', message: `tokenizing ${url}` });
-    const ids = Int32Array.from(tokenizer.encode(decoder.decode(await this.dataBytes(url))));
-    this.corpus.set(url, ids);
-    return ids;
-  }
-
-  /** A task's JSONL split, tokenized with the model's tokenizer and truncated to maxLength. */
-  private async clsSet(info: TaskInfo, url: string, maxLength: number, cap = Infinity): Promise<EncodedSet> {
-    const key = `${url}#${maxLength}#${cap}`;
-    const hit = this.clsSets.get(key);
-    if (hit) return hit;
-    const { tokenizer } = this.need();
-    const text = decoder.decode(await this.dataBytes(url));
-    this.emit('status', { phase: 'tokenizing', message: `tokenizing ${url}` });
-    const labelId = new Map(info.labels.map((l, i) => [l, i]));
-    const id = (l: unknown, line: number): number => {
-      const i = labelId.get(String(l));
-      if (i === undefined) throw new FileLoadError(`${url}:${line}: unknown label ${JSON.stringify(l)}`);
-      return i;
-    };
-    const rows = text
-      .split('\n')
-      .filter((l) => l.trim() !== '')
-      .slice(0, cap)
-      .map((l, i) => {
-        try {
-          return JSON.parse(l) as Record<string, unknown>;
-        } catch {
-          throw new FileLoadError(`${url}:${i + 1}: not a JSON object`);
-        }
-      });
-    const padId = tokenizer.eosTokenId ?? 0;
-    const set =
-      info.taskType === 'SEQ_CLS'
-        ? encodeSeqCls(
-            tokenizer,
-            rows.map((r, i) => ({ text: String(r.text), label: id(r.label, i + 1) })),
-            padId,
-            maxLength,
-          )
-        : encodeTokenCls(
-            tokenizer,
-            rows.map((r, i) => ({
-              words: r.words as string[],
-              tags: (r.tags as unknown[]).map((t) => id(t, i + 1)),
-            })),
-            padId,
-            maxLength,
-          );
-    this.clsSets.set(key, set);
-    return set;
+    this.emit('status', { phase: 'tokenizing', message: `tokenizing ${info.title}` });
+    const data = await loadTaskData(
+      info,
+      tokenizer,
+      async (file) => decoder.decode(await this.dataBytes(`${base}/${file}`)),
+      { seqLen, evalExamples: CLS_EVAL_EXAMPLES },
+    );
+    this.taskCache.set(key, data);
+    return data;
   }
 
   /** The active adapter (null: the base model answers). */
@@ -320,7 +268,6 @@ export class LabEngine implements LabApi {
   async train(req: TrainRequest): Promise<ReplyOf<'train'>> {
     const { model } = this.need();
     if (this.training) throw new PeftLabError('training is already running');
-    const method = methodByCliName(req.method);
     const taskId = req.task ?? DEFAULT_TASK;
     const info = await findTask(taskId);
     if (!info) {
@@ -328,17 +275,7 @@ export class LabEngine implements LabApi {
         `unknown task "${taskId}": pick a built-in task or a data set imported on the Data screen`,
       );
     }
-    checkTaskSupported(method.cliName, info.taskType);
-    const config = configForRun(
-      {
-        ...method.defaults(info.taskType),
-        ...req.config,
-        baseModelNameOrPath: this.modelId,
-      } as PeftConfigBase,
-      req.train.steps,
-    );
-    method.validate(config as never, model);
-    checkRunFits(config, req.train.seqLen, model.config.nPositions);
+    const { method, config } = planAdapter(model, req.method, req.config, info, req.train, this.modelId);
     // From here the engine is busy: model switches are refused, and a stop that arrives while the
     // corpus loads or the first evaluation runs still counts.
     this.training = true;
@@ -354,45 +291,30 @@ export class LabEngine implements LabApi {
 
   private async runTraining(
     model: Gpt2Model,
-    method: ReturnType<typeof methodByCliName>,
+    method: PeftMethod<PeftConfigBase>,
     config: PeftConfigBase,
     req: TrainRequest,
     info: TaskInfo,
   ): Promise<ReplyOf<'train'>> {
     const s = req.train;
     const corpusBase = req.corpusUrl.replace(/\/$/, '');
-    const run =
-      info.taskType === 'CAUSAL_LM'
-        ? await this.lmRun(corpusBase, info, s)
-        : await this.clsRun(model, corpusBase, info, s);
+    const data = await this.taskData(info, corpusBase, s.seqLen);
     // A new run replaces the last trained adapter; loaded ones stay resident (parked).
     this.dropAdapterNow(TRAINED_ADAPTER);
     const { tokenizer } = this.need();
-    const encode = (t: string): number[] => tokenizer.encode(t);
-    // A verbalizer's label words become token ids in the config, so the saved adapter keeps them.
-    const cfg = info.taskType === 'CAUSAL_LM' ? config : withHeadConfig(config, info.labels, encode);
     const adapter = this.adapters.add(TRAINED_ADAPTER, () =>
-      method.create(model, cfg as never, s.seed, { tokenize: encode }),
+      createAdapter(model, tokenizer, method, config, info, s.seed),
     );
-    this.adapterInfo.set(TRAINED_ADAPTER, { method, labels: [] });
-    if (info.taskType !== 'CAUSAL_LM') {
-      if (!adapter.attachHead) {
-        this.dropAdapterNow(TRAINED_ADAPTER);
-        throw new PeftLabError(`${method.label} cannot carry a classification head`);
-      }
-      // HF's head init; seed + 1 so the head's draw differs from the adapter's (as the CLI does).
-      adapter.attachHead(headFor(model, cfg, info.taskType, info.labels.length, s.seed + 1));
-      this.adapterInfo.set(TRAINED_ADAPTER, { method, labels: [...info.labels] });
-    }
+    this.adapterInfo.set(TRAINED_ADAPTER, { method, labels: [...info.labels] });
     const evaluate = async (step: number): Promise<EvalPoint> => {
-      const e = await run.evaluate(adapter);
+      const e = await evaluateTask(model, adapter, data, { batchSize: s.batchSize, seqLen: s.seqLen });
       const point = { step, loss: e.loss, metric: e.metric };
       this.emit('eval', point);
       return point;
     };
     this.emit('status', { phase: 'evaluating', message: 'held-out evaluation before training' });
     const evalBefore = await evaluate(0);
-    const trainer = new Trainer(model, adapter, run.source, { ...s, maxGradNorm: 1.0 });
+    const trainer = new Trainer(model, adapter, taskBatchSource(data, s.seqLen), { ...s, maxGradNorm: 1.0 });
     let last = NaN;
     try {
       this.emit('status', { phase: 'training', message: `training ${method.label}` });
@@ -430,63 +352,8 @@ export class LabEngine implements LabApi {
       peftType: method.peftType,
       task: info.id,
       taskType: info.taskType,
-      metric: run.metric,
-      evalExamples: run.evalExamples,
-    };
-  }
-
-  /** CAUSAL_LM: next-token windows of train.txt, held-out loss and perplexity on validation.txt. */
-  private async lmRun(base: string, info: TaskInfo, s: TrainRequest['train']): Promise<TaskRun> {
-    const { model } = this.need();
-    const train = await this.tokens(`${base}/${info.files.train}`);
-    const valid = await this.tokens(`${base}/${info.files.validation}`);
-    // A short imported text could hold less than one window: say so rather than score nothing.
-    for (const [split, ids] of [
-      ['train', train],
-      ['validation', valid],
-    ] as const) {
-      if (ids.length < s.seqLen + 1) {
-        throw new PeftLabError(
-          `the ${split} split of ${info.title} is ${ids.length} tokens, shorter than one window of ` +
-            `${s.seqLen + 1}: lower the sequence length below ${Math.max(1, ids.length - 1)}, or import a longer text`,
-        );
-      }
-    }
-    const evalOpts = { batchSize: s.batchSize, seqLen: s.seqLen, maxBatches: EVAL_BATCHES };
-    return {
-      source: train,
-      metric: 'perplexity',
-      evalExamples: 0,
-      evaluate: async (adapter) => {
-        const e = await evaluateLm(model, adapter, valid, evalOpts);
-        return { loss: e.loss, metric: e.perplexity };
-      },
-    };
-  }
-
-  /**
-   * SEQ_CLS / TOKEN_CLS: the JSONL splits tokenized to at most seqLen tokens; accuracy (token
-   * accuracy) and loss on the first CLS_EVAL_EXAMPLES validation examples.
-   */
-  private async clsRun(
-    model: Gpt2Model,
-    base: string,
-    info: TaskInfo,
-    s: TrainRequest['train'],
-  ): Promise<TaskRun> {
-    const train = await this.clsSet(info, `${base}/${info.files.train}`, s.seqLen);
-    const valid = await this.clsSet(info, `${base}/${info.files.validation}`, s.seqLen, CLS_EVAL_EXAMPLES);
-    const tokenLevel = info.taskType === 'TOKEN_CLS';
-    return {
-      source: clsBatchSource(train),
-      metric: tokenLevel ? 'tokenAccuracy' : 'accuracy',
-      evalExamples: valid.examples.length,
-      evaluate: async (adapter) => {
-        const e = await evaluateClassification(model, adapter, adapter.head!, valid, {
-          batchSize: s.batchSize,
-        });
-        return { loss: e.loss, metric: tokenLevel ? (e.tokenAccuracy ?? e.accuracy) : e.accuracy };
-      },
+      metric: metricOf(info),
+      evalExamples: data.kind === 'cls' ? data.valid.examples.length : 0,
     };
   }
 

@@ -104,13 +104,15 @@ export async function loadTaskData(
   if (info.taskType === 'CAUSAL_LM') {
     const train = Int32Array.from(tokenizer.encode(trainText));
     const valid = Int32Array.from(tokenizer.encode(validText));
-    for (const [file, ids] of [
-      [info.files.train, train],
-      [info.files.validation, valid],
+    // A short (imported) text could hold less than one window: say so rather than score nothing.
+    for (const [split, ids] of [
+      ['train', train],
+      ['validation', valid],
     ] as const) {
       if (ids.length < opts.seqLen + 1) {
         throw new FileLoadError(
-          `${info.id}/${file} has ${ids.length} tokens, fewer than one window of ${opts.seqLen} + 1: use a shorter sequence length or more text`,
+          `the ${split} split of ${info.title} is ${ids.length} tokens, shorter than one window of ` +
+            `${opts.seqLen + 1}: lower the sequence length below ${Math.max(1, ids.length - 1)}, or use a longer text`,
         );
       }
     }
