@@ -137,6 +137,23 @@ export class Gpt2Model {
   }
 
   forward(opts: ForwardOptions): ForwardResult {
+    const { x: x0, mask, ctx } = this.prelude(opts);
+    let x = x0;
+    const presents: LayerKV[] = [];
+    for (let i = 0; i < this.config.nLayer; i++) {
+      const out = this.block(i, x, mask, opts.past?.[i], ctx);
+      if (opts.returnPresents) presents.push(out.present);
+      x = out.x;
+    }
+    return { hidden: this.finalNorm(x), presents: opts.returnPresents ? presents : undefined };
+  }
+
+  /**
+   * What comes before the first layer: token (or given) embeddings plus positions, the attention
+   * bias every layer shares, and the per-call context. `forward` is prelude, blocks, finalNorm;
+   * the offload trainer (src/lib/offload) runs the same three pieces one layer at a time.
+   */
+  prelude(opts: ForwardOptions): { x: tf.Tensor3D; mask: tf.Tensor4D; ctx: ForwardContext } {
     const c = this.config;
     const ctx: ForwardContext = { training: opts.training ?? false, seed: opts.seed ?? 0 };
     const tokens = opts.inputsEmbeds ?? (opts.ids ? this.embedTokens(opts.ids) : null);
@@ -150,36 +167,46 @@ export class Gpt2Model {
       );
     }
     const pos = tf.slice(this.w('wpe.weight'), [offset, 0], [T, C]); // [T, C]
-    let x = tf.add(tokens, pos) as tf.Tensor3D; // [B, T, C]
-
+    const x = tf.add(tokens, pos) as tf.Tensor3D; // [B, T, C]
     const mask = attentionBias(T, pastLen, B, opts.attentionMask); // [B or 1, 1, T, P + T]
-    const presents: LayerKV[] = [];
-    for (let i = 0; i < c.nLayer; i++) {
-      const h = `h.${i}.`;
-      const a = layerNorm(
-        x,
-        this.w(h + 'ln_1.weight') as tf.Tensor1D,
-        this.w(h + 'ln_1.bias') as tf.Tensor1D,
-        c.layerNormEpsilon,
-      );
-      const { out, present } = this.attention(i, a as tf.Tensor3D, mask, opts.past?.[i], ctx);
-      if (opts.returnPresents) presents.push(present);
-      x = tf.add(x, out) as tf.Tensor3D;
-      const m = layerNorm(
-        x,
-        this.w(h + 'ln_2.weight') as tf.Tensor1D,
-        this.w(h + 'ln_2.bias') as tf.Tensor1D,
-        c.layerNormEpsilon,
-      );
-      x = tf.add(x, this.mlp(i, m as tf.Tensor3D, ctx)) as tf.Tensor3D;
-    }
-    const hidden = layerNorm(
+    return { x, mask, ctx };
+  }
+
+  /** One transformer block: x + attn(ln_1(x)), then + mlp(ln_2(.)); [B, T, C] -> [B, T, C]. */
+  block(
+    i: number,
+    x: tf.Tensor3D,
+    mask: tf.Tensor4D,
+    past: LayerKV | undefined,
+    ctx: ForwardContext,
+  ): { x: tf.Tensor3D; present: LayerKV } {
+    const c = this.config;
+    const h = `h.${i}.`;
+    const a = layerNorm(
+      x,
+      this.w(h + 'ln_1.weight') as tf.Tensor1D,
+      this.w(h + 'ln_1.bias') as tf.Tensor1D,
+      c.layerNormEpsilon,
+    );
+    const { out, present } = this.attention(i, a as tf.Tensor3D, mask, past, ctx);
+    const y = tf.add(x, out) as tf.Tensor3D;
+    const m = layerNorm(
+      y,
+      this.w(h + 'ln_2.weight') as tf.Tensor1D,
+      this.w(h + 'ln_2.bias') as tf.Tensor1D,
+      c.layerNormEpsilon,
+    );
+    return { x: tf.add(y, this.mlp(i, m as tf.Tensor3D, ctx)) as tf.Tensor3D, present };
+  }
+
+  /** ln_f: the final hidden states the heads read. */
+  finalNorm(x: tf.Tensor3D): tf.Tensor3D {
+    return layerNorm(
       x,
       this.w('ln_f.weight') as tf.Tensor1D,
       this.w('ln_f.bias') as tf.Tensor1D,
-      c.layerNormEpsilon,
-    );
-    return { hidden: hidden as tf.Tensor3D, presents: opts.returnPresents ? presents : undefined };
+      this.config.layerNormEpsilon,
+    ) as tf.Tensor3D;
   }
 
   private attention(

@@ -8,18 +8,46 @@ import type { ClsBatch, EncodedSet } from '../data/cls-data';
 import { evalClsBatches, padBatch, sampleIndices } from '../data/cls-data';
 import { IGNORE_INDEX } from '../data/tasks/align';
 import { accuracy, macroF1, tokenAccuracy } from '../data/tasks/metrics';
-import type { Gpt2Model } from '../model/gpt2';
+import type { ForwardOptions, Gpt2Model } from '../model/gpt2';
 import type { TaskHead } from '../model/heads';
 import { lastTokenIndex, seqClsLogits, tokenClsLogits } from '../model/heads';
 import { crossEntropy } from '../model/ops';
 import { adapterDecorator, virtualPositions } from '../peft/forward';
 import type { Adapter } from '../peft/types';
-import type { BatchSource } from './trainer';
+import type { BatchParts, BatchSource } from './trainer';
+
+/** The first layer's inputs for a padded batch: ids, key mask, and the adapter's virtual tokens. */
+export function clsInputs(
+  model: Gpt2Model,
+  adapter: Adapter | null,
+  b: ClsBatch,
+  training: boolean,
+  seed: number,
+): ForwardOptions {
+  const ids = tf.tensor2d(b.ids, [b.batch, b.seqLen], 'int32');
+  const attentionMask = tf.tensor2d(b.mask, [b.batch, b.seqLen]);
+  return adapterDecorator(model, adapter, training, seed)({ ids, attentionMask, training, seed }, true);
+}
 
 /**
- * Logits of one batch: [B, numLabels] for SEQ_CLS (the last real token of each row), [B, T,
- * numLabels] for TOKEN_CLS. Prompt adapters' virtual positions are dropped before the head.
+ * Logits from ln_f's output [B, n + T, C]: [B, numLabels] for SEQ_CLS (the last real token of each
+ * row), [B, T, numLabels] for TOKEN_CLS. Prompt adapters' virtual positions are dropped first.
  */
+export function clsLogitsFromHidden(
+  adapter: Adapter | null,
+  head: TaskHead,
+  b: ClsBatch,
+  hidden: tf.Tensor3D,
+): tf.Tensor {
+  if (head.task !== b.task) throw new Error(`a ${head.task} head cannot score a ${b.task} batch`);
+  const n = virtualPositions(adapter);
+  const h = n > 0 ? (tf.slice(hidden, [0, n, 0], [-1, -1, -1]) as tf.Tensor3D) : hidden; // [B, T, C]
+  return b.task === 'SEQ_CLS'
+    ? seqClsLogits(head, h, lastTokenIndex(b.mask, b.batch, b.seqLen)) // [B, L]
+    : tokenClsLogits(head, h); // [B, T, L]
+}
+
+/** Logits of one batch through the model, the adapter and the head (see clsLogitsFromHidden). */
 export function clsLogits(
   model: Gpt2Model,
   adapter: Adapter | null,
@@ -29,15 +57,22 @@ export function clsLogits(
   seed: number,
 ): tf.Tensor {
   if (head.task !== b.task) throw new Error(`a ${head.task} head cannot score a ${b.task} batch`);
-  const ids = tf.tensor2d(b.ids, [b.batch, b.seqLen], 'int32');
-  const attentionMask = tf.tensor2d(b.mask, [b.batch, b.seqLen]);
-  const opts = adapterDecorator(model, adapter, training, seed)({ ids, attentionMask, training, seed }, true);
-  let hidden = model.forward(opts).hidden; // [B, n + T, C]
-  const n = virtualPositions(adapter);
-  if (n > 0) hidden = tf.slice(hidden, [0, n, 0], [-1, -1, -1]); // [B, T, C]
-  return b.task === 'SEQ_CLS'
-    ? seqClsLogits(head, hidden, lastTokenIndex(b.mask, b.batch, b.seqLen)) // [B, L]
-    : tokenClsLogits(head, hidden); // [B, T, L]
+  const hidden = model.forward(clsInputs(model, adapter, b, training, seed)).hidden;
+  return clsLogitsFromHidden(adapter, head, b, hidden);
+}
+
+/** The two halves of a classification batch's loss (see BatchParts). */
+export function clsParts(b: ClsBatch, head?: TaskHead): BatchParts {
+  return {
+    inputs: (model, adapter, training, seed) => clsInputs(model, adapter, b, training, seed),
+    lossFromHidden: (_model, adapter, hidden, training) => {
+      const h = headOf(adapter, head);
+      const logits = clsLogitsFromHidden(adapter, h, b, hidden);
+      const loss = crossEntropy(tf.reshape(logits, [-1, h.numLabels]) as tf.Tensor2D, b.labels);
+      const extra = training ? adapter?.extraLoss?.() : null;
+      return extra ? tf.add(loss, extra) : loss;
+    },
+  };
 }
 
 /** Mean cross-entropy of one batch (labels -100 ignored), plus the adapter's extra loss in training. */
@@ -49,10 +84,9 @@ export function clsBatchLoss(
   training: boolean,
   seed: number,
 ): tf.Scalar {
-  const logits = clsLogits(model, adapter, head, b, training, seed);
-  const loss = crossEntropy(tf.reshape(logits, [-1, head.numLabels]) as tf.Tensor2D, b.labels);
-  const extra = training ? adapter?.extraLoss?.() : null;
-  return extra ? tf.add(loss, extra) : loss;
+  const parts = clsParts(b, head);
+  const hidden = model.forward(parts.inputs(model, adapter, training, seed)).hidden;
+  return parts.lossFromHidden(model, adapter, hidden, training);
 }
 
 /** The adapter's head, or a message that says how to give it one. */
@@ -79,6 +113,7 @@ export function clsBatchSource(set: EncodedSet, head?: TaskHead): BatchSource {
           tokens,
           loss: (model, adapter, training, seed) =>
             clsBatchLoss(model, adapter, headOf(adapter, head), batch, training, seed),
+          parts: clsParts(batch, head),
         };
       });
     },

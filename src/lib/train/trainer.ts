@@ -10,7 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import { NonFiniteLossError } from '../errors';
 import type { LmBatch, TokenStream } from '../data/lm-data';
 import { evalLmBatches, randomLmBatch } from '../data/lm-data';
-import type { Gpt2Model } from '../model/gpt2';
+import type { ForwardOptions, Gpt2Model } from '../model/gpt2';
 import { lmLogits } from '../model/heads';
 import { crossEntropy } from '../model/ops';
 import { adapterDecorator, virtualPositions } from '../peft/forward';
@@ -29,16 +29,46 @@ export interface TrainerOptions {
   gradAccumSteps?: number;
   /** 0 disables clipping. */
   maxGradNorm?: number;
+  /**
+   * How a micro-batch's gradients are computed: by default one tape over the whole forward; the
+   * offload trainer passes its layer-by-layer recomputation (src/lib/offload/layerwise.ts).
+   */
+  gradients?: GradientFn;
   weightDecay?: number;
   seed: number;
+}
+
+/**
+ * A micro-batch's forward in two halves, so a trainer can run the model between them one layer at
+ * a time (src/lib/offload recomputes layers in the backward): the first layer's inputs with the
+ * adapter's virtual tokens or prefixes, and the loss from the final hidden states.
+ */
+export interface BatchParts {
+  inputs(model: Gpt2Model, adapter: Adapter | null, training: boolean, seed: number): ForwardOptions;
+  /** Loss from ln_f's output [B, n + T, C], the adapter's extra loss included in training. */
+  lossFromHidden(
+    model: Gpt2Model,
+    adapter: Adapter | null,
+    hidden: tf.Tensor3D,
+    training: boolean,
+  ): tf.Scalar;
 }
 
 /** One micro-batch, ready to run: its loss is built inside the gradient scope. */
 export interface MicroBatch {
   loss(model: Gpt2Model, adapter: Adapter | null, training: boolean, seed: number): tf.Scalar;
+  /** The same loss as two halves around the layers. */
+  parts: BatchParts;
   /** Tokens it holds (for throughput). */
   tokens: number;
 }
+
+/** Computes one micro-batch's loss and the gradients of `vars` (by variable name). */
+export type GradientFn = (
+  mb: MicroBatch,
+  vars: tf.Variable[],
+  seed: number,
+) => Promise<{ value: tf.Scalar; grads: tf.NamedTensorMap }>;
 
 /** Where a trainer's examples come from. */
 export interface BatchSource {
@@ -70,6 +100,7 @@ export function lmBatchSource(stream: TokenStream, seqLen: number): BatchSource 
         return {
           tokens: B * T,
           loss: (model, adapter, training, seed) => lmBatchLoss(model, adapter, batch, training, seed),
+          parts: lmParts(batch),
         };
       });
     },
@@ -85,6 +116,24 @@ export interface StepStats {
   tokens: number;
 }
 
+/** The two halves of a next-token batch's loss (see BatchParts). */
+export function lmParts(b: LmBatch): BatchParts {
+  return {
+    inputs: (model, adapter, training, seed) => {
+      const ids = tf.tensor2d(b.ids, [b.batch, b.seqLen], 'int32');
+      return adapterDecorator(model, adapter, training, seed)({ ids, training, seed }, true);
+    },
+    lossFromHidden: (model, adapter, hidden, training) => {
+      const n = virtualPositions(adapter);
+      const h = n > 0 ? (tf.slice(hidden, [0, n, 0], [-1, -1, -1]) as tf.Tensor3D) : hidden; // [B, T, C]
+      const logits = lmLogits(model, h); // [B, T, V]
+      const loss = crossEntropy(tf.reshape(logits, [b.batch * b.seqLen, -1]) as tf.Tensor2D, b.labels);
+      const extra = training ? adapter?.extraLoss?.() : null;
+      return extra ? tf.add(loss, extra) : loss;
+    },
+  };
+}
+
 /** Mean next-token loss of one batch through the model and adapter (a scalar tensor). */
 export function lmBatchLoss(
   model: Gpt2Model,
@@ -93,15 +142,9 @@ export function lmBatchLoss(
   training: boolean,
   seed: number,
 ): tf.Scalar {
-  const ids = tf.tensor2d(b.ids, [b.batch, b.seqLen], 'int32');
-  const opts = adapterDecorator(model, adapter, training, seed)({ ids, training, seed }, true);
-  let hidden = model.forward(opts).hidden; // [B, n + T, C]
-  const n = virtualPositions(adapter);
-  if (n > 0) hidden = tf.slice(hidden, [0, n, 0], [-1, -1, -1]); // [B, T, C]
-  const logits = lmLogits(model, hidden); // [B, T, V]
-  const loss = crossEntropy(tf.reshape(logits, [b.batch * b.seqLen, -1]) as tf.Tensor2D, b.labels);
-  const extra = training ? adapter?.extraLoss?.() : null;
-  return extra ? tf.add(loss, extra) : loss;
+  const parts = lmParts(b);
+  const hidden = model.forward(parts.inputs(model, adapter, training, seed)).hidden; // [B, n + T, C]
+  return parts.lossFromHidden(model, adapter, hidden, training);
 }
 
 export class Trainer {
@@ -150,7 +193,9 @@ export class Trainer {
       const mb = micros[micro]!;
       tokens += mb.tokens;
       const seed = (stepSeed + micro) >>> 0;
-      const { value, grads } = tf.variableGrads(() => mb.loss(this.model, this.adapter, true, seed), list);
+      const { value, grads } = this.opts.gradients
+        ? await this.opts.gradients(mb, list, seed)
+        : tf.variableGrads(() => mb.loss(this.model, this.adapter, true, seed), list);
       losses.push(value);
       const named = new Map<string, tf.Tensor>();
       for (const [vn, g] of Object.entries(grads)) named.set(byVarName.get(vn)!, g);

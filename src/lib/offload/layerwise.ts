@@ -1,0 +1,139 @@
+/**
+ * Gradients of one micro-batch computed a layer at a time (gradient checkpointing, Chen et al.
+ * 2016, as HF's `gradient_checkpointing_enable()`): the forward keeps only each layer's input;
+ * the backward recomputes one layer under its own gradient tape, takes the gradient with respect
+ * to its input, its past keys/values and the trainable values inside it, and moves on. Activation
+ * memory is then one layer's tape plus L inputs instead of L layers' tapes, for one extra forward.
+ *
+ * Because every await happens between layers, a LayerPager can page each layer's frozen weights in
+ * just before it is needed (ZeRO-3), which a single synchronous tape over the model cannot allow.
+ *
+ * Phases (the sums of the same chain rule the one-tape trainer applies):
+ *   1. inputs and forward, no tape: x_0 (with virtual tokens), prefixes, each layer's input x_i;
+ *   2. head: d loss / d x_L and the head's, ln_f's and the adapter's extra loss's gradients;
+ *   3. layers L-1..0: recompute layer i on a tape; d x_i, d past_i, and the layer's own gradients;
+ *   4. inputs again on a tape: sum(x_0 * d x_0) + sum(past_i * d past_i) gives the gradients of the
+ *      prompt/prefix encoders (and, for full fine-tuning, of wte and wpe).
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { Gpt2Model, LayerKV } from '../model/gpt2';
+import type { Adapter } from '../peft/types';
+import type { GradientFn, MicroBatch } from '../train/trainer';
+import type { LayerPager } from './layer-pager';
+
+/** Adds `g` into `acc` under `name`, disposing what it replaces. */
+function accumulate(acc: Map<string, tf.Tensor>, name: string, g: tf.Tensor): void {
+  const prev = acc.get(name);
+  if (!prev) {
+    acc.set(name, g);
+    return;
+  }
+  acc.set(name, tf.add(prev, g));
+  tf.dispose([prev, g]);
+}
+
+/** A throwaway trainable variable holding a copy of `t`, to take a gradient with respect to it. */
+const probe = (t: tf.Tensor): tf.Variable => tf.variable(t, true);
+
+export async function layerwiseGradients(
+  model: Gpt2Model,
+  adapter: Adapter,
+  mb: MicroBatch,
+  vars: tf.Variable[],
+  seed: number,
+  pager: LayerPager | null,
+): Promise<{ value: tf.Scalar; grads: tf.NamedTensorMap }> {
+  const L = model.config.nLayer;
+  const ctx = { training: true, seed };
+  const acc = new Map<string, tf.Tensor>();
+  const names = new Set(vars.map((v) => v.name));
+  const keepGrads = (grads: tf.NamedTensorMap, skip: Set<string>): void => {
+    for (const [k, g] of Object.entries(grads)) {
+      if (skip.has(k)) continue;
+      if (names.has(k)) accumulate(acc, k, g);
+      else g.dispose();
+    }
+  };
+
+  // 1. Inputs and the forward, without a tape; only each layer's input is kept.
+  const first = tf.tidy(() => {
+    const opts = mb.parts.inputs(model, adapter, true, seed);
+    const { x, mask } = model.prelude(opts);
+    return { x, mask, past: opts.past ?? [] };
+  });
+  const past = (i: number): LayerKV | undefined => first.past[i];
+  const xs: tf.Tensor3D[] = [first.x];
+  try {
+    for (let i = 0; i < L; i++) {
+      await pager?.acquire(i);
+      xs.push(tf.tidy(() => model.block(i, xs[i]!, first.mask, past(i), ctx).x));
+      pager?.release(i);
+    }
+
+    // 2. The head: loss from ln_f(x_L), and d loss / d x_L.
+    const xL = probe(xs[L]!);
+    const head = tf.variableGrads(
+      () => mb.parts.lossFromHidden(model, adapter, model.finalNorm(xL as unknown as tf.Tensor3D), true),
+      [xL, ...vars],
+    );
+    let dy = head.grads[xL.name]!;
+    keepGrads(head.grads, new Set([xL.name]));
+    xL.dispose();
+
+    // 3. Layers, last to first, each recomputed on its own tape.
+    const dPast: (LayerKV | null)[] = [];
+    for (let i = L - 1; i >= 0; i--) {
+      await pager?.acquire(i);
+      const xi = probe(xs[i]!);
+      const kv0 = past(i);
+      const pk = kv0 ? probe(kv0.k) : null;
+      const pv = kv0 ? probe(kv0.v) : null;
+      const probes = [xi, ...(pk && pv ? [pk, pv] : [])];
+      const { value, grads } = tf.variableGrads(() => {
+        const kv =
+          pk && pv ? { k: pk as unknown as tf.Tensor4D, v: pv as unknown as tf.Tensor4D } : undefined;
+        const out = model.block(i, xi as unknown as tf.Tensor3D, first.mask, kv, ctx).x;
+        return tf.sum(tf.mul(out, dy));
+      }, [...probes, ...vars]);
+      pager?.release(i);
+      value.dispose();
+      dy.dispose();
+      dy = grads[xi.name]!;
+      dPast[i] = pk && pv ? { k: grads[pk.name] as tf.Tensor4D, v: grads[pv.name] as tf.Tensor4D } : null;
+      keepGrads(grads, new Set(probes.map((p) => p.name)));
+      tf.dispose(probes);
+    }
+
+    // 4. Back into whatever made the inputs: virtual tokens, prefixes, or (full) the embeddings.
+    const needsInputs = adapter.kind === 'prompt' || adapter.kind === 'prefix' || adapter.kind === 'full';
+    if (needsInputs) {
+      const { value, grads } = tf.variableGrads(() => {
+        const opts = mb.parts.inputs(model, adapter, true, seed);
+        let s = tf.sum(tf.mul(model.prelude(opts).x, dy));
+        opts.past?.forEach((kv, i) => {
+          const d = dPast[i];
+          if (d) s = tf.add(s, tf.add(tf.sum(tf.mul(kv.k, d.k)), tf.sum(tf.mul(kv.v, d.v))));
+        });
+        return s as tf.Scalar;
+      }, vars);
+      value.dispose();
+      keepGrads(grads, new Set());
+    }
+    dy.dispose();
+    tf.dispose(dPast.flatMap((d) => (d ? [d.k, d.v] : [])));
+    return { value: head.value, grads: Object.fromEntries(acc) };
+  } finally {
+    tf.dispose(xs);
+    tf.dispose([first.mask, ...first.past.flatMap((kv) => [kv.k, kv.v])]);
+    pager?.endStep();
+  }
+}
+
+/** The Trainer's gradient function for layer-by-layer recomputation (and paging, given a pager). */
+export function layerwiseGradientFn(
+  model: Gpt2Model,
+  adapter: Adapter,
+  pager: LayerPager | null = null,
+): GradientFn {
+  return (mb, vars, seed) => layerwiseGradients(model, adapter, mb, vars, seed, pager);
+}

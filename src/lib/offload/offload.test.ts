@@ -1,0 +1,207 @@
+import { describe, it, expect, beforeAll } from 'vitest';
+import * as tf from '@tensorflow/tfjs';
+import { initNodeBackend } from '../backend/node';
+import { Gpt2Model } from '../model/gpt2';
+import type { Gpt2Config } from '../model/config';
+import { METHOD_INFO } from '../peft/catalog';
+import { methodByCliName } from '../peft/registry';
+import type { Adapter, TaskType } from '../peft/types';
+import { headFor } from '../peft/task-head';
+import { Rng } from '../train/rng';
+import { Trainer, lmBatchSource } from '../train/trainer';
+import type { BatchSource } from '../train/trainer';
+import { clsBatchSource } from '../train/classification';
+import type { EncodedSet } from '../data/cls-data';
+import { LayerPager } from './layer-pager';
+import { layerwiseGradientFn, layerwiseGradients } from './layerwise';
+import { MemoryPageStore } from './page-store';
+
+const CONFIG: Gpt2Config = {
+  vocabSize: 61,
+  nPositions: 40,
+  nEmbd: 16,
+  nLayer: 3,
+  nHead: 2,
+  nInner: 64,
+  layerNormEpsilon: 1e-5,
+  bosTokenId: 0,
+  eosTokenId: 0,
+};
+const TOKENS = Int32Array.from({ length: 3000 }, (_, i) => (i * 7 + ((i * i) % 13)) % CONFIG.vocabSize);
+
+function clsSet(task: 'SEQ_CLS' | 'TOKEN_CLS'): EncodedSet {
+  const rng = new Rng(5);
+  return {
+    task,
+    padId: 0,
+    examples: Array.from({ length: 20 }, () => {
+      const n = 3 + Math.floor(rng.next() * 6);
+      const ids = Array.from({ length: n }, () => 1 + Math.floor(rng.next() * 59));
+      return { ids, label: task === 'SEQ_CLS' ? ids[0]! % 3 : ids.map((t) => t % 3) };
+    }),
+  };
+}
+
+function build(
+  model: Gpt2Model,
+  method: string,
+  taskType: TaskType,
+  extra: Record<string, unknown> = {},
+): Adapter {
+  const m = methodByCliName(method);
+  const cfg = { ...m.defaults(taskType), totalStep: 20, loraDropout: 0.1, ...extra };
+  const adapter = m.create(model, cfg as never, 3, {
+    tokenize: (t) => [...t].map((c) => c.charCodeAt(0) % 60),
+  });
+  if (taskType !== 'CAUSAL_LM') adapter.attachHead!(headFor(model, adapter.config, taskType, 3, 4));
+  return adapter;
+}
+
+function source(taskType: TaskType): BatchSource {
+  return taskType === 'CAUSAL_LM' ? lmBatchSource(TOKENS, 12) : clsBatchSource(clsSet(taskType));
+}
+
+let model: Gpt2Model;
+beforeAll(async () => {
+  await initNodeBackend('wasm');
+  model = Gpt2Model.random(CONFIG, 7);
+});
+
+const CASES = METHOD_INFO.flatMap((m) => m.taskTypes.map((t) => [m.cliName, t] as [string, TaskType])).concat(
+  [
+    ['prefix-tuning', 'CAUSAL_LM'],
+    ['p-tuning', 'SEQ_CLS'],
+  ],
+);
+const EXTRA: Record<string, Record<string, unknown>> = {
+  'prefix-tuning': { prefixProjection: true, encoderHiddenSize: 8 },
+  'p-tuning': { encoderReparameterizationType: 'LSTM', encoderHiddenSize: 8 },
+};
+
+describe('layer-by-layer gradients (gradient checkpointing)', () => {
+  it.each(CASES.map(([m, t], i) => [m, t, i >= CASES.length - 2]))(
+    '%s on %s equal the one-tape gradients',
+    async (method, taskType, variant) => {
+      const adapter = build(
+        model,
+        method as string,
+        taskType as TaskType,
+        variant ? EXTRA[method as string] : {},
+      );
+      const vars = [...adapter.trainable().values()];
+      const [mb] = source(taskType as TaskType).draw(new Rng(9), 4, 1);
+      // The one-tape pass first: it builds the model's cached wte^T, which stays.
+      const ref = tf.variableGrads(() => mb!.loss(model, adapter, true, 11), vars);
+      const before = tf.memory().numTensors;
+      const got = await layerwiseGradients(model, adapter, mb!, vars, 11, null);
+      expect(Object.keys(got.grads).sort()).toEqual(Object.keys(ref.grads).sort());
+      expect(await got.value.data()).toEqual(await ref.value.data());
+      for (const [k, g] of Object.entries(ref.grads)) {
+        const a = await g.data();
+        const b = await got.grads[k]!.data();
+        const scale = Math.max(1e-6, ...Array.from(a, Math.abs));
+        let worst = 0;
+        for (let j = 0; j < a.length; j++) worst = Math.max(worst, Math.abs(a[j]! - b[j]!) / scale);
+        expect(worst, k).toBeLessThan(1e-4);
+      }
+      tf.dispose([got.value, ...Object.values(got.grads)]);
+      expect(tf.memory().numTensors).toBe(before);
+      tf.dispose([ref.value, ...Object.values(ref.grads)]);
+      adapter.dispose();
+    },
+  );
+});
+
+describe('ZeRO-3 paging of the frozen layers', () => {
+  async function run(pager: LayerPager | null, steps: number): Promise<number[]> {
+    const adapter = build(model, 'lora', 'CAUSAL_LM');
+    const trainer = new Trainer(model, adapter, TOKENS, {
+      steps,
+      lr: 1e-2,
+      batchSize: 2,
+      seqLen: 12,
+      seed: 1,
+      gradients: layerwiseGradientFn(model, adapter, pager),
+    });
+    const losses: number[] = [];
+    for (let s = 0; s < steps; s++) losses.push((await trainer.trainStep()).loss);
+    trainer.dispose();
+    adapter.dispose();
+    return losses;
+  }
+
+  async function oneTape(steps: number): Promise<number[]> {
+    const adapter = build(model, 'lora', 'CAUSAL_LM');
+    const trainer = new Trainer(model, adapter, TOKENS, {
+      steps,
+      lr: 1e-2,
+      batchSize: 2,
+      seqLen: 12,
+      seed: 1,
+    });
+    const losses: number[] = [];
+    for (let s = 0; s < steps; s++) losses.push((await trainer.trainStep()).loss);
+    trainer.dispose();
+    adapter.dispose();
+    return losses;
+  }
+
+  const layerBytes = 4 * (2 * 16 + 16 * 48 + 48 + 16 * 16 + 16 + 2 * 16 + 16 * 64 + 64 + 64 * 16 + 16);
+
+  async function paged(
+    budgetLayers: number,
+    policy: 'trace' | 'lru',
+    prefetch: boolean,
+  ): Promise<LayerPager['stats']> {
+    const reference = await oneTape(4);
+    const pager = await LayerPager.create(model, new MemoryPageStore(), {
+      budgetBytes: budgetLayers * layerBytes,
+      policy,
+      prefetch,
+    });
+    expect(pager.residentBytes).toBe(0);
+    expect(model.weights.has('h.0.attn.c_attn.weight')).toBe(false);
+    try {
+      const losses = await run(pager, 4);
+      for (let i = 0; i < 4; i++) expect(losses[i]).toBeCloseTo(reference[i]!, 5);
+      expect(pager.stats.peakResidentBytes).toBeLessThanOrEqual(budgetLayers * layerBytes);
+    } finally {
+      await pager.restore();
+    }
+    expect(model.weights.has('h.0.attn.c_attn.weight')).toBe(true);
+    // Resident again: the same run without the pager.
+    const again = await run(null, 4);
+    for (let i = 0; i < 4; i++) expect(again[i]).toBeCloseTo(reference[i]!, 5);
+    return pager.stats;
+  }
+
+  it('trains LoRA exactly as the resident model with room for one layer, paging on demand', async () => {
+    const stats = await paged(1.5, 'lru', false);
+    // Per step the layers are needed 0 1 2 2 1 0; with room for one, every access but the turn at
+    // the top and (after the first step) the first pages in: 5 + 3 x 4 misses, and restore() pages
+    // in the two layers not resident at the end.
+    expect(stats).toMatchObject({ misses: 17, prefetchHits: 7, pageIns: 19 });
+  });
+
+  it('with room for two layers, prefetch along the trace finds more layers ready than on demand', async () => {
+    const ahead = await paged(2.5, 'trace', true);
+    const onDemand = await paged(2.5, 'lru', false);
+    expect(ahead.prefetchHits).toBeGreaterThan(onDemand.prefetchHits);
+    expect(ahead.misses).toBeLessThan(onDemand.misses);
+  });
+
+  it('refuses a budget below one layer and trainable base weights', async () => {
+    await expect(
+      LayerPager.create(model, new MemoryPageStore(), {
+        budgetBytes: layerBytes - 4,
+        policy: 'trace',
+        prefetch: true,
+      }),
+    ).rejects.toThrow(/cannot hold one layer/);
+    const full = build(model, 'full', 'CAUSAL_LM');
+    await expect(
+      LayerPager.create(model, new MemoryPageStore(), { budgetBytes: 1e9, policy: 'trace', prefetch: true }),
+    ).rejects.toThrow(/trains, and this pager moves frozen weights only/);
+    full.dispose();
+  });
+});

@@ -1,0 +1,50 @@
+/**
+ * Where paged-out tensors live: a narrow asynchronous key -> bytes interface, so the paging logic
+ * is the same whether pages sit in memory (tests, the bench's baseline), in files (Node, the
+ * bench's disk-backed store) or in IndexedDB (the browser, through src/lib/storage/db.ts blobs).
+ * A page is at most MAX_PAGE_BYTES: larger IndexedDB records fail in some browsers
+ * (ENVIRONMENT.md), so callers split bigger tensors.
+ */
+import { StorageError } from '../errors';
+
+export const MAX_PAGE_BYTES = 64 * 1024 * 1024;
+
+export interface PageStore {
+  /** Stores a copy of `bytes` under `key`, replacing what was there. */
+  put(key: string, bytes: Uint8Array): Promise<void>;
+  /** The bytes stored under `key`; a StorageError names a missing page. */
+  get(key: string): Promise<Uint8Array>;
+  delete(key: string): Promise<void>;
+}
+
+export function checkPageSize(key: string, bytes: Uint8Array): void {
+  if (bytes.byteLength > MAX_PAGE_BYTES) {
+    throw new StorageError(
+      `page ${key} is ${bytes.byteLength} bytes, over the ${MAX_PAGE_BYTES}-byte record limit: split it`,
+    );
+  }
+}
+
+/** Pages in this process's memory (copies, so a caller's later writes do not reach a stored page). */
+export class MemoryPageStore implements PageStore {
+  private readonly pages = new Map<string, Uint8Array>();
+
+  async put(key: string, bytes: Uint8Array): Promise<void> {
+    checkPageSize(key, bytes);
+    this.pages.set(key, bytes.slice());
+  }
+
+  async get(key: string): Promise<Uint8Array> {
+    const p = this.pages.get(key);
+    if (!p) throw new StorageError(`page ${key} is not in the store`);
+    return p;
+  }
+
+  async delete(key: string): Promise<void> {
+    this.pages.delete(key);
+  }
+
+  get size(): number {
+    return this.pages.size;
+  }
+}
