@@ -727,6 +727,14 @@ export class LabDb {
     );
   }
 
+  /** Deletes blob (ownerId, name); nothing happens when there is none. */
+  async deleteBlob(ownerId: string, name: string): Promise<void> {
+    checkOwner(ownerId);
+    await inTx(this.name, ['chunks'], 'readwrite', `delete "${ownerId}/${name}"`, (tx) =>
+      tx.objectStore('chunks').delete(blobRange(ownerId, name)),
+    );
+  }
+
   /** Deletes every blob of `ownerId`. */
   async deleteBlobs(ownerId: string): Promise<void> {
     checkOwner(ownerId);

@@ -1,0 +1,45 @@
+/**
+ * Pages in IndexedDB, as blobs of one owner in the Lab's database (src/lib/storage/db.ts): each
+ * page one blob, written in one transaction, so a page is either all there or not at all. The
+ * database's own chunking keeps records under its limit; pages are already at most MAX_PAGE_BYTES.
+ */
+import { StorageError } from '../errors';
+import { openLabDb } from '../storage/db';
+import type { LabDb } from '../storage/db';
+import { checkPageSize } from './page-store';
+import type { PageStore } from './page-store';
+
+export class IdbPageStore implements PageStore {
+  private constructor(
+    private readonly db: LabDb,
+    /** The blob owner all pages of this store belong to, e.g. "offload:<run id>". */
+    readonly owner: string,
+  ) {}
+
+  static async open(owner: string, dbName?: string): Promise<IdbPageStore> {
+    return new IdbPageStore(await openLabDb(dbName), owner);
+  }
+
+  async put(key: string, bytes: Uint8Array): Promise<void> {
+    checkPageSize(key, bytes);
+    await this.db.putBlob(this.owner, key, bytes);
+  }
+
+  async get(key: string): Promise<Uint8Array> {
+    const b = await this.db.getBlob(this.owner, key);
+    if (!b)
+      throw new StorageError(
+        `page ${key} is not in IndexedDB (${this.owner}): it was deleted or never written`,
+      );
+    return new Uint8Array(b);
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.db.deleteBlob(this.owner, key);
+  }
+
+  /** Deletes every page of this store. */
+  async clear(): Promise<void> {
+    await this.db.deleteBlobs(this.owner);
+  }
+}
