@@ -161,6 +161,15 @@ test('race three methods, watch the curves, read the results, try them, see wher
   await expect(other.getByTestId('no-saved-races')).toBeVisible();
   await expect(other.getByTestId('saved-banner')).toHaveCount(0);
 
+  // A method added to the finished race runs alone; the others keep their curves.
+  await page.getByTestId('add-method-select').selectOption('ia3');
+  await page.getByTestId('add-method').click();
+  await expect(page.getByTestId('result-row')).toHaveCount(4, { timeout: 60_000 });
+  await expect(loss).toHaveAttribute('data-series', 'LoRA|Prompt tuning|AdaLoRA|IA3');
+  await expect(loss).toHaveAttribute('data-points', '6,6,6,6');
+  await expect(page.getByTestId('lane-step')).toHaveText(['6 / 6', '6 / 6', '6 / 6', '6 / 6']);
+  await shot(page, 'compare-added');
+
   expect(errors).toEqual([]);
 });
 
@@ -181,6 +190,11 @@ test('pause holds the race, resume goes on, stop ends it; engine and link faults
   await shot(page, 'compare-link-notes');
 
   await expect(page.getByTestId('compare-model-facts')).toBeVisible({ timeout: 60_000 });
+  // Equal budget: the engine's default target (prompt tuning's soft prompt), editable, in the link.
+  await page.getByTestId('compare-equal').click();
+  await expect(page.getByTestId('compare-budget')).toHaveValue(/^[1-9]\d*$/);
+  const budget = Number(await page.getByTestId('compare-budget').inputValue());
+  await expect(page.getByTestId('share-link')).toHaveValue(/equal=1/);
   await setNumber(page, 'compare-steps', 2000);
   await setNumber(page, 'compare-batch', 2);
   await setNumber(page, 'compare-seqlen', 16);
@@ -188,6 +202,15 @@ test('pause holds the race, resume goes on, stop ends it; engine and link faults
   await page.getByTestId('compare-start').click();
   const firstStep = page.getByTestId('lane-step').first();
   await expect(firstStep).toHaveText(/^[1-9]\d* \/ 2000$/, { timeout: 60_000 });
+  // LoRA was sized down to about the budget (its own count; the score head is the same for all).
+  const loraTrainable = await page
+    .locator('[data-testid="lane-row"]')
+    .first()
+    .evaluate((row) => row.querySelectorAll('td')[5]!.textContent!.trim());
+  expect(loraTrainable).not.toBe('9.4k');
+  expect(Number(loraTrainable.replace('k', '')) * (loraTrainable.endsWith('k') ? 1000 : 1)).toBeLessThan(
+    budget * 2,
+  );
   await page.getByTestId('compare-pause').click();
   await expect(page.getByTestId('compare-status')).toHaveText('paused');
   const held = await firstStep.textContent();

@@ -350,6 +350,10 @@ export class CompareState {
     } catch (e) {
       this.fail(e);
       this.phase = 'idle';
+      // The engine frees its last race before it builds the next, so none is left to show.
+      this.statusMessage = 'the race did not start';
+      this.lanes = [];
+      this.raceSetup = null;
     } finally {
       this.running = false;
       this.paused = false;
