@@ -1,0 +1,164 @@
+/**
+ * Reads the part of a DeepSpeed config (ds.json) that applies to PEFT Lab and maps it onto our
+ * offload settings, saying which fields it ignores and why, so a config written for
+ * `deepspeed --deepspeed_config ds.json` can be pasted as is. Field names and meanings follow
+ * DeepSpeed's configuration reference (zero_optimization.*, gradient_accumulation_steps,
+ * gradient_clipping, fp16).
+ */
+import { PeftConfigError } from '../errors';
+
+export interface OffloadSettings {
+  /** ZeRO stage: 0 nothing moves, 1 optimizer state, 2 + gradients, 3 + parameters. */
+  stage: 0 | 1 | 2 | 3;
+  /** Where optimizer state goes when it leaves the backend ('none' keeps it resident). */
+  offloadOptimizer: 'none' | 'storage';
+  /** Where frozen parameters go at stage 3. */
+  offloadParam: 'none' | 'storage';
+  gradientAccumulationSteps: number;
+  /** 0 disables clipping. */
+  maxGradNorm: number;
+  gradientCheckpointing: boolean;
+}
+
+export interface DeepSpeedMapping {
+  settings: OffloadSettings;
+  /** Field paths read and mapped. */
+  used: string[];
+  /** Field paths present but not applied, each with the reason. */
+  ignored: { field: string; why: string }[];
+}
+
+export const DEFAULT_OFFLOAD: OffloadSettings = {
+  stage: 0,
+  offloadOptimizer: 'none',
+  offloadParam: 'none',
+  gradientAccumulationSteps: 1,
+  maxGradNorm: 1.0,
+  gradientCheckpointing: false,
+};
+
+type Json = Record<string, unknown>;
+
+const isObject = (x: unknown): x is Json => typeof x === 'object' && x !== null && !Array.isArray(x);
+
+/** DeepSpeed's "auto" means "fill from the trainer's arguments": ours keep their own value. */
+const isAuto = (x: unknown): boolean => x === 'auto';
+
+function device(value: unknown, field: string): 'none' | 'storage' {
+  if (value === 'none' || value === undefined || value === null) return 'none';
+  // Both DeepSpeed targets leave the accelerator; in a browser the place they go is IndexedDB.
+  if (value === 'cpu' || value === 'nvme') return 'storage';
+  throw new PeftConfigError(`${field} must be "cpu", "nvme" or "none", got ${JSON.stringify(value)}`);
+}
+
+function positiveInt(value: unknown, field: string): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
+    throw new PeftConfigError(`${field} must be a positive integer, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+/** Parses ds.json text (or an already parsed object). Bad values name their field. */
+export function mapDeepSpeedConfig(input: string | unknown): DeepSpeedMapping {
+  let json: unknown = input;
+  if (typeof input === 'string') {
+    try {
+      json = JSON.parse(input);
+    } catch (e) {
+      throw new PeftConfigError(`ds.json is not valid JSON: ${(e as Error).message}`);
+    }
+  }
+  if (!isObject(json)) throw new PeftConfigError('ds.json must be a JSON object');
+  const s: OffloadSettings = { ...DEFAULT_OFFLOAD };
+  const used: string[] = [];
+  const ignored: { field: string; why: string }[] = [];
+
+  for (const [key, value] of Object.entries(json)) {
+    switch (key) {
+      case 'zero_optimization': {
+        if (!isObject(value)) throw new PeftConfigError('zero_optimization must be an object');
+        for (const [k, v] of Object.entries(value)) {
+          const field = `zero_optimization.${k}`;
+          if (k === 'stage') {
+            if (v !== 0 && v !== 1 && v !== 2 && v !== 3) {
+              throw new PeftConfigError(`${field} must be 0, 1, 2 or 3, got ${JSON.stringify(v)}`);
+            }
+            s.stage = v;
+            used.push(field);
+          } else if (k === 'offload_optimizer' || k === 'offload_param') {
+            if (!isObject(v)) throw new PeftConfigError(`${field} must be an object with a "device"`);
+            const d = device(v.device, `${field}.device`);
+            if (k === 'offload_optimizer') s.offloadOptimizer = d;
+            else s.offloadParam = d;
+            used.push(`${field}.device`);
+            for (const sub of Object.keys(v).filter((x) => x !== 'device')) {
+              ignored.push({
+                field: `${field}.${sub}`,
+                why: 'pages go to IndexedDB whole; no pinned memory or NVMe tuning here',
+              });
+            }
+          } else {
+            ignored.push({
+              field,
+              why: "a tuning knob of DeepSpeed's communication or buckets; one device has nothing to partition",
+            });
+          }
+        }
+        break;
+      }
+      case 'gradient_accumulation_steps':
+        if (isAuto(value)) ignored.push({ field: key, why: '"auto": the run\'s own setting is kept' });
+        else {
+          s.gradientAccumulationSteps = positiveInt(value, key);
+          used.push(key);
+        }
+        break;
+      case 'gradient_clipping':
+        if (isAuto(value)) ignored.push({ field: key, why: '"auto": the run\'s own setting is kept' });
+        else {
+          if (typeof value !== 'number' || !(value >= 0)) {
+            throw new PeftConfigError(
+              `gradient_clipping must be a number >= 0, got ${JSON.stringify(value)}`,
+            );
+          }
+          s.maxGradNorm = value;
+          used.push(key);
+        }
+        break;
+      case 'fp16':
+      case 'bf16':
+        ignored.push({
+          field: key,
+          why: 'PEFT Lab trains in float32 on every backend, so there is no loss scale to manage',
+        });
+        break;
+      case 'activation_checkpointing':
+        s.gradientCheckpointing = true;
+        used.push(key);
+        break;
+      default:
+        ignored.push({
+          field: key,
+          why: ['train_batch_size', 'train_micro_batch_size_per_gpu', 'optimizer', 'scheduler'].includes(key)
+            ? 'set in the Lab itself (batch size, learning rate, schedule), not from ds.json'
+            : 'not a setting PEFT Lab has',
+        });
+    }
+  }
+  // ZeRO moves optimizer state from stage 1 and parameters at stage 3: offload needs the stage.
+  if (s.offloadParam === 'storage' && s.stage < 3) {
+    ignored.push({
+      field: 'zero_optimization.offload_param',
+      why: `parameters are offloaded at stage 3 only (stage is ${s.stage})`,
+    });
+    s.offloadParam = 'none';
+  }
+  if (s.offloadOptimizer === 'storage' && s.stage < 1) {
+    ignored.push({
+      field: 'zero_optimization.offload_optimizer',
+      why: 'optimizer offload needs stage 1 or more (stage is 0)',
+    });
+    s.offloadOptimizer = 'none';
+  }
+  return { settings: s, used, ignored };
+}
