@@ -198,10 +198,12 @@ export class LabState {
   async start(): Promise<void> {
     try {
       this.catalog = await loadCatalog(this.baseUrl);
-      await this.refreshTasks();
+      // Imported data sets are read from IndexedDB while the engine starts, not before it.
+      const tasks = this.refreshTasks();
       await this.setBackend(this.backendChoice);
       const first = this.catalog[0];
       if (first) await this.loadModel(first.id);
+      await tasks;
       if (this.linkProblem) this.error ??= this.linkProblem;
     } catch (e) {
       this.fail(e);
