@@ -53,6 +53,8 @@ interface Row {
   /** tf.profile's peak during one step, above the bytes resident before it. */
   stepPeakBytes: number | null;
   stallMsPerStep: number | null;
+  /** Loss of the last timed step (every configuration sees the same batches). */
+  lastLoss: number | null;
   hits: number | null;
   misses: number | null;
   note: string;
@@ -66,7 +68,7 @@ async function measure(
   tokens: Int32Array,
   shape: { batch: number; seq: number; steps: number },
   mode: { layerwise: boolean; pager?: LayerPager },
-): Promise<{ ms: number; tps: number; peak: number }> {
+): Promise<{ ms: number; tps: number; peak: number; loss: number }> {
   const lora = methodByCliName('lora');
   const adapter = lora.create(model, lora.defaults('CAUSAL_LM') as never, 1, {});
   const trainer = new Trainer(model, adapter, tokens, {
@@ -82,10 +84,15 @@ async function measure(
     const before = tf.memory().numBytes;
     const prof = await tf.profile(async () => void (await trainer.trainStep()));
     const ms: number[] = [];
-    for (let s = 0; s < shape.steps; s++) ms.push((await trainer.trainStep()).ms);
+    let loss = NaN;
+    for (let s = 0; s < shape.steps; s++) {
+      const st = await trainer.trainStep();
+      ms.push(st.ms);
+      loss = st.loss;
+    }
     const m = median(ms);
     process.stderr.write(`${label}: ${m.toFixed(0)} ms/step\n`);
-    return { ms: m, tps: (1000 * shape.batch * shape.seq) / m, peak: prof.peakBytes - before };
+    return { ms: m, tps: (1000 * shape.batch * shape.seq) / m, peak: prof.peakBytes - before, loss };
   } finally {
     trainer.dispose();
     adapter.dispose();
@@ -135,10 +142,11 @@ async function benchModel(
   const total = layerBytes(model);
   for (const [budgetName, share] of budgets) {
     for (const [storeName, makeStore] of stores) {
-      for (const [cfg, policy, prefetch] of [
-        ['stage 3, prefetch + trace eviction', 'trace', true],
-        ['stage 3, on demand + LRU', 'lru', false],
-      ] as [string, EvictionPolicy, boolean][]) {
+      for (const [cfg, policy, prefetch, int8] of [
+        ['stage 3, prefetch + trace eviction', 'trace', true, false],
+        ['stage 3, on demand + LRU', 'lru', false, false],
+        ['stage 3, int8 pages, prefetch + trace', 'trace', true, true],
+      ] as [string, EvictionPolicy, boolean, boolean][]) {
         const row: Row = {
           ...base,
           config: cfg,
@@ -147,11 +155,13 @@ async function benchModel(
           msPerStep: null,
           tokensPerSec: null,
           stepPeakBytes: null,
+          lastLoss: null,
         };
         let pager: LayerPager | null = null;
         try {
           pager = await LayerPager.create(model, makeStore(), {
             budgetBytes: share * total,
+            int8,
             policy,
             prefetch,
           });
@@ -165,6 +175,7 @@ async function benchModel(
             msPerStep: r.ms,
             tokensPerSec: r.tps,
             stepPeakBytes: r.peak,
+            lastLoss: r.loss,
             stallMsPerStep: s.stallMs / steps,
             hits: s.prefetchHits,
             misses: s.misses,
@@ -187,13 +198,13 @@ function table(rows: Row[]): string {
   );
   const f = (x: number | null, d = 0): string => (x === null ? '-' : x.toFixed(d));
   const head =
-    '| model | configuration | store | budget | ms/step | tokens/s | vs resident | step peak MiB | stall ms/step | hits / misses | note |';
+    '| model | configuration | store | budget | ms/step | tokens/s | vs resident | step peak MiB | stall ms/step | hits / misses | last loss | note |';
   const lines = rows.map((r) => {
     const vs =
       r.tokensPerSec === null ? '-' : `${((100 * r.tokensPerSec) / resident.get(r.model)!).toFixed(0)}%`;
     const peak = r.stepPeakBytes === null ? '-' : (r.stepPeakBytes / 2 ** 20).toFixed(1);
     const hm = r.hits === null ? '-' : `${r.hits} / ${r.misses}`;
-    return `| ${r.model} | ${r.config} | ${r.store} | ${r.budget} | ${f(r.msPerStep)} | ${f(r.tokensPerSec)} | ${vs} | ${peak} | ${f(r.stallMsPerStep, 1)} | ${hm} | ${r.note} |`;
+    return `| ${r.model} | ${r.config} | ${r.store} | ${r.budget} | ${f(r.msPerStep)} | ${f(r.tokensPerSec)} | ${vs} | ${peak} | ${f(r.stallMsPerStep, 1)} | ${hm} | ${f(r.lastLoss, 4)} | ${r.note} |`;
   });
   return [head, head.replace(/[^|]/g, '-'), ...lines].join('\n');
 }
