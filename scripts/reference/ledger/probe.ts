@@ -2,8 +2,9 @@
  * Measures what tfjs holds during one training step (the second: the optimizer state exists from
  * the first) for random GPT-2 shapes, methods and task types, and prints one JSON line per run:
  * the ledger profile, the shape products of src/lib/race/ledger.ts's ACTIVATION_TERMS, the
- * measured activations in float32 elements and the ledger's current prediction. fit.py fits the
- * tensor counts from these lines.
+ * measured activations in float32 elements (the peak, and the tensors alive at the backward's end
+ * and at the cross-entropy's end in the forward) and the ledger's current prediction. fit.py fits
+ * the tensor counts (ACTIVATION_COUNTS, FORWARD_COUNTS) from these lines.
  *   npx tsx scripts/reference/ledger/probe.ts wasm 300 2 > runs.jsonl   (the fit in ledger.ts)
  * Arguments: backend (wasm or cpu), runs per method variant, RNG seed, optionally a
  * comma-separated list of variants (default or `all`: every one of VARIANTS), and optionally a
@@ -170,7 +171,7 @@ async function main(): Promise<void> {
       const B = pick('B', 1, 4);
       const T = pick('T', 2, 12);
       const config: Gpt2Config = {
-        vocabSize: pick('V', 16, 120),
+        vocabSize: pick('V', 16, 600),
         nPositions: T + n + pick('extraP', 1, 20),
         nEmbd: C,
         nLayer: pick('L', 1, 3),
@@ -210,6 +211,17 @@ async function main(): Promise<void> {
         await trainer.trainStep();
       });
       const [fwdEnd, bwdEnd] = phases.marks as [number, number];
+      // The cross-entropy (model/ops.ts) is a customGrad whose forward runs in a scope of its own,
+      // ending Neg, Multiply, Sum, RealDiv (the nll, its weights, the mean). At its last kernel the
+      // forward's tensors and the loss's logit-sized ones are all alive: the forward's peak whenever
+      // the logits dominate (elsewhere it is inside one layer's op, below the backward's peak).
+      // AdaLoRA adds its orthogonal regularization after it.
+      const tail = ['Neg', 'Multiply', 'Sum', 'RealDiv'];
+      const endsLoss = (i: number): boolean =>
+        tail.every((name, j) => prof.kernels[i - tail.length + 1 + j]?.name === name);
+      let lossEnd = fwdEnd - 1;
+      while (lossEnd >= tail.length - 1 && !endsLoss(lossEnd)) lossEnd--;
+      if (lossEnd < tail.length - 1) throw new Error('no cross-entropy in the forward');
       const snap = prof.kernels.map((k) => k.totalBytesSnapshot);
       const peakOf = (a: number, b: number): number => (Math.max(...snap.slice(a, b)) - bytesBefore) / 4;
       const G = [...adapter.trainable().values()].reduce((a, t) => a + t.size, 0);
@@ -230,6 +242,8 @@ async function main(): Promise<void> {
           act: measured.activations / 4,
           // Above the bytes before the step, in float32 elements, by phase; G = gradient elements.
           fwd: peakOf(0, fwdEnd),
+          // At the end of the loss's forward, where everything the forward made is alive (see lossEnd).
+          loss: (snap[lossEnd]! - bytesBefore) / 4,
           bwd: peakOf(fwdEnd, bwdEnd) - G,
           rest: peakOf(bwdEnd, snap.length) - G,
           end: (snap[bwdEnd - 1]! - bytesBefore) / 4 - G,

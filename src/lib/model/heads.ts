@@ -11,12 +11,15 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Gpt2Model } from './gpt2';
-import { matmul, newVariable } from './ops';
+import { isFrozen, matmul, matmulFrozen, newVariable } from './ops';
 
 /** LM logits for hidden [B, T, C] -> [B, T, V]. */
 export function lmLogits(model: Gpt2Model, hidden: tf.Tensor3D): tf.Tensor3D {
   const [B, T, C] = hidden.shape;
-  const logits = matmul(tf.reshape(hidden, [B * T, C]) as tf.Tensor2D, model.wteT()); // [B*T, V]
+  const x = tf.reshape(hidden, [B * T, C]) as tf.Tensor2D;
+  // The cached wte^T is a plain tensor, not a frozen variable, so matmul would take it for a
+  // trainable one and compute a [C, V] weight gradient nobody uses: say it is frozen.
+  const logits = isFrozen(model.w('wte.weight')) ? matmulFrozen(x, model.wteT()) : matmul(x, model.wteT()); // [B*T, V]
   return tf.reshape(logits, [B, T, model.config.vocabSize]) as tf.Tensor3D;
 }
 

@@ -15,8 +15,11 @@ export function isFrozen(w: tf.Tensor): boolean {
   return w instanceof tf.Variable && !w.trainable;
 }
 
-/** x [N, in] @ w [in, out] where w is frozen: the gradient function returns dx only. */
-function matmulFrozen(x: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
+/**
+ * x [N, in] @ w [in, out] where w is frozen (or a constant derived from frozen weights, such as the
+ * cached wte^T of the tied LM head): the gradient function returns dx only.
+ */
+export function matmulFrozen(x: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
   const f = tf.customGrad((xi, save) => {
     (save as tf.GradSaveFunc)([]);
     return {
