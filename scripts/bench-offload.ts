@@ -130,6 +130,7 @@ async function benchModel(
     msPerStep: one.ms,
     tokensPerSec: one.tps,
     stepPeakBytes: one.peak,
+    lastLoss: one.loss,
   });
   const ck = await measure(`${name} resident checkpointed`, model, tokens, shape, { layerwise: true });
   rows.push({
@@ -138,6 +139,7 @@ async function benchModel(
     msPerStep: ck.ms,
     tokensPerSec: ck.tps,
     stepPeakBytes: ck.peak,
+    lastLoss: ck.loss,
   });
   const total = layerBytes(model);
   for (const [budgetName, share] of budgets) {

@@ -199,12 +199,7 @@ describe('ZeRO-3 paging of the frozen layers', () => {
       prefetch: false,
       int8: true,
     });
-    let losses: number[] = [];
-    try {
-      losses = await run(pager, 4);
-    } finally {
-      await pager.restore();
-    }
+    const losses = await run(pager, 4).finally(() => pager.restore());
     for (let i = 0; i < 4; i++)
       expect(Math.abs(losses[i]! - reference[i]!) / reference[i]!).toBeLessThan(0.01);
     expect(losses).not.toEqual(reference); // the weights really were rounded
