@@ -19,6 +19,15 @@ import { AdamW, clipByGlobalNorm } from './adamw';
 import { Rng } from './rng';
 import { cosineWithWarmup } from './schedule';
 
+/** Optimizer state that leaves the backend between steps (ZeRO stage 1; src/lib/offload). */
+export interface OptimizerPaging {
+  /** Starts bringing the state back; the trainer awaits it (through `ready`) before the update. */
+  pageIn(): Promise<void>;
+  ready(pending: Promise<void>): Promise<void>;
+  /** Sends it out after the update. */
+  pageOut(): Promise<void>;
+}
+
 export interface TrainerOptions {
   steps: number;
   lr: number;
@@ -167,6 +176,9 @@ export class Trainer {
     this.vars = adapter.trainable();
   }
 
+  /** Set to move the optimizer state out between steps (it wraps this.optimizer). */
+  optimizerPaging: OptimizerPaging | null = null;
+
   lrAt(step: number): number {
     const warm = this.opts.warmupSteps ?? Math.min(100, Math.floor(this.opts.steps / 10));
     return cosineWithWarmup(step, this.opts.lr, warm, this.opts.steps);
@@ -178,6 +190,9 @@ export class Trainer {
    */
   async trainStep(): Promise<StepStats> {
     const t0 = performance.now();
+    // The optimizer state starts coming back now, overlapping the forward and backward.
+    const incoming = this.optimizerPaging?.pageIn();
+    incoming?.catch(() => undefined); // observed where it is awaited
     const accum = Math.max(1, this.opts.gradAccumSteps ?? 1);
     const names = [...this.vars.keys()];
     const list = [...this.vars.values()];
@@ -228,6 +243,7 @@ export class Trainer {
     }
     const lr = this.lrAt(this.step);
     // Decoupled weight decay applies to matrices, not to biases, LayerNorm gains or 1-D vectors.
+    if (incoming) await this.optimizerPaging!.ready(incoming);
     this.optimizer.apply(this.vars, clipped.grads, lr, (name) => (this.vars.get(name)?.rank ?? 0) >= 2);
     this.step++;
     try {
@@ -235,6 +251,8 @@ export class Trainer {
     } finally {
       tf.dispose([...clipped.grads.values()]);
     }
+    // The write-out is not awaited here: the next step's page-in waits for it.
+    this.optimizerPaging?.pageOut().catch(() => undefined);
     return {
       step: this.step,
       loss,
