@@ -32,6 +32,8 @@ export class WorkerEngine extends WorkerClient<LabRequests, LabEvents> {
       importAdapter: call('importAdapter'),
       dropAdapter: call('dropAdapter'),
       useAdapter: call('useAdapter'),
+      checkpoints: call('checkpoints'),
+      deleteCheckpoint: call('deleteCheckpoint'),
     };
   }
 }

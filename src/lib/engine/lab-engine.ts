@@ -8,7 +8,18 @@ import { chooseBackend } from '../backend/backend';
 import { CancelledError, FileLoadError, PeftLabError } from '../errors';
 import { loadAdapterAndMethod, saveAdapter } from '../io/peft-format';
 import { checkRepoId, downloadHubModel } from '../io/hub';
-import { getModel, saveModel } from '../storage/db';
+import { getModel, openLabDb, saveModel } from '../storage/db';
+import type { JsonValue, LabDb } from '../storage/db';
+import { OffloadSession } from '../offload/session';
+import { IdbPageStore } from '../offload/idb-page-store';
+import { MemoryPageStore } from '../offload/page-store';
+import type { PageStore } from '../offload/page-store';
+import {
+  deleteCheckpoint,
+  listCheckpoints,
+  resumeFromCheckpoint,
+  writeCheckpoint,
+} from '../offload/checkpoints';
 import { countParameters } from '../model/config';
 import { generate } from '../model/generate';
 import type { Gpt2Model } from '../model/gpt2';
@@ -306,17 +317,39 @@ export class LabEngine implements LabApi {
       createAdapter(model, tokenizer, method, config, info, s.seed),
     );
     this.adapterInfo.set(TRAINED_ADAPTER, { method, labels: [...info.labels] });
+    let offloading: OffloadSession | null = null;
     const evaluate = async (step: number): Promise<EvalPoint> => {
-      const e = await evaluateTask(model, adapter, data, { batchSize: s.batchSize, seqLen: s.seqLen });
+      const run = (): ReturnType<typeof evaluateTask> =>
+        evaluateTask(model, adapter, data, { batchSize: s.batchSize, seqLen: s.seqLen });
+      const e = await (offloading ? offloading.whole(run) : run());
       const point = { step, loss: e.loss, metric: e.metric };
       this.emit('eval', point);
       return point;
     };
-    this.emit('status', { phase: 'evaluating', message: 'held-out evaluation before training' });
-    const evalBefore = await evaluate(0);
-    const trainer = new Trainer(model, adapter, taskBatchSource(data, s.seqLen), { ...s, maxGradNorm: 1.0 });
+    const offload = req.offload
+      ? await OffloadSession.start(model, adapter, req.offload, (kind) => this.pageStore(kind))
+      : null;
+    const trainer = new Trainer(model, adapter, taskBatchSource(data, s.seqLen), {
+      ...s,
+      maxGradNorm: 1.0,
+      gradients: offload?.gradients(),
+    });
+    offload?.attach(trainer);
+    offloading = offload;
+    const db = req.checkpoint ? await this.checkpointDb() : null;
     let last = NaN;
+    let evalBefore: EvalPoint;
     try {
+      if (req.resume && db && req.checkpoint) {
+        const m = await resumeFromCheckpoint(db, req.checkpoint.runId, trainer);
+        if (!m)
+          throw new PeftLabError(
+            `there is no checkpoint of ${req.checkpoint.runId} to resume: start the run again`,
+          );
+        this.emit('checkpoint', { runId: m.runId, step: m.step, bytes: m.bytes, resumed: true });
+      }
+      this.emit('status', { phase: 'evaluating', message: 'held-out evaluation before training' });
+      evalBefore = await evaluate(trainer.step);
       this.emit('status', { phase: 'training', message: `training ${method.label}` });
       while (trainer.step < s.steps && !this.stopRequested) {
         await this.yieldAndMaybeWait();
@@ -332,10 +365,17 @@ export class LabEngine implements LabApi {
           tokensPerSec: (st.tokens / st.ms) * 1000,
           gradNorm: st.gradNorm,
         });
+        if (offload) this.emit('offload', { ...offload.snapshot(st.step, trainer), ms: st.ms });
+        if (db && req.checkpoint && req.checkpoint.every > 0 && st.step % req.checkpoint.every === 0) {
+          const m = await writeCheckpoint(db, req.checkpoint.runId, trainer, req as unknown as JsonValue);
+          this.emit('checkpoint', { runId: m.runId, step: m.step, bytes: m.bytes, resumed: false });
+        }
         if (s.evalEvery > 0 && st.step % s.evalEvery === 0 && st.step < s.steps) await evaluate(st.step);
       }
     } finally {
       trainer.dispose();
+      offloading = null;
+      await offload?.end();
     }
     const evalAfter = await evaluate(trainer.step);
     this.emit('status', { phase: 'idle', message: this.stopRequested ? 'stopped' : 'finished' });
@@ -355,6 +395,28 @@ export class LabEngine implements LabApi {
       metric: metricOf(info),
       evalExamples: data.kind === 'cls' ? data.valid.examples.length : 0,
     };
+  }
+
+  /** Where a run's pages go: IndexedDB in a browser, memory in Node (tests). */
+  private async pageStore(kind: 'layers' | 'optimizer'): Promise<PageStore> {
+    if (typeof indexedDB === 'undefined') return new MemoryPageStore();
+    const store = await IdbPageStore.open(`offload:${kind}`);
+    await store.clear(); // pages of an earlier run in this browser are stale
+    return store;
+  }
+
+  private async checkpointDb(): Promise<LabDb> {
+    if (typeof indexedDB === 'undefined')
+      throw new PeftLabError('checkpoints need IndexedDB, which this runtime lacks');
+    return openLabDb();
+  }
+
+  async checkpoints(): Promise<ReplyOf<'checkpoints'>> {
+    return typeof indexedDB === 'undefined' ? [] : listCheckpoints(await openLabDb());
+  }
+
+  async deleteCheckpoint(req: RequestOf<'deleteCheckpoint'>): Promise<void> {
+    await deleteCheckpoint(await this.checkpointDb(), req.runId);
   }
 
   /** Gives queued messages a turn; blocks here while paused. */

@@ -155,13 +155,20 @@ export class LayerPager {
           await store.put(pager.key(name, part), data.subarray(off, off + MAX_PAGE_BYTES));
         }
       }
-      pager.evict(i);
     }
+    // Every page is written before any layer leaves: a failed write (a full disk) leaves the
+    // model whole.
+    for (let i = 0; i < pager.layers.length; i++) pager.evict(i);
     return pager;
   }
 
   private key(name: string, part: number): string {
     return `${this.prefix}/${name}#${part}`;
+  }
+
+  /** Where each layer's frozen weights are now. */
+  residency(): ('resident' | 'loading' | 'stored')[] {
+    return this.layers.map((l) => (l.resident ? 'resident' : l.loading ? 'loading' : 'stored'));
   }
 
   get residentBytes(): number {
@@ -283,6 +290,22 @@ export class LayerPager {
       }
       void this.load(j);
       return; // one layer ahead: enough to overlap the next compute, and keeps the budget for reuse
+    }
+  }
+
+  /**
+   * Runs `fn` with every layer resident, over the budget (held-out evaluation runs the whole model
+   * at once), then frees them again; the pages stay in the store.
+   */
+  async whole<T>(fn: () => Promise<T>): Promise<T> {
+    const budget = this.budgetBytes;
+    this.budgetBytes = Infinity;
+    try {
+      for (let i = 0; i < this.layers.length; i++) await this.load(i);
+      return await fn();
+    } finally {
+      this.budgetBytes = budget;
+      for (let i = 0; i < this.layers.length; i++) if (this.layers[i]!.resident) this.evict(i);
     }
   }
 

@@ -5,6 +5,10 @@
  */
 import type { BackendChoice, BackendInfo } from '../backend/backend';
 import type { SerializedError } from '../errors';
+import type { CheckpointManifest } from '../offload/checkpoints';
+import type { OffloadRequest, OffloadSnapshot } from '../offload/session';
+
+export type { CheckpointManifest, OffloadRequest, OffloadSnapshot };
 
 export interface ModelSummary {
   id: string;
@@ -52,6 +56,12 @@ export interface TrainRequest {
    * validation.txt (CAUSAL_LM) or train.jsonl and validation.jsonl (SEQ_CLS, TOKEN_CLS).
    */
   corpusUrl: string;
+  /** Offload settings (ZeRO stage, memory budget, prefetch, int8, checkpointing); absent: all resident. */
+  offload?: OffloadRequest;
+  /** Write a checkpoint to IndexedDB every `every` steps under `runId` (resumable after a reload). */
+  checkpoint?: { runId: string; every: number };
+  /** Resume `checkpoint.runId` from its last complete checkpoint (the request must match the run's). */
+  resume?: boolean;
 }
 
 export interface TrainProgress {
@@ -166,6 +176,9 @@ export interface LabRequests {
    * (PEFT's set_adapter); replies with the active adapter's summary, or null for the base.
    */
   useAdapter: [{ name: string | null }, AdapterSummary | null];
+  /** Runs with a checkpoint in this browser, newest first (meta holds each run's TrainRequest). */
+  checkpoints: [Record<string, never>, CheckpointManifest[]];
+  deleteCheckpoint: [{ runId: string }, void];
 }
 
 export type RequestKind = keyof LabRequests;
@@ -175,6 +188,10 @@ export type ReplyOf<K extends RequestKind> = LabRequests[K][1];
 /** kind -> payload of events the worker sends while working. */
 export interface LabEvents {
   progress: TrainProgress;
+  /** After each step of a run with offload settings: where memory is and what moved. */
+  offload: OffloadSnapshot & { ms: number };
+  /** A checkpoint was written (or, with `resumed`, read at the start). */
+  checkpoint: { runId: string; step: number; bytes: number; resumed: boolean };
   eval: EvalPoint;
   download: { file: string; loaded: number; total: number };
   status: {

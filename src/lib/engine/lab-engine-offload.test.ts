@@ -1,0 +1,101 @@
+import 'fake-indexeddb/auto';
+import { describe, it, expect, beforeAll } from 'vitest';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { initNodeBackend } from '../backend/node';
+import { FileLoadError, PeftLabError } from '../errors';
+import { LabEngine } from './lab-engine';
+import type { FetchBytes } from './lab-engine';
+import type { LabEvents, TrainRequest } from '../protocol/lab-protocol';
+
+const ROOT = join(process.cwd(), 'public');
+const fsFetch: FetchBytes = async (url) => {
+  try {
+    const b = await readFile(join(ROOT, url));
+    return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
+  } catch {
+    throw new FileLoadError(`could not read ${url}`);
+  }
+};
+const REQ: TrainRequest = {
+  method: 'lora',
+  config: {},
+  task: 'moby-dick',
+  corpusUrl: 'data/moby-dick/',
+  train: { steps: 6, lr: 5e-3, batchSize: 2, seqLen: 24, seed: 2, warmupSteps: 1, evalEvery: 3 },
+};
+
+describe('LabEngine with offload and checkpoints', () => {
+  beforeAll(async () => {
+    await initNodeBackend('wasm');
+  });
+
+  it('trains at ZeRO stage 3 under a budget of one layer to the resident losses, and reports what moved', async () => {
+    const losses = async (
+      offload: TrainRequest['offload'],
+    ): Promise<{ l: number[]; snaps: LabEvents['offload'][] }> => {
+      const l: number[] = [];
+      const snaps: LabEvents['offload'][] = [];
+      const engine = new LabEngine(fsFetch, (kind, data) => {
+        if (kind === 'progress') l.push((data as LabEvents['progress']).loss);
+        if (kind === 'offload') snaps.push(data as LabEvents['offload']);
+      });
+      await engine.loadModel({ id: 'peftlab-s', baseUrl: 'models/peftlab-s/' });
+      await engine.train({ ...REQ, offload });
+      // The model is whole again afterwards: it answers.
+      await engine.generate({
+        prompt: 'Call me',
+        maxNewTokens: 2,
+        temperature: 0,
+        seed: 0,
+        useAdapter: true,
+      });
+      return { l, snaps };
+    };
+    const resident = await losses(undefined);
+    const layer = 4 * (2 * 96 + 96 * 288 + 288 + 96 * 96 + 96 + 2 * 96 + 96 * 384 + 384 + 384 * 96 + 96);
+    const paged = await losses({
+      stage: 3,
+      budgetMB: (1.5 * layer) / 2 ** 20,
+      prefetch: true,
+      policy: 'trace',
+      int8: false,
+      gradientCheckpointing: true,
+    });
+    expect(paged.l.length).toBe(6);
+    for (let i = 0; i < 6; i++) expect(paged.l[i]).toBeCloseTo(resident.l[i]!, 4);
+    const last = paged.snaps.at(-1)!;
+    expect(last.stage).toBe(3);
+    expect(last.layers.filter((x) => x === 'resident').length).toBeLessThanOrEqual(1);
+    expect(last.layerBytes).toBeLessThanOrEqual(1.5 * layer);
+    expect(last.pager!.pageIns).toBeGreaterThan(6);
+    expect(last.optimizer!.pageOuts).toBeGreaterThanOrEqual(5); // the last write-out finishes after the step returns
+  });
+
+  it('writes checkpoints and resumes a run after a "reload" with the losses it would have had', async () => {
+    const run = async (req: TrainRequest, stopAt = Infinity): Promise<number[]> => {
+      const l: number[] = [];
+      const engine: LabEngine = new LabEngine(fsFetch, (kind, data) => {
+        if (kind !== 'progress') return;
+        l.push((data as LabEvents['progress']).loss);
+        if (l.length >= stopAt) void engine.stop();
+      });
+      await engine.loadModel({ id: 'peftlab-s', baseUrl: 'models/peftlab-s/' });
+      await engine.train(req);
+      return l;
+    };
+    const whole = await run(REQ);
+    const first = await run({ ...REQ, checkpoint: { runId: 'reload', every: 2 } }, 4);
+    expect(first).toEqual(whole.slice(0, 4));
+    const engine = new LabEngine(fsFetch);
+    const list = await engine.checkpoints();
+    expect(list.find((m) => m.runId === 'reload')).toMatchObject({ step: 4 });
+    const rest = await run({ ...REQ, checkpoint: { runId: 'reload', every: 2 }, resume: true });
+    expect(rest).toEqual(whole.slice(4));
+    await engine.deleteCheckpoint({ runId: 'reload' });
+    await engine.loadModel({ id: 'peftlab-s', baseUrl: 'models/peftlab-s/' });
+    await expect(
+      engine.train({ ...REQ, checkpoint: { runId: 'reload', every: 2 }, resume: true }),
+    ).rejects.toThrow(PeftLabError);
+  });
+});

@@ -1,0 +1,133 @@
+/**
+ * One training run's offload, set up from the settings a person picks (or a DeepSpeed config maps
+ * to): ZeRO stage 1 moves AdamW's state out between steps, stage 3 also pages the frozen layers
+ * under a memory budget (with layer-by-layer recomputation, which paging needs), and gradient
+ * checkpointing alone recomputes without paging. Stage 2 would also move gradients; an adapter's
+ * gradients live only inside a step and are freed at its end, so here it does what stage 1 does
+ * (said in `notes`). Snapshots after each step feed the Offload screen.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { Gpt2Model } from '../model/gpt2';
+import type { Adapter } from '../peft/types';
+import type { GradientFn, Trainer } from '../train/trainer';
+import { LayerPager } from './layer-pager';
+import type { EvictionPolicy, PagerStats } from './layer-pager';
+import { layerwiseGradientFn } from './layerwise';
+import { OptimizerPager } from './optimizer-pager';
+import type { OptimizerPagerStats } from './optimizer-pager';
+import type { PageStore } from './page-store';
+
+export interface OffloadRequest {
+  stage: 0 | 1 | 2 | 3;
+  /** Stage 3: megabytes of frozen layer weights allowed resident at once. */
+  budgetMB: number;
+  prefetch: boolean;
+  policy: EvictionPolicy;
+  int8: boolean;
+  gradientCheckpointing: boolean;
+}
+
+export interface OffloadSnapshot {
+  step: number;
+  stage: number;
+  /** What tfjs holds on the backend now (GPU buffers on WebGPU, the heap on wasm). */
+  backendBytes: number;
+  /** Frozen layer weights resident (stage 3), or all of them. */
+  layerBytes: number;
+  /** Per layer: where its frozen weights are now. */
+  layers: ('resident' | 'loading' | 'stored')[];
+  optimizerBytes: number;
+  pager: PagerStats | null;
+  optimizer: OptimizerPagerStats | null;
+}
+
+export class OffloadSession {
+  readonly notes: string[] = [];
+
+  private constructor(
+    private readonly model: Gpt2Model,
+    readonly settings: OffloadRequest,
+    private readonly pager: LayerPager | null,
+    private readonly adapter: Adapter,
+    private readonly optimizerStore: PageStore | null,
+    private optimizerPager: OptimizerPager | null = null,
+  ) {}
+
+  /** Pages the frozen layers out (stage 3) into `store('layers')`; `store('optimizer')` takes AdamW's state. */
+  static async start(
+    model: Gpt2Model,
+    adapter: Adapter,
+    settings: OffloadRequest,
+    store: (kind: 'layers' | 'optimizer') => Promise<PageStore>,
+  ): Promise<OffloadSession> {
+    const pager =
+      settings.stage === 3
+        ? await LayerPager.create(model, await store('layers'), {
+            budgetBytes: settings.budgetMB * 1024 * 1024,
+            policy: settings.policy,
+            prefetch: settings.prefetch,
+            int8: settings.int8,
+          })
+        : null;
+    const s = new OffloadSession(
+      model,
+      settings,
+      pager,
+      adapter,
+      settings.stage >= 1 ? await store('optimizer') : null,
+    );
+    if (settings.stage === 2) {
+      s.notes.push(
+        "stage 2 moves the optimizer state as stage 1 does: an adapter's gradients are freed at each step's end",
+      );
+    }
+    if (settings.int8 && settings.stage !== 3) s.notes.push('int8 applies to paged layers: it takes stage 3');
+    return s;
+  }
+
+  /** The trainer's gradient function: layer by layer when paging or checkpointing, else the default. */
+  gradients(): GradientFn | undefined {
+    return this.pager || this.settings.gradientCheckpointing
+      ? layerwiseGradientFn(this.model, this.adapter, this.pager)
+      : undefined;
+  }
+
+  /** Hooks the optimizer offload into the trainer (stage 1 and up). */
+  attach(trainer: Trainer): void {
+    if (!this.optimizerStore) return;
+    const shapes = new Map([...trainer.adapter.trainable()].map(([k, v]) => [k, v.shape]));
+    this.optimizerPager = new OptimizerPager(trainer.optimizer, this.optimizerStore, shapes);
+    trainer.optimizerPaging = this.optimizerPager;
+  }
+
+  snapshot(step: number, trainer: Trainer): OffloadSnapshot {
+    const layers = this.pager
+      ? this.pager.residency()
+      : Array.from({ length: this.model.config.nLayer }, () => 'resident' as const);
+    let all = 0;
+    for (const [name, v] of this.model.weights) if (/^h\.\d+\./.test(name)) all += 4 * v.size;
+    return {
+      step,
+      stage: this.settings.stage,
+      backendBytes: tf.memory().numBytes,
+      layerBytes: this.pager ? this.pager.residentBytes : all,
+      layers,
+      optimizerBytes: trainer.optimizer.bytes(),
+      pager: this.pager ? { ...this.pager.stats } : null,
+      optimizer: this.optimizerPager ? { ...this.optimizerPager.stats } : null,
+    };
+  }
+
+  /**
+   * Runs `fn` (a held-out evaluation) with the whole model resident: evaluation runs the model in
+   * one pass, so at stage 3 it goes over the budget while it lasts.
+   */
+  whole<T>(fn: () => Promise<T>): Promise<T> {
+    return this.pager ? this.pager.whole(fn) : fn();
+  }
+
+  /** Puts the frozen layers back resident, so the model is whole for answering and saving. */
+  async end(): Promise<void> {
+    await this.pager?.restore();
+  }
+}
