@@ -11,6 +11,9 @@ export default defineConfig({
   workers: 1,
   fullyParallel: false,
   timeout: 180_000,
+  // Assertions wait up to 20 s: the app starts a worker, wasm and a model first, which takes 4-8 s
+  // on a loaded 2-core machine (measured), over the 5 s default.
+  expect: { timeout: 20_000 },
   retries: 0,
   forbidOnly: !!process.env.CI,
   reporter: 'list',
