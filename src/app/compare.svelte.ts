@@ -205,9 +205,19 @@ export class CompareState {
    */
   readHash(hash: string, load = true): void {
     const { route, params } = parseHash(hash);
-    if (route !== COMPARE_ROUTE || !this.started || this.running) return;
-    if ([...params.keys()].length === 0) return;
+    if (route !== COMPARE_ROUTE || !this.started) return;
+    if ([...params.keys()].length === 0) {
+      this.writeHash();
+      return;
+    }
     if (params.toString() === this.query) return;
+    if (this.running) {
+      this.notes = [
+        'a race is running: the set-up in the address was not applied; stop the race and open the link again',
+      ];
+      this.writeHash();
+      return;
+    }
     const { setup, notes } = paramsToSetup(params, {
       models: this.catalog.map((m) => m.id),
       taskType: (id) => this.findTask(id)?.taskType,
