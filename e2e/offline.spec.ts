@@ -14,14 +14,13 @@ async function setNumber(page: Page, testId: string, value: number): Promise<voi
   await input.blur();
 }
 
-/** First visit: no worker controls the page yet; waits until one is installed (precache done) and active. */
+/** First visit: no worker controls the page; waits until one is installed (precache done) and active. */
 async function installServiceWorker(page: Page): Promise<void> {
   await page.goto('/');
-  const before = await page.evaluate(async () => ({
-    controlled: navigator.serviceWorker.controller !== null,
-    caches: await caches.keys(),
-  }));
-  expect(before).toEqual({ controlled: false, caches: [] });
+  // A fresh context: no worker from before controls this first page.
+  expect(await page.evaluate(() => navigator.serviceWorker.controller)).toBeNull();
+  // The app registers its worker once the first model has loaded.
+  await expect(page.getByTestId('model-facts')).toBeVisible({ timeout: 60_000 });
   // `ready` resolves once a worker is active, which is after its install step precached every file.
   const scope = await page.evaluate(async () => (await navigator.serviceWorker.ready).scope);
   expect(scope).toBe('http://localhost:4173/');

@@ -1,7 +1,7 @@
 /**
- * The app's service worker (vite-plugin-pwa, configured in vite.config.ts): registered once, from
- * UpdatePrompt's mount, and the update phase kept in a rune for the prompt. `vite` dev registers none
- * (the plugin's devOptions are off), so registerSW does nothing there.
+ * The app's service worker (vite-plugin-pwa, configured in vite.config.ts): registered once, by
+ * UpdatePrompt when the first model has loaded, and the update phase kept in a rune for the prompt.
+ * `vite` dev registers none (the plugin's devOptions are off), so registerSW does nothing there.
  */
 import { registerSW } from 'virtual:pwa-register';
 import { UpdateFlow, type UpdatePhase } from './pwa';
