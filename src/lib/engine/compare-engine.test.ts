@@ -76,6 +76,25 @@ describe('CompareEngine (in-process, the compare worker runs the same class)', (
     expect(more.lanes[0]!.steps.map((s) => s.loss)).toEqual(before);
     expect(more.lanes[3]!.status).toBe('done');
 
+    // A start the model cannot take is refused before tokenizing and keeps the finished race.
+    await expect(
+      engine.race({
+        task: 'spam',
+        corpusUrl: 'data/spam/',
+        settings: { ...SETTINGS, seqLen: 4096 },
+        lanes: [{ method: 'lora' }],
+      }),
+    ).rejects.toThrow(/exceeds the model's 256 positions/);
+    await expect(
+      engine.race({
+        task: 'spam',
+        corpusUrl: 'data/spam/',
+        settings: SETTINGS,
+        lanes: [{ method: 'lora', config: { r: 0 } }],
+      }),
+    ).rejects.toThrow(/r/);
+    expect((await engine.tryAll({ text: 'hello', maxNewTokens: 1 })).length).toBe(5);
+
     // Loading another model frees the race.
     await engine.loadModel({ id: 'peftlab-s', baseUrl: 'models/peftlab-s/' });
     expect(engine.numTensors()).toBe(baseline);

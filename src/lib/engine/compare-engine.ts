@@ -6,18 +6,13 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { chooseBackend } from '../backend/backend';
-import { FileLoadError, PeftLabError } from '../errors';
-import { countParameters } from '../model/config';
-import { loadModelFolder } from '../model/folder';
+import { PeftLabError } from '../errors';
 import { generate } from '../model/generate';
 import type { Gpt2Model } from '../model/gpt2';
-import { encodeSeqCls, encodeTokenCls, padBatch } from '../data/cls-data';
-import { IGNORE_INDEX } from '../data/tasks/align';
 import { findTask, isImportedUrl, readImportedFile } from '../data/imported';
 import { adapterDecorator, reservedPositions } from '../peft/forward';
 import type { Adapter } from '../peft/types';
 import type { TextTokenizer } from '../tokenizer/tokenizer';
-import { clsLogits } from '../train/classification';
 import { defaultBudget, sizeToBudget } from '../race/equal-budget';
 import { nearestTokenIds } from '../race/nearest-tokens';
 import { Race } from '../race/race';
@@ -34,16 +29,11 @@ import type {
   TryAnswer,
 } from '../protocol/compare-protocol';
 import type { ModelSummary } from '../protocol/lab-protocol';
-import type { FetchBytes } from './lab-engine';
+import { classifyText, tagWords } from './answers';
+import { fetchModelFiles, modelFromFiles } from './model-files';
+import type { FetchBytes } from './model-files';
 
 const decoder = new TextDecoder('utf-8');
-
-function softmax(row: ArrayLike<number>): number[] {
-  const max = Math.max(...Array.from(row));
-  const e = Array.from(row, (x) => Math.exp(x - max));
-  const sum = e.reduce((a, b) => a + b, 0);
-  return e.map((x) => x / sum);
-}
 
 export class CompareEngine implements CompareApi {
   private model: Gpt2Model | null = null;
@@ -81,44 +71,18 @@ export class CompareEngine implements CompareApi {
   async loadModel(req: CompareRequestOf<'loadModel'>): Promise<ModelSummary> {
     this.idle('switching models');
     this.emit('status', { phase: 'loading', message: `loading ${req.id}` });
-    const base = `${req.baseUrl.replace(/\/$/, '')}/`;
-    const [config, weights, tok] = await Promise.all([
-      this.fetchBytes(`${base}config.json`),
-      this.fetchBytes(`${base}model.safetensors`),
-      this.fetchBytes(`${base}tokenizer.json`),
-    ]);
-    const parse = (b: ArrayBuffer, name: string): unknown => {
-      try {
-        return JSON.parse(decoder.decode(b));
-      } catch (e) {
-        throw new FileLoadError(`${req.id}/${name} is not valid JSON: ${(e as Error).message}`);
-      }
-    };
-    const loaded = loadModelFolder({
-      config: parse(config, 'config.json'),
-      weights: new Uint8Array(weights),
-      source: req.id,
-      tokenizerJson: parse(tok, 'tokenizer.json'),
-    });
+    const { model, tokenizer, summary } = modelFromFiles(
+      req.id,
+      await fetchModelFiles(this.fetchBytes, req.baseUrl),
+    );
     this.current?.dispose();
     this.current = null;
     this.model?.dispose();
-    this.model = loaded.model;
-    this.tokenizer = loaded.tokenizer!;
+    this.model = model;
+    this.tokenizer = tokenizer;
     this.modelId = req.id;
     this.emit('status', { phase: 'idle', message: `${req.id} loaded` });
-    const c = loaded.model.config;
-    return {
-      id: req.id,
-      label: req.id,
-      params: countParameters(c),
-      nLayer: c.nLayer,
-      nEmbd: c.nEmbd,
-      nHead: c.nHead,
-      vocabSize: c.vocabSize,
-      nPositions: c.nPositions,
-      bytes: weights.byteLength,
-    };
+    return summary;
   }
 
   async budget(req: CompareRequestOf<'budget'>): Promise<CompareReplyOf<'budget'>> {
@@ -145,6 +109,13 @@ export class CompareEngine implements CompareApi {
     const info = await findTask(req.task);
     if (!info)
       throw new PeftLabError(`unknown task "${req.task}": pick a built-in task or an imported data set`);
+    // Settings the model cannot take are refused before seconds of tokenizing, and before the
+    // finished race is freed.
+    if (req.settings.seqLen > model.config.nPositions) {
+      throw new PeftLabError(
+        `sequence length ${req.settings.seqLen} exceeds the model's ${model.config.nPositions} positions: shorten it`,
+      );
+    }
     this.emit('status', { phase: 'tokenizing', message: `tokenizing ${info.title}` });
     const base = req.corpusUrl.replace(/\/$/, '');
     const data = await loadTaskData(
@@ -156,21 +127,24 @@ export class CompareEngine implements CompareApi {
       },
       { seqLen: req.settings.seqLen },
     );
-    this.current?.dispose();
-    this.current = null;
     const race = new Race(model, tokenizer, this.modelId, data, req.settings, {
       onLane: (lane) => this.emit('lane', lane),
       onStep: (lane, point) => this.emit('step', { laneId: lane.id, point }),
       onEval: (lane, point) => this.emit('eval', { laneId: lane.id, point }),
     });
+    // The finished race stays until every lane of the new one is accepted.
+    const previous = this.current;
+    previous?.useLane(null);
     this.current = race;
     try {
       for (const lane of req.lanes) race.addLane(this.sized(lane, req.equalBudget, req.settings.seqLen));
     } catch (e) {
       race.dispose();
-      this.current = null;
+      this.current = previous;
+      this.emit('status', { phase: 'idle', message: `the race did not start: ${(e as Error).message}` });
       throw e;
     }
+    previous?.dispose();
     return this.runRace();
   }
 
@@ -255,8 +229,11 @@ export class CompareEngine implements CompareApi {
         else if (!adapter?.head) answer.note = 'the base model has no classification head';
         else if (taskType === 'SEQ_CLS') {
           answer.labels = [...labels];
-          answer.probs = await this.classify(model, tokenizer, adapter, req.text);
-        } else Object.assign(answer, await this.tag(model, tokenizer, adapter, req.text, labels));
+          answer.probs = await classifyText(model, tokenizer, adapter, adapter.head, req.text);
+        } else {
+          const { words, ids } = await tagWords(model, tokenizer, adapter, adapter.head, req.text);
+          Object.assign(answer, { words, tags: ids.map((i) => labels[i] ?? `LABEL_${i}`) });
+        }
         answers.push(answer);
       }
     } finally {
@@ -286,63 +263,6 @@ export class CompareEngine implements CompareApi {
       adapterDecorator(model, adapter),
     );
     return tokenizer.decode(ids);
-  }
-
-  private async classify(
-    model: Gpt2Model,
-    tokenizer: TextTokenizer,
-    adapter: Adapter,
-    text: string,
-  ): Promise<number[]> {
-    const set = encodeSeqCls(
-      tokenizer,
-      [{ text, label: 0 }],
-      tokenizer.eosTokenId ?? 0,
-      model.config.nPositions - reservedPositions(adapter),
-    );
-    if (set.examples[0]!.ids.length === 0) throw new PeftLabError('the text is empty: type some text first');
-    const logits = tf.tidy(() => clsLogits(model, adapter, adapter.head!, padBatch(set, [0]), false, 0));
-    const row = await logits.data();
-    logits.dispose();
-    return softmax(row);
-  }
-
-  private async tag(
-    model: Gpt2Model,
-    tokenizer: TextTokenizer,
-    adapter: Adapter,
-    text: string,
-    labels: readonly string[],
-  ): Promise<{ words: string[]; tags: string[] }> {
-    const words = text.split(/\s+/).filter((w) => w !== '');
-    if (words.length === 0) throw new PeftLabError('the text is empty: type a sentence first');
-    const set = encodeTokenCls(
-      tokenizer,
-      [{ words, tags: words.map(() => 0) }],
-      tokenizer.eosTokenId ?? 0,
-      Infinity,
-    );
-    const ex = set.examples[0]!;
-    const max = model.config.nPositions - reservedPositions(adapter);
-    if (ex.ids.length > max) {
-      throw new PeftLabError(
-        `the sentence is ${ex.ids.length} tokens; this model reads at most ${max}: shorten it`,
-      );
-    }
-    const head = adapter.head!;
-    const pred = tf.tidy(() =>
-      tf.argMax(
-        tf.reshape(clsLogits(model, adapter, head, padBatch(set, [0]), false, 0), [-1, head.numLabels]),
-        -1,
-      ),
-    );
-    const ids = await pred.data();
-    pred.dispose();
-    const tags: string[] = [];
-    (ex.label as number[]).forEach((l, t) => {
-      if (l !== IGNORE_INDEX) tags.push(labels[ids[t]!] ?? `LABEL_${ids[t]}`);
-    });
-    return { words, tags };
   }
 
   async nearestTokens(req: CompareRequestOf<'nearestTokens'>): Promise<CompareReplyOf<'nearestTokens'>> {

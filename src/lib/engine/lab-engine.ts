@@ -5,6 +5,9 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { chooseBackend } from '../backend/backend';
+import { classifyText, tagWords } from './answers';
+import { fetchModelFiles, modelFromFiles } from './model-files';
+import type { FetchBytes } from './model-files';
 import { CancelledError, FileLoadError, PeftLabError } from '../errors';
 import { loadAdapterAndMethod, saveAdapter } from '../io/peft-format';
 import { checkRepoId, downloadHubModel } from '../io/hub';
@@ -23,16 +26,12 @@ import {
 import { countParameters } from '../model/config';
 import { generate } from '../model/generate';
 import type { Gpt2Model } from '../model/gpt2';
-import { loadModelFolder } from '../model/folder';
 import { countTrainable } from '../peft/state';
 import { adapterDecorator, reservedPositions } from '../peft/forward';
 import type { Adapter, PeftConfigBase, PeftMethod } from '../peft/types';
 import { AdapterSet } from '../peft/adapter-set';
 import type { TextTokenizer } from '../tokenizer/tokenizer';
 import { Trainer } from '../train/trainer';
-import { clsLogits } from '../train/classification';
-import { encodeSeqCls, encodeTokenCls, padBatch } from '../data/cls-data';
-import { IGNORE_INDEX } from '../data/tasks/align';
 import type { TaskInfo } from '../data/tasks/registry';
 import { findTask, isImportedUrl, readImportedFile } from '../data/imported';
 import type { TaskHead } from '../model/heads';
@@ -51,8 +50,7 @@ import type {
   TrainRequest,
 } from '../protocol/lab-protocol';
 
-/** Reads a URL or path into bytes; the browser passes fetch, Node tests pass a file reader. */
-export type FetchBytes = (url: string) => Promise<ArrayBuffer>;
+export type { FetchBytes };
 
 export const browserFetchBytes: FetchBytes = async (url) => {
   let res: Response;
@@ -73,13 +71,6 @@ export const TRAINED_ADAPTER = 'trained';
 /** GPT-2's vocabulary size (50,000 merges + 256 bytes + <|endoftext|>). */
 const GPT2_VOCAB_SIZE = 50257;
 const decoder = new TextDecoder('utf-8');
-
-function softmax(logits: ArrayLike<number>): number[] {
-  const max = Math.max(...Array.from(logits));
-  const e = Array.from(logits, (x) => Math.exp(x - max));
-  const sum = e.reduce((a, b) => a + b, 0);
-  return e.map((x) => x / sum);
-}
 
 export class LabEngine implements LabApi {
   private model: Gpt2Model | null = null;
@@ -112,34 +103,12 @@ export class LabEngine implements LabApi {
 
   async loadModel(req: RequestOf<'loadModel'>): Promise<ModelSummary> {
     this.emit('status', { phase: 'loading', message: `loading ${req.id}` });
-    const base = `${req.baseUrl.replace(/\/$/, '')}/`;
-    const [config, weights, tokenizer] = await Promise.all([
-      this.fetchBytes(`${base}config.json`),
-      this.fetchBytes(`${base}model.safetensors`),
-      this.fetchBytes(`${base}tokenizer.json`),
-    ]);
-    return this.loadModelFiles({ id: req.id, config, weights, tokenizer });
+    return this.loadModelFiles({ id: req.id, ...(await fetchModelFiles(this.fetchBytes, req.baseUrl)) });
   }
 
   async loadModelFiles(req: RequestOf<'loadModelFiles'>): Promise<ModelSummary> {
     if (this.training) throw new PeftLabError('training is running: stop it before switching models');
-    const parse = (b: ArrayBuffer, name: string): unknown => {
-      try {
-        return JSON.parse(decoder.decode(b));
-      } catch (e) {
-        throw new FileLoadError(`${req.id}/${name} is not valid JSON: ${(e as Error).message}`);
-      }
-    };
-    const config = parse(req.config, 'config.json');
-    const tokJson = parse(req.tokenizer, 'tokenizer.json');
-    const loaded = loadModelFolder({
-      config,
-      weights: new Uint8Array(req.weights),
-      source: req.id,
-      tokenizerJson: tokJson,
-    });
-    const model = loaded.model;
-    const tokenizer = loaded.tokenizer!;
+    const { model, tokenizer, summary } = modelFromFiles(req.id, req);
     this.dropAllAdapters();
     this.model?.dispose();
     this.model = model;
@@ -147,18 +116,7 @@ export class LabEngine implements LabApi {
     this.modelId = req.id;
     this.taskCache.clear();
     this.emit('status', { phase: 'idle', message: `${req.id} loaded` });
-    const c = model.config;
-    return {
-      id: req.id,
-      label: req.id,
-      params: countParameters(c),
-      nLayer: c.nLayer,
-      nEmbd: c.nEmbd,
-      nHead: c.nHead,
-      vocabSize: c.vocabSize,
-      nPositions: c.nPositions,
-      bytes: req.weights.byteLength,
-    };
+    return summary;
   }
 
   /**
@@ -493,51 +451,14 @@ export class LabEngine implements LabApi {
 
   async classify(req: RequestOf<'classify'>): Promise<ReplyOf<'classify'>> {
     const { model, adapter, head } = this.headFor('SEQ_CLS');
-    const { tokenizer } = this.need();
-    const set = encodeSeqCls(
-      tokenizer,
-      [{ text: req.text, label: 0 }],
-      tokenizer.eosTokenId ?? 0,
-      model.config.nPositions - reservedPositions(adapter),
-    );
-    if (set.examples[0]!.ids.length === 0) throw new PeftLabError('the text is empty: type some text first');
-    const logits = tf.tidy(() => clsLogits(model, adapter, head, padBatch(set, [0]), false, 0)); // [1, L]
-    const row = await logits.data();
-    logits.dispose();
-    const probs = softmax(row);
+    const probs = await classifyText(model, this.need().tokenizer, adapter, head, req.text);
     return { labels: probs.map((_, i) => this.labelName(i)), probs };
   }
 
   async tag(req: RequestOf<'tag'>): Promise<ReplyOf<'tag'>> {
     const { model, adapter, head } = this.headFor('TOKEN_CLS');
-    const { tokenizer } = this.need();
-    const words = req.text.split(/\s+/).filter((w) => w !== '');
-    if (words.length === 0) throw new PeftLabError('the text is empty: type a sentence first');
-    const max = model.config.nPositions - reservedPositions(adapter);
-    const set = encodeTokenCls(
-      tokenizer,
-      [{ words, tags: words.map(() => 0) }],
-      tokenizer.eosTokenId ?? 0,
-      Infinity,
-    );
-    const ex = set.examples[0]!;
-    if (ex.ids.length > max) {
-      throw new PeftLabError(
-        `the sentence is ${ex.ids.length} tokens; this model reads at most ${max}: shorten it`,
-      );
-    }
-    const b = padBatch(set, [0]);
-    const pred = tf.tidy(() =>
-      tf.argMax(tf.reshape(clsLogits(model, adapter, head, b, false, 0), [-1, head.numLabels]), -1),
-    );
-    const ids = await pred.data();
-    pred.dispose();
-    // Each word's tag is the prediction at its first sub-token (the positions labelled, not -100).
-    const tags: string[] = [];
-    (ex.label as number[]).forEach((l, t) => {
-      if (l !== IGNORE_INDEX) tags.push(this.labelName(ids[t]!));
-    });
-    return { words, tags };
+    const { words, ids } = await tagWords(model, this.need().tokenizer, adapter, head, req.text);
+    return { words, tags: ids.map((i) => this.labelName(i)) };
   }
 
   async exportAdapter(): Promise<ReplyOf<'exportAdapter'>> {

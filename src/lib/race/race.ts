@@ -243,6 +243,7 @@ export class Race {
         peakBytes: prof.peakBytes,
         bytesBefore: before,
       });
+      this.hooks.onLane?.(l.state); // the measured ledger is news: the screen shows it live
     } else {
       st = await l.trainer.trainStep();
     }
@@ -301,6 +302,8 @@ export class Race {
       }
     } finally {
       this.running = false;
+      // No lane stays on the model after a run: another race or the base can use it.
+      this.adapters.use(null);
     }
     return this.laneStates;
   }
