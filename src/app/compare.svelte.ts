@@ -515,9 +515,16 @@ export class CompareState {
  * One state for the app's lifetime, made when the screen is first opened: a race goes on (and
  * stays on screen) while the person looks at another screen.
  */
-let instance: CompareState | null = null;
+// In $state, so a reader of raceRunning() sees the race start even if it looked before the screen
+// was first opened (a class instance is stored as it is, not proxied).
+const slot = $state<{ instance: CompareState | null }>({ instance: null });
 export function compareState(baseUrl: string): CompareState {
-  return (instance ??= new CompareState(baseUrl));
+  return (slot.instance ??= new CompareState(baseUrl));
+}
+
+/** Whether a race is running (false before the Compare screen was ever opened). */
+export function raceRunning(): boolean {
+  return slot.instance?.running ?? false;
 }
 
 const KEY = Symbol('compare');
