@@ -5,6 +5,7 @@
 import { getContext, setContext } from 'svelte';
 import type { BackendChoice, BackendInfo } from '../lib/backend/backend';
 import type {
+  CheckpointManifest,
   ClassifyResult,
   EvalPoint,
   GenerateResult,
@@ -14,9 +15,12 @@ import type {
   TagResult,
   TaskMetric,
   TrainProgress,
+  TrainRequest,
   TrainResult,
   TrainSettings,
 } from '../lib/protocol/lab-protocol';
+import type { OffloadEvent, OffloadForm } from './offload';
+import { DEFAULT_OFFLOAD_FORM, formFromRequest, newRunId, offloadParts, typicalStepMs } from './offload';
 import type { PeftType, TaskType } from '../lib/peft/types';
 import type { CatalogEntry } from './catalog';
 import { loadCatalog } from './catalog';
@@ -126,6 +130,23 @@ export class LabState {
     evalEvery: 20,
   });
 
+  /** Offload and checkpoint settings of the next run ("Memory and offload" in the train panel). */
+  offloadForm = $state<OffloadForm>({ ...DEFAULT_OFFLOAD_FORM });
+  /** The current (or last) run's offload events, one per step, for the Offload screen. */
+  offloadEvents = $state<OffloadEvent[]>([]);
+  /** The current run's last checkpoint written (or read, when it resumed). */
+  lastCheckpoint = $state<LabEvents['checkpoint'] | null>(null);
+  /** The step the current run resumed from (its checkpoint's), or null for a fresh run. */
+  resumedFrom = $state<number | null>(null);
+  /** A run a reload (or a closed tab) interrupted, found in IndexedDB at start: the Resume banner. */
+  interrupted = $state<CheckpointManifest | null>(null);
+  /** True once the engine has been asked for interrupted runs at start. */
+  checkpointsChecked = $state(false);
+  /** Median step time of the first run in this session with nothing offloaded, to compare against. */
+  residentStepMs = $state<number | null>(null);
+  /** The settings the current (or last) run was started with. */
+  runRequest = $state<TrainRequest | null>(null);
+
   progress = $state<TrainProgress[]>([]);
   evals = $state<EvalPoint[]>([]);
   result = $state<TrainResult | null>(null);
@@ -182,6 +203,11 @@ export class LabState {
     if (typeof location !== 'undefined') this.readHash(location.hash);
     this.engine.on('progress', (p) => (this.progress = [...this.progress, p]));
     this.engine.on('eval', (e) => (this.evals = [...this.evals, e]));
+    this.engine.on('offload', (o) => (this.offloadEvents = [...this.offloadEvents, o]));
+    this.engine.on('checkpoint', (c) => {
+      this.lastCheckpoint = c;
+      if (c.resumed) this.resumedFrom = c.step;
+    });
     this.engine.on('download', (d) => (this.download = d));
     this.engine.on('status', (s) => {
       this.phase = s.phase;
@@ -204,6 +230,7 @@ export class LabState {
       const first = this.catalog[0];
       if (first) await this.loadModel(first.id);
       await tasks;
+      await this.findInterrupted();
       if (this.linkProblem) this.error ??= this.linkProblem;
     } catch (e) {
       this.fail(e);
@@ -349,6 +376,9 @@ export class LabState {
   private resetRun(): void {
     this.progress = [];
     this.evals = [];
+    this.offloadEvents = [];
+    this.lastCheckpoint = null;
+    this.resumedFrom = null;
     this.result = null;
     this.answers = { base: null, adapted: null };
     this.classification = null;
@@ -447,21 +477,82 @@ export class LabState {
     if (sample) this.clsText = sample;
   }
 
-  async startTraining(): Promise<void> {
+  /** Asks the engine for runs with a checkpoint; the newest one is offered for resuming. */
+  async findInterrupted(): Promise<void> {
+    try {
+      const list = await this.engine.request('checkpoints', {});
+      this.interrupted = this.running ? null : (list[0] ?? null);
+    } catch (e) {
+      this.fail(e);
+    } finally {
+      this.checkpointsChecked = true;
+    }
+  }
+
+  /** The interrupted run's request, as the engine saved it with its checkpoint. */
+  static savedRequest(m: CheckpointManifest): TrainRequest {
+    return m.meta as unknown as TrainRequest;
+  }
+
+  /** Shows the interrupted run's settings in the Lab and trains on from its last checkpoint. */
+  async resumeInterrupted(): Promise<void> {
+    const m = this.interrupted;
+    if (!m || this.running) return;
+    // A plain copy: the manifest is reactive state, which postMessage cannot clone.
+    const req = $state.snapshot(
+      LabState.savedRequest(m) as unknown as Record<string, unknown>,
+    ) as unknown as TrainRequest;
+    if (
+      req.task &&
+      req.task !== this.task &&
+      (taskById(req.task) || this.importedTasks.some((t) => t.id === req.task))
+    )
+      this.setTask(req.task);
+    if (findMethod(req.method) && req.method !== this.method) this.setMethod(req.method);
+    this.train = { ...req.train };
+    this.offloadForm = formFromRequest(req);
+    this.interrupted = null;
+    await this.startTraining({ ...req, resume: true });
+  }
+
+  /** Forgets the interrupted run and its checkpoint. */
+  async discardInterrupted(): Promise<void> {
+    const m = this.interrupted;
+    if (!m) return;
+    this.interrupted = null;
+    try {
+      await this.engine.request('deleteCheckpoint', { runId: m.runId });
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  /** Trains with the form's settings, or re-issues `resumeRequest` (a saved run, resume: true). */
+  async startTraining(resumeRequest?: TrainRequest): Promise<void> {
     this.error = null;
     this.resetRun();
     this.running = true;
     this.paused = false;
+    // A new run supersedes the offered one (its checkpoint stays until discarded or finished).
+    this.interrupted = null;
     try {
       const info = this.taskInfo;
       const method = this.methodInfo;
-      this.result = await this.engine.request('train', {
+      const req: TrainRequest = resumeRequest ?? {
         method: method.cliName,
         config: requestConfig(method, $state.snapshot(this.form)),
         train: { ...$state.snapshot(this.train) },
         task: info.id,
         corpusUrl: taskDataUrl(info, this.baseUrl),
-      });
+        ...offloadParts($state.snapshot(this.offloadForm), newRunId()),
+      };
+      this.runRequest = req;
+      this.result = await this.engine.request('train', req);
+      if (!req.offload && this.residentStepMs === null && !this.result.stopped)
+        this.residentStepMs = typicalStepMs(this.progress.map((p) => p.ms));
+      // A run that finished needs no checkpoint to resume from.
+      if (req.checkpoint && !this.result.stopped)
+        await this.engine.request('deleteCheckpoint', { runId: req.checkpoint.runId });
       const label = findMethod(this.result.method)?.label ?? method.label;
       this.addResident({
         name: 'trained',

@@ -1,0 +1,163 @@
+/**
+ * The Lab's offload and checkpoint settings, as a form, and what the Offload screen derives from the
+ * engine's per-step offload events. No tensors, no DOM: tested in Node (offload.test.ts).
+ */
+import type { LabEvents, ModelSummary, OffloadRequest, TrainRequest } from '../lib/protocol/lab-protocol';
+import { mapDeepSpeedConfig } from '../lib/offload/deepspeed';
+import type { DeepSpeedMapping } from '../lib/offload/deepspeed';
+
+/** The offload request's settings plus how often to checkpoint (0: never). */
+export interface OffloadForm extends OffloadRequest {
+  checkpointEvery: number;
+}
+
+export const DEFAULT_OFFLOAD_FORM: OffloadForm = {
+  stage: 0,
+  budgetMB: 1,
+  prefetch: true,
+  policy: 'trace',
+  int8: false,
+  gradientCheckpointing: false,
+  checkpointEvery: 0,
+};
+
+/** One line per ZeRO stage on what it moves out of the backend. */
+export const STAGE_DOC: Record<OffloadRequest['stage'], string> = {
+  0: 'everything stays resident (no offload)',
+  1: "AdamW's moments leave the backend after each update and come back for the next",
+  2: 'as stage 1, plus gradients (an adapter frees its gradients inside each step, so here it does what stage 1 does)',
+  3: 'as stage 2, plus the frozen layer weights: paged in before each layer runs, under the memory budget',
+};
+
+/** Parameters of one GPT-2 block of width C: attention (4C² + 4C), MLP (8C² + 5C), two layer norms (4C). */
+export const layerParams = (nEmbd: number): number => 12 * nEmbd * nEmbd + 13 * nEmbd;
+
+/** float32 bytes of all the model's block weights (what stage 3 pages). */
+export const layerWeightBytes = (model: Pick<ModelSummary, 'nLayer' | 'nEmbd'>): number =>
+  model.nLayer * layerParams(model.nEmbd) * 4;
+
+/** A new run id for checkpoints: the time, then a random tail so two tabs never share one. */
+export function newRunId(now = Date.now(), rand = Math.random()): string {
+  return `run-${now.toString(36)}-${Math.floor(rand * 36 ** 4)
+    .toString(36)
+    .padStart(4, '0')}`;
+}
+
+/**
+ * The request's offload and checkpoint parts: offload only when a stage above 0 or gradient
+ * checkpointing is asked for, a checkpoint only when `checkpointEvery` > 0.
+ */
+export function offloadParts(form: OffloadForm, runId: string): Pick<TrainRequest, 'offload' | 'checkpoint'> {
+  const { checkpointEvery, ...offload } = form;
+  const parts: Pick<TrainRequest, 'offload' | 'checkpoint'> = {};
+  if (offload.stage > 0 || offload.gradientCheckpointing) parts.offload = offload;
+  if (checkpointEvery > 0) parts.checkpoint = { runId, every: Math.floor(checkpointEvery) };
+  return parts;
+}
+
+/** The form a saved request was run with (a resumed run shows its own settings). */
+export function formFromRequest(req: TrainRequest): OffloadForm {
+  return {
+    ...DEFAULT_OFFLOAD_FORM,
+    ...(req.offload ?? {}),
+    checkpointEvery: req.checkpoint?.every ?? 0,
+  };
+}
+
+export type DeepSpeedOutcome =
+  { ok: true; form: OffloadForm; mapping: DeepSpeedMapping } | { ok: false; error: string };
+
+/**
+ * Applies a pasted ds.json to the form: the ZeRO stage and activation checkpointing (the rest of
+ * what it maps is listed, with what it ignores). An invalid config leaves the form as it was and
+ * says what is wrong.
+ */
+export function applyDeepSpeed(form: OffloadForm, text: string): DeepSpeedOutcome {
+  let mapping: DeepSpeedMapping;
+  try {
+    mapping = mapDeepSpeedConfig(text);
+  } catch (e) {
+    return { ok: false, error: e instanceof Error ? e.message : String(e) };
+  }
+  const s = mapping.settings;
+  return {
+    ok: true,
+    form: {
+      ...form,
+      stage: s.stage,
+      gradientCheckpointing: s.gradientCheckpointing || form.gradientCheckpointing,
+    },
+    mapping,
+  };
+}
+
+export type OffloadEvent = LabEvents['offload'];
+
+/** One row per step of what the Offload screen charts. */
+export interface OffloadRow {
+  step: number;
+  /** MB of each memory kind after the step. */
+  layerMB: number;
+  optimizerMB: number;
+  backendMB: number;
+  /** This step's page-ins and page-outs (layers and optimizer together). */
+  pageIns: number;
+  pageOuts: number;
+  /** MB read plus written in this step. */
+  movedMB: number;
+  stallMs: number;
+  ms: number;
+}
+
+const MB = 2 ** 20;
+
+/** The engine's pager counters are cumulative over the run: each row holds the step's own share. */
+export function offloadRows(events: readonly OffloadEvent[]): OffloadRow[] {
+  let prev: OffloadEvent | null = null;
+  const rows: OffloadRow[] = [];
+  for (const e of events) {
+    const d = (f: (x: OffloadEvent) => number): number => f(e) - (prev ? f(prev) : 0);
+    rows.push({
+      step: e.step,
+      layerMB: e.layerBytes / MB,
+      optimizerMB: e.optimizerBytes / MB,
+      backendMB: e.backendBytes / MB,
+      pageIns: d((x) => (x.pager?.pageIns ?? 0) + (x.optimizer?.pageIns ?? 0)),
+      pageOuts: d((x) => (x.pager?.pageOuts ?? 0) + (x.optimizer?.pageOuts ?? 0)),
+      movedMB:
+        d((x) => (x.pager?.bytesIn ?? 0) + (x.optimizer?.bytesIn ?? 0) + (x.optimizer?.bytesOut ?? 0)) / MB,
+      stallMs: d((x) => (x.pager?.stallMs ?? 0) + (x.optimizer?.stallMs ?? 0)),
+      ms: e.ms,
+    });
+    prev = e;
+  }
+  return rows;
+}
+
+/** Totals of the run so far, from its last event. */
+export function offloadTotals(last: OffloadEvent): {
+  pageIns: number;
+  pageOuts: number;
+  bytesMoved: number;
+  stallMs: number;
+  /** Prefetch hits / (hits + misses), or null before any layer was acquired. */
+  hitRate: number | null;
+} {
+  const p = last.pager;
+  const o = last.optimizer;
+  const acquires = (p?.prefetchHits ?? 0) + (p?.misses ?? 0);
+  return {
+    pageIns: (p?.pageIns ?? 0) + (o?.pageIns ?? 0),
+    pageOuts: (p?.pageOuts ?? 0) + (o?.pageOuts ?? 0),
+    bytesMoved: (p?.bytesIn ?? 0) + (o?.bytesIn ?? 0) + (o?.bytesOut ?? 0),
+    stallMs: (p?.stallMs ?? 0) + (o?.stallMs ?? 0),
+    hitRate: acquires > 0 ? (p?.prefetchHits ?? 0) / acquires : null,
+  };
+}
+
+/** Median step time, skipping the first step (it compiles kernels and records the trace). */
+export function typicalStepMs(ms: readonly number[]): number | null {
+  const xs = (ms.length > 1 ? ms.slice(1) : ms).slice().sort((a, b) => a - b);
+  if (!xs.length) return null;
+  return xs[Math.floor(xs.length / 2)]!;
+}
