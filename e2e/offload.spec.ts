@@ -29,6 +29,9 @@ test('stage 3 under a budget below the layers pages them, and the Offload screen
   await page.goto('/');
   await expect(page.getByTestId('model-facts')).toContainText('556.9k');
   await smallRun(page, 6);
+  // First a resident run (stage 0), the step time the offloaded run is measured against.
+  await page.getByTestId('train').click();
+  await expect(page.getByTestId('result')).toBeVisible({ timeout: 120_000 });
   await openOffloadSettings(page);
   await page.getByTestId('offload-stage').selectOption('3');
   await expect(page.getByTestId('offload-stage-doc')).toContainText('frozen layer weights');
@@ -55,6 +58,8 @@ test('stage 3 under a budget below the layers pages them, and the Offload screen
   const pageIns = Number(await page.getByTestId('page-ins').textContent());
   expect(pageIns).toBeGreaterThan(0);
   await expect(page.getByTestId('hit-rate')).toHaveText(/^\d+%$/);
+  await expect(page.getByTestId('offload-step-ms')).toContainText(/resident run: \d+ ms, ×\d+\.\d\d/);
+  await expect(page.getByTestId('offload-time-chart')).toHaveAttribute('data-series', /resident run step/);
   await expect(page.getByTestId('storage-estimate')).toContainText('This site uses');
   await expect(page.getByTestId('storage-persist')).toContainText(/Persistent storage (not )?granted/);
   await page.screenshot({ path: 'test-results/screens/offload-screen.png', fullPage: true });
