@@ -143,6 +143,7 @@ test('a pasted DeepSpeed config sets the stage and lists what it ignores; a bad 
           overlap_comm: true,
         },
         activation_checkpointing: { partition_activations: false },
+        gradient_accumulation_steps: 4,
       },
       null,
       2,
@@ -158,6 +159,7 @@ test('a pasted DeepSpeed config sets the stage and lists what it ignores; a bad 
   await expect(ignored).toContainText('fp16: PEFT Lab trains in float32');
   await expect(ignored).toContainText('zero_optimization.offload_param.pin_memory');
   await expect(ignored).toContainText('zero_optimization.overlap_comm');
+  await expect(ignored).toContainText('gradient_accumulation_steps: the Lab trains one batch per step');
   await page.getByTestId('ds-result').scrollIntoViewIfNeeded();
   await page.screenshot({ path: 'test-results/screens/offload-deepspeed.png', fullPage: true });
 });

@@ -70,13 +70,19 @@ describe('offload form and rows', () => {
         zero_optimization: { stage: 3, offload_param: { device: 'cpu' }, overlap_comm: true },
         fp16: { enabled: true },
         activation_checkpointing: {},
+        gradient_clipping: 0.5,
       }),
     );
     expect(ok.ok).toBe(true);
     if (!ok.ok) return;
     expect(ok.form.stage).toBe(3);
     expect(ok.form.gradientCheckpointing).toBe(true);
-    expect(ok.mapping.ignored.map((i) => i.field)).toEqual(['zero_optimization.overlap_comm', 'fp16']);
+    expect(ok.mapping.ignored.map((i) => i.field)).toEqual([
+      'zero_optimization.overlap_comm',
+      'fp16',
+      'gradient_clipping',
+    ]);
+    expect(ok.mapping.used).not.toContain('gradient_clipping');
     const bad = applyDeepSpeed(DEFAULT_OFFLOAD_FORM, '{"zero_optimization": {"stage": 5}}');
     expect(bad).toEqual({ ok: false, error: expect.stringContaining('zero_optimization.stage') });
     expect(applyDeepSpeed(DEFAULT_OFFLOAD_FORM, '{').ok).toBe(false);

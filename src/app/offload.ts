@@ -80,6 +80,20 @@ export function applyDeepSpeed(form: OffloadForm, text: string): DeepSpeedOutcom
     return { ok: false, error: e instanceof Error ? e.message : String(e) };
   }
   const s = mapping.settings;
+  // The engine's TrainRequest has no accumulation or clipping setting yet (it clips at 1.0, one
+  // batch per step): say so rather than list them as applied.
+  const NOT_IN_ENGINE: Record<string, string> = {
+    gradient_accumulation_steps: 'the Lab trains one batch per step; it has no accumulation setting yet',
+    gradient_clipping: 'the Lab clips gradients at norm 1.0; it has no clipping setting yet',
+  };
+  mapping = {
+    ...mapping,
+    used: mapping.used.filter((f) => !(f in NOT_IN_ENGINE)),
+    ignored: [
+      ...mapping.ignored,
+      ...mapping.used.filter((f) => f in NOT_IN_ENGINE).map((f) => ({ field: f, why: NOT_IN_ENGINE[f]! })),
+    ],
+  };
   return {
     ok: true,
     form: {
