@@ -20,6 +20,7 @@ import type { PageStore } from '../offload/page-store';
 import {
   deleteCheckpoint,
   listCheckpoints,
+  readManifest,
   resumeFromCheckpoint,
   writeCheckpoint,
 } from '../offload/checkpoints';
@@ -299,6 +300,12 @@ export class LabEngine implements LabApi {
     let evalBefore: EvalPoint;
     try {
       if (req.resume && db && req.checkpoint) {
+        const saved = (await readManifest(db, req.checkpoint.runId))?.meta as { modelId?: string } | null;
+        if (saved?.modelId && saved.modelId !== this.modelId) {
+          throw new PeftLabError(
+            `the checkpoint of this run was made on ${saved.modelId}, not ${this.modelId}: load ${saved.modelId} and resume again`,
+          );
+        }
         const m = await resumeFromCheckpoint(db, req.checkpoint.runId, trainer);
         if (!m)
           throw new PeftLabError(
@@ -325,7 +332,10 @@ export class LabEngine implements LabApi {
         });
         if (offload) this.emit('offload', { ...offload.snapshot(st.step, trainer), ms: st.ms });
         if (db && req.checkpoint && req.checkpoint.every > 0 && st.step % req.checkpoint.every === 0) {
-          const m = await writeCheckpoint(db, req.checkpoint.runId, trainer, req as unknown as JsonValue);
+          const m = await writeCheckpoint(db, req.checkpoint.runId, trainer, {
+            ...req,
+            modelId: this.modelId,
+          } as unknown as JsonValue);
           this.emit('checkpoint', { runId: m.runId, step: m.step, bytes: m.bytes, resumed: false });
         }
         if (s.evalEvery > 0 && st.step % s.evalEvery === 0 && st.step < s.steps) await evaluate(st.step);
