@@ -7,7 +7,6 @@
 import { rebuildError } from '../lib/errors';
 import type { SerializedError } from '../lib/errors';
 
-
 type FromWorker =
   | { id: number; ok: true; result: unknown }
   | { id: number; ok: false; error: SerializedError }
