@@ -17,7 +17,7 @@ import * as tf from '@tensorflow/tfjs';
 import { PeftLabError } from '../errors';
 import type { Gpt2Model } from '../model/gpt2';
 import { newVariable } from '../model/ops';
-import { MAX_PAGE_BYTES } from './page-store';
+import { deleteSplit, getSplit, putSplit } from './page-store';
 import type { PageStore } from './page-store';
 
 export type EvictionPolicy = 'trace' | 'lru';
@@ -151,9 +151,7 @@ export class LayerPager {
             ? quantizeInt8(values, shape[0]!, shape[1]!)
             : new Uint8Array(values.slice().buffer);
         l.stored.push(data.byteLength);
-        for (let off = 0, part = 0; off < data.byteLength || part === 0; off += MAX_PAGE_BYTES, part++) {
-          await store.put(pager.key(name, part), data.subarray(off, off + MAX_PAGE_BYTES));
-        }
+        await putSplit(store, pager.key(name), data);
       }
     }
     // Every page is written before any layer leaves: a failed write (a full disk) leaves the
@@ -162,8 +160,8 @@ export class LayerPager {
     return pager;
   }
 
-  private key(name: string, part: number): string {
-    return `${this.prefix}/${name}#${part}`;
+  private key(name: string): string {
+    return `${this.prefix}/${name}`;
   }
 
   /** Where each layer's frozen weights are now. */
@@ -222,10 +220,7 @@ export class LayerPager {
         for (let k = 0; k < l.names.length; k++) {
           const name = l.names[k]!;
           const shape = l.shapes[k]!;
-          const bytes = new Uint8Array(l.stored[k]!);
-          for (let off = 0, part = 0; off < bytes.byteLength || part === 0; off += MAX_PAGE_BYTES, part++) {
-            bytes.set(await this.store.get(this.key(name, part)), off);
-          }
+          const bytes = await getSplit(this.store, this.key(name), new Uint8Array(l.stored[k]!));
           this.stats.bytesIn += bytes.byteLength;
           const data =
             this.opts.int8 && shape.length === 2
@@ -314,11 +309,8 @@ export class LayerPager {
     this.budgetBytes = Infinity;
     for (let i = 0; i < this.layers.length; i++) await this.load(i);
     for (const l of this.layers) {
-      l.names.forEach((name, k) => {
-        const bytes = 4 * l.shapes[k]!.reduce((a, b) => a * b, 1);
-        for (let part = 0; part * MAX_PAGE_BYTES < Math.max(1, bytes); part++)
-          void this.store.delete(this.key(name, part));
-      });
+      for (let k = 0; k < l.names.length; k++)
+        await deleteSplit(this.store, this.key(l.names[k]!), l.stored[k]!);
     }
   }
 }

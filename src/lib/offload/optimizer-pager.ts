@@ -8,7 +8,7 @@
 import type { AdamW } from '../train/adamw';
 import type { OptimizerPaging } from '../train/trainer';
 import type { PageStore } from './page-store';
-import { MAX_PAGE_BYTES } from './page-store';
+import { getSplit, putSplit } from './page-store';
 
 export interface OptimizerPagerStats {
   pageIns: number;
@@ -31,8 +31,8 @@ export class OptimizerPager implements OptimizerPaging {
     private readonly prefix = 'optimizer',
   ) {}
 
-  private key(which: 'm' | 'v', name: string, part: number): string {
-    return `${this.prefix}/${which}/${name}#${part}`;
+  private key(which: 'm' | 'v', name: string): string {
+    return `${this.prefix}/${which}/${name}`;
   }
 
   /** Starts bringing the moments back; resolves when the optimizer holds them again. */
@@ -44,11 +44,8 @@ export class OptimizerPager implements OptimizerPaging {
       const out = new Map<string, Float32Array>();
       for (const [name, n] of st.sizes) {
         const data = new Float32Array(n);
-        const bytes = new Uint8Array(data.buffer);
-        for (let off = 0, part = 0; off < bytes.byteLength || part === 0; off += MAX_PAGE_BYTES, part++) {
-          bytes.set(await this.store.get(this.key(which, name, part)), off);
-        }
-        this.stats.bytesIn += bytes.byteLength;
+        await getSplit(this.store, this.key(which, name), new Uint8Array(data.buffer));
+        this.stats.bytesIn += data.byteLength;
         out.set(name, data);
       }
       return out;
@@ -71,9 +68,7 @@ export class OptimizerPager implements OptimizerPaging {
         for (const [name, data] of src) {
           sizes.set(name, data.length);
           const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-          for (let off = 0, part = 0; off < bytes.byteLength || part === 0; off += MAX_PAGE_BYTES, part++) {
-            await this.store.put(this.key(which, name, part), bytes.subarray(off, off + MAX_PAGE_BYTES));
-          }
+          await putSplit(this.store, this.key(which, name), bytes);
           this.stats.bytesOut += bytes.byteLength;
         }
       }

@@ -48,3 +48,27 @@ export class MemoryPageStore implements PageStore {
     return this.pages.size;
   }
 }
+
+/** Pages of `byteLength` bytes: at most MAX_PAGE_BYTES each, and one page even for no bytes. */
+const partsOf = (byteLength: number): number => Math.max(1, Math.ceil(byteLength / MAX_PAGE_BYTES));
+
+/** Writes `bytes` as pages `<key>#0`, `<key>#1`, ... of at most MAX_PAGE_BYTES. */
+export async function putSplit(store: PageStore, key: string, bytes: Uint8Array): Promise<void> {
+  for (let part = 0; part < partsOf(bytes.byteLength); part++) {
+    const off = part * MAX_PAGE_BYTES;
+    await store.put(`${key}#${part}`, bytes.subarray(off, off + MAX_PAGE_BYTES));
+  }
+}
+
+/** Reads back what putSplit wrote under `key` (`byteLength` bytes) into `into`'s bytes. */
+export async function getSplit(store: PageStore, key: string, into: Uint8Array): Promise<Uint8Array> {
+  for (let part = 0; part < partsOf(into.byteLength); part++) {
+    into.set(await store.get(`${key}#${part}`), part * MAX_PAGE_BYTES);
+  }
+  return into;
+}
+
+/** Deletes the pages putSplit wrote under `key` for `byteLength` bytes. */
+export async function deleteSplit(store: PageStore, key: string, byteLength: number): Promise<void> {
+  for (let part = 0; part < partsOf(byteLength); part++) await store.delete(`${key}#${part}`);
+}

@@ -7,7 +7,7 @@ import { StorageError } from '../errors';
 import { deleteLabDb } from '../storage/db';
 import { FilePageStore } from './file-page-store';
 import { IdbPageStore } from './idb-page-store';
-import { MAX_PAGE_BYTES, MemoryPageStore } from './page-store';
+import { MAX_PAGE_BYTES, MemoryPageStore, deleteSplit, getSplit, putSplit } from './page-store';
 import type { PageStore } from './page-store';
 
 const dir = mkdtempSync(join(tmpdir(), 'peft-lab-pages-'));
@@ -41,5 +41,25 @@ describe.each(STORES)('%s page store', (_name, open) => {
     // A view of the right length is enough: the check is on byteLength, before any copy.
     const big = new Uint8Array(new ArrayBuffer(MAX_PAGE_BYTES + 1));
     await expect(store.put('big', big)).rejects.toThrow(/over the 67108864-byte record limit/);
+  });
+});
+
+describe('split pages', () => {
+  it('writes data over the record limit as several pages and reads it back whole', async () => {
+    const store = new MemoryPageStore();
+    const bytes = new Uint8Array(MAX_PAGE_BYTES + 5);
+    bytes[0] = 1;
+    bytes[MAX_PAGE_BYTES] = 2;
+    bytes[MAX_PAGE_BYTES + 4] = 3;
+    await putSplit(store, 'w', bytes);
+    expect(store.size).toBe(2);
+    expect((await store.get('w#1')).byteLength).toBe(5);
+    const back = await getSplit(store, 'w', new Uint8Array(bytes.byteLength));
+    expect([back[0], back[MAX_PAGE_BYTES], back[MAX_PAGE_BYTES + 4]]).toEqual([1, 2, 3]);
+    await deleteSplit(store, 'w', bytes.byteLength);
+    expect(store.size).toBe(0);
+    // Empty data is still one (empty) page, so a reader finds it.
+    await putSplit(store, 'e', new Uint8Array(0));
+    expect((await getSplit(store, 'e', new Uint8Array(0))).byteLength).toBe(0);
   });
 });
