@@ -1,21 +1,10 @@
 import { describe, it, expect, beforeAll } from 'vitest';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { initNodeBackend } from '../backend/node';
-import { FileLoadError } from '../errors';
-import { CompareEngine } from './compare-engine';
-import type { FetchBytes } from './lab-engine';
-import type { CompareEvents } from '../protocol/compare-protocol';
 
-const ROOT = join(process.cwd(), 'public');
-const fsFetch: FetchBytes = async (url) => {
-  try {
-    const b = await readFile(join(ROOT, url));
-    return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
-  } catch {
-    throw new FileLoadError(`could not read ${url}`);
-  }
-};
+import { CompareEngine } from './compare-engine';
+import type { CompareEvents } from '../protocol/compare-protocol';
+import { publicFetch } from './testing';
+
 const SETTINGS = { steps: 4, batchSize: 2, seqLen: 24, seed: 1, evalEvery: 2 };
 
 describe('CompareEngine (in-process, the compare worker runs the same class)', () => {
@@ -25,7 +14,7 @@ describe('CompareEngine (in-process, the compare worker runs the same class)', (
 
   it('races methods on a classification task with events, answers side by side, and draws where parameters live', async () => {
     const events: { kind: keyof CompareEvents; data: unknown }[] = [];
-    const engine = new CompareEngine(fsFetch, (kind, data) => events.push({ kind, data }));
+    const engine = new CompareEngine(publicFetch, (kind, data) => events.push({ kind, data }));
     await engine.loadModel({ id: 'peftlab-s', baseUrl: 'models/peftlab-s/' });
     const baseline = engine.numTensors();
     const snap = await engine.race({
@@ -103,7 +92,7 @@ describe('CompareEngine (in-process, the compare worker runs the same class)', (
   it('pauses, resumes and stops a race between steps; sizes lanes to an equal budget', async () => {
     let steps = 0;
     const phases: string[] = [];
-    const engine: CompareEngine = new CompareEngine(fsFetch, (kind, data) => {
+    const engine: CompareEngine = new CompareEngine(publicFetch, (kind, data) => {
       if (kind === 'status') phases.push((data as CompareEvents['status']).phase);
       if (kind !== 'step') return;
       steps++;

@@ -1,22 +1,11 @@
 import 'fake-indexeddb/auto';
 import { describe, it, expect, beforeAll } from 'vitest';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { initNodeBackend } from '../backend/node';
-import { FileLoadError, PeftLabError } from '../errors';
+import { PeftLabError } from '../errors';
 import { LabEngine } from './lab-engine';
-import type { FetchBytes } from './lab-engine';
 import type { LabEvents, TrainRequest } from '../protocol/lab-protocol';
+import { publicFetch } from './testing';
 
-const ROOT = join(process.cwd(), 'public');
-const fsFetch: FetchBytes = async (url) => {
-  try {
-    const b = await readFile(join(ROOT, url));
-    return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
-  } catch {
-    throw new FileLoadError(`could not read ${url}`);
-  }
-};
 const REQ: TrainRequest = {
   method: 'lora',
   config: {},
@@ -36,7 +25,7 @@ describe('LabEngine with offload and checkpoints', () => {
     ): Promise<{ l: number[]; snaps: LabEvents['offload'][] }> => {
       const l: number[] = [];
       const snaps: LabEvents['offload'][] = [];
-      const engine = new LabEngine(fsFetch, (kind, data) => {
+      const engine = new LabEngine(publicFetch, (kind, data) => {
         if (kind === 'progress') l.push((data as LabEvents['progress']).loss);
         if (kind === 'offload') snaps.push(data as LabEvents['offload']);
       });
@@ -75,7 +64,7 @@ describe('LabEngine with offload and checkpoints', () => {
   it('writes checkpoints and resumes a run after a "reload" with the losses it would have had', async () => {
     const run = async (req: TrainRequest, stopAt = Infinity): Promise<number[]> => {
       const l: number[] = [];
-      const engine: LabEngine = new LabEngine(fsFetch, (kind, data) => {
+      const engine: LabEngine = new LabEngine(publicFetch, (kind, data) => {
         if (kind !== 'progress') return;
         l.push((data as LabEvents['progress']).loss);
         if (l.length >= stopAt) void engine.stop();
@@ -87,7 +76,7 @@ describe('LabEngine with offload and checkpoints', () => {
     const whole = await run(REQ);
     const first = await run({ ...REQ, checkpoint: { runId: 'reload', every: 2 } }, 4);
     expect(first).toEqual(whole.slice(0, 4));
-    const engine = new LabEngine(fsFetch);
+    const engine = new LabEngine(publicFetch);
     const list = await engine.checkpoints();
     expect(list.find((m) => m.runId === 'reload')).toMatchObject({ step: 4 });
     const rest = await run({ ...REQ, checkpoint: { runId: 'reload', every: 2 }, resume: true });

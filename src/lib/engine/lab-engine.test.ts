@@ -4,21 +4,12 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { initNodeBackend } from '../backend/node';
 import { LabEngine } from './lab-engine';
-import type { FetchBytes } from './lab-engine';
 import type { EvalPoint, LabEvents, TrainProgress } from '../protocol/lab-protocol';
 import { AdapterError, FileLoadError, PeftConfigError, PeftLabError } from '../errors';
 import { importDataset, taskDataUrl, importedTaskInfo } from '../data/imported';
 import { deleteDataset } from '../storage/db';
+import { PUBLIC_DIR, publicFetch } from './testing';
 
-const ROOT = join(process.cwd(), 'public');
-const fsFetch: FetchBytes = async (url) => {
-  try {
-    const b = await readFile(join(ROOT, url));
-    return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
-  } catch {
-    throw new FileLoadError(`could not read ${url}`);
-  }
-};
 const TRAIN = { steps: 6, lr: 5e-3, batchSize: 2, seqLen: 32, seed: 1, warmupSteps: 1, evalEvery: 3 };
 
 describe('LabEngine (in-process, the worker runs the same class)', () => {
@@ -28,7 +19,7 @@ describe('LabEngine (in-process, the worker runs the same class)', () => {
 
   it('loads the bundled model, trains LoRA with progress events, pauses, and answers with and without the adapter', async () => {
     const events: { kind: keyof LabEvents; data: unknown }[] = [];
-    const engine = new LabEngine(fsFetch, (kind, data) => events.push({ kind, data }));
+    const engine = new LabEngine(publicFetch, (kind, data) => events.push({ kind, data }));
     const model = await engine.loadModel({ id: 'peftlab-s', baseUrl: 'models/peftlab-s/' });
     expect(model.params).toBe(556896);
     await expect(
@@ -90,7 +81,7 @@ describe('LabEngine (in-process, the worker runs the same class)', () => {
   ] as const)(
     'trains %s with the tokenizer and run length it needs, and answers with it',
     async (method, config) => {
-      const engine = new LabEngine(fsFetch);
+      const engine = new LabEngine(publicFetch);
       await engine.loadModel({ id: 'peftlab-s', baseUrl: 'models/peftlab-s/' });
       const result = await engine.train({ method, config, train: TRAIN, corpusUrl: 'data/moby-dick/' });
       expect(result.steps).toBe(TRAIN.steps);
@@ -113,7 +104,7 @@ describe('LabEngine (in-process, the worker runs the same class)', () => {
   );
 
   it('keeps several adapters resident on the model and switches between them without reloading', async () => {
-    const engine = new LabEngine(fsFetch);
+    const engine = new LabEngine(publicFetch);
     await engine.loadModel({ id: 'peftlab-s', baseUrl: 'models/peftlab-s/' });
     const say = { prompt: 'Call me Ishmael.', maxNewTokens: 6, temperature: 0, seed: 0 };
     const base = await engine.generate({ ...say, useAdapter: false });
@@ -153,7 +144,7 @@ describe('LabEngine (in-process, the worker runs the same class)', () => {
   });
 
   it('stops early on request and names bad requests', async () => {
-    const engine = new LabEngine(fsFetch);
+    const engine = new LabEngine(publicFetch);
     await expect(
       engine.train({ method: 'lora', config: {}, train: TRAIN, corpusUrl: 'data/moby-dick/' }),
     ).rejects.toThrow(PeftLabError);
@@ -185,7 +176,7 @@ describe('LabEngine (in-process, the worker runs the same class)', () => {
   });
 
   it('trains P-tuning v2 with a verbalizer (no trained head) and reloads it from the label tokens it saved', async () => {
-    const engine = new LabEngine(fsFetch);
+    const engine = new LabEngine(publicFetch);
     await engine.loadModel({ id: 'peftlab-s', baseUrl: 'models/peftlab-s/' });
     const result = await engine.train({
       method: 'p-tuning-v2',
@@ -211,7 +202,7 @@ describe('LabEngine (in-process, the worker runs the same class)', () => {
 
   it('trains a spam classifier with accuracy events, classifies, and round-trips the adapter with its head', async () => {
     const events: { kind: keyof LabEvents; data: unknown }[] = [];
-    const engine = new LabEngine(fsFetch, (kind, data) => events.push({ kind, data }));
+    const engine = new LabEngine(publicFetch, (kind, data) => events.push({ kind, data }));
     await engine.loadModel({ id: 'peftlab-s', baseUrl: 'models/peftlab-s/' });
     await expect(engine.classify({ text: 'hello' })).rejects.toThrow(/no sequence-classification adapter/);
     const result = await engine.train({
@@ -258,7 +249,7 @@ describe('LabEngine (in-process, the worker runs the same class)', () => {
   });
 
   it('trains a part-of-speech tagger and tags one word at a time', async () => {
-    const engine = new LabEngine(fsFetch);
+    const engine = new LabEngine(publicFetch);
     await engine.loadModel({ id: 'peftlab-s', baseUrl: 'models/peftlab-s/' });
     const result = await engine.train({
       method: 'lora',
@@ -279,10 +270,10 @@ describe('LabEngine (in-process, the worker runs the same class)', () => {
   });
 
   it('trains on imported data sets read from IndexedDB: SEQ_CLS with its own labels, and CAUSAL_LM', async () => {
-    const engine = new LabEngine(fsFetch);
+    const engine = new LabEngine(publicFetch);
     await engine.loadModel({ id: 'peftlab-s', baseUrl: 'models/peftlab-s/' });
     // Real mail from the spam task, as a CSV-free JSONL file with other field and label names.
-    const lines = (await readFile(join(ROOT, 'data/spam/validation.jsonl'), 'utf8')).trim().split('\n');
+    const lines = (await readFile(join(PUBLIC_DIR, 'data/spam/validation.jsonl'), 'utf8')).trim().split('\n');
     const jsonl = lines
       .slice(0, 60)
       .map((l) => JSON.parse(l) as { text: string; label: string })
@@ -312,7 +303,7 @@ describe('LabEngine (in-process, the worker runs the same class)', () => {
     expect(result.evalAfter.metric).toBeLessThanOrEqual(1);
     expect((await engine.classify({ text: 'Click here for cash' })).labels).toEqual(['junk', 'mail']);
 
-    const moby = (await readFile(join(ROOT, 'data/moby-dick/validation.txt'), 'utf8')).slice(0, 5000);
+    const moby = (await readFile(join(PUBLIC_DIR, 'data/moby-dick/validation.txt'), 'utf8')).slice(0, 5000);
     const lm = await importDataset(moby, {
       id: 'data-moby',
       name: 'moby part',
