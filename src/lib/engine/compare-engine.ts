@@ -291,15 +291,11 @@ export class CompareEngine implements CompareApi {
   async rankHistory(req: CompareRequestOf<'rankHistory'>): Promise<CompareReplyOf<'rankHistory'>> {
     const race = this.needRace();
     this.idle('reading the rank budget');
-    const adapter = race.useLane(req.laneId) as
-      | (Adapter & {
-          rankHistory?: { step: number; ranks: number[] }[];
-          siteNames?: () => string[];
-          ranks?: () => number[];
-        })
-      | null;
-    race.useLane(null);
-    if (!adapter?.rankHistory || !adapter.siteNames) {
+    const adapter = race.laneAdapter(req.laneId) as Adapter & {
+      rankHistory?: { step: number; ranks: number[] }[];
+      siteNames?: () => string[];
+    };
+    if (!adapter.rankHistory || !adapter.siteNames) {
       throw new PeftLabError('only AdaLoRA moves its rank budget: pick an AdaLoRA lane');
     }
     const initR = (adapter.config as unknown as { initR: number }).initR;
@@ -316,16 +312,12 @@ export class CompareEngine implements CompareApi {
     const { model } = this.need();
     const race = this.needRace();
     this.idle('drawing the parameters');
-    try {
-      return race.laneStates.map((l) => {
-        const adapter = race.useLane(l.id)!;
-        const n = (adapter.config as { numVirtualTokens?: number }).numVirtualTokens ?? 0;
-        const sizes = [...adapter.trainable()].map(([k, v]) => [k, v.size] as [string, number]);
-        return parameterMap(l.id, l.name, adapter.kind, model.config.nLayer, n, sizes);
-      });
-    } finally {
-      race.useLane(null);
-    }
+    return race.laneStates.map((l) => {
+      const adapter = race.laneAdapter(l.id);
+      const n = (adapter.config as { numVirtualTokens?: number }).numVirtualTokens ?? 0;
+      const sizes = [...adapter.trainable()].map(([k, v]) => [k, v.size] as [string, number]);
+      return parameterMap(l.id, l.name, adapter.kind, model.config.nLayer, n, sizes);
+    });
   }
 
   /** For tests: tensors currently allocated. */

@@ -198,11 +198,19 @@ export class Race {
   /** The adapter of a lane, active on the model (for trying it out between runs). */
   useLane(id: string | null): Adapter | null {
     if (this.running) throw new PeftLabError('the race is running: try the methods when it has finished');
-    if (id !== null && !this.lanes.some((l) => l.state.id === id)) {
-      throw new PeftLabError(`no lane "${id}" in this race`);
-    }
+    if (id !== null) this.laneAdapter(id);
     this.adapters.use(id);
     return this.adapters.active;
+  }
+
+  /**
+   * A lane's adapter as it is, parked or not, for reading its config, sizes or history: nothing is
+   * put on or taken off the model (for a full fine-tune that would copy every weight twice).
+   */
+  laneAdapter(id: string): Adapter {
+    const lane = this.lanes.find((l) => l.state.id === id);
+    if (!lane) throw new PeftLabError(`no lane "${id}" in this race`);
+    return lane.adapter;
   }
 
   private done(l: Lane): boolean {
