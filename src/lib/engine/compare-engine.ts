@@ -269,23 +269,18 @@ export class CompareEngine implements CompareApi {
     const { model, tokenizer } = this.need();
     const race = this.needRace();
     this.idle('reading prompts back');
-    const adapter = race.useLane(req.laneId);
-    try {
-      if (!adapter || adapter.kind !== 'prompt') {
-        throw new PeftLabError(
-          'only prompt tuning and P-tuning put virtual tokens in the input to read back',
-        );
-      }
-      const prompts = tf.tidy(() => tf.squeeze(adapter.promptEmbeddings(1, false, 0), [0]) as tf.Tensor2D);
-      const rows = await nearestTokenIds(model, prompts, req.k);
-      prompts.dispose();
-      return {
-        laneId: req.laneId,
-        rows: rows.map((r) => ({ tokens: r.ids.map((id) => tokenizer.decode([id])), cosines: r.cosines })),
-      };
-    } finally {
-      race.useLane(null);
+    // A soft prompt is read from the adapter itself: it need not be on the model.
+    const adapter = race.laneAdapter(req.laneId);
+    if (adapter.kind !== 'prompt') {
+      throw new PeftLabError('only prompt tuning and P-tuning put virtual tokens in the input to read back');
     }
+    const prompts = tf.tidy(() => tf.squeeze(adapter.promptEmbeddings(1, false, 0), [0]) as tf.Tensor2D);
+    const rows = await nearestTokenIds(model, prompts, req.k);
+    prompts.dispose();
+    return {
+      laneId: req.laneId,
+      rows: rows.map((r) => ({ tokens: r.ids.map((id) => tokenizer.decode([id])), cosines: r.cosines })),
+    };
   }
 
   async rankHistory(req: CompareRequestOf<'rankHistory'>): Promise<CompareReplyOf<'rankHistory'>> {
