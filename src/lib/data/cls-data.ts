@@ -45,12 +45,50 @@ export function encodeSeqCls(
   examples: readonly { text: string; label: number }[],
   padId: number,
   maxLength = DEFAULT_MAX_LENGTH,
+  template?: PromptTemplate,
 ): EncodedSet {
+  if (!template) {
+    return {
+      task: 'SEQ_CLS',
+      padId,
+      examples: examples.map((e) => ({ ids: tok.encode(e.text).slice(0, maxLength), label: e.label })),
+    };
+  }
+  // A manual prompt around the input (P-tuning's MP): the input is cut, never the prompt, so the
+  // words the classifier reads last (the suffix) are always there.
+  const before = template.before ? tok.encode(template.before) : [];
+  const after = template.after ? tok.encode(template.after) : [];
+  const room = maxLength - before.length - after.length;
+  if (room < 1) {
+    throw new RangeError(
+      `the prompt template takes ${before.length + after.length} tokens, leaving no room for the input in ${maxLength}: shorten it or raise the sequence length`,
+    );
+  }
   return {
     task: 'SEQ_CLS',
     padId,
-    examples: examples.map((e) => ({ ids: tok.encode(e.text).slice(0, maxLength), label: e.label })),
+    examples: examples.map((e) => ({
+      ids: [...before, ...tok.encode(e.text).slice(0, room), ...after],
+      label: e.label,
+    })),
   };
+}
+
+/** A manual prompt: text before and after the input (`"Mail: {text} This mail is"`). */
+export interface PromptTemplate {
+  before: string;
+  after: string;
+}
+
+/** Splits a template at its one `{text}`; a template without exactly one is refused. */
+export function parseTemplate(template: string): PromptTemplate {
+  const parts = template.split('{text}');
+  if (parts.length !== 2) {
+    throw new RangeError(
+      `a prompt template needs exactly one {text} where the input goes; "${template}" has ${parts.length - 1}`,
+    );
+  }
+  return { before: parts[0]!, after: parts[1]! };
 }
 
 /** Tokenizes {words, tags} examples (tag ids, one per word), first-sub-token labelling. */

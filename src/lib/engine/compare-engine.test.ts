@@ -116,4 +116,87 @@ describe('CompareEngine (in-process, the compare worker runs the same class)', (
       engine.race({ task: 'nope', corpusUrl: 'x', settings: SETTINGS, lanes: [{ method: 'lora' }] }),
     ).rejects.toThrow(/unknown task "nope"/);
   });
+
+  it('previews where lanes would put their parameters, and runs offload trials under a memory budget', async () => {
+    const engine = new CompareEngine(publicFetch);
+    await engine.loadModel({ id: 'peftlab-s', baseUrl: 'models/peftlab-s/' });
+    const baseline = engine.numTensors();
+    const maps = await engine.preview({
+      task: 'spam',
+      seqLen: 24,
+      lanes: [
+        { method: 'lora', name: 'A' },
+        { method: 'lora', config: { r: 16 } },
+        { method: 'prompt-tuning' },
+      ],
+    });
+    expect(maps.map((m) => m.name)).toEqual(['A', 'LoRA', 'Prompt tuning']);
+    // LoRA at r 16 trains twice the adapter values of r 8 (the head is the same).
+    expect(maps[1]!.total - maps[1]!.head).toBe(2 * (maps[0]!.total - maps[0]!.head));
+    expect(maps[2]!.input).toBeGreaterThan(0);
+    expect(engine.numTensors()).toBe(baseline);
+
+    const trial = (stage: 0 | 3, budget: number | null) =>
+      engine.offloadTrial({
+        task: 'spam',
+        corpusUrl: 'data/spam/',
+        method: 'lora',
+        steps: 3,
+        batchSize: 4,
+        seqLen: 32,
+        seed: 0,
+        offload: {
+          stage,
+          budgetMB: 0.6,
+          prefetch: true,
+          policy: 'trace',
+          int8: false,
+          gradientCheckpointing: stage === 3,
+        },
+        memoryBudgetMB: budget,
+      });
+    const resident = await trial(0, null);
+    expect(resident.refused).toBeNull();
+    expect(resident.losses).toHaveLength(3);
+    const peakMiB = Math.max(...resident.peakBytes) / 2 ** 20;
+    // The same budget refuses stage 0 at its first step and lets stage 3 train: the same losses, less memory.
+    const budget = Math.ceil(peakMiB * 0.8);
+    const refused = await trial(0, budget);
+    expect(refused.refused).toMatch(
+      new RegExp(`step 1 needed [0-9.]+ MiB at its peak, over the ${budget} MiB budget`),
+    );
+    expect(refused.losses).toEqual([]);
+    const paged = await trial(3, budget);
+    expect(paged.refused).toBeNull();
+    expect(Math.max(...paged.peakBytes)).toBeLessThan(budget * 2 ** 20);
+    expect(paged.pager!.pageIns).toBeGreaterThan(0);
+    for (let i = 0; i < 3; i++) expect(paged.losses[i]!).toBeCloseTo(resident.losses[i]!, 4);
+    expect(engine.numTensors()).toBe(baseline);
+  });
+
+  it('wraps classification inputs in a manual prompt template, and refuses one without {text}', async () => {
+    const engine = new CompareEngine(publicFetch);
+    await engine.loadModel({ id: 'peftlab-s', baseUrl: 'models/peftlab-s/' });
+    const race = (template: string, task = 'spam') =>
+      engine.race({
+        task,
+        corpusUrl: `data/${task}/`,
+        settings: { ...SETTINGS, steps: 1 },
+        lanes: [{ method: 'lora' }],
+        evalExamples: 8,
+        template,
+      });
+    const plain = await engine.race({
+      task: 'spam',
+      corpusUrl: 'data/spam/',
+      settings: { ...SETTINGS, steps: 1 },
+      lanes: [{ method: 'lora' }],
+      evalExamples: 8,
+    });
+    const wrapped = await race('Mail: {text} Is this mail spam?');
+    expect(wrapped.lanes[0]!.evals[0]!.loss).not.toBe(plain.lanes[0]!.evals[0]!.loss);
+    await expect(race('no placeholder')).rejects.toThrow(/exactly one \{text\}/);
+    await expect(race('x {text}', 'moby-dick')).rejects.toThrow(/wraps a sequence-classification input/);
+    await expect(race('a very long prompt '.repeat(20) + '{text}')).rejects.toThrow(/no room for the input/);
+  });
 });

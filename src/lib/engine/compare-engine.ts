@@ -19,6 +19,11 @@ import { Race } from '../race/race';
 import type { LaneSpec } from '../race/race';
 import { raceResults } from '../race/results';
 import { loadTaskData } from '../race/task-data';
+import type { TaskData } from '../race/task-data';
+import type { TaskInfo } from '../data/tasks/registry';
+import { createAdapter, planAdapter } from '../race/prepare';
+import { runPageStore } from '../offload/run-store';
+import { runOffloadTrial } from './offload-trial';
 import { parameterMap } from '../race/where';
 import type {
   CompareApi,
@@ -106,9 +111,7 @@ export class CompareEngine implements CompareApi {
     const { model, tokenizer } = this.need();
     this.idle('starting another');
     if (req.lanes.length === 0) throw new PeftLabError('pick at least one method to race');
-    const info = await findTask(req.task);
-    if (!info)
-      throw new PeftLabError(`unknown task "${req.task}": pick a built-in task or an imported data set`);
+    const info = await this.needTask(req.task);
     // Settings the model cannot take are refused before seconds of tokenizing, and before the
     // finished race is freed.
     if (req.settings.seqLen > model.config.nPositions) {
@@ -116,17 +119,11 @@ export class CompareEngine implements CompareApi {
         `sequence length ${req.settings.seqLen} exceeds the model's ${model.config.nPositions} positions: shorten it`,
       );
     }
-    this.emit('status', { phase: 'tokenizing', message: `tokenizing ${info.title}` });
-    const base = req.corpusUrl.replace(/\/$/, '');
-    const data = await loadTaskData(
-      info,
-      tokenizer,
-      async (file) => {
-        const url = `${base}/${file}`;
-        return decoder.decode(await (isImportedUrl(url) ? readImportedFile(url) : this.fetchBytes(url)));
-      },
-      { seqLen: req.settings.seqLen },
-    );
+    const data = await this.taskData(info, req.corpusUrl, {
+      seqLen: req.settings.seqLen,
+      evalExamples: req.evalExamples,
+      template: req.template,
+    });
     const race = new Race(model, tokenizer, this.modelId, data, req.settings, {
       onLane: (lane) => this.emit('lane', lane),
       onStep: (lane, point) => this.emit('step', { laneId: lane.id, point }),
@@ -146,6 +143,31 @@ export class CompareEngine implements CompareApi {
     }
     previous?.dispose();
     return this.runRace();
+  }
+
+  private async taskData(
+    info: TaskInfo,
+    corpusUrl: string,
+    opts: { seqLen: number; evalExamples?: number; template?: string },
+  ): Promise<TaskData> {
+    const { tokenizer } = this.need();
+    this.emit('status', { phase: 'tokenizing', message: `tokenizing ${info.title}` });
+    const base = corpusUrl.replace(/\/$/, '');
+    return loadTaskData(
+      info,
+      tokenizer,
+      async (file) => {
+        const url = `${base}/${file}`;
+        return decoder.decode(await (isImportedUrl(url) ? readImportedFile(url) : this.fetchBytes(url)));
+      },
+      opts,
+    );
+  }
+
+  private async needTask(task: string): Promise<TaskInfo> {
+    const info = await findTask(task);
+    if (!info) throw new PeftLabError(`unknown task "${task}": pick a built-in task or an imported data set`);
+    return info;
   }
 
   async addLane(req: CompareRequestOf<'addLane'>): Promise<RaceSnapshot> {
@@ -313,6 +335,56 @@ export class CompareEngine implements CompareApi {
       const sizes = [...adapter.trainable()].map(([k, v]) => [k, v.size] as [string, number]);
       return parameterMap(l.id, l.name, adapter.kind, model.config.nLayer, n, sizes);
     });
+  }
+
+  async preview(req: CompareRequestOf<'preview'>): Promise<CompareReplyOf<'preview'>> {
+    const { model, tokenizer } = this.need();
+    this.idle('drawing the parameters');
+    const info = await this.needTask(req.task);
+    // The finished race's adapters leave the model while the previews are built on it.
+    this.current?.useLane(null);
+    const run = { steps: 1, seqLen: req.seqLen, seed: 0 };
+    return req.lanes.map((lane, i) => {
+      const { method, config } = planAdapter(model, lane.method, lane.config ?? {}, info, run, this.modelId);
+      const adapter = createAdapter(model, tokenizer, method, config, info, 0);
+      try {
+        const n = (adapter.config as { numVirtualTokens?: number }).numVirtualTokens ?? 0;
+        const sizes = [...adapter.trainable()].map(([k, v]) => [k, v.size] as [string, number]);
+        return parameterMap(
+          `preview-${i + 1}`,
+          lane.name ?? method.label,
+          adapter.kind,
+          model.config.nLayer,
+          n,
+          sizes,
+        );
+      } finally {
+        adapter.dispose();
+      }
+    });
+  }
+
+  async offloadTrial(req: CompareRequestOf<'offloadTrial'>): Promise<CompareReplyOf<'offloadTrial'>> {
+    const { model, tokenizer } = this.need();
+    this.idle('an offload trial');
+    const info = await this.needTask(req.task);
+    const data = await this.taskData(info, req.corpusUrl, { seqLen: req.seqLen, evalExamples: 1 });
+    this.current?.useLane(null);
+    this.running = true;
+    this.emit('status', { phase: 'racing', message: `offload trial: stage ${req.offload.stage}` });
+    // The trial's pages are cleared at its end: nothing of it stays in the browser's storage.
+    const opened: { clear?: () => Promise<void> }[] = [];
+    try {
+      return await runOffloadTrial(model, tokenizer, this.modelId, data, req, async (kind) => {
+        const store = await runPageStore(kind, 'offload-trial');
+        opened.push(store as { clear?: () => Promise<void> });
+        return store;
+      });
+    } finally {
+      for (const s of opened) await s.clear?.();
+      this.running = false;
+      this.emit('status', { phase: 'idle', message: 'offload trial finished' });
+    }
   }
 
   /** For tests: tensors currently allocated. */

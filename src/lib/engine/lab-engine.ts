@@ -14,9 +14,7 @@ import { checkRepoId, downloadHubModel } from '../io/hub';
 import { getModel, openLabDb, saveModel } from '../storage/db';
 import type { JsonValue, LabDb } from '../storage/db';
 import { OffloadSession } from '../offload/session';
-import { IdbPageStore } from '../offload/idb-page-store';
-import { MemoryPageStore } from '../offload/page-store';
-import type { PageStore } from '../offload/page-store';
+import { runPageStore } from '../offload/run-store';
 import {
   deleteCheckpoint,
   listCheckpoints,
@@ -286,7 +284,7 @@ export class LabEngine implements LabApi {
       return point;
     };
     const offload = req.offload
-      ? await OffloadSession.start(model, adapter, req.offload, (kind) => this.pageStore(kind))
+      ? await OffloadSession.start(model, adapter, req.offload, (kind) => runPageStore(kind))
       : null;
     const trainer = new Trainer(model, adapter, taskBatchSource(data, s.seqLen), {
       ...s,
@@ -363,14 +361,6 @@ export class LabEngine implements LabApi {
       metric: metricOf(info),
       evalExamples: data.kind === 'cls' ? data.valid.examples.length : 0,
     };
-  }
-
-  /** Where a run's pages go: IndexedDB in a browser, memory in Node (tests). */
-  private async pageStore(kind: 'layers' | 'optimizer'): Promise<PageStore> {
-    if (typeof indexedDB === 'undefined') return new MemoryPageStore();
-    const store = await IdbPageStore.open(`offload:${kind}`);
-    await store.clear(); // pages of an earlier run in this browser are stale
-    return store;
   }
 
   private async checkpointDb(): Promise<LabDb> {

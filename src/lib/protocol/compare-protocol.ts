@@ -8,8 +8,10 @@ import type { EvalPoint, LaneSpec, LaneState, RaceSettings, StepPoint } from '..
 import type { RaceResults } from '../race/results';
 import type { ParameterMap } from '../race/where';
 import type { ModelSummary } from './lab-protocol';
+import type { OffloadTrial, OffloadTrialRequest } from '../engine/offload-trial';
 
 export type { EvalPoint, LaneSpec, LaneState, RaceSettings, StepPoint, RaceResults, ParameterMap };
+export type { OffloadTrial, OffloadTrialRequest };
 
 export interface RaceRequest {
   /** Task id: a built-in task (src/lib/data/tasks/registry.ts) or an imported data set's id. */
@@ -23,6 +25,10 @@ export interface RaceRequest {
    * null or absent: each lane as given.
    */
   equalBudget?: number | null;
+  /** Classification: validation examples scored (default EVAL_EXAMPLES); fewer makes evaluation quicker. */
+  evalExamples?: number;
+  /** Sequence classification: a manual prompt around each input, `"... {text} ..."` (P-tuning's MP). */
+  template?: string;
 }
 
 /** What a race has become: every lane (steps, evaluations, ledger) and the results table. */
@@ -85,6 +91,10 @@ export interface CompareRequests {
   rankHistory: [{ laneId: string }, RankHistory];
   /** Where each lane's trainable parameters live in the model. */
   parameterMaps: [Record<string, never>, ParameterMap[]];
+  /** Where these lanes' parameters would live, before anything trains (adapters built and freed). */
+  preview: [{ task: string; seqLen: number; lanes: LaneSpec[] }, ParameterMap[]];
+  /** A few steps of one method under offload settings and a memory budget (the finished race is kept). */
+  offloadTrial: [OffloadTrialRequest, OffloadTrial];
 }
 
 export type CompareKind = keyof CompareRequests;

@@ -5,9 +5,9 @@
  * and its held-out score (loss and the task metric), so every lane of a race is fed and judged
  * by the same code.
  */
-import { FileLoadError } from '../errors';
-import { encodeSeqCls, encodeTokenCls } from '../data/cls-data';
-import type { EncodedSet } from '../data/cls-data';
+import { FileLoadError, PeftConfigError } from '../errors';
+import { encodeSeqCls, encodeTokenCls, parseTemplate } from '../data/cls-data';
+import type { EncodedSet, PromptTemplate } from '../data/cls-data';
 import type { TaskInfo } from '../data/tasks/registry';
 import type { Gpt2Model } from '../model/gpt2';
 import type { Adapter } from '../peft/types';
@@ -47,6 +47,7 @@ export function encodeClsSplit(
   tokenizer: TextTokenizer,
   maxLength: number,
   cap = Infinity,
+  template?: PromptTemplate,
 ): EncodedSet {
   const labelId = new Map(info.labels.map((l, i) => [l, i]));
   const id = (l: unknown, line: number): number => {
@@ -75,6 +76,7 @@ export function encodeClsSplit(
       rows.map((r, i) => ({ text: String(r.text), label: id(r.label, i + 1) })),
       padId,
       maxLength,
+      template,
     );
   }
   return encodeTokenCls(
@@ -98,8 +100,19 @@ export async function loadTaskData(
   info: TaskInfo,
   tokenizer: TextTokenizer,
   read: ReadSplit,
-  opts: { seqLen: number; evalExamples?: number },
+  opts: { seqLen: number; evalExamples?: number; template?: string },
 ): Promise<TaskData> {
+  if (opts.template && info.taskType !== 'SEQ_CLS') {
+    throw new PeftConfigError(
+      `a prompt template wraps a sequence-classification input; ${info.title} is ${info.taskType}: clear the template`,
+    );
+  }
+  let template: PromptTemplate | undefined;
+  try {
+    template = opts.template ? parseTemplate(opts.template) : undefined;
+  } catch (e) {
+    throw new PeftConfigError((e as Error).message);
+  }
   const [trainText, validText] = await Promise.all([read(info.files.train), read(info.files.validation)]);
   if (info.taskType === 'CAUSAL_LM') {
     const train = Int32Array.from(tokenizer.encode(trainText));
@@ -118,15 +131,31 @@ export async function loadTaskData(
     }
     return { kind: 'lm', info, train, valid };
   }
-  const train = encodeClsSplit(info, trainText, `${info.id}/${info.files.train}`, tokenizer, opts.seqLen);
-  const valid = encodeClsSplit(
-    info,
-    validText,
-    `${info.id}/${info.files.validation}`,
-    tokenizer,
-    opts.seqLen,
-    opts.evalExamples ?? EVAL_EXAMPLES,
-  );
+  const where = (file: string): string => `${info.id}/${file}`;
+  let train: EncodedSet, valid: EncodedSet;
+  try {
+    train = encodeClsSplit(
+      info,
+      trainText,
+      where(info.files.train),
+      tokenizer,
+      opts.seqLen,
+      Infinity,
+      template,
+    );
+    valid = encodeClsSplit(
+      info,
+      validText,
+      where(info.files.validation),
+      tokenizer,
+      opts.seqLen,
+      opts.evalExamples ?? EVAL_EXAMPLES,
+      template,
+    );
+  } catch (e) {
+    if (e instanceof RangeError) throw new PeftConfigError(e.message);
+    throw e;
+  }
   if (train.examples.length === 0 || valid.examples.length === 0) {
     throw new FileLoadError(`${info.id}: the train or validation split has no examples`);
   }

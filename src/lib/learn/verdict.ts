@@ -1,0 +1,72 @@
+/**
+ * Reading a lesson's results: a race's lanes by name, their metric before and after, their memory,
+ * and the number formats verdicts print. A missing run or lane is a programming error in a lesson
+ * (its `run` and `check` disagree), so it throws with both names.
+ */
+import type { LaneState, OffloadTrial, RaceSnapshot } from '../protocol/compare-protocol';
+import type { LessonResults } from './types';
+
+export function raceOf(results: LessonResults, id: string): RaceSnapshot {
+  const r = results[id];
+  if (!r || r.kind !== 'race') throw new Error(`the lesson has no race "${id}"`);
+  return r.snapshot;
+}
+
+export function trialOf(results: LessonResults, id: string): OffloadTrial {
+  const r = results[id];
+  if (!r || r.kind !== 'offload') throw new Error(`the lesson has no offload trial "${id}"`);
+  return r.trial;
+}
+
+export function laneOf(snap: RaceSnapshot, name: string): LaneState {
+  const l = snap.lanes.find((x) => x.name === name);
+  if (!l)
+    throw new Error(`the race has no lane "${name}" (it has ${snap.lanes.map((x) => x.name).join(', ')})`);
+  return l;
+}
+
+/** The held-out metric before training and at the end (NaN when a lane failed before evaluating). */
+export function metricBefore(l: LaneState): number {
+  return l.evals[0]?.metric ?? NaN;
+}
+export function metricAfter(l: LaneState): number {
+  return l.evals.at(-1)?.metric ?? NaN;
+}
+export function lossAfter(l: LaneState): number {
+  return l.steps.at(-1)?.loss ?? NaN;
+}
+/** Mean training loss over the first `n` steps (how fast a lane starts). */
+export function earlyLoss(l: LaneState, n: number): number {
+  const xs = l.steps.slice(0, n).map((s) => s.loss);
+  return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
+}
+
+/** The lane's step memory: measured on its 2nd step when it got there, else predicted. */
+export function memoryOf(l: LaneState): { total: number; weightsState: number; measured: boolean } {
+  const m = l.ledger.measured ?? l.ledger.predicted;
+  return {
+    total: m.total,
+    // What freezing saves: gradients and optimizer state of the trainable values.
+    weightsState: m.gradients + m.optimizer,
+    measured: l.ledger.measured !== null,
+  };
+}
+
+export const pct = (x: number, digits = 1): string =>
+  Number.isFinite(x) ? `${(100 * x).toFixed(digits)}%` : '-';
+export const mib = (bytes: number): string => `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
+export const int = (n: number): string => Math.round(n).toLocaleString('en-US');
+export const num = (x: number, digits = 3): string => (Number.isFinite(x) ? x.toFixed(digits) : '-');
+
+/** The metric as a reader says it: "accuracy 71.1%" or "perplexity 74.7". */
+export function metricText(snap: RaceSnapshot, x: number): string {
+  return snap.metric === 'perplexity' ? `perplexity ${num(x, 1)}` : `${metricLabel(snap)} ${pct(x)}`;
+}
+export function metricLabel(snap: RaceSnapshot): string {
+  return snap.metric === 'tokenAccuracy' ? 'token accuracy' : snap.metric;
+}
+
+/** Whether a is better than b on the race's metric. */
+export function better(snap: RaceSnapshot, a: number, b: number): boolean {
+  return snap.metric === 'perplexity' ? a < b : a > b;
+}
