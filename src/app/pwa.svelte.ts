@@ -18,6 +18,7 @@ export class PwaState {
     this.flow = new UpdateFlow({
       register: registerSW,
       reloadPage: () => location.reload(),
+      controlled: () => navigator.serviceWorker.controller !== null,
       onPhase: (p) => (this.phase = p),
       onRegistered: (registration) => {
         setInterval(() => {

@@ -3,7 +3,7 @@ import type { RegisterSWOptions } from 'vite-plugin-pwa/types';
 import { UpdateFlow, type UpdatePhase } from './pwa';
 
 /** A registerSW stand-in: the options it got, and the updateSW it hands back as a spy. */
-function setup() {
+function setup(controlled?: () => boolean) {
   let options: RegisterSWOptions = {};
   const updateSW = vi.fn(() => Promise.resolve());
   const reloadPage = vi.fn();
@@ -15,6 +15,7 @@ function setup() {
     },
     reloadPage,
     onPhase: (p) => phases.push(p),
+    controlled,
   });
   return { flow, options, updateSW, reloadPage, phases };
 }
@@ -30,6 +31,16 @@ describe('UpdateFlow', () => {
     expect(updateSW).toHaveBeenCalledTimes(1);
     expect(reloadPage).not.toHaveBeenCalled(); // not until the new worker controls the page
     options.onNeedReload?.();
+    expect(reloadPage).toHaveBeenCalledTimes(1);
+  });
+
+  it('reloads at once on Reload when no worker controls the page (no controllerchange will come)', async () => {
+    const { flow, options, updateSW, reloadPage } = setup(() => false);
+    options.onNeedRefresh?.();
+    expect(await flow.reload(true)).toBe(false);
+    expect(reloadPage).not.toHaveBeenCalled();
+    expect(await flow.reload(false)).toBe(true);
+    expect(updateSW).toHaveBeenCalledTimes(1);
     expect(reloadPage).toHaveBeenCalledTimes(1);
   });
 

@@ -19,6 +19,8 @@ export interface UpdateFlowOptions {
   /** location.reload in the browser. */
   reloadPage: () => void;
   onPhase: (phase: UpdatePhase) => void;
+  /** Whether a service worker controls this page (navigator.serviceWorker.controller); default true. */
+  controlled?: () => boolean;
   /** Called once the registration exists (the browser's own check runs on each navigation only). */
   onRegistered?: (registration: ServiceWorkerRegistration) => void;
 }
@@ -57,8 +59,15 @@ export class UpdateFlow {
   async reload(busy: boolean): Promise<boolean> {
     if (busy || this.phase === 'none') return false;
     this.requested = true;
-    if (this.phase === 'taken-over') this.opts.reloadPage();
-    else await this.updateSW(true);
+    if (this.phase === 'taken-over') {
+      this.opts.reloadPage();
+      return true;
+    }
+    await this.updateSW(true);
+    // A page no worker controls (the first visit: the worker installed after it loaded) gets no
+    // controllerchange when the new worker takes over, so nothing else would reload it. The new worker
+    // is active already then (the old one had no page to wait for), so the reload is served by it.
+    if (this.opts.controlled?.() === false) this.opts.reloadPage();
     return true;
   }
 

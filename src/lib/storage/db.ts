@@ -108,6 +108,13 @@ export interface StorageEstimate {
   quotaBytes: number;
 }
 
+/** What `blobUsage` returns: one owner's blobs and their total size. */
+export interface BlobUsage {
+  ownerId: string;
+  blobs: number;
+  bytes: number;
+}
+
 export interface BlobOptions {
   /** Bytes per chunk record (tests use a small value); default DEFAULT_CHUNK_BYTES. */
   chunkBytes?: number;
@@ -743,6 +750,30 @@ export class LabDb {
     );
   }
 
+  /**
+   * Bytes held by the blobs of each owner whose id starts with `prefix` (e.g. "offload:"), for the
+   * Storage screen. Walks the chunk keys and reads only each blob's first chunk (it carries the blob's
+   * total size), so a listing reads at most one chunk record per blob.
+   */
+  async blobUsage(prefix: string): Promise<BlobUsage[]> {
+    return inTx(this.name, ['chunks'], 'readonly', `measure the data of "${prefix}*"`, async (tx) => {
+      const store = tx.objectStore('chunks');
+      // Every owner id starting with `prefix` sorts between [prefix] and [prefix + U+FFFF].
+      const range = IDBKeyRange.bound([prefix], [`${prefix}\uffff`]);
+      const byOwner = new Map<string, BlobUsage>();
+      for (let c = await store.openKeyCursor(range); c; c = await c.continue()) {
+        const [ownerId, , index] = c.key;
+        if (index !== 0) continue;
+        const first = await store.get(c.key);
+        const u = byOwner.get(ownerId) ?? { ownerId, blobs: 0, bytes: 0 };
+        u.blobs += 1;
+        u.bytes += first?.totalBytes ?? 0;
+        byOwner.set(ownerId, u);
+      }
+      return [...byOwner.values()];
+    });
+  }
+
   // -- settings
 
   /** A setting, or undefined when unset. The caller vouches for T (settings are ours to write). */
@@ -824,6 +855,7 @@ export const putBlob = (
 export const getBlob = (ownerId: string, name: string): Promise<ArrayBuffer | undefined> =>
   db().getBlob(ownerId, name);
 export const deleteBlobs = (ownerId: string): Promise<void> => db().deleteBlobs(ownerId);
+export const blobUsage = (prefix: string): Promise<BlobUsage[]> => db().blobUsage(prefix);
 
 export const getSetting = <T extends JsonValue = JsonValue>(key: string): Promise<T | undefined> =>
   db().getSetting<T>(key);
@@ -843,6 +875,17 @@ export async function storageEstimate(): Promise<StorageEstimate | null> {
     return { usageBytes: usage, quotaBytes: quota };
   } catch {
     return null;
+  }
+}
+
+/** Whether the browser has made our storage persistent (never evicted); false where unknown. */
+export async function isPersisted(): Promise<boolean> {
+  try {
+    const storage = typeof navigator === 'undefined' ? undefined : navigator.storage;
+    if (!storage || typeof storage.persisted !== 'function') return false;
+    return await storage.persisted();
+  } catch {
+    return false;
   }
 }
 
