@@ -33,6 +33,23 @@ describe('compare set-up in the URL hash', () => {
     expect(back.setup).toEqual(setup);
   });
 
+  it('carries a manual prompt template for classification, and names one that cannot apply', () => {
+    const setup = defaultSetup('peftlab-s', 'spam', 'SEQ_CLS');
+    setup.template = 'Is this spam? {text} Answer:';
+    const p = setupToParams(setup, 'SEQ_CLS');
+    expect(p.get('template')).toBe('Is this spam? {text} Answer:');
+    expect(paramsToSetup(new URLSearchParams(p.toString()), ctx).setup).toEqual(setup);
+    expect(setupToParams(defaultSetup('peftlab-s', 'spam', 'SEQ_CLS'), 'SEQ_CLS').has('template')).toBe(
+      false,
+    );
+    const bad = paramsToSetup(new URLSearchParams('task=spam&template=no+slot'), ctx);
+    expect(bad.setup.template).toBe('');
+    expect(bad.notes).toEqual(['template "no slot" needs exactly one {text} where the input goes: left out']);
+    const lm = paramsToSetup(new URLSearchParams('task=moby-dick&template=a+{text}'), ctx);
+    expect(lm.setup.template).toBe('');
+    expect(lm.notes).toEqual(['a prompt template applies to classification only: left out']);
+  });
+
   it('falls back to defaults for unknown methods, fields and bad numbers, naming each', () => {
     const p = new URLSearchParams(
       'model=nope&task=spam&methods=lora,warp-drive,lora&steps=-3&seed=x&lr.lora=abc&cfg.lora.r=2.5&cfg.lora.zzz=1&cfg.ia3.targetModules=c_attn,foo&budget=0',

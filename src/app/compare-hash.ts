@@ -9,6 +9,7 @@
  *   steps=60  time=0            optimizer steps per lane; an optional time budget in seconds (0: none)
  *   batch=8  seq=64  eval=20  seed=0
  *   equal=1  budget=4608        equal-budget mode; the target (absent: the engine's default)
+ *   template=Is this spam? {text}   classification: a manual prompt around each input (one `{text}`)
  *   lr.<method>=0.003           a learning rate other than the method's default
  *   cfg.<method>.<field>=value  a setting other than the default, in PEFT's camelCase name:
  *                               numbers as written, booleans 1/0, `null` for a nullable field
@@ -43,6 +44,8 @@ export interface CompareSetup {
   equal: boolean;
   /** The equal budget in trainable parameters; null: the engine's default for the model and task. */
   budget: number | null;
+  /** Sequence classification: a manual prompt around each input (`"... {text} ..."`); '' for none. */
+  template: string;
 }
 
 export const DEFAULT_COMPARE_TASK = 'spam';
@@ -74,6 +77,7 @@ export function defaultSetup(model: string, task: string, taskType: TaskType): C
     seed: 0,
     equal: false,
     budget: null,
+    template: '',
   };
 }
 
@@ -132,6 +136,7 @@ export function setupToParams(setup: CompareSetup, taskType: TaskType): URLSearc
     p.set('equal', '1');
     if (setup.budget !== null) p.set('budget', String(setup.budget));
   }
+  if (setup.template) p.set('template', setup.template);
   for (const m of setup.methods) {
     const info = findMethod(m);
     if (!info) continue;
@@ -205,6 +210,14 @@ export function paramsToSetup(p: URLSearchParams, ctx: SetupContext): ParsedSetu
     if (!Number.isInteger(n) || n < 1)
       notes.push(`budget=${budget} is not a positive whole number: using the default`);
     else setup.budget = n;
+  }
+
+  const template = p.get('template');
+  if (template !== null && template !== '') {
+    if (taskType !== 'SEQ_CLS') notes.push(`a prompt template applies to classification only: left out`);
+    else if (template.split('{text}').length !== 2)
+      notes.push(`template "${template}" needs exactly one {text} where the input goes: left out`);
+    else setup.template = template;
   }
 
   for (const [key, value] of p) {

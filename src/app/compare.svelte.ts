@@ -355,6 +355,7 @@ export class CompareState {
         settings,
         lanes: setup.methods.map((m) => this.laneSpec(setup, m)),
         equalBudget: this.equalBudget(setup),
+        ...(setup.template && info.taskType === 'SEQ_CLS' ? { template: setup.template } : {}),
       });
       this.lanes = this.snapshot.lanes;
     } catch (e) {
@@ -493,7 +494,8 @@ export class CompareState {
     const v = this.viewing;
     if (!v || this.running) return;
     const modelChanged = v.setup.model !== this.setup.model;
-    this.setup = structuredClone(v.setup);
+    // A race saved before templates existed has none.
+    this.setup = { ...structuredClone(v.setup), template: v.setup.template ?? '' };
     this.notes = [];
     if (modelChanged) void this.loadModel();
     else void this.refreshBudget();
