@@ -199,4 +199,26 @@ describe('CompareEngine (in-process, the compare worker runs the same class)', (
     await expect(race('x {text}', 'moby-dick')).rejects.toThrow(/wraps a sequence-classification input/);
     await expect(race('a very long prompt '.repeat(20) + '{text}')).rejects.toThrow(/no room for the input/);
   });
+
+  it('a second race on the same model trains as the first did (the first race is freed before)', async () => {
+    const engine = new CompareEngine(publicFetch);
+    await engine.loadModel({ id: 'peftlab-s', baseUrl: 'models/peftlab-s/' });
+    const baseline = engine.numTensors();
+    const run = () =>
+      engine.race({
+        task: 'spam',
+        corpusUrl: 'data/spam/',
+        settings: { ...SETTINGS, steps: 2 },
+        lanes: [{ method: 'full' }, { method: 'lora' }],
+        evalExamples: 8,
+      });
+    const first = await run();
+    const second = await run();
+    expect(second.lanes.map((l) => l.status)).toEqual(['done', 'done']);
+    for (const i of [0, 1]) {
+      expect(second.lanes[i]!.steps.map((s) => s.loss)).toEqual(first.lanes[i]!.steps.map((s) => s.loss));
+    }
+    await engine.loadModel({ id: 'peftlab-s', baseUrl: 'models/peftlab-s/' });
+    expect(engine.numTensors()).toBe(baseline);
+  });
 });

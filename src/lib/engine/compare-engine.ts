@@ -129,19 +129,30 @@ export class CompareEngine implements CompareApi {
       onStep: (lane, point) => this.emit('step', { laneId: lane.id, point }),
       onEval: (lane, point) => this.emit('eval', { laneId: lane.id, point }),
     });
-    // The finished race stays until every lane of the new one is accepted.
+    // The finished race stays until every lane of the new one is accepted ...
     const previous = this.current;
-    previous?.useLane(null);
     this.current = race;
+    let lanes: LaneSpec[];
     try {
-      for (const lane of req.lanes) race.addLane(this.sized(lane, req.equalBudget, req.settings.seqLen));
+      lanes = req.lanes.map((lane) => this.sized(lane, req.equalBudget, req.settings.seqLen));
+      for (const lane of lanes) race.planLane(lane);
     } catch (e) {
       race.dispose();
       this.current = previous;
       this.emit('status', { phase: 'idle', message: `the race did not start: ${(e as Error).message}` });
       throw e;
     }
+    // ... and is freed before the new lanes are built: freeing a parked adapter puts it back on the
+    // model first, which would overwrite the new lanes' hooks (and a full fine-tune's trainable flag).
     previous?.dispose();
+    try {
+      for (const lane of lanes) race.addLane(lane);
+    } catch (e) {
+      race.dispose();
+      this.current = null;
+      this.emit('status', { phase: 'idle', message: `the race did not start: ${(e as Error).message}` });
+      throw e;
+    }
     return this.runRace();
   }
 

@@ -141,14 +141,7 @@ export class Race {
   addLane(spec: LaneSpec): LaneState {
     if (this.running) throw new PeftLabError('the race is running: add a method when it has finished');
     const s = this.settings;
-    const { method, config } = planAdapter(
-      this.model,
-      spec.method,
-      spec.config ?? {},
-      this.data.info,
-      { steps: s.steps, seqLen: s.seqLen, seed: s.seed },
-      this.modelId,
-    );
+    const { method, config } = this.planLane(spec);
     const id = `lane-${this.nextId++}`;
     const adapter = this.adapters.add(id, () =>
       createAdapter(this.model, this.tokenizer, method, config, this.data.info, s.seed),
@@ -193,6 +186,19 @@ export class Race {
     this.lanes.push({ state, method, adapter, trainer });
     this.hooks.onLane?.(state);
     return state;
+  }
+
+  /** Checks a lane's method and config against the model and task (no tensors): refused here as addLane would. */
+  planLane(spec: LaneSpec): ReturnType<typeof planAdapter> {
+    const s = this.settings;
+    return planAdapter(
+      this.model,
+      spec.method,
+      spec.config ?? {},
+      this.data.info,
+      { steps: s.steps, seqLen: s.seqLen, seed: s.seed },
+      this.modelId,
+    );
   }
 
   /** The adapter of a lane, active on the model (for trying it out between runs). */
