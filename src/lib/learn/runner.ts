@@ -7,7 +7,13 @@ import type { CompareApi } from '../protocol/compare-protocol';
 import { knobValues } from './types';
 import type { KnobValues, LessonResults, LessonRun, LessonStep, Verdict } from './types';
 
-export type LessonBackend = Pick<CompareApi, 'loadModel' | 'race' | 'offloadTrial'>;
+export type LessonBackend = Pick<
+  CompareApi,
+  'loadModel' | 'race' | 'offloadTrial' | 'nearestTokens' | 'rankHistory'
+>;
+
+/** Soft-prompt read-backs list this many nearest tokens per virtual token. */
+export const NEAREST_K = 3;
 
 export interface StepOutcome {
   values: KnobValues;
@@ -49,20 +55,15 @@ export async function runExperiment(
   const base = opts.baseUrl ?? '';
   for (const [index, run] of runs.entries()) {
     opts.onRun?.({ index, count: runs.length, run });
+    // A probe reads the engine's current race, so it must come right after its race.
+    if (run.kind === 'probe' && runs[index - 1]?.id !== run.race) {
+      throw new Error(`probe ${run.id} must come right after race ${run.race}`);
+    }
     if (loaded !== run.model) {
       await backend.loadModel({ id: run.model, baseUrl: base + modelUrl(run.model) });
       loaded = run.model;
     }
-    results[run.id] =
-      run.kind === 'race'
-        ? {
-            kind: 'race',
-            snapshot: await backend.race({ ...run.request, corpusUrl: base + run.request.corpusUrl }),
-          }
-        : {
-            kind: 'offload',
-            trial: await backend.offloadTrial({ ...run.request, corpusUrl: base + run.request.corpusUrl }),
-          };
+    results[run.id] = await runOne(run, results, backend, base);
   }
   return {
     values,
@@ -71,4 +72,32 @@ export async function runExperiment(
     ms: performance.now() - t0,
     model: loaded,
   };
+}
+
+async function runOne(
+  run: LessonRun,
+  results: LessonResults,
+  backend: LessonBackend,
+  base: string,
+): Promise<LessonResults[string]> {
+  switch (run.kind) {
+    case 'race':
+      return {
+        kind: 'race',
+        snapshot: await backend.race({ ...run.request, corpusUrl: base + run.request.corpusUrl }),
+      };
+    case 'offload':
+      return {
+        kind: 'offload',
+        trial: await backend.offloadTrial({ ...run.request, corpusUrl: base + run.request.corpusUrl }),
+      };
+    case 'probe': {
+      const r = results[run.race];
+      const lane = r?.kind === 'race' ? r.snapshot.lanes.find((l) => l.name === run.lane) : undefined;
+      if (!lane) throw new Error(`probe ${run.id}: no lane "${run.lane}" in race ${run.race}`);
+      return run.probe === 'nearest'
+        ? { kind: 'probe', nearest: await backend.nearestTokens({ laneId: lane.id, k: NEAREST_K }) }
+        : { kind: 'probe', ranks: await backend.rankHistory({ laneId: lane.id }) };
+    }
+  }
 }

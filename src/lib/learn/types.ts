@@ -6,7 +6,13 @@
  * computed from what ran (`check`). Nothing here holds a result: every number of a verdict comes
  * from the run. No DOM, no tensors, so lessons and their verdicts are tested in Node.
  */
-import type { LaneSpec, RaceRequest, RaceSnapshot } from '../protocol/compare-protocol';
+import type {
+  LaneSpec,
+  NearestTokens,
+  RaceRequest,
+  RaceSnapshot,
+  RankHistory,
+} from '../protocol/compare-protocol';
 import type { OffloadTrial, OffloadTrialRequest } from '../engine/offload-trial';
 
 /** Something the reader can change before running (a number in a range, or a choice). */
@@ -35,9 +41,25 @@ export type KnobValues = Record<string, number | string>;
 /** One unit of work of an experiment, on one bundled model (`model` is its id under models/). */
 export type LessonRun =
   | { kind: 'race'; id: string; label: string; model: string; request: RaceRequest }
-  | { kind: 'offload'; id: string; label: string; model: string; request: OffloadTrialRequest };
+  | { kind: 'offload'; id: string; label: string; model: string; request: OffloadTrialRequest }
+  /**
+   * A look into a lane of the race run just before (same model): a soft prompt's nearest tokens,
+   * or AdaLoRA's rank budget over the steps.
+   */
+  | {
+      kind: 'probe';
+      id: string;
+      label: string;
+      model: string;
+      probe: 'nearest' | 'ranks';
+      race: string;
+      lane: string;
+    };
 
-export type RunResult = { kind: 'race'; snapshot: RaceSnapshot } | { kind: 'offload'; trial: OffloadTrial };
+export type RunResult =
+  | { kind: 'race'; snapshot: RaceSnapshot }
+  | { kind: 'offload'; trial: OffloadTrial }
+  | { kind: 'probe'; nearest?: NearestTokens; ranks?: RankHistory };
 
 /** Results by run id. */
 export type LessonResults = Record<string, RunResult>;

@@ -18,6 +18,15 @@ export function trialOf(results: LessonResults, id: string): OffloadTrial {
   return r.trial;
 }
 
+export function probeOf(
+  results: LessonResults,
+  id: string,
+): Extract<LessonResults[string], { kind: 'probe' }> {
+  const r = results[id];
+  if (!r || r.kind !== 'probe') throw new Error(`the lesson has no probe "${id}"`);
+  return r;
+}
+
 export function laneOf(snap: RaceSnapshot, name: string): LaneState {
   const l = snap.lanes.find((x) => x.name === name);
   if (!l)
@@ -69,4 +78,24 @@ export function metricLabel(snap: RaceSnapshot): string {
 /** Whether a is better than b on the race's metric. */
 export function better(snap: RaceSnapshot, a: number, b: number): boolean {
   return snap.metric === 'perplexity' ? a < b : a > b;
+}
+
+/**
+ * Whether a classification lane ended answering (nearly) one class for everything: a model that
+ * always says the majority class scores macro-F1 of at most 1 / classes, whatever its accuracy.
+ */
+export function answersOneClass(l: LaneState, classes: number): boolean {
+  const f1 = l.evals.at(-1)?.macroF1;
+  return f1 !== undefined && f1 <= 1 / classes + 0.02;
+}
+
+/** A sentence naming the lanes that answer one class, so their accuracy is not read as skill ('' if none). */
+export function oneClassNote(lanes: LaneState[], classes: number, what = 'input'): string {
+  const names = lanes.filter((l) => answersOneClass(l, classes)).map((l) => l.name);
+  if (names.length === 0) return '';
+  const who =
+    names.length === 1
+      ? `${names[0]} answers`
+      : `${names.slice(0, -1).join(', ')} and ${names.at(-1)} answer`;
+  return ` Careful: ${who} the same class for nearly every ${what} (macro-F1 at most ${(1 / classes + 0.02).toFixed(2)}), so that accuracy is the share of the majority class, not a skill.`;
 }

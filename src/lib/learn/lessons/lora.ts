@@ -9,11 +9,12 @@ import {
   better,
   int,
   laneOf,
+  memoryOf,
   metricAfter,
   metricBefore,
   metricText,
   mib,
-  memoryOf,
+  oneClassNote,
   raceOf,
 } from '../verdict';
 
@@ -105,7 +106,7 @@ export const loraLesson: Lesson = {
         return {
           outcome,
           claim,
-          text: `${accuracy}. ${memory}. ${why}`,
+          text: `${accuracy}. ${memory}. ${why}` + oneClassNote([...loras, full], 2, 'e-mail'),
           table: {
             columns: ['method', 'trainable', `${snap.metric} before`, `${snap.metric} after`, 'step memory'],
             rows: [...loras, full].map((l) => [
