@@ -3,15 +3,17 @@
  * 2016, as HF's `gradient_checkpointing_enable()`): the forward keeps only each layer's input;
  * the backward recomputes one layer under its own gradient tape, takes the gradient with respect
  * to its input, its past keys/values and the trainable values inside it, and moves on. Activation
- * memory is then one layer's tape plus L inputs instead of L layers' tapes, for one extra forward.
+ * memory is then one layer's tape plus L inputs instead of L layers' tapes, for one extra forward
+ * of every layer but the last.
  *
  * Because every await happens between layers, a LayerPager can page each layer's frozen weights in
  * just before it is needed (ZeRO-3), which a single synchronous tape over the model cannot allow.
  *
  * Phases (the sums of the same chain rule the one-tape trainer applies):
- *   1. inputs and forward, no tape: x_0 (with virtual tokens), prefixes, each layer's input x_i;
- *   2. head: d loss / d x_L and the head's, ln_f's and the adapter's extra loss's gradients;
- *   3. layers L-1..0: recompute layer i on a tape; d x_i, d past_i, and the layer's own gradients;
+ *   1. inputs and forward, no tape: x_0 (with virtual tokens), prefixes, the inputs x_0..x_(L-1);
+ *   2. the last layer and the head on one tape: the loss, d loss / d x_(L-1), and the gradients of
+ *      the head, ln_f, the adapter's extra loss and the last layer (so L-1 layers are recomputed);
+ *   3. layers L-2..0: recompute layer i on a tape; d x_i, d past_i, and the layer's own gradients;
  *   4. inputs again on a tape: sum(x_0 * d x_0) + sum(past_i * d past_i) gives the gradients of the
  *      prompt/prefix encoders (and, for full fine-tuning, of wte and wpe).
  */
@@ -63,45 +65,64 @@ export async function layerwiseGradients(
   });
   const past = (i: number): LayerKV | undefined => first.past[i];
   const xs: tf.Tensor3D[] = [first.x];
+
+  /**
+   * Layer i on its own tape from its kept input: `f` of its output, and the gradients with respect
+   * to its input, its past keys/values and the trainable values (the probes are freed here).
+   */
+  const layerGrads = (i: number, f: (out: tf.Tensor3D) => tf.Scalar) => {
+    const xi = probe(xs[i]!);
+    const kv0 = past(i);
+    const pk = kv0 ? probe(kv0.k) : null;
+    const pv = kv0 ? probe(kv0.v) : null;
+    const probeVars = [xi, ...(pk && pv ? [pk, pv] : [])];
+    const { value, grads } = tf.variableGrads(() => {
+      const kv = pk && pv ? { k: pk as unknown as tf.Tensor4D, v: pv as unknown as tf.Tensor4D } : undefined;
+      return f(model.block(i, xi as unknown as tf.Tensor3D, first.mask, kv, ctx).x);
+    }, [...probeVars, ...vars]);
+    const dx = grads[xi.name]!;
+    const dkv = pk && pv ? { k: grads[pk.name] as tf.Tensor4D, v: grads[pv.name] as tf.Tensor4D } : null;
+    const probes = new Set(probeVars.map((p) => p.name));
+    tf.dispose(probeVars);
+    return { value, grads, probes, dx, dkv };
+  };
   try {
-    for (let i = 0; i < L; i++) {
+    for (let i = 0; i < L - 1; i++) {
       await pager?.acquire(i);
       xs.push(tf.tidy(() => model.block(i, xs[i]!, first.mask, past(i), ctx).x));
       pager?.release(i);
     }
 
-    // 2. The head: loss from ln_f(x_L), and d loss / d x_L.
-    const xL = probe(xs[L]!);
-    const head = tf.variableGrads(
-      () => mb.parts.lossFromHidden(model, adapter, model.finalNorm(xL as unknown as tf.Tensor3D), true),
-      [xL, ...vars],
-    );
-    let dy = head.grads[xL.name]!;
-    keepGrads(head.grads, new Set([xL.name]));
-    xL.dispose();
-
-    // 3. Layers, last to first, each recomputed on its own tape.
+    // 2. The last layer and the head on one tape: the loss, d loss / d x_(L-1), and the gradients of
+    //    the head, ln_f, the adapter's extra loss and the last layer. The last layer is computed once
+    //    (no recomputation, one page-in), since its backward follows its forward at once.
     const dPast: (LayerKV | null)[] = [];
-    for (let i = L - 1; i >= 0; i--) {
+    let dy: tf.Tensor;
+    let loss: tf.Scalar;
+    {
+      const i = L - 1;
       await pager?.acquire(i);
-      const xi = probe(xs[i]!);
-      const kv0 = past(i);
-      const pk = kv0 ? probe(kv0.k) : null;
-      const pv = kv0 ? probe(kv0.v) : null;
-      const probes = [xi, ...(pk && pv ? [pk, pv] : [])];
-      const { value, grads } = tf.variableGrads(() => {
-        const kv =
-          pk && pv ? { k: pk as unknown as tf.Tensor4D, v: pv as unknown as tf.Tensor4D } : undefined;
-        const out = model.block(i, xi as unknown as tf.Tensor3D, first.mask, kv, ctx).x;
-        return tf.sum(tf.mul(out, dy));
-      }, [...probes, ...vars]);
+      const { value, grads, probes, dx, dkv } = layerGrads(i, (out) =>
+        mb.parts.lossFromHidden(model, adapter, model.finalNorm(out), true),
+      );
+      pager?.release(i);
+      loss = value;
+      dy = dx;
+      dPast[i] = dkv;
+      keepGrads(grads, probes);
+    }
+
+    // 3. The other layers, last to first, each recomputed on its own tape.
+    for (let i = L - 2; i >= 0; i--) {
+      await pager?.acquire(i);
+      const d = dy;
+      const { value, grads, probes, dx, dkv } = layerGrads(i, (out) => tf.sum(tf.mul(out, d)) as tf.Scalar);
       pager?.release(i);
       value.dispose();
-      dy.dispose();
-      dy = grads[xi.name]!;
-      dPast[i] = pk && pv ? { k: grads[pk.name] as tf.Tensor4D, v: grads[pv.name] as tf.Tensor4D } : null;
-      keepGrads(grads, new Set(probes.map((p) => p.name)));
-      tf.dispose(probes);
+      d.dispose();
+      dy = dx;
+      dPast[i] = dkv;
+      keepGrads(grads, probes);
     }
 
     // 4. Back into whatever made the inputs: virtual tokens, prefixes, or (full) the embeddings.
@@ -121,7 +142,7 @@ export async function layerwiseGradients(
     }
     dy.dispose();
     tf.dispose(dPast.flatMap((d) => (d ? [d.k, d.v] : [])));
-    return { value: head.value, grads: Object.fromEntries(acc) };
+    return { value: loss, grads: Object.fromEntries(acc) };
   } finally {
     tf.dispose(xs);
     tf.dispose([first.mask, ...first.past.flatMap((kv) => [kv.k, kv.v])]);
