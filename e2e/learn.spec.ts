@@ -86,3 +86,33 @@ test('open a lesson, run its experiment at 2 steps, read the verdict, open it in
   await expect(page.getByTestId('knob-steps')).toHaveValue('2');
   expect(errors).toEqual([]);
 });
+
+test('Stop ends a running experiment with a verdict of what ran; every lesson renders', async ({ page }) => {
+  test.setTimeout(300_000);
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto('/#/learn?lesson=lora');
+  await expect(page.getByTestId('lesson')).toHaveAttribute('data-lesson', 'lora');
+  await page.getByTestId('experiment-run').click();
+  const progress = page.getByTestId('experiment-progress');
+  await expect(progress).toContainText(/step \d+\/30 of /, { timeout: 150_000 });
+  await page.getByTestId('experiment-stop').click();
+  await expect(page.getByTestId('verdict-stopped')).toBeVisible({ timeout: 120_000 });
+  await expect(page.getByTestId('verdict-outcome')).toHaveText(/^(holds|does not hold|mixed)$/i);
+  await expect(page.getByTestId('experiment-run')).toBeEnabled();
+
+  // Every lesson renders in the same view (after the run: their figures queue behind nothing).
+  await page.goto('/#/learn');
+  const items = page.getByTestId('lesson-item');
+  await expect(items.first()).toBeVisible();
+  const ids = await items.evaluateAll((els) => els.map((e) => e.getAttribute('data-lesson') ?? ''));
+  expect(ids.length).toBeGreaterThan(0);
+  for (const id of ids) {
+    await page.goto(`/#/learn?lesson=${id}`);
+    await expect(page.getByTestId('lesson')).toHaveAttribute('data-lesson', id);
+    await expect(page.getByTestId('lesson-step').first()).toBeVisible();
+    await expect(page.getByTestId('experiment-run').first()).toBeVisible();
+  }
+
+  expect(errors).toEqual([]);
+});
