@@ -128,6 +128,8 @@ export class LabState {
     seed: 0,
     warmupSteps: 6,
     evalEvery: 20,
+    gradAccumSteps: 1,
+    maxGradNorm: 1,
   });
 
   /** Offload and checkpoint settings of the next run ("Memory and offload" in the train panel). */

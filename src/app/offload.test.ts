@@ -18,6 +18,7 @@ const ev = (step: number, pageIns: number, bytesIn: number, stallMs: number, hit
   backendBytes: 4 * 2 ** 20,
   layerBytes: 2 ** 20,
   layers: ['resident', 'stored'],
+  gradients: null,
   optimizerBytes: 0,
   pager: {
     pageIns,
@@ -71,18 +72,17 @@ describe('offload form and rows', () => {
         fp16: { enabled: true },
         activation_checkpointing: {},
         gradient_clipping: 0.5,
+        gradient_accumulation_steps: 4,
       }),
     );
     expect(ok.ok).toBe(true);
     if (!ok.ok) return;
     expect(ok.form.stage).toBe(3);
     expect(ok.form.gradientCheckpointing).toBe(true);
-    expect(ok.mapping.ignored.map((i) => i.field)).toEqual([
-      'zero_optimization.overlap_comm',
-      'fp16',
-      'gradient_clipping',
-    ]);
-    expect(ok.mapping.used).not.toContain('gradient_clipping');
+    expect(ok.train).toEqual({ gradAccumSteps: 4, maxGradNorm: 0.5 });
+    expect(ok.mapping.ignored.map((i) => i.field)).toEqual(['zero_optimization.overlap_comm', 'fp16']);
+    expect(ok.mapping.used).toContain('gradient_clipping');
+    expect(ok.mapping.used).toContain('gradient_accumulation_steps');
     const bad = applyDeepSpeed(DEFAULT_OFFLOAD_FORM, '{"zero_optimization": {"stage": 5}}');
     expect(bad).toEqual({ ok: false, error: expect.stringContaining('zero_optimization.stage') });
     expect(applyDeepSpeed(DEFAULT_OFFLOAD_FORM, '{').ok).toBe(false);

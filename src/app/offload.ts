@@ -2,7 +2,13 @@
  * The Lab's offload and checkpoint settings, as a form, and what the Offload screen derives from the
  * engine's per-step offload events. No tensors, no DOM: tested in Node (offload.test.ts).
  */
-import type { LabEvents, ModelSummary, OffloadRequest, TrainRequest } from '../lib/protocol/lab-protocol';
+import type {
+  LabEvents,
+  ModelSummary,
+  OffloadRequest,
+  TrainRequest,
+  TrainSettings,
+} from '../lib/protocol/lab-protocol';
 import { mapDeepSpeedConfig } from '../lib/offload/deepspeed';
 import type { DeepSpeedMapping } from '../lib/offload/deepspeed';
 
@@ -25,7 +31,7 @@ export const DEFAULT_OFFLOAD_FORM: OffloadForm = {
 export const STAGE_DOC: Record<OffloadRequest['stage'], string> = {
   0: 'everything stays resident (no offload)',
   1: "AdamW's moments leave the backend after each update and come back for the next",
-  2: 'as stage 1, plus gradients (an adapter frees its gradients inside each step, so here it does what stage 1 does)',
+  2: 'as stage 1, plus the gradients summed between micro-batches (with gradient accumulation above 1)',
   3: 'as stage 2, plus the frozen layer weights: paged in before each layer runs, under the memory budget',
 };
 
@@ -65,12 +71,19 @@ export function formFromRequest(req: TrainRequest): OffloadForm {
 }
 
 export type DeepSpeedOutcome =
-  { ok: true; form: OffloadForm; mapping: DeepSpeedMapping } | { ok: false; error: string };
+  | {
+      ok: true;
+      form: OffloadForm;
+      /** The run's accumulation and clipping, as the config sets them. */
+      train: Pick<TrainSettings, 'gradAccumSteps' | 'maxGradNorm'>;
+      mapping: DeepSpeedMapping;
+    }
+  | { ok: false; error: string };
 
 /**
- * Applies a pasted ds.json to the form: the ZeRO stage and activation checkpointing (the rest of
- * what it maps is listed, with what it ignores). An invalid config leaves the form as it was and
- * says what is wrong.
+ * Applies a pasted ds.json: the ZeRO stage and activation checkpointing to the offload form,
+ * gradient accumulation and clipping to the run's settings (the rest of what it maps is listed, with
+ * what it ignores). An invalid config leaves everything as it was and says what is wrong.
  */
 export function applyDeepSpeed(form: OffloadForm, text: string): DeepSpeedOutcome {
   let mapping: DeepSpeedMapping;
@@ -80,20 +93,6 @@ export function applyDeepSpeed(form: OffloadForm, text: string): DeepSpeedOutcom
     return { ok: false, error: e instanceof Error ? e.message : String(e) };
   }
   const s = mapping.settings;
-  // The engine's TrainRequest has no accumulation or clipping setting yet (it clips at 1.0, one
-  // batch per step): say so rather than list them as applied.
-  const NOT_IN_ENGINE: Record<string, string> = {
-    gradient_accumulation_steps: 'the Lab trains one batch per step; it has no accumulation setting yet',
-    gradient_clipping: 'the Lab clips gradients at norm 1.0; it has no clipping setting yet',
-  };
-  mapping = {
-    ...mapping,
-    used: mapping.used.filter((f) => !(f in NOT_IN_ENGINE)),
-    ignored: [
-      ...mapping.ignored,
-      ...mapping.used.filter((f) => f in NOT_IN_ENGINE).map((f) => ({ field: f, why: NOT_IN_ENGINE[f]! })),
-    ],
-  };
   return {
     ok: true,
     form: {
@@ -101,6 +100,7 @@ export function applyDeepSpeed(form: OffloadForm, text: string): DeepSpeedOutcom
       stage: s.stage,
       gradientCheckpointing: s.gradientCheckpointing || form.gradientCheckpointing,
     },
+    train: { gradAccumSteps: s.gradientAccumulationSteps, maxGradNorm: s.maxGradNorm },
     mapping,
   };
 }
@@ -125,6 +125,20 @@ export interface OffloadRow {
 
 const MB = 2 ** 20;
 
+/** Page traffic of every kind (layers, optimizer state, gradients) summed, cumulative over the run. */
+function traffic(x: OffloadEvent): { pageIns: number; pageOuts: number; bytes: number; stallMs: number } {
+  const p = x.pager;
+  const o = x.optimizer;
+  const g = x.gradients;
+  return {
+    pageIns: (p?.pageIns ?? 0) + (o?.pageIns ?? 0) + (g?.pageIns ?? 0),
+    pageOuts: (p?.pageOuts ?? 0) + (o?.pageOuts ?? 0) + (g?.pageOuts ?? 0),
+    bytes:
+      (p?.bytesIn ?? 0) + (o?.bytesIn ?? 0) + (o?.bytesOut ?? 0) + (g?.bytesIn ?? 0) + (g?.bytesOut ?? 0),
+    stallMs: (p?.stallMs ?? 0) + (o?.stallMs ?? 0),
+  };
+}
+
 /** The engine's pager counters are cumulative over the run: each row holds the step's own share. */
 export function offloadRows(events: readonly OffloadEvent[]): OffloadRow[] {
   let prev: OffloadEvent | null = null;
@@ -136,11 +150,10 @@ export function offloadRows(events: readonly OffloadEvent[]): OffloadRow[] {
       layerMB: e.layerBytes / MB,
       optimizerMB: e.optimizerBytes / MB,
       backendMB: e.backendBytes / MB,
-      pageIns: d((x) => (x.pager?.pageIns ?? 0) + (x.optimizer?.pageIns ?? 0)),
-      pageOuts: d((x) => (x.pager?.pageOuts ?? 0) + (x.optimizer?.pageOuts ?? 0)),
-      movedMB:
-        d((x) => (x.pager?.bytesIn ?? 0) + (x.optimizer?.bytesIn ?? 0) + (x.optimizer?.bytesOut ?? 0)) / MB,
-      stallMs: d((x) => (x.pager?.stallMs ?? 0) + (x.optimizer?.stallMs ?? 0)),
+      pageIns: d((x) => traffic(x).pageIns),
+      pageOuts: d((x) => traffic(x).pageOuts),
+      movedMB: d((x) => traffic(x).bytes) / MB,
+      stallMs: d((x) => traffic(x).stallMs),
       ms: e.ms,
     });
     prev = e;
@@ -158,13 +171,13 @@ export function offloadTotals(last: OffloadEvent): {
   hitRate: number | null;
 } {
   const p = last.pager;
-  const o = last.optimizer;
   const acquires = (p?.prefetchHits ?? 0) + (p?.misses ?? 0);
+  const t = traffic(last);
   return {
-    pageIns: (p?.pageIns ?? 0) + (o?.pageIns ?? 0),
-    pageOuts: (p?.pageOuts ?? 0) + (o?.pageOuts ?? 0),
-    bytesMoved: (p?.bytesIn ?? 0) + (o?.bytesIn ?? 0) + (o?.bytesOut ?? 0),
-    stallMs: (p?.stallMs ?? 0) + (o?.stallMs ?? 0),
+    pageIns: t.pageIns,
+    pageOuts: t.pageOuts,
+    bytesMoved: t.bytes,
+    stallMs: t.stallMs,
     hitRate: acquires > 0 ? (p?.prefetchHits ?? 0) / acquires : null,
   };
 }

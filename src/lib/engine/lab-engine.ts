@@ -243,6 +243,15 @@ export class LabEngine implements LabApi {
         `unknown task "${taskId}": pick a built-in task or a data set imported on the Data screen`,
       );
     }
+    const { gradAccumSteps = 1, maxGradNorm = 1 } = req.train;
+    if (!Number.isInteger(gradAccumSteps) || gradAccumSteps < 1 || gradAccumSteps > 256) {
+      throw new PeftLabError(
+        `gradient accumulation must be a whole number of micro-batches from 1 to 256, got ${gradAccumSteps}`,
+      );
+    }
+    if (!(maxGradNorm >= 0)) {
+      throw new PeftLabError(`gradient clipping must be a norm of 0 (off) or more, got ${maxGradNorm}`);
+    }
     const { method, config } = planAdapter(model, req.method, req.config, info, req.train, this.modelId);
     // From here the engine is busy: model switches are refused, and a stop that arrives while the
     // corpus loads or the first evaluation runs still counts.
@@ -288,7 +297,8 @@ export class LabEngine implements LabApi {
       : null;
     const trainer = new Trainer(model, adapter, taskBatchSource(data, s.seqLen), {
       ...s,
-      maxGradNorm: 1.0,
+      gradAccumSteps: s.gradAccumSteps ?? 1,
+      maxGradNorm: s.maxGradNorm ?? 1.0,
       gradients: offload?.gradients(),
     });
     offload?.attach(trainer);

@@ -11,7 +11,7 @@ import type { Gpt2Model } from '../model/gpt2';
 import { OffloadSession } from '../offload/session';
 import type { OffloadRequest } from '../offload/session';
 import type { PagerStats } from '../offload/layer-pager';
-import type { PageStore } from '../offload/page-store';
+import type { PageKind, PageStore } from '../offload/page-store';
 import { createAdapter, planAdapter } from '../race/prepare';
 import { taskBatchSource } from '../race/task-data';
 import type { TaskData } from '../race/task-data';
@@ -58,7 +58,7 @@ export async function runOffloadTrial(
   modelId: string,
   data: TaskData,
   req: OffloadTrialRequest,
-  store: (kind: 'layers' | 'optimizer') => Promise<PageStore>,
+  store: (kind: PageKind) => Promise<PageStore>,
 ): Promise<OffloadTrial> {
   const run = { steps: req.steps, seqLen: req.seqLen, seed: req.seed };
   const { method, config } = planAdapter(model, req.method, req.config ?? {}, data.info, run, modelId);

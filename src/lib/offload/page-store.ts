@@ -72,3 +72,6 @@ export async function getSplit(store: PageStore, key: string, into: Uint8Array):
 export async function deleteSplit(store: PageStore, key: string, byteLength: number): Promise<void> {
   for (let part = 0; part < partsOf(byteLength); part++) await store.delete(`${key}#${part}`);
 }
+
+/** The kinds of page a run keeps apart, each in its own store with its own policy. */
+export type PageKind = 'layers' | 'optimizer' | 'gradients';

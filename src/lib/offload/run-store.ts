@@ -4,9 +4,9 @@
  */
 import { IdbPageStore } from './idb-page-store';
 import { MemoryPageStore } from './page-store';
-import type { PageStore } from './page-store';
+import type { PageKind, PageStore } from './page-store';
 
-export async function runPageStore(kind: 'layers' | 'optimizer', prefix = 'offload'): Promise<PageStore> {
+export async function runPageStore(kind: PageKind, prefix = 'offload'): Promise<PageStore> {
   if (typeof indexedDB === 'undefined') return new MemoryPageStore();
   const store = await IdbPageStore.open(`${prefix}:${kind}`);
   await store.clear();

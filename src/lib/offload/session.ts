@@ -1,10 +1,10 @@
 /**
  * One training run's offload, set up from the settings a person picks (or a DeepSpeed config maps
- * to): ZeRO stage 1 moves AdamW's state out between steps, stage 3 also pages the frozen layers
- * under a memory budget (with layer-by-layer recomputation, which paging needs), and gradient
- * checkpointing alone recomputes without paging. Stage 2 would also move gradients; an adapter's
- * gradients live only inside a step and are freed at its end, so here it does what stage 1 does
- * (said in `notes`). Snapshots after each step feed the Offload screen.
+ * to): ZeRO stage 1 moves AdamW's state out between steps, stage 2 also the gradients summed between
+ * micro-batches (with gradient accumulation; without it there is nothing to move, said in `notes`),
+ * stage 3 also pages the frozen layers under a memory budget (with layer-by-layer recomputation,
+ * which paging needs), and gradient checkpointing alone recomputes without paging. Snapshots after
+ * each step feed the Offload screen.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Gpt2Model } from '../model/gpt2';
@@ -15,7 +15,9 @@ import type { EvictionPolicy, PagerStats } from './layer-pager';
 import { layerwiseGradientFn } from './layerwise';
 import { OptimizerPager } from './optimizer-pager';
 import type { OptimizerPagerStats } from './optimizer-pager';
-import type { PageStore } from './page-store';
+import type { PageKind, PageStore } from './page-store';
+import { GradientPager } from './gradient-pager';
+import type { GradientPagerStats } from './gradient-pager';
 
 export interface OffloadRequest {
   stage: 0 | 1 | 2 | 3;
@@ -39,6 +41,7 @@ export interface OffloadSnapshot {
   optimizerBytes: number;
   pager: PagerStats | null;
   optimizer: OptimizerPagerStats | null;
+  gradients: GradientPagerStats | null;
 }
 
 export class OffloadSession {
@@ -50,15 +53,20 @@ export class OffloadSession {
     private readonly pager: LayerPager | null,
     private readonly adapter: Adapter,
     private readonly optimizerStore: PageStore | null,
+    private readonly gradientStore: PageStore | null,
     private optimizerPager: OptimizerPager | null = null,
+    private gradientPager: GradientPager | null = null,
   ) {}
 
-  /** Pages the frozen layers out (stage 3) into `store('layers')`; `store('optimizer')` takes AdamW's state. */
+  /**
+   * Pages the frozen layers out (stage 3) into `store('layers')`; `store('optimizer')` takes AdamW's
+   * state (stage 1 and up), `store('gradients')` the accumulated gradients (stage 2 and up).
+   */
   static async start(
     model: Gpt2Model,
     adapter: Adapter,
     settings: OffloadRequest,
-    store: (kind: 'layers' | 'optimizer') => Promise<PageStore>,
+    store: (kind: PageKind) => Promise<PageStore>,
   ): Promise<OffloadSession> {
     const pager =
       settings.stage === 3
@@ -75,12 +83,8 @@ export class OffloadSession {
       pager,
       adapter,
       settings.stage >= 1 ? await store('optimizer') : null,
+      settings.stage >= 2 ? await store('gradients') : null,
     );
-    if (settings.stage === 2) {
-      s.notes.push(
-        "stage 2 moves the optimizer state as stage 1 does: an adapter's gradients are freed at each step's end",
-      );
-    }
     if (settings.int8 && settings.stage !== 3) s.notes.push('int8 applies to paged layers: it takes stage 3');
     return s;
   }
@@ -92,8 +96,17 @@ export class OffloadSession {
       : undefined;
   }
 
-  /** Hooks the optimizer offload into the trainer (stage 1 and up). */
+  /** Hooks the optimizer offload (stage 1 and up) and the gradient offload (stage 2 and up) into the trainer. */
   attach(trainer: Trainer): void {
+    if (this.gradientStore) {
+      this.gradientPager = new GradientPager(this.gradientStore);
+      trainer.gradientPaging = this.gradientPager;
+      if ((trainer.opts.gradAccumSteps ?? 1) <= 1) {
+        this.notes.push(
+          'stage 2 moves the gradients summed between micro-batches: with one micro-batch per step (no accumulation) there is nothing to move',
+        );
+      }
+    }
     if (!this.optimizerStore) return;
     const shapes = new Map([...trainer.adapter.trainable()].map(([k, v]) => [k, v.shape]));
     this.optimizerPager = new OptimizerPager(trainer.optimizer, this.optimizerStore, shapes);
@@ -115,6 +128,7 @@ export class OffloadSession {
       optimizerBytes: trainer.optimizer.bytes(),
       pager: this.pager ? { ...this.pager.stats } : null,
       optimizer: this.optimizerPager ? { ...this.optimizerPager.stats } : null,
+      gradients: this.gradientPager ? { ...this.gradientPager.stats } : null,
     };
   }
 

@@ -38,6 +38,10 @@ export interface TrainSettings {
   warmupSteps: number;
   /** Evaluate on held-out data every this many steps (0: only before and after). */
   evalEvery: number;
+  /** Micro-batches of batchSize summed per optimizer step (DeepSpeed's gradient_accumulation_steps); default 1. */
+  gradAccumSteps?: number;
+  /** Clip the gradients' global norm at this (0: no clipping); default 1.0. */
+  maxGradNorm?: number;
 }
 
 export interface TrainRequest {

@@ -28,6 +28,13 @@ export interface OptimizerPaging {
   pageOut(): Promise<void>;
 }
 
+/** Where the accumulated gradients go between micro-batches (ZeRO stage 2): out, then back. */
+export interface GradientPaging {
+  /** Takes the sum (and frees it); resolves once it is stored. */
+  pageOut(sum: Map<string, tf.Tensor>): Promise<void>;
+  pageIn(): Promise<Map<string, tf.Tensor>>;
+}
+
 export interface TrainerOptions {
   steps: number;
   lr: number;
@@ -178,6 +185,8 @@ export class Trainer {
 
   /** Set to move the optimizer state out between steps (it wraps this.optimizer). */
   optimizerPaging: OptimizerPaging | null = null;
+  /** Set to move the accumulated gradients out between micro-batches (ZeRO stage 2). */
+  gradientPaging: GradientPaging | null = null;
 
   lrAt(step: number): number {
     const warm = this.opts.warmupSteps ?? Math.min(100, Math.floor(this.opts.steps / 10));
@@ -198,6 +207,7 @@ export class Trainer {
     const list = [...this.vars.values()];
     const byVarName = new Map(list.map((v, i) => [v.name, names[i]!]));
     let sum: Map<string, tf.Tensor> | null = null;
+    let paged = false;
     const losses: tf.Scalar[] = [];
     // Accumulation sees exactly the examples one batch of batchSize x accum would, split into
     // micro-batches, so the update equals the big batch's (up to float rounding).
@@ -214,11 +224,18 @@ export class Trainer {
       losses.push(value);
       const named = new Map<string, tf.Tensor>();
       for (const [vn, g] of Object.entries(grads)) named.set(byVarName.get(vn)!, g);
+      if (paged) sum = await this.gradientPaging!.pageIn();
       if (!sum) sum = named;
       else {
         const prev: Map<string, tf.Tensor> = sum;
         sum = new Map([...prev].map(([k, g]) => [k, tf.add(g, named.get(k)!)]));
         tf.dispose([...prev.values(), ...named.values()]);
+      }
+      // Stage 2: the sum leaves the backend while the next micro-batch computes.
+      paged = this.gradientPaging !== null && micro < accum - 1;
+      if (paged) {
+        await this.gradientPaging!.pageOut(sum);
+        sum = null;
       }
     }
     const grads = sum!;
