@@ -61,32 +61,40 @@ describe('LabEngine with offload and checkpoints', () => {
     expect(last.optimizer!.pageOuts).toBeGreaterThanOrEqual(5); // the last write-out finishes after the step returns
   });
 
-  it('writes checkpoints and resumes a run after a "reload" with the losses it would have had', async () => {
-    const run = async (req: TrainRequest, stopAt = Infinity): Promise<number[]> => {
-      const l: number[] = [];
-      const engine: LabEngine = new LabEngine(publicFetch, (kind, data) => {
-        if (kind !== 'progress') return;
-        l.push((data as LabEvents['progress']).loss);
-        if (l.length >= stopAt) void engine.stop();
-      });
+  // AdaLoRA's budget moves at every step here, so its resume needs the importance averages and pattern too.
+  it.each([
+    { method: 'lora', config: {} },
+    { method: 'adalora', config: { initR: 6, targetR: 2, tinit: 1, tfinal: 1, deltaT: 1 } },
+  ])(
+    'writes checkpoints and resumes a $method run after a "reload" with the losses it would have had',
+    async ({ method, config }) => {
+      const REQ_M: TrainRequest = { ...REQ, method, config };
+      const run = async (req: TrainRequest, stopAt = Infinity): Promise<number[]> => {
+        const l: number[] = [];
+        const engine: LabEngine = new LabEngine(publicFetch, (kind, data) => {
+          if (kind !== 'progress') return;
+          l.push((data as LabEvents['progress']).loss);
+          if (l.length >= stopAt) void engine.stop();
+        });
+        await engine.loadModel({ id: 'peftlab-s', baseUrl: 'models/peftlab-s/' });
+        await engine.train(req);
+        return l;
+      };
+      const whole = await run(REQ_M);
+      const first = await run({ ...REQ_M, checkpoint: { runId: 'reload', every: 2 } }, 4);
+      expect(first).toEqual(whole.slice(0, 4));
+      const engine = new LabEngine(publicFetch);
+      const list = await engine.checkpoints();
+      expect(list.find((m) => m.runId === 'reload')).toMatchObject({ step: 4 });
+      const rest = await run({ ...REQ_M, checkpoint: { runId: 'reload', every: 2 }, resume: true });
+      expect(rest).toEqual(whole.slice(4));
+      await engine.deleteCheckpoint({ runId: 'reload' });
       await engine.loadModel({ id: 'peftlab-s', baseUrl: 'models/peftlab-s/' });
-      await engine.train(req);
-      return l;
-    };
-    const whole = await run(REQ);
-    const first = await run({ ...REQ, checkpoint: { runId: 'reload', every: 2 } }, 4);
-    expect(first).toEqual(whole.slice(0, 4));
-    const engine = new LabEngine(publicFetch);
-    const list = await engine.checkpoints();
-    expect(list.find((m) => m.runId === 'reload')).toMatchObject({ step: 4 });
-    const rest = await run({ ...REQ, checkpoint: { runId: 'reload', every: 2 }, resume: true });
-    expect(rest).toEqual(whole.slice(4));
-    await engine.deleteCheckpoint({ runId: 'reload' });
-    await engine.loadModel({ id: 'peftlab-s', baseUrl: 'models/peftlab-s/' });
-    await expect(
-      engine.train({ ...REQ, checkpoint: { runId: 'reload', every: 2 }, resume: true }),
-    ).rejects.toThrow(PeftLabError);
-  });
+      await expect(
+        engine.train({ ...REQ_M, checkpoint: { runId: 'reload', every: 2 }, resume: true }),
+      ).rejects.toThrow(PeftLabError);
+    },
+  );
 
   it('stage 2 pages the gradients summed between micro-batches and trains exactly as resident', async () => {
     const run = async (offload: TrainRequest['offload']) => {

@@ -25,6 +25,12 @@ export interface PeftConfigBase {
 }
 
 /** What the trainer hands a method after each optimizer step (AdaLoRA's budget lives here). */
+/** An adapter's training-time state: named float32 arrays with their shapes, and plain JSON. */
+export interface AdapterTrainingState {
+  tensors: Map<string, { shape: number[]; data: Float32Array }>;
+  json: Record<string, unknown>;
+}
+
 export interface StepContext {
   step: number;
   grads: Map<string, tf.Tensor>;
@@ -43,6 +49,12 @@ interface AdapterCommon<C extends PeftConfigBase> {
   extraLoss?(): tf.Scalar | null;
   /** Per-step work after the optimizer update (ARCHITECTURE.md habit 1); the trainer awaits it. */
   onStep?(ctx: StepContext): void | Promise<void>;
+  /**
+   * What onStep has accumulated beyond the weights (AdaLoRA's importance averages and rank pattern),
+   * for a checkpoint, so a resumed run continues exactly; `loadTrainingState` puts it back.
+   */
+  trainingState?(): Promise<AdapterTrainingState>;
+  loadTrainingState?(state: AdapterTrainingState): void;
   /**
    * Turns the adapter off until the returned function is called, so the base model answers
    * (PEFT's `disable_adapter()` context). Prompt and prefix kinds need nothing: callers pass no decorator.

@@ -1,7 +1,7 @@
 /**
- * Checkpoints for long runs (pretraining now, browser resume later): trainable weights, AdamW
- * moments, the step and the batch RNG's state, so a resumed run produces exactly the losses an
- * uninterrupted one would. Serialised as one safetensors file (tensors) + one JSON (the rest);
+ * Checkpoints for long runs (pretraining, browser resume): trainable weights, AdamW moments, the
+ * step, the batch RNG's state and what the adapter keeps beyond its weights (AdaLoRA's importance
+ * averages and rank pattern), so a resumed run produces exactly the losses an uninterrupted one would. Serialised as one safetensors file (tensors) + one JSON (the rest);
  * where they are written is the caller's business.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -27,7 +27,16 @@ export async function saveCheckpoint(
     out.set(`adam_m/${k}`, { dtype: 'F32', shape: trainer.adapter.trainable().get(k)!.shape, data: d });
   for (const [k, d] of opt.v)
     out.set(`adam_v/${k}`, { dtype: 'F32', shape: trainer.adapter.trainable().get(k)!.shape, data: d });
-  const state = { step: trainer.step, rng: trainer.rng.state, adamT: opt.t, ...extra };
+  // What the adapter keeps beyond its weights (AdaLoRA's importance averages and rank pattern).
+  const adapterState = await trainer.adapter.trainingState?.();
+  for (const [k, t] of adapterState?.tensors ?? []) out.set(`adapter/${k}`, { dtype: 'F32', ...t });
+  const state = {
+    step: trainer.step,
+    rng: trainer.rng.state,
+    adamT: opt.t,
+    ...(adapterState ? { adapter: adapterState.json } : {}),
+    ...extra,
+  };
   return { tensors: writeSafetensors(out), state: JSON.stringify(state) };
 }
 
@@ -41,6 +50,7 @@ export function loadCheckpoint(
   const vars = trainer.adapter.trainable();
   const m = new Map<string, Float32Array>();
   const v = new Map<string, Float32Array>();
+  const adapterTensors = new Map<string, { shape: number[]; data: Float32Array }>();
   for (const info of header.tensors) {
     const cut = info.name.indexOf('/');
     const kind = info.name.slice(0, cut);
@@ -52,6 +62,7 @@ export function loadCheckpoint(
       tf.tidy(() => target.assign(tf.tensor(data, target.shape, 'float32')));
     } else if (kind === 'adam_m') m.set(key, data);
     else if (kind === 'adam_v') v.set(key, data);
+    else if (kind === 'adapter') adapterTensors.set(key, { shape: info.shape, data });
   }
   const state = JSON.parse(files.state) as { step: number; rng: number; adamT: number } & Record<
     string,
@@ -60,5 +71,11 @@ export function loadCheckpoint(
   trainer.optimizer.loadState({ t: state.adamT, m, v }, new Map([...vars].map(([k, x]) => [k, x.shape])));
   trainer.step = state.step;
   trainer.rng.state = state.rng;
+  if (state.adapter !== undefined || adapterTensors.size > 0) {
+    trainer.adapter.loadTrainingState?.({
+      tensors: adapterTensors,
+      json: (state.adapter ?? {}) as Record<string, unknown>,
+    });
+  }
   return state;
 }

@@ -19,7 +19,7 @@ import type { LinearSite } from '../inject';
 import { targetedSites } from '../inject';
 import type { InjectSite } from '../inject-base';
 import { InjectBase, adapterDropout } from '../inject-base';
-import type { InjectAdapter, StepContext } from '../types';
+import type { AdapterTrainingState, InjectAdapter, StepContext } from '../types';
 import type { StateDict } from '../state';
 import { PEFT_PREFIX, checkNoExtraKeys, headState, loadHeadState, readForState } from '../state';
 import type { AdaLoraConfig } from './config';
@@ -132,6 +132,24 @@ export class AdaLoraAdapter
       this.rankHistory.push({ step, ranks: this.ranks() });
     }
     if (step === end) al.resetIpt();
+  }
+
+  /** The importance averages, the rank pattern and its history: what a resumed run needs besides the weights. */
+  async trainingState(): Promise<AdapterTrainingState> {
+    return {
+      tensors: this.allocator ? await this.allocator.exportState() : new Map(),
+      json: { rankPattern: this.pattern, rankHistory: this.rankHistory },
+    };
+  }
+
+  loadTrainingState(state: AdapterTrainingState): void {
+    const j = state.json as {
+      rankPattern?: Record<string, boolean[]> | null;
+      rankHistory?: { step: number; ranks: number[] }[];
+    };
+    this.pattern = j.rankPattern ?? null;
+    this.rankHistory.splice(0, this.rankHistory.length, ...(j.rankHistory ?? []));
+    this.allocator?.importState(state.tensors);
   }
 
   /**

@@ -127,6 +127,45 @@ export class RankAllocator {
     }
   }
 
+  /** Ī and Ū of every variable that has them, keyed `<triplet name>/<a|e|b>/<ipt|unc>` (stable across sessions). */
+  async exportState(): Promise<Map<string, { shape: number[]; data: Float32Array }>> {
+    const out = new Map<string, { shape: number[]; data: Float32Array }>();
+    for (const t of this.triplets) {
+      for (const [part, p] of [
+        ['a', t.a],
+        ['e', t.e],
+        ['b', t.b],
+      ] as const) {
+        for (const [kind, m] of [
+          ['ipt', this.expAvgIpt],
+          ['unc', this.expAvgUnc],
+        ] as const) {
+          const x = m.get(p.name);
+          if (x)
+            out.set(`${t.name}/${part}/${kind}`, { shape: x.shape, data: (await x.data()) as Float32Array });
+        }
+      }
+    }
+    return out;
+  }
+
+  /** Puts exported averages back (replacing any). */
+  importState(state: Map<string, { shape: number[]; data: Float32Array }>): void {
+    this.resetIpt();
+    for (const t of this.triplets) {
+      for (const [part, p] of [
+        ['a', t.a],
+        ['e', t.e],
+        ['b', t.b],
+      ] as const) {
+        const ipt = state.get(`${t.name}/${part}/ipt`);
+        const unc = state.get(`${t.name}/${part}/unc`);
+        if (ipt) this.expAvgIpt.set(p.name, tf.tensor(ipt.data, ipt.shape, 'float32'));
+        if (unc) this.expAvgUnc.set(p.name, tf.tensor(unc.data, unc.shape, 'float32'));
+      }
+    }
+  }
+
   resetIpt(): void {
     tf.dispose([...this.expAvgIpt.values(), ...this.expAvgUnc.values()]);
     this.expAvgIpt.clear();
