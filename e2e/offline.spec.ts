@@ -3,8 +3,8 @@ import type { Page } from '@playwright/test';
 
 /**
  * The installable app offline: one visit installs the service worker (precaching the shell, the wasm
- * binaries, the bundled models and data), and with the network off a reload still opens the Lab, trains
- * and saves an adapter. Each test gets a fresh browser context, so it starts with no service worker and
+ * binaries, the bundled models and data), and with the network off a reload still opens the Lab, runs a
+ * lesson to its verdict, trains and saves an adapter. Each test gets a fresh browser context, so it starts with no service worker and
  * an empty Cache Storage (checked below): nothing comes from an earlier test.
  */
 
@@ -26,10 +26,11 @@ async function installServiceWorker(page: Page): Promise<void> {
   expect(scope).toBe('http://localhost:4173/');
 }
 
-test('after one visit the app opens offline, trains LoRA on the bundled model and saves the adapter', async ({
+test('after one visit the app opens offline, runs a lesson to its verdict, trains LoRA on the bundled model and saves the adapter', async ({
   page,
   context,
 }) => {
+  test.setTimeout(420_000);
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(e.message));
   await installServiceWorker(page);
@@ -72,6 +73,23 @@ test('after one visit the app opens offline, trains LoRA on the bundled model an
   // Generous waits: two shared cores, and the engine starts wasm and loads the model on each load.
   await expect(page.getByTestId('model-facts')).toContainText('556.9k', { timeout: 60_000 });
   await page.screenshot({ path: 'test-results/screens/offline-lab.png', fullPage: true });
+
+  // A lesson runs to its verdict offline (prefix tuning on peftlab-s, cut to 2 steps by its own knob).
+  await page.getByRole('link', { name: 'Learn', exact: true }).click();
+  await page
+    .locator('[data-testid="lesson-item"][data-lesson="prefix-tuning"]')
+    .getByTestId('lesson-link')
+    .click();
+  await setNumber(page, 'knob-steps', 2);
+  await page.getByTestId('experiment-run').click();
+  await expect(page.getByTestId('verdict-outcome')).toHaveText(/^(holds|does not hold|mixed)$/i, {
+    timeout: 240_000,
+  });
+  await expect(page.getByTestId('verdict-text')).toContainText(/Prefix .* reached accuracy \d/);
+  await expect(page.getByTestId('experiment-error')).toHaveCount(0);
+  await page.screenshot({ path: 'test-results/screens/offline-lesson.png', fullPage: true });
+  await page.getByRole('link', { name: 'Lab', exact: true }).click();
+  await expect(page.getByTestId('model-facts')).toContainText('556.9k', { timeout: 60_000 });
 
   await setNumber(page, 'steps', 8);
   await setNumber(page, 'batch', 4);

@@ -1,7 +1,8 @@
 /**
  * Runs an experiment step's runs one after another on whatever runs races (the compare worker in
  * the browser, a CompareEngine in Node), loading each run's model when it differs from the last,
- * then computes the verdict. Progress is reported per run; `stopped` is polled between runs.
+ * then computes the verdict. Progress is reported per run (the Learn screen stops a run through the
+ * backend it passes in).
  */
 import type { CompareApi } from '../protocol/compare-protocol';
 import { knobValues } from './types';

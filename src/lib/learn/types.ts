@@ -92,7 +92,7 @@ export interface LessonStep {
   run?: (v: KnobValues) => LessonRun[];
   /** ... and the verdict, computed from the results. */
   check?: (results: LessonResults, v: KnobValues) => Verdict;
-  /** What the experiment costs at the defaults, measured (scripts/lessons.ts), e.g. "about 35 s on wasm, 2 cores". */
+  /** What the experiment costs at the defaults, measured in Chromium (scripts/lessons-browser.ts), e.g. "about 35 s in Chromium on wasm, 2 cores". */
   cost?: string;
 }
 

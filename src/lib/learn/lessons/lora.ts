@@ -60,7 +60,7 @@ export const loraLesson: Lesson = {
       setup: [
         { id: 'r', label: 'LoRA rank r', kind: 'number', min: 1, max: 64, default: 8 },
         { id: 'loraAlpha', label: 'loraAlpha', kind: 'number', min: 1, max: 128, default: 16 },
-        stepsKnob(30),
+        stepsKnob(25),
         seedKnob(),
       ],
       run: (v) => [
@@ -119,7 +119,7 @@ export const loraLesson: Lesson = {
           },
         };
       },
-      cost: 'about 40 s on wasm, 2 cores',
+      cost: 'about 45 s in Chromium on wasm, 2 cores',
     },
   ],
 };

@@ -58,7 +58,7 @@ export const offloadLesson: Lesson = {
           max: 64,
           default: 10,
         },
-        { id: 'steps', label: 'Steps per configuration', kind: 'number', min: 2, max: 20, default: 4 },
+        { id: 'steps', label: 'Steps per configuration', kind: 'number', min: 2, max: 20, default: 3 },
       ],
       run: (v) => {
         const budget = Number(v.budget);
@@ -151,7 +151,7 @@ export const offloadLesson: Lesson = {
           },
         };
       },
-      cost: 'about 30 s on wasm, 2 cores',
+      cost: 'about 50 s in Chromium on wasm, 2 cores',
     },
   ],
 };

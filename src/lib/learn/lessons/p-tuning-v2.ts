@@ -90,7 +90,7 @@ export const pTuningV2Lesson: Lesson = {
           table: { columns: ['method', 'trainable', 'before', 'after'], rows: rowsOf(snap, [pt, v2, full]) },
         };
       },
-      cost: 'about 20 s on wasm, 2 cores',
+      cost: 'about 30 s in Chromium on wasm, 2 cores',
     },
     {
       title: 'Experiment: a linear head or a verbalizer',
@@ -131,7 +131,7 @@ export const pTuningV2Lesson: Lesson = {
           table: { columns: ['head', 'trainable', 'before', 'after'], rows: rowsOf(snap, [head, verb]) },
         };
       },
-      cost: 'about 15 s on wasm, 2 cores',
+      cost: 'about 20 s in Chromium on wasm, 2 cores',
     },
     {
       title: 'Experiment: sequence tagging',
@@ -173,7 +173,7 @@ export const pTuningV2Lesson: Lesson = {
           table: { columns: ['method', 'trainable', 'before', 'after'], rows: rowsOf(snap, [pt, v2, full]) },
         };
       },
-      cost: 'about 20 s on wasm, 2 cores',
+      cost: 'about 20 s in Chromium on wasm, 2 cores',
     },
   ],
 };

@@ -51,9 +51,9 @@ export const pTuningLesson: Lesson = {
       body: [
         `The manual prompt wraps every e-mail: "${MANUAL_PROMPT.replace('\n', ' ')}". MP is the MP+FT lane before it trains (the frozen model reading the label words). FT fine-tunes with a linear head and no prompt. All on **peftlab-m**, the same batches.`,
       ],
-      setup: [stepsKnob(25), seedKnob()],
+      setup: [stepsKnob(20), seedKnob()],
       run: (v) => {
-        const o = { steps: Number(v.steps), seed: Number(v.seed) };
+        const o = { steps: Number(v.steps), seed: Number(v.seed), evalExamples: 96 };
         return [
           raceRun(
             'ft',
@@ -113,7 +113,7 @@ export const pTuningLesson: Lesson = {
           },
         };
       },
-      cost: 'about 45 s on wasm, 2 cores',
+      cost: 'about 50 s in Chromium on wasm, 2 cores',
     },
     {
       title: 'Experiment: MLP or LSTM encoder, and the prompt read back',
@@ -171,7 +171,7 @@ export const pTuningLesson: Lesson = {
             oneClassNote([mlp, lstm], 2, 'e-mail'),
         };
       },
-      cost: 'about 20 s on wasm, 2 cores',
+      cost: 'about 25 s in Chromium on wasm, 2 cores',
     },
   ],
 };

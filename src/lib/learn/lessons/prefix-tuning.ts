@@ -83,7 +83,7 @@ export const prefixTuningLesson: Lesson = {
           },
         };
       },
-      cost: 'about 20 s on wasm, 2 cores',
+      cost: 'about 30 s in Chromium on wasm, 2 cores',
     },
   ],
 };

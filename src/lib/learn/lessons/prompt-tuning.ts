@@ -114,7 +114,7 @@ export const promptTuningLesson: Lesson = {
           },
         };
       },
-      cost: 'about 25 s on wasm, 2 cores',
+      cost: 'about 40 s in Chromium on wasm, 2 cores',
     },
     {
       title: 'Experiment: does prompt tuning improve with scale?',
@@ -158,7 +158,7 @@ export const promptTuningLesson: Lesson = {
           },
         };
       },
-      cost: 'about 45 s on wasm, 2 cores',
+      cost: 'about 45 s in Chromium on wasm, 2 cores',
     },
     {
       title: 'Experiment: one frozen model, many tasks',
@@ -204,7 +204,7 @@ export const promptTuningLesson: Lesson = {
             oneClassNote([rows[1]!.l], 4, 'passage'),
         };
       },
-      cost: 'about 30 s on wasm, 2 cores',
+      cost: 'about 20 s in Chromium on wasm, 2 cores',
     },
   ],
 };

@@ -91,7 +91,7 @@ export const whatChangesLesson: Lesson = {
           },
         };
       },
-      cost: 'about 15 s on wasm, 2 cores',
+      cost: 'about 25 s in Chromium on wasm, 2 cores',
     },
   ],
 };
