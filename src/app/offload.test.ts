@@ -51,6 +51,7 @@ describe('offload form and rows', () => {
       policy: 'trace',
       int8: false,
       gradientCheckpointing: false,
+      device: 'indexeddb',
     });
     expect(p.checkpoint).toEqual({ runId: 'r1', every: 2 });
     expect(offloadParts({ ...DEFAULT_OFFLOAD_FORM, gradientCheckpointing: true }, 'r').offload?.stage).toBe(
@@ -78,6 +79,7 @@ describe('offload form and rows', () => {
     expect(ok.ok).toBe(true);
     if (!ok.ok) return;
     expect(ok.form.stage).toBe(3);
+    expect(ok.form.device).toBe('memory'); // offload_param to "cpu"
     expect(ok.form.gradientCheckpointing).toBe(true);
     expect(ok.train).toEqual({ gradAccumSteps: 4, maxGradNorm: 0.5 });
     expect(ok.mapping.ignored.map((i) => i.field)).toEqual(['zero_optimization.overlap_comm', 'fp16']);

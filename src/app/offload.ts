@@ -24,6 +24,7 @@ export const DEFAULT_OFFLOAD_FORM: OffloadForm = {
   policy: 'trace',
   int8: false,
   gradientCheckpointing: false,
+  device: 'indexeddb',
   checkpointEvery: 0,
 };
 
@@ -93,11 +94,15 @@ export function applyDeepSpeed(form: OffloadForm, text: string): DeepSpeedOutcom
     return { ok: false, error: e instanceof Error ? e.message : String(e) };
   }
   const s = mapping.settings;
+  // One place for every kind of page: IndexedDB if anything asks for NVMe, else memory if anything asks for CPU.
+  const targets = [s.offloadParam, s.offloadOptimizer];
+  const device = targets.includes('nvme') ? 'indexeddb' : targets.includes('cpu') ? 'memory' : form.device;
   return {
     ok: true,
     form: {
       ...form,
       stage: s.stage,
+      device,
       gradientCheckpointing: s.gradientCheckpointing || form.gradientCheckpointing,
     },
     train: { gradAccumSteps: s.gradientAccumulationSteps, maxGradNorm: s.maxGradNorm },

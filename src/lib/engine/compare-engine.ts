@@ -387,7 +387,7 @@ export class CompareEngine implements CompareApi {
     const opened: { clear?: () => Promise<void> }[] = [];
     try {
       return await runOffloadTrial(model, tokenizer, this.modelId, data, req, async (kind) => {
-        const store = await runPageStore(kind, 'offload-trial');
+        const store = await runPageStore(kind, 'offload-trial', req.offload.device);
         opened.push(store as { clear?: () => Promise<void> });
         return store;
       });

@@ -293,7 +293,9 @@ export class LabEngine implements LabApi {
       return point;
     };
     const offload = req.offload
-      ? await OffloadSession.start(model, adapter, req.offload, (kind) => runPageStore(kind))
+      ? await OffloadSession.start(model, adapter, req.offload, (kind) =>
+          runPageStore(kind, 'offload', req.offload?.device),
+        )
       : null;
     const trainer = new Trainer(model, adapter, taskBatchSource(data, s.seqLen), {
       ...s,

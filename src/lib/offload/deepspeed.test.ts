@@ -22,8 +22,8 @@ describe('DeepSpeed config mapping', () => {
     const m = mapDeepSpeedConfig(JSON.stringify(ds));
     expect(m.settings).toEqual({
       stage: 3,
-      offloadOptimizer: 'storage',
-      offloadParam: 'storage',
+      offloadOptimizer: 'cpu',
+      offloadParam: 'nvme',
       gradientAccumulationSteps: 4,
       maxGradNorm: 0.5,
       gradientCheckpointing: true,

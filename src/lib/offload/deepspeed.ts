@@ -10,10 +10,13 @@ import { PeftConfigError } from '../errors';
 export interface OffloadSettings {
   /** ZeRO stage: 0 nothing moves, 1 optimizer state, 2 + gradients, 3 + parameters. */
   stage: 0 | 1 | 2 | 3;
-  /** Where optimizer state goes when it leaves the backend ('none' keeps it resident). */
-  offloadOptimizer: 'none' | 'storage';
-  /** Where frozen parameters go at stage 3. */
-  offloadParam: 'none' | 'storage';
+  /**
+   * Where optimizer state goes when it leaves the backend ('none' keeps it resident): 'cpu' is the
+   * page's JavaScript memory, 'nvme' IndexedDB (the browser's disk).
+   */
+  offloadOptimizer: OffloadTarget;
+  /** Where frozen parameters go at stage 3, as offloadOptimizer. */
+  offloadParam: OffloadTarget;
   gradientAccumulationSteps: number;
   /** 0 disables clipping. */
   maxGradNorm: number;
@@ -44,10 +47,12 @@ const isObject = (x: unknown): x is Json => typeof x === 'object' && x !== null 
 /** DeepSpeed's "auto" means "fill from the trainer's arguments": ours keep their own value. */
 const isAuto = (x: unknown): boolean => x === 'auto';
 
-function device(value: unknown, field: string): 'none' | 'storage' {
+export type OffloadTarget = 'none' | 'cpu' | 'nvme';
+
+function device(value: unknown, field: string): OffloadTarget {
   if (value === 'none' || value === undefined || value === null) return 'none';
-  // Both DeepSpeed targets leave the accelerator; in a browser the place they go is IndexedDB.
-  if (value === 'cpu' || value === 'nvme') return 'storage';
+  // In a browser, DeepSpeed's CPU memory is the page's JavaScript memory and its NVMe is IndexedDB.
+  if (value === 'cpu' || value === 'nvme') return value;
   throw new PeftConfigError(`${field} must be "cpu", "nvme" or "none", got ${JSON.stringify(value)}`);
 }
 
@@ -94,7 +99,7 @@ export function mapDeepSpeedConfig(input: string | unknown): DeepSpeedMapping {
             for (const sub of Object.keys(v).filter((x) => x !== 'device')) {
               ignored.push({
                 field: `${field}.${sub}`,
-                why: 'pages go to IndexedDB whole; no pinned memory or NVMe tuning here',
+                why: 'pages go to memory or IndexedDB whole; no pinned memory or NVMe tuning here',
               });
             }
           } else {
@@ -146,14 +151,14 @@ export function mapDeepSpeedConfig(input: string | unknown): DeepSpeedMapping {
     }
   }
   // ZeRO moves optimizer state from stage 1 and parameters at stage 3: offload needs the stage.
-  if (s.offloadParam === 'storage' && s.stage < 3) {
+  if (s.offloadParam !== 'none' && s.stage < 3) {
     ignored.push({
       field: 'zero_optimization.offload_param',
       why: `parameters are offloaded at stage 3 only (stage is ${s.stage})`,
     });
     s.offloadParam = 'none';
   }
-  if (s.offloadOptimizer === 'storage' && s.stage < 1) {
+  if (s.offloadOptimizer !== 'none' && s.stage < 1) {
     ignored.push({
       field: 'zero_optimization.offload_optimizer',
       why: 'optimizer offload needs stage 1 or more (stage is 0)',

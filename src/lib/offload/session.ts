@@ -27,7 +27,15 @@ export interface OffloadRequest {
   policy: EvictionPolicy;
   int8: boolean;
   gradientCheckpointing: boolean;
+  /**
+   * Where pages go when they leave the backend: `memory` keeps them in the page's JavaScript memory
+   * (DeepSpeed's offload to CPU: fast, gone on reload), `indexeddb` writes them to IndexedDB
+   * (DeepSpeed's NVMe: slower, bounded by the disk). Default indexeddb.
+   */
+  device?: OffloadDevice;
 }
+
+export type OffloadDevice = 'memory' | 'indexeddb';
 
 export interface OffloadSnapshot {
   step: number;
