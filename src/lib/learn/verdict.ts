@@ -99,3 +99,15 @@ export function oneClassNote(lanes: LaneState[], classes: number, what = 'input'
       : `${names.slice(0, -1).join(', ')} and ${names.at(-1)} answer`;
   return ` Careful: ${who} the same class for nearly every ${what} (macro-F1 at most ${(1 / classes + 0.02).toFixed(2)}), so that accuracy is the share of the majority class, not a skill.`;
 }
+
+/** "Close" in the lessons' verdicts: within this many points of accuracy (a judgement, said in the text). */
+export const CLOSE = 0.03;
+
+/**
+ * Where a method stands against a reference from the gap (reference minus method, in metric units):
+ * "ahead of <ref> by 2.1 points", "within 3 points of <ref>" or "4.5 points behind <ref>".
+ */
+export function standing(gap: number, ref: string): string {
+  if (gap < 0) return `ahead of ${ref} by ${(-100 * gap).toFixed(1)} points`;
+  return gap <= CLOSE ? `within 3 points of ${ref}` : `${(100 * gap).toFixed(1)} points behind ${ref}`;
+}

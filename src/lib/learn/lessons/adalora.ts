@@ -6,7 +6,17 @@
  */
 import { raceRun, seedKnob, stepsKnob } from '../build';
 import type { Lesson } from '../types';
-import { better, int, laneOf, metricAfter, metricBefore, metricText, probeOf, raceOf } from '../verdict';
+import {
+  answersOneClass,
+  better,
+  int,
+  laneOf,
+  metricAfter,
+  metricBefore,
+  metricText,
+  probeOf,
+  raceOf,
+} from '../verdict';
 
 /** AdaLoRA's schedule scaled to the run: warm up 15%, shrink, hold the final budget for the last 30%. */
 export function adaloraSchedule(steps: number): { tinit: number; tfinal: number; deltaT: number } {
@@ -81,7 +91,8 @@ export const adaloraLesson: Lesson = {
         const ranks = probeOf(results, 'ranks').ranks;
         const last = ranks?.points.at(-1)?.ranks ?? [];
         const moved = last.length > 0 && Math.max(...last) !== Math.min(...last);
-        const wins = better(snap, metricAfter(ada), metricAfter(lora));
+        // A win counts only for a lane that learned more than the class balance.
+        const wins = !answersOneClass(ada, 2) && better(snap, metricAfter(ada), metricAfter(lora));
         const perMatrix = (ranks?.matrices ?? [])
           .map((m, i) => `${m.replace('transformer.', '')} ${last[i]}`)
           .join(', ');

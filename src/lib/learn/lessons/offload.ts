@@ -20,6 +20,7 @@ const RESIDENT: OffloadRequest = {
   policy: 'trace',
   int8: false,
   gradientCheckpointing: false,
+  device: 'indexeddb',
 };
 
 const median = (xs: number[]): number => {
@@ -46,7 +47,7 @@ export const offloadLesson: Lesson = {
     {
       title: 'Experiment: the same LoRA step, resident and offloaded',
       body: [
-        "LoRA on **peftlab-l** (8.1M parameters, the largest bundled model; batch 4 x 48). Each configuration takes a few steps and tfjs measures every step's peak memory. A step that peaks over the **memory budget** is refused, as a GPU of that size would run out of memory. In the browser the pages go to IndexedDB and are cleared afterwards.",
+        "LoRA on **peftlab-l** (8.1M parameters, the largest bundled model; batch 4 x 48). Each configuration takes a few steps and tfjs measures every step's peak memory. A step that peaks over the **memory budget** is refused, as a GPU of that size would run out of memory. In the browser the pages go to IndexedDB (DeepSpeed's NVMe tier) and are cleared afterwards; one configuration keeps them in the page's own memory (its CPU tier) instead.",
       ],
       setup: [
         { id: 'budget', label: 'Memory budget (MiB)', kind: 'number', min: 8, max: 4096, default: 64 },
@@ -90,17 +91,24 @@ export const offloadLesson: Lesson = {
             null,
           ),
           trial('int8', `Stage 3 under ${budget} MiB, int8 pages`, paged({ int8: true }), budget),
+          trial(
+            'memory',
+            `Stage 3 under ${budget} MiB, pages in memory`,
+            paged({ device: 'memory' }),
+            budget,
+          ),
         ];
       },
       check: (results, v) => {
         const budget = Number(v.budget);
-        const [resident, over, paged, demand, ckpt, int8] = [
+        const [resident, over, paged, demand, ckpt, int8, memory] = [
           'resident',
           'over',
           'paged',
           'demand',
           'ckpt',
           'int8',
+          'memory',
         ].map((id) => trialOf(results, id)) as OffloadTrial[];
         const failed0 = over!.refused !== null;
         const trained3 = paged!.refused === null;
@@ -123,6 +131,9 @@ export const offloadLesson: Lesson = {
           int8!.refused === null
             ? `With int8 pages the last loss was ${num(int8!.losses.at(-1) ?? NaN, 4)} against ${num(paged!.losses.at(-1) ?? NaN, 4)} in float32, moving ${mib(int8!.pager?.bytesIn ?? 0)} instead of ${mib(paged!.pager?.bytesIn ?? 0)}.`
             : '',
+          memory!.refused === null && trained3
+            ? `Kept in the page's memory instead of IndexedDB (DeepSpeed's cpu rather than nvme), the paged step ran at ${pct(speed(memory!), 0)} of resident speed.`
+            : '',
         ].filter(Boolean);
         return {
           outcome: failed0 && trained3 ? 'holds' : trained3 ? 'mixed' : 'does-not-hold',
@@ -139,6 +150,7 @@ export const offloadLesson: Lesson = {
                 ['Stage 3, on demand + LRU', demand],
                 ['Gradient checkpointing', ckpt],
                 ['Stage 3, int8 pages', int8],
+                ['Stage 3, pages in memory', memory],
               ] as [string, OffloadTrial][]
             ).map(([name, t]) => [
               name,

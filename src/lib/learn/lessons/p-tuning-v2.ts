@@ -6,18 +6,20 @@
  */
 import { raceRun, seedKnob, stepsKnob } from '../build';
 import type { Lesson } from '../types';
-import { better, int, laneOf, metricAfter, metricBefore, metricText, oneClassNote, raceOf } from '../verdict';
+import {
+  CLOSE,
+  answersOneClass,
+  better,
+  int,
+  laneOf,
+  metricAfter,
+  metricBefore,
+  metricText,
+  oneClassNote,
+  raceOf,
+  standing,
+} from '../verdict';
 import type { LaneState, RaceSnapshot } from '../../protocol/compare-protocol';
-
-const CLOSE = 0.03;
-
-/** How P-tuning v2 stands against full fine-tuning, from the gap in metric points (full minus v2). */
-function gapToFull(gap: number): string {
-  if (gap < 0) return `, and ended ${(-100 * gap).toFixed(1)} points ahead of full fine-tuning.`;
-  return gap <= CLOSE
-    ? ', and came within 3 points of full fine-tuning.'
-    : `, and stayed ${(100 * gap).toFixed(1)} points behind full fine-tuning.`;
-}
 
 function rowsOf(snap: RaceSnapshot, lanes: LaneState[]): string[][] {
   return lanes.map((l) => [
@@ -75,8 +77,10 @@ export const pTuningV2Lesson: Lesson = {
         const [pt, v2, full] = ['Prompt tuning', 'P-tuning v2', 'Full fine-tuning'].map((n) =>
           laneOf(snap, n),
         ) as [LaneState, LaneState, LaneState];
-        const deepWins = better(snap, metricAfter(v2), metricAfter(pt));
-        const close = metricAfter(full) - metricAfter(v2) <= CLOSE;
+        // A win counts only for a lane that learned more than the class balance.
+        const skilled = !answersOneClass(v2, 2);
+        const deepWins = skilled && better(snap, metricAfter(v2), metricAfter(pt));
+        const close = skilled && metricAfter(full) - metricAfter(v2) <= CLOSE;
         return {
           outcome: deepWins && close ? 'holds' : deepWins || close ? 'mixed' : 'does-not-hold',
           claim: 'On small models shallow prompts lag behind fine-tuning; deep prompts close the gap.',
@@ -85,7 +89,7 @@ export const pTuningV2Lesson: Lesson = {
             (deepWins
               ? 'Deep prompts beat the shallow ones'
               : 'Deep prompts did not beat the shallow ones here') +
-            gapToFull(metricAfter(full) - metricAfter(v2)) +
+            `, and ended ${standing(metricAfter(full) - metricAfter(v2), 'full fine-tuning')}.` +
             oneClassNote([pt, v2, full], 2, 'e-mail'),
           table: { columns: ['method', 'trainable', 'before', 'after'], rows: rowsOf(snap, [pt, v2, full]) },
         };
@@ -169,7 +173,7 @@ export const pTuningV2Lesson: Lesson = {
             (deepWins
               ? 'Deep prompts tagged better than the shallow prompt'
               : 'Deep prompts did not tag better than the shallow prompt') +
-            gapToFull(metricAfter(full) - metricAfter(v2)),
+            `, and ended ${standing(metricAfter(full) - metricAfter(v2), 'full fine-tuning')}.`,
           table: { columns: ['method', 'trainable', 'before', 'after'], rows: rowsOf(snap, [pt, v2, full]) },
         };
       },

@@ -19,6 +19,8 @@ import {
   pct,
   probeOf,
   raceOf,
+  CLOSE,
+  standing,
 } from '../verdict';
 
 export const MANUAL_PROMPT = 'E-mail: {text}\nIs this e-mail spam or ham? It is';
@@ -91,7 +93,7 @@ export const pTuningLesson: Lesson = {
         // A lane that answers one class has learned the class balance, not the task.
         const skilled = !answersOneClass(pt, 2);
         const beatsMp = skilled && better(snap, metricAfter(pt), mp);
-        const nearFt = skilled && metricAfter(ft) - metricAfter(pt) <= 0.03;
+        const nearFt = skilled && metricAfter(ft) - metricAfter(pt) <= CLOSE;
         return {
           outcome: beatsMp && nearFt ? 'holds' : beatsMp || nearFt ? 'mixed' : 'does-not-hold',
           claim:
@@ -101,8 +103,8 @@ export const pTuningLesson: Lesson = {
             `fine-tuning ${metricText(snap, metricAfter(ft))} and MP+FT ${metricText(snap, metricAfter(mpft))} with ${int(ft.trainableParams)}. ` +
             (beatsMp ? 'P-tuning beat the manual prompt' : 'P-tuning did not beat the manual prompt') +
             (nearFt
-              ? ' and came within 3 points of fine-tuning.'
-              : ', and stayed more than 3 points behind fine-tuning.') +
+              ? ` and ended ${standing(metricAfter(ft) - metricAfter(pt), 'fine-tuning')}.`
+              : `, and ended ${standing(metricAfter(ft) - metricAfter(pt), 'fine-tuning')}.`) +
             (mp < 0.6
               ? ' A model this small has not learned to answer questions in its pretraining text, so a manual prompt alone is near chance: the reason the paper turns to trained prompts.'
               : '') +

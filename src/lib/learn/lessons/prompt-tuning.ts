@@ -7,6 +7,7 @@
 import { MODELS, raceRun, seedKnob, stepsKnob } from '../build';
 import type { Lesson, LessonResults } from '../types';
 import {
+  answersOneClass,
   better,
   earlyLoss,
   int,
@@ -15,8 +16,8 @@ import {
   metricBefore,
   metricText,
   num,
-  pct,
   oneClassNote,
+  pct,
   raceOf,
 } from '../verdict';
 
@@ -83,7 +84,8 @@ export const promptTuningLesson: Lesson = {
         const text = laneOf(snap, 'TEXT init');
         const rand = laneOf(snap, 'RANDOM init');
         const n = Math.max(1, Math.floor(Number(v.steps) / 4));
-        const wins = better(snap, metricAfter(text), metricAfter(rand));
+        // A win counts only for a lane that learned more than the class balance.
+        const wins = !answersOneClass(text, 2) && better(snap, metricAfter(text), metricAfter(rand));
         const ties = metricAfter(text) === metricAfter(rand);
         const faster = earlyLoss(text, n) < earlyLoss(rand, n);
         return {
