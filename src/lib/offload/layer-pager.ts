@@ -146,12 +146,15 @@ export class LayerPager {
         const name = l.names[k]!;
         const values = (await model.w(name).data()) as Float32Array;
         const shape = l.shapes[k]!;
-        const data =
-          opts.int8 && shape.length === 2
-            ? quantizeInt8(values, shape[0]!, shape[1]!)
-            : new Uint8Array(values.slice().buffer);
+        const quantized = opts.int8 && shape.length === 2;
+        const data = quantized
+          ? quantizeInt8(values, shape[0]!, shape[1]!)
+          : new Uint8Array(values.slice().buffer);
         l.stored.push(data.byteLength);
         await putSplit(store, pager.key(name), data);
+        // The float32 original too, read by restore() only: an int8 run must not leave the base
+        // model quantized for whatever runs next.
+        if (quantized) await putSplit(store, pager.masterKey(name), new Uint8Array(values.slice().buffer));
       }
     }
     // Every page is written before any layer leaves: a failed write (a full disk) leaves the
@@ -162,6 +165,15 @@ export class LayerPager {
 
   private key(name: string): string {
     return `${this.prefix}/${name}`;
+  }
+
+  /** Where an int8 page's float32 original is kept (for restore). */
+  private masterKey(name: string): string {
+    return `${this.prefix}/f32/${name}`;
+  }
+
+  private isQuantized(shape: number[]): boolean {
+    return this.opts.int8 === true && shape.length === 2;
   }
 
   /** Where each layer's frozen weights are now. */
@@ -210,7 +222,8 @@ export class LayerPager {
     }
   }
 
-  private load(i: number): Promise<void> {
+  /** Pages layer i in; `exact` reads int8 pages' float32 originals instead (restore). */
+  private load(i: number, exact = false): Promise<void> {
     const l = this.layers[i]!;
     if (l.resident) return Promise.resolve();
     if (!l.loading) {
@@ -220,12 +233,16 @@ export class LayerPager {
         for (let k = 0; k < l.names.length; k++) {
           const name = l.names[k]!;
           const shape = l.shapes[k]!;
-          const bytes = await getSplit(this.store, this.key(name), new Uint8Array(l.stored[k]!));
+          const fromInt8 = this.isQuantized(shape) && !exact;
+          const bytes = await getSplit(
+            this.store,
+            this.isQuantized(shape) && exact ? this.masterKey(name) : this.key(name),
+            new Uint8Array(this.isQuantized(shape) && exact ? 4 * sizeOf(shape) : l.stored[k]!),
+          );
           this.stats.bytesIn += bytes.byteLength;
-          const data =
-            this.opts.int8 && shape.length === 2
-              ? dequantizeInt8(bytes, shape[0]!, shape[1]!)
-              : new Float32Array(bytes.buffer);
+          const data = fromInt8
+            ? dequantizeInt8(bytes, shape[0]!, shape[1]!)
+            : new Float32Array(bytes.buffer);
           tensors.push(newVariable(tf.tensor(data, shape), false));
         }
         l.names.forEach((name, k) => this.model.weights.set(name, tensors[k]!));
@@ -304,16 +321,41 @@ export class LayerPager {
     }
   }
 
-  /** Puts every layer back resident (as it was before paging) and forgets the store's pages. */
+  /**
+   * Puts every layer back resident exactly as it was before paging (int8 runs from the float32
+   * originals, not the dequantized pages) and forgets the store's pages.
+   */
   async restore(): Promise<void> {
     this.budgetBytes = Infinity;
-    for (let i = 0; i < this.layers.length; i++) await this.load(i);
+    for (let i = 0; i < this.layers.length; i++) {
+      const l = this.layers[i]!;
+      if (!l.resident) {
+        await this.load(i, true);
+        continue;
+      }
+      // Resident int8 layers hold dequantized values: their originals go back in place.
+      for (let k = 0; k < l.names.length; k++) {
+        const shape = l.shapes[k]!;
+        if (!this.isQuantized(shape)) continue;
+        const bytes = await getSplit(
+          this.store,
+          this.masterKey(l.names[k]!),
+          new Uint8Array(4 * sizeOf(shape)),
+        );
+        tf.tidy(() => this.model.w(l.names[k]!).assign(tf.tensor(new Float32Array(bytes.buffer), shape)));
+      }
+    }
     for (const l of this.layers) {
-      for (let k = 0; k < l.names.length; k++)
+      for (let k = 0; k < l.names.length; k++) {
         await deleteSplit(this.store, this.key(l.names[k]!), l.stored[k]!);
+        if (this.isQuantized(l.shapes[k]!))
+          await deleteSplit(this.store, this.masterKey(l.names[k]!), 4 * sizeOf(l.shapes[k]!));
+      }
     }
   }
 }
+
+const sizeOf = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
 
 /**
  * A [rows, cols] matrix (our weights are [in, out], HF's Conv1D layout) as int8 with one absmax

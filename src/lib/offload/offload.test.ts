@@ -239,24 +239,34 @@ describe('ZeRO-3 paging of the frozen layers', () => {
   });
 
   it('int8 pages: fewer bytes moved, and a LoRA loss curve within 1% of float32', async () => {
-    const f32 = await paged(1.5, 'lru', false);
     const reference = await oneTape(4);
-    const pager = await LayerPager.create(model, new MemoryPageStore(), {
-      budgetBytes: 1.5 * layerBytes,
-      policy: 'lru',
-      prefetch: false,
-      int8: true,
-    });
-    const losses = await run(pager, 4).finally(() => pager.restore());
+    const pagedRun = async (int8: boolean) => {
+      const p = await LayerPager.create(model, new MemoryPageStore(), {
+        budgetBytes: 1.5 * layerBytes,
+        policy: 'lru',
+        prefetch: false,
+        int8,
+      });
+      try {
+        const losses = await run(p, 4);
+        return { losses, stats: { ...p.stats } };
+      } finally {
+        await p.restore();
+      }
+    };
+    const f32 = (await pagedRun(false)).stats;
+    const { losses, stats } = await pagedRun(true);
     for (let i = 0; i < 4; i++)
       expect(Math.abs(losses[i]! - reference[i]!) / reference[i]!).toBeLessThan(0.01);
     expect(losses).not.toEqual(reference); // the weights really were rounded
+    // ... and restore() put the float32 originals back: the base is exactly what it was.
+    expect(await oneTape(4)).toEqual(reference);
     // Per layer: the four matrices as int8 plus a float32 scale per column, the six vectors as
     // float32; on this narrow model the scales and vectors keep it above a quarter.
     const int8Layer = 16 * 48 + 4 * 48 + (16 * 16 + 4 * 16) + (16 * 64 + 4 * 64) + (64 * 16 + 4 * 16);
     const vectors = 4 * (2 * 16 + 48 + 16 + 2 * 16 + 64 + 16);
-    expect(pager.stats.pageIns).toBe(f32.pageIns);
-    expect(pager.stats.bytesIn / f32.bytesIn).toBeCloseTo((int8Layer + vectors) / layerBytes, 10);
+    expect(stats.pageIns).toBe(f32.pageIns);
+    expect(stats.bytesIn / f32.bytesIn).toBeCloseTo((int8Layer + vectors) / layerBytes, 10);
   });
 
   it('int8 rounding is within half a step of each output channel', () => {
