@@ -132,15 +132,18 @@ export class CompareEngine implements CompareApi {
     // The finished race stays until every lane of the new one is accepted ...
     const previous = this.current;
     this.current = race;
-    let lanes: LaneSpec[];
+    const refuse = (e: unknown, keep: typeof previous): never => {
+      race.dispose();
+      this.current = keep;
+      this.emit('status', { phase: 'idle', message: `the race did not start: ${(e as Error).message}` });
+      throw e;
+    };
+    let lanes: LaneSpec[] = [];
     try {
       lanes = req.lanes.map((lane) => this.sized(lane, req.equalBudget, req.settings.seqLen));
       for (const lane of lanes) race.planLane(lane);
     } catch (e) {
-      race.dispose();
-      this.current = previous;
-      this.emit('status', { phase: 'idle', message: `the race did not start: ${(e as Error).message}` });
-      throw e;
+      refuse(e, previous);
     }
     // ... and is freed before the new lanes are built: freeing a parked adapter puts it back on the
     // model first, which would overwrite the new lanes' hooks (and a full fine-tune's trainable flag).
@@ -148,10 +151,7 @@ export class CompareEngine implements CompareApi {
     try {
       for (const lane of lanes) race.addLane(lane);
     } catch (e) {
-      race.dispose();
-      this.current = null;
-      this.emit('status', { phase: 'idle', message: `the race did not start: ${(e as Error).message}` });
-      throw e;
+      refuse(e, null);
     }
     return this.runRace();
   }

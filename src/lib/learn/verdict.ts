@@ -111,3 +111,13 @@ export function standing(gap: number, ref: string): string {
   if (gap < 0) return `ahead of ${ref} by ${(-100 * gap).toFixed(1)} points`;
   return gap <= CLOSE ? `within 3 points of ${ref}` : `${(100 * gap).toFixed(1)} points behind ${ref}`;
 }
+
+/** A verdict table's rows: each lane's name, trainable values, and metric before and after. */
+export function metricRows(snap: RaceSnapshot, lanes: LaneState[]): string[][] {
+  return lanes.map((l) => [
+    l.name,
+    int(l.trainableParams),
+    metricText(snap, metricBefore(l)),
+    metricText(snap, metricAfter(l)),
+  ]);
+}

@@ -9,10 +9,9 @@ import type { Lesson } from '../types';
 import {
   answersOneClass,
   better,
-  int,
   laneOf,
   metricAfter,
-  metricBefore,
+  metricRows,
   metricText,
   probeOf,
   raceOf,
@@ -110,12 +109,7 @@ export const adaloraLesson: Lesson = {
               : 'AdaLoRA did not win here: its budget shrinks while it trains, and a run this short leaves little time to recover from pruning.'),
           table: {
             columns: ['method', 'trainable', 'before', 'after'],
-            rows: [lora, ada].map((l) => [
-              l.name,
-              int(l.trainableParams),
-              metricText(snap, metricBefore(l)),
-              metricText(snap, metricAfter(l)),
-            ]),
+            rows: metricRows(snap, [lora, ada]),
           },
         };
       },

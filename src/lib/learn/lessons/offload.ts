@@ -123,7 +123,7 @@ export const offloadLesson: Lesson = {
             : `At stage 0 the step needed ${mib(peak(resident!))}, which fits the ${budget} MiB budget: lower the budget to see it refused.`,
           trained3
             ? `At stage 3 with ${v.layers} MiB of layers resident it trained within the budget, peaking at ${mib(peak(paged!))}, at ${pct(speed(paged!), 0)} of the resident speed; the losses match the resident run's (${num(paged!.losses.at(-1) ?? NaN, 4)} against ${num(resident!.losses.at(-1) ?? NaN, 4)}).`
-            : `Stage 3 did not fit either: ${paged!.refused}`,
+            : `Stage 3 did not fit either: ${paged!.refused}.`,
           trained3 && demand!.refused === null
             ? `Prefetch along the trace: ${pct(hits, 0)} of layer fetches were ready in time and the step ran at ${pct(speed(paged!), 0)} of resident speed, against ${pct(speed(demand!), 0)} fetching on demand with LRU eviction.`
             : '',

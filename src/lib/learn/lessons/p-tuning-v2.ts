@@ -10,25 +10,15 @@ import {
   CLOSE,
   answersOneClass,
   better,
-  int,
   laneOf,
   metricAfter,
-  metricBefore,
+  metricRows,
   metricText,
   oneClassNote,
   raceOf,
   standing,
 } from '../verdict';
-import type { LaneState, RaceSnapshot } from '../../protocol/compare-protocol';
-
-function rowsOf(snap: RaceSnapshot, lanes: LaneState[]): string[][] {
-  return lanes.map((l) => [
-    l.name,
-    int(l.trainableParams),
-    metricText(snap, metricBefore(l)),
-    metricText(snap, metricAfter(l)),
-  ]);
-}
+import type { LaneState } from '../../protocol/compare-protocol';
 
 export const pTuningV2Lesson: Lesson = {
   id: 'p-tuning-v2',
@@ -91,7 +81,10 @@ export const pTuningV2Lesson: Lesson = {
               : 'Deep prompts did not beat the shallow ones here') +
             `, and ended ${standing(metricAfter(full) - metricAfter(v2), 'full fine-tuning')}.` +
             oneClassNote([pt, v2, full], 2, 'e-mail'),
-          table: { columns: ['method', 'trainable', 'before', 'after'], rows: rowsOf(snap, [pt, v2, full]) },
+          table: {
+            columns: ['method', 'trainable', 'before', 'after'],
+            rows: metricRows(snap, [pt, v2, full]),
+          },
         };
       },
       cost: 'about 30 s in Chromium on wasm, 2 cores',
@@ -132,7 +125,7 @@ export const pTuningV2Lesson: Lesson = {
                 ? 'The linear head did better.'
                 : 'The verbalizer did better here: its label words carry what pretraining knows about them, which matters when training is this short.') +
             oneClassNote([head, verb], 2, 'e-mail'),
-          table: { columns: ['head', 'trainable', 'before', 'after'], rows: rowsOf(snap, [head, verb]) },
+          table: { columns: ['head', 'trainable', 'before', 'after'], rows: metricRows(snap, [head, verb]) },
         };
       },
       cost: 'about 20 s in Chromium on wasm, 2 cores',
@@ -174,7 +167,10 @@ export const pTuningV2Lesson: Lesson = {
               ? 'Deep prompts tagged better than the shallow prompt'
               : 'Deep prompts did not tag better than the shallow prompt') +
             `, and ended ${standing(metricAfter(full) - metricAfter(v2), 'full fine-tuning')}.`,
-          table: { columns: ['method', 'trainable', 'before', 'after'], rows: rowsOf(snap, [pt, v2, full]) },
+          table: {
+            columns: ['method', 'trainable', 'before', 'after'],
+            rows: metricRows(snap, [pt, v2, full]),
+          },
         };
       },
       cost: 'about 20 s in Chromium on wasm, 2 cores',

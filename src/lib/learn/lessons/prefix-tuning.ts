@@ -13,7 +13,7 @@ import {
   int,
   laneOf,
   metricAfter,
-  metricBefore,
+  metricRows,
   metricText,
   oneClassNote,
   raceOf,
@@ -84,12 +84,7 @@ export const prefixTuningLesson: Lesson = {
             oneClassNote([plain, mlp, full], 2, 'e-mail'),
           table: {
             columns: ['method', 'trainable', 'before', 'after'],
-            rows: [plain, mlp, full].map((l) => [
-              l.name,
-              int(l.trainableParams),
-              metricText(snap, metricBefore(l)),
-              metricText(snap, metricAfter(l)),
-            ]),
+            rows: metricRows(snap, [plain, mlp, full]),
           },
         };
       },

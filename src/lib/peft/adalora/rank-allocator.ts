@@ -40,6 +40,13 @@ export function budgetSchedule(
   };
 }
 
+/** A triplet's three variables with the part names its exported state uses. */
+const parts = (t: Triplet): [string, tf.Variable][] => [
+  ['a', t.a],
+  ['e', t.e],
+  ['b', t.b],
+];
+
 export class RankAllocator {
   readonly initBgt: number;
   readonly targetBgt: number;
@@ -131,11 +138,7 @@ export class RankAllocator {
   async exportState(): Promise<Map<string, { shape: number[]; data: Float32Array }>> {
     const out = new Map<string, { shape: number[]; data: Float32Array }>();
     for (const t of this.triplets) {
-      for (const [part, p] of [
-        ['a', t.a],
-        ['e', t.e],
-        ['b', t.b],
-      ] as const) {
+      for (const [part, p] of parts(t)) {
         for (const [kind, m] of [
           ['ipt', this.expAvgIpt],
           ['unc', this.expAvgUnc],
@@ -153,11 +156,7 @@ export class RankAllocator {
   importState(state: Map<string, { shape: number[]; data: Float32Array }>): void {
     this.resetIpt();
     for (const t of this.triplets) {
-      for (const [part, p] of [
-        ['a', t.a],
-        ['e', t.e],
-        ['b', t.b],
-      ] as const) {
+      for (const [part, p] of parts(t)) {
         const ipt = state.get(`${t.name}/${part}/ipt`);
         const unc = state.get(`${t.name}/${part}/unc`);
         if (ipt) this.expAvgIpt.set(p.name, tf.tensor(ipt.data, ipt.shape, 'float32'));
