@@ -150,16 +150,21 @@ test('a pasted DeepSpeed config sets the stage and lists what it ignores; a bad 
     ),
   );
   await page.getByTestId('ds-apply').click();
-  await expect(page.getByTestId('ds-result')).toContainText('Applied: stage 3, gradient checkpointing on');
+  await expect(page.getByTestId('ds-result')).toContainText(
+    'Applied: stage 3, gradient checkpointing on, pages to page memory, gradient accumulation 4, clipping at 1.',
+  );
   await expect(page.getByTestId('offload-stage')).toHaveValue('3');
   await expect(page.getByTestId('offload-gc')).toBeChecked();
+  // offload_param to "cpu" is the page's memory; the accumulation lands in the train settings.
+  await expect(page.getByTestId('offload-device')).toHaveValue('memory');
+  await expect(page.getByTestId('grad-accum')).toHaveValue('4');
   await expect(page.getByTestId('ds-used')).toContainText('zero_optimization.stage');
+  await expect(page.getByTestId('ds-used')).toContainText('gradient_accumulation_steps');
   const ignored = page.getByTestId('ds-ignored');
   await expect(ignored).toContainText('train_micro_batch_size_per_gpu');
   await expect(ignored).toContainText('fp16: PEFT Lab trains in float32');
   await expect(ignored).toContainText('zero_optimization.offload_param.pin_memory');
   await expect(ignored).toContainText('zero_optimization.overlap_comm');
-  await expect(ignored).toContainText('gradient_accumulation_steps: the Lab trains one batch per step');
   await page.getByTestId('ds-result').scrollIntoViewIfNeeded();
   await page.screenshot({ path: 'test-results/screens/offload-deepspeed.png', fullPage: true });
 });
