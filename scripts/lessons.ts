@@ -20,6 +20,7 @@ for (const lesson of LESSONS.filter((l) => !values.lesson || l.id === values.les
   for (const step of lesson.steps.filter((s) => s.run)) {
     const o = await runExperiment(step, {}, engine, { loadedModel: loaded });
     loaded = o.model;
+    if (!o.verdict) throw new Error(`${lesson.id}: ${o.reason}`);
     console.log(`\n## ${lesson.number}. ${lesson.title} — ${step.title}`);
     console.log(`${(o.ms / 1000).toFixed(1)} s · ${o.verdict.outcome}`);
     console.log(o.verdict.text);

@@ -8,6 +8,7 @@
 import { getContext, setContext } from 'svelte';
 import type { BackendInfo } from '../lib/backend/backend';
 import { modelUrl, runExperiment } from '../lib/learn/runner';
+import type { LessonBackend } from '../lib/learn/runner';
 import { knobValues } from '../lib/learn/types';
 import type { Figure, KnobValues, Lesson, LessonStep } from '../lib/learn/types';
 import { taskById } from '../lib/data/tasks/registry';
@@ -15,16 +16,7 @@ import type { ParameterMap } from '../lib/protocol/compare-protocol';
 import { getSetting, setSetting } from '../lib/storage/db';
 import type { JsonValue } from '../lib/storage/db';
 import { CompareClient } from './compare-client';
-import {
-  ExperimentStopped,
-  PROGRESS_KEY,
-  StoppableBackend,
-  progressJson,
-  progressLine,
-  readProgress,
-  stoppedVerdict,
-  withVerdict,
-} from './learn';
+import { PROGRESS_KEY, progressJson, progressLine, readProgress, withVerdict } from './learn';
 import type { Progress } from './learn';
 
 const stepKey = (lessonId: string, step: number): string => `${lessonId}:${step}`;
@@ -52,7 +44,6 @@ export class LearnState {
   private loadedModel: string | null = null;
   /** The worker does one thing at a time: figures and experiments queue here. */
   private queue: Promise<unknown> = Promise.resolve();
-  private stoppable: StoppableBackend | null = null;
 
   progress = $state<Progress>({});
   progressLoaded = $state(false);
@@ -206,51 +197,42 @@ export class LearnState {
     try {
       await this.enqueue(async () => {
         const client = await this.engine();
-        const backend = (this.stoppable = new StoppableBackend({
+        const backend: LessonBackend = {
           loadModel: (req) => client.request('loadModel', req),
           race: (req) => client.request('race', req),
           offloadTrial: (req) => client.request('offloadTrial', req),
           nearestTokens: (req) => client.request('nearestTokens', req),
           rankHistory: (req) => client.request('rankHistory', req),
-        }));
-        if (this.running?.stopping) backend.stop();
-        try {
-          const out = await runExperiment(step, values, backend, {
-            baseUrl: this.baseUrl,
-            loadedModel: this.loadedModel,
-            onRun: ({ index: i, count, run }) => {
-              backend.expect(run.id);
-              // Until the model is loaded again the worker's model is not known for sure.
-              if (run.model !== this.loadedModel) this.loadedModel = null;
-              this.laneNames = {};
-              this.runInfo = {
-                index: i,
-                count,
-                label: run.label,
-                steps:
-                  run.kind === 'race'
-                    ? run.request.settings.steps
-                    : run.kind === 'offload'
-                      ? run.request.steps
-                      : 0,
-              };
-              if (this.running) this.running.line = progressLine(this.runInfo, null, 'starting');
-            },
-          });
-          this.loadedModel = out.model;
-          this.seconds[key] = out.ms / 1000;
+        };
+        const out = await runExperiment(step, values, backend, {
+          baseUrl: this.baseUrl,
+          loadedModel: this.loadedModel,
+          stopped: () => this.running?.stopping ?? false,
+          onRun: ({ index: i, count, run }) => {
+            // Until the model is loaded again the worker's model is not known for sure.
+            if (run.model !== this.loadedModel) this.loadedModel = null;
+            this.laneNames = {};
+            this.runInfo = {
+              index: i,
+              count,
+              label: run.label,
+              steps:
+                run.kind === 'race'
+                  ? run.request.settings.steps
+                  : run.kind === 'offload'
+                    ? run.request.steps
+                    : 0,
+            };
+            if (this.running) this.running.line = progressLine(this.runInfo, null, 'starting');
+          },
+        });
+        this.loadedModel = out.model;
+        this.seconds[key] = out.ms / 1000;
+        if (out.verdict) {
           this.progress = withVerdict(this.progress, lesson.id, index, out.verdict, out.values, {
-            stopped: backend.stopped,
+            stopped: out.stopped,
           });
-        } catch (e) {
-          if (!(e instanceof ExperimentStopped)) throw e;
-          const got = stoppedVerdict(step, backend.results, values);
-          if ('verdict' in got)
-            this.progress = withVerdict(this.progress, lesson.id, index, got.verdict, values, {
-              stopped: true,
-            });
-          else this.errors[key] = got.reason;
-        }
+        } else this.errors[key] = out.reason ?? 'no verdict';
       });
       await this.saveProgress();
     } catch (e) {
@@ -259,7 +241,6 @@ export class LearnState {
     } finally {
       this.running = null;
       this.runInfo = null;
-      this.stoppable = null;
     }
   }
 
@@ -268,7 +249,6 @@ export class LearnState {
     if (!this.running || this.running.stopping) return;
     this.running.stopping = true;
     this.running.line = `${this.running.line} · stopping`;
-    this.stoppable?.stop();
     void this.client?.request('stop', {}).catch(() => undefined);
   }
 

@@ -5,8 +5,6 @@ import { runExperiment } from '../lib/learn/runner';
 import type { Lesson, LessonStep, Verdict } from '../lib/learn/types';
 import type { RaceSnapshot } from '../lib/protocol/compare-protocol';
 import {
-  ExperimentStopped,
-  StoppableBackend,
   doneCount,
   experimentSteps,
   lessonDone,
@@ -14,7 +12,6 @@ import {
   progressJson,
   progressLine,
   readProgress,
-  stoppedVerdict,
   withVerdict,
 } from './learn';
 
@@ -110,22 +107,47 @@ describe('stopping an experiment', () => {
   });
 
   it('stopped during the first run: the second never starts, and there is no verdict', async () => {
-    const b: StoppableBackend = new StoppableBackend(fake(() => b.stop()));
-    await expect(
-      runExperiment(experiment, {}, b, { onRun: ({ run }) => b.expect(run.id) }),
-    ).rejects.toBeInstanceOf(ExperimentStopped);
-    expect(Object.keys(b.results)).toEqual(['a']);
-    const got = stoppedVerdict(experiment, b.results, { steps: 3 });
-    expect('reason' in got && got.reason).toMatch(/no race "b"/);
+    let stop = false;
+    const started: string[] = [];
+    const out = await runExperiment(
+      experiment,
+      {},
+      fake(() => (stop = true)),
+      {
+        stopped: () => stop,
+        onRun: ({ run }) => started.push(run.id),
+      },
+    );
+    expect(started).toEqual(['a']);
+    expect(Object.keys(out.results)).toEqual(['a']);
+    expect(out.stopped).toBe(true);
+    expect(out.verdict).toBeNull();
+    expect(out.reason).toMatch(/no race "b"/);
+  });
+
+  it('stopped before any run: no verdict, and why', async () => {
+    const out = await runExperiment(
+      experiment,
+      {},
+      fake(() => undefined),
+      { stopped: () => true },
+    );
+    expect(out.results).toEqual({});
+    expect(out.verdict).toBeNull();
+    expect(out.reason).toMatch(/stopped before any run finished/);
   });
 
   it('stopped during the last run: the verdict is computed from what ran', async () => {
     let races = 0;
-    const b: StoppableBackend = new StoppableBackend(fake(() => ++races === 2 && b.stop()));
-    const out = await runExperiment(experiment, {}, b, { onRun: ({ run }) => b.expect(run.id) });
-    expect(b.stopped).toBe(true);
+    let stop = false;
+    const out = await runExperiment(
+      experiment,
+      {},
+      fake(() => (stop = ++races === 2)),
+      { stopped: () => stop },
+    );
+    expect(out.stopped).toBe(true);
     expect(out.verdict).toEqual(verdict);
-    expect(stoppedVerdict(experiment, b.results, {})).toEqual({ verdict });
   });
 });
 

@@ -1,11 +1,10 @@
 /**
  * The Learn section's plain logic (the runes state is learn.svelte.ts): a lesson's experiment steps,
  * the reader's progress (which steps have a verdict, and the last one) as stored in the `kv` store,
- * the progress line of a running experiment, a stop switch around the backend, and the body markup
+ * the progress line of a running experiment, and the body markup
  * (`**bold**` and `code`, nothing else). No DOM, no tensors, so all of it is tested in Node.
  */
-import type { LessonBackend } from '../lib/learn/runner';
-import type { KnobValues, Lesson, LessonResults, LessonStep, Outcome, Verdict } from '../lib/learn/types';
+import type { KnobValues, Lesson, LessonStep, Outcome, Verdict } from '../lib/learn/types';
 import type { JsonValue } from '../lib/storage/db';
 
 /** The `kv` key the progress of every lesson is stored under. */
@@ -123,91 +122,6 @@ export function progressLine(
   const head = run.count > 1 ? `run ${run.index + 1} of ${run.count}: ${run.label}` : run.label;
   const tail = step ? `step ${step.step}/${step.steps} of ${step.lane}` : status;
   return tail ? `${head} · ${tail}` : head;
-}
-
-/** Thrown by a stopped backend when the next run would start. */
-export class ExperimentStopped extends Error {
-  override name = 'ExperimentStopped';
-  constructor() {
-    super('the experiment was stopped');
-  }
-}
-
-/**
- * The backend with a stop switch and a record of the results: once stopped, the next model load or
- * run throws ExperimentStopped (the running race stops in the worker and returns what ran). The
- * runner loads and runs one thing at a time, so what finished is in `results`.
- */
-export class StoppableBackend implements LessonBackend {
-  stopped = false;
-  readonly results: LessonResults = {};
-  private nextId: string | null = null;
-
-  constructor(private readonly inner: LessonBackend) {}
-
-  /** The run id the next race or trial belongs to (set from the runner's onRun). */
-  expect(runId: string): void {
-    this.nextId = runId;
-  }
-
-  stop(): void {
-    this.stopped = true;
-  }
-
-  private check(): void {
-    if (this.stopped) throw new ExperimentStopped();
-  }
-
-  loadModel: LessonBackend['loadModel'] = async (req) => {
-    this.check();
-    return this.inner.loadModel(req);
-  };
-
-  race: LessonBackend['race'] = async (req) => {
-    this.check();
-    const snapshot = await this.inner.race(req);
-    if (this.nextId) this.results[this.nextId] = { kind: 'race', snapshot };
-    return snapshot;
-  };
-
-  offloadTrial: LessonBackend['offloadTrial'] = async (req) => {
-    this.check();
-    const trial = await this.inner.offloadTrial(req);
-    if (this.nextId) this.results[this.nextId] = { kind: 'offload', trial };
-    return trial;
-  };
-
-  nearestTokens: LessonBackend['nearestTokens'] = async (req) => {
-    this.check();
-    const nearest = await this.inner.nearestTokens(req);
-    if (this.nextId) this.results[this.nextId] = { kind: 'probe', nearest };
-    return nearest;
-  };
-
-  rankHistory: LessonBackend['rankHistory'] = async (req) => {
-    this.check();
-    const ranks = await this.inner.rankHistory(req);
-    if (this.nextId) this.results[this.nextId] = { kind: 'probe', ranks };
-    return ranks;
-  };
-}
-
-/**
- * The verdict of a stopped experiment from what ran, or the reason there is none (a run that never
- * started: the lesson's check needs every run).
- */
-export function stoppedVerdict(
-  step: LessonStep,
-  results: LessonResults,
-  values: KnobValues,
-): { verdict: Verdict } | { reason: string } {
-  if (!step.check || Object.keys(results).length === 0)
-    return { reason: 'stopped before any run finished: no verdict' };
-  try {
-    return { verdict: step.check(results, values) };
-  } catch (e) {
-    return { reason: `stopped before every run finished, so there is no verdict (${(e as Error).message})` };
-  }
 }
 
 /** A body paragraph's pieces: plain text, `**bold**` and `code` (nothing else is markup). */

@@ -1,8 +1,9 @@
 /**
  * Runs an experiment step's runs one after another on whatever runs races (the compare worker in
  * the browser, a CompareEngine in Node), loading each run's model when it differs from the last,
- * then computes the verdict. Progress is reported per run (the Learn screen stops a run through the
- * backend it passes in).
+ * then computes the verdict. Progress is reported per run; `stopped` is asked before each run, and
+ * a stopped experiment's verdict is computed from the runs that finished (or there is none, and the
+ * outcome says why).
  */
 import type { CompareApi } from '../protocol/compare-protocol';
 import { knobValues } from './types';
@@ -19,7 +20,11 @@ export const NEAREST_K = 3;
 export interface StepOutcome {
   values: KnobValues;
   results: LessonResults;
-  verdict: Verdict;
+  /** Null only for a stopped experiment whose finished runs cannot be judged (`reason` says why). */
+  verdict: Verdict | null;
+  reason?: string;
+  /** The experiment was stopped before its end: the verdict is of what ran. */
+  stopped: boolean;
   /** Wall time of the whole experiment, model loading included. */
   ms: number;
   /** The model the backend holds now. */
@@ -45,6 +50,11 @@ export async function runExperiment(
     loadedModel?: string | null;
     /** The app's base URL (import.meta.env.BASE_URL in the browser; '' in Node). */
     baseUrl?: string;
+    /**
+     * Asked before each run (and after the last): true ends the experiment there. The backend is
+     * expected to end a running race early too (the compare worker's `stop`).
+     */
+    stopped?: () => boolean;
   } = {},
 ): Promise<StepOutcome> {
   if (!step.run || !step.check) throw new Error(`"${step.title}" has no experiment`);
@@ -54,7 +64,12 @@ export async function runExperiment(
   const results: LessonResults = {};
   let loaded = opts.loadedModel ?? null;
   const base = opts.baseUrl ?? '';
+  let stopped = false;
   for (const [index, run] of runs.entries()) {
+    if (opts.stopped?.()) {
+      stopped = true;
+      break;
+    }
     opts.onRun?.({ index, count: runs.length, run });
     // A probe reads the engine's current race, so it must come right after its race.
     if (run.kind === 'probe' && runs[index - 1]?.id !== run.race) {
@@ -66,13 +81,23 @@ export async function runExperiment(
     }
     results[run.id] = await runOne(run, results, backend, base);
   }
-  return {
-    values,
-    results,
-    verdict: step.check(results, values),
-    ms: performance.now() - t0,
-    model: loaded,
-  };
+  stopped ||= opts.stopped?.() ?? false;
+  const ms = performance.now() - t0;
+  const out = { values, results, stopped, ms, model: loaded };
+  if (!stopped) return { ...out, verdict: step.check(results, values) };
+  if (Object.keys(results).length === 0) {
+    return { ...out, verdict: null, reason: 'stopped before any run finished: no verdict' };
+  }
+  try {
+    return { ...out, verdict: step.check(results, values) };
+  } catch (e) {
+    const why = (e as Error).message;
+    return {
+      ...out,
+      verdict: null,
+      reason: `stopped before every run finished, so there is no verdict (${why})`,
+    };
+  }
 }
 
 async function runOne(
