@@ -23,6 +23,7 @@ import type { TaskData } from '../race/task-data';
 import type { TaskInfo } from '../data/tasks/registry';
 import { createAdapter, planAdapter } from '../race/prepare';
 import { runPageStore } from '../offload/run-store';
+import type { PageStore } from '../offload/page-store';
 import { runOffloadTrial } from './offload-trial';
 import { parameterMap } from '../race/where';
 import type {
@@ -384,15 +385,15 @@ export class CompareEngine implements CompareApi {
     this.running = true;
     this.emit('status', { phase: 'racing', message: `offload trial: stage ${req.offload.stage}` });
     // The trial's pages are cleared at its end: nothing of it stays in the browser's storage.
-    const opened: { clear?: () => Promise<void> }[] = [];
+    const opened: PageStore[] = [];
     try {
       return await runOffloadTrial(model, tokenizer, this.modelId, data, req, async (kind) => {
         const store = await runPageStore(kind, 'offload-trial', req.offload.device);
-        opened.push(store as { clear?: () => Promise<void> });
+        opened.push(store);
         return store;
       });
     } finally {
-      for (const s of opened) await s.clear?.();
+      for (const s of opened) await s.clear();
       this.running = false;
       this.emit('status', { phase: 'idle', message: 'offload trial finished' });
     }

@@ -34,4 +34,8 @@ export class FilePageStore implements PageStore {
   async delete(key: string): Promise<void> {
     await rm(join(this.dir, fileOf(key)), { force: true });
   }
+
+  async clear(): Promise<void> {
+    await rm(this.dir, { recursive: true, force: true });
+  }
 }

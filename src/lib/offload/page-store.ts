@@ -15,6 +15,8 @@ export interface PageStore {
   /** The bytes stored under `key`; a StorageError names a missing page. */
   get(key: string): Promise<Uint8Array>;
   delete(key: string): Promise<void>;
+  /** Deletes every page of this store. */
+  clear(): Promise<void>;
 }
 
 export function checkPageSize(key: string, bytes: Uint8Array): void {
@@ -42,6 +44,10 @@ export class MemoryPageStore implements PageStore {
 
   async delete(key: string): Promise<void> {
     this.pages.delete(key);
+  }
+
+  async clear(): Promise<void> {
+    this.pages.clear();
   }
 
   get size(): number {

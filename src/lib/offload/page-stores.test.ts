@@ -36,6 +36,17 @@ describe.each(STORES)('%s page store', (_name, open) => {
     await expect(store.get('nope')).rejects.toThrow(/nope/);
   });
 
+  it('clears every page, and takes pages again afterwards', async () => {
+    const store = await open();
+    await store.put('a#0', Uint8Array.of(1));
+    await store.put('b#0', Uint8Array.of(2));
+    await store.clear();
+    await expect(store.get('a#0')).rejects.toThrow(StorageError);
+    await expect(store.get('b#0')).rejects.toThrow(StorageError);
+    await store.put('a#0', Uint8Array.of(3));
+    expect(Array.from(await store.get('a#0'))).toEqual([3]);
+  });
+
   it('refuses a page over the record limit', async () => {
     const store = await open();
     // A view of the right length is enough: the check is on byteLength, before any copy.
