@@ -20,7 +20,7 @@ import type { Gpt2Config } from '../../../src/lib/model/config';
 import { methodInfo } from '../../../src/lib/peft/catalog';
 import type { TaskType } from '../../../src/lib/peft/types';
 import { activationTerms, ledgerProfile, measureLedger, predictLedger } from '../../../src/lib/race/ledger';
-import { createAdapter, planAdapter } from '../../../src/lib/race/prepare';
+import { createAdapter, planAdapter } from '../../../src/lib/train/plan';
 import type { TextTokenizer } from '../../../src/lib/tokenizer/tokenizer';
 import { clsBatchSource } from '../../../src/lib/train/classification';
 import { Rng } from '../../../src/lib/train/rng';

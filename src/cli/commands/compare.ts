@@ -92,7 +92,7 @@ ${GLOBAL_HELP}`,
     await startBackend(flags);
     const { loadModel, needTokenizer } = await import('../load');
     const { Race } = await import('../../lib/race/race');
-    const { loadTaskData } = await import('../../lib/race/task-data');
+    const { loadTaskData } = await import('../../lib/data/task-data');
     const { defaultBudget, sizeToBudget } = await import('../../lib/race/equal-budget');
     const { raceResults, resultsCsv } = await import('../../lib/race/results');
     const m = loadModel(files);

@@ -11,7 +11,7 @@ import type { Command } from '../command';
 import { GLOBAL_HELP, print, startBackend } from '../command';
 import { readAdapterDir, readModelDir, readText } from '../model-dir';
 import { DEFAULT_TASK, TASKS, taskByName } from '../tasks';
-import { EVAL_EXAMPLES } from '../../lib/race/task-data';
+import { EVAL_EXAMPLES } from '../../lib/data/task-data';
 
 /** As `train`: at most this many batches of held-out text. */
 const EVAL_BATCHES = 16;
@@ -77,7 +77,8 @@ ${GLOBAL_HELP}`,
         throw new UsageError(`--seq-len: ${(e as Error).message}`);
       }
     }
-    const { encodeClsSplit, evaluateTask } = await import('../../lib/race/task-data');
+    const { encodeClsSplit } = await import('../../lib/data/task-data');
+    const { evaluateTask } = await import('../../lib/train/task-eval');
     const validFile = join(task.dir, task.info.files.validation);
     let result: Record<string, unknown>;
     if (isLm) {

@@ -20,7 +20,7 @@ import {
 import { formatDuration, formatRate } from '../progress';
 import { runSteps } from '../run-steps';
 import { DEFAULT_TASK, TASKS, taskByName } from '../tasks';
-import { EVAL_EXAMPLES } from '../../lib/race/task-data';
+import { EVAL_EXAMPLES } from '../../lib/data/task-data';
 
 /** Causal-LM held-out evaluation covers at most this many batches, so it takes seconds, not minutes. */
 const EVAL_BATCHES = 16;
@@ -101,8 +101,9 @@ ${GLOBAL_HELP}`,
     const { saveAdapter } = await import('../../lib/io/peft-format');
     const { countParameters } = await import('../../lib/model/config');
     const { countTrainable } = await import('../../lib/peft/state');
-    const { createAdapter } = await import('../../lib/race/prepare');
-    const { evaluateTask, loadTaskData, taskBatchSource } = await import('../../lib/race/task-data');
+    const { createAdapter } = await import('../../lib/train/plan');
+    const { loadTaskData } = await import('../../lib/data/task-data');
+    const { evaluateTask, taskBatchSource } = await import('../../lib/train/task-eval');
     const m = loadModel(files);
     const tokenizer = needTokenizer(m, 'train');
     const { model } = m;

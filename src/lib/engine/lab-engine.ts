@@ -34,9 +34,10 @@ import { Trainer } from '../train/trainer';
 import type { TaskInfo } from '../data/tasks/registry';
 import { findTask, isImportedUrl, readImportedFile } from '../data/imported';
 import type { TaskHead } from '../model/heads';
-import { createAdapter, planAdapter } from '../race/prepare';
-import { evaluateTask, loadTaskData, metricOf, taskBatchSource } from '../race/task-data';
-import type { TaskData } from '../race/task-data';
+import { createAdapter, planAdapter } from '../train/plan';
+import { loadTaskData, metricOf } from '../data/task-data';
+import { evaluateTask, taskBatchSource } from '../train/task-eval';
+import type { TaskData } from '../data/task-data';
 import type {
   AdapterSummary,
   EvalPoint,

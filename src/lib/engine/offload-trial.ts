@@ -12,9 +12,9 @@ import { OffloadSession } from '../offload/session';
 import type { OffloadRequest } from '../offload/session';
 import type { PagerStats } from '../offload/layer-pager';
 import type { PageKind, PageStore } from '../offload/page-store';
-import { createAdapter, planAdapter } from '../race/prepare';
-import { taskBatchSource } from '../race/task-data';
-import type { TaskData } from '../race/task-data';
+import { createAdapter, planAdapter } from '../train/plan';
+import { taskBatchSource } from '../train/task-eval';
+import type { TaskData } from '../data/task-data';
 import type { TextTokenizer } from '../tokenizer/tokenizer';
 import { Trainer } from '../train/trainer';
 

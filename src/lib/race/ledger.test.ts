@@ -28,7 +28,7 @@ import {
   predictLedger,
 } from './ledger';
 import type { MemoryLedger } from './ledger';
-import { createAdapter, planAdapter } from './prepare';
+import { createAdapter, planAdapter } from '../train/plan';
 
 const CONFIG: Gpt2Config = {
   vocabSize: 130,

@@ -10,8 +10,8 @@ import { taskById } from '../data/tasks/registry';
 import { methodByCliName } from '../peft/registry';
 import { Race } from './race';
 import type { LaneState, RaceSettings } from './race';
-import { loadTaskData } from './task-data';
-import type { TaskData } from './task-data';
+import { loadTaskData } from '../data/task-data';
+import type { TaskData } from '../data/task-data';
 import { defaultBudget, sizeToBudget } from './equal-budget';
 import { raceResults } from './results';
 

@@ -18,9 +18,11 @@ import type { TextTokenizer } from '../tokenizer/tokenizer';
 import { Trainer } from '../train/trainer';
 import { measureLedger, predictLedger } from './ledger';
 import type { MemoryLedger } from './ledger';
-import { createAdapter, planAdapter } from './prepare';
-import { evaluateTask, metricOf, taskBatchSource } from './task-data';
-import type { RaceMetric, TaskData, TaskScore } from './task-data';
+import { createAdapter, planAdapter } from '../train/plan';
+import { metricOf } from '../data/task-data';
+import { evaluateTask, taskBatchSource } from '../train/task-eval';
+import type { RaceMetric, TaskData } from '../data/task-data';
+import type { TaskScore } from '../train/task-eval';
 
 export interface LaneSpec {
   /** Registry cliName, e.g. "lora". */

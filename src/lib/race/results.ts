@@ -5,8 +5,8 @@
  * here: the UI and the CLI both import it.
  */
 import type { LaneState } from './race';
-import type { RaceMetric } from './task-data';
-import { higherIsBetter } from './task-data';
+import type { RaceMetric } from '../data/task-data';
+import { higherIsBetter } from '../data/task-data';
 
 export interface ResultRow {
   id: string;

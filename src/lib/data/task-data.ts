@@ -1,20 +1,15 @@
 /**
  * A task's training and validation data, tokenized once with the model's tokenizer, whatever reads
  * the split files (fetch in the browser, the file system in the CLI): next-token streams for
- * CAUSAL_LM, encoded examples for SEQ_CLS / TOKEN_CLS. Also the task's batch source for a Trainer
- * and its held-out score (loss and the task metric), so every lane of a race is fed and judged
- * by the same code.
+ * CAUSAL_LM, encoded examples for SEQ_CLS / TOKEN_CLS, and the metric the task is judged by. No
+ * tfjs: the UI reads the metric helpers. Batching and scoring with a model live in
+ * train/task-eval.ts, so the Lab, the CLI and every lane of a race are fed and judged by one code.
  */
 import { FileLoadError, PeftConfigError } from '../errors';
-import { encodeSeqCls, encodeTokenCls, parseTemplate } from '../data/cls-data';
-import type { EncodedSet, PromptTemplate } from '../data/cls-data';
-import type { TaskInfo } from '../data/tasks/registry';
-import type { Gpt2Model } from '../model/gpt2';
-import type { Adapter } from '../peft/types';
+import { encodeSeqCls, encodeTokenCls, parseTemplate } from './cls-data';
+import type { EncodedSet, PromptTemplate } from './cls-data';
+import type { TaskInfo } from './tasks/registry';
 import type { TextTokenizer } from '../tokenizer/tokenizer';
-import { clsBatchSource, evaluateClassification } from '../train/classification';
-import { evaluateLm, lmBatchSource } from '../train/trainer';
-import type { BatchSource } from '../train/trainer';
 
 /** Reads one split file of the task (a name from `TaskInfo.files`) as text. */
 export type ReadSplit = (file: string) => Promise<string>;
@@ -160,45 +155,4 @@ export async function loadTaskData(
     throw new FileLoadError(`${info.id}: the train or validation split has no examples`);
   }
   return { kind: 'cls', info, train, valid };
-}
-
-/** The batches a Trainer draws for this task. */
-export function taskBatchSource(data: TaskData, seqLen: number): BatchSource {
-  return data.kind === 'lm' ? lmBatchSource(data.train, seqLen) : clsBatchSource(data.train);
-}
-
-export interface TaskScore {
-  loss: number;
-  /** The task metric (metricOf): perplexity, accuracy or token accuracy. */
-  metric: number;
-  /** Classification only: macro-F1 over the same predictions. */
-  macroF1?: number;
-  /** Causal LM only: tokens scored. */
-  tokens?: number;
-}
-
-/** Held-out loss and metric of the model with `adapter` (its head for classification). */
-export async function evaluateTask(
-  model: Gpt2Model,
-  adapter: Adapter | null,
-  data: TaskData,
-  opts: { batchSize: number; seqLen: number; maxBatches?: number },
-): Promise<TaskScore> {
-  if (data.kind === 'lm') {
-    const e = await evaluateLm(model, adapter, data.valid, {
-      batchSize: opts.batchSize,
-      seqLen: opts.seqLen,
-      maxBatches: opts.maxBatches ?? EVAL_BATCHES,
-    });
-    return { loss: e.loss, metric: e.perplexity, tokens: e.tokens };
-  }
-  const head = adapter?.head;
-  if (!head)
-    throw new FileLoadError(`${data.info.id} is a ${data.info.taskType} task: the adapter needs a head`);
-  const e = await evaluateClassification(model, adapter, head, data.valid, { batchSize: opts.batchSize });
-  return {
-    loss: e.loss,
-    metric: data.info.taskType === 'TOKEN_CLS' ? (e.tokenAccuracy ?? e.accuracy) : e.accuracy,
-    macroF1: e.macroF1,
-  };
 }
