@@ -1,7 +1,7 @@
 /**
  * Named errors. Every failure a user can cause has its own class, so the UI, the CLI and the
  * worker protocol can tell them apart; the message is one line that says what is wrong and what to do.
- * Errors cross the worker boundary as {name, message} and are rebuilt with `rebuildError`.
+ * Errors cross the worker boundary as {name, message, fields} and are rebuilt with `rebuildError`.
  */
 export class PeftLabError extends Error {
   // Names are spelled out, not taken from the constructor: a minified build renames classes.
@@ -91,7 +91,7 @@ export type DataImportErrorCode =
 /**
  * User data that cannot be imported. The message is one sentence for the user: the line (when there
  * is one), the fault, and what to do about it. `code` and `line` are for the UI (highlighting a
- * line, say); across the worker boundary only {name, message} survive, which is enough to show it.
+ * line, say); they cross the worker boundary with the message (see `serializeError`).
  */
 export class DataImportError extends PeftLabError {
   // Spelled out: a minified build renames classes.
@@ -105,6 +105,40 @@ export class DataImportError extends PeftLabError {
     this.code = code;
     this.line = line;
   }
+}
+
+/** A request that must wait: training or a race is running, and has to pause, stop or finish first. */
+export class BusyError extends PeftLabError {
+  override name = 'BusyError';
+}
+/**
+ * A request for something that is not there (yet): no model loaded, no adapter trained, no race
+ * started, or a lane without the soft prompt or rank history asked for.
+ */
+export class NotReadyError extends PeftLabError {
+  override name = 'NotReadyError';
+}
+/** Text typed in that cannot be used: an empty prompt, a sentence longer than the model reads, a name taken. */
+export class InputError extends PeftLabError {
+  override name = 'InputError';
+}
+/**
+ * A run setting the run cannot take: an unknown task, a sequence longer than the model reads, no
+ * lanes, gradient accumulation or clipping out of range, an offload budget too small.
+ */
+export class SettingsError extends PeftLabError {
+  override name = 'SettingsError';
+}
+/** A saved checkpoint that is missing, or was made by another model, method or configuration. */
+export class CheckpointError extends PeftLabError {
+  override name = 'CheckpointError';
+}
+/**
+ * A broken invariant of the code itself, which nothing a user gives can cause: a bug to report.
+ * Deliberately not a PeftLabError, so the CLI calls it unexpected and offers the stack trace.
+ */
+export class InternalError extends Error {
+  override name = 'InternalError';
 }
 
 const ERROR_CLASSES = {
@@ -122,26 +156,58 @@ const ERROR_CLASSES = {
   BackendError,
   CancelledError,
   DataImportError,
+  BusyError,
+  NotReadyError,
+  InputError,
+  SettingsError,
+  CheckpointError,
+  InternalError,
 } as const;
 
 export type ErrorName = keyof typeof ERROR_CLASSES;
+
+/** A field an error carries besides its name and message; plain values post between threads as they are. */
+export type ErrorField = string | number | boolean | null;
 
 /** Plain form of an error, safe to post between threads. */
 export interface SerializedError {
   name: string;
   message: string;
+  /** The error's own fields (DataImportError's `code` and `line`); absent when it has none. */
+  fields?: Record<string, ErrorField>;
 }
 
+/** Set by Error itself, or spelled out in the wire form. */
+const NOT_FIELDS = new Set(['name', 'message', 'stack', 'cause']);
+
+/**
+ * The error's own enumerable fields with plain values are carried generically, so a class that adds
+ * a field (a code, a line, a byte count) keeps it across the worker with no change here. Undefined
+ * fields are left out (the class's default applies on the other side); objects are not carried,
+ * since a structured clone would copy them but a JSON log would not, and no class needs one.
+ */
 export function serializeError(e: unknown): SerializedError {
-  if (e instanceof Error) return { name: e.name, message: e.message };
-  return { name: 'Error', message: String(e) };
+  if (!(e instanceof Error)) return { name: 'Error', message: String(e) };
+  const out: SerializedError = { name: e.name, message: e.message };
+  const fields: Record<string, ErrorField> = {};
+  for (const [k, v] of Object.entries(e)) {
+    if (NOT_FIELDS.has(k)) continue;
+    if (v === null || typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') fields[k] = v;
+  }
+  if (Object.keys(fields).length > 0) out.fields = fields;
+  return out;
 }
 
-/** Rebuilds the named class from {name, message}; unknown names become a plain Error with that name. */
+/**
+ * Rebuilds the named class from its wire form, fields included. An unknown name (a DOMException's
+ * QuotaExceededError, a class from a newer worker) becomes a plain Error that keeps the name, the
+ * message and the fields, so it reads the same.
+ */
 export function rebuildError(s: SerializedError): Error {
-  const cls = (ERROR_CLASSES as Record<string, typeof PeftLabError | undefined>)[s.name];
-  if (cls) return new cls(s.message);
-  const e = new Error(s.message);
-  e.name = s.name;
+  const cls = (ERROR_CLASSES as Record<string, (new (message: string) => Error) | undefined>)[s.name];
+  const e = cls ? new cls(s.message) : new Error(s.message);
+  if (!cls) e.name = s.name;
+  // What was sent overwrites the constructor's defaults (DataImportError's code 'bad-options').
+  for (const [k, v] of Object.entries(s.fields ?? {})) if (!NOT_FIELDS.has(k)) Object.assign(e, { [k]: v });
   return e;
 }

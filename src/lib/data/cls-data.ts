@@ -11,6 +11,7 @@
 import type { TextTokenizer } from '../tokenizer/tokenizer';
 import type { Rng } from '../train/rng';
 import { IGNORE_INDEX, alignWordLabels } from './tasks/align';
+import { InternalError, PeftConfigError } from '../errors';
 
 export type ClsTaskType = 'SEQ_CLS' | 'TOKEN_CLS';
 
@@ -60,7 +61,7 @@ export function encodeSeqCls(
   const after = template.after ? tok.encode(template.after) : [];
   const room = maxLength - before.length - after.length;
   if (room < 1) {
-    throw new RangeError(
+    throw new PeftConfigError(
       `the prompt template takes ${before.length + after.length} tokens, leaving no room for the input in ${maxLength}: shorten it or raise the sequence length`,
     );
   }
@@ -84,7 +85,7 @@ export interface PromptTemplate {
 export function parseTemplate(template: string): PromptTemplate {
   const parts = template.split('{text}');
   if (parts.length !== 2) {
-    throw new RangeError(
+    throw new PeftConfigError(
       `a prompt template needs exactly one {text} where the input goes; "${template}" has ${parts.length - 1}`,
     );
   }
@@ -116,7 +117,7 @@ export function padBatch(set: EncodedSet, indices: readonly number[]): ClsBatch 
   const B = indices.length;
   const rows = indices.map((i) => {
     const e = set.examples[i];
-    if (!e) throw new RangeError(`example ${i} is outside 0..${set.examples.length - 1}`);
+    if (!e) throw new InternalError(`example ${i} is outside 0..${set.examples.length - 1}`);
     return e;
   });
   const T = Math.max(1, ...rows.map((e) => e.ids.length));
@@ -137,7 +138,8 @@ export function padBatch(set: EncodedSet, indices: readonly number[]): ClsBatch 
 
 /** n example indices drawn uniformly with replacement (so a checkpoint's RNG state is the whole sampler state). */
 export function sampleIndices(count: number, n: number, rng: Rng): number[] {
-  if (count < 1) throw new RangeError('the classification set has no examples');
+  // Internal: loading refuses a split with no examples (FileLoadError).
+  if (count < 1) throw new InternalError('the classification set has no examples');
   return Array.from({ length: n }, () => rng.int(count));
 }
 

@@ -3,6 +3,7 @@
  * the same seed gives the same batches) and fixed, non-overlapping windows for evaluation.
  */
 import type { Rng } from '../train/rng';
+import { FileLoadError } from '../errors';
 
 export interface LmBatch {
   /** [B * T] input ids, row-major. */
@@ -17,7 +18,9 @@ export type TokenStream = Uint16Array | Int32Array | number[];
 
 export function randomLmBatch(tokens: TokenStream, batch: number, seqLen: number, rng: Rng): LmBatch {
   if (tokens.length < seqLen + 1) {
-    throw new RangeError(`the corpus has ${tokens.length} tokens, fewer than one window of ${seqLen + 1}`);
+    throw new FileLoadError(
+      `the corpus has ${tokens.length} tokens, fewer than one window of ${seqLen + 1}: lower the sequence length or use a longer text`,
+    );
   }
   const ids = new Int32Array(batch * seqLen);
   const labels = new Int32Array(batch * seqLen);

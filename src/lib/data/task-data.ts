@@ -102,12 +102,8 @@ export async function loadTaskData(
       `a prompt template wraps a sequence-classification input; ${info.title} is ${info.taskType}: clear the template`,
     );
   }
-  let template: PromptTemplate | undefined;
-  try {
-    template = opts.template ? parseTemplate(opts.template) : undefined;
-  } catch (e) {
-    throw new PeftConfigError((e as Error).message);
-  }
+  // A template without exactly one {text} is refused as a PeftConfigError by parseTemplate.
+  const template = opts.template ? parseTemplate(opts.template) : undefined;
   const [trainText, validText] = await Promise.all([read(info.files.train), read(info.files.validation)]);
   if (info.taskType === 'CAUSAL_LM') {
     const train = Int32Array.from(tokenizer.encode(trainText));
@@ -127,30 +123,25 @@ export async function loadTaskData(
     return { kind: 'lm', info, train, valid };
   }
   const where = (file: string): string => `${info.id}/${file}`;
-  let train: EncodedSet, valid: EncodedSet;
-  try {
-    train = encodeClsSplit(
-      info,
-      trainText,
-      where(info.files.train),
-      tokenizer,
-      opts.seqLen,
-      Infinity,
-      template,
-    );
-    valid = encodeClsSplit(
-      info,
-      validText,
-      where(info.files.validation),
-      tokenizer,
-      opts.seqLen,
-      opts.evalExamples ?? EVAL_EXAMPLES,
-      template,
-    );
-  } catch (e) {
-    if (e instanceof RangeError) throw new PeftConfigError(e.message);
-    throw e;
-  }
+  // A template that leaves no room for the input is refused as a PeftConfigError by encodeSeqCls.
+  const train = encodeClsSplit(
+    info,
+    trainText,
+    where(info.files.train),
+    tokenizer,
+    opts.seqLen,
+    Infinity,
+    template,
+  );
+  const valid = encodeClsSplit(
+    info,
+    validText,
+    where(info.files.validation),
+    tokenizer,
+    opts.seqLen,
+    opts.evalExamples ?? EVAL_EXAMPLES,
+    template,
+  );
   if (train.examples.length === 0 || valid.examples.length === 0) {
     throw new FileLoadError(`${info.id}: the train or validation split has no examples`);
   }

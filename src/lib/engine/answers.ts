@@ -5,7 +5,7 @@
  * (WebGPU).
  */
 import * as tf from '@tensorflow/tfjs';
-import { PeftLabError } from '../errors';
+import { InputError } from '../errors';
 import { encodeSeqCls, encodeTokenCls, padBatch } from '../data/cls-data';
 import { IGNORE_INDEX } from '../data/tasks/align';
 import type { Gpt2Model } from '../model/gpt2';
@@ -36,7 +36,7 @@ export async function classifyText(
     tokenizer.eosTokenId ?? 0,
     model.config.nPositions - reservedPositions(adapter),
   );
-  if (set.examples[0]!.ids.length === 0) throw new PeftLabError('the text is empty: type some text first');
+  if (set.examples[0]!.ids.length === 0) throw new InputError('the text is empty: type some text first');
   const logits = tf.tidy(() => clsLogits(model, adapter, head, padBatch(set, [0]), false, 0)); // [1, L]
   const row = await logits.data();
   logits.dispose();
@@ -52,7 +52,7 @@ export async function tagWords(
   text: string,
 ): Promise<{ words: string[]; ids: number[] }> {
   const words = text.split(/\s+/).filter((w) => w !== '');
-  if (words.length === 0) throw new PeftLabError('the text is empty: type a sentence first');
+  if (words.length === 0) throw new InputError('the text is empty: type a sentence first');
   const max = model.config.nPositions - reservedPositions(adapter);
   const set = encodeTokenCls(
     tokenizer,
@@ -62,7 +62,7 @@ export async function tagWords(
   );
   const ex = set.examples[0]!;
   if (ex.ids.length > max) {
-    throw new PeftLabError(
+    throw new InputError(
       `the sentence is ${ex.ids.length} tokens; this model reads at most ${max}: shorten it`,
     );
   }

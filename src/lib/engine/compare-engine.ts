@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { chooseBackend } from '../backend/backend';
-import { PeftLabError } from '../errors';
+import { BusyError, InputError, NotReadyError, SettingsError } from '../errors';
 import { generate } from '../model/generate';
 import type { Gpt2Model } from '../model/gpt2';
 import { findTask, isImportedUrl, readImportedFile } from '../data/imported';
@@ -61,17 +61,17 @@ export class CompareEngine implements CompareApi {
   }
 
   private need(): { model: Gpt2Model; tokenizer: TextTokenizer } {
-    if (!this.model || !this.tokenizer) throw new PeftLabError('no model is loaded: pick a model first');
+    if (!this.model || !this.tokenizer) throw new NotReadyError('no model is loaded: pick a model first');
     return { model: this.model, tokenizer: this.tokenizer };
   }
 
   private needRace(): Race {
-    if (!this.current) throw new PeftLabError('there is no race yet: start one first');
+    if (!this.current) throw new NotReadyError('there is no race yet: start one first');
     return this.current;
   }
 
   private idle(what: string): void {
-    if (this.running) throw new PeftLabError(`a race is running: stop it or let it finish before ${what}`);
+    if (this.running) throw new BusyError(`a race is running: stop it or let it finish before ${what}`);
   }
 
   async loadModel(req: CompareRequestOf<'loadModel'>): Promise<ModelSummary> {
@@ -94,7 +94,8 @@ export class CompareEngine implements CompareApi {
   async budget(req: CompareRequestOf<'budget'>): Promise<CompareReplyOf<'budget'>> {
     const { model } = this.need();
     const info = await findTask(req.task);
-    if (!info) throw new PeftLabError(`unknown task "${req.task}"`);
+    if (!info)
+      throw new SettingsError(`unknown task "${req.task}": pick a built-in task or an imported data set`);
     return { defaultBudget: defaultBudget(model, info.taskType) };
   }
 
@@ -111,12 +112,12 @@ export class CompareEngine implements CompareApi {
   async race(req: CompareRequestOf<'race'>): Promise<RaceSnapshot> {
     const { model, tokenizer } = this.need();
     this.idle('starting another');
-    if (req.lanes.length === 0) throw new PeftLabError('pick at least one method to race');
+    if (req.lanes.length === 0) throw new SettingsError('pick at least one method to race');
     const info = await this.needTask(req.task);
     // Settings the model cannot take are refused before seconds of tokenizing, and before the
     // finished race is freed.
     if (req.settings.seqLen > model.config.nPositions) {
-      throw new PeftLabError(
+      throw new SettingsError(
         `sequence length ${req.settings.seqLen} exceeds the model's ${model.config.nPositions} positions: shorten it`,
       );
     }
@@ -178,7 +179,8 @@ export class CompareEngine implements CompareApi {
 
   private async needTask(task: string): Promise<TaskInfo> {
     const info = await findTask(task);
-    if (!info) throw new PeftLabError(`unknown task "${task}": pick a built-in task or an imported data set`);
+    if (!info)
+      throw new SettingsError(`unknown task "${task}": pick a built-in task or an imported data set`);
     return info;
   }
 
@@ -283,7 +285,7 @@ export class CompareEngine implements CompareApi {
     req: { text: string; maxNewTokens: number },
   ): Promise<string> {
     const promptIds = tokenizer.encode(req.text);
-    if (promptIds.length === 0) throw new PeftLabError('the prompt is empty: type some text first');
+    if (promptIds.length === 0) throw new InputError('the prompt is empty: type some text first');
     const ids = await generate(
       model,
       promptIds,
@@ -306,7 +308,9 @@ export class CompareEngine implements CompareApi {
     // A soft prompt is read from the adapter itself: it need not be on the model.
     const adapter = race.laneAdapter(req.laneId);
     if (adapter.kind !== 'prompt') {
-      throw new PeftLabError('only prompt tuning and P-tuning put virtual tokens in the input to read back');
+      throw new NotReadyError(
+        'only prompt tuning and P-tuning put virtual tokens in the input to read back: pick one of their lanes',
+      );
     }
     const prompts = tf.tidy(() => tf.squeeze(adapter.promptEmbeddings(1, false, 0), [0]) as tf.Tensor2D);
     const rows = await nearestTokenIds(model, prompts, req.k);
@@ -325,7 +329,7 @@ export class CompareEngine implements CompareApi {
       siteNames?: () => string[];
     };
     if (!adapter.rankHistory || !adapter.siteNames) {
-      throw new PeftLabError('only AdaLoRA moves its rank budget: pick an AdaLoRA lane');
+      throw new NotReadyError('only AdaLoRA moves its rank budget: pick an AdaLoRA lane');
     }
     const initR = (adapter.config as unknown as { initR: number }).initR;
     const matrices = adapter.siteNames();

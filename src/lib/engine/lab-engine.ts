@@ -8,7 +8,16 @@ import { chooseBackend } from '../backend/backend';
 import { classifyText, tagWords } from './answers';
 import { fetchModelFiles, modelFromFiles } from './model-files';
 import type { FetchBytes } from './model-files';
-import { CancelledError, FileLoadError, PeftLabError } from '../errors';
+import {
+  BusyError,
+  CancelledError,
+  CheckpointError,
+  FileLoadError,
+  InputError,
+  NotReadyError,
+  SettingsError,
+  StorageError,
+} from '../errors';
 import { loadAdapterAndMethod, saveAdapter } from '../io/peft-format';
 import { checkRepoId, downloadHubModel } from '../io/hub';
 import { getModel, openLabDb, saveModel } from '../storage/db';
@@ -97,7 +106,7 @@ export class LabEngine implements LabApi {
   }
 
   private need(): { model: Gpt2Model; tokenizer: TextTokenizer } {
-    if (!this.model || !this.tokenizer) throw new PeftLabError('no model is loaded: pick a model first');
+    if (!this.model || !this.tokenizer) throw new NotReadyError('no model is loaded: pick a model first');
     return { model: this.model, tokenizer: this.tokenizer };
   }
 
@@ -107,7 +116,7 @@ export class LabEngine implements LabApi {
   }
 
   async loadModelFiles(req: RequestOf<'loadModelFiles'>): Promise<ModelSummary> {
-    if (this.training) throw new PeftLabError('training is running: stop it before switching models');
+    if (this.training) throw new BusyError('training is running: stop it before switching models');
     const { model, tokenizer, summary } = modelFromFiles(req.id, req);
     this.dropAllAdapters();
     this.model?.dispose();
@@ -125,7 +134,7 @@ export class LabEngine implements LabApi {
    * own tokenizer (public/tokenizers/gpt2).
    */
   async loadHubModel(req: RequestOf<'loadHubModel'>): Promise<ModelSummary & { cached: boolean }> {
-    if (this.training) throw new PeftLabError('training is running: stop it before switching models');
+    if (this.training) throw new BusyError('training is running: stop it before switching models');
     const repo = checkRepoId(req.repoId);
     const id = `hub: ${repo}`;
     const canCache = typeof indexedDB !== 'undefined';
@@ -236,22 +245,22 @@ export class LabEngine implements LabApi {
 
   async train(req: TrainRequest): Promise<ReplyOf<'train'>> {
     const { model } = this.need();
-    if (this.training) throw new PeftLabError('training is already running');
+    if (this.training) throw new BusyError('training is already running: stop it first');
     const taskId = req.task ?? DEFAULT_TASK;
     const info = await findTask(taskId);
     if (!info) {
-      throw new PeftLabError(
+      throw new SettingsError(
         `unknown task "${taskId}": pick a built-in task or a data set imported on the Data screen`,
       );
     }
     const { gradAccumSteps = 1, maxGradNorm = 1 } = req.train;
     if (!Number.isInteger(gradAccumSteps) || gradAccumSteps < 1 || gradAccumSteps > 256) {
-      throw new PeftLabError(
+      throw new SettingsError(
         `gradient accumulation must be a whole number of micro-batches from 1 to 256, got ${gradAccumSteps}`,
       );
     }
     if (!(maxGradNorm >= 0)) {
-      throw new PeftLabError(`gradient clipping must be a norm of 0 (off) or more, got ${maxGradNorm}`);
+      throw new SettingsError(`gradient clipping must be a norm of 0 (off) or more, got ${maxGradNorm}`);
     }
     const { method, config } = planAdapter(model, req.method, req.config, info, req.train, this.modelId);
     // From here the engine is busy: model switches are refused, and a stop that arrives while the
@@ -313,13 +322,13 @@ export class LabEngine implements LabApi {
       if (req.resume && db && req.checkpoint) {
         const saved = (await readManifest(db, req.checkpoint.runId))?.meta as { modelId?: string } | null;
         if (saved?.modelId && saved.modelId !== this.modelId) {
-          throw new PeftLabError(
+          throw new CheckpointError(
             `the checkpoint of this run was made on ${saved.modelId}, not ${this.modelId}: load ${saved.modelId} and resume again`,
           );
         }
         const m = await resumeFromCheckpoint(db, req.checkpoint.runId, trainer);
         if (!m)
-          throw new PeftLabError(
+          throw new CheckpointError(
             `there is no checkpoint of ${req.checkpoint.runId} to resume: start the run again`,
           );
         this.emit('checkpoint', { runId: m.runId, step: m.step, bytes: m.bytes, resumed: true });
@@ -378,7 +387,9 @@ export class LabEngine implements LabApi {
 
   private async checkpointDb(): Promise<LabDb> {
     if (typeof indexedDB === 'undefined')
-      throw new PeftLabError('checkpoints need IndexedDB, which this runtime lacks');
+      throw new StorageError(
+        'checkpoints need IndexedDB, which this runtime lacks: use a browser that has it, or train with checkpoint every N steps at 0',
+      );
     return openLabDb();
   }
 
@@ -418,9 +429,9 @@ export class LabEngine implements LabApi {
   async generate(req: RequestOf<'generate'>): Promise<ReplyOf<'generate'>> {
     const { model, tokenizer } = this.need();
     if (this.training && !this.paused)
-      throw new PeftLabError('training is running: pause or stop it to generate');
+      throw new BusyError('training is running: pause or stop it to generate');
     const promptIds = tokenizer.encode(req.prompt);
-    if (promptIds.length === 0) throw new PeftLabError('the prompt is empty: type some text first');
+    if (promptIds.length === 0) throw new InputError('the prompt is empty: type some text first');
     const t0 = performance.now();
     const useAdapter = req.useAdapter && this.adapter !== null;
     const restore = !useAdapter && this.adapter ? this.adapter.disableAdapter() : null;
@@ -449,11 +460,11 @@ export class LabEngine implements LabApi {
   /** The adapter's head of the given kind, or a message that says how to get one. */
   private headFor(task: 'SEQ_CLS' | 'TOKEN_CLS'): { model: Gpt2Model; adapter: Adapter; head: TaskHead } {
     const { model } = this.need();
-    if (this.training && !this.paused) throw new PeftLabError('training is running: pause or stop it first');
+    if (this.training && !this.paused) throw new BusyError('training is running: pause or stop it first');
     const head = this.adapter?.head;
     if (!this.adapter || !head || head.task !== task) {
       const what = task === 'SEQ_CLS' ? 'sequence-classification' : 'token-classification';
-      throw new PeftLabError(`there is no ${what} adapter: train or load one on a ${task} task first`);
+      throw new NotReadyError(`there is no ${what} adapter: train or load one on a ${task} task first`);
     }
     return { model, adapter: this.adapter, head };
   }
@@ -475,7 +486,7 @@ export class LabEngine implements LabApi {
   }
 
   async exportAdapter(): Promise<ReplyOf<'exportAdapter'>> {
-    if (!this.adapter) throw new PeftLabError('there is no adapter to save: train one first');
+    if (!this.adapter) throw new NotReadyError('there is no adapter to save: train one first');
     const files = await saveAdapter(this.adapter, this.modelId);
     return { config: files.config, weights: files.weights.slice().buffer };
   }
@@ -486,7 +497,7 @@ export class LabEngine implements LabApi {
    */
   async importAdapter(req: RequestOf<'importAdapter'>): Promise<ReplyOf<'importAdapter'>> {
     const { model } = this.need();
-    if (this.training) throw new PeftLabError('training is running: stop it before loading an adapter');
+    if (this.training) throw new BusyError('training is running: stop it before loading an adapter');
     const name = req.source;
     this.dropAdapterNow(name);
     const previous = this.adapters.activeAdapterName;
@@ -512,7 +523,7 @@ export class LabEngine implements LabApi {
   }
 
   async useAdapter(req: RequestOf<'useAdapter'>): Promise<ReplyOf<'useAdapter'>> {
-    if (this.training) throw new PeftLabError('training is running: stop it before switching adapters');
+    if (this.training) throw new BusyError('training is running: stop it before switching adapters');
     this.adapters.use(req.name);
     return req.name === null ? null : this.summary(req.name);
   }

@@ -8,6 +8,7 @@
 import type { CompareApi } from '../protocol/compare-protocol';
 import { knobValues } from './types';
 import type { KnobValues, LessonResults, LessonRun, LessonStep, Verdict } from './types';
+import { InternalError } from '../errors';
 
 export type LessonBackend = Pick<
   CompareApi,
@@ -57,7 +58,7 @@ export async function runExperiment(
     stopped?: () => boolean;
   } = {},
 ): Promise<StepOutcome> {
-  if (!step.run || !step.check) throw new Error(`"${step.title}" has no experiment`);
+  if (!step.run || !step.check) throw new InternalError(`"${step.title}" has no experiment`);
   const values = knobValues(step.setup, given);
   const runs = step.run(values);
   const t0 = performance.now();
@@ -73,7 +74,7 @@ export async function runExperiment(
     opts.onRun?.({ index, count: runs.length, run });
     // A probe reads the engine's current race, so it must come right after its race.
     if (run.kind === 'probe' && runs[index - 1]?.id !== run.race) {
-      throw new Error(`probe ${run.id} must come right after race ${run.race}`);
+      throw new InternalError(`probe ${run.id} must come right after race ${run.race}`);
     }
     if (loaded !== run.model) {
       await backend.loadModel({ id: run.model, baseUrl: base + modelUrl(run.model) });
@@ -120,7 +121,7 @@ async function runOne(
     case 'probe': {
       const r = results[run.race];
       const lane = r?.kind === 'race' ? r.snapshot.lanes.find((l) => l.name === run.lane) : undefined;
-      if (!lane) throw new Error(`probe ${run.id}: no lane "${run.lane}" in race ${run.race}`);
+      if (!lane) throw new InternalError(`probe ${run.id}: no lane "${run.lane}" in race ${run.race}`);
       return run.probe === 'nearest'
         ? { kind: 'probe', nearest: await backend.nearestTokens({ laneId: lane.id, k: NEAREST_K }) }
         : { kind: 'probe', ranks: await backend.rankHistory({ laneId: lane.id }) };

@@ -5,16 +5,17 @@
  */
 import type { LaneState, OffloadTrial, RaceSnapshot } from '../protocol/compare-protocol';
 import type { LessonResults } from './types';
+import { InternalError } from '../errors';
 
 export function raceOf(results: LessonResults, id: string): RaceSnapshot {
   const r = results[id];
-  if (!r || r.kind !== 'race') throw new Error(`the lesson has no race "${id}"`);
+  if (!r || r.kind !== 'race') throw new InternalError(`the lesson has no race "${id}"`);
   return r.snapshot;
 }
 
 export function trialOf(results: LessonResults, id: string): OffloadTrial {
   const r = results[id];
-  if (!r || r.kind !== 'offload') throw new Error(`the lesson has no offload trial "${id}"`);
+  if (!r || r.kind !== 'offload') throw new InternalError(`the lesson has no offload trial "${id}"`);
   return r.trial;
 }
 
@@ -23,14 +24,16 @@ export function probeOf(
   id: string,
 ): Extract<LessonResults[string], { kind: 'probe' }> {
   const r = results[id];
-  if (!r || r.kind !== 'probe') throw new Error(`the lesson has no probe "${id}"`);
+  if (!r || r.kind !== 'probe') throw new InternalError(`the lesson has no probe "${id}"`);
   return r;
 }
 
 export function laneOf(snap: RaceSnapshot, name: string): LaneState {
   const l = snap.lanes.find((x) => x.name === name);
   if (!l)
-    throw new Error(`the race has no lane "${name}" (it has ${snap.lanes.map((x) => x.name).join(', ')})`);
+    throw new InternalError(
+      `the race has no lane "${name}" (it has ${snap.lanes.map((x) => x.name).join(', ')})`,
+    );
   return l;
 }
 

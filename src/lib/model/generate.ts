@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../train/rng';
 import type { ForwardOptions, Gpt2Model, LayerKV } from './gpt2';
 import { lmLogits } from './heads';
+import { InputError } from '../errors';
 
 export interface GenerateOptions {
   maxNewTokens?: number;
@@ -66,7 +67,7 @@ export async function generate(
   opts: GenerateOptions = {},
   decorate: ForwardDecorator = (o) => o,
 ): Promise<number[]> {
-  if (promptIds.length === 0) throw new RangeError('the prompt is empty: give at least one token');
+  if (promptIds.length === 0) throw new InputError('the prompt is empty: give at least one token');
   const maxNew = opts.maxNewTokens ?? 32;
   const rng = new Rng(opts.seed ?? 0);
   const out: number[] = [];

@@ -12,6 +12,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Gpt2Config, LinearModule } from './config';
 import { expectedWeightShapes } from './config';
 import { bmm, dense, embed, geluNew, layerNorm, newVariable, swapLast } from './ops';
+import { InternalError, SettingsError } from '../errors';
 
 /** Keys and values of one layer: each [B, nHead, P, headDim]. */
 // A type alias (not an interface) so tf.tidy accepts it as a TensorContainer.
@@ -94,7 +95,8 @@ export class Gpt2Model {
 
   w(name: string): tf.Variable {
     const v = this.weights.get(name);
-    if (!v) throw new Error(`weight ${name} is missing`);
+    // Internal: the loader checks every weight against the config (WeightsMismatchError).
+    if (!v) throw new InternalError(`weight ${name} is missing`);
     return v;
   }
 
@@ -157,13 +159,13 @@ export class Gpt2Model {
     const c = this.config;
     const ctx: ForwardContext = { training: opts.training ?? false, seed: opts.seed ?? 0 };
     const tokens = opts.inputsEmbeds ?? (opts.ids ? this.embedTokens(opts.ids) : null);
-    if (!tokens) throw new Error('forward needs ids or inputsEmbeds');
+    if (!tokens) throw new InternalError('forward needs ids or inputsEmbeds');
     const [B, T, C] = tokens.shape;
     const pastLen = opts.past?.[0]?.k.shape[2] ?? 0;
     const offset = opts.positionOffset ?? pastLen;
     if (offset + T > c.nPositions) {
-      throw new RangeError(
-        `sequence of ${offset + T} positions exceeds the model's n_positions ${c.nPositions}`,
+      throw new SettingsError(
+        `sequence of ${offset + T} positions exceeds the model's n_positions ${c.nPositions}: shorten the sequence or the prompt`,
       );
     }
     const pos = tf.slice(this.w('wpe.weight'), [offset, 0], [T, C]); // [T, C]
@@ -259,7 +261,7 @@ export function attentionBias(T: number, P: number, B: number, keyMask?: tf.Tens
   const bias = tf.tensor4d(causal, [1, 1, T, S]);
   if (!keyMask) return bias;
   if (keyMask.shape[0] !== B || keyMask.shape[1] !== S) {
-    throw new RangeError(`attentionMask has shape [${keyMask.shape}] but the keys are [${B}, ${S}]`);
+    throw new InternalError(`attentionMask has shape [${keyMask.shape}] but the keys are [${B}, ${S}]`);
   }
   const pad = tf.mul(tf.sub(1, tf.reshape(tf.cast(keyMask, 'float32'), [B, 1, 1, S])), MASKED);
   return tf.add(bias, pad) as tf.Tensor4D;

@@ -12,6 +12,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Gpt2Model } from './gpt2';
 import { isFrozen, matmul, matmulFrozen, newVariable } from './ops';
+import { InternalError, PeftConfigError } from '../errors';
 
 /** LM logits for hidden [B, T, C] -> [B, T, V]. */
 export function lmLogits(model: Gpt2Model, hidden: tf.Tensor3D): tf.Tensor3D {
@@ -67,7 +68,8 @@ export class ClsHead implements TaskHead {
     seed: number,
   ) {
     if (!Number.isInteger(numLabels) || numLabels < 1) {
-      throw new RangeError(`numLabels must be a positive integer, got ${numLabels}`);
+      // Internal: numLabels is a task's label count; built-in tasks have several and import refuses one.
+      throw new InternalError(`numLabels must be a positive integer, got ${numLabels}`);
     }
     this.module = HEAD_MODULE[task];
     this.weightT = newVariable(tf.randomNormal([nEmbd, numLabels], 0, 0.02, 'float32', seed), true);
@@ -151,13 +153,13 @@ export class VerbalizerHead implements TaskHead {
   ) {
     const bad = tokenIds.find((id) => !Number.isInteger(id) || id < 0 || id >= model.config.vocabSize);
     if (bad !== undefined) {
-      throw new RangeError(
-        `verbalizer token id ${bad} is outside the vocabulary (0..${model.config.vocabSize - 1})`,
+      throw new PeftConfigError(
+        `verbalizerTokenIds: token id ${bad} is outside the vocabulary (0..${model.config.vocabSize - 1}): give ids the model's tokenizer makes, or turn the verbalizer off for the linear head`,
       );
     }
     if (new Set(tokenIds).size !== tokenIds.length) {
-      throw new RangeError(
-        `verbalizer token ids ${JSON.stringify(tokenIds)} repeat: every class needs its own token`,
+      throw new PeftConfigError(
+        `verbalizer token ids ${JSON.stringify(tokenIds)} repeat: every class needs its own token; give each label word a different first token, or turn the verbalizer off`,
       );
     }
     this.table = newVariable(
@@ -192,13 +194,17 @@ export class VerbalizerHead implements TaskHead {
 export function verbalizerTokenIds(encode: (text: string) => number[], words: readonly string[]): number[] {
   const ids = words.map((w) => {
     const t = encode(` ${w}`);
-    if (t.length === 0) throw new RangeError(`verbalizer word ${JSON.stringify(w)} has no tokens`);
+    if (t.length === 0) {
+      throw new PeftConfigError(
+        `verbalizer word ${JSON.stringify(w)} has no tokens: give the label a word, or turn the verbalizer off for the linear head`,
+      );
+    }
     return t[0]!;
   });
   ids.forEach((id, i) => {
     const j = ids.indexOf(id);
     if (j !== i) {
-      throw new RangeError(
+      throw new PeftConfigError(
         `verbalizer words ${JSON.stringify(words[j])} and ${JSON.stringify(words[i])} start with the same token (${id}): the LM head cannot tell them apart; use the linear head`,
       );
     }

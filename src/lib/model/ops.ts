@@ -9,6 +9,7 @@
  *   gets its gradient as oneHot(ids)^T @ dy.
  */
 import * as tf from '@tensorflow/tfjs';
+import { InternalError } from '../errors';
 
 /** True when `w` is a variable the optimizer does not update: its weight gradient is skipped. */
 export function isFrozen(w: tf.Tensor): boolean {
@@ -175,7 +176,8 @@ export function crossEntropy(logits: tf.Tensor2D, labels: Int32Array): tf.Scalar
   for (let i = 0; i < n; i++) {
     const l = labels[i]!;
     if (l >= 0) {
-      if (l >= v) throw new RangeError(`label ${l} at row ${i} is outside 0..${v - 1}`);
+      // Internal: labels are task label ids, mapped from the task's own label list.
+      if (l >= v) throw new InternalError(`label ${l} at row ${i} is outside 0..${v - 1}`);
       weights[i] = 1;
       safe[i] = l;
       count++;

@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { GradientPaging } from '../train/trainer';
 import type { PageStore } from './page-store';
 import { deleteSplit, getSplit, putSplit } from './page-store';
+import { InternalError } from '../errors';
 
 export interface GradientPagerStats {
   pageIns: number;
@@ -51,7 +52,7 @@ export class GradientPager implements GradientPaging {
   /** Reads the sum back as tensors and deletes its pages. */
   async pageIn(): Promise<Map<string, tf.Tensor>> {
     const shapes = this.shapes;
-    if (!shapes) throw new Error('no gradients were paged out');
+    if (!shapes) throw new InternalError('no gradients were paged out');
     const out = new Map<string, tf.Tensor>();
     for (const [name, shape] of shapes) {
       const n = shape.reduce((a, b) => a * b, 1);

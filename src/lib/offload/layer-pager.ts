@@ -14,7 +14,7 @@
  * Embeddings and ln_f stay resident (the embedding is needed at both ends of a step).
  */
 import * as tf from '@tensorflow/tfjs';
-import { PeftLabError } from '../errors';
+import { SettingsError } from '../errors';
 import type { Gpt2Model } from '../model/gpt2';
 import { newVariable } from '../model/ops';
 import { deleteSplit, getSplit, putSplit } from './page-store';
@@ -125,7 +125,7 @@ export class LayerPager {
       const i = layerOf(name);
       if (i === null) continue;
       if (v.trainable) {
-        throw new PeftLabError(
+        throw new SettingsError(
           `${name} trains, and this pager moves frozen weights only: page with an adapter method, not full fine-tuning`,
         );
       }
@@ -136,7 +136,7 @@ export class LayerPager {
     }
     const largest = Math.max(...pager.layers.map((l) => l.bytes));
     if (opts.budgetBytes < largest) {
-      throw new PeftLabError(
+      throw new SettingsError(
         `a memory budget of ${opts.budgetBytes} bytes cannot hold one layer (${largest} bytes): raise the budget`,
       );
     }

@@ -5,7 +5,7 @@
  * same layers never meet; prompt and prefix adapters only act through the forward decorator, so
  * parking them is a matter of not passing them.
  */
-import { PeftLabError } from '../errors';
+import { InputError, NotReadyError } from '../errors';
 import type { Adapter } from './types';
 
 interface Resident {
@@ -34,7 +34,7 @@ export class AdapterSet {
   /** Parks the active adapter, then builds and activates a new one under `name`. */
   add(name: string, create: () => Adapter): Adapter {
     if (this.resident.has(name))
-      throw new PeftLabError(`an adapter named "${name}" is already loaded: pick another name`);
+      throw new InputError(`an adapter named "${name}" is already loaded: pick another name`);
     this.park();
     const adapter = create();
     this.resident.set(name, { adapter, restore: null });
@@ -45,7 +45,7 @@ export class AdapterSet {
   /** Activates a resident adapter, or the base model with null. */
   use(name: string | null): void {
     if (name !== null && !this.resident.has(name)) {
-      throw new PeftLabError(
+      throw new NotReadyError(
         `no adapter named "${name}" is loaded; loaded: ${this.names().join(', ') || 'none'}`,
       );
     }

@@ -10,6 +10,7 @@ import type { TaskHead } from '../model/heads';
 import type { LinearSite } from './inject';
 import type { PeftConfigBase } from './types';
 import { PEFT_PREFIX, checkHeadFits, headKeys } from './state';
+import { InternalError } from '../errors';
 
 /** Dropout on an adapter's input while training, seeded per step and per layer (salt). */
 export function adapterDropout(x: tf.Tensor2D, ctx: ForwardContext, rate: number, salt: number): tf.Tensor2D {
@@ -45,7 +46,9 @@ export abstract class InjectBase<C extends PeftConfigBase, S extends InjectSite>
 
   /** Adds a site and hooks its layer; a layer with another adapter is refused. */
   protected install(s: S, hook: LinearHook): void {
-    if (this.model.hooks.has(s.site.key)) throw new Error(`${s.site.key} already has an adapter attached`);
+    // Internal: AdapterSet parks one adapter before it builds the next.
+    if (this.model.hooks.has(s.site.key))
+      throw new InternalError(`${s.site.key} already has an adapter attached`);
     this.sites.push(s);
     this.model.hooks.set(s.site.key, hook);
   }

@@ -7,7 +7,7 @@
  * the new lane catches up alone, the finished ones are not touched.
  */
 import * as tf from '@tensorflow/tfjs';
-import { CancelledError, PeftLabError } from '../errors';
+import { BusyError, CancelledError, NotReadyError, SettingsError } from '../errors';
 import type { Gpt2Model } from '../model/gpt2';
 import { countParameters } from '../model/config';
 import { AdapterSet } from '../peft/adapter-set';
@@ -125,7 +125,7 @@ export class Race {
     private readonly hooks: RaceHooks = {},
   ) {
     if (settings.seqLen > model.config.nPositions) {
-      throw new PeftLabError(
+      throw new SettingsError(
         `sequence length ${settings.seqLen} exceeds the model's ${model.config.nPositions} positions: shorten it`,
       );
     }
@@ -141,7 +141,7 @@ export class Race {
    * the method's own message, before anything trains.
    */
   addLane(spec: LaneSpec): LaneState {
-    if (this.running) throw new PeftLabError('the race is running: add a method when it has finished');
+    if (this.running) throw new BusyError('the race is running: add a method when it has finished');
     const s = this.settings;
     const { method, config } = this.planLane(spec);
     const id = `lane-${this.nextId++}`;
@@ -205,7 +205,7 @@ export class Race {
 
   /** The adapter of a lane, active on the model (for trying it out between runs). */
   useLane(id: string | null): Adapter | null {
-    if (this.running) throw new PeftLabError('the race is running: try the methods when it has finished');
+    if (this.running) throw new BusyError('the race is running: try the methods when it has finished');
     if (id !== null) this.laneAdapter(id);
     this.adapters.use(id);
     return this.adapters.active;
@@ -217,7 +217,7 @@ export class Race {
    */
   laneAdapter(id: string): Adapter {
     const lane = this.lanes.find((l) => l.state.id === id);
-    if (!lane) throw new PeftLabError(`no lane "${id}" in this race`);
+    if (!lane) throw new NotReadyError(`no lane "${id}" in this race: pick one of its lanes`);
     return lane.adapter;
   }
 
@@ -287,7 +287,7 @@ export class Race {
    * control says stop (lanes then end 'stopped', evaluated where they are).
    */
   async run(control: RaceControl = {}): Promise<LaneState[]> {
-    if (this.running) throw new PeftLabError('the race is already running');
+    if (this.running) throw new BusyError('the race is already running: stop it or let it finish');
     this.running = true;
     try {
       const todo = this.lanes.filter((l) => l.state.status === 'ready');

@@ -5,6 +5,7 @@
  * of text to seconds.
  */
 import { BYTE_TO_UNICODE, preTokenize } from './byte-level';
+import { SettingsError } from '../errors';
 
 export interface BpeTrainOptions {
   /** Total vocabulary size including the 256 byte symbols and the special tokens. */
@@ -32,7 +33,11 @@ export function trainBpe(wordCounts: Map<string, number>, opts: BpeTrainOptions)
   const symbols: string[] = [...BYTE_TO_UNICODE];
   const symbolId = new Map<string, number>(symbols.map((s, i) => [s, i]));
   const numMerges = opts.vocabSize - 256 - specials.length;
-  if (numMerges < 0) throw new RangeError(`vocabSize ${opts.vocabSize} is below 256 + specials`);
+  if (numMerges < 0) {
+    throw new SettingsError(
+      `vocabSize ${opts.vocabSize} is below 256 + specials: choose at least ${256 + specials.length}`,
+    );
+  }
 
   const words: number[][] = [];
   const counts: number[] = [];

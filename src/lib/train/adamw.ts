@@ -6,6 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { newVariable } from '../model/ops';
+import { CheckpointError } from '../errors';
 
 export interface AdamWOptions {
   beta1?: number;
@@ -88,7 +89,11 @@ export class AdamW {
     ] as const) {
       for (const [k, data] of src) {
         const shape = shapes.get(k);
-        if (!shape) throw new Error(`optimizer state names ${k}, which is not a trainable variable`);
+        if (!shape) {
+          throw new CheckpointError(
+            `optimizer state names ${k}, which is not a trainable variable: the checkpoint is of another method or configuration; start the run again`,
+          );
+        }
         which.set(k, newVariable(tf.tensor(data, shape, 'float32'), false));
       }
     }

@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { parseSafetensorsHeader, readTensorAsFloat32, writeSafetensors } from '../io/safetensors';
 import type { TensorToWrite } from '../io/safetensors';
 import type { Trainer } from './trainer';
+import { CheckpointError } from '../errors';
 
 export interface CheckpointFiles {
   tensors: Uint8Array;
@@ -58,7 +59,10 @@ export function loadCheckpoint(
     const data = readTensorAsFloat32(files.tensors, info);
     if (kind === 'param') {
       const target = vars.get(key);
-      if (!target) throw new Error(`${source}: parameter ${key} does not belong to this run`);
+      if (!target)
+        throw new CheckpointError(
+          `${source}: parameter ${key} does not belong to this run: start the run again`,
+        );
       tf.tidy(() => target.assign(tf.tensor(data, target.shape, 'float32')));
     } else if (kind === 'adam_m') m.set(key, data);
     else if (kind === 'adam_v') v.set(key, data);

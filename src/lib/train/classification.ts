@@ -15,6 +15,7 @@ import { crossEntropy } from '../model/ops';
 import { adapterDecorator, virtualPositions } from '../peft/forward';
 import type { Adapter } from '../peft/types';
 import type { BatchParts, BatchSource } from './trainer';
+import { InternalError } from '../errors';
 
 /** The first layer's inputs for a padded batch: ids, key mask, and the adapter's virtual tokens. */
 export function clsInputs(
@@ -39,7 +40,7 @@ export function clsLogitsFromHidden(
   b: ClsBatch,
   hidden: tf.Tensor3D,
 ): tf.Tensor {
-  if (head.task !== b.task) throw new Error(`a ${head.task} head cannot score a ${b.task} batch`);
+  if (head.task !== b.task) throw new InternalError(`a ${head.task} head cannot score a ${b.task} batch`);
   const n = virtualPositions(adapter);
   const h = n > 0 ? (tf.slice(hidden, [0, n, 0], [-1, -1, -1]) as tf.Tensor3D) : hidden; // [B, T, C]
   return b.task === 'SEQ_CLS'
@@ -56,7 +57,7 @@ export function clsLogits(
   training: boolean,
   seed: number,
 ): tf.Tensor {
-  if (head.task !== b.task) throw new Error(`a ${head.task} head cannot score a ${b.task} batch`);
+  if (head.task !== b.task) throw new InternalError(`a ${head.task} head cannot score a ${b.task} batch`);
   const hidden = model.forward(clsInputs(model, adapter, b, training, seed)).hidden;
   return clsLogitsFromHidden(adapter, head, b, hidden);
 }
@@ -92,7 +93,8 @@ export function clsBatchLoss(
 /** The adapter's head, or a message that says how to give it one. */
 function headOf(adapter: Adapter | null, head?: TaskHead): TaskHead {
   const h = head ?? adapter?.head;
-  if (!h) throw new Error('classification needs a head: call adapter.attachHead(new ClsHead(...)) first');
+  if (!h)
+    throw new InternalError('classification needs a head: call adapter.attachHead(new ClsHead(...)) first');
   return h;
 }
 

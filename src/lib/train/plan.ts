@@ -11,6 +11,7 @@ import { methodByCliName } from '../peft/registry';
 import { headFor, withHeadConfig } from '../peft/task-head';
 import type { Adapter, PeftConfigBase, PeftMethod } from '../peft/types';
 import type { TextTokenizer } from '../tokenizer/tokenizer';
+import { PeftConfigError } from '../errors';
 
 export interface RunShape {
   /** Optimizer steps the run is scheduled for (AdaLoRA's totalStep, the LR schedule). */
@@ -57,7 +58,10 @@ export function createAdapter(
   const adapter = method.create(model, cfg as never, seed, { tokenize: encode });
   if (info.taskType === 'CAUSAL_LM') return adapter;
   try {
-    if (!adapter.attachHead) throw new Error(`${method.label} cannot carry a classification head`);
+    if (!adapter.attachHead)
+      throw new PeftConfigError(
+        `${method.label} cannot carry a classification head: pick another method for ${info.title}`,
+      );
     adapter.attachHead(headFor(model, cfg, info.taskType, info.labels.length, seed + 1));
   } catch (e) {
     adapter.dispose();

@@ -12,6 +12,7 @@
  *   else is a record with one empty field, which the importers skip as an empty row.
  */
 import { DataImportError } from './errors';
+import { InternalError } from '../../errors';
 
 export type CsvDelimiter = ',' | ';' | '\t';
 
@@ -101,7 +102,7 @@ export class CsvParser {
   /** Parses the next piece of text. Returns false once a handler has asked to stop. */
   push(text: string): boolean {
     if (this.stopped) return false;
-    if (this.ended) throw new Error('CsvParser.push after end');
+    if (this.ended) throw new InternalError('CsvParser.push after end');
     if (this.delim === undefined) {
       this.head += text;
       const nl = this.head.search(/[\r\n]/);

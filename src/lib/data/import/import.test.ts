@@ -51,7 +51,11 @@ describe('DataImportError', () => {
   it('is a PeftLabError whose name survives minification and the worker boundary', () => {
     const e = new DataImportError('line 3: bad', 'field-count', 3);
     expect(e).toBeInstanceOf(PeftLabError);
-    expect(serializeError(e)).toEqual({ name: 'DataImportError', message: 'line 3: bad' });
+    expect(serializeError(e)).toEqual({
+      name: 'DataImportError',
+      message: 'line 3: bad',
+      fields: { code: 'field-count', line: 3 },
+    });
     expect(e.line).toBe(3);
   });
 });

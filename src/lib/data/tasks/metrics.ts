@@ -10,6 +10,7 @@ type Labels = ArrayLike<number>;
 
 function checkLengths(name: string, predictions: Labels, gold: Labels): void {
   if (predictions.length !== gold.length) {
+    // Internal (predictions are made one per gold label), kept a RangeError as the header says.
     throw new RangeError(`${name}: ${predictions.length} predictions but ${gold.length} gold labels`);
   }
 }

@@ -12,6 +12,7 @@ import { encoderParams, tableEncoder } from './encoders';
 import type { PromptLearningConfig } from './config';
 import { withModelSizes } from './config';
 import { PrefixKvAdapter, SoftPromptAdapter } from './adapter';
+import { InternalError } from '../../errors';
 
 /** PromptLearningConfig fields PEFT writes that we do not model, at PEFT's defaults. */
 const PEFT_EXTRA = { revision: null, auto_mapping: null };
@@ -42,7 +43,7 @@ export function promptLearningMethod<C extends PromptLearningConfig>(
   const info = methodInfo(spec.cliName);
   const kind = info.kind;
   if (kind !== 'prompt' && kind !== 'prefix')
-    throw new Error(`${spec.cliName} is not a prompt-learning method`);
+    throw new InternalError(`${spec.cliName} is not a prompt-learning method`);
   return {
     ...info,
     defaults: spec.defaults,
