@@ -81,8 +81,19 @@ const pwa = VitePWA({
 
 export default defineConfig({
   plugins: [svelte(), tfjsWasmFiles(), pwa],
-  // Module workers: the training worker imports lib/ like any other module.
-  worker: { format: 'es' },
+  worker: {
+    // Module workers: the training worker imports lib/ like any other module, and an ES worker may
+    // load chunks, which is what lets the Lab's and the Compare screen's engines share one copy of
+    // TensorFlow.js (src/workers/engine.worker.ts).
+    format: 'es',
+    rolldownOptions: {
+      output: {
+        // TensorFlow.js with its backends gets a chunk of its own and a name that says so; the
+        // bundle test (scripts/bundle-budget.test.ts) finds it by that name.
+        codeSplitting: { groups: [{ name: 'tfjs', test: /node_modules[\\/]@tensorflow[\\/]/ }] },
+      },
+    },
+  },
   build: {
     target: 'es2022',
     // Minification stays on. It breaks only the *threaded* wasm backend's inlined worker (tfjs issues
