@@ -81,38 +81,37 @@ export function sourceFiles(dir: string): string[] {
 export type Chain = string[];
 
 /**
- * Every forbidden package reached from the entries, one shortest chain per (file, package) edge, with
- * paths relative to `root`. Breadth-first, so each chain is a shortest one from some entry.
+ * Every forbidden package reached from the entries, one chain per importing file, with paths
+ * relative to `root`. Entries are walked in order, each breadth-first to the end before the next, so
+ * a chain starts at the first entry that reaches it (list the app's roots first for whole chains)
+ * and is a shortest one from there.
  */
 export function forbiddenChains(entries: string[], forbidden: RegExp, root: string): Chain[] {
   const parent = new Map<string, string | null>();
-  const queue: string[] = [];
-  for (const entry of entries) {
-    const path = resolve(entry);
-    if (!parent.has(path)) {
-      parent.set(path, null);
-      queue.push(path);
-    }
-  }
   const chains: Chain[] = [];
   const pathTo = (file: string): string[] => {
     const files: string[] = [];
     for (let at: string | null | undefined = file; at; at = parent.get(at)) files.unshift(relative(root, at));
     return files;
   };
-  for (let i = 0; i < queue.length; i++) {
-    const file = queue[i]!;
-    if (!SOURCE.test(file)) continue;
-    for (const specifier of runtimeSpecifiers(file, readFileSync(file, 'utf8'))) {
-      if (forbidden.test(specifier)) {
-        chains.push([...pathTo(file), specifier]);
-        continue;
-      }
-      if (!specifier.startsWith('.')) continue;
-      const target = resolveRelative(file, specifier);
-      if (target && !parent.has(target)) {
-        parent.set(target, file);
-        queue.push(target);
+  for (const entry of entries.map((e) => resolve(e))) {
+    if (parent.has(entry)) continue;
+    parent.set(entry, null);
+    const queue = [entry];
+    for (let i = 0; i < queue.length; i++) {
+      const file = queue[i]!;
+      if (!SOURCE.test(file)) continue;
+      for (const specifier of runtimeSpecifiers(file, readFileSync(file, 'utf8'))) {
+        if (forbidden.test(specifier)) {
+          chains.push([...pathTo(file), specifier]);
+          continue;
+        }
+        if (!specifier.startsWith('.')) continue;
+        const target = resolveRelative(file, specifier);
+        if (target && !parent.has(target)) {
+          parent.set(target, file);
+          queue.push(target);
+        }
       }
     }
   }
