@@ -7,7 +7,14 @@ import { WorkerClient } from './worker-client';
 
 export class WorkerEngine extends WorkerClient<LabRequests, LabEvents> {
   constructor() {
-    super(new Worker(new URL('../workers/train.worker.ts', import.meta.url), { type: 'module' }), 'training');
+    // One worker script hosts both engines (src/workers/engine.worker.ts): the name picks the Lab's.
+    super(
+      new Worker(new URL('../workers/engine.worker.ts', import.meta.url), {
+        type: 'module',
+        name: 'training',
+      }),
+      'training',
+    );
   }
 
   /** The LabApi shape, for code written against either implementation. */

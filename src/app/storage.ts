@@ -20,7 +20,7 @@ import {
   storageEstimate,
 } from '../lib/storage/db';
 import type { StorageEstimate } from '../lib/storage/db';
-import { deleteCheckpoint, listCheckpoints } from '../lib/offload/checkpoints';
+import { deleteCheckpoint, listCheckpoints } from '../lib/offload/checkpoint-manifest';
 import { deleteSavedRace, listSavedRaces } from './compare-saved';
 
 export type StorageKind = 'models' | 'adapters' | 'datasets' | 'checkpoints' | 'offload' | 'races' | 'caches';

@@ -13,27 +13,17 @@
  */
 import { StorageError } from '../errors';
 import type { JsonValue, LabDb } from '../storage/db';
+import {
+  blobName,
+  blobOwner,
+  checkpointRuns,
+  INDEX_KEY,
+  manifestKey,
+  readManifest,
+} from './checkpoint-manifest';
+import type { CheckpointManifest } from './checkpoint-manifest';
 import { loadCheckpoint, saveCheckpoint } from '../train/checkpoint';
 import type { Trainer } from '../train/trainer';
-
-export interface CheckpointManifest {
-  runId: string;
-  generation: number;
-  step: number;
-  savedAt: number;
-  bytes: number;
-  /** What the caller needs to rebuild the run (model, method, config, task, settings). */
-  meta: JsonValue;
-}
-
-const MANIFEST = (runId: string): string => `checkpoint:${runId}`;
-const INDEX = 'checkpoints';
-const owner = (runId: string): string => `checkpoint:${runId}`;
-const blob = (generation: number, part: 'tensors' | 'state'): string => `g${generation}/${part}`;
-
-async function index(db: LabDb): Promise<string[]> {
-  return ((await db.getSetting<string[]>(INDEX)) ?? []).filter((x) => typeof x === 'string');
-}
 
 /** Writes a new checkpoint of the trainer's run and makes it the one resume reads. */
 export async function writeCheckpoint(
@@ -47,8 +37,8 @@ export async function writeCheckpoint(
   const files = await saveCheckpoint(trainer);
   const state = new TextEncoder().encode(files.state);
   try {
-    await db.putBlob(owner(runId), blob(generation, 'tensors'), files.tensors);
-    await db.putBlob(owner(runId), blob(generation, 'state'), state);
+    await db.putBlob(blobOwner(runId), blobName(generation, 'tensors'), files.tensors);
+    await db.putBlob(blobOwner(runId), blobName(generation, 'state'), state);
   } catch (e) {
     const why = e instanceof StorageError ? e.message : (e as Error).message;
     throw new StorageError(
@@ -64,29 +54,15 @@ export async function writeCheckpoint(
     bytes: files.tensors.byteLength + state.byteLength,
     meta,
   };
-  await db.setSetting(MANIFEST(runId), manifest as unknown as JsonValue);
-  const runs = await index(db);
-  if (!runs.includes(runId)) await db.setSetting(INDEX, [...runs, runId]);
+  await db.setSetting(manifestKey(runId), manifest as unknown as JsonValue);
+  const runs = await checkpointRuns(db);
+  if (!runs.includes(runId)) await db.setSetting(INDEX_KEY, [...runs, runId]);
   // The old generation, and any unfinished one, can go now that the manifest points past them.
   for (let g = 1; g < generation; g++) {
-    await db.deleteBlob(owner(runId), blob(g, 'tensors'));
-    await db.deleteBlob(owner(runId), blob(g, 'state'));
+    await db.deleteBlob(blobOwner(runId), blobName(g, 'tensors'));
+    await db.deleteBlob(blobOwner(runId), blobName(g, 'state'));
   }
   return manifest;
-}
-
-export async function readManifest(db: LabDb, runId: string): Promise<CheckpointManifest | null> {
-  return ((await db.getSetting(MANIFEST(runId))) as unknown as CheckpointManifest | undefined) ?? null;
-}
-
-/** Every run with a checkpoint, newest first. */
-export async function listCheckpoints(db: LabDb): Promise<CheckpointManifest[]> {
-  const out: CheckpointManifest[] = [];
-  for (const runId of await index(db)) {
-    const m = await readManifest(db, runId);
-    if (m) out.push(m);
-  }
-  return out.sort((a, b) => b.savedAt - a.savedAt);
 }
 
 /**
@@ -101,8 +77,8 @@ export async function resumeFromCheckpoint(
   const m = await readManifest(db, runId);
   if (!m) return null;
   const [tensors, state] = await Promise.all([
-    db.getBlob(owner(runId), blob(m.generation, 'tensors')),
-    db.getBlob(owner(runId), blob(m.generation, 'state')),
+    db.getBlob(blobOwner(runId), blobName(m.generation, 'tensors')),
+    db.getBlob(blobOwner(runId), blobName(m.generation, 'state')),
   ]);
   if (!tensors || !state) {
     throw new StorageError(
@@ -117,11 +93,5 @@ export async function resumeFromCheckpoint(
   return m;
 }
 
-export async function deleteCheckpoint(db: LabDb, runId: string): Promise<void> {
-  await db.deleteBlobs(owner(runId));
-  await db.deleteSetting(MANIFEST(runId));
-  await db.setSetting(
-    INDEX,
-    (await index(db)).filter((r) => r !== runId),
-  );
-}
+export { deleteCheckpoint, listCheckpoints, readManifest } from './checkpoint-manifest';
+export type { CheckpointManifest } from './checkpoint-manifest';
