@@ -19,7 +19,7 @@ import type { LinearSite } from '../inject';
 import { targetedSites } from '../inject';
 import type { InjectSite } from '../inject-base';
 import { InjectBase, adapterDropout } from '../inject-base';
-import type { AdapterTrainingState, InjectAdapter, StepContext } from '../types';
+import type { AdapterTrainingState, InjectAdapter, RankBudget, StepContext } from '../types';
 import type { StateDict } from '../state';
 import { PEFT_PREFIX, checkNoExtraKeys, headState, loadHeadState, readForState } from '../state';
 import type { AdaLoraConfig } from './config';
@@ -99,6 +99,13 @@ export class AdaLoraAdapter
   /** The adapted matrices in ranks() order, as HF names them (e.g. `transformer.h.0.attn.c_attn`). */
   siteNames(): string[] {
     return this.sites.map((s) => s.site.hfName);
+  }
+
+  /** The rank budget's history from step 0 (every matrix at initR), for the budget heatmap. */
+  rankBudget(): RankBudget {
+    const matrices = this.siteNames();
+    const initR = this.config.initR;
+    return { matrices, initR, points: [{ step: 0, ranks: matrices.map(() => initR) }, ...this.rankHistory] };
   }
 
   /** Current rank of each layer's update (nonzero Λ entries kept by the pattern). */
