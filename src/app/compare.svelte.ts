@@ -399,7 +399,10 @@ export class CompareState {
     await this.readBack();
   }
 
-  /** After a race: where each lane's parameters live, AdaLoRA's ranks, soft prompts' nearest tokens. */
+  /**
+   * After a race: where each lane's parameters live, and what its method's description says can be
+   * read back (a moving rank budget as AdaLoRA's, soft prompts' nearest tokens).
+   */
   private async readBack(): Promise<void> {
     try {
       const lanes = this.lanes.filter((l) => l.status !== 'failed');
@@ -407,8 +410,9 @@ export class CompareState {
       const ranks: RankHistory[] = [];
       const nearest: NearestTokens[] = [];
       for (const l of lanes) {
-        if (l.method === 'adalora') ranks.push(await this.engine.request('rankHistory', { laneId: l.id }));
-        if (findMethod(l.method)?.kind === 'prompt')
+        const can = findMethod(l.method)?.capabilities ?? {};
+        if (can.rankHistory) ranks.push(await this.engine.request('rankHistory', { laneId: l.id }));
+        if (can.nearestTokens)
           nearest.push(await this.engine.request('nearestTokens', { laneId: l.id, k: 5 }));
       }
       this.ranks = ranks;

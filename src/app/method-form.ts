@@ -13,14 +13,6 @@ export const TASK_TYPES: readonly TaskType[] = ['CAUSAL_LM', 'SEQ_CLS', 'TOKEN_C
 /** A method's settings as the form holds them: only its `fields`, by PEFT's camelCase name. */
 export type MethodForm = Record<string, unknown>;
 
-/**
- * Where the Lab starts from other values than PEFT's defaults. LoRA: alpha 16 (scale 2) and a little
- * dropout train our 0.5M-2M parameter models faster and steadier than PEFT's alpha 8, dropout 0.
- */
-const LAB_DEFAULTS: Record<string, MethodForm> = {
-  lora: { r: 8, loraAlpha: 16, loraDropout: 0.05 },
-};
-
 /** What a kind of method changes in the model, for the picker's badge. */
 export const KIND_DOC: Record<MethodInfo['kind'], string> = {
   inject: 'inject: hooks beside chosen linear layers',
@@ -33,10 +25,10 @@ export function findMethod(cliName: string): MethodInfo | undefined {
   return METHOD_INFO.find((m) => m.cliName === cliName);
 }
 
-/** The starting form: the method's defaults for the task type (the Lab's own where it has them). */
+/** The starting form: the method's defaults for the task type (its labDefaults where it has them). */
 export function initialForm(info: MethodInfo, taskType: TaskType): MethodForm {
-  const defaults = info.defaults(taskType) as unknown as Record<string, unknown>;
-  const own = LAB_DEFAULTS[info.cliName] ?? {};
+  const defaults: Record<string, unknown> = { ...info.defaults(taskType) };
+  const own = info.labDefaults ?? {};
   const form: MethodForm = {};
   for (const spec of info.fields) {
     const value = spec.field in own ? own[spec.field] : defaults[spec.field];

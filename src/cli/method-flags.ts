@@ -2,7 +2,7 @@
  * The flags that set a method's config fields, made from the catalog's field specs
  * (src/lib/peft/catalog.ts), so the CLI offers exactly the settings the Lab's form does: a field
  * `loraAlpha` is the flag `--lora-alpha`. A flag applies to every method whose config has the
- * field, and to no other.
+ * field, and to no other. Read from the catalog when asked, so every method in it has its flags.
  */
 import { PeftConfigError, UsageError } from '../lib/errors';
 import type { Gpt2Model } from '../lib/model/gpt2';
@@ -16,14 +16,16 @@ import { int, list, num, requiredStr, str } from './args';
 export const flagOf = (field: string): string => field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 
 /** Every field any method has, once (the first method's spec wins; they agree where shared). */
-const FIELDS: FieldSpec[] = [
-  ...new Map(METHOD_INFO.flatMap((m) => m.fields).map((f) => [f.field, f] as const)).values(),
-];
+function methodFields(): FieldSpec[] {
+  return [...new Map(METHOD_INFO.flatMap((m) => m.fields).map((f) => [f.field, f] as const)).values()];
+}
 
 /** Options for parseArgs: booleans are switches, everything else takes a value. */
-export const METHOD_OPTIONS: OptionSpec = Object.fromEntries(
-  FIELDS.map((f) => [flagOf(f.field), { type: f.type === 'bool' ? 'boolean' : 'string' }]),
-);
+export function methodOptions(): OptionSpec {
+  return Object.fromEntries(
+    methodFields().map((f) => [flagOf(f.field), { type: f.type === 'bool' ? 'boolean' : 'string' }]),
+  );
+}
 
 function read(values: Values, f: FieldSpec): unknown {
   const flag = flagOf(f.field);
@@ -90,7 +92,7 @@ export function pickMethod(values: Values, { methodByCliName }: Registry): PeftM
 export function buildConfig(values: Values, method: PeftMethod, base: PeftConfigBase): PeftConfigBase {
   const config: Record<string, unknown> = { ...base };
   const own = new Set(methodInfo(method.cliName).fields.map((f) => f.field));
-  for (const f of FIELDS) {
+  for (const f of methodFields()) {
     const v = read(values, f);
     if (v === undefined) continue;
     if (!own.has(f.field) || !(f.field in config)) {
@@ -104,11 +106,11 @@ export function buildConfig(values: Values, method: PeftMethod, base: PeftConfig
 /** Runs the method's own checks; a fault in a field set by a flag is reported under that flag. */
 export function validateWithFlags(method: PeftMethod, config: PeftConfigBase, model: Gpt2Model): void {
   try {
-    method.validate(config as never, model);
+    method.validate(config, model);
   } catch (e) {
     if (!(e instanceof PeftConfigError)) throw e;
     const field = /^\w+/.exec(e.message)?.[0];
-    const hit = FIELDS.find((f) => f.field === field);
+    const hit = methodFields().find((f) => f.field === field);
     throw hit ? new UsageError(`--${flagOf(hit.field)}: ${e.message}`) : e;
   }
 }

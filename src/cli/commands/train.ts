@@ -6,10 +6,11 @@ import { resolveModelArg } from '../hub';
 import { join } from 'node:path';
 import { UsageError } from '../../lib/errors';
 import { int, num, requiredStr, str } from '../args';
+import type { OptionSpec } from '../args';
 import type { Command } from '../command';
 import { GLOBAL_HELP, print, startBackend } from '../command';
 import { prepareOutDir, readModelDir, readText, writeAdapterDir } from '../model-dir';
-import { METHOD_OPTIONS, buildConfig, methodFlagsHelp, pickMethod, validateWithFlags } from '../method-flags';
+import { buildConfig, methodFlagsHelp, methodOptions, pickMethod, validateWithFlags } from '../method-flags';
 import {
   METHOD_INFO,
   checkRunFits,
@@ -28,7 +29,9 @@ const EVAL_BATCHES = 16;
 export const train: Command = {
   name: 'train',
   summary: 'fine-tune a model with a PEFT method and save the adapter',
-  usage: `Usage: peft-lab train --model DIR --method NAME [options]
+  // usage and options list the catalog's methods and their flags as they are when asked.
+  get usage(): string {
+    return `Usage: peft-lab train --model DIR --method NAME [options]
 
 Fine-tunes on a task (default ${DEFAULT_TASK}: causal LM on its train.txt), printing held-out loss
 and perplexity on validation.txt before and after (at most ${EVAL_BATCHES} batches).
@@ -50,20 +53,23 @@ Options:
 Method settings (PEFT's names; defaults are PEFT's; AdaLoRA's totalStep is --steps):
 ${methodFlagsHelp()}
 
-${GLOBAL_HELP}`,
-  options: {
-    model: { type: 'string' },
-    method: { type: 'string' },
-    task: { type: 'string' },
-    steps: { type: 'string' },
-    lr: { type: 'string' },
-    'warmup-steps': { type: 'string' },
-    'batch-size': { type: 'string' },
-    'seq-len': { type: 'string' },
-    seed: { type: 'string' },
-    out: { type: 'string' },
-    json: { type: 'boolean' },
-    ...METHOD_OPTIONS,
+${GLOBAL_HELP}`;
+  },
+  get options(): OptionSpec {
+    return {
+      model: { type: 'string' },
+      method: { type: 'string' },
+      task: { type: 'string' },
+      steps: { type: 'string' },
+      lr: { type: 'string' },
+      'warmup-steps': { type: 'string' },
+      'batch-size': { type: 'string' },
+      'seq-len': { type: 'string' },
+      seed: { type: 'string' },
+      out: { type: 'string' },
+      json: { type: 'boolean' },
+      ...methodOptions(),
+    };
   },
   async run(values, flags) {
     const dir = requiredStr(values, 'model', 'the model folder to fine-tune');

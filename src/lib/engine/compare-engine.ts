@@ -10,6 +10,7 @@ import { BusyError, InputError, NotReadyError, SettingsError } from '../errors';
 import { generate } from '../model/generate';
 import type { Gpt2Model } from '../model/gpt2';
 import { findTask, isImportedUrl, readImportedFile } from '../data/imported';
+import { METHOD_INFO } from '../peft/catalog';
 import { adapterDecorator, reservedPositions } from '../peft/forward';
 import type { Adapter } from '../peft/types';
 import type { TextTokenizer } from '../tokenizer/tokenizer';
@@ -324,21 +325,14 @@ export class CompareEngine implements CompareApi {
   async rankHistory(req: CompareRequestOf<'rankHistory'>): Promise<CompareReplyOf<'rankHistory'>> {
     const race = this.needRace();
     this.idle('reading the rank budget');
-    const adapter = race.laneAdapter(req.laneId) as Adapter & {
-      rankHistory?: { step: number; ranks: number[] }[];
-      siteNames?: () => string[];
-    };
-    if (!adapter.rankHistory || !adapter.siteNames) {
-      throw new NotReadyError('only AdaLoRA moves its rank budget: pick an AdaLoRA lane');
+    const budget = race.laneAdapter(req.laneId).rankBudget?.();
+    if (!budget) {
+      const movers = METHOD_INFO.filter((m) => m.capabilities.rankHistory).map((m) => m.label);
+      throw new NotReadyError(
+        `only ${movers.join(' and ')} ${movers.length === 1 ? 'moves its' : 'move their'} rank budget: pick a lane of ${movers.join(' or ')}`,
+      );
     }
-    const initR = (adapter.config as unknown as { initR: number }).initR;
-    const matrices = adapter.siteNames();
-    return {
-      laneId: req.laneId,
-      matrices,
-      initR,
-      points: [{ step: 0, ranks: matrices.map(() => initR) }, ...adapter.rankHistory],
-    };
+    return { laneId: req.laneId, ...budget };
   }
 
   async parameterMaps(): Promise<CompareReplyOf<'parameterMaps'>> {

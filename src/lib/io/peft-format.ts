@@ -30,7 +30,7 @@ export async function saveAdapter(
   for (const [k, t] of await adapter.stateDict())
     tensors.set(k, { dtype: 'F32', shape: t.shape, data: t.data });
   return {
-    config: JSON.stringify(method.toPeftJson(config as never), null, 2),
+    config: JSON.stringify(method.toPeftJson(config), null, 2),
     weights: writeSafetensors(tensors, { format: 'pt' }),
   };
 }
@@ -91,11 +91,11 @@ export function loadAdapterAndMethod(
   const { config, method } = readConfigAndMethod(files.config, source);
   const tensors = readAdapterWeights(files.weights, source);
   try {
-    method.validate(config as never, model);
+    method.validate(config, model);
   } catch (e) {
     throw new AdapterError(`${source}: this adapter does not fit the model: ${(e as Error).message}`);
   }
-  const adapter = method.create(model, config as never, 0, { forLoading: true });
+  const adapter = method.create(model, config, 0, { forLoading: true });
   try {
     if (config.taskType !== 'CAUSAL_LM') attachSavedHead(model, adapter, tensors, source);
     adapter.loadStateDict(tensors, `${source}/adapter_model.safetensors`);

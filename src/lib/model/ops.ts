@@ -205,7 +205,7 @@ export function crossEntropy(logits: tf.Tensor2D, labels: Int32Array): tf.Scalar
 }
 
 /** A variable that owns its initial value (tf.variable alone leaves the initial tensor allocated). */
-export function newVariable(init: tf.Tensor, trainable: boolean): tf.Variable {
+export function newVariable<R extends tf.Rank>(init: tf.Tensor<R>, trainable: boolean): tf.Variable<R> {
   const v = tf.variable(init, trainable);
   init.dispose();
   return v;

@@ -14,7 +14,7 @@ import type { EncodedSet } from '../data/cls-data';
 import { padBatch } from '../data/cls-data';
 import { adapterDecorator } from './forward';
 import { METHODS, methodByCliName } from './registry';
-import { METHOD_INFO } from './catalog';
+import { METHOD_INFO, configForRun } from './catalog';
 import type { Adapter, PeftConfigBase, TaskType } from './types';
 import { Trainer } from '../train/trainer';
 import type { BatchSource } from '../train/trainer';
@@ -184,6 +184,27 @@ describe('every method: train, save, load, no leaks', () => {
         ).toBe(true);
       }
     }
+  });
+
+  it("agrees with each method's description: names, capabilities, a size knob that grows the count", () => {
+    const model = tinyGpt2();
+    for (const info of METHOD_INFO) {
+      const method = methodByCliName(info.cliName);
+      expect([method.peftType, method.kind, method.label]).toEqual([info.peftType, info.kind, info.label]);
+      const config = configForRun(method.defaults(info.taskTypes[0]!), 10);
+      const adapter = method.create(model, config, 0);
+      expect(typeof adapter.rankBudget === 'function', `${info.cliName} rankBudget`).toBe(
+        info.capabilities.rankHistory === true,
+      );
+      if (info.capabilities.nearestTokens) expect(adapter.kind).toBe('prompt');
+      adapter.dispose();
+      const knob = info.sizeKnob(config);
+      if (knob) {
+        const at = (v: number): number => method.countParams(model, { ...config, [knob.field]: v });
+        expect(at(2), `${info.cliName} ${knob.field}`).toBeGreaterThan(at(1));
+      }
+    }
+    model.dispose();
   });
 
   it.each(CASES)('$name', async (c) => {

@@ -1,10 +1,10 @@
 /**
  * The one table from method name to implementation, as tfjs lists its kernels in
  * register_all_kernels.ts: no registration by import side effect. A new method adds one line here
- * (and its description in catalog.ts). Keyed by the CLI/URL name: P-tuning v2 shares prefix
- * tuning's peft_type, so a file's peft_type finds the first entry of that type.
+ * and its description (its folder's info.ts) to catalog.ts. Keyed by the CLI/URL name: P-tuning v2
+ * shares prefix tuning's peft_type, so a file's peft_type finds the first entry of that type.
  */
-import { AdapterError } from '../errors';
+import { AdapterError, PeftConfigError } from '../errors';
 import { methodInfo } from './catalog';
 import { adalora } from './adalora';
 import { full } from './full/full';
@@ -14,33 +14,66 @@ import { pTuning } from './p-tuning';
 import { pTuningV2 } from './p-tuning-v2';
 import { prefixTuning } from './prefix-tuning';
 import { promptTuning } from './prompt-tuning';
-import type { PeftConfigBase, PeftMethod } from './types';
+import type { PeftMethod } from './types';
 
-export const METHODS: Record<string, PeftMethod<never>> = {
-  lora: lora as PeftMethod<never>,
-  adalora: adalora as PeftMethod<never>,
-  ia3: ia3 as PeftMethod<never>,
-  'prompt-tuning': promptTuning as PeftMethod<never>,
-  'prefix-tuning': prefixTuning as PeftMethod<never>,
-  'p-tuning': pTuning as PeftMethod<never>,
-  'p-tuning-v2': pTuningV2 as PeftMethod<never>,
-  full: full as PeftMethod<never>,
+// Each entry is typed by its own config; PeftMethod's methods take their config bivariantly, so
+// every entry is a PeftMethod of the base config without a cast.
+const TABLE: Record<string, PeftMethod> = {
+  lora,
+  adalora,
+  ia3,
+  'prompt-tuning': promptTuning,
+  'prefix-tuning': prefixTuning,
+  'p-tuning': pTuning,
+  'p-tuning-v2': pTuningV2,
+  full,
 };
 
-export function methodByType(peftType: string, source = 'adapter_config.json'): PeftMethod<PeftConfigBase> {
-  const m = Object.values(METHODS).find((x) => x.peftType === peftType);
+/** Every implementation by CLI name. */
+export const METHODS: Readonly<Record<string, PeftMethod>> = TABLE;
+
+/**
+ * Adds a method's implementation to the table (the test of a method defined only in a test
+ * folder); its description must be in the catalog first (catalog.ts addMethodInfo), so the two
+ * tables agree. Returns the function that takes it out again.
+ */
+export function addMethod(method: PeftMethod): () => void {
+  if (methodInfo(method.cliName).peftType !== method.peftType) {
+    throw new PeftConfigError(
+      `${method.cliName}: the implementation's peft_type ${method.peftType} is not the catalog's ${methodInfo(method.cliName).peftType}`,
+    );
+  }
+  if (method.cliName in TABLE) {
+    throw new PeftConfigError(
+      `a method named "${method.cliName}" is already registered: choose another name`,
+    );
+  }
+  TABLE[method.cliName] = method;
+  return () => {
+    if (TABLE[method.cliName] === method) delete TABLE[method.cliName];
+  };
+}
+
+export function methodByType(peftType: string, source = 'adapter_config.json'): PeftMethod {
+  const m = Object.values(TABLE).find((x) => x.peftType === peftType);
   if (!m) {
-    const known = [...new Set(Object.values(METHODS).map((x) => x.peftType))];
+    const known = [...new Set(Object.values(TABLE).map((x) => x.peftType))];
     throw new AdapterError(
       `${source}: peft_type ${JSON.stringify(peftType)} is not supported; known: ${known.join(', ')}`,
     );
   }
-  return m as unknown as PeftMethod<PeftConfigBase>;
+  return m;
 }
 
-export function methodByCliName(name: string): PeftMethod<PeftConfigBase> {
+export function methodByCliName(name: string): PeftMethod {
   methodInfo(name); // throws PeftConfigError listing the known names
-  return METHODS[name] as unknown as PeftMethod<PeftConfigBase>;
+  const m = TABLE[name];
+  if (!m) {
+    throw new PeftConfigError(
+      `method "${name}" is described in the catalog but has no implementation in the registry: add it to registry.ts`,
+    );
+  }
+  return m;
 }
 
 /**
@@ -48,15 +81,12 @@ export function methodByCliName(name: string): PeftMethod<PeftConfigBase> {
  * config knows the most of the file's fields (a PREFIX_TUNING file with P-tuning v2's verbalizer
  * fields is P-tuning v2's; a plain one is prefix tuning's).
  */
-export function methodForConfigJson(
-  json: Record<string, unknown>,
-  source: string,
-): PeftMethod<PeftConfigBase> {
+export function methodForConfigJson(json: Record<string, unknown>, source: string): PeftMethod {
   const first = methodByType(String(json.peft_type), source);
   const keys = Object.keys(json);
   let best = first;
   let bestKnown = -1;
-  for (const m of Object.values(METHODS) as unknown as PeftMethod<PeftConfigBase>[]) {
+  for (const m of Object.values(TABLE)) {
     if (m.peftType !== first.peftType) continue;
     const fields = new Set(Object.keys(m.toPeftJson(m.defaults('CAUSAL_LM'))));
     const known = keys.filter((k) => fields.has(k)).length;

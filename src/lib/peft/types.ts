@@ -9,9 +9,14 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { Gpt2Model, LayerKV } from '../model/gpt2';
 import type { TaskHead } from '../model/heads';
+import type { MethodInfo } from './method-info';
 
-/** PEFT's PeftType names; FULL is ours (full fine-tuning has no PEFT type). */
-export type PeftType = 'LORA' | 'ADALORA' | 'IA3' | 'PROMPT_TUNING' | 'P_TUNING' | 'PREFIX_TUNING' | 'FULL';
+/**
+ * PEFT's PeftType names; FULL is ours (full fine-tuning has no PEFT type). Open to other names, so a
+ * method described outside this folder (a test's, a later one's) brings its own without editing this.
+ */
+export type PeftType =
+  'LORA' | 'ADALORA' | 'IA3' | 'PROMPT_TUNING' | 'P_TUNING' | 'PREFIX_TUNING' | 'FULL' | (string & {});
 /** PEFT's TaskType names. */
 export type TaskType = 'CAUSAL_LM' | 'SEQ_CLS' | 'TOKEN_CLS';
 export type MethodKind = 'inject' | 'prompt' | 'prefix' | 'full';
@@ -24,16 +29,24 @@ export interface PeftConfigBase {
   inferenceMode: boolean;
 }
 
-/** What the trainer hands a method after each optimizer step (AdaLoRA's budget lives here). */
 /** An adapter's training-time state: named float32 arrays with their shapes, and plain JSON. */
 export interface AdapterTrainingState {
   tensors: Map<string, { shape: number[]; data: Float32Array }>;
   json: Record<string, unknown>;
 }
 
+/** What the trainer hands a method after each optimizer step (AdaLoRA's budget lives here). */
 export interface StepContext {
   step: number;
   grads: Map<string, tf.Tensor>;
+}
+
+export interface RankBudget {
+  /** The adapted matrices, as HF names them (e.g. `transformer.h.0.attn.c_attn`). */
+  matrices: string[];
+  initR: number;
+  /** Ranks per matrix, from step 0 (every matrix at initR) to each allocation since. */
+  points: { step: number; ranks: number[] }[];
 }
 
 interface AdapterCommon<C extends PeftConfigBase> {
@@ -55,6 +68,11 @@ interface AdapterCommon<C extends PeftConfigBase> {
    */
   trainingState?(): Promise<AdapterTrainingState>;
   loadTrainingState?(state: AdapterTrainingState): void;
+  /**
+   * How the rank budget moved (a method whose description has capabilities.rankHistory, as
+   * AdaLoRA): the adapted matrices, their starting rank, and the ranks after each allocation.
+   */
+  rankBudget?(): RankBudget;
   /**
    * Turns the adapter off until the returned function is called, so the base model answers
    * (PEFT's `disable_adapter()` context). Prompt and prefix kinds need nothing: callers pass no decorator.
@@ -111,19 +129,11 @@ export interface CreateOptions {
   forLoading?: boolean;
 }
 
-/** One registry entry: everything the app, CLI and trainer need to know about a method. */
-export interface PeftMethod<C extends PeftConfigBase = PeftConfigBase> {
-  /** The peft_type its adapter_config.json carries (P-tuning v2 saves as PREFIX_TUNING, as PEFT has it). */
-  peftType: PeftType;
-  /** CLI / URL name, e.g. `lora`. */
-  cliName: string;
-  label: string;
-  /** One line on what it does, shown in the method picker. */
-  summary: string;
-  kind: MethodKind;
-  taskTypes: TaskType[];
-  /** PEFT's defaults for this method. */
-  defaults(taskType: TaskType): C;
+/**
+ * One registry entry: the method's description (its folder's info.ts, tfjs-free) and the code that
+ * builds, checks, counts and converts its adapters.
+ */
+export interface PeftMethod<C extends PeftConfigBase = PeftConfigBase> extends MethodInfo<C> {
   /** Throws PeftConfigError naming the field and its value; `model` checks fit. */
   validate(config: C, model?: Gpt2Model): void;
   /** PEFT's snake_case adapter_config.json <-> our camelCase config. */

@@ -8,9 +8,13 @@
 import type { Gpt2Model } from '../model/gpt2';
 import type { Gpt2Config } from '../model/config';
 import { countParameters, linearShape } from '../model/config';
+import { methodInfoByPeftType } from '../peft/catalog';
 import { targetedSites } from '../peft/inject';
+import type { LedgerProfile } from '../peft/method-info';
 import type { TaskType } from '../peft/types';
 import type { Adapter, MethodKind } from '../peft/types';
+
+export type { LedgerProfile } from '../peft/method-info';
 import type { Trainer } from '../train/trainer';
 
 export interface MemoryLedger {
@@ -137,43 +141,21 @@ export const ACTIVATION_TERMS = [
 ] as const;
 export type ActivationTerm = (typeof ACTIVATION_TERMS)[number];
 
-/** Which tensor counts apply: the method's structure (its encoder, where its gradient enters). */
-export type LedgerProfile =
-  | 'lora'
-  | 'adalora'
-  | 'ia3'
-  | 'prompt-table'
-  | 'prompt-mlp'
-  | 'prompt-lstm'
-  | 'prefix-table'
-  | 'prefix-mlp'
-  | 'full';
-
+/** The config fields the shape products read, where the method has them. */
 interface ShapeFields {
   numVirtualTokens?: number;
   encoderHiddenSize?: number | null;
-  encoderReparameterizationType?: string;
-  prefixProjection?: boolean;
-  peftType?: string;
-  r?: number;
-  initR?: number;
   targetModules?: string[] | string;
   layersToTransform?: number[] | null;
 }
 
+/**
+ * Which tensor counts apply (the method's structure: its encoder, where its gradient enters), as
+ * the method's description says (its info.ts `ledger`); a peft_type the catalog does not know is
+ * refused rather than given another method's counts.
+ */
 export function ledgerProfile(adapter: Adapter): LedgerProfile {
-  const f = adapter.config as ShapeFields;
-  switch (adapter.kind) {
-    case 'full':
-      return 'full';
-    case 'inject':
-      return f.peftType === 'ADALORA' ? 'adalora' : f.peftType === 'IA3' ? 'ia3' : 'lora';
-    case 'prompt':
-      if (f.peftType !== 'P_TUNING') return 'prompt-table';
-      return f.encoderReparameterizationType === 'LSTM' ? 'prompt-lstm' : 'prompt-mlp';
-    case 'prefix':
-      return f.prefixProjection ? 'prefix-mlp' : 'prefix-table';
-  }
+  return methodInfoByPeftType(adapter.config.peftType).ledger.profile(adapter.config);
 }
 
 /** The shape products of ACTIVATION_TERMS for a model, adapter and step. */
@@ -197,7 +179,7 @@ export function activationTerms(
   const cls = seq + tok;
   let sites = 0;
   let siteDims = 0;
-  const r = f.peftType === 'ADALORA' ? (f.initR ?? 0) : f.peftType === 'LORA' ? (f.r ?? 0) : 0;
+  const r = methodInfoByPeftType(adapter.config.peftType).ledger.rank?.(adapter.config) ?? 0;
   if (kind === 'inject' && r > 0) {
     for (const site of targetedSites(c, f.targetModules ?? [], f.layersToTransform)) {
       const [i, o] = linearShape(c, site.module);

@@ -35,7 +35,7 @@ export function planAdapter(
     { ...method.defaults(info.taskType), ...overrides, baseModelNameOrPath: modelId } as PeftConfigBase,
     run.steps,
   );
-  method.validate(config as never, model);
+  method.validate(config, model);
   checkRunFits(config, run.seqLen, model.config.nPositions);
   return { method, config };
 }
@@ -55,7 +55,7 @@ export function createAdapter(
 ): Adapter {
   const encode = (t: string): number[] => tokenizer.encode(t);
   const cfg = info.taskType === 'CAUSAL_LM' ? config : withHeadConfig(config, info.labels, encode);
-  const adapter = method.create(model, cfg as never, seed, { tokenize: encode });
+  const adapter = method.create(model, cfg, seed, { tokenize: encode });
   if (info.taskType === 'CAUSAL_LM') return adapter;
   try {
     if (!adapter.attachHead)

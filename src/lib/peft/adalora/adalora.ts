@@ -19,7 +19,7 @@ import type { LinearSite } from '../inject';
 import { targetedSites } from '../inject';
 import type { InjectSite } from '../inject-base';
 import { InjectBase, adapterDropout } from '../inject-base';
-import type { AdapterTrainingState, InjectAdapter, StepContext } from '../types';
+import type { AdapterTrainingState, InjectAdapter, RankBudget, StepContext } from '../types';
 import type { StateDict } from '../state';
 import { PEFT_PREFIX, checkNoExtraKeys, headState, loadHeadState, readForState } from '../state';
 import type { AdaLoraConfig } from './config';
@@ -45,8 +45,8 @@ class SvdHook implements LinearHook {
   apply(x: tf.Tensor2D, base: tf.Tensor2D, ctx: ForwardContext): tf.Tensor2D {
     if (this.isMerged() || this.s.rank === 0) return base;
     const xin = adapterDropout(x, ctx, this.dropout, this.salt);
-    const low = tf.mul(matmul(xin, this.s.a as unknown as tf.Tensor2D), this.s.e) as tf.Tensor2D; // [N, r]: (x P^T) Λ
-    return tf.add(base, tf.mul(matmul(low, this.s.b as unknown as tf.Tensor2D), this.scale)); // [N, out]
+    const low = tf.mul(matmul(xin, this.s.a), this.s.e) as tf.Tensor2D; // [N, r]: (x P^T) Λ
+    return tf.add(base, tf.mul(matmul(low, this.s.b), this.scale)); // [N, out]
   }
 }
 
@@ -72,9 +72,15 @@ export class AdaLoraAdapter
       const [inDim, outDim] = linearShape(model.config, site.module);
       // A loaded adapter's matrices have the ranks its pattern kept.
       const rank = this.pattern?.[patternKey(site)]?.filter(Boolean).length ?? config.initR;
-      const a = newVariable(tf.randomNormal([inDim, rank], 0, 0.02, 'float32', rng.seed() + 1), true);
+      const a = newVariable(
+        tf.randomNormal<tf.Rank.R2>([inDim, rank], 0, 0.02, 'float32', rng.seed() + 1),
+        true,
+      );
       const e = newVariable(tf.zeros([rank]), true);
-      const b = newVariable(tf.randomNormal([rank, outDim], 0, 0.02, 'float32', rng.seed() + 1), true);
+      const b = newVariable(
+        tf.randomNormal<tf.Rank.R2>([rank, outDim], 0, 0.02, 'float32', rng.seed() + 1),
+        true,
+      );
       const p = `${PEFT_PREFIX}${site.hfName}`;
       const vars = new Map([
         [`${p}.lora_A`, a],
@@ -99,6 +105,13 @@ export class AdaLoraAdapter
   /** The adapted matrices in ranks() order, as HF names them (e.g. `transformer.h.0.attn.c_attn`). */
   siteNames(): string[] {
     return this.sites.map((s) => s.site.hfName);
+  }
+
+  /** The rank budget's history from step 0 (every matrix at initR), for the budget heatmap. */
+  rankBudget(): RankBudget {
+    const matrices = this.siteNames();
+    const initR = this.config.initR;
+    return { matrices, initR, points: [{ step: 0, ranks: matrices.map(() => initR) }, ...this.rankHistory] };
   }
 
   /** Current rank of each layer's update (nonzero Λ entries kept by the pattern). */
@@ -162,8 +175,8 @@ export class AdaLoraAdapter
     if (w === 0 || live.length === 0) return null;
     const terms: tf.Scalar[] = [];
     for (const s of live) {
-      const a = s.a as unknown as tf.Tensor2D; // P^T [in, r]
-      const b = s.b as unknown as tf.Tensor2D; // Q^T [r, out]
+      const a = s.a; // P^T [in, r]
+      const b = s.b; // Q^T [r, out]
       const eye = tf.eye(s.rank);
       terms.push(tf.norm(tf.sub(matmul(tf.transpose(a), a), eye)) as tf.Scalar); // P P^T [r, r]
       terms.push(tf.norm(tf.sub(matmul(b, tf.transpose(b)), eye)) as tf.Scalar); // Q^T Q [r, r]

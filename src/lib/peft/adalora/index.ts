@@ -1,18 +1,15 @@
 /** AdaLoRA's registry entry. */
 import { AdapterError } from '../../errors';
-import { methodInfo } from '../catalog';
 import { configFromPeftJson, configToPeftJson } from '../peft-json';
 import type { PeftMethod } from '../types';
 import type { AdaLoraConfig } from './config';
 import { adaloraDefaults, validateAdalora } from './config';
 import { AdaLoraAdapter, adaloraParamCount } from './adalora';
 import { LORA_PEFT_EXTRA } from '../lora';
+import { adaloraInfo } from './info';
 
 export const adalora: PeftMethod<AdaLoraConfig> = {
-  ...methodInfo('adalora'),
-  peftType: 'ADALORA',
-  kind: 'inject',
-  defaults: adaloraDefaults,
+  ...adaloraInfo,
   validate: validateAdalora,
   toPeftJson: (c) => configToPeftJson(c, LORA_PEFT_EXTRA),
   fromPeftJson: (json, source) => {

@@ -17,11 +17,11 @@ export interface Triplet {
   /** PEFT's rank_pattern key, e.g. `transformer.h.0.attn.c_attn.lora_E`. */
   name: string;
   /** P^T: [in, r] (PEFT's lora_A is [r, in]). */
-  a: tf.Variable;
+  a: tf.Variable<tf.Rank.R2>;
   /** Λ: [r] (PEFT's lora_E is [r, 1]). */
   e: tf.Variable;
   /** Q^T: [r, out] (PEFT's lora_B is [out, r]). */
-  b: tf.Variable;
+  b: tf.Variable<tf.Rank.R2>;
 }
 
 /** PEFT's budget_schedule: the total rank allowed at `step`, and whether to mask at this step. */

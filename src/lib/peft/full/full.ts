@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { configFromPeftJson, configToPeftJson } from '../peft-json';
 import type { FullAdapter as FullAdapterApi, PeftMethod } from '../types';
-import { methodInfo } from '../catalog';
+import { fullInfo } from './info';
 import type { FullConfig } from './config';
 import { fullDefaults } from './config';
 import type { Gpt2Model } from '../../model/gpt2';
@@ -99,10 +99,7 @@ export class FullFineTune implements FullAdapterApi<FullConfig> {
 }
 
 export const full: PeftMethod<FullConfig> = {
-  ...methodInfo('full'),
-  peftType: 'FULL',
-  kind: 'full',
-  defaults: fullDefaults,
+  ...fullInfo,
   validate: () => {},
   toPeftJson: (c) => configToPeftJson(c),
   fromPeftJson: (json, source) => configFromPeftJson(json, fullDefaults('CAUSAL_LM'), source),

@@ -1,16 +1,13 @@
 /** IA3's registry entry. */
-import { methodInfo } from '../catalog';
 import { configFromPeftJson, configToPeftJson } from '../peft-json';
 import type { PeftMethod } from '../types';
 import type { IA3Config } from './config';
 import { ia3Defaults, validateIa3 } from './config';
 import { Ia3Adapter, ia3ParamCount } from './ia3';
+import { ia3Info } from './info';
 
 export const ia3: PeftMethod<IA3Config> = {
-  ...methodInfo('ia3'),
-  peftType: 'IA3',
-  kind: 'inject',
-  defaults: ia3Defaults,
+  ...ia3Info,
   validate: validateIa3,
   toPeftJson: (c) => configToPeftJson(c, { revision: null, auto_mapping: null }),
   fromPeftJson: (json, source) => configFromPeftJson(json, ia3Defaults('CAUSAL_LM'), source),

@@ -1,10 +1,10 @@
 /** LoRA's registry entry. */
 import { configFromPeftJson, configToPeftJson } from '../peft-json';
 import type { PeftMethod } from '../types';
-import { methodInfo } from '../catalog';
 import type { LoraConfig } from './config';
 import { loraDefaults, validateLora } from './config';
 import { LoraAdapter, loraParamCount } from './lora';
+import { loraInfo } from './info';
 
 /**
  * PEFT LoraConfig fields we do not model, written at PEFT's defaults so Python reads the file as-is
@@ -21,10 +21,7 @@ export const LORA_PEFT_EXTRA = {
 };
 
 export const lora: PeftMethod<LoraConfig> = {
-  ...methodInfo('lora'),
-  peftType: 'LORA',
-  kind: 'inject',
-  defaults: loraDefaults,
+  ...loraInfo,
   validate: validateLora,
   toPeftJson: (c) => configToPeftJson(c, LORA_PEFT_EXTRA),
   fromPeftJson: (json, source) => configFromPeftJson(json, loraDefaults('CAUSAL_LM'), source),

@@ -32,8 +32,8 @@ export function loraScaling(c: LoraConfig): number {
 }
 
 interface LoraSite extends InjectSite {
-  aT: tf.Variable; // [in, r]
-  bT: tf.Variable; // [r, out]
+  aT: tf.Variable<tf.Rank.R2>; // [in, r]
+  bT: tf.Variable<tf.Rank.R2>; // [r, out]
   /** Trainable bias delta (bias "lora_only"): the saved bias is base bias + delta. */
   biasDelta: tf.Variable | null;
 }
@@ -52,10 +52,7 @@ class LoraHook implements LinearHook {
     if (this.s.biasDelta) y = tf.add(y, this.s.biasDelta);
     if (this.isMerged()) return y;
     const xin = adapterDropout(x, ctx, this.dropout, this.salt);
-    const update = matmul(
-      matmul(xin, this.s.aT as unknown as tf.Tensor2D),
-      this.s.bT as unknown as tf.Tensor2D,
-    ); // [N, out]
+    const update = matmul(matmul(xin, this.s.aT), this.s.bT); // [N, out]
     return tf.add(y, tf.mul(update, this.scaling));
   }
 }
@@ -69,8 +66,11 @@ export class LoraAdapter extends InjectBase<LoraConfig, LoraSite> implements Inj
       const [inDim, outDim] = linearShape(model.config, site.module);
       // kaiming_uniform_(a=sqrt(5)) on lora_A [r, in]: bound = 1 / sqrt(in).
       const bound = 1 / Math.sqrt(inDim);
-      const aT = newVariable(tf.randomUniform([inDim, config.r], -bound, bound, 'float32', rng.seed()), true);
-      const bT = newVariable(tf.zeros([config.r, outDim]), true);
+      const aT = newVariable(
+        tf.randomUniform<tf.Rank.R2>([inDim, config.r], -bound, bound, 'float32', rng.seed()),
+        true,
+      );
+      const bT = newVariable(tf.zeros<tf.Rank.R2>([config.r, outDim]), true);
       const biasDelta = config.bias === 'lora_only' ? newVariable(tf.zeros([outDim]), true) : null;
       const p = `${PEFT_PREFIX}${site.hfName}`;
       const vars = new Map([
@@ -93,12 +93,7 @@ export class LoraAdapter extends InjectBase<LoraConfig, LoraSite> implements Inj
 
   /** B A * scaling in Conv1D layout [in, out] (PEFT `get_delta_weight`, transposed by fan_in_fan_out). */
   deltaWeight(s: LoraSite): tf.Tensor2D {
-    return tf.tidy(() =>
-      tf.mul(
-        tf.matMul(s.aT as unknown as tf.Tensor2D, s.bT as unknown as tf.Tensor2D),
-        loraScaling(this.config),
-      ),
-    );
+    return tf.tidy(() => tf.mul(tf.matMul(s.aT, s.bT), loraScaling(this.config)));
   }
 
   /** The bias delta stays in the hook (it is applied merged or not), so only the weight changes. */

@@ -6,11 +6,11 @@
 import { prefixSpec } from '../prefix-tuning';
 import { promptLearningMethod } from '../prompt-learning/method';
 import type { PTuningV2Config } from './config';
-import { pTuningV2Defaults, validatePTuningV2 } from './config';
+import { validatePTuningV2 } from './config';
+import { pTuningV2Info } from './info';
 
 export const pTuningV2 = promptLearningMethod<PTuningV2Config>({
-  ...(prefixSpec as unknown as Omit<Parameters<typeof promptLearningMethod<PTuningV2Config>>[0], 'cliName'>),
-  cliName: 'p-tuning-v2',
-  defaults: pTuningV2Defaults,
+  ...prefixSpec,
+  info: pTuningV2Info,
   validate: validatePTuningV2,
 });

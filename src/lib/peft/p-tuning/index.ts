@@ -5,11 +5,11 @@
 import { encoderParams, lstmPromptEncoder, mlpPromptEncoder } from '../prompt-learning/encoders';
 import { promptLearningMethod } from '../prompt-learning/method';
 import type { PromptEncoderConfig } from './config';
-import { pTuningDefaults, validatePTuning } from './config';
+import { validatePTuning } from './config';
+import { pTuningInfo } from './info';
 
 export const pTuning = promptLearningMethod<PromptEncoderConfig>({
-  cliName: 'p-tuning',
-  defaults: pTuningDefaults,
+  info: pTuningInfo,
   validate: validatePTuning,
   encoder: (c, model, rng) => {
     const d = model.config.nEmbd;

@@ -8,13 +8,13 @@ import { encoderParams, prefixMlpEncoder, tableEncoder } from '../prompt-learnin
 import { promptLearningMethod } from '../prompt-learning/method';
 import type { PromptLearningSpec } from '../prompt-learning/method';
 import type { PrefixTuningConfig } from './config';
-import { prefixTuningDefaults, validatePrefixTuning } from './config';
+import { validatePrefixTuning } from './config';
+import { prefixTuningInfo } from './info';
 
 const kvWidth = (model: Gpt2Model): number => 2 * model.config.nLayer * model.config.nEmbd;
 
-/** The prefix encoder choice, shared with P-tuning v2. */
-export const prefixSpec: Omit<PromptLearningSpec<PrefixTuningConfig>, 'cliName'> = {
-  defaults: prefixTuningDefaults,
+/** The prefix encoder choice, shared with P-tuning v2 (whose config extends this one). */
+export const prefixSpec: Omit<PromptLearningSpec<PrefixTuningConfig>, 'info' | 'beforeSave'> = {
   // PrefixTuningConfig's init_weights ("zero" zeroes the last layer); we keep PEFT's default.
   peftExtra: { init_weights: null },
   validate: validatePrefixTuning,
@@ -33,6 +33,6 @@ export const prefixSpec: Omit<PromptLearningSpec<PrefixTuningConfig>, 'cliName'>
 };
 
 export const prefixTuning = promptLearningMethod<PrefixTuningConfig>({
-  cliName: 'prefix-tuning',
+  info: prefixTuningInfo,
   ...prefixSpec,
 });

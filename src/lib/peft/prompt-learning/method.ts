@@ -4,9 +4,9 @@
  */
 import type { Gpt2Model } from '../../model/gpt2';
 import { Rng } from '../../train/rng';
-import { methodInfo } from '../catalog';
 import { configFromPeftJson, configToPeftJson } from '../peft-json';
-import type { Adapter, CreateOptions, PeftMethod, TaskType } from '../types';
+import type { MethodInfo } from '../method-info';
+import type { Adapter, CreateOptions, PeftMethod } from '../types';
 import type { PromptEncoderNet } from './encoders';
 import { encoderParams, tableEncoder } from './encoders';
 import type { PromptLearningConfig } from './config';
@@ -18,8 +18,8 @@ import { InternalError } from '../../errors';
 const PEFT_EXTRA = { revision: null, auto_mapping: null };
 
 export interface PromptLearningSpec<C extends PromptLearningConfig> {
-  cliName: string;
-  defaults(taskType: TaskType): C;
+  /** The method's description (its info.ts): names, kind, defaults. */
+  info: MethodInfo<C>;
   validate(config: C, model?: Gpt2Model): void;
   /** The trainable encoder for a config in training mode (sizes filled from the model). */
   encoder(config: C, model: Gpt2Model, rng: Rng, opts: CreateOptions): PromptEncoderNet;
@@ -40,16 +40,15 @@ function outDim(kind: 'prompt' | 'prefix', model: Gpt2Model): number {
 export function promptLearningMethod<C extends PromptLearningConfig>(
   spec: PromptLearningSpec<C>,
 ): PeftMethod<C> {
-  const info = methodInfo(spec.cliName);
+  const info = spec.info;
   const kind = info.kind;
   if (kind !== 'prompt' && kind !== 'prefix')
-    throw new InternalError(`${spec.cliName} is not a prompt-learning method`);
+    throw new InternalError(`${info.cliName} is not a prompt-learning method`);
   return {
     ...info,
-    defaults: spec.defaults,
     validate: spec.validate,
     toPeftJson: (c) => configToPeftJson(spec.beforeSave?.(c) ?? c, { ...PEFT_EXTRA, ...spec.peftExtra }),
-    fromPeftJson: (json, source) => configFromPeftJson(json, spec.defaults('CAUSAL_LM'), source),
+    fromPeftJson: (json, source) => configFromPeftJson(json, info.defaults('CAUSAL_LM'), source),
     create: (model, config, seed, opts = {}): Adapter => {
       spec.validate(config, model);
       const c = withModelSizes(config, model);

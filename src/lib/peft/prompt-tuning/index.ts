@@ -8,7 +8,8 @@ import { PeftConfigError } from '../../errors';
 import { encoderParams, tableEncoder } from '../prompt-learning/encoders';
 import { promptLearningMethod } from '../prompt-learning/method';
 import type { PromptTuningConfig } from './config';
-import { promptTuningDefaults, validatePromptTuning } from './config';
+import { validatePromptTuning } from './config';
+import { promptTuningInfo } from './info';
 
 /** The text's ids repeated and cut to exactly n (PEFT's TEXT init). */
 export function textInitIds(ids: number[], n: number): number[] {
@@ -20,8 +21,7 @@ export function textInitIds(ids: number[], n: number): number[] {
 }
 
 export const promptTuning = promptLearningMethod<PromptTuningConfig>({
-  cliName: 'prompt-tuning',
-  defaults: promptTuningDefaults,
+  info: promptTuningInfo,
   validate: validatePromptTuning,
   encoder: (c, model, rng, opts) => {
     const n = c.numVirtualTokens;

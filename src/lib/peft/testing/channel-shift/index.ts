@@ -1,0 +1,90 @@
+/** The channel shift's implementation and registry entry (see info.ts). */
+import * as tf from '@tensorflow/tfjs';
+import { PeftConfigError } from '../../../errors';
+import type { Gpt2Config } from '../../../model/config';
+import { linearShape } from '../../../model/config';
+import type { Gpt2Model, LinearHook } from '../../../model/gpt2';
+import { newVariable } from '../../../model/ops';
+import type { LinearSite } from '../../inject';
+import { targetedSites } from '../../inject';
+import type { InjectSite } from '../../inject-base';
+import { InjectBase } from '../../inject-base';
+import { configFromPeftJson, configToPeftJson } from '../../peft-json';
+import type { StateDict } from '../../state';
+import { PEFT_PREFIX, assignFromState, checkNoExtraKeys, readForState } from '../../state';
+import type { InjectAdapter, PeftMethod } from '../../types';
+import type { ChannelShiftConfig } from './info';
+import { channelShiftDefaults, channelShiftInfo } from './info';
+
+interface ShiftSite extends InjectSite {
+  /** [out]: added to every row of the layer's output. */
+  shift: tf.Variable;
+}
+
+function sites(model: Gpt2Config, c: ChannelShiftConfig): LinearSite[] {
+  const layers = c.numLayers === null ? null : Array.from({ length: c.numLayers }, (_, i) => i);
+  return targetedSites(model, c.targetModules, layers);
+}
+
+function validate(c: ChannelShiftConfig, model?: Gpt2Model): void {
+  if (c.numLayers !== null && (!Number.isInteger(c.numLayers) || c.numLayers < 1)) {
+    throw new PeftConfigError(`numLayers must be a positive integer or null, got ${c.numLayers}`);
+  }
+  if (model && c.numLayers !== null && c.numLayers > model.config.nLayer) {
+    throw new PeftConfigError(
+      `numLayers ${c.numLayers} is more than the model's ${model.config.nLayer} layers: choose at most ${model.config.nLayer}`,
+    );
+  }
+  if (model) sites(model.config, c);
+}
+
+class ShiftAdapter
+  extends InjectBase<ChannelShiftConfig, ShiftSite>
+  implements InjectAdapter<ChannelShiftConfig>
+{
+  constructor(model: Gpt2Model, config: ChannelShiftConfig) {
+    super(model, config, 'channel shift');
+    for (const site of sites(model.config, config)) {
+      const [, out] = linearShape(model.config, site.module);
+      // Zero: training starts from the base model exactly.
+      const shift = newVariable(tf.zeros([out]), true);
+      const s: ShiftSite = {
+        site,
+        shift,
+        vars: new Map([[`${PEFT_PREFIX}${site.hfName}.channel_shift`, shift]]),
+      };
+      const hook: LinearHook = {
+        apply: (_x, base) => (this.merged ? base : tf.add(base, s.shift)),
+      };
+      this.install(s, hook);
+    }
+  }
+
+  protected mergeSite(s: ShiftSite, _weight: tf.Variable, bias: tf.Variable): void {
+    bias.assign(tf.add(bias, s.shift));
+  }
+
+  async stateDict(): Promise<StateDict> {
+    const out: StateDict = new Map();
+    for (const s of this.sites) for (const [k, v] of s.vars) out.set(k, await readForState(v));
+    return out;
+  }
+
+  loadStateDict(tensors: StateDict, source: string): void {
+    checkNoExtraKeys(tensors, new Set(this.trainable().keys()), source);
+    for (const s of this.sites) for (const [k, v] of s.vars) assignFromState(tensors, k, v, source);
+  }
+}
+
+export const channelShift: PeftMethod<ChannelShiftConfig> = {
+  ...channelShiftInfo,
+  validate,
+  toPeftJson: (c) => configToPeftJson(c),
+  fromPeftJson: (json, source) => configFromPeftJson(json, channelShiftDefaults('CAUSAL_LM'), source),
+  create: (model, config) => {
+    validate(config, model);
+    return new ShiftAdapter(model, config);
+  },
+  countParams: (model, c) =>
+    sites(model.config, c).reduce((n, s) => n + linearShape(model.config, s.module)[1], 0),
+};
