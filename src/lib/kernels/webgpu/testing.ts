@@ -5,6 +5,7 @@
  * so SwiftShader are installed) a missing adapter fails instead, so the kernels cannot go untested.
  */
 import * as tf from '@tensorflow/tfjs';
+import { BackendError } from '../../errors';
 import { initNodeWebGpu, type NodeWebGpu } from './node-webgpu';
 
 /** The adapter, or null to skip. Throws in CI. Also makes small ops run on the GPU (see below). */
@@ -12,7 +13,7 @@ export async function webgpuForTests(): Promise<NodeWebGpu | null> {
   const r = await initNodeWebGpu();
   if (!r.ok) {
     if (process.env.CI === 'true' || process.env.CI === '1')
-      throw new Error(`WebGPU kernel tests cannot run in CI: ${r.reason}`);
+      throw new BackendError(`WebGPU kernel tests cannot run in CI: ${r.reason}`);
     console.warn(`skipping WebGPU kernel tests: ${r.reason}`);
     return null;
   }
