@@ -4,7 +4,8 @@
  * events stream while a race runs. Everything here is plain data (structured-clone safe).
  */
 import type { BackendChoice, BackendInfo } from '../backend/backend';
-import type { EvalPoint, LaneSpec, LaneState, RaceSettings, StepPoint } from '../race/race';
+import type { EvalPoint } from '../data/task-data';
+import type { LaneSpec, LaneState, RaceSettings, StepPoint } from '../race/race';
 import type { RaceResults } from '../race/results';
 import type { ParameterMap } from '../race/where';
 import type { ModelSummary } from './lab-protocol';

@@ -4,11 +4,11 @@
  * {name, message} (src/lib/errors.ts) and are rebuilt as the named class.
  */
 import type { BackendChoice, BackendInfo } from '../backend/backend';
-import type { SerializedError } from '../errors';
+import type { EvalPoint, TaskMetric } from '../data/task-data';
 import type { CheckpointManifest } from '../offload/checkpoints';
 import type { OffloadRequest, OffloadSnapshot } from '../offload/session';
 
-export type { CheckpointManifest, OffloadRequest, OffloadSnapshot };
+export type { CheckpointManifest, EvalPoint, OffloadRequest, OffloadSnapshot, TaskMetric };
 
 export interface ModelSummary {
   id: string;
@@ -76,17 +76,6 @@ export interface TrainProgress {
   ms: number;
   tokensPerSec: number;
   gradNorm: number;
-}
-
-/** The number a task is judged by: perplexity (lower is better) or an accuracy in 0..1. */
-export type TaskMetric = 'perplexity' | 'accuracy' | 'tokenAccuracy';
-
-export interface EvalPoint {
-  step: number;
-  /** Mean cross-entropy: per token (CAUSAL_LM), per example (SEQ_CLS) or per word (TOKEN_CLS). */
-  loss: number;
-  /** The task metric's value (perplexity = exp(loss) for CAUSAL_LM). */
-  metric: number;
 }
 
 export interface TrainResult {
@@ -209,10 +198,3 @@ export type EventKind = keyof LabEvents;
 export type LabApi = { [K in RequestKind]: (req: RequestOf<K>) => Promise<ReplyOf<K>> };
 
 export type EventSink = <E extends EventKind>(kind: E, data: LabEvents[E]) => void;
-
-/** Messages on the wire. */
-export type ToWorker = { id: number; kind: RequestKind; payload: unknown };
-export type FromWorker =
-  | { id: number; ok: true; result: unknown }
-  | { id: number; ok: false; error: SerializedError }
-  | { event: EventKind; data: unknown };
