@@ -21,7 +21,8 @@ import type {
 } from '../lib/protocol/lab-protocol';
 import type { OffloadEvent, OffloadForm } from './offload';
 import { DEFAULT_OFFLOAD_FORM, formFromRequest, newRunId, offloadParts, typicalStepMs } from './offload';
-import type { PeftType, TaskType } from '../lib/peft/types';
+import type { PeftType } from '../lib/peft/types';
+import type { TaskType } from '../lib/data/tasks/registry';
 import type { CatalogEntry } from './catalog';
 import { loadCatalog } from './catalog';
 import { WorkerEngine } from './engine-client';

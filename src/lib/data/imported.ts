@@ -29,7 +29,7 @@ import {
 } from './import';
 import type { CsvDelimiter } from './import/csv';
 import { SPLIT_NAMES, taskById, type SplitName, type TaskInfo } from './tasks/registry';
-import { Rng } from '../train/rng';
+import { Rng } from '../util/rng';
 import { FileLoadError } from '../errors';
 import { getDataset, getDatasetFile, listDatasets, saveDataset } from '../storage/db';
 

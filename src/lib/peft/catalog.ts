@@ -13,7 +13,8 @@ import { pTuningDefaults, ENCODER_TYPES } from './p-tuning/config';
 import { prefixTuningDefaults } from './prefix-tuning/config';
 import { PROMPT_TUNING_INITS, promptTuningDefaults } from './prompt-tuning/config';
 import { pTuningV2Defaults } from './p-tuning-v2/config';
-import type { MethodKind, PeftConfigBase, PeftType, TaskType } from './types';
+import type { MethodKind, PeftConfigBase, PeftType } from './types';
+import type { TaskType } from '../data/tasks/registry';
 
 /** One setting of a method, in PEFT's camelCase name. */
 export interface FieldSpec {

@@ -9,7 +9,7 @@ import type { Gpt2Model } from '../model/gpt2';
 import type { Gpt2Config } from '../model/config';
 import { countParameters, linearShape } from '../model/config';
 import { targetedSites } from '../peft/inject';
-import type { TaskType } from '../peft/types';
+import type { TaskType } from '../data/tasks/registry';
 import type { Adapter, MethodKind } from '../peft/types';
 import type { Trainer } from '../train/trainer';
 

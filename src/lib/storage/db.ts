@@ -28,7 +28,8 @@ import {
   type StoreNames,
 } from 'idb';
 import { StorageError } from '../errors';
-import type { PeftType, TaskType } from '../peft/types';
+import type { PeftType } from '../peft/types';
+import type { TaskType } from '../data/tasks/registry';
 import type { DatasetMeta } from '../data/imported';
 
 // ---------------------------------------------------------------------------------------------

@@ -3,10 +3,11 @@
  * choice, so prompt tuning, prefix tuning, P-tuning and P-tuning v2 share one create/save/count path.
  */
 import type { Gpt2Model } from '../../model/gpt2';
-import { Rng } from '../../train/rng';
+import { Rng } from '../../util/rng';
 import { methodInfo } from '../catalog';
 import { configFromPeftJson, configToPeftJson } from '../peft-json';
-import type { Adapter, CreateOptions, PeftMethod, TaskType } from '../types';
+import type { Adapter, CreateOptions, PeftMethod } from '../types';
+import type { TaskType } from '../../data/tasks/registry';
 import type { PromptEncoderNet } from './encoders';
 import { encoderParams, tableEncoder } from './encoders';
 import type { PromptLearningConfig } from './config';
