@@ -26,14 +26,8 @@ import type { TaskType } from '../lib/data/tasks/registry';
 import type { CatalogEntry } from './catalog';
 import { loadCatalog } from './catalog';
 import { WorkerEngine } from './engine-client';
-import {
-  deleteAdapter,
-  deleteModel,
-  getAdapter,
-  listAdapters,
-  listModels,
-  saveAdapterRecord,
-} from '../lib/storage/db';
+import { deleteAdapter, getAdapter, listAdapters, saveAdapterRecord } from '../lib/storage/adapters';
+import { deleteModel, listModels } from '../lib/storage/models';
 import { downloadFile } from './download';
 import { queryParam } from './query';
 import { DEFAULT_HUB_ENDPOINT } from '../lib/io/hub';

@@ -7,7 +7,7 @@ import { LabEngine } from './lab-engine';
 import type { EvalPoint, LabEvents, TrainProgress } from '../protocol/lab-protocol';
 import { AdapterError, FileLoadError, PeftConfigError, PeftLabError } from '../errors';
 import { importDataset, taskDataUrl, importedTaskInfo } from '../data/imported';
-import { deleteDataset } from '../storage/db';
+import { deleteDataset } from '../storage/datasets';
 import { PUBLIC_DIR, publicFetch } from './testing';
 
 const TRAIN = { steps: 6, lr: 5e-3, batchSize: 2, seqLen: 32, seed: 1, warmupSteps: 1, evalEvery: 3 };

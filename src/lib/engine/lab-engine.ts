@@ -11,8 +11,10 @@ import type { FetchBytes } from './model-files';
 import { CancelledError, FileLoadError, PeftLabError } from '../errors';
 import { loadAdapterAndMethod, saveAdapter } from '../io/peft-format';
 import { checkRepoId, downloadHubModel } from '../io/hub';
-import { getModel, openLabDb, saveModel } from '../storage/db';
-import type { JsonValue, LabDb } from '../storage/db';
+import { openLabDb } from '../storage/handle';
+import { getModel, saveModel } from '../storage/models';
+import type { JsonValue } from '../storage/db';
+import type { LabDb } from '../storage/handle';
 import { OffloadSession } from '../offload/session';
 import { runPageStore } from '../offload/run-store';
 import {
