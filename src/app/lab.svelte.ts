@@ -37,6 +37,7 @@ import { IMPORTED_PREFIX, importedTasks, taskDataUrl } from '../lib/data/importe
 import { hashWithParam, parseHash } from './hash';
 import type { MethodInfo } from '../lib/peft/catalog';
 import { METHOD_INFO } from '../lib/peft/catalog';
+import { methodRequest } from '../lib/protocol/method-config';
 import type { MethodForm } from './method-form';
 import {
   DEFAULT_METHOD,
@@ -536,8 +537,7 @@ export class LabState {
       const info = this.taskInfo;
       const method = this.methodInfo;
       const req: TrainRequest = resumeRequest ?? {
-        method: method.cliName,
-        config: requestConfig(method, $state.snapshot(this.form)),
+        ...methodRequest(method.cliName, requestConfig(method, $state.snapshot(this.form))),
         train: { ...$state.snapshot(this.train) },
         task: info.id,
         corpusUrl: taskDataUrl(info, this.baseUrl),

@@ -6,6 +6,7 @@
 import type { BackendChoice, BackendInfo } from '../backend/backend';
 import type { EvalPoint, TaskMetric } from '../data/task-data';
 import type { CheckpointManifest } from '../offload/checkpoints';
+import type { MethodRequest } from './method-config';
 import type { OffloadRequest, OffloadSnapshot } from '../offload/session';
 
 export type { CheckpointManifest, EvalPoint, OffloadRequest, OffloadSnapshot, TaskMetric };
@@ -44,14 +45,11 @@ export interface TrainSettings {
   maxGradNorm?: number;
 }
 
-export interface TrainRequest {
-  /** Registry cliName, e.g. "lora". */
-  method: string;
-  /**
-   * Method config fields (camelCase, PEFT names) over `method.defaults(taskType)`, so a
-   * classification task gets LoRA's modulesToSave for its head.
-   */
-  config: Record<string, unknown>;
+/**
+ * `method`: registry cliName, e.g. "lora"; `config`: that method's fields (camelCase, PEFT names)
+ * over `method.defaults(taskType)`, so a classification task gets LoRA's modulesToSave for its head.
+ */
+export type TrainRequest = MethodRequest & {
   train: TrainSettings;
   /** Built-in task id (src/lib/data/tasks/registry.ts); default 'moby-dick'. */
   task?: string;
@@ -66,7 +64,7 @@ export interface TrainRequest {
   checkpoint?: { runId: string; every: number };
   /** Resume `checkpoint.runId` from its last complete checkpoint (the request must match the run's). */
   resume?: boolean;
-}
+};
 
 export interface TrainProgress {
   step: number;
