@@ -20,7 +20,7 @@ import { parseArgs } from 'node:util';
 import { initNodeBackend } from '../src/lib/backend/node';
 import { randomLmBatch } from '../src/lib/data/lm-data';
 import { countParameters } from '../src/lib/model/config';
-import { Rng } from '../src/lib/train/rng';
+import { Rng } from '../src/lib/util/rng';
 import type { Gpt2SmallReport } from './bench/gpt2-small';
 import { gpt2SmallText, runGpt2Small } from './bench/gpt2-small';
 import type { Job, JobResult, Timing } from './bench/measure';

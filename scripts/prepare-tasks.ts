@@ -9,7 +9,7 @@
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fnv1a } from '../src/lib/data/holdout';
+import { fnv1a } from '../src/lib/util/hash';
 import { detokenizeBrown } from '../src/lib/data/sources';
 import {
   brownDocumentSplits,

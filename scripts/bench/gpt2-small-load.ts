@@ -14,7 +14,7 @@ import { generate } from '../../src/lib/model/generate';
 import type { Gpt2Model } from '../../src/lib/model/gpt2';
 import { lmLogits } from '../../src/lib/model/heads';
 import { loadGpt2 } from '../../src/lib/model/load';
-import { Rng } from '../../src/lib/train/rng';
+import { Rng } from '../../src/lib/util/rng';
 import type { GenerateRun, LoadJob, LoadResult } from './gpt2-small';
 import { memSnapshot, peakRss, weightChecksums } from './gpt2-small';
 import { median } from './measure';

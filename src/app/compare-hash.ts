@@ -19,7 +19,7 @@
  */
 import { GPT2_MODULES, METHOD_INFO } from '../lib/peft/catalog';
 import type { FieldSpec, MethodInfo } from '../lib/peft/catalog';
-import type { TaskType } from '../lib/peft/types';
+import type { TaskType } from '../lib/data/tasks/registry';
 import { findMethod, initialForm } from './method-form';
 import type { MethodForm } from './method-form';
 

@@ -4,7 +4,7 @@
  * lib/storage/db.ts under `race:<timestamp>`, with a list of them under `races` (newest first), so
  * the Compare screen lists them without reading every race.
  */
-import { deleteSetting, getSetting, setSetting } from '../lib/storage/db';
+import { deleteSetting, getSetting, setSetting } from '../lib/storage/settings';
 import type { JsonValue } from '../lib/storage/db';
 import type {
   NearestTokens,

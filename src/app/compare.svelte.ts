@@ -9,8 +9,9 @@ import type { BackendInfo } from '../lib/backend/backend';
 import { TASKS, taskById } from '../lib/data/tasks/registry';
 import type { TaskInfo } from '../lib/data/tasks/registry';
 import { importedTasks, taskDataUrl } from '../lib/data/imported';
-import type { TaskType } from '../lib/peft/types';
+import type { TaskType } from '../lib/data/tasks/registry';
 import type {
+  CompareEvents,
   LaneSpec,
   LaneState,
   NearestTokens,
@@ -37,7 +38,7 @@ import type { SavedRace, SavedRaceEntry } from './compare-saved';
 import { parseHash } from './hash';
 import { findMethod, formProblem, requestConfig, unsupportedReason } from './method-form';
 
-export type ComparePhase = 'starting' | 'loading' | 'tokenizing' | 'racing' | 'paused' | 'idle' | 'error';
+export type ComparePhase = CompareEvents['status']['phase'] | 'starting' | 'error';
 
 /** A text to try each task on (the Try-it box starts with it when a race on that task ends). */
 const SAMPLE_TEXT: Record<TaskType, string> = {

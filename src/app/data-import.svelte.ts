@@ -11,7 +11,8 @@ import {
   type ImportFormat,
   type ImportedTaskType,
 } from '../lib/data/imported';
-import { deleteDataset, listDatasets, storageEstimate } from '../lib/storage/db';
+import { deleteDataset, listDatasets } from '../lib/storage/datasets';
+import { storageEstimate } from '../lib/storage/quota';
 import { availableBytes, defaultName, formatOf, guessColumns } from './data-import';
 import { formatBytes } from '../ui/kit/format';
 

@@ -4,7 +4,7 @@
  * many bytes the browser's storage still takes.
  */
 import type { ImportFormat } from '../lib/data/imported';
-import type { StorageEstimate } from '../lib/storage/db';
+import type { StorageEstimate } from '../lib/storage/quota';
 
 /** The import format a file name stands for, or null for a kind the importer does not read. */
 export function formatOf(fileName: string): ImportFormat | null {

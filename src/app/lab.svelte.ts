@@ -21,18 +21,13 @@ import type {
 } from '../lib/protocol/lab-protocol';
 import type { OffloadEvent, OffloadForm } from './offload';
 import { DEFAULT_OFFLOAD_FORM, formFromRequest, newRunId, offloadParts, typicalStepMs } from './offload';
-import type { PeftType, TaskType } from '../lib/peft/types';
+import type { PeftType } from '../lib/peft/types';
+import type { TaskType } from '../lib/data/tasks/registry';
 import type { CatalogEntry } from './catalog';
 import { loadCatalog } from './catalog';
 import { WorkerEngine } from './engine-client';
-import {
-  deleteAdapter,
-  deleteModel,
-  getAdapter,
-  listAdapters,
-  listModels,
-  saveAdapterRecord,
-} from '../lib/storage/db';
+import { deleteAdapter, getAdapter, listAdapters, saveAdapterRecord } from '../lib/storage/adapters';
+import { deleteModel, listModels } from '../lib/storage/models';
 import { downloadFile } from './download';
 import { queryParam } from './query';
 import { DEFAULT_HUB_ENDPOINT } from '../lib/io/hub';
@@ -42,6 +37,7 @@ import { IMPORTED_PREFIX, importedTasks, taskDataUrl } from '../lib/data/importe
 import { hashWithParam, parseHash } from './hash';
 import type { MethodInfo } from '../lib/peft/catalog';
 import { METHOD_INFO } from '../lib/peft/catalog';
+import { methodRequest } from '../lib/protocol/method-config';
 import type { MethodForm } from './method-form';
 import {
   DEFAULT_METHOD,
@@ -541,8 +537,7 @@ export class LabState {
       const info = this.taskInfo;
       const method = this.methodInfo;
       const req: TrainRequest = resumeRequest ?? {
-        method: method.cliName,
-        config: requestConfig(method, $state.snapshot(this.form)),
+        ...methodRequest(method.cliName, requestConfig(method, $state.snapshot(this.form))),
         train: { ...$state.snapshot(this.train) },
         task: info.id,
         corpusUrl: taskDataUrl(info, this.baseUrl),

@@ -9,7 +9,7 @@
 import { taskById } from '../lib/data/tasks/registry';
 import type { LaneSpec, RaceRequest } from '../lib/protocol/compare-protocol';
 import type { LessonRun } from '../lib/learn/types';
-import type { TaskType } from '../lib/peft/types';
+import type { TaskType } from '../lib/data/tasks/registry';
 import { COMPARE_ROUTE, defaultSetup, setupToParams } from './compare-hash';
 import type { CompareSetup } from './compare-hash';
 import { findMethod } from './method-form';

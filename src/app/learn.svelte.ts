@@ -13,7 +13,7 @@ import { knobValues } from '../lib/learn/types';
 import type { Figure, KnobValues, Lesson, LessonStep } from '../lib/learn/types';
 import { taskById } from '../lib/data/tasks/registry';
 import type { ParameterMap } from '../lib/protocol/compare-protocol';
-import { getSetting, setSetting } from '../lib/storage/db';
+import { getSetting, setSetting } from '../lib/storage/settings';
 import type { JsonValue } from '../lib/storage/db';
 import { CompareClient } from './compare-client';
 import { PROGRESS_KEY, progressJson, progressLine, readProgress, withVerdict } from './learn';

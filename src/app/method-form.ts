@@ -5,7 +5,7 @@
  */
 import { GPT2_MODULES, METHOD_INFO, fieldApplies } from '../lib/peft/catalog';
 import type { FieldSpec, MethodInfo } from '../lib/peft/catalog';
-import type { TaskType } from '../lib/peft/types';
+import type { TaskType } from '../lib/data/tasks/registry';
 
 export const DEFAULT_METHOD = 'lora';
 export const TASK_TYPES: readonly TaskType[] = ['CAUSAL_LM', 'SEQ_CLS', 'TOKEN_CLS'];

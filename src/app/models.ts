@@ -5,7 +5,7 @@
  */
 import { Marked, type Tokens } from 'marked';
 import { countParameters, parseGpt2Config } from '../lib/model/config';
-import { getModelFile } from '../lib/storage/db';
+import { getModelFile } from '../lib/storage/models';
 
 /** The three files of a GPT-2 folder, in the order the engine's loadModelFiles takes them. */
 export const MODEL_FILES = ['config.json', 'model.safetensors', 'tokenizer.json'] as const;

@@ -4,7 +4,7 @@
  */
 import { deleteStorageItem, readStorage } from './storage';
 import type { StorageItem, StorageReport } from './storage';
-import { requestPersistence } from '../lib/storage/db';
+import { requestPersistence } from '../lib/storage/quota';
 
 const itemId = (i: Pick<StorageItem, 'kind' | 'key'>): string => `${i.kind}/${i.key}`;
 

@@ -1,15 +1,11 @@
 import 'fake-indexeddb/auto';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  blobUsage,
-  deleteLabDb,
-  listAdapters,
-  putBlob,
-  saveAdapterRecord,
-  saveDataset,
-  saveModel,
-  setSetting,
-} from '../lib/storage/db';
+import { listAdapters, saveAdapterRecord } from '../lib/storage/adapters';
+import { blobUsage, putBlob } from '../lib/storage/blobs';
+import { saveDataset } from '../lib/storage/datasets';
+import { deleteLabDb } from '../lib/storage/db';
+import { saveModel } from '../lib/storage/models';
+import { setSetting } from '../lib/storage/settings';
 import type { RaceSnapshot } from '../lib/protocol/compare-protocol';
 import { defaultSetup } from './compare-hash';
 import { listSavedRaces, saveRace } from './compare-saved';

@@ -5,21 +5,14 @@
  * worker's precache of the app and its runtime cache of Hub downloads). No Svelte here: storage.test.ts
  * runs it in Node with fake-indexeddb and a Map-backed Cache Storage.
  */
-import {
-  blobUsage,
-  deleteAdapter,
-  deleteBlobs,
-  deleteDataset,
-  deleteModel,
-  getSetting,
-  isPersisted,
-  listAdapters,
-  listDatasets,
-  listModels,
-  openLabDb,
-  storageEstimate,
-} from '../lib/storage/db';
-import type { StorageEstimate } from '../lib/storage/db';
+import { deleteAdapter, listAdapters } from '../lib/storage/adapters';
+import { blobUsage, deleteBlobs } from '../lib/storage/blobs';
+import { deleteDataset, listDatasets } from '../lib/storage/datasets';
+import { openLabDb } from '../lib/storage/handle';
+import { deleteModel, listModels } from '../lib/storage/models';
+import { isPersisted, storageEstimate } from '../lib/storage/quota';
+import { getSetting } from '../lib/storage/settings';
+import type { StorageEstimate } from '../lib/storage/quota';
 import { deleteCheckpoint, listCheckpoints } from '../lib/offload/checkpoint-manifest';
 import { deleteSavedRace, listSavedRaces } from './compare-saved';
 

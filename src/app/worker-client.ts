@@ -5,12 +5,7 @@
  * screen's workers both speak it.
  */
 import { rebuildError } from '../lib/errors';
-import type { SerializedError } from '../lib/errors';
-
-type FromWorker =
-  | { id: number; ok: true; result: unknown }
-  | { id: number; ok: false; error: SerializedError }
-  | { event: string; data: unknown };
+import type { FromWorker, ToWorker } from '../lib/protocol/wire';
 
 export class WorkerClient<Req extends { [K in keyof Req]: [unknown, unknown] }, Ev> {
   private nextId = 1;
@@ -49,7 +44,8 @@ export class WorkerClient<Req extends { [K in keyof Req]: [unknown, unknown] }, 
     const id = this.nextId++;
     return new Promise<Req[K][1]>((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
-      this.worker.postMessage({ id, kind, payload }, transfer);
+      const msg: ToWorker<K> = { id, kind, payload };
+      this.worker.postMessage(msg, transfer);
     });
   }
 

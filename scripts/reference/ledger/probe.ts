@@ -18,12 +18,12 @@ import type { TaskInfo } from '../../../src/lib/data/tasks/registry';
 import { Gpt2Model } from '../../../src/lib/model/gpt2';
 import type { Gpt2Config } from '../../../src/lib/model/config';
 import { methodInfo } from '../../../src/lib/peft/catalog';
-import type { TaskType } from '../../../src/lib/peft/types';
+import type { TaskType } from '../../../src/lib/data/tasks/registry';
 import { activationTerms, ledgerProfile, measureLedger, predictLedger } from '../../../src/lib/race/ledger';
 import { createAdapter, planAdapter } from '../../../src/lib/train/plan';
 import type { TextTokenizer } from '../../../src/lib/tokenizer/tokenizer';
 import { clsBatchSource } from '../../../src/lib/train/classification';
-import { Rng } from '../../../src/lib/train/rng';
+import { Rng } from '../../../src/lib/util/rng';
 import { Trainer } from '../../../src/lib/train/trainer';
 
 /** A method with the config fields that pick its ledger profile; `draw` adds random sizes. */

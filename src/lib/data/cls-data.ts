@@ -9,7 +9,7 @@
  *   its "Ġ"); alignWordLabels labels the first sub-token and gives -100 to the rest and to padding.
  */
 import type { TextTokenizer } from '../tokenizer/tokenizer';
-import type { Rng } from '../train/rng';
+import type { Rng } from '../util/rng';
 import { IGNORE_INDEX, alignWordLabels } from './tasks/align';
 import { InternalError, PeftConfigError } from '../errors';
 

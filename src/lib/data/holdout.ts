@@ -3,16 +3,7 @@
  * goes through it, so a held-out document is never trained on by the base models, and the
  * built-in tasks can keep their test splits inside the held-out set.
  */
-
-/** FNV-1a 32-bit hash of a string: stable across platforms and versions. */
-export function fnv1a(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h >>> 0;
-}
+import { fnv1a } from '../util/hash';
 
 /** One document in twenty (by the hash of `corpus/docId`) is held out. */
 export const HOLDOUT_MODULUS = 20;

@@ -2,7 +2,8 @@ import 'fake-indexeddb/auto';
 import { IDBFactory } from 'fake-indexeddb';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { DataImportError, FileLoadError, StorageError } from '../errors';
-import { closeLabDb, listDatasets } from '../storage/db';
+import { listDatasets } from '../storage/datasets';
+import { closeLabDb } from '../storage/db';
 import {
   MIN_CLS_EXAMPLES,
   findTask,

@@ -29,9 +29,9 @@ import {
 } from './import';
 import type { CsvDelimiter } from './import/csv';
 import { SPLIT_NAMES, taskById, type SplitName, type TaskInfo } from './tasks/registry';
-import { Rng } from '../train/rng';
+import { Rng } from '../util/rng';
 import { FileLoadError } from '../errors';
-import { getDataset, getDatasetFile, listDatasets, saveDataset } from '../storage/db';
+import { getDataset, getDatasetFile, listDatasets, saveDataset } from '../storage/datasets';
 
 /** The task types an import can be. */
 export type ImportedTaskType = 'SEQ_CLS' | 'CAUSAL_LM';

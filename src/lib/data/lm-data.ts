@@ -2,7 +2,7 @@
  * Causal-LM batches from a token stream: random windows for training (drawn from a seeded RNG, so
  * the same seed gives the same batches) and fixed, non-overlapping windows for evaluation.
  */
-import type { Rng } from '../train/rng';
+import type { Rng } from '../util/rng';
 import { FileLoadError } from '../errors';
 
 export interface LmBatch {

@@ -15,7 +15,24 @@ import type { TextTokenizer } from '../tokenizer/tokenizer';
 export type ReadSplit = (file: string) => Promise<string>;
 
 /** The number a task is judged by: perplexity (lower is better) or an accuracy in 0..1. */
-export type RaceMetric = 'perplexity' | 'accuracy' | 'tokenAccuracy';
+export type TaskMetric = 'perplexity' | 'accuracy' | 'tokenAccuracy';
+
+/** A held-out score of the model with an adapter (train/task-eval.ts computes it). */
+export interface TaskScore {
+  /** Mean cross-entropy: per token (CAUSAL_LM), per example (SEQ_CLS) or per word (TOKEN_CLS). */
+  loss: number;
+  /** The task metric's value (metricOf): perplexity = exp(loss), accuracy or token accuracy. */
+  metric: number;
+  /** Classification only: macro-F1 over the same predictions. */
+  macroF1?: number;
+  /** Causal LM only: tokens scored. */
+  tokens?: number;
+}
+
+/** A held-out score at an optimizer step: the Lab's eval events and every lane's evaluations. */
+export interface EvalPoint extends TaskScore {
+  step: number;
+}
 
 export type TaskData =
   | { kind: 'lm'; info: TaskInfo; train: Int32Array; valid: Int32Array }
@@ -26,13 +43,13 @@ export const EVAL_EXAMPLES = 256;
 /** Causal-LM validation covers at most this many batches. */
 export const EVAL_BATCHES = 8;
 
-export function metricOf(info: TaskInfo): RaceMetric {
+export function metricOf(info: TaskInfo): TaskMetric {
   if (info.taskType === 'CAUSAL_LM') return 'perplexity';
   return info.taskType === 'TOKEN_CLS' ? 'tokenAccuracy' : 'accuracy';
 }
 
 /** Whether a larger value of the metric is better. */
-export const higherIsBetter = (m: RaceMetric): boolean => m !== 'perplexity';
+export const higherIsBetter = (m: TaskMetric): boolean => m !== 'perplexity';
 
 /** Parses a JSONL split ({text, label} or {words, tags}) into encoded examples; bad lines are named. */
 export function encodeClsSplit(

@@ -26,6 +26,7 @@ import { createAdapter, planAdapter } from '../train/plan';
 import { runPageStore } from '../offload/run-store';
 import type { PageStore } from '../offload/page-store';
 import { runOffloadTrial } from './offload-trial';
+import { RunGate } from './run-gate';
 import { parameterMap } from '../race/where';
 import type {
   CompareApi,
@@ -47,15 +48,17 @@ export class CompareEngine implements CompareApi {
   private modelId = '';
   private tokenizer: TextTokenizer | null = null;
   private current: Race | null = null;
-  private running = false;
-  private paused = false;
-  private stopRequested = false;
-  private resumeWaiters: (() => void)[] = [];
+  private readonly gate: RunGate;
 
   constructor(
     private readonly fetchBytes: FetchBytes,
     private readonly emit: CompareEventSink = () => {},
-  ) {}
+  ) {
+    this.gate = new RunGate({
+      paused: () => this.emit('status', { phase: 'paused', message: 'paused' }),
+      resumed: () => this.emit('status', { phase: 'racing', message: 'resumed' }),
+    });
+  }
 
   async init(req: CompareRequestOf<'init'>): Promise<CompareReplyOf<'init'>> {
     return chooseBackend(req.backend, req.wasmBaseUrl);
@@ -72,7 +75,7 @@ export class CompareEngine implements CompareApi {
   }
 
   private idle(what: string): void {
-    if (this.running) throw new BusyError(`a race is running: stop it or let it finish before ${what}`);
+    if (this.gate.running) throw new BusyError(`a race is running: stop it or let it finish before ${what}`);
   }
 
   async loadModel(req: CompareRequestOf<'loadModel'>): Promise<ModelSummary> {
@@ -194,20 +197,11 @@ export class CompareEngine implements CompareApi {
 
   private async runRace(): Promise<RaceSnapshot> {
     const race = this.needRace();
-    this.running = true;
-    this.paused = false;
-    this.stopRequested = false;
-    this.emit('status', { phase: 'racing', message: `racing ${race.laneStates.length} methods` });
-    try {
-      await race.run({
-        checkpoint: () => this.yieldAndMaybeWait(),
-        stopped: () => this.stopRequested,
-      });
-    } finally {
-      this.running = false;
-      this.paused = false;
-    }
-    this.emit('status', { phase: 'idle', message: this.stopRequested ? 'stopped' : 'finished' });
+    await this.gate.run(() => {
+      this.emit('status', { phase: 'racing', message: `racing ${race.laneStates.length} methods` });
+      return race.run({ checkpoint: () => this.gate.checkpoint(), stopped: () => this.gate.stopped });
+    });
+    this.emit('status', { phase: 'idle', message: this.gate.stopped ? 'stopped' : 'finished' });
     return this.snapshot();
   }
 
@@ -222,29 +216,16 @@ export class CompareEngine implements CompareApi {
     };
   }
 
-  /** Gives queued messages a turn; blocks here while paused. */
-  private async yieldAndMaybeWait(): Promise<void> {
-    await new Promise((r) => setTimeout(r, 0));
-    while (this.paused && !this.stopRequested) {
-      this.emit('status', { phase: 'paused', message: 'paused' });
-      await new Promise<void>((r) => this.resumeWaiters.push(r));
-      if (!this.paused) this.emit('status', { phase: 'racing', message: 'resumed' });
-    }
-  }
-
   async pause(): Promise<void> {
-    if (this.running) this.paused = true;
+    this.gate.pause();
   }
 
   async resume(): Promise<void> {
-    this.paused = false;
-    this.resumeWaiters.splice(0).forEach((r) => r());
+    this.gate.resume();
   }
 
   async stop(): Promise<void> {
-    this.stopRequested = true;
-    this.paused = false;
-    this.resumeWaiters.splice(0).forEach((r) => r());
+    this.gate.stop();
   }
 
   async tryAll(req: CompareRequestOf<'tryAll'>): Promise<TryAnswer[]> {
@@ -380,21 +361,22 @@ export class CompareEngine implements CompareApi {
     const info = await this.needTask(req.task);
     const data = await this.taskData(info, req.corpusUrl, { seqLen: req.seqLen, evalExamples: 1 });
     this.current?.useLane(null);
-    this.running = true;
-    this.emit('status', { phase: 'racing', message: `offload trial: stage ${req.offload.stage}` });
-    // The trial's pages are cleared at its end: nothing of it stays in the browser's storage.
-    const opened: PageStore[] = [];
-    try {
-      return await runOffloadTrial(model, tokenizer, this.modelId, data, req, async (kind) => {
-        const store = await runPageStore(kind, 'offload-trial', req.offload.device);
-        opened.push(store);
-        return store;
-      });
-    } finally {
-      for (const s of opened) await s.clear();
-      this.running = false;
-      this.emit('status', { phase: 'idle', message: 'offload trial finished' });
-    }
+    // The trial holds the gate (other requests are refused) but has no steps to pause or stop at.
+    return this.gate.run(async () => {
+      this.emit('status', { phase: 'racing', message: `offload trial: stage ${req.offload.stage}` });
+      // The trial's pages are cleared at its end: nothing of it stays in the browser's storage.
+      const opened: PageStore[] = [];
+      try {
+        return await runOffloadTrial(model, tokenizer, this.modelId, data, req, async (kind) => {
+          const store = await runPageStore(kind, 'offload-trial', req.offload.device);
+          opened.push(store);
+          return store;
+        });
+      } finally {
+        for (const s of opened) await s.clear();
+        this.emit('status', { phase: 'idle', message: 'offload trial finished' });
+      }
+    });
   }
 
   /** For tests: tensors currently allocated. */

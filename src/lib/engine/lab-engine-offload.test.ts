@@ -4,6 +4,7 @@ import { initNodeBackend } from '../backend/node';
 import { PeftLabError } from '../errors';
 import { LabEngine } from './lab-engine';
 import type { LabEvents, TrainRequest } from '../protocol/lab-protocol';
+import { methodRequest } from '../protocol/method-config';
 import { publicFetch } from './testing';
 
 const REQ: TrainRequest = {
@@ -68,7 +69,7 @@ describe('LabEngine with offload and checkpoints', () => {
   ])(
     'writes checkpoints and resumes a $method run after a "reload" with the losses it would have had',
     async ({ method, config }) => {
-      const REQ_M: TrainRequest = { ...REQ, method, config };
+      const REQ_M: TrainRequest = { ...REQ, ...methodRequest(method, config) };
       const run = async (req: TrainRequest, stopAt = Infinity): Promise<number[]> => {
         const l: number[] = [];
         const engine: LabEngine = new LabEngine(publicFetch, (kind, data) => {

@@ -5,9 +5,10 @@ import { join } from 'node:path';
 import { initNodeBackend } from '../backend/node';
 import { LabEngine } from './lab-engine';
 import type { EvalPoint, LabEvents, TrainProgress } from '../protocol/lab-protocol';
+import type { MethodName, MethodRequest } from '../protocol/method-config';
 import { AdapterError, FileLoadError, PeftConfigError, PeftLabError } from '../errors';
 import { importDataset, taskDataUrl, importedTaskInfo } from '../data/imported';
-import { deleteDataset } from '../storage/db';
+import { deleteDataset } from '../storage/datasets';
 import { PUBLIC_DIR, publicFetch } from './testing';
 
 const TRAIN = { steps: 6, lr: 5e-3, batchSize: 2, seqLen: 32, seed: 1, warmupSteps: 1, evalEvery: 3 };
@@ -83,7 +84,11 @@ describe('LabEngine (in-process, the worker runs the same class)', () => {
     async (method, config) => {
       const engine = new LabEngine(publicFetch);
       await engine.loadModel({ id: 'peftlab-s', baseUrl: 'models/peftlab-s/' });
-      const result = await engine.train({ method, config, train: TRAIN, corpusUrl: 'data/moby-dick/' });
+      const result = await engine.train({
+        ...({ method, config } as MethodRequest),
+        train: TRAIN,
+        corpusUrl: 'data/moby-dick/',
+      });
       expect(result.steps).toBe(TRAIN.steps);
       expect(Number.isFinite(result.evalAfter.loss)).toBe(true);
       const req = { prompt: 'Call me Ishmael.', maxNewTokens: 6, temperature: 0, seed: 0 };
@@ -158,7 +163,8 @@ describe('LabEngine (in-process, the worker runs the same class)', () => {
       }),
     ).rejects.toThrow(PeftConfigError);
     await expect(
-      engine.train({ method: 'nope', config: {}, train: TRAIN, corpusUrl: 'data/moby-dick/' }),
+      // A name that does not compile still reaches the engine from a saved request or a URL.
+      engine.train({ method: 'nope' as MethodName, config: {}, train: TRAIN, corpusUrl: 'data/moby-dick/' }),
     ).rejects.toThrow(/unknown method "nope"/);
     await expect(engine.loadModel({ id: 'missing', baseUrl: 'models/missing/' })).rejects.toThrow(
       FileLoadError,

@@ -20,8 +20,10 @@ import {
 } from '../errors';
 import { loadAdapterAndMethod, saveAdapter } from '../io/peft-format';
 import { checkRepoId, downloadHubModel } from '../io/hub';
-import { getModel, openLabDb, saveModel } from '../storage/db';
-import type { JsonValue, LabDb } from '../storage/db';
+import { openLabDb } from '../storage/handle';
+import { getModel, saveModel } from '../storage/models';
+import type { JsonValue } from '../storage/db';
+import type { LabDb } from '../storage/handle';
 import { OffloadSession } from '../offload/session';
 import { runPageStore } from '../offload/run-store';
 import {
@@ -31,6 +33,7 @@ import {
   resumeFromCheckpoint,
   writeCheckpoint,
 } from '../offload/checkpoints';
+import { RunGate } from './run-gate';
 import { countParameters } from '../model/config';
 import { generate } from '../model/generate';
 import type { Gpt2Model } from '../model/gpt2';
@@ -91,15 +94,22 @@ export class LabEngine implements LabApi {
   private readonly adapterInfo = new Map<string, { method: PeftMethod<PeftConfigBase>; labels: string[] }>();
   /** Tokenized task data by folder, task and length. */
   private readonly taskCache = new Map<string, TaskData>();
-  private paused = false;
-  private stopRequested = false;
-  private resumeWaiters: (() => void)[] = [];
-  private training = false;
+  private readonly gate: RunGate;
 
   constructor(
     private readonly fetchBytes: FetchBytes,
     private readonly emit: EventSink = () => {},
-  ) {}
+  ) {
+    this.gate = new RunGate({
+      paused: () => this.emit('status', { phase: 'paused', message: 'paused' }),
+      resumed: () => this.emit('status', { phase: 'training', message: 'resumed' }),
+    });
+  }
+
+  /** A training run is going: model and adapter switches are refused. */
+  private get training(): boolean {
+    return this.gate.running;
+  }
 
   async init(req: RequestOf<'init'>): Promise<ReplyOf<'init'>> {
     return chooseBackend(req.backend, req.wasmBaseUrl);
@@ -265,15 +275,7 @@ export class LabEngine implements LabApi {
     const { method, config } = planAdapter(model, req.method, req.config, info, req.train, this.modelId);
     // From here the engine is busy: model switches are refused, and a stop that arrives while the
     // corpus loads or the first evaluation runs still counts.
-    this.training = true;
-    this.stopRequested = false;
-    this.paused = false;
-    try {
-      return await this.runTraining(model, method, config, req, info);
-    } finally {
-      this.training = false;
-      this.paused = false;
-    }
+    return this.gate.run(() => this.runTraining(model, method, config, req, info));
   }
 
   private async runTraining(
@@ -336,9 +338,9 @@ export class LabEngine implements LabApi {
       this.emit('status', { phase: 'evaluating', message: 'held-out evaluation before training' });
       evalBefore = await evaluate(trainer.step);
       this.emit('status', { phase: 'training', message: `training ${method.label}` });
-      while (trainer.step < s.steps && !this.stopRequested) {
-        await this.yieldAndMaybeWait();
-        if (this.stopRequested) break;
+      while (trainer.step < s.steps && !this.gate.stopped) {
+        await this.gate.checkpoint();
+        if (this.gate.stopped) break;
         const st = await trainer.trainStep();
         last = st.loss;
         this.emit('progress', {
@@ -366,11 +368,11 @@ export class LabEngine implements LabApi {
       await offload?.end();
     }
     const evalAfter = await evaluate(trainer.step);
-    this.emit('status', { phase: 'idle', message: this.stopRequested ? 'stopped' : 'finished' });
+    this.emit('status', { phase: 'idle', message: this.gate.stopped ? 'stopped' : 'finished' });
     const trainable = countTrainable(adapter);
     return {
       steps: trainer.step,
-      stopped: this.stopRequested,
+      stopped: this.gate.stopped,
       finalLoss: last,
       evalBefore,
       evalAfter,
@@ -401,34 +403,21 @@ export class LabEngine implements LabApi {
     await deleteCheckpoint(await this.checkpointDb(), req.runId);
   }
 
-  /** Gives queued messages a turn; blocks here while paused. */
-  private async yieldAndMaybeWait(): Promise<void> {
-    await new Promise((r) => setTimeout(r, 0));
-    while (this.paused && !this.stopRequested) {
-      this.emit('status', { phase: 'paused', message: 'paused' });
-      await new Promise<void>((r) => this.resumeWaiters.push(r));
-    }
-  }
-
   async pause(): Promise<void> {
-    if (this.training) this.paused = true;
+    this.gate.pause();
   }
 
   async resume(): Promise<void> {
-    this.paused = false;
-    this.resumeWaiters.splice(0).forEach((r) => r());
-    if (this.training) this.emit('status', { phase: 'training', message: 'resumed' });
+    this.gate.resume();
   }
 
   async stop(): Promise<void> {
-    this.stopRequested = true;
-    this.paused = false;
-    this.resumeWaiters.splice(0).forEach((r) => r());
+    this.gate.stop();
   }
 
   async generate(req: RequestOf<'generate'>): Promise<ReplyOf<'generate'>> {
     const { model, tokenizer } = this.need();
-    if (this.training && !this.paused)
+    if (this.training && !this.gate.paused)
       throw new BusyError('training is running: pause or stop it to generate');
     const promptIds = tokenizer.encode(req.prompt);
     if (promptIds.length === 0) throw new InputError('the prompt is empty: type some text first');
@@ -460,7 +449,8 @@ export class LabEngine implements LabApi {
   /** The adapter's head of the given kind, or a message that says how to get one. */
   private headFor(task: 'SEQ_CLS' | 'TOKEN_CLS'): { model: Gpt2Model; adapter: Adapter; head: TaskHead } {
     const { model } = this.need();
-    if (this.training && !this.paused) throw new BusyError('training is running: pause or stop it first');
+    if (this.training && !this.gate.paused)
+      throw new BusyError('training is running: pause or stop it first');
     const head = this.adapter?.head;
     if (!this.adapter || !head || head.task !== task) {
       const what = task === 'SEQ_CLS' ? 'sequence-classification' : 'token-classification';

@@ -9,48 +9,15 @@ import * as tf from '@tensorflow/tfjs';
 import { methodInfo } from '../peft/catalog';
 import type { Gpt2Model } from '../model/gpt2';
 import { OffloadSession } from '../offload/session';
-import type { OffloadRequest } from '../offload/session';
-import type { PagerStats } from '../offload/layer-pager';
 import type { PageKind, PageStore } from '../offload/page-store';
 import { createAdapter, planAdapter } from '../train/plan';
 import { taskBatchSource } from '../train/task-eval';
 import type { TaskData } from '../data/task-data';
 import type { TextTokenizer } from '../tokenizer/tokenizer';
 import { Trainer } from '../train/trainer';
+import type { OffloadTrial, OffloadTrialRequest } from '../protocol/compare-protocol';
 
 const MIB = 1024 * 1024;
-
-export interface OffloadTrialRequest {
-  task: string;
-  corpusUrl: string;
-  /** Registry cliName and config overrides, as a race lane. */
-  method: string;
-  config?: Record<string, unknown>;
-  lr?: number;
-  steps: number;
-  batchSize: number;
-  seqLen: number;
-  seed: number;
-  offload: OffloadRequest;
-  /** Backend memory a step may peak at, in MiB; null: no limit. */
-  memoryBudgetMB: number | null;
-}
-
-export interface OffloadTrial {
-  /** Null when every step ran; else why the trial stopped (over the budget). */
-  refused: string | null;
-  /** Per completed step. */
-  losses: number[];
-  ms: number[];
-  /** Peak backend bytes of each step (the refused step's included, last). */
-  peakBytes: number[];
-  /** Backend bytes between steps (what stays resident). */
-  residentBytes: number;
-  /** All frozen layer weights at float32, for scale. */
-  layerBytes: number;
-  pager: PagerStats | null;
-  notes: string[];
-}
 
 export async function runOffloadTrial(
   model: Gpt2Model,

@@ -1,6 +1,5 @@
 /** Shorthands the lessons build their runs and knobs with (same defaults everywhere, said once). */
-import type { LaneSpec } from '../protocol/compare-protocol';
-import type { OffloadTrialRequest } from '../engine/offload-trial';
+import type { LaneSpec, OffloadTrialRequest } from '../protocol/compare-protocol';
 import type { Knob, LessonRun } from './types';
 
 /** Defaults sized so an experiment finishes in under a minute on wasm on two cores (scripts/lessons.ts). */

@@ -9,11 +9,12 @@
 import type {
   LaneSpec,
   NearestTokens,
+  OffloadTrial,
+  OffloadTrialRequest,
   RaceRequest,
   RaceSnapshot,
   RankHistory,
 } from '../protocol/compare-protocol';
-import type { OffloadTrial, OffloadTrialRequest } from '../engine/offload-trial';
 
 /** Something the reader can change before running (a number in a range, or a choice). */
 export type Knob =

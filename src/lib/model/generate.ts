@@ -4,7 +4,7 @@
  * (nucleus) sampling from a seeded RNG, so the same seed gives the same text.
  */
 import * as tf from '@tensorflow/tfjs';
-import { Rng } from '../train/rng';
+import { Rng } from '../util/rng';
 import type { ForwardOptions, Gpt2Model, LayerKV } from './gpt2';
 import { lmLogits } from './heads';
 import { InputError } from '../errors';

@@ -114,7 +114,7 @@ export class Gpt2Model {
 
   /** wte^T [C, V] for the tied LM head: cached while wte is frozen, in-graph when it trains. */
   wteT(): tf.Tensor2D {
-    const wte = this.w('wte.weight') as unknown as tf.Tensor2D;
+    const wte = this.w('wte.weight') as tf.Tensor2D;
     if (wte instanceof tf.Variable && wte.trainable) return tf.transpose(wte);
     if (!this.wteTransposed) this.wteTransposed = tf.keep(tf.transpose(wte));
     return this.wteTransposed;
@@ -122,7 +122,7 @@ export class Gpt2Model {
 
   /** wte[ids]: [B, T] -> [B, T, C]. */
   embedTokens(ids: tf.Tensor2D): tf.Tensor3D {
-    return embed(this.w('wte.weight') as unknown as tf.Tensor2D, ids) as tf.Tensor3D;
+    return embed(this.w('wte.weight') as tf.Tensor2D, ids) as tf.Tensor3D;
   }
 
   /** One named linear layer on x [N, in], with its hook if any. */
@@ -130,11 +130,7 @@ export class Gpt2Model {
     const p = `h.${layer}.${module}`;
     const hook = this.hooks.get(p);
     const xin = hook?.input ? hook.input(x, ctx) : x;
-    const base = dense(
-      xin,
-      this.w(`${p}.weight`) as unknown as tf.Tensor2D,
-      this.w(`${p}.bias`) as unknown as tf.Tensor1D,
-    );
+    const base = dense(xin, this.w(`${p}.weight`) as tf.Tensor2D, this.w(`${p}.bias`) as tf.Tensor1D);
     return hook ? hook.apply(xin, base, ctx) : base;
   }
 

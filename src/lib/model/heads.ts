@@ -88,7 +88,7 @@ export class ClsHead implements TaskHead {
   /** The head on every position: hidden [B, T, C] -> logits [B, T, numLabels]. */
   logits(hidden: tf.Tensor3D): tf.Tensor3D {
     const [B, T, C] = hidden.shape;
-    let y = matmul(tf.reshape(hidden, [B * T, C]) as tf.Tensor2D, this.weightT as unknown as tf.Tensor2D); // [B*T, L]
+    let y = matmul(tf.reshape(hidden, [B * T, C]) as tf.Tensor2D, this.weightT as tf.Tensor2D); // [B*T, L]
     if (this.bias) y = tf.add(y, this.bias);
     return tf.reshape(y, [B, T, this.numLabels]) as tf.Tensor3D;
   }
@@ -178,7 +178,7 @@ export class VerbalizerHead implements TaskHead {
 
   logits(hidden: tf.Tensor3D): tf.Tensor3D {
     const [B, T, C] = hidden.shape;
-    const y = matmul(tf.reshape(hidden, [B * T, C]) as tf.Tensor2D, this.table as unknown as tf.Tensor2D); // [B*T, L]
+    const y = matmul(tf.reshape(hidden, [B * T, C]) as tf.Tensor2D, this.table as tf.Tensor2D); // [B*T, L]
     return tf.reshape(y, [B, T, this.numLabels]) as tf.Tensor3D;
   }
 

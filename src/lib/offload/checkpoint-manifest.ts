@@ -4,7 +4,8 @@
  * checkpoints.ts, which writes and restores them through TensorFlow.js, so the Storage screen can
  * list and delete checkpoints on the main thread without loading tfjs.
  */
-import type { JsonValue, LabDb } from '../storage/db';
+import type { JsonValue } from '../storage/db';
+import type { LabDb } from '../storage/handle';
 
 export interface CheckpointManifest {
   runId: string;

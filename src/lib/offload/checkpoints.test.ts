@@ -5,8 +5,9 @@ import { StorageError } from '../errors';
 import { Gpt2Model } from '../model/gpt2';
 import { methodByCliName } from '../peft/registry';
 import type { Adapter } from '../peft/types';
-import { deleteLabDb, openLabDb } from '../storage/db';
-import type { LabDb } from '../storage/db';
+import { deleteLabDb } from '../storage/db';
+import { openLabDb } from '../storage/handle';
+import type { LabDb } from '../storage/handle';
 import { Trainer } from '../train/trainer';
 import {
   deleteCheckpoint,

@@ -12,7 +12,8 @@
  * so a resumed run sees exactly the batches an uninterrupted one would.
  */
 import { StorageError } from '../errors';
-import type { JsonValue, LabDb } from '../storage/db';
+import type { JsonValue } from '../storage/db';
+import type { LabDb } from '../storage/handle';
 import {
   blobName,
   blobOwner,

@@ -4,8 +4,8 @@
  * database's own chunking keeps records under its limit; pages are already at most MAX_PAGE_BYTES.
  */
 import { StorageError } from '../errors';
-import { openLabDb } from '../storage/db';
-import type { LabDb } from '../storage/db';
+import { openLabDb } from '../storage/handle';
+import type { LabDb } from '../storage/handle';
 import { checkPageSize } from './page-store';
 import type { PageStore } from './page-store';
 

@@ -77,8 +77,8 @@ export async function layerwiseGradients(
     const pv = kv0 ? probe(kv0.v) : null;
     const probeVars = [xi, ...(pk && pv ? [pk, pv] : [])];
     const { value, grads } = tf.variableGrads(() => {
-      const kv = pk && pv ? { k: pk as unknown as tf.Tensor4D, v: pv as unknown as tf.Tensor4D } : undefined;
-      return f(model.block(i, xi as unknown as tf.Tensor3D, first.mask, kv, ctx).x);
+      const kv = pk && pv ? { k: pk as tf.Tensor4D, v: pv as tf.Tensor4D } : undefined;
+      return f(model.block(i, xi as tf.Tensor3D, first.mask, kv, ctx).x);
     }, [...probeVars, ...vars]);
     const dx = grads[xi.name]!;
     const dkv = pk && pv ? { k: grads[pk.name] as tf.Tensor4D, v: grads[pv.name] as tf.Tensor4D } : null;

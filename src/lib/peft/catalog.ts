@@ -14,7 +14,8 @@ import { pTuningInfo } from './p-tuning/info';
 import { pTuningV2Info } from './p-tuning-v2/info';
 import { prefixTuningInfo } from './prefix-tuning/info';
 import { promptTuningInfo } from './prompt-tuning/info';
-import type { PeftConfigBase, TaskType } from './types';
+import type { PeftConfigBase } from './types';
+import type { TaskType } from '../data/tasks/registry';
 
 export type { FieldSpec, MethodInfo } from './method-info';
 export { GPT2_MODULES } from './method-info';

@@ -6,7 +6,8 @@
  * switching on a method's name. Shared field specs and size knobs live here too.
  */
 import type { Gpt2Config } from '../model/config';
-import type { MethodKind, PeftConfigBase, PeftType, TaskType } from './types';
+import type { TaskType } from '../data/tasks/registry';
+import type { MethodKind, PeftConfigBase, PeftType } from './types';
 
 /** One setting of a method, in PEFT's camelCase name. */
 export interface FieldSpec {

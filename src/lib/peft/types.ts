@@ -10,6 +10,7 @@ import type * as tf from '@tensorflow/tfjs';
 import type { Gpt2Model, LayerKV } from '../model/gpt2';
 import type { TaskHead } from '../model/heads';
 import type { MethodInfo } from './method-info';
+import type { TaskType } from '../data/tasks/registry';
 
 /**
  * PEFT's PeftType names; FULL is ours (full fine-tuning has no PEFT type). Open to other names, so a
@@ -17,8 +18,6 @@ import type { MethodInfo } from './method-info';
  */
 export type PeftType =
   'LORA' | 'ADALORA' | 'IA3' | 'PROMPT_TUNING' | 'P_TUNING' | 'PREFIX_TUNING' | 'FULL' | (string & {});
-/** PEFT's TaskType names. */
-export type TaskType = 'CAUSAL_LM' | 'SEQ_CLS' | 'TOKEN_CLS';
 export type MethodKind = 'inject' | 'prompt' | 'prefix' | 'full';
 
 /** Fields every PEFT config carries (PeftConfig in peft/config.py). */

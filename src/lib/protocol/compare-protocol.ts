@@ -4,14 +4,15 @@
  * events stream while a race runs. Everything here is plain data (structured-clone safe).
  */
 import type { BackendChoice, BackendInfo } from '../backend/backend';
-import type { EvalPoint, LaneSpec, LaneState, RaceSettings, StepPoint } from '../race/race';
+import type { EvalPoint } from '../data/task-data';
+import type { LaneSpec, LaneState, RaceSettings, StepPoint } from '../race/race';
 import type { RaceResults } from '../race/results';
 import type { ParameterMap } from '../race/where';
 import type { ModelSummary } from './lab-protocol';
-import type { OffloadTrial, OffloadTrialRequest } from '../engine/offload-trial';
+import type { OffloadRequest } from '../offload/session';
+import type { PagerStats } from '../offload/layer-pager';
 
 export type { EvalPoint, LaneSpec, LaneState, RaceSettings, StepPoint, RaceResults, ParameterMap };
-export type { OffloadTrial, OffloadTrialRequest };
 
 export interface RaceRequest {
   /** Task id: a built-in task (src/lib/data/tasks/registry.ts) or an imported data set's id. */
@@ -71,6 +72,39 @@ export interface RankHistory {
   /** The initial rank of every matrix. */
   initR: number;
   points: { step: number; ranks: number[] }[];
+}
+
+/** A few steps of one method under offload settings and a memory budget (engine/offload-trial.ts). */
+export interface OffloadTrialRequest {
+  task: string;
+  corpusUrl: string;
+  /** Registry cliName and config overrides, as a race lane. */
+  method: string;
+  config?: Record<string, unknown>;
+  lr?: number;
+  steps: number;
+  batchSize: number;
+  seqLen: number;
+  seed: number;
+  offload: OffloadRequest;
+  /** Backend memory a step may peak at, in MiB; null: no limit. */
+  memoryBudgetMB: number | null;
+}
+
+export interface OffloadTrial {
+  /** Null when every step ran; else why the trial stopped (over the budget). */
+  refused: string | null;
+  /** Per completed step. */
+  losses: number[];
+  ms: number[];
+  /** Peak backend bytes of each step (the refused step's included, last). */
+  peakBytes: number[];
+  /** Backend bytes between steps (what stays resident). */
+  residentBytes: number;
+  /** All frozen layer weights at float32, for scale. */
+  layerBytes: number;
+  pager: PagerStats | null;
+  notes: string[];
 }
 
 export interface CompareRequests {

@@ -4,11 +4,12 @@
  * {name, message} (src/lib/errors.ts) and are rebuilt as the named class.
  */
 import type { BackendChoice, BackendInfo } from '../backend/backend';
-import type { SerializedError } from '../errors';
+import type { EvalPoint, TaskMetric } from '../data/task-data';
 import type { CheckpointManifest } from '../offload/checkpoints';
+import type { MethodRequest } from './method-config';
 import type { OffloadRequest, OffloadSnapshot } from '../offload/session';
 
-export type { CheckpointManifest, OffloadRequest, OffloadSnapshot };
+export type { CheckpointManifest, EvalPoint, OffloadRequest, OffloadSnapshot, TaskMetric };
 
 export interface ModelSummary {
   id: string;
@@ -44,14 +45,11 @@ export interface TrainSettings {
   maxGradNorm?: number;
 }
 
-export interface TrainRequest {
-  /** Registry cliName, e.g. "lora". */
-  method: string;
-  /**
-   * Method config fields (camelCase, PEFT names) over `method.defaults(taskType)`, so a
-   * classification task gets LoRA's modulesToSave for its head.
-   */
-  config: Record<string, unknown>;
+/**
+ * `method`: registry cliName, e.g. "lora"; `config`: that method's fields (camelCase, PEFT names)
+ * over `method.defaults(taskType)`, so a classification task gets LoRA's modulesToSave for its head.
+ */
+export type TrainRequest = MethodRequest & {
   train: TrainSettings;
   /** Built-in task id (src/lib/data/tasks/registry.ts); default 'moby-dick'. */
   task?: string;
@@ -66,7 +64,7 @@ export interface TrainRequest {
   checkpoint?: { runId: string; every: number };
   /** Resume `checkpoint.runId` from its last complete checkpoint (the request must match the run's). */
   resume?: boolean;
-}
+};
 
 export interface TrainProgress {
   step: number;
@@ -76,17 +74,6 @@ export interface TrainProgress {
   ms: number;
   tokensPerSec: number;
   gradNorm: number;
-}
-
-/** The number a task is judged by: perplexity (lower is better) or an accuracy in 0..1. */
-export type TaskMetric = 'perplexity' | 'accuracy' | 'tokenAccuracy';
-
-export interface EvalPoint {
-  step: number;
-  /** Mean cross-entropy: per token (CAUSAL_LM), per example (SEQ_CLS) or per word (TOKEN_CLS). */
-  loss: number;
-  /** The task metric's value (perplexity = exp(loss) for CAUSAL_LM). */
-  metric: number;
 }
 
 export interface TrainResult {
@@ -209,10 +196,3 @@ export type EventKind = keyof LabEvents;
 export type LabApi = { [K in RequestKind]: (req: RequestOf<K>) => Promise<ReplyOf<K>> };
 
 export type EventSink = <E extends EventKind>(kind: E, data: LabEvents[E]) => void;
-
-/** Messages on the wire. */
-export type ToWorker = { id: number; kind: RequestKind; payload: unknown };
-export type FromWorker =
-  | { id: number; ok: true; result: unknown }
-  | { id: number; ok: false; error: SerializedError }
-  | { event: EventKind; data: unknown };

@@ -8,7 +8,8 @@
  */
 import type { Gpt2Model } from '../model/gpt2';
 import { methodByCliName } from '../peft/registry';
-import type { PeftConfigBase, TaskType } from '../peft/types';
+import type { PeftConfigBase } from '../peft/types';
+import type { TaskType } from '../data/tasks/registry';
 
 export interface SizedConfig {
   config: Record<string, unknown>;

@@ -14,10 +14,10 @@ import type { TaskInfo } from '../data/tasks/registry';
 import type { Gpt2Config } from '../model/config';
 import { Gpt2Model } from '../model/gpt2';
 import { METHOD_INFO } from '../peft/catalog';
-import type { TaskType } from '../peft/types';
+import type { TaskType } from '../data/tasks/registry';
 import type { TextTokenizer } from '../tokenizer/tokenizer';
 import { clsBatchSource } from '../train/classification';
-import { Rng } from '../train/rng';
+import { Rng } from '../util/rng';
 import { Trainer } from '../train/trainer';
 import {
   ACTIVATION_COUNTS,

@@ -11,7 +11,7 @@ import { countParameters, linearShape } from '../model/config';
 import { methodInfoByPeftType } from '../peft/catalog';
 import { targetedSites } from '../peft/inject';
 import type { LedgerProfile } from '../peft/method-info';
-import type { TaskType } from '../peft/types';
+import type { TaskType } from '../data/tasks/registry';
 import type { Adapter, MethodKind } from '../peft/types';
 
 export type { LedgerProfile } from '../peft/method-info';

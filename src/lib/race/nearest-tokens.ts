@@ -23,7 +23,7 @@ export async function nearestTokenIds(
   const { values, indices } = tf.tidy(() => {
     const unit = (x: tf.Tensor2D): tf.Tensor2D =>
       tf.div(x, tf.maximum(tf.norm(x, 'euclidean', 1, true), 1e-12)) as tf.Tensor2D;
-    const wte = model.w('wte.weight') as unknown as tf.Tensor2D;
+    const wte = model.w('wte.weight') as tf.Tensor2D;
     const cos = tf.matMul(unit(prompts), unit(wte), false, true); // [n, V]
     return tf.topk(cos, kk);
   });

@@ -21,8 +21,7 @@ import type { MemoryLedger } from './ledger';
 import { createAdapter, planAdapter } from '../train/plan';
 import { metricOf } from '../data/task-data';
 import { evaluateTask, taskBatchSource } from '../train/task-eval';
-import type { RaceMetric, TaskData } from '../data/task-data';
-import type { TaskScore } from '../train/task-eval';
+import type { EvalPoint, TaskData, TaskMetric } from '../data/task-data';
 
 export interface LaneSpec {
   /** Registry cliName, e.g. "lora". */
@@ -55,10 +54,6 @@ export interface StepPoint {
   lr: number;
   ms: number;
   tokens: number;
-}
-
-export interface EvalPoint extends TaskScore {
-  step: number;
 }
 
 export type LaneStatus = 'ready' | 'training' | 'done' | 'stopped' | 'failed';
@@ -110,7 +105,7 @@ interface Lane {
 }
 
 export class Race {
-  readonly metric: RaceMetric;
+  readonly metric: TaskMetric;
   private readonly adapters = new AdapterSet();
   private readonly lanes: Lane[] = [];
   private nextId = 1;

@@ -5,7 +5,7 @@
  * here: the UI and the CLI both import it.
  */
 import type { LaneState } from './race';
-import type { RaceMetric } from '../data/task-data';
+import type { TaskMetric } from '../data/task-data';
 import { higherIsBetter } from '../data/task-data';
 
 export interface ResultRow {
@@ -35,7 +35,7 @@ export interface ResultRow {
 }
 
 export interface RaceResults {
-  metric: RaceMetric;
+  metric: TaskMetric;
   /** The target stepsToTarget refers to. */
   target: number;
   rows: ResultRow[];
@@ -52,17 +52,17 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
-const better = (metric: RaceMetric, a: number, b: number): boolean =>
+const better = (metric: TaskMetric, a: number, b: number): boolean =>
   higherIsBetter(metric) ? a > b : a < b;
 
-const reaches = (metric: RaceMetric, value: number, target: number): boolean =>
+const reaches = (metric: TaskMetric, value: number, target: number): boolean =>
   higherIsBetter(metric) ? value >= target : value <= target;
 
 /**
  * The default target: 90% of the best final accuracy, or 10% above the best final perplexity,
  * so "steps to target" asks how fast each method got close to the winner (failed lanes left out).
  */
-export function defaultTarget(metric: RaceMetric, lanes: readonly LaneState[]): number {
+export function defaultTarget(metric: TaskMetric, lanes: readonly LaneState[]): number {
   const finals = lanes
     .filter((l) => l.status !== 'failed')
     .map((l) => l.evals.at(-1)?.metric)
@@ -71,7 +71,7 @@ export function defaultTarget(metric: RaceMetric, lanes: readonly LaneState[]): 
   return higherIsBetter(metric) ? 0.9 * Math.max(...finals) : 1.1 * Math.min(...finals);
 }
 
-export function resultRows(metric: RaceMetric, lanes: readonly LaneState[], target: number): ResultRow[] {
+export function resultRows(metric: TaskMetric, lanes: readonly LaneState[], target: number): ResultRow[] {
   return lanes.map((l) => {
     const ms = l.steps.map((s) => s.ms);
     const tail = l.steps.slice(-LAST_STEPS);
@@ -101,13 +101,13 @@ export function resultRows(metric: RaceMetric, lanes: readonly LaneState[], targ
   });
 }
 
-const METRIC_LABEL: Record<RaceMetric, string> = {
+const METRIC_LABEL: Record<TaskMetric, string> = {
   perplexity: 'held-out perplexity',
   accuracy: 'held-out accuracy',
   tokenAccuracy: 'held-out token accuracy',
 };
 
-export function formatMetric(metric: RaceMetric, v: number): string {
+export function formatMetric(metric: TaskMetric, v: number): string {
   if (!Number.isFinite(v)) return '-';
   return metric === 'perplexity' ? v.toFixed(2) : `${(100 * v).toFixed(1)}%`;
 }
@@ -123,7 +123,7 @@ function pick<T>(rows: T[], score: (r: T) => number, lowerWins: boolean): T | nu
 }
 
 /** Who won on the metric, on memory, on speed and on parameters; ties and single lanes said plainly. */
-export function verdicts(metric: RaceMetric, rows: ResultRow[], target: number): string[] {
+export function verdicts(metric: TaskMetric, rows: ResultRow[], target: number): string[] {
   const done = rows.filter((r) => r.status !== 'failed' && Number.isFinite(r.metric));
   if (done.length === 0) return ['No method finished: nothing to compare.'];
   const out: string[] = [];
@@ -173,7 +173,7 @@ export function verdicts(metric: RaceMetric, rows: ResultRow[], target: number):
   return out;
 }
 
-export function raceResults(metric: RaceMetric, lanes: readonly LaneState[], target?: number): RaceResults {
+export function raceResults(metric: TaskMetric, lanes: readonly LaneState[], target?: number): RaceResults {
   const t = target ?? defaultTarget(metric, lanes);
   const rows = resultRows(metric, lanes, t);
   return { metric, target: t, rows, verdicts: verdicts(metric, rows, t) };

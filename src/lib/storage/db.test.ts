@@ -4,38 +4,21 @@ import { openDB } from 'idb';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { StorageError } from '../errors';
 import {
-  DEFAULT_CHUNK_BYTES,
-  DEFAULT_DB_NAME,
-  LAB_DB_VERSION,
-  closeLabDb,
   deleteAdapter,
-  deleteBlobs,
-  deleteDataset,
-  deleteLabDb,
-  deleteModel,
-  deleteSetting,
   getAdapter,
-  getBlob,
-  getDataset,
-  getDatasetFile,
-  getModel,
-  getModelFile,
-  getSetting,
   listAdapters,
   listAdaptersForModel,
-  listDatasets,
-  listModels,
-  openLabDb,
-  putBlob,
   renameAdapter,
-  requestPersistence,
   saveAdapterRecord,
-  saveDataset,
-  saveModel,
-  setSetting,
-  storageEstimate,
-  type AdapterInput,
-} from './db';
+} from './adapters';
+import type { AdapterInput } from './adapters';
+import { deleteBlobs, getBlob, putBlob } from './blobs';
+import { deleteDataset, getDataset, getDatasetFile, listDatasets, saveDataset } from './datasets';
+import { DEFAULT_CHUNK_BYTES, DEFAULT_DB_NAME, LAB_DB_VERSION, closeLabDb, deleteLabDb } from './db';
+import { openLabDb } from './handle';
+import { deleteModel, getModel, getModelFile, listModels, saveModel } from './models';
+import { requestPersistence, storageEstimate } from './quota';
+import { deleteSetting, getSetting, setSetting } from './settings';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;

@@ -4,7 +4,7 @@
  * fed and judged by this one code.
  */
 import { FileLoadError } from '../errors';
-import type { TaskData } from '../data/task-data';
+import type { TaskData, TaskScore } from '../data/task-data';
 import { EVAL_BATCHES } from '../data/task-data';
 import type { Gpt2Model } from '../model/gpt2';
 import type { Adapter } from '../peft/types';
@@ -15,16 +15,6 @@ import type { BatchSource } from './trainer';
 /** The batches a Trainer draws for this task. */
 export function taskBatchSource(data: TaskData, seqLen: number): BatchSource {
   return data.kind === 'lm' ? lmBatchSource(data.train, seqLen) : clsBatchSource(data.train);
-}
-
-export interface TaskScore {
-  loss: number;
-  /** The task metric (metricOf): perplexity, accuracy or token accuracy. */
-  metric: number;
-  /** Classification only: macro-F1 over the same predictions. */
-  macroF1?: number;
-  /** Causal LM only: tokens scored. */
-  tokens?: number;
 }
 
 /** Held-out loss and metric of the model with `adapter` (its head for classification). */

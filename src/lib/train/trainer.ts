@@ -16,7 +16,7 @@ import { crossEntropy } from '../model/ops';
 import { adapterDecorator, virtualPositions } from '../peft/forward';
 import type { Adapter } from '../peft/types';
 import { AdamW, clipByGlobalNorm } from './adamw';
-import { Rng } from './rng';
+import { Rng } from '../util/rng';
 import { cosineWithWarmup } from './schedule';
 
 /** Optimizer state that leaves the backend between steps (ZeRO stage 1; src/lib/offload). */

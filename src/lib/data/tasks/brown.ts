@@ -5,7 +5,8 @@
  */
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { fnv1a, isHeldOut } from '../holdout';
+import { isHeldOut } from '../holdout';
+import { fnv1a } from '../../util/hash';
 import { brownWord } from '../sources';
 import { BROWN_CATEGORIES, type BrownCategory } from './genre';
 import type { SplitName } from './registry';

@@ -5,7 +5,8 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { fnv1a, isHeldOut } from '../holdout';
+import { isHeldOut } from '../holdout';
+import { fnv1a } from '../../util/hash';
 import { brownDocumentSplits, readBrownCategories } from './brown';
 import { GENRE_OF } from './genre';
 import { SPLIT_NAMES, TASKS, type SplitName, type TaskInfo, type TaskManifest } from './registry';

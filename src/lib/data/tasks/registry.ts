@@ -5,9 +5,11 @@
  * public/data/<id>/, each folder with a manifest.json whose shape is `TaskManifest` (moby-dick's
  * older manifest has only the split documents and bytes).
  */
-import type { TaskType } from '../../peft/types';
 import { GENRE_LABELS } from './genre';
 import { UNIVERSAL_TAGS } from './pos-map';
+
+/** PEFT's TaskType names: what a task asks of the model (its head, its loss, its metric). */
+export type TaskType = 'CAUSAL_LM' | 'SEQ_CLS' | 'TOKEN_CLS';
 
 export type SplitName = 'train' | 'validation' | 'test';
 export const SPLIT_NAMES: readonly SplitName[] = ['train', 'validation', 'test'];

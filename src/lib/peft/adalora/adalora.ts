@@ -10,11 +10,11 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { AdapterError } from '../../errors';
-import { fnv1a } from '../../data/holdout';
+import { fnv1a } from '../../util/hash';
 import type { ForwardContext, Gpt2Model, LinearHook } from '../../model/gpt2';
 import { linearShape } from '../../model/config';
 import { matmul, newVariable } from '../../model/ops';
-import { Rng } from '../../train/rng';
+import { Rng } from '../../util/rng';
 import type { LinearSite } from '../inject';
 import { targetedSites } from '../inject';
 import type { InjectSite } from '../inject-base';

@@ -8,7 +8,7 @@ import { linearShape } from '../../model/config';
 import { targetedSites } from '../inject';
 import type { LoraConfig } from '../lora/config';
 import { loraDefaults, validateLora } from '../lora/config';
-import type { TaskType } from '../types';
+import type { TaskType } from '../../data/tasks/registry';
 
 export interface AdaLoraConfig extends Omit<LoraConfig, 'peftType'> {
   peftType: 'ADALORA';

@@ -6,7 +6,8 @@ import { PeftConfigError } from '../../errors';
 import type { Gpt2Model } from '../../model/gpt2';
 import { linearShape } from '../../model/config';
 import { targetedSites } from '../inject';
-import type { PeftConfigBase, TaskType } from '../types';
+import type { PeftConfigBase } from '../types';
+import type { TaskType } from '../../data/tasks/registry';
 
 export interface LoraConfig extends PeftConfigBase {
   peftType: 'LORA';

@@ -11,7 +11,7 @@ import { PeftConfigError } from '../../errors';
 import type { Gpt2Model } from '../../model/gpt2';
 import type { PrefixTuningConfig } from '../prefix-tuning/config';
 import { prefixTuningDefaults, validatePrefixTuning } from '../prefix-tuning/config';
-import type { TaskType } from '../types';
+import type { TaskType } from '../../data/tasks/registry';
 
 export interface PTuningV2Config extends PrefixTuningConfig {
   /** Classify with the label words' LM-head logits (no trained head) instead of a linear head. */

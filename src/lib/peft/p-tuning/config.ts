@@ -4,7 +4,7 @@
  */
 import { PeftConfigError } from '../../errors';
 import type { Gpt2Model } from '../../model/gpt2';
-import type { TaskType } from '../types';
+import type { TaskType } from '../../data/tasks/registry';
 import type { PromptLearningConfig } from '../prompt-learning/config';
 import { promptLearningBase, validatePromptLearning } from '../prompt-learning/config';
 

@@ -10,7 +10,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { LayerKV } from '../../model/gpt2';
 import type { TaskHead } from '../../model/heads';
-import { Rng } from '../../train/rng';
+import { Rng } from '../../util/rng';
 import { AdapterError } from '../../errors';
 import type { PromptAdapter, PrefixAdapter } from '../types';
 import type { StateDict } from '../state';

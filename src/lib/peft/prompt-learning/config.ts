@@ -5,7 +5,8 @@
  */
 import { PeftConfigError } from '../../errors';
 import type { Gpt2Model } from '../../model/gpt2';
-import type { PeftConfigBase, TaskType } from '../types';
+import type { PeftConfigBase } from '../types';
+import type { TaskType } from '../../data/tasks/registry';
 import { CLS_HEAD_MODULES } from '../lora/config';
 
 export interface PromptLearningConfig extends PeftConfigBase {

@@ -12,7 +12,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { matmul, newVariable } from '../../model/ops';
-import { Rng } from '../../train/rng';
+import { Rng } from '../../util/rng';
 
 export interface PromptEncoderNet {
   /** Virtual tokens. */

@@ -3,7 +3,7 @@
  * choice, so prompt tuning, prefix tuning, P-tuning and P-tuning v2 share one create/save/count path.
  */
 import type { Gpt2Model } from '../../model/gpt2';
-import { Rng } from '../../train/rng';
+import { Rng } from '../../util/rng';
 import { configFromPeftJson, configToPeftJson } from '../peft-json';
 import type { MethodInfo } from '../method-info';
 import type { Adapter, CreateOptions, PeftMethod } from '../types';

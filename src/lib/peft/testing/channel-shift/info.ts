@@ -6,7 +6,8 @@
  */
 import type { MethodInfo } from '../../method-info';
 import { TARGETS } from '../../method-info';
-import type { PeftConfigBase, TaskType } from '../../types';
+import type { TaskType } from '../../../data/tasks/registry';
+import type { PeftConfigBase } from '../../types';
 
 export interface ChannelShiftConfig extends PeftConfigBase {
   peftType: 'CHANNEL_SHIFT';
@@ -25,6 +26,14 @@ export function channelShiftDefaults(taskType: TaskType): ChannelShiftConfig {
     targetModules: ['c_attn'],
     numLayers: null,
   };
+}
+
+// A request naming this method carries its fields, typed as every method's: the request map is an
+// interface that a method's folder extends (TypeScript's module augmentation), not a list to edit.
+declare module '../../../protocol/method-config' {
+  interface MethodConfigs {
+    'channel-shift': ChannelShiftConfig;
+  }
 }
 
 export const channelShiftInfo: MethodInfo<ChannelShiftConfig> = {
