@@ -497,9 +497,7 @@ export class LabState {
     const m = this.interrupted;
     if (!m || this.running) return;
     // A plain copy: the manifest is reactive state, which postMessage cannot clone.
-    const req = $state.snapshot(
-      LabState.savedRequest(m) as unknown as Record<string, unknown>,
-    ) as unknown as TrainRequest;
+    const req: TrainRequest = $state.snapshot(LabState.savedRequest(m));
     if (
       req.task &&
       req.task !== this.task &&

@@ -39,7 +39,8 @@ function taskTypeOf(task: string): TaskType {
 function laneForm(lane: LaneSpec, taskType: TaskType): { form: MethodForm; leftOut: string[] } {
   const info = findMethod(lane.method);
   if (!info) return { form: {}, leftOut: [`method "${lane.method}"`] };
-  const defaults = info.defaults(taskType) as unknown as Record<string, unknown>;
+  // A spread is a plain object type, which (unlike the config interface) has an index signature.
+  const defaults: Record<string, unknown> = { ...info.defaults(taskType) };
   const form: MethodForm = {};
   for (const spec of info.fields) {
     const v = defaults[spec.field];

@@ -8,7 +8,6 @@ import type { FieldSpec, MethodInfo } from '../lib/peft/catalog';
 import type { TaskType } from '../lib/data/tasks/registry';
 
 export const DEFAULT_METHOD = 'lora';
-export const TASK_TYPES: readonly TaskType[] = ['CAUSAL_LM', 'SEQ_CLS', 'TOKEN_CLS'];
 
 /** A method's settings as the form holds them: only its `fields`, by PEFT's camelCase name. */
 export type MethodForm = Record<string, unknown>;

@@ -90,17 +90,17 @@ export function pickMethod(values: Values, { methodByCliName }: Registry): PeftM
 
 /** The method's defaults with the method flags given applied. */
 export function buildConfig(values: Values, method: PeftMethod, base: PeftConfigBase): PeftConfigBase {
-  const config: Record<string, unknown> = { ...base };
+  const flags: Record<string, unknown> = {};
   const own = new Set(methodInfo(method.cliName).fields.map((f) => f.field));
   for (const f of methodFields()) {
     const v = read(values, f);
     if (v === undefined) continue;
-    if (!own.has(f.field) || !(f.field in config)) {
+    if (!own.has(f.field) || !(f.field in base)) {
       throw new UsageError(`--${flagOf(f.field)} does not apply to --method ${method.cliName}`);
     }
-    config[f.field] = v;
+    flags[f.field] = v;
   }
-  return config as unknown as PeftConfigBase;
+  return { ...base, ...flags };
 }
 
 /** Runs the method's own checks; a fault in a field set by a flag is reported under that flag. */

@@ -7,6 +7,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PeftConfigError, UsageError } from '../../lib/errors';
+import { isTaskType } from '../../lib/data/tasks/registry';
 import { METHOD_INFO, methodInfo } from '../../lib/peft/catalog';
 import type { RaceResults } from '../../lib/race/results';
 import { formatMetric } from '../../lib/race/results';
@@ -176,7 +177,9 @@ export function pickMethods(names: string[] | undefined, taskType: string): stri
     );
   }
   if (names.length === 1 && names[0] === 'all') {
-    return METHOD_INFO.filter((m) => m.taskTypes.includes(taskType as never)).map((m) => m.cliName);
+    return METHOD_INFO.filter((m) => isTaskType(taskType) && m.taskTypes.includes(taskType)).map(
+      (m) => m.cliName,
+    );
   }
   for (const n of names) {
     try {

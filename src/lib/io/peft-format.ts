@@ -4,6 +4,7 @@
  * here loads with Python's `PeftModel.from_pretrained`, and one trained there loads here.
  */
 import { AdapterError } from '../errors';
+import { isTaskType } from '../data/tasks/registry';
 import type { Gpt2Model } from '../model/gpt2';
 import { HEAD_MODULE } from '../model/heads';
 import { headFor, verbalizerClasses } from '../peft/task-head';
@@ -60,12 +61,12 @@ function readConfigAndMethod(
   const method = methodForConfigJson(obj, `${source}/adapter_config.json`);
   const config = method.fromPeftJson(obj, `${source}/adapter_config.json`);
   const task = obj.task_type ?? 'CAUSAL_LM';
-  if (!method.taskTypes.includes(task as never)) {
+  if (!isTaskType(task) || !method.taskTypes.includes(task)) {
     throw new AdapterError(
       `${source}/adapter_config.json: task_type ${JSON.stringify(task)} is not available for ${method.label}; it supports ${method.taskTypes.join(', ')}`,
     );
   }
-  return { config: { ...config, taskType: task as PeftConfigBase['taskType'] }, method };
+  return { config: { ...config, taskType: task }, method };
 }
 
 export function readAdapterWeights(bytes: Uint8Array, source: string): StateDict {

@@ -10,6 +10,10 @@ import { UNIVERSAL_TAGS } from './pos-map';
 
 /** PEFT's TaskType names: what a task asks of the model (its head, its loss, its metric). */
 export type TaskType = 'CAUSAL_LM' | 'SEQ_CLS' | 'TOKEN_CLS';
+export const TASK_TYPES: readonly TaskType[] = ['CAUSAL_LM', 'SEQ_CLS', 'TOKEN_CLS'];
+
+/** Whether a value read from a file or a flag is one of PEFT's task types. */
+export const isTaskType = (x: unknown): x is TaskType => (TASK_TYPES as readonly unknown[]).includes(x);
 
 export type SplitName = 'train' | 'validation' | 'test';
 export const SPLIT_NAMES: readonly SplitName[] = ['train', 'validation', 'test'];

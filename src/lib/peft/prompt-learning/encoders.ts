@@ -13,6 +13,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { matmul, newVariable } from '../../model/ops';
 import { Rng } from '../../util/rng';
+import { InternalError } from '../../errors';
 
 export interface PromptEncoderNet {
   /** Virtual tokens. */
@@ -41,8 +42,18 @@ function linear(vars: Map<string, tf.Variable>, name: string, inDim: number, out
   );
 }
 
+/**
+ * A named matrix of the encoder. Variables are stored untyped by rank in the name map; every name
+ * read here was created 2-D by linear()/embedding(), so a miss or another rank is a bug of ours.
+ */
+function mat(vars: Map<string, tf.Variable>, name: string): tf.Tensor2D {
+  const v = vars.get(name);
+  if (!v || v.rank !== 2) throw new InternalError(`prompt encoder: ${name} is not a matrix`);
+  return v as tf.Tensor as tf.Tensor2D;
+}
+
 function applyLinear(vars: Map<string, tf.Variable>, name: string, x: tf.Tensor2D): tf.Tensor2D {
-  const w = vars.get(`${name}.weight`) as unknown as tf.Tensor2D;
+  const w = mat(vars, `${name}.weight`);
   return tf.add(matmul(x, w), vars.get(`${name}.bias`)!);
 }
 
@@ -58,7 +69,7 @@ export function tableEncoder(n: number, dim: number, rng: Rng, init?: tf.Tensor2
     n,
     outDim: dim,
     variables,
-    encode: () => variables.get('embedding.weight') as unknown as tf.Tensor2D,
+    encode: () => mat(variables, 'embedding.weight'),
   };
 }
 
@@ -78,7 +89,7 @@ export function prefixMlpEncoder(
     outDim,
     variables,
     encode: () => {
-      const e = variables.get('embedding.weight') as unknown as tf.Tensor2D; // [n, d]
+      const e = mat(variables, 'embedding.weight'); // [n, d]
       return applyLinear(variables, 'transform.2', tf.tanh(applyLinear(variables, 'transform.0', e)));
     },
   };
@@ -95,7 +106,7 @@ export function mlpPromptEncoder(n: number, d: number, h: number, rng: Rng): Pro
     outDim: d,
     variables,
     encode: () => {
-      let x = variables.get('embedding.weight') as unknown as tf.Tensor2D; // [n, d]
+      let x = mat(variables, 'embedding.weight'); // [n, d]
       x = tf.relu(applyLinear(variables, 'mlp_head.0', x)); // [n, h]
       x = tf.relu(applyLinear(variables, 'mlp_head.2', x)); // [n, h]
       return applyLinear(variables, 'mlp_head.4', x); // [n, d]
@@ -116,8 +127,8 @@ function lstmDirection(
   reverse: boolean,
 ): tf.Tensor2D {
   const n = x.shape[0];
-  const wIh = vars.get(`lstm_head.weight_ih_${suffix}`) as unknown as tf.Tensor2D; // [in, 4h]
-  const wHh = vars.get(`lstm_head.weight_hh_${suffix}`) as unknown as tf.Tensor2D; // [h, 4h]
+  const wIh = mat(vars, `lstm_head.weight_ih_${suffix}`); // [in, 4h]
+  const wHh = mat(vars, `lstm_head.weight_hh_${suffix}`); // [h, 4h]
   const bias = tf.add(vars.get(`lstm_head.bias_ih_${suffix}`)!, vars.get(`lstm_head.bias_hh_${suffix}`)!); // [4h]
   const xw = tf.add(matmul(x, wIh), bias); // [n, 4h]
   let h = tf.zeros([1, hidden]) as tf.Tensor2D;
@@ -165,7 +176,7 @@ export function lstmPromptEncoder(
     outDim: d,
     variables,
     encode: (training, seed) => {
-      let x = variables.get('embedding.weight') as unknown as tf.Tensor2D; // [n, d]
+      let x = mat(variables, 'embedding.weight'); // [n, d]
       for (let l = 0; l < layers; l++) {
         if (l > 0 && training && dropout > 0) x = tf.dropout(x, dropout, undefined, seed + l) as tf.Tensor2D;
         const fwd = lstmDirection(variables, `l${l}`, x, h, false);
