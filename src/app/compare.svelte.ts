@@ -37,6 +37,7 @@ import { deleteSavedRace, listSavedRaces, loadSavedRace, saveRace } from './comp
 import type { SavedRace, SavedRaceEntry } from './compare-saved';
 import { parseHash } from './hash';
 import { findMethod, formProblem, requestConfig, unsupportedReason } from './method-form';
+import { methodRequest } from '../lib/peft/method-config';
 
 export type ComparePhase = CompareEvents['status']['phase'] | 'starting' | 'error';
 
@@ -303,8 +304,7 @@ export class CompareState {
   private laneSpec(setup: CompareSetup, m: string): LaneSpec {
     const info = findMethod(m)!;
     return {
-      method: m,
-      config: requestConfig(info, setup.forms[m] ?? {}),
+      ...methodRequest(m, requestConfig(info, setup.forms[m] ?? {})),
       lr: setup.lr[m] ?? info.defaultLr,
     };
   }

@@ -37,7 +37,7 @@ import { IMPORTED_PREFIX, importedTasks, taskDataUrl } from '../lib/data/importe
 import { hashWithParam, parseHash } from './hash';
 import type { MethodInfo } from '../lib/peft/catalog';
 import { METHOD_INFO } from '../lib/peft/catalog';
-import { methodRequest } from '../lib/protocol/method-config';
+import { methodRequest } from '../lib/peft/method-config';
 import type { MethodForm } from './method-form';
 import {
   DEFAULT_METHOD,

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { taskById } from '../lib/data/tasks/registry';
+import { methodRequest } from '../lib/peft/method-config';
 import { offloadRun, raceRun } from '../lib/learn/build';
 import { loraLesson } from '../lib/learn/lessons/lora';
 import { knobValues } from '../lib/learn/types';
@@ -71,7 +72,8 @@ describe('"Open in the lab" links', () => {
       'manual prompt',
       'peftlab-s',
       'spam',
-      [{ method: 'lora', config: { nope: 1 } }],
+      // A field the method does not have: only untyped input (a link, a form) can carry one.
+      [methodRequest('lora', { nope: 1 })],
       {
         steps: 3,
         template: 'Is this spam? {text}',

@@ -7,6 +7,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PeftConfigError, UsageError } from '../../lib/errors';
+import { methodRequest } from '../../lib/peft/method-config';
 import { isTaskType } from '../../lib/data/tasks/registry';
 import { METHOD_INFO, methodInfo } from '../../lib/peft/catalog';
 import type { RaceResults } from '../../lib/race/results';
@@ -132,7 +133,7 @@ ${GLOBAL_HELP}`,
         }
         let lane;
         try {
-          lane = race.addLane({ method: name, config, lr: lrs[name] });
+          lane = race.addLane({ ...methodRequest(name, config), lr: lrs[name] });
         } catch (e) {
           if (e instanceof PeftConfigError) throw new UsageError(`${name}: ${e.message}`);
           throw e;

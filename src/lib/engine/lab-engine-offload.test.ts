@@ -4,7 +4,7 @@ import { initNodeBackend } from '../backend/node';
 import { PeftLabError } from '../errors';
 import { LabEngine } from './lab-engine';
 import type { LabEvents, TrainRequest } from '../protocol/lab-protocol';
-import { methodRequest } from '../protocol/method-config';
+import { methodRequest } from '../peft/method-config';
 import { publicFetch } from './testing';
 
 const REQ: TrainRequest = {

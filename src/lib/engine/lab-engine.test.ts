@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { initNodeBackend } from '../backend/node';
 import { LabEngine } from './lab-engine';
 import type { EvalPoint, LabEvents, TrainProgress } from '../protocol/lab-protocol';
-import type { MethodName, MethodRequest } from '../protocol/method-config';
+import type { MethodName, MethodRequest } from '../peft/method-config';
 import { AdapterError, FileLoadError, PeftConfigError, PeftLabError } from '../errors';
 import { importDataset, taskDataUrl, importedTaskInfo } from '../data/imported';
 import { deleteDataset } from '../storage/datasets';

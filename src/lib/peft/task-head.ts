@@ -8,12 +8,7 @@ import { PeftConfigError } from '../errors';
 import type { Gpt2Model } from '../model/gpt2';
 import type { ClsTask, TaskHead } from '../model/heads';
 import { ClsHead, VerbalizerHead, verbalizerTokenIds } from '../model/heads';
-import type { PeftConfigBase } from './types';
-
-interface VerbalizerFields {
-  verbalizer?: boolean;
-  verbalizerTokenIds?: number[] | null;
-}
+import type { PeftConfigBase, VerbalizerFields } from './types';
 
 /** Fills the verbalizer's token ids from the class names (the label words) when the config wants one. */
 export function withHeadConfig<C extends PeftConfigBase>(

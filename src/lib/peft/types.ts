@@ -34,6 +34,17 @@ export interface AdapterTrainingState {
   json: Record<string, unknown>;
 }
 
+/**
+ * A classification head's fields, which any method's config may carry on a SEQ_CLS/TOKEN_CLS task
+ * (task-head.ts): classify with the label words' LM-head logits instead of a trained linear head.
+ */
+// A type literal, not an interface: requests carrying it stay assignable to Record<string, unknown>.
+export type VerbalizerFields = {
+  verbalizer?: boolean;
+  /** The label words' token ids, filled in when the verbalizer is made. */
+  verbalizerTokenIds?: number[] | null;
+};
+
 /** What the trainer hands a method after each optimizer step (AdaLoRA's budget lives here). */
 export interface StepContext {
   step: number;

@@ -6,7 +6,7 @@
 import type { BackendChoice, BackendInfo } from '../backend/backend';
 import type { EvalPoint, TaskMetric } from '../data/task-data';
 import type { CheckpointManifest } from '../offload/checkpoints';
-import type { MethodRequest } from './method-config';
+import type { MethodRequest } from '../peft/method-config';
 import type { OffloadRequest, OffloadSnapshot } from '../offload/session';
 
 export type { CheckpointManifest, EvalPoint, OffloadRequest, OffloadSnapshot, TaskMetric };

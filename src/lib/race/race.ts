@@ -6,6 +6,7 @@
  * evaluated it becomes the active adapter. A finished race can take another lane and run again:
  * the new lane catches up alone, the finished ones are not touched.
  */
+import type { LaneMethod } from '../peft/method-config';
 import * as tf from '@tensorflow/tfjs';
 import { BusyError, CancelledError, NotReadyError, SettingsError } from '../errors';
 import type { Gpt2Model } from '../model/gpt2';
@@ -23,16 +24,16 @@ import { metricOf } from '../data/task-data';
 import { evaluateTask, taskBatchSource } from '../train/task-eval';
 import type { EvalPoint, TaskData, TaskMetric } from '../data/task-data';
 
-export interface LaneSpec {
-  /** Registry cliName, e.g. "lora". */
-  method: string;
-  /** Config fields (PEFT's camelCase names) over the method's defaults for the task. */
-  config?: Record<string, unknown>;
+/**
+ * A lane: its method (registry cliName, e.g. "lora") with config fields (PEFT's camelCase names) over
+ * the method's defaults for the task, typed by the method (LaneMethod), and:
+ */
+export type LaneSpec = LaneMethod & {
   /** Peak learning rate; the method's default when absent. */
   lr?: number;
   /** Shown name; defaults to the method's label (with a number when a method runs twice). */
   name?: string;
-}
+};
 
 export interface RaceSettings {
   /** Optimizer steps per lane (and the LR schedule's length). */

@@ -71,11 +71,15 @@ export const loraLesson: Lesson = {
           'peftlab-m',
           'spam',
           [
-            { method: 'lora', name: 'LoRA on c_attn', config: { r: v.r, loraAlpha: v.loraAlpha } },
+            {
+              method: 'lora',
+              name: 'LoRA on c_attn',
+              config: { r: Number(v.r), loraAlpha: Number(v.loraAlpha) },
+            },
             {
               method: 'lora',
               name: 'LoRA on every linear layer',
-              config: { r: v.r, loraAlpha: v.loraAlpha, targetModules: ALL_LINEAR },
+              config: { r: Number(v.r), loraAlpha: Number(v.loraAlpha), targetModules: ALL_LINEAR },
             },
             { method: 'full', name: 'Full fine-tuning' },
           ],

@@ -4,6 +4,7 @@
  * (`prefixProjection`) that the paper found steadier to train. Claims tested: prefix tuning comes
  * close to full fine-tuning with a fraction of a percent of the parameters; the MLP helps.
  */
+import type { LaneSpec } from '../../race/race';
 import { raceRun, seedKnob, stepsKnob } from '../build';
 import type { Lesson } from '../types';
 import {
@@ -20,7 +21,7 @@ import {
   standing,
 } from '../verdict';
 
-const LANES = [
+const LANES: LaneSpec[] = [
   { method: 'prefix-tuning', name: 'Prefix, no MLP', config: { prefixProjection: false } },
   {
     method: 'prefix-tuning',

@@ -4,11 +4,12 @@
  * moments and activations, measured on each lane's 2nd step; the survey's point is that a frozen
  * weight needs no gradient and no optimizer state.
  */
+import type { LaneSpec } from '../../race/race';
 import { raceRun, stepsKnob } from '../build';
 import type { Lesson } from '../types';
 import { int, laneOf, memoryOf, mib, pct, raceOf } from '../verdict';
 
-const LANES = [
+const LANES: LaneSpec[] = [
   { method: 'full', name: 'Full fine-tuning' },
   { method: 'lora', name: 'LoRA' },
   { method: 'prompt-tuning', name: 'Prompt tuning' },

@@ -30,7 +30,7 @@ export function channelShiftDefaults(taskType: TaskType): ChannelShiftConfig {
 
 // A request naming this method carries its fields, typed as every method's: the request map is an
 // interface that a method's folder extends (TypeScript's module augmentation), not a list to edit.
-declare module '../../../protocol/method-config' {
+declare module '../../method-config' {
   interface MethodConfigs {
     'channel-shift': ChannelShiftConfig;
   }

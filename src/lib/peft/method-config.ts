@@ -4,19 +4,20 @@
  * compiles, `{ method: 'lora', config: { numVirtualTokens: 4 } }` does not. Only the tfjs-free
  * catalog is loaded by importing this (the config types are type-only).
  */
-import { methodInfo } from '../peft/catalog';
-import type { AdaLoraConfig } from '../peft/adalora/config';
-import type { FullConfig } from '../peft/full/config';
-import type { IA3Config } from '../peft/ia3/config';
-import type { LoraConfig } from '../peft/lora/config';
-import type { PTuningV2Config } from '../peft/p-tuning-v2/config';
-import type { PromptEncoderConfig } from '../peft/p-tuning/config';
-import type { PrefixTuningConfig } from '../peft/prefix-tuning/config';
-import type { PromptTuningConfig } from '../peft/prompt-tuning/config';
+import { methodInfo } from './catalog';
+import type { VerbalizerFields } from './types';
+import type { AdaLoraConfig } from './adalora/config';
+import type { FullConfig } from './full/config';
+import type { IA3Config } from './ia3/config';
+import type { LoraConfig } from './lora/config';
+import type { PTuningV2Config } from './p-tuning-v2/config';
+import type { PromptEncoderConfig } from './p-tuning/config';
+import type { PrefixTuningConfig } from './prefix-tuning/config';
+import type { PromptTuningConfig } from './prompt-tuning/config';
 
 /**
  * The map from name to config type. An interface, so a method folder outside this list (a test's)
- * adds its own entry by module augmentation (`declare module '.../protocol/method-config'`) without
+ * adds its own entry by module augmentation (`declare module '.../peft/method-config'`) without
  * editing this file; the catalog and registry stay the only tables a new method is listed in.
  */
 export interface MethodConfigs {
@@ -32,13 +33,22 @@ export interface MethodConfigs {
 
 export type MethodName = keyof MethodConfigs;
 
-/** Fields a request may set over the method's defaults (the engine sets peftType and the base model). */
+/**
+ * Fields a request may set over the method's defaults (the engine sets peftType and the base model),
+ * and, for any method on a classification task, the head's: a verbalizer instead of a linear head.
+ */
 export type ConfigOverrides<M extends MethodName> = Partial<
   Omit<MethodConfigs[M], 'peftType' | 'baseModelNameOrPath'>
->;
+> &
+  VerbalizerFields;
 
 /** A method and its config overrides, keyed by the method: a wrong field fails to compile. */
 export type MethodRequest = { [M in MethodName]: { method: M; config: ConfigOverrides<M> } }[MethodName];
+
+/** A race lane's method and, optionally, its config overrides: typed by the method, as a request. */
+export type LaneMethod = {
+  [M in MethodName]: { method: M; config?: ConfigOverrides<M> };
+}[MethodName];
 
 /**
  * A request from untyped input (the Lab's form, whose fields come from the catalog's table): the
