@@ -69,6 +69,11 @@ export function onWebGpu(): boolean {
 export interface MatOperand {
   t: tf.TensorInfo;
   transpose: boolean;
+  /**
+   * A window of the stored matrix's rows, [offset, offset + rows), read in place (no slice
+   * dispatch): the LM head walks the vocabulary of the embedding in chunks this way.
+   */
+  view?: { offset: number; rows: number };
 }
 
 /**
@@ -108,6 +113,37 @@ export interface FusedMatMulSpec {
   bias?: tf.TensorInfo;
   /** Forces a tile (benches, tests); by default chosen from the output's shape (pickTile). */
   tile?: MatMulTileName;
+  /** An [M, N] matrix added before the write (a running sum over chunks, without an add dispatch). */
+  accumulate?: tf.TensorInfo;
+  /**
+   * An elementwise step after the sum and before the write: WGSL statements that may change `e`
+   * (f32), reading `row`, `col` and the extra inputs and uniforms named here. `key` must identify
+   * the code, since it is compiled in.
+   */
+  epilogue?: {
+    key: string;
+    names: string[];
+    inputs: tf.TensorInfo[];
+    uniforms: string;
+    data: Uniform[];
+    code: string;
+  };
+}
+
+/**
+ * What replaces fusedMatMul's elementwise write, for kernels that reduce the tile instead (the LM
+ * head's per-row logsumexp): the WGSL after the product, with `acc` (TM vec4 rows), `lx`, `ly`,
+ * `tid`, `rowStart`, `colStart` in scope; shared declarations; and the output's shape.
+ */
+export interface TileReduction {
+  key: string;
+  outputShape: number[];
+  shared: string;
+  names: string[];
+  inputs: tf.TensorInfo[];
+  uniforms: string;
+  data: Uniform[];
+  code: string;
 }
 
 /** Per-thread block: 4 x 4, so a row of it is one vec4. */
@@ -127,7 +163,8 @@ export function pickTile(M: number, N: number): MatMulTileName {
 }
 
 function dims(o: MatOperand, outer: 'rows' | 'cols'): number {
-  const [r, c] = o.t.shape as [number, number];
+  const c = o.t.shape[1]!;
+  const r = o.view?.rows ?? o.t.shape[0]!;
   // For a left operand "outer" is M and inner K; for a right one, outer is N and inner K.
   if (outer === 'rows') return o.transpose ? c : r;
   return o.transpose ? r : c;
@@ -169,7 +206,7 @@ function stage(
           if (kk < uniforms.${K}) {
             for (var c = 0; c < 4; c++) {
               let o = ${outerStart} + g * 4 + c;
-              if (o < uniforms.${outerSize}) { v[c] = ${name}[${at}]; }
+              if (o < uniforms.${outerSize}) { v[c] = ${name}[uniforms.off${name} + ${at}]; }
             }
           }
           ${sub}[kq][g] = v;
@@ -221,6 +258,15 @@ function termLoop(
  * bias are added before the single write: LoRA's x W + s (x A) B + b and its dx are one launch each.
  */
 export function fusedMatMul(backend: WebGPUBackend, spec: FusedMatMulSpec): tf.TensorInfo {
+  return tiledMatMul(backend, spec);
+}
+
+/** fusedMatMul's product with either its elementwise write or a tile reduction in its place. */
+export function tiledMatMul(
+  backend: WebGPUBackend,
+  spec: FusedMatMulSpec,
+  reduce?: TileReduction,
+): tf.TensorInfo {
   const M = dims(spec.a1, 'rows');
   const K1 = dims(spec.a1, 'cols');
   const N = dims(spec.b1, 'cols');
@@ -231,6 +277,7 @@ export function fusedMatMul(backend: WebGPUBackend, spec: FusedMatMulSpec): tf.T
   const inputs: tf.TensorInfo[] = [spec.a1.t, spec.b1.t];
   const names = ['a1', 'b1'];
   const ld = (o: MatOperand): number => o.t.shape[1]!;
+  const off = (o?: MatOperand): number => (o?.view ? o.view.offset * ld(o) : 0);
   const uniformData: Uniform[] = [
     { type: 'int32', data: [M] },
     { type: 'int32', data: [N] },
@@ -242,7 +289,14 @@ export function fusedMatMul(backend: WebGPUBackend, spec: FusedMatMulSpec): tf.T
     { type: 'int32', data: [spec.second ? ld(spec.second.b2) : 0] },
     { type: 'float32', data: [spec.alpha1] },
     { type: 'float32', data: [spec.second?.alpha2 ?? 0] },
+    { type: 'int32', data: [off(spec.a1)] },
+    { type: 'int32', data: [off(spec.b1)] },
+    { type: 'int32', data: [off(spec.second?.a2)] },
+    { type: 'int32', data: [off(spec.second?.b2)] },
   ];
+  let uniforms =
+    'M: i32, N: i32, K1: i32, K2: i32, lda1: i32, ldb1: i32, lda2: i32, ldb2: i32, alpha1: f32, alpha2: f32, ' +
+    'offa1: i32, offb1: i32, offa2: i32, offb2: i32,';
   let body = termLoop(spec.a1, spec.b1, '1', 'K1', tile, true);
   if (spec.second) {
     inputs.push(spec.second.a2.t, spec.second.b2.t);
@@ -253,6 +307,17 @@ export function fusedMatMul(backend: WebGPUBackend, spec: FusedMatMulSpec): tf.T
     inputs.push(spec.bias);
     names.push('bias');
   }
+  if (spec.accumulate) {
+    inputs.push(spec.accumulate);
+    names.push('accIn');
+  }
+  const extra = reduce ?? spec.epilogue;
+  if (extra) {
+    inputs.push(...extra.inputs);
+    names.push(...extra.names);
+    uniforms += ` ${extra.uniforms}`;
+    uniformData.push(...extra.data);
+  }
   const key = [
     'peftFusedMatMul',
     tileName,
@@ -260,19 +325,41 @@ export function fusedMatMul(backend: WebGPUBackend, spec: FusedMatMulSpec): tf.T
     spec.b1.transpose ? 'T' : 'N',
     spec.second ? `2${spec.second.a2.transpose ? 'T' : 'N'}${spec.second.b2.transpose ? 'T' : 'N'}` : '1',
     spec.bias ? 'b' : '',
+    spec.accumulate ? 'acc' : '',
+    spec.epilogue ? `e${spec.epilogue.key}` : '',
+    reduce ? `r${reduce.key}` : '',
   ].join('_');
+  const store = reduce
+    ? reduce.code
+    : `
+        let col0 = colStart + lx * ${TN};
+        ${spec.bias ? `var bv = vec4<f32>(0.0);\n        for (var c = 0; c < ${TN}; c++) { if (col0 + c < uniforms.N) { bv[c] = bias[col0 + c]; } }` : ''}
+        for (var i = 0; i < ${TM}; i++) {
+          let row = rowStart + ly * ${TM} + i;
+          if (row >= uniforms.M) { break; }
+          let v = acc[i]${spec.bias ? ' + bv' : ''};
+          for (var c = 0; c < ${TN}; c++) {
+            let col = col0 + c;
+            if (col < uniforms.N) {
+              let at = row * uniforms.N + col;
+              var e = v[c]${spec.accumulate ? ' + accIn[at]' : ''};
+              ${spec.epilogue?.code ?? ''}
+              result[at] = e;
+            }
+          }
+        }`;
   const program: WebGPUProgram = {
     shaderKey: key,
     variableNames: names,
-    outputShape: [M, N],
+    outputShape: reduce?.outputShape ?? [M, N],
     dispatchLayout: { x: [1], y: [0] },
     dispatch: [Math.ceil(N / BN), Math.ceil(M / BM), 1],
     workgroupSize: [tile.wx, tile.wy, 1],
-    uniforms:
-      'M: i32, N: i32, K1: i32, K2: i32, lda1: i32, ldb1: i32, lda2: i32, ldb2: i32, alpha1: f32, alpha2: f32,',
+    uniforms,
     getUserCode: () => `
       var<workgroup> tileA: array<array<vec4<f32>, ${BM / 4}>, ${tile.bk}>;
       var<workgroup> tileB: array<array<vec4<f32>, ${BN / 4}>, ${tile.bk}>;
+      ${reduce?.shared ?? ''}
       fn main() {
         let lx = i32(localId.x);
         let ly = i32(localId.y);
@@ -281,16 +368,7 @@ export function fusedMatMul(backend: WebGPUBackend, spec: FusedMatMulSpec): tf.T
         let colStart = i32(workgroupId.x) * ${BN};
         var acc: array<vec4<f32>, ${TM}>;
         ${body}
-        let col = colStart + lx * ${TN};
-        ${spec.bias ? `var bv = vec4<f32>(0.0);\n        for (var c = 0; c < ${TN}; c++) { if (col + c < uniforms.N) { bv[c] = bias[col + c]; } }` : ''}
-        for (var i = 0; i < ${TM}; i++) {
-          let row = rowStart + ly * ${TM} + i;
-          if (row >= uniforms.M) { break; }
-          let v = acc[i]${spec.bias ? ' + bv' : ''};
-          for (var c = 0; c < ${TN}; c++) {
-            if (col + c < uniforms.N) { result[row * uniforms.N + col + c] = v[c]; }
-          }
-        }
+        ${store}
       }`,
   };
   return runProgram(backend, program, inputs, uniformData);
