@@ -8,6 +8,9 @@
  *   --reps N (3 timed runs after 1 untimed)  --size N (1: shapes sized for SwiftShader, about a
  *   minute; 4 or 8 on a real GPU)  --json FILE (the same numbers as JSON)
  *
+ * Then AdamW over a LoRA adapter's tensors (one optimizer step: ms and dispatches, stock
+ * train/adamw.ts vs FusedAdamW) and the tied LM head with cross-entropy.
+ *
  * Full-model steps are not here yet: the kernels are not wired into the model (see the kernels'
  * files for where they go).
  */
@@ -16,16 +19,16 @@ import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { causalAttention, causalAttentionStock } from '../src/lib/kernels/webgpu/attention';
 import { biasGelu, biasGeluStock } from '../src/lib/kernels/webgpu/bias-gelu';
+import { newVariable } from '../src/lib/model/ops';
+import { AdamW } from '../src/lib/train/adamw';
+import { FusedAdamW } from '../src/lib/kernels/webgpu/adamw';
 import { countDispatches } from '../src/lib/kernels/webgpu/dispatch-counter';
+import { lmHeadCrossEntropy, lmHeadCrossEntropyStock } from '../src/lib/kernels/webgpu/lm-head';
 import { layerNorm, layerNormStock } from '../src/lib/kernels/webgpu/layer-norm';
-import {
-  LORA_H,
-  loraLinear,
-  loraLinearStock,
-  registerLoraLinear,
-} from '../src/lib/kernels/webgpu/lora-linear';
+import { loraLinear, loraLinearStock, registerLoraLinear } from '../src/lib/kernels/webgpu/lora-linear';
 import { describeAdapter, initNodeWebGpu } from '../src/lib/kernels/webgpu/node-webgpu';
-import { runKernel } from '../src/lib/kernels/webgpu/program';
+import { fusedMatMul, pickTile } from '../src/lib/kernels/webgpu/program';
+import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 
 const { values: args } = parseArgs({
   options: {
@@ -108,6 +111,65 @@ async function compare(
   return row;
 }
 
+/**
+ * One AdamW step over a LoRA adapter's tensors on a 4-layer model of width C (A [C, 8] and
+ * B [8, 3C] per layer's c_attn), with a clip scale as the trainer applies: ms and dispatches.
+ */
+async function benchAdamW(C: number): Promise<{
+  tensors: number;
+  stockMs: number;
+  oursMs: number;
+  stockDispatches: number;
+  oursDispatches: number;
+}> {
+  const shapes = Array.from({ length: 4 }, () => [
+    [C, 8],
+    [8, 3 * C],
+  ]).flat();
+  const make = () => new Map(shapes.map((s, i) => [`p${i}`, newVariable(rand(s, 20 + i), true)]));
+  const grads = new Map(shapes.map((s, i) => [`p${i}`, rand(s, 40 + i)]));
+  const scale = tf.scalar(0.5);
+  const measure = async (fused: boolean) => {
+    const vars = make();
+    const opt = fused ? new FusedAdamW({ weightDecay: 0.01 }) : new AdamW({ weightDecay: 0.01 });
+    const step = async () => {
+      if (fused) (opt as FusedAdamW).apply(vars, grads, 1e-3, undefined, scale);
+      else {
+        const scaled = new Map([...grads].map(([k, g]) => [k, tf.mul(g, scale)]));
+        opt.apply(vars, scaled, 1e-3);
+        tf.dispose([...scaled.values()]);
+      }
+      await Promise.all([...vars.values()].map((v) => v.data()));
+    };
+    await step(); // allocates the moments and compiles the shaders
+    const { counts } = await countDispatches(step);
+    const times: number[] = [];
+    for (let i = 0; i < reps; i++) {
+      const t0 = performance.now();
+      await step();
+      times.push(performance.now() - t0);
+    }
+    times.sort((a, b) => a - b);
+    opt.dispose();
+    tf.dispose([...vars.values()]);
+    return { ms: times[Math.floor(times.length / 2)]!, dispatches: counts.dispatches };
+  };
+  const stock = await measure(false);
+  const ours = await measure(true);
+  tf.dispose([...grads.values(), scale]);
+  console.log(
+    `${'adamw'.padEnd(16)} ${`${shapes.length} LoRA tensors, clip scale`.padEnd(28)} step ${stock.ms.toFixed(1).padStart(8)} / ${ours.ms.toFixed(1).padStart(8)} ms` +
+      `  dispatches ${stock.dispatches}/${ours.dispatches}`,
+  );
+  return {
+    tensors: shapes.length,
+    stockMs: stock.ms,
+    oursMs: ours.ms,
+    stockDispatches: stock.dispatches,
+    oursDispatches: ours.dispatches,
+  };
+}
+
 async function main(): Promise<void> {
   const t0 = performance.now();
   const r = await initNodeWebGpu();
@@ -121,19 +183,41 @@ async function main(): Promise<void> {
   console.log(`found through ${gpu.how}; shader-f16: ${gpu.features.includes('shader-f16') ? 'yes' : 'no'}`);
   console.log(`reps ${reps} (median), size ${size}\n`);
 
-  // Matmul peak: stock tfjs's best matmul against our 16 x 16 tiled product (the LoRA kernels' core).
+  // Matmul rate: stock tfjs's best matmul against our register-blocked product (the LoRA kernels'
+  // core, program.ts fusedMatMul), square and in the LoRA step's own shapes.
   registerLoraLinear();
-  const peak: { n: number; stockGflops: number; oursGflops: number }[] = [];
-  console.log('square matmul, GFLOP/s (stock tfjs / ours)');
-  for (const n of [128, 256 * size]) {
-    const a = rand([n, n], 1);
-    const b = rand([n, n], 2);
-    const flops = 2 * n ** 3;
+  const peak: { shape: string; stockGflops: number; oursGflops: number }[] = [];
+  console.log('matmul [M, K] x [K, N], GFLOP/s (stock tfjs / ours, the tile ours picked)');
+  const shapes: [number, number, number][] = [
+    [128, 128, 128],
+    [256 * size, 256 * size, 256 * size],
+    [512 * size, 512, 512],
+    [128 * size, 128, 384],
+    [128 * size, 128, 8],
+  ];
+  for (const [m, k, n] of shapes) {
+    const a = rand([m, k], 1);
+    const b = rand([k, n], 2);
+    const flops = 2 * m * n * k;
     const stockMs = await timeMs(() => [tf.matMul(a, b)]);
-    const oursMs = await timeMs(() => [runKernel(LORA_H, { x: a, a: b })]);
-    const p = { n, stockGflops: flops / stockMs / 1e6, oursGflops: flops / oursMs / 1e6 };
+    const oursMs = await timeMs(() => [
+      tf.engine().makeTensorFromTensorInfo(
+        fusedMatMul(tf.backend() as WebGPUBackend, {
+          a1: { t: a, transpose: false },
+          b1: { t: b, transpose: false },
+          alpha1: 1,
+        }),
+      ),
+    ]);
+    const p = {
+      shape: `${m}x${k}x${n}`,
+      stockGflops: flops / stockMs / 1e6,
+      oursGflops: flops / oursMs / 1e6,
+    };
     peak.push(p);
-    console.log(`  n ${String(n).padStart(5)}: ${p.stockGflops.toFixed(3)} / ${p.oursGflops.toFixed(3)}`);
+    console.log(
+      `  ${p.shape.padEnd(14)} ${p.stockGflops.toFixed(3)} / ${p.oursGflops.toFixed(3)} (${pickTile(m, n)})`,
+    );
     tf.dispose([a, b]);
   }
 
@@ -206,14 +290,33 @@ async function main(): Promise<void> {
       ),
     );
   }
+  {
+    // The tied LM head over a 1024-token vocabulary: GPT-2's 50257 would take minutes on SwiftShader.
+    const V = 1024;
+    const e = rand([V, C], 16);
+    const labels = Int32Array.from({ length: N }, (_, i) => (i % 7 === 0 ? -100 : (i * 131) % V));
+    rows.push(
+      await compare(
+        'lmHeadCE',
+        `h [${N},${C}] E [${V},${C}]`,
+        [rand([N, C], 17)],
+        (h) => lmHeadCrossEntropyStock(h as tf.Tensor2D, e as tf.Tensor2D, labels),
+        (h) => lmHeadCrossEntropy(h as tf.Tensor2D, e as tf.Tensor2D, labels),
+      ),
+    );
+  }
   const total = (f: (r: Row) => number) => rows.reduce((s, r) => s + f(r), 0);
+  const adamw = await benchAdamW(C);
   console.log(
-    `\nall four, forward + backward: ${total((r) => r.stockStepDispatches)} dispatches stock, ${total((r) => r.oursStepDispatches)} ours ` +
-      `(${(total((r) => r.stockStepDispatches) / total((r) => r.oursStepDispatches)).toFixed(1)}x fewer)`,
+    `\nall five, forward + backward: ${total((r) => r.stockStepDispatches)} dispatches stock, ${total((r) => r.oursStepDispatches)} ours ` +
+      `(${(total((r) => r.stockStepDispatches) / total((r) => r.oursStepDispatches)).toFixed(1)}x fewer); ` +
+      `with the AdamW step: ${total((r) => r.stockStepDispatches) + adamw.stockDispatches} stock, ` +
+      `${total((r) => r.oursStepDispatches) + adamw.oursDispatches} ours`,
   );
   if (gpu.software) console.log(`these timings are SwiftShader's on the CPU, not a GPU's.`);
   console.log(`done in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
-  if (args.json) writeFileSync(args.json, JSON.stringify({ adapter: gpu, reps, size, peak, rows }, null, 2));
+  if (args.json)
+    writeFileSync(args.json, JSON.stringify({ adapter: gpu, reps, size, peak, rows, adamw }, null, 2));
 }
 
 await main();

@@ -69,7 +69,40 @@ export function onWebGpu(): boolean {
 export interface MatOperand {
   t: tf.TensorInfo;
   transpose: boolean;
+  /**
+   * A window of the stored matrix's rows, [offset, offset + rows), read in place (no slice
+   * dispatch): the LM head walks the vocabulary of the embedding in chunks this way.
+   */
+  view?: { offset: number; rows: number };
 }
+
+/**
+ * How a product is cut into work: each thread computes a 4 x 4 block of the output (register
+ * blocking), a workgroup of wx x wy threads a (4 wy) x (4 wx) tile, staging k-slices of bk of both
+ * operands in shared memory. More work per thread means fewer shared-memory reads per multiply-add
+ * (2 vec4 reads feed 16 fma) and fewer workgroups, so fewer barriers: on SwiftShader a barrier
+ * switches the fibres of every invocation in the workgroup, which is what kept the 16 x 16 form
+ * (1 fma per 2 shared reads, a barrier pair every 16 k) at a fraction of tfjs's rate.
+ */
+export interface MatMulTile {
+  wx: number;
+  wy: number;
+  bk: number;
+}
+
+/**
+ * The tiles fusedMatMul picks from. `wide` is the usual GPU form (64 x 64, 256 threads, 16 KiB of
+ * shared memory at bk 16 is under WebGPU's guaranteed limit); `square` is tfjs's own choice (8 x 8
+ * threads x 4 x 4 = 32 x 32, bk 32); `tallThin` and `shortWide` serve LoRA's rank-r products, where
+ * one side of the output is r (4-16) and a square tile would compute mostly padding.
+ */
+export const MATMUL_TILES = {
+  wide: { wx: 16, wy: 16, bk: 16 },
+  square: { wx: 8, wy: 8, bk: 32 },
+  tallThin: { wx: 2, wy: 32, bk: 32 },
+  shortWide: { wx: 32, wy: 2, bk: 32 },
+} as const satisfies Record<string, MatMulTile>;
+export type MatMulTileName = keyof typeof MATMUL_TILES;
 
 export interface FusedMatMulSpec {
   /** out = alpha1 op(a1) op(b1) [+ alpha2 op(a2) op(b2)] [+ bias], all [M, N]. */
@@ -78,45 +111,144 @@ export interface FusedMatMulSpec {
   alpha1: number;
   second?: { a2: MatOperand; b2: MatOperand; alpha2: number };
   bias?: tf.TensorInfo;
+  /** Forces a tile (benches, tests); by default chosen from the output's shape (pickTile). */
+  tile?: MatMulTileName;
+  /** An [M, N] matrix added before the write (a running sum over chunks, without an add dispatch). */
+  accumulate?: tf.TensorInfo;
+  /**
+   * An elementwise step after the sum and before the write: WGSL statements that may change `e`
+   * (f32), reading `row`, `col` and the extra inputs and uniforms named here. `key` must identify
+   * the code, since it is compiled in.
+   */
+  epilogue?: {
+    key: string;
+    names: string[];
+    inputs: tf.TensorInfo[];
+    uniforms: string;
+    data: Uniform[];
+    code: string;
+  };
 }
 
-const TILE = 16;
+/**
+ * What replaces fusedMatMul's elementwise write, for kernels that reduce the tile instead (the LM
+ * head's per-row logsumexp): the WGSL after the product, with `acc` (TM vec4 rows), `lx`, `ly`,
+ * `tid`, `rowStart`, `colStart` in scope; shared declarations; and the output's shape.
+ */
+export interface TileReduction {
+  key: string;
+  outputShape: number[];
+  shared: string;
+  names: string[];
+  inputs: tf.TensorInfo[];
+  uniforms: string;
+  data: Uniform[];
+  code: string;
+}
+
+/** Per-thread block: 4 x 4, so a row of it is one vec4. */
+const TM = 4;
+const TN = 4;
+
+/**
+ * The tile for an [M, N] output. Narrow outputs (LoRA's x A, dy B^T, h^T dy) get a tile that is
+ * narrow the same way; otherwise 64 x 64 when it still leaves enough workgroups to fill a GPU's
+ * cores (on a software adapter the two cores are filled either way), else 32 x 32.
+ */
+export function pickTile(M: number, N: number): MatMulTileName {
+  if (N <= 8 && M > N) return 'tallThin';
+  if (M <= 8 && N > M) return 'shortWide';
+  const wide = Math.ceil(M / 64) * Math.ceil(N / 64);
+  return wide >= 32 ? 'wide' : 'square';
+}
 
 function dims(o: MatOperand, outer: 'rows' | 'cols'): number {
-  const [r, c] = o.t.shape as [number, number];
+  const c = o.t.shape[1]!;
+  const r = o.view?.rows ?? o.t.shape[0]!;
   // For a left operand "outer" is M and inner K; for a right one, outer is N and inner K.
   if (outer === 'rows') return o.transpose ? c : r;
   return o.transpose ? r : c;
 }
 
-/** WGSL reading element (i, k) of op(a) for a left operand, or (k, j) of op(b) for a right one. */
-function loader(name: string, o: MatOperand, left: boolean, ld: string): string {
-  // Stored [R, C] row-major; ld is the stored column count (a uniform).
-  if (left)
-    return o.transpose
-      ? `fn load_${name}(i: i32, k: i32) -> f32 { return ${name}[k * ${ld} + i]; }`
-      : `fn load_${name}(i: i32, k: i32) -> f32 { return ${name}[i * ${ld} + k]; }`;
-  return o.transpose
-    ? `fn load_${name}(k: i32, j: i32) -> f32 { return ${name}[j * ${ld} + k]; }`
-    : `fn load_${name}(k: i32, j: i32) -> f32 { return ${name}[k * ${ld} + j]; }`;
+/**
+ * WGSL that stages one k-slice of an operand into shared memory as vec4s along the output's side
+ * (4 consecutive rows of op(a), or 4 consecutive columns of op(b)), so the product loop reads one
+ * vec4 per operand per k. Neighbouring threads take neighbouring addresses of the stored matrix:
+ * along k when it is the stored row (a not transposed, b transposed), along the outer side else.
+ * Out-of-range elements read as 0 (bounds are uniforms), which also makes the padding add nothing.
+ */
+function stage(
+  name: string,
+  o: MatOperand,
+  left: boolean,
+  outerTile: number,
+  bk: number,
+  threads: number,
+  outerStart: string,
+  outerSize: string,
+  K: string,
+  ld: string,
+  sub: string,
+): string {
+  const groups = outerTile / 4;
+  const units = groups * bk;
+  // (outer index, k) -> stored offset: op(a)(i, k) or op(b)(k, j), from the stored layout.
+  const alongK = left ? !o.transpose : o.transpose;
+  const at = alongK ? `o * ${ld} + kk` : `kk * ${ld} + o`;
+  const split = alongK
+    ? `let kq = u % ${bk}; let g = u / ${bk};`
+    : `let g = u % ${groups}; let kq = u / ${groups};`;
+  return `
+        for (var u = tid; u < ${units}; u += ${threads}) {
+          ${split}
+          let kk = k0 + kq;
+          var v = vec4<f32>(0.0);
+          if (kk < uniforms.${K}) {
+            for (var c = 0; c < 4; c++) {
+              let o = ${outerStart} + g * 4 + c;
+              if (o < uniforms.${outerSize}) { v[c] = ${name}[uniforms.off${name} + ${at}]; }
+            }
+          }
+          ${sub}[kq][g] = v;
+        }`;
 }
 
-/** The tiled loop over one inner dimension, accumulating into acc (shared tiles of 16 x 16). */
-function termLoop(a: string, b: string, K: string, alpha: string): string {
+/**
+ * The loop over one inner dimension: stage a k-slice of both operands, barrier, 16 fma per k from
+ * two vec4 shared reads, barrier. The product is added into acc scaled by alpha at the end.
+ */
+function termLoop(
+  a: MatOperand,
+  b: MatOperand,
+  n: string,
+  K: string,
+  tile: MatMulTile,
+  first: boolean,
+): string {
+  const { wx, wy, bk } = tile;
+  const threads = wx * wy;
+  const sA = stage(`a${n}`, a, true, wy * TM, bk, threads, 'rowStart', 'M', K, `uniforms.lda${n}`, 'tileA');
+  const sB = stage(`b${n}`, b, false, wx * TN, bk, threads, 'colStart', 'N', K, `uniforms.ldb${n}`, 'tileB');
   return `
     {
-      var part = 0.0;
-      let tiles = (uniforms.${K} + ${TILE - 1}) / ${TILE};
-      for (var t = 0; t < tiles; t++) {
-        let ka = t * ${TILE} + lx;
-        let kb = t * ${TILE} + ly;
-        tileA[ly][lx] = select(0.0, load_${a}(row, ka), row < uniforms.M && ka < uniforms.${K});
-        tileB[ly][lx] = select(0.0, load_${b}(kb, col), kb < uniforms.${K} && col < uniforms.N);
+      var part: array<vec4<f32>, ${TM}>;
+      for (var k0 = 0; k0 < uniforms.${K}; k0 += ${bk}) {
+        ${sA}
+        ${sB}
         workgroupBarrier();
-        for (var k = 0; k < ${TILE}; k++) { part = fma(tileA[ly][k], tileB[k][lx], part); }
+        for (var k = 0; k < ${bk}; k++) {
+          let av = tileA[k][ly];
+          let bv = tileB[k][lx];
+          part[0] = fma(vec4<f32>(av.x), bv, part[0]);
+          part[1] = fma(vec4<f32>(av.y), bv, part[1]);
+          part[2] = fma(vec4<f32>(av.z), bv, part[2]);
+          part[3] = fma(vec4<f32>(av.w), bv, part[3]);
+        }
         workgroupBarrier();
       }
-      acc = fma(${alpha}, part, acc);
+      for (var i = 0; i < ${TM}; i++) {
+        acc[i] = ${first ? '' : 'acc[i] + '}uniforms.alpha${n} * part[i];
+      }
     }`;
 }
 
@@ -126,12 +258,26 @@ function termLoop(a: string, b: string, K: string, alpha: string): string {
  * bias are added before the single write: LoRA's x W + s (x A) B + b and its dx are one launch each.
  */
 export function fusedMatMul(backend: WebGPUBackend, spec: FusedMatMulSpec): tf.TensorInfo {
+  return tiledMatMul(backend, spec);
+}
+
+/** fusedMatMul's product with either its elementwise write or a tile reduction in its place. */
+export function tiledMatMul(
+  backend: WebGPUBackend,
+  spec: FusedMatMulSpec,
+  reduce?: TileReduction,
+): tf.TensorInfo {
   const M = dims(spec.a1, 'rows');
   const K1 = dims(spec.a1, 'cols');
   const N = dims(spec.b1, 'cols');
+  const tileName = spec.tile ?? pickTile(M, N);
+  const tile = MATMUL_TILES[tileName];
+  const BM = tile.wy * TM;
+  const BN = tile.wx * TN;
   const inputs: tf.TensorInfo[] = [spec.a1.t, spec.b1.t];
   const names = ['a1', 'b1'];
   const ld = (o: MatOperand): number => o.t.shape[1]!;
+  const off = (o?: MatOperand): number => (o?.view ? o.view.offset * ld(o) : 0);
   const uniformData: Uniform[] = [
     { type: 'int32', data: [M] },
     { type: 'int32', data: [N] },
@@ -143,53 +289,86 @@ export function fusedMatMul(backend: WebGPUBackend, spec: FusedMatMulSpec): tf.T
     { type: 'int32', data: [spec.second ? ld(spec.second.b2) : 0] },
     { type: 'float32', data: [spec.alpha1] },
     { type: 'float32', data: [spec.second?.alpha2 ?? 0] },
+    { type: 'int32', data: [off(spec.a1)] },
+    { type: 'int32', data: [off(spec.b1)] },
+    { type: 'int32', data: [off(spec.second?.a2)] },
+    { type: 'int32', data: [off(spec.second?.b2)] },
   ];
-  const fns = [loader('a1', spec.a1, true, 'uniforms.lda1'), loader('b1', spec.b1, false, 'uniforms.ldb1')];
-  let body = termLoop('a1', 'b1', 'K1', 'uniforms.alpha1');
+  let uniforms =
+    'M: i32, N: i32, K1: i32, K2: i32, lda1: i32, ldb1: i32, lda2: i32, ldb2: i32, alpha1: f32, alpha2: f32, ' +
+    'offa1: i32, offb1: i32, offa2: i32, offb2: i32,';
+  let body = termLoop(spec.a1, spec.b1, '1', 'K1', tile, true);
   if (spec.second) {
     inputs.push(spec.second.a2.t, spec.second.b2.t);
     names.push('a2', 'b2');
-    fns.push(
-      loader('a2', spec.second.a2, true, 'uniforms.lda2'),
-      loader('b2', spec.second.b2, false, 'uniforms.ldb2'),
-    );
-    body += termLoop('a2', 'b2', 'K2', 'uniforms.alpha2');
+    body += termLoop(spec.second.a2, spec.second.b2, '2', 'K2', tile, false);
   }
   if (spec.bias) {
     inputs.push(spec.bias);
     names.push('bias');
   }
+  if (spec.accumulate) {
+    inputs.push(spec.accumulate);
+    names.push('accIn');
+  }
+  const extra = reduce ?? spec.epilogue;
+  if (extra) {
+    inputs.push(...extra.inputs);
+    names.push(...extra.names);
+    uniforms += ` ${extra.uniforms}`;
+    uniformData.push(...extra.data);
+  }
   const key = [
     'peftFusedMatMul',
+    tileName,
     spec.a1.transpose ? 'T' : 'N',
     spec.b1.transpose ? 'T' : 'N',
     spec.second ? `2${spec.second.a2.transpose ? 'T' : 'N'}${spec.second.b2.transpose ? 'T' : 'N'}` : '1',
     spec.bias ? 'b' : '',
+    spec.accumulate ? 'acc' : '',
+    spec.epilogue ? `e${spec.epilogue.key}` : '',
+    reduce ? `r${reduce.key}` : '',
   ].join('_');
+  const store = reduce
+    ? reduce.code
+    : `
+        let col0 = colStart + lx * ${TN};
+        ${spec.bias ? `var bv = vec4<f32>(0.0);\n        for (var c = 0; c < ${TN}; c++) { if (col0 + c < uniforms.N) { bv[c] = bias[col0 + c]; } }` : ''}
+        for (var i = 0; i < ${TM}; i++) {
+          let row = rowStart + ly * ${TM} + i;
+          if (row >= uniforms.M) { break; }
+          let v = acc[i]${spec.bias ? ' + bv' : ''};
+          for (var c = 0; c < ${TN}; c++) {
+            let col = col0 + c;
+            if (col < uniforms.N) {
+              let at = row * uniforms.N + col;
+              var e = v[c]${spec.accumulate ? ' + accIn[at]' : ''};
+              ${spec.epilogue?.code ?? ''}
+              result[at] = e;
+            }
+          }
+        }`;
   const program: WebGPUProgram = {
     shaderKey: key,
     variableNames: names,
-    outputShape: [M, N],
+    outputShape: reduce?.outputShape ?? [M, N],
     dispatchLayout: { x: [1], y: [0] },
-    dispatch: [Math.ceil(N / TILE), Math.ceil(M / TILE), 1],
-    workgroupSize: [TILE, TILE, 1],
-    uniforms:
-      'M: i32, N: i32, K1: i32, K2: i32, lda1: i32, ldb1: i32, lda2: i32, ldb2: i32, alpha1: f32, alpha2: f32,',
+    dispatch: [Math.ceil(N / BN), Math.ceil(M / BM), 1],
+    workgroupSize: [tile.wx, tile.wy, 1],
+    uniforms,
     getUserCode: () => `
-      var<workgroup> tileA: array<array<f32, ${TILE}>, ${TILE}>;
-      var<workgroup> tileB: array<array<f32, ${TILE}>, ${TILE}>;
-      ${fns.join('\n')}
+      var<workgroup> tileA: array<array<vec4<f32>, ${BM / 4}>, ${tile.bk}>;
+      var<workgroup> tileB: array<array<vec4<f32>, ${BN / 4}>, ${tile.bk}>;
+      ${reduce?.shared ?? ''}
       fn main() {
         let lx = i32(localId.x);
         let ly = i32(localId.y);
-        let row = i32(workgroupId.y) * ${TILE} + ly;
-        let col = i32(workgroupId.x) * ${TILE} + lx;
-        var acc = 0.0;
+        let tid = ly * ${tile.wx} + lx;
+        let rowStart = i32(workgroupId.y) * ${BM};
+        let colStart = i32(workgroupId.x) * ${BN};
+        var acc: array<vec4<f32>, ${TM}>;
         ${body}
-        if (row < uniforms.M && col < uniforms.N) {
-          ${spec.bias ? 'acc = acc + bias[col];' : ''}
-          result[row * uniforms.N + col] = acc;
-        }
+        ${store}
       }`,
   };
   return runProgram(backend, program, inputs, uniformData);
