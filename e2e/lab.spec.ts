@@ -20,7 +20,7 @@ test('train LoRA on the bundled model, see the loss fall, generate, save, reload
   // each backend and names the figures (here wasm wins: the WebGPU adapter is software).
   await expect(page.getByTestId('backend-name')).toHaveText(/wasm|webgpu|webgl|cpu/, { timeout: 90_000 });
   await expect(page.getByTestId('backend-reason')).toHaveText(
-    /^measured one training step .*wasm, \d+ threads? [\d.]+ ms\/step.* -> (wasm|webgpu|webgl)/,
+    /^measured one training step .*wasm(, | threaded build, )\d+ threads? [\d.]+ ms\/step.* -> (wasm|webgpu|webgl)/,
   );
   await expect(page.getByTestId('model-facts')).toContainText('556.9k');
   await page.screenshot({ path: 'test-results/screens/lab-start.png', fullPage: true });

@@ -67,6 +67,23 @@ export async function probeWebGpu(): Promise<{
   return { fallback, description: `${name}${fallback ? ' (software fallback)' : ''}`, name };
 }
 
+/**
+ * WebGL's renderer when it is a software rasteriser (SwiftShader, llvmpipe), else null. Such a
+ * "GPU" runs on the CPU slower than wasm, and its first step spends seconds compiling shaders
+ * (measured here: 4-7 s for webgl, 7-16 s for SwiftShader WebGPU), which would hold up every first start.
+ */
+function softwareWebGl(): string | null {
+  try {
+    const gl = new OffscreenCanvas(1, 1).getContext('webgl2');
+    if (!gl) return null;
+    const ext = gl.getExtension('WEBGL_debug_renderer_info');
+    const renderer = String(gl.getParameter(ext ? ext.UNMASKED_RENDERER_WEBGL : gl.RENDERER));
+    return /swiftshader|llvmpipe|software/i.test(renderer) ? renderer : null;
+  } catch {
+    return null;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Wasm with and without threads
 
@@ -146,7 +163,9 @@ type Gpu = Awaited<ReturnType<typeof probeWebGpu>>;
 
 function label(id: CandidateId, gpu: Gpu): string {
   if (id === 'webgpu') return `webgpu (${gpu?.name ?? 'no adapter'}${gpu?.fallback ? ', software' : ''})`;
-  if (id === 'wasm-threads') return `wasm, ${wasmThreads} thread${wasmThreads === 1 ? '' : 's'}`;
+  // "threaded build": measured here on 2 cores, tfjs reported 1 thread in use even after setThreadsCount(2).
+  if (id === 'wasm-threads')
+    return `wasm threaded build, ${wasmThreads} thread${wasmThreads === 1 ? '' : 's'}`;
   if (id === 'wasm') return 'wasm, 1 thread';
   return id;
 }
@@ -223,6 +242,22 @@ export async function chooseBackend(choice: BackendChoice, wasmBaseUrl: string):
         // Plain JavaScript runs the same math on the same CPU as wasm, without SIMD: never faster.
         if (id === 'cpu' && toBeat?.wasm)
           return { id, label: 'cpu', msPerStep: null, note: 'not timed (slower than wasm on the same CPU)' };
+        // Software GPUs are named, not timed: their shader compiles alone take seconds (see softwareWebGl).
+        if (id === 'webgpu' && gpu?.fallback && toBeat?.wasm)
+          return {
+            id,
+            label: label(id, gpu),
+            msPerStep: null,
+            note: 'not timed (a software adapter, slower than wasm)',
+          };
+        const glSoftware = id === 'webgl' && toBeat?.wasm ? softwareWebGl() : null;
+        if (glSoftware)
+          return {
+            id,
+            label: `webgl (${glSoftware})`,
+            msPerStep: null,
+            note: 'not timed (a software renderer, slower than wasm)',
+          };
         if (!(await start(id))) return { id, label: label(id, gpu), msPerStep: null, note: 'did not start' };
         const t = { id, label: label(id, gpu), ...(await timeProbeStep(undefined, toBeat)) };
         if (t.msPerStep !== null && (!toBeat || t.msPerStep < toBeat.msPerStep)) {
