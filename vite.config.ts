@@ -2,6 +2,18 @@ import { svelte } from '@sveltejs/vite-plugin-svelte';
 import { defineConfig } from 'vite';
 import { VitePWA } from 'vite-plugin-pwa';
 import { tfjsWasmFiles } from './scripts/vite-wasm-files.ts';
+import pkg from './package.json' with { type: 'json' };
+
+/**
+ * Cross-origin isolation, so SharedArrayBuffer exists and tfjs's wasm backend may use threads
+ * (src/lib/backend/backend.ts measures them against one thread). Everything the app loads is its
+ * own origin or fetched with CORS (the Hub), which `require-corp` allows; a host that serves the
+ * built app without these headers still works, on one wasm thread.
+ */
+const isolation = {
+  'Cross-Origin-Opener-Policy': 'same-origin',
+  'Cross-Origin-Embedder-Policy': 'require-corp',
+};
 
 /**
  * The installable, offline app (vite-plugin-pwa with Workbox).
@@ -89,6 +101,10 @@ export default defineConfig({
     format: 'es',
     rolldownOptions: {
       output: {
+        // Unminified workers: minifying tfjs breaks the threaded wasm backend's inlined pthread worker
+        // (tfjs issues 4253, 4107), and threads are on now that the app is cross-origin isolated.
+        // Only the workers' chunks are affected; the page's first paint stays minified.
+        minify: false,
         // TensorFlow.js with its backends gets a chunk of its own and a name that says so; the
         // bundle test (scripts/bundle-budget.test.ts) finds it by that name.
         codeSplitting: { groups: [{ name: 'tfjs', test: /node_modules[\\/]@tensorflow[\\/]/ }] },
@@ -97,16 +113,14 @@ export default defineConfig({
   },
   build: {
     target: 'es2022',
-    // Minification stays on. It breaks only the *threaded* wasm backend's inlined worker (tfjs issues
-    // 4253, 4107), and threads need cross-origin isolation (COOP/COEP), which we deliberately do not
-    // set: tfjs then falls back to single-threaded SIMD wasm, which gains all but 5-10% on 2 cores.
-    // If COOP/COEP is ever turned on for threads, set `minify: false` as well.
+    // The page is minified; the workers, which hold tfjs, are not (worker.rolldownOptions above).
     minify: true,
     // TensorFlow.js with its three backends is over a megabyte on its own; a warning on every build
     // would only train us to ignore warnings.
     chunkSizeWarningLimit: 4096,
   },
-  // No COOP/COEP headers in dev or preview (see build.minify above).
-  server: { port: 5173, strictPort: true },
-  preview: { port: 4173, strictPort: true },
+  // The build's app and build time: a new build measures the backends again (src/lib/backend/choose.ts).
+  define: { __PEFT_LAB_BUILD__: JSON.stringify(`${pkg.version} ${new Date().toISOString()}`) },
+  server: { port: 5173, strictPort: true, headers: isolation },
+  preview: { port: 4173, strictPort: true, headers: isolation },
 });
