@@ -71,8 +71,17 @@ async function report(name: string, fn: () => void): Promise<void> {
   }
   const byName = new Map<string, number>();
   for (const k of info.kernels) byName.set(k.name, (byName.get(k.name) ?? 0) + (Number(k.kernelTimeMs) || 0));
-  console.log(`\n== ${name}: ${wall.toFixed(1)} ms wall, ${info.kernels.length} kernels, ${total.toFixed(1)} ms in kernels`);
-  console.log('by kernel:', [...byName].sort((a, b) => b[1] - a[1]).slice(0, 12).map(([k, ms]) => `${k} ${ms.toFixed(1)}`).join(', '));
+  console.log(
+    `\n== ${name}: ${wall.toFixed(1)} ms wall, ${info.kernels.length} kernels, ${total.toFixed(1)} ms in kernels`,
+  );
+  console.log(
+    'by kernel:',
+    [...byName]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 12)
+      .map(([k, ms]) => `${k} ${ms.toFixed(1)}`)
+      .join(', '),
+  );
   for (const [k, g] of [...groups].sort((a, b) => b[1].ms - a[1].ms).slice(0, top)) {
     console.log(`${g.ms.toFixed(2).padStart(8)} ms  x${String(g.n).padEnd(4)} ${k}`);
   }
