@@ -60,6 +60,18 @@ export function swapLast(x: tf.Tensor): tf.Tensor {
 
 /** x [N, in] -> [N, out], a Conv1D/Linear with weight stored [in, out] (as GPT-2's Conv1D). */
 export function dense(x: tf.Tensor2D, w: tf.Tensor2D, b?: tf.Tensor1D): tf.Tensor2D {
+  if (b && isFrozen(w) && isFrozen(b)) {
+    // Frozen weight and bias: the bias rides in XNNPACK's matmul (one kernel, not a matmul then an
+    // add over [N, out]); the gradient is dx only, as in matmulFrozen.
+    const f = tf.customGrad((xi, save) => {
+      (save as tf.GradSaveFunc)([]);
+      return {
+        value: tf.fused.matMul({ a: xi as tf.Tensor2D, b: w, bias: b }) as tf.Tensor2D,
+        gradFunc: (dy) => tf.matMul(dy as tf.Tensor2D, tf.transpose(w)),
+      };
+    }) as (x: tf.Tensor2D) => tf.Tensor2D;
+    return f(x);
+  }
   const y = matmul(x, w);
   return b ? tf.add(y, b) : y;
 }
@@ -137,26 +149,28 @@ export function layerNorm(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Tensor1D, e
 }
 
 const GELU_C = Math.sqrt(2 / Math.PI);
+const GELU_A = 2 * GELU_C;
+const GELU_B = 2 * GELU_C * 0.044715;
 
 /**
  * GPT-2's gelu_new: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) (Hendrycks & Gimpel, tanh form),
- * with its derivative written out: 0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 x^2).
+ * computed as x * sigmoid(z), z = 2 sqrt(2/pi) (x + 0.044715 x^3), since 0.5 (1 + tanh(u)) equals
+ * sigmoid(2u): tfjs-backend-wasm's Sigmoid is XNNPACK's vectorised one, its Tanh a scalar loop about
+ * 15x slower. Derivative: s + x s (1 - s) z',  z' = 2 sqrt(2/pi) (1 + 3 * 0.044715 x^2).
  * x*x*x rather than pow(x, 3): pow is about 9x slower on wasm.
  */
 export const geluNew = tf.customGrad((xi, save) => {
   const x = xi as tf.Tensor;
   const x2 = tf.mul(x, x);
-  const t = tf.tanh(tf.mul(tf.add(x, tf.mul(tf.mul(x2, x), 0.044715)), GELU_C));
-  (save as tf.GradSaveFunc)([x, x2, t]);
+  const s = tf.sigmoid(tf.mul(x, tf.add(tf.mul(x2, GELU_B), GELU_A)));
+  (save as tf.GradSaveFunc)([x, x2, s]);
   return {
-    value: tf.mul(tf.mul(x, 0.5), tf.add(t, 1)),
+    value: tf.mul(x, s),
     gradFunc: (dy, saved) => {
-      const [xs, xs2, ts] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
-      const left = tf.mul(tf.add(ts, 1), 0.5);
-      const sech2 = tf.sub(1, tf.mul(ts, ts));
-      const inner = tf.mul(tf.add(tf.mul(xs2, 3 * 0.044715), 1), GELU_C);
-      const right = tf.mul(tf.mul(tf.mul(xs, 0.5), sech2), inner);
-      return tf.mul(dy as tf.Tensor, tf.add(left, right));
+      const [xs, xs2, ss] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
+      const dz = tf.add(tf.mul(xs2, 3 * GELU_B), GELU_A);
+      const ds = tf.mul(ss, tf.sub(1, ss));
+      return tf.mul(dy as tf.Tensor, tf.add(ss, tf.mul(tf.mul(xs, ds), dz)));
     },
   };
 }) as (x: tf.Tensor) => tf.Tensor;
@@ -186,15 +200,20 @@ export function crossEntropy(logits: tf.Tensor2D, labels: Int32Array): tf.Scalar
   // tfjs-backend-wasm 4.22 writes int bits into a float32 OneHot: build it as int32 and cast.
   const oneHot = tf.cast(tf.oneHot(tf.tensor1d(safe, 'int32'), v), 'float32');
   const f = tf.customGrad((lg, save) => {
-    const logp = tf.logSoftmax(lg as tf.Tensor2D);
+    const x = lg as tf.Tensor2D;
+    // softmax, not logSoftmax: on wasm softmax is XNNPACK's (about 9x faster than logSoftmax's
+    // composition with its scalar exp), and the gradient reuses p. log-sum-exp comes from the row's
+    // largest probability, which is at least 1/V and never underflows: lse = max(x) - log(max(p)).
+    const p = tf.softmax(x);
     // Tensors the gradient needs must be saved: the forward scope disposes everything else.
-    (save as tf.GradSaveFunc)([logp, oneHot, w]);
-    const nll = tf.neg(tf.sum(tf.mul(logp, oneHot), -1)); // [N]
+    (save as tf.GradSaveFunc)([p, oneHot, w]);
+    const lse = tf.sub(tf.max(x, -1), tf.log(tf.max(p, -1))); // [N]
+    const nll = tf.sub(lse, tf.sum(tf.mul(x, oneHot), -1)); // [N]
     return {
       value: tf.div(tf.sum(tf.mul(nll, w)), denom),
       gradFunc: (dy, saved) => {
-        const [lp, oh, wt] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D];
-        const g = tf.mul(tf.sub(tf.exp(lp), oh), tf.reshape(wt, [n, 1]));
+        const [ps, oh, wt] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D];
+        const g = tf.mul(tf.sub(ps, oh), tf.reshape(wt, [n, 1]));
         return tf.mul(g, tf.div(dy as tf.Scalar, denom));
       },
     };
@@ -207,39 +226,6 @@ export function newVariable(init: tf.Tensor, trainable: boolean): tf.Variable {
   const v = tf.variable(init, trainable);
   init.dispose();
   return v;
-}
-
-/**
- * Heads handled together in one block-diagonal product by `multiHeadAttention`: the largest divisor
- * of nHead up to 4. Each group costs G times the useful multiply-adds (the zero blocks), which the
- * 2-D matmul's ~20x speed over the batched one on wasm more than pays for up to about 4.
- */
-export function headGroup(nHead: number): number {
-  for (let g = Math.min(4, nHead); g > 1; g--) if (nHead % g === 0) return g;
-  return 1;
-}
-
-/** Block masks for G heads of width D over S keys, times `scale`: [E, G*S] and [G*S, E], E = G*D. */
-const maskCache = new Map<string, { chs: Float32Array; hsc: Float32Array }>();
-function blockMasks(G: number, D: number, S: number, scale: number): { chs: tf.Tensor2D; hsc: tf.Tensor2D } {
-  const key = `${G} ${D} ${S} ${scale}`;
-  let m = maskCache.get(key);
-  if (!m) {
-    const E = G * D;
-    const chs = new Float32Array(E * G * S);
-    const hsc = new Float32Array(G * S * E);
-    for (let c = 0; c < E; c++) {
-      const h = Math.floor(c / D);
-      for (let j = 0; j < S; j++) {
-        chs[c * G * S + h * S + j] = scale;
-        hsc[(h * S + j) * E + c] = scale;
-      }
-    }
-    if (maskCache.size > 32) maskCache.clear(); // generation grows S by one per token
-    m = { chs, hsc };
-    maskCache.set(key, m);
-  }
-  return { chs: tf.tensor2d(m.chs, [G * D, G * S]), hsc: tf.tensor2d(m.hsc, [G * S, G * D]) };
 }
 
 /**
@@ -320,66 +306,31 @@ function repeat(x: tf.Tensor, G: number, axis: number): tf.Tensor {
     : x;
 }
 
-/** x [N, S, E] -> [N, E, G*S]: x^T repeated G times along its columns, times the mask (block-diagonal x^T per head). */
-function spreadT(x: tf.Tensor3D, G: number, chs: tf.Tensor2D | null): tf.Tensor3D {
-  const r = repeat(tf.transpose(x, [0, 2, 1]), G, 2);
-  return (chs ? tf.mul(r, chs) : r) as tf.Tensor3D;
-}
-
-/** x [N, S, E] -> [N, G*S, E]: x repeated G times along its rows, times the mask. */
-function spread(x: tf.Tensor3D, G: number, hsc: tf.Tensor2D | null): tf.Tensor3D {
-  const r = repeat(x, G, 1);
-  return (hsc ? tf.mul(r, hsc) : r) as tf.Tensor3D;
-}
-
 /**
- * softmax(q k^T / sqrt(D) + bias) v for G heads side by side in the last axis (as c_attn's output
- * holds them): q [N, T, E], k and v [N, S, E], E = G * D, bias [1 or N, T, 1, S] additive.
- * Every product is a 2-D matmul per item: the G heads' keys are spread block-diagonally (head h's
- * k^T in rows h*D.., columns h*S..), so one [T, E] @ [E, G*S] gives every head's scores and
- * [T, G*S] @ [G*S, E] every head's output, already merged. The gradient is written out the same way
- * (tfjs's own would take batched matmuls with transpose flags):
- *   dP = dY V^T,  dS = P * (dP - sum(dP * P)),  dQ = dS K * scale,  dK = dS^T Q * scale,  dV = P^T dY
+ * softmax(q k^T / sqrt(D) + bias) v per item: q [N, T, D], k and v [N, S, D], bias [1 or N, T, S]
+ * additive. Every product is a plain 2-D matmul per item (perItem). One matmul per head measured
+ * faster here than spreading a group of heads block-diagonally into one wider product: the zero
+ * blocks cost more than the extra calls. The gradient is written out the same way (tfjs's own
+ * would take batched matmuls with transpose flags):
+ *   dP = dY V^T,  dS = P * (dP - sum(dP * P)),  dQ = dS K / sqrt(D),  dK = dS^T Q / sqrt(D),  dV = P^T dY
  */
-function attentionCore(
-  q: tf.Tensor3D,
-  k: tf.Tensor3D,
-  v: tf.Tensor3D,
-  bias: tf.Tensor4D,
-  G: number,
-): tf.Tensor3D {
-  const [N, T, E] = q.shape;
-  const S = k.shape[1];
-  const D = E / G;
-  const scale = 1 / Math.sqrt(D);
+function attentionCore(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, bias: tf.Tensor3D): tf.Tensor3D {
+  const scale = 1 / Math.sqrt(q.shape[2]);
+  const t = (x: tf.Tensor3D): tf.Tensor3D => tf.transpose(x, [0, 2, 1]);
   const f = tf.customGrad((qi, ki, vi, save) => {
-    const [q3, k3, v3] = [qi, ki, vi] as tf.Tensor3D[];
-    const unit = G > 1 ? blockMasks(G, D, S, 1) : null;
-    const scaled = blockMasks(G, D, S, scale);
-    const kd = spreadT(k3!, G, scaled.chs); // [N, E, G*S], scale folded in
-    const vd = spread(v3!, G, unit?.hsc ?? null); // [N, G*S, E]
-    const scores = tf.add(tf.reshape(perItem(q3!, kd), [N, T, G, S]), bias);
-    const p = tf.softmax(scores) as tf.Tensor4D; // [N, T, G, S]
-    (save as tf.GradSaveFunc)([q3!, k3!, v3!, p]);
+    const qs = tf.mul(qi as tf.Tensor3D, scale) as tf.Tensor3D; // the scale on q: [T, D], not [T, S]
+    const p = tf.softmax(tf.add(perItem(qs, t(ki as tf.Tensor3D)), bias)) as tf.Tensor3D; // [N, T, S]
+    (save as tf.GradSaveFunc)([qs, ki as tf.Tensor3D, vi as tf.Tensor3D, p]);
     return {
-      value: perItem(tf.reshape(p, [N, T, G * S]) as tf.Tensor3D, vd), // [N, T, E]
+      value: perItem(p, vi as tf.Tensor3D), // [N, T, D]
       gradFunc: (dy, saved) => {
-        const [qs, ks, vs, ps] = saved as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D, tf.Tensor4D];
+        const [qss, ks, vs, ps] = saved as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D, tf.Tensor3D];
         const g = dy as tf.Tensor3D;
-        const um = G > 1 ? blockMasks(G, D, S, 1) : null;
-        const sm = blockMasks(G, D, S, scale);
-        const p3 = tf.reshape(ps, [N, T, G * S]) as tf.Tensor3D;
-        const dp = tf.reshape(perItem(g, spreadT(vs, G, um?.chs ?? null)), [N, T, G, S]);
-        const ds = tf.mul(ps, tf.sub(dp, tf.sum(tf.mul(dp, ps), -1, true)));
-        const ds3 = tf.reshape(ds, [N, T, G * S]) as tf.Tensor3D;
-        const dq = perItem(ds3, spread(ks, G, sm.hsc)); // [N, T, E]
-        // dK^T [N, E, S]: Q^T dS through the block mask, the G column blocks summed.
-        const dkd = tf.mul(perItem(tf.transpose(qs, [0, 2, 1]) as tf.Tensor3D, ds3), sm.chs);
-        const dk = tf.transpose(tf.sum(tf.reshape(dkd, [N, E, G, S]), 2), [0, 2, 1]);
-        // dV [N, S, E]: P^T dY through the block mask, the G row blocks summed.
-        const dvd = perItem(tf.transpose(p3, [0, 2, 1]) as tf.Tensor3D, g);
-        const dvm = um ? tf.mul(dvd, um.hsc) : dvd;
-        const dv = G > 1 ? tf.sum(tf.reshape(dvm, [N, G, S, E]), 1) : dvm;
+        const dp = perItem(g, t(vs)); // [N, T, S]
+        const ds = tf.mul(ps, tf.sub(dp, tf.sum(tf.mul(dp, ps), -1, true))) as tf.Tensor3D;
+        const dq = tf.mul(perItem(ds, ks), scale);
+        const dk = perItem(t(ds), qss); // [N, S, D]
+        const dv = perItem(t(ps), g); // [N, S, D]
         return [dq, dk, dv];
       },
     };
@@ -390,8 +341,7 @@ function attentionCore(
 /**
  * Causal multi-head attention, heads side by side in the channel axis: q [B, T, C], k and v
  * [B, S, C] (S = past + T), mask [B or 1, 1, T, S] additive (attentionBias) -> [B, T, C], the
- * heads merged as c_proj reads them. Heads go in groups of headGroup(nHead) through attentionCore;
- * with more than one group, the groups become items of the batch.
+ * heads merged as c_proj reads them. Each (batch item, head) pair is one item of attentionCore.
  */
 export function multiHeadAttention(
   q: tf.Tensor3D,
@@ -402,17 +352,15 @@ export function multiHeadAttention(
 ): tf.Tensor3D {
   const [B, T, C] = q.shape;
   const S = k.shape[1];
-  const G = headGroup(nHead);
-  const NG = nHead / G;
-  const E = C / NG;
+  const H = nHead;
+  const D = C / H;
   const Bm = mask.shape[0];
-  if (NG === 1) return attentionCore(q, k, v, tf.reshape(mask, [Bm, T, 1, S]) as tf.Tensor4D, G);
-  // [B, L, C] -> [B * NG, L, E]: each group of heads one item.
-  const split = (x: tf.Tensor3D, L: number): tf.Tensor3D =>
-    tf.reshape(tf.transpose(tf.reshape(x, [B, L, NG, E]), [0, 2, 1, 3]), [B * NG, L, E]) as tf.Tensor3D;
-  const bias = Bm === 1 ? tf.reshape(mask, [1, T, 1, S]) : tf.reshape(repeat(mask, NG, 1), [B * NG, T, 1, S]); // [B, NG, T, S]: item b*NG + g
-  const y = attentionCore(split(q, T), split(k, S), split(v, S), bias as tf.Tensor4D, G); // [B*NG, T, E]
-  return tf.reshape(tf.transpose(tf.reshape(y, [B, NG, T, E]), [0, 2, 1, 3]), [B, T, C]) as tf.Tensor3D;
+  // [B, L, C] -> [B * H, L, D]: item b*H + h.
+  const heads = (x: tf.Tensor3D, L: number): tf.Tensor3D =>
+    tf.reshape(tf.transpose(tf.reshape(x, [B, L, H, D]), [0, 2, 1, 3]), [B * H, L, D]) as tf.Tensor3D;
+  const bias = Bm === 1 ? tf.reshape(mask, [1, T, S]) : tf.reshape(repeat(mask, H, 1), [B * H, T, S]);
+  const y = attentionCore(heads(q, T), heads(k, S), heads(v, S), bias as tf.Tensor3D); // [B*H, T, D]
+  return tf.reshape(tf.transpose(tf.reshape(y, [B, H, T, D]), [0, 2, 1, 3]), [B, T, C]) as tf.Tensor3D;
 }
 
 /**
