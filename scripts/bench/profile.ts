@@ -1,5 +1,6 @@
 /**
- * `npm run bench:profile`: where a forward and a LoRA step's gradient go, kernel by kernel, on
+ * `npm run bench:profile`: where a forward, a LoRA step's gradient and a whole LoRA training step
+ * (Trainer.trainStep: clipping, AdamW, the loss read back) go, kernel by kernel, on
  * tfjs wasm in this process (tf.profile: each kernel timed on its own, so the sum exceeds the
  * step's wall time a little). Grouped by kernel name and input shapes, the most expensive first.
  *   --model DIR (public/models/peftlab-s)  --batch N (8)  --seq N (128)  --top N (25)
@@ -12,6 +13,7 @@ import { initNodeBackend } from '../../src/lib/backend/node';
 import { lmLogits } from '../../src/lib/model/heads';
 import { crossEntropy } from '../../src/lib/model/ops';
 import { lora } from '../../src/lib/peft/lora/index';
+import { Trainer } from '../../src/lib/train/trainer';
 import { chooseModel } from './ours';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -52,10 +54,19 @@ const step = (): void => {
   tf.dispose([value, ...Object.values(grads)]);
 };
 
-async function report(name: string, fn: () => void): Promise<void> {
-  fn(); // warm-up: operator caches, first-call compilation
+const trainer = new Trainer(model, adapter, labels, {
+  steps: 100,
+  lr: 1e-3,
+  batchSize: B,
+  seqLen: T,
+  seed: 0,
+});
+const trainStep = async (): Promise<void> => void (await trainer.trainStep());
+
+async function report(name: string, fn: () => void | Promise<void>): Promise<void> {
+  await fn(); // warm-up: operator caches, first-call compilation
   const t0 = performance.now();
-  fn();
+  await fn();
   const wall = performance.now() - t0;
   const info = await tf.profile(fn);
   const groups = new Map<string, { ms: number; n: number }>();
@@ -89,3 +100,4 @@ async function report(name: string, fn: () => void): Promise<void> {
 
 await report('forward + LM logits', forward);
 await report('LoRA step gradient (forward + backward, no optimizer)', step);
+await report('LoRA training step (Trainer.trainStep: gradient, clipping, AdamW)', trainStep);

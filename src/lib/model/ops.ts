@@ -276,9 +276,12 @@ interface WasmHeap {
   typedArrayFromHeap(t: tf.TensorInfo): Float32Array | Int32Array | Uint8Array;
 }
 
-/** Item i of x [N, ...] along axis 0, as a tensor of the remaining shape. */
+/**
+ * Item i of x [N, ...] along axis 0, as a tensor of the remaining shape. A copy even when N is 1
+ * (one item, one head): the tensors a step holds are then the same for every shape, which the
+ * memory ledger (race/ledger.ts) counts as sums of shape products.
+ */
 function item(x: tf.Tensor, i: number): tf.Tensor {
-  if (x.shape[0] === 1) return tf.reshape(x, x.shape.slice(1));
   return tf.reshape(takeBlock(x, 1, x.shape[0], i), x.shape.slice(1));
 }
 
@@ -293,33 +296,35 @@ function perItem(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
   const outs = Array.from({ length: n }, (_, i) =>
     tf.reshape(tf.matMul(item(a, i) as tf.Tensor2D, item(b, i) as tf.Tensor2D), [1, m, l]),
   );
-  return (n === 1 ? outs[0]! : tf.concat(outs, 0)) as tf.Tensor3D;
-}
-
-/** G copies of x side by side along `axis` (tf.tile on wasm is a slow generic loop; concat copies rows). */
-function repeat(x: tf.Tensor, G: number, axis: number): tf.Tensor {
-  return G > 1
-    ? tf.concat(
-        Array.from({ length: G }, () => x),
-        axis,
-      )
-    : x;
+  // concat of one tensor is a copy (tfjs clones it): kept so every shape holds the same tensors.
+  return tf.concat(outs, 0) as tf.Tensor3D;
 }
 
 /**
- * softmax(q k^T / sqrt(D) + bias) v per item: q [N, T, D], k and v [N, S, D], bias [1 or N, T, S]
- * additive. Every product is a plain 2-D matmul per item (perItem). One matmul per head measured
+ * softmax(q k^T / sqrt(D) + mask) v per item: q [N, T, D], k and v [N, S, D] with N = B * H
+ * (item b*H + h), mask [B or 1, 1, T, S] additive. Every product is a plain 2-D matmul per item (perItem). One matmul per head measured
  * faster here than spreading a group of heads block-diagonally into one wider product: the zero
  * blocks cost more than the extra calls. The gradient is written out the same way (tfjs's own
  * would take batched matmuls with transpose flags):
  *   dP = dY V^T,  dS = P * (dP - sum(dP * P)),  dQ = dS K / sqrt(D),  dK = dS^T Q / sqrt(D),  dV = P^T dY
  */
-function attentionCore(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, bias: tf.Tensor3D): tf.Tensor3D {
+function attentionCore(
+  q: tf.Tensor3D,
+  k: tf.Tensor3D,
+  v: tf.Tensor3D,
+  mask: tf.Tensor4D,
+  B: number,
+  H: number,
+): tf.Tensor3D {
   const scale = 1 / Math.sqrt(q.shape[2]);
+  const [N, T] = q.shape;
+  const S = k.shape[1];
   const t = (x: tf.Tensor3D): tf.Tensor3D => tf.transpose(x, [0, 2, 1]);
   const f = tf.customGrad((qi, ki, vi, save) => {
     const qs = tf.mul(qi as tf.Tensor3D, scale) as tf.Tensor3D; // the scale on q: [T, D], not [T, S]
-    const p = tf.softmax(tf.add(perItem(qs, t(ki as tf.Tensor3D)), bias)) as tf.Tensor3D; // [N, T, S]
+    // The mask broadcasts over heads in 4-D (no copy per head), the same tensors for every shape.
+    const scores = tf.add(tf.reshape(perItem(qs, t(ki as tf.Tensor3D)), [B, H, T, S]), mask);
+    const p = tf.reshape(tf.softmax(scores), [N, T, S]) as tf.Tensor3D;
     (save as tf.GradSaveFunc)([qs, ki as tf.Tensor3D, vi as tf.Tensor3D, p]);
     return {
       value: perItem(p, vi as tf.Tensor3D), // [N, T, D]
@@ -354,12 +359,10 @@ export function multiHeadAttention(
   const S = k.shape[1];
   const H = nHead;
   const D = C / H;
-  const Bm = mask.shape[0];
   // [B, L, C] -> [B * H, L, D]: item b*H + h.
   const heads = (x: tf.Tensor3D, L: number): tf.Tensor3D =>
     tf.reshape(tf.transpose(tf.reshape(x, [B, L, H, D]), [0, 2, 1, 3]), [B * H, L, D]) as tf.Tensor3D;
-  const bias = Bm === 1 ? tf.reshape(mask, [1, T, S]) : tf.reshape(repeat(mask, H, 1), [B * H, T, S]);
-  const y = attentionCore(heads(q, T), heads(k, S), heads(v, S), bias as tf.Tensor3D); // [B*H, T, D]
+  const y = attentionCore(heads(q, T), heads(k, S), heads(v, S), mask, B, H); // [B*H, T, D]
   return tf.reshape(tf.transpose(tf.reshape(y, [B, H, T, D]), [0, 2, 1, 3]), [B, T, C]) as tf.Tensor3D;
 }
 
