@@ -185,6 +185,7 @@ export function crossEntropy(logits: tf.Tensor2D, labels: Int32Array): tf.Scalar
   const v = logits.shape[1];
   const weights = new Float32Array(n);
   const safe = new Int32Array(n);
+  const flat = new Int32Array(n);
   let count = 0;
   for (let i = 0; i < n; i++) {
     const l = labels[i]!;
@@ -194,27 +195,34 @@ export function crossEntropy(logits: tf.Tensor2D, labels: Int32Array): tf.Scalar
       safe[i] = l;
       count++;
     }
+    flat[i] = i * v + safe[i]!;
   }
   const denom = Math.max(count, 1);
   const w = tf.tensor1d(weights);
-  // tfjs-backend-wasm 4.22 writes int bits into a float32 OneHot: build it as int32 and cast.
-  const oneHot = tf.cast(tf.oneHot(tf.tensor1d(safe, 'int32'), v), 'float32');
   const f = tf.customGrad((lg, save) => {
     const x = lg as tf.Tensor2D;
     // softmax, not logSoftmax: on wasm softmax is XNNPACK's (about 9x faster than logSoftmax's
     // composition with its scalar exp), and the gradient reuses p. log-sum-exp comes from the row's
     // largest probability, which is at least 1/V and never underflows: lse = max(x) - log(max(p)).
     const p = tf.softmax(x);
-    // Tensors the gradient needs must be saved: the forward scope disposes everything else.
-    (save as tf.GradSaveFunc)([p, oneHot, w]);
+    // Tensors the gradient needs must be saved (tfjs keeps a copy): the forward scope disposes
+    // everything else. Only p: the one-hot is made in the gradient from the labels.
+    (save as tf.GradSaveFunc)([p]);
     const lse = tf.sub(tf.max(x, -1), tf.log(tf.max(p, -1))); // [N]
-    const nll = tf.sub(lse, tf.sum(tf.mul(x, oneHot), -1)); // [N]
+    // The label's logit by one gather of N values, not a one-hot product over [N, V].
+    const picked = tf.gather(tf.reshape(x, [-1]), tf.tensor1d(flat, 'int32')); // [N]
+    const nll = tf.sub(lse, picked); // [N]
     return {
       value: tf.div(tf.sum(tf.mul(nll, w)), denom),
       gradFunc: (dy, saved) => {
-        const [ps, oh, wt] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D];
-        const g = tf.mul(tf.sub(ps, oh), tf.reshape(wt, [n, 1]));
-        return tf.mul(g, tf.div(dy as tf.Scalar, denom));
+        const [ps] = saved as [tf.Tensor2D];
+        // tfjs-backend-wasm 4.22 writes int bits into a float32 OneHot: built as int32 and cast.
+        const oneHot = tf.cast(tf.oneHot(tf.tensor1d(safe, 'int32'), v), 'float32');
+        const g = tf.mul(tf.sub(ps, oneHot), tf.div(dy as tf.Scalar, denom));
+        // Ignored rows are zeroed by a [N, 1] product (slow on wasm: a broadcast), only when
+        // there are any (a causal LM's windows have none).
+        // (The mask is made anew: the forward's scope has disposed w by now.)
+        return count < n ? tf.mul(g, tf.tensor2d(weights, [n, 1])) : g;
       },
     };
   }) as (lg: tf.Tensor2D) => tf.Scalar;
