@@ -212,11 +212,12 @@ async function main(): Promise<void> {
       });
       const [fwdEnd, bwdEnd] = phases.marks as [number, number];
       // The cross-entropy (model/ops.ts) is a customGrad whose forward runs in a scope of its own,
-      // ending Neg, Multiply, Sum, RealDiv (the nll, its weights, the mean). At its last kernel the
+      // ending Max, Max, Log, Sub (log-sum-exp from the softmax), Reshape, GatherV2 (the label's
+      // logit), Sub (the nll), Multiply, Sum, RealDiv (its weights, the mean). At its last kernel the
       // forward's tensors and the loss's logit-sized ones are all alive: the forward's peak whenever
       // the logits dominate (elsewhere it is inside one layer's op, below the backward's peak).
       // AdaLoRA adds its orthogonal regularization after it.
-      const tail = ['Neg', 'Multiply', 'Sum', 'RealDiv'];
+      const tail = ['Max', 'Max', 'Log', 'Sub', 'Reshape', 'GatherV2', 'Sub', 'Multiply', 'Sum', 'RealDiv'];
       const endsLoss = (i: number): boolean =>
         tail.every((name, j) => prof.kernels[i - tail.length + 1 + j]?.name === name);
       let lossEnd = fwdEnd - 1;

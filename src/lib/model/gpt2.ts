@@ -11,7 +11,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Gpt2Config, LinearModule } from './config';
 import { expectedWeightShapes } from './config';
-import { bmm, dense, embed, geluNew, layerNorm, newVariable, swapLast } from './ops';
+import { columnBlocks, dense, embed, geluNew, layerNorm, multiHeadAttention, newVariable } from './ops';
 import { InternalError, SettingsError } from '../errors';
 
 /** Keys and values of one layer: each [B, nHead, P, headDim]. */
@@ -140,7 +140,8 @@ export class Gpt2Model {
     const presents: LayerKV[] = [];
     for (let i = 0; i < this.config.nLayer; i++) {
       const out = this.block(i, x, mask, opts.past?.[i], ctx);
-      if (opts.returnPresents) presents.push(out.present);
+      // Read now: a present is built on first read, and only while its keys and values exist.
+      if (opts.returnPresents) presents.push({ k: out.present.k, v: out.present.v });
       x = out.x;
     }
     return { hidden: this.finalNorm(x), presents: opts.returnPresents ? presents : undefined };
@@ -218,17 +219,20 @@ export class Gpt2Model {
     const H = this.config.nHead;
     const D = C / H;
     const qkv = this.linear(layer, 'attn.c_attn', tf.reshape(a, [B * T, C]) as tf.Tensor2D, ctx); // [B*T, 3C]
-    const [q, k, v] = tf.split(qkv, 3, 1).map(
-      (t) => tf.transpose(tf.reshape(t, [B, T, H, D]), [0, 2, 1, 3]) as tf.Tensor4D, // [B, H, T, D]
-    ) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
-    const kAll = past ? (tf.concat([past.k, k], 2) as tf.Tensor4D) : k; // [B, H, P+T, D]
-    const vAll = past ? (tf.concat([past.v, v], 2) as tf.Tensor4D) : v;
-    const scores = tf.add(tf.mul(bmm(q, swapLast(kAll)), 1 / Math.sqrt(D)), mask); // [B, H, T, P+T]
-    const probs = tf.softmax(scores, -1);
-    const y = bmm(probs, vAll); // [B, H, T, D]
-    const merged = tf.reshape(tf.transpose(y, [0, 2, 1, 3]), [B * T, C]) as tf.Tensor2D; // [B*T, C]
-    const out = this.linear(layer, 'attn.c_proj', merged, ctx);
-    return { out: tf.reshape(out, [B, T, C]) as tf.Tensor3D, present: { k: kAll, v: vAll } };
+    // Heads stay side by side in the channel axis ([B, T, C]): multiHeadAttention works in that
+    // layout with 2-D products only, and its output is already what c_proj reads.
+    const [q, k, v] = columnBlocks(qkv, 3).map((t) => tf.reshape(t, [B, T, C]) as tf.Tensor3D) as [
+      tf.Tensor3D,
+      tf.Tensor3D,
+      tf.Tensor3D,
+    ];
+    const merge = (t: tf.Tensor4D): tf.Tensor3D =>
+      tf.reshape(tf.transpose(t, [0, 2, 1, 3]), [B, t.shape[2], C]) as tf.Tensor3D; // [B, H, P, D] -> [B, P, C]
+    const kAll = past ? (tf.concat([merge(past.k), k], 1) as tf.Tensor3D) : k; // [B, P+T, C]
+    const vAll = past ? (tf.concat([merge(past.v), v], 1) as tf.Tensor3D) : v;
+    const y = multiHeadAttention(q, kAll, vAll, mask, H); // [B, T, C]
+    const out = this.linear(layer, 'attn.c_proj', tf.reshape(y, [B * T, C]) as tf.Tensor2D, ctx);
+    return { out: tf.reshape(out, [B, T, C]) as tf.Tensor3D, present: lazyKV(kAll, vAll, H, D) };
   }
 
   private mlp(layer: number, m: tf.Tensor3D, ctx: ForwardContext): tf.Tensor3D {
@@ -244,6 +248,26 @@ export class Gpt2Model {
     for (const v of this.weights.values()) v.dispose();
     this.weights.clear();
   }
+}
+
+/**
+ * Keys and values [B, S, C] as LayerKV ([B, nHead, S, headDim]), each transposed on first read:
+ * training never reads them, generation and the layer-by-layer trainer's callers do.
+ */
+function lazyKV(k: tf.Tensor3D, v: tf.Tensor3D, H: number, D: number): LayerKV {
+  const [B, S] = k.shape;
+  const split = (t: tf.Tensor3D): tf.Tensor4D =>
+    tf.transpose(tf.reshape(t, [B, S, H, D]), [0, 2, 1, 3]) as tf.Tensor4D;
+  let kt: tf.Tensor4D | null = null;
+  let vt: tf.Tensor4D | null = null;
+  return {
+    get k() {
+      return (kt ??= split(k));
+    },
+    get v() {
+      return (vt ??= split(v));
+    },
+  };
 }
 
 /**

@@ -5,7 +5,18 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { initNodeBackend } from '../backend/node';
-import { bmm, crossEntropy, embed, geluNew, layerNorm, matmul, newVariable } from './ops';
+import {
+  bmm,
+  crossEntropy,
+  embed,
+  geluNew,
+  layerNorm,
+  columnBlocks,
+  matmul,
+  multiHeadAttention,
+  newVariable,
+} from './ops';
+import { attentionBias } from './gpt2';
 
 function close(a: tf.Tensor, b: tf.Tensor, tol = 1e-5): void {
   const x = a.dataSync();
@@ -105,5 +116,107 @@ describe('custom gradients agree with autodiff of the formulas', () => {
       tf.grad((t: tf.Tensor) => tf.sum(tf.square(tf.gather(t, ids))))(table),
       1e-5,
     );
+  });
+});
+
+/** softmax(q k^T / sqrt(D) + mask) v with heads as a batch axis, as HF's eager attention writes it. */
+function refAttention(
+  q: tf.Tensor3D,
+  k: tf.Tensor3D,
+  v: tf.Tensor3D,
+  mask: tf.Tensor4D,
+  H: number,
+): tf.Tensor {
+  const [B, T, C] = q.shape;
+  const S = k.shape[1];
+  const D = C / H;
+  const heads = (x: tf.Tensor3D, L: number): tf.Tensor4D =>
+    tf.transpose(tf.reshape(x, [B, L, H, D]), [0, 2, 1, 3]) as tf.Tensor4D;
+  const scores = tf.add(tf.mul(tf.matMul(heads(q, T), heads(k, S), false, true), 1 / Math.sqrt(D)), mask);
+  const y = tf.matMul(tf.softmax(scores), heads(v, S));
+  return tf.reshape(tf.transpose(y, [0, 2, 1, 3]), [B, T, C]);
+}
+
+describe('crossEntropy far from the label', () => {
+  beforeAll(async () => {
+    await initNodeBackend('cpu');
+  });
+
+  it('stays finite and exact when the label probability underflows float32', () => {
+    const logits = tf.tensor2d([[0, 200, 3]]);
+    expect(crossEntropy(logits, Int32Array.from([0])).dataSync()[0]).toBeCloseTo(200, 3);
+  });
+});
+
+describe('multiHeadAttention (2-D products per head)', () => {
+  beforeAll(async () => {
+    await initNodeBackend('cpu');
+  });
+
+  // Head counts and widths, a past (S > T) and a padding mask.
+  for (const [H, D, past, padded] of [
+    [4, 3, 0, false],
+    [6, 2, 2, true],
+    [8, 2, 0, false],
+    [5, 2, 3, false],
+  ] as const) {
+    it(`matches the batched formula and its autodiff: ${H} heads, past ${past}, padding ${padded}`, () => {
+      const [B, T, C] = [2, 5, H * D];
+      const S = past + T;
+      const q = tf.randomNormal([B, T, C], 0, 1, 'float32', 21) as tf.Tensor3D;
+      const k = tf.randomNormal([B, S, C], 0, 1, 'float32', 22) as tf.Tensor3D;
+      const v = tf.randomNormal([B, S, C], 0, 1, 'float32', 23) as tf.Tensor3D;
+      const w = tf.randomNormal([B, T, C], 0, 1, 'float32', 24);
+      const keyMask = padded
+        ? tf.tensor2d(
+            Array.from({ length: B * S }, (_, i) => (i === 0 ? 0 : 1)),
+            [B, S],
+          )
+        : undefined;
+      const mask = attentionBias(T, past, B, keyMask);
+      close(multiHeadAttention(q, k, v, mask, H), refAttention(q, k, v, mask, H), 1e-5);
+      const loss =
+        (f: typeof refAttention) =>
+        (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor): tf.Scalar =>
+          tf.sum(tf.mul(f(a as tf.Tensor3D, b as tf.Tensor3D, c as tf.Tensor3D, mask, H), w));
+      const ours = tf.grads(loss(multiHeadAttention))([q, k, v]);
+      const ref = tf.grads(loss(refAttention))([q, k, v]);
+      ours.forEach((g, i) => close(g, ref[i]!, 1e-4));
+    });
+  }
+});
+
+// The same checks on wasm, where attention and columnBlocks take our own copy kernel (takeBlock).
+describe('attention ops on the wasm backend', () => {
+  beforeAll(async () => {
+    await initNodeBackend('wasm');
+  });
+
+  it('multiHeadAttention and its gradient match the batched formula', () => {
+    const [B, T, S, H, D] = [3, 4, 6, 6, 2];
+    const C = H * D;
+    const q = tf.randomNormal([B, T, C], 0, 1, 'float32', 31) as tf.Tensor3D;
+    const k = tf.randomNormal([B, S, C], 0, 1, 'float32', 32) as tf.Tensor3D;
+    const v = tf.randomNormal([B, S, C], 0, 1, 'float32', 33) as tf.Tensor3D;
+    const w = tf.randomNormal([B, T, C], 0, 1, 'float32', 34);
+    const mask = attentionBias(T, S - T, B, tf.ones([B, S]));
+    close(multiHeadAttention(q, k, v, mask, H), refAttention(q, k, v, mask, H), 1e-5);
+    const loss =
+      (f: typeof refAttention) =>
+      (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor): tf.Scalar =>
+        tf.sum(tf.mul(f(a as tf.Tensor3D, b as tf.Tensor3D, c as tf.Tensor3D, mask, H), w));
+    const ours = tf.grads(loss(multiHeadAttention))([q, k, v]);
+    const ref = tf.grads(loss(refAttention))([q, k, v]);
+    ours.forEach((g, i) => close(g, ref[i]!, 1e-4));
+  });
+
+  it('columnBlocks cuts columns and routes each block its gradient', () => {
+    const x = tf.randomNormal([5, 12], 0, 1, 'float32', 35) as tf.Tensor2D;
+    const blocks = columnBlocks(x, 3);
+    blocks.forEach((b, i) => close(b, tf.slice(x, [0, i * 4], [5, 4]), 1e-7));
+    const ws = [0, 1, 2].map((i) => tf.randomNormal([5, 4], 0, 1, 'float32', 40 + i));
+    const f = (split: (t: tf.Tensor2D) => tf.Tensor[]) => (t: tf.Tensor) =>
+      tf.addN(split(t as tf.Tensor2D).map((b, i) => tf.sum(tf.mul(b, ws[i]!)))) as tf.Scalar;
+    close(tf.grad(f((t) => columnBlocks(t, 3)))(x), tf.grad(f((t) => tf.split(t, 3, 1)))(x), 1e-6);
   });
 });

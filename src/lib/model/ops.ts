@@ -61,6 +61,18 @@ export function swapLast(x: tf.Tensor): tf.Tensor {
 
 /** x [N, in] -> [N, out], a Conv1D/Linear with weight stored [in, out] (as GPT-2's Conv1D). */
 export function dense(x: tf.Tensor2D, w: tf.Tensor2D, b?: tf.Tensor1D): tf.Tensor2D {
+  if (b && isFrozen(w) && isFrozen(b)) {
+    // Frozen weight and bias: the bias rides in XNNPACK's matmul (one kernel, not a matmul then an
+    // add over [N, out]); the gradient is dx only, as in matmulFrozen.
+    const f = tf.customGrad((xi, save) => {
+      (save as tf.GradSaveFunc)([]);
+      return {
+        value: tf.fused.matMul({ a: xi as tf.Tensor2D, b: w, bias: b }) as tf.Tensor2D,
+        gradFunc: (dy) => tf.matMul(dy as tf.Tensor2D, tf.transpose(w)),
+      };
+    }) as (x: tf.Tensor2D) => tf.Tensor2D;
+    return f(x);
+  }
   const y = matmul(x, w);
   return b ? tf.add(y, b) : y;
 }
@@ -138,26 +150,28 @@ export function layerNorm(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Tensor1D, e
 }
 
 const GELU_C = Math.sqrt(2 / Math.PI);
+const GELU_A = 2 * GELU_C;
+const GELU_B = 2 * GELU_C * 0.044715;
 
 /**
  * GPT-2's gelu_new: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) (Hendrycks & Gimpel, tanh form),
- * with its derivative written out: 0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 x^2).
+ * computed as x * sigmoid(z), z = 2 sqrt(2/pi) (x + 0.044715 x^3), since 0.5 (1 + tanh(u)) equals
+ * sigmoid(2u): tfjs-backend-wasm's Sigmoid is XNNPACK's vectorised one, its Tanh a scalar loop about
+ * 15x slower. Derivative: s + x s (1 - s) z',  z' = 2 sqrt(2/pi) (1 + 3 * 0.044715 x^2).
  * x*x*x rather than pow(x, 3): pow is about 9x slower on wasm.
  */
 export const geluNew = tf.customGrad((xi, save) => {
   const x = xi as tf.Tensor;
   const x2 = tf.mul(x, x);
-  const t = tf.tanh(tf.mul(tf.add(x, tf.mul(tf.mul(x2, x), 0.044715)), GELU_C));
-  (save as tf.GradSaveFunc)([x, x2, t]);
+  const s = tf.sigmoid(tf.mul(x, tf.add(tf.mul(x2, GELU_B), GELU_A)));
+  (save as tf.GradSaveFunc)([x, x2, s]);
   return {
-    value: tf.mul(tf.mul(x, 0.5), tf.add(t, 1)),
+    value: tf.mul(x, s),
     gradFunc: (dy, saved) => {
-      const [xs, xs2, ts] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
-      const left = tf.mul(tf.add(ts, 1), 0.5);
-      const sech2 = tf.sub(1, tf.mul(ts, ts));
-      const inner = tf.mul(tf.add(tf.mul(xs2, 3 * 0.044715), 1), GELU_C);
-      const right = tf.mul(tf.mul(tf.mul(xs, 0.5), sech2), inner);
-      return tf.mul(dy as tf.Tensor, tf.add(left, right));
+      const [xs, xs2, ss] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
+      const dz = tf.add(tf.mul(xs2, 3 * GELU_B), GELU_A);
+      const ds = tf.mul(ss, tf.sub(1, ss));
+      return tf.mul(dy as tf.Tensor, tf.add(ss, tf.mul(tf.mul(xs, ds), dz)));
     },
   };
 }) as (x: tf.Tensor) => tf.Tensor;
@@ -172,6 +186,7 @@ export function crossEntropy(logits: tf.Tensor2D, labels: Int32Array): tf.Scalar
   const v = logits.shape[1];
   const weights = new Float32Array(n);
   const safe = new Int32Array(n);
+  const flat = new Int32Array(n);
   let count = 0;
   for (let i = 0; i < n; i++) {
     const l = labels[i]!;
@@ -182,22 +197,34 @@ export function crossEntropy(logits: tf.Tensor2D, labels: Int32Array): tf.Scalar
       safe[i] = l;
       count++;
     }
+    flat[i] = i * v + safe[i]!;
   }
   const denom = Math.max(count, 1);
   const w = tf.tensor1d(weights);
-  // tfjs-backend-wasm 4.22 writes int bits into a float32 OneHot: build it as int32 and cast.
-  const oneHot = tf.cast(tf.oneHot(tf.tensor1d(safe, 'int32'), v), 'float32');
   const f = tf.customGrad((lg, save) => {
-    const logp = tf.logSoftmax(lg as tf.Tensor2D);
-    // Tensors the gradient needs must be saved: the forward scope disposes everything else.
-    (save as tf.GradSaveFunc)([logp, oneHot, w]);
-    const nll = tf.neg(tf.sum(tf.mul(logp, oneHot), -1)); // [N]
+    const x = lg as tf.Tensor2D;
+    // softmax, not logSoftmax: on wasm softmax is XNNPACK's (about 9x faster than logSoftmax's
+    // composition with its scalar exp), and the gradient reuses p. log-sum-exp comes from the row's
+    // largest probability, which is at least 1/V and never underflows: lse = max(x) - log(max(p)).
+    const p = tf.softmax(x);
+    // Tensors the gradient needs must be saved (tfjs keeps a copy): the forward scope disposes
+    // everything else. Only p: the one-hot is made in the gradient from the labels.
+    (save as tf.GradSaveFunc)([p]);
+    const lse = tf.sub(tf.max(x, -1), tf.log(tf.max(p, -1))); // [N]
+    // The label's logit by one gather of N values, not a one-hot product over [N, V].
+    const picked = tf.gather(tf.reshape(x, [-1]), tf.tensor1d(flat, 'int32')); // [N]
+    const nll = tf.sub(lse, picked); // [N]
     return {
       value: tf.div(tf.sum(tf.mul(nll, w)), denom),
       gradFunc: (dy, saved) => {
-        const [lp, oh, wt] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D];
-        const g = tf.mul(tf.sub(tf.exp(lp), oh), tf.reshape(wt, [n, 1]));
-        return tf.mul(g, tf.div(dy as tf.Scalar, denom));
+        const [ps] = saved as [tf.Tensor2D];
+        // tfjs-backend-wasm 4.22 writes int bits into a float32 OneHot: built as int32 and cast.
+        const oneHot = tf.cast(tf.oneHot(tf.tensor1d(safe, 'int32'), v), 'float32');
+        const g = tf.mul(tf.sub(ps, oneHot), tf.div(dy as tf.Scalar, denom));
+        // Ignored rows are zeroed by a [N, 1] product (slow on wasm: a broadcast), only when
+        // there are any (a causal LM's windows have none).
+        // (The mask is made anew: the forward's scope has disposed w by now.)
+        return count < n ? tf.mul(g, tf.tensor2d(weights, [n, 1])) : g;
       },
     };
   }) as (lg: tf.Tensor2D) => tf.Scalar;
@@ -209,4 +236,166 @@ export function newVariable<R extends tf.Rank>(init: tf.Tensor<R>, trainable: bo
   const v = tf.variable(init, trainable);
   init.dispose();
   return v;
+}
+
+/**
+ * Block i of x seen as [outer, P, inner] -> [outer, inner], copying only that block. On wasm a
+ * kernel of ours does it with one heap-to-heap copy per row: the stock Slice (and Unpack, SplitV,
+ * which call it) first copies the whole input out of the heap (readSync) for every slice, and the
+ * stock Gather walks element by element. Elsewhere it is a plain tf.gather.
+ */
+const TAKE = 'PeftLabTakeBlock';
+function takeBlock(x: tf.Tensor, outer: number, P: number, i: number): tf.Tensor {
+  const inner = x.size / (outer * P);
+  if (tf.getBackend() !== 'wasm') {
+    return tf.reshape(tf.gather(tf.reshape(x, [outer, P, inner]), tf.tensor1d([i], 'int32'), 1), [
+      outer * inner,
+    ]);
+  }
+  if (!tf.getKernel(TAKE, 'wasm')) {
+    tf.registerKernel({
+      kernelName: TAKE,
+      backendName: 'wasm',
+      kernelFunc: ({ inputs, attrs, backend }) => {
+        const wasm = backend as unknown as WasmHeap;
+        const src = inputs.x as tf.TensorInfo;
+        const a = attrs as unknown as { outer: number; P: number; i: number; inner: number };
+        const out = wasm.makeOutput([a.outer * a.inner], src.dtype);
+        const from = wasm.typedArrayFromHeap(src);
+        const to = wasm.typedArrayFromHeap(out);
+        const row = a.P * a.inner;
+        if (a.outer === 1) to.set(from.subarray(a.i * a.inner, (a.i + 1) * a.inner));
+        else {
+          for (let o = 0; o < a.outer; o++) {
+            const s = o * row + a.i * a.inner;
+            to.set(from.subarray(s, s + a.inner), o * a.inner);
+          }
+        }
+        return out;
+      },
+    });
+  }
+  return tf
+    .engine()
+    .runKernel(TAKE, { x }, { outer, P, i, inner } as unknown as tf.NamedAttrMap) as tf.Tensor;
+}
+
+/** The two methods of tfjs-backend-wasm's backend that takeBlock uses (typed here, not imported). */
+interface WasmHeap {
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  typedArrayFromHeap(t: tf.TensorInfo): Float32Array | Int32Array | Uint8Array;
+}
+
+/**
+ * Item i of x [N, ...] along axis 0, as a tensor of the remaining shape. A copy even when N is 1
+ * (one item, one head): the tensors a step holds are then the same for every shape, which the
+ * memory ledger (race/ledger.ts) counts as sums of shape products.
+ */
+function item(x: tf.Tensor, i: number): tf.Tensor {
+  return tf.reshape(takeBlock(x, 1, x.shape[0], i), x.shape.slice(1));
+}
+
+/**
+ * a [N, M, K] @ b [N, K, L] as N plain 2-D products: tfjs-backend-wasm runs a matmul through
+ * XNNPACK only when both operands have batch 1, and any batched one through a scalar loop about
+ * 20x slower (batch_mat_mul_impl.cc, slow_batch_matmul).
+ */
+function perItem(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
+  const [n, m] = a.shape;
+  const l = b.shape[2];
+  const outs = Array.from({ length: n }, (_, i) =>
+    tf.reshape(tf.matMul(item(a, i) as tf.Tensor2D, item(b, i) as tf.Tensor2D), [1, m, l]),
+  );
+  // concat of one tensor is a copy (tfjs clones it): kept so every shape holds the same tensors.
+  return tf.concat(outs, 0) as tf.Tensor3D;
+}
+
+/**
+ * softmax(q k^T / sqrt(D) + mask) v per item: q [N, T, D], k and v [N, S, D] with N = B * H
+ * (item b*H + h), mask [B or 1, 1, T, S] additive. Every product is a plain 2-D matmul per item (perItem). One matmul per head measured
+ * faster here than spreading a group of heads block-diagonally into one wider product: the zero
+ * blocks cost more than the extra calls. The gradient is written out the same way (tfjs's own
+ * would take batched matmuls with transpose flags):
+ *   dP = dY V^T,  dS = P * (dP - sum(dP * P)),  dQ = dS K / sqrt(D),  dK = dS^T Q / sqrt(D),  dV = P^T dY
+ */
+function attentionCore(
+  q: tf.Tensor3D,
+  k: tf.Tensor3D,
+  v: tf.Tensor3D,
+  mask: tf.Tensor4D,
+  B: number,
+  H: number,
+): tf.Tensor3D {
+  const scale = 1 / Math.sqrt(q.shape[2]);
+  const [N, T] = q.shape;
+  const S = k.shape[1];
+  const t = (x: tf.Tensor3D): tf.Tensor3D => tf.transpose(x, [0, 2, 1]);
+  const f = tf.customGrad((qi, ki, vi, save) => {
+    const qs = tf.mul(qi as tf.Tensor3D, scale) as tf.Tensor3D; // the scale on q: [T, D], not [T, S]
+    // The mask broadcasts over heads in 4-D (no copy per head), the same tensors for every shape.
+    const scores = tf.add(tf.reshape(perItem(qs, t(ki as tf.Tensor3D)), [B, H, T, S]), mask);
+    const p = tf.reshape(tf.softmax(scores), [N, T, S]) as tf.Tensor3D;
+    (save as tf.GradSaveFunc)([qs, ki as tf.Tensor3D, vi as tf.Tensor3D, p]);
+    return {
+      value: perItem(p, vi as tf.Tensor3D), // [N, T, D]
+      gradFunc: (dy, saved) => {
+        const [qss, ks, vs, ps] = saved as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D, tf.Tensor3D];
+        const g = dy as tf.Tensor3D;
+        const dp = perItem(g, t(vs)); // [N, T, S]
+        const ds = tf.mul(ps, tf.sub(dp, tf.sum(tf.mul(dp, ps), -1, true))) as tf.Tensor3D;
+        const dq = tf.mul(perItem(ds, ks), scale);
+        const dk = perItem(t(ds), qss); // [N, S, D]
+        const dv = perItem(t(ps), g); // [N, S, D]
+        return [dq, dk, dv];
+      },
+    };
+  }) as (q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D) => tf.Tensor3D;
+  return f(q, k, v);
+}
+
+/**
+ * Causal multi-head attention, heads side by side in the channel axis: q [B, T, C], k and v
+ * [B, S, C] (S = past + T), mask [B or 1, 1, T, S] additive (attentionBias) -> [B, T, C], the
+ * heads merged as c_proj reads them. Each (batch item, head) pair is one item of attentionCore.
+ */
+export function multiHeadAttention(
+  q: tf.Tensor3D,
+  k: tf.Tensor3D,
+  v: tf.Tensor3D,
+  mask: tf.Tensor4D,
+  nHead: number,
+): tf.Tensor3D {
+  const [B, T, C] = q.shape;
+  const S = k.shape[1];
+  const H = nHead;
+  const D = C / H;
+  // [B, L, C] -> [B * H, L, D]: item b*H + h.
+  const heads = (x: tf.Tensor3D, L: number): tf.Tensor3D =>
+    tf.reshape(tf.transpose(tf.reshape(x, [B, L, H, D]), [0, 2, 1, 3]), [B * H, L, D]) as tf.Tensor3D;
+  const y = attentionCore(heads(q, T), heads(k, S), heads(v, S), mask, B, H); // [B*H, T, D]
+  return tf.reshape(tf.transpose(tf.reshape(y, [B, H, T, D]), [0, 2, 1, 3]), [B, T, C]) as tf.Tensor3D;
+}
+
+/**
+ * x [N, P * C] cut into P column blocks [N, C] (q, k, v of c_attn's output). tf.split on wasm
+ * copies the whole input once per block (see takeBlock); each block's gradient is its dy with
+ * zeros beside it.
+ */
+export function columnBlocks(x: tf.Tensor2D, P: number): tf.Tensor2D[] {
+  const [N, W] = x.shape;
+  const C = W / P;
+  return Array.from({ length: P }, (_, i) => {
+    const f = tf.customGrad((xi, save) => {
+      (save as tf.GradSaveFunc)([]);
+      return {
+        value: tf.reshape(takeBlock(xi as tf.Tensor, N, P, i), [N, C]),
+        gradFunc: (dy) => {
+          const d = tf.reshape(dy as tf.Tensor, [N, 1, C]);
+          const zeros = (n: number): tf.Tensor[] => (n > 0 ? [tf.zeros([N, n, C])] : []);
+          return tf.reshape(tf.concat([...zeros(i), d, ...zeros(P - 1 - i)], 1), [N, W]);
+        },
+      };
+    }) as (x: tf.Tensor2D) => tf.Tensor2D;
+    return f(x);
+  });
 }

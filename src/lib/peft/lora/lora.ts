@@ -52,8 +52,10 @@ class LoraHook implements LinearHook {
     if (this.s.biasDelta) y = tf.add(y, this.s.biasDelta);
     if (this.isMerged()) return y;
     const xin = adapterDropout(x, ctx, this.dropout, this.salt);
-    const update = matmul(matmul(xin, this.s.aT), this.s.bT); // [N, out]
-    return tf.add(y, tf.mul(update, this.scaling));
+    // The scaling goes on the rank-r side, x A^T [N, r], not on the [N, out] product: the same
+    // value up to rounding, for r columns of multiplies (forward and backward) instead of out.
+    const low: tf.Tensor2D = tf.mul(matmul(xin, this.s.aT), this.scaling); // [N, r]
+    return tf.add(y, matmul(low, this.s.bT)); // [N, out]
   }
 }
 
