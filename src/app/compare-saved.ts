@@ -4,6 +4,7 @@
  * lib/storage/db.ts under `race:<timestamp>`, with a list of them under `races` (newest first), so
  * the Compare screen lists them without reading every race.
  */
+import { NotReadyError } from '../lib/errors';
 import { deleteSetting, getSetting, setSetting } from '../lib/storage/settings';
 import type { JsonValue } from '../lib/storage/db';
 import type {
@@ -88,7 +89,7 @@ export async function saveRace(
 export async function loadSavedRace(key: string, store: SettingsStore = idbStore): Promise<SavedRace> {
   const race = await store.get(key);
   if (!race || typeof race !== 'object') {
-    throw new Error(`the saved race ${key} is no longer in this browser: the list was refreshed`);
+    throw new NotReadyError(`the saved race ${key} is no longer in this browser: the list was refreshed`);
   }
   return race as SavedRace;
 }

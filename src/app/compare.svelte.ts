@@ -4,6 +4,7 @@
  * events build it, what is read back from a finished race, Try it, and saved races. It talks to its
  * own worker (src/workers/compare.worker.ts) through CompareClient and never touches tensors.
  */
+import { NotReadyError } from '../lib/errors';
 import { getContext, setContext } from 'svelte';
 import type { BackendInfo } from '../lib/backend/backend';
 import { TASKS, taskById } from '../lib/data/tasks/registry';
@@ -162,7 +163,8 @@ export class CompareState {
   }
 
   private get engine(): CompareClient {
-    if (!this.client) throw new Error('the compare engine has not started yet');
+    if (!this.client)
+      throw new NotReadyError('the compare engine has not started yet: wait a moment and try again');
     return this.client;
   }
 

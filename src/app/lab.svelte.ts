@@ -2,6 +2,7 @@
  * App-wide state of the Lab, in one runes class shared through context (setLab/useLab).
  * It talks to the training worker only through WorkerEngine; it never touches tensors.
  */
+import { FileLoadError, NotReadyError } from '../lib/errors';
 import { getContext, setContext } from 'svelte';
 import type { BackendChoice, BackendInfo } from '../lib/backend/backend';
 import type {
@@ -273,7 +274,7 @@ export class LabState {
     const missing = need.filter((n) => !pick(n));
     if (missing.length) {
       this.fail(
-        new Error(
+        new FileLoadError(
           `the chosen files lack ${missing.join(' and ')}: pick a GPT-2 folder's config.json, model.safetensors and tokenizer.json together`,
         ),
       );
@@ -631,7 +632,7 @@ export class LabState {
     this.error = null;
     try {
       const rec = await getAdapter(id);
-      if (!rec) throw new Error('that adapter is no longer stored; the list was refreshed');
+      if (!rec) throw new NotReadyError('that adapter is no longer stored; the list was refreshed');
       if (this.model && rec.baseModel !== this.model.id) await this.loadModel(rec.baseModel);
       const summary = await this.engine.request('importAdapter', {
         config: rec.configJson,
@@ -670,7 +671,7 @@ export class LabState {
   async downloadAdapter(id: string): Promise<void> {
     try {
       const rec = await getAdapter(id);
-      if (!rec) throw new Error('that adapter is no longer stored');
+      if (!rec) throw new NotReadyError('that adapter is no longer stored: pick another from the list');
       downloadFile('adapter_config.json', new Blob([rec.configJson], { type: 'application/json' }));
       downloadFile(
         'adapter_model.safetensors',

@@ -3,6 +3,7 @@
  * from config.json and tokenizer.json, the model card rendered from README.md, and the names of
  * local models kept in this browser. No tensors here: the engine loads models, this only reads files.
  */
+import { FileLoadError, StorageError } from '../lib/errors';
 import { Marked, type Tokens } from 'marked';
 import { countParameters, parseGpt2Config } from '../lib/model/config';
 import { getModelFile } from '../lib/storage/models';
@@ -68,7 +69,7 @@ function json(bytes: ArrayBuffer, file: string): unknown {
   try {
     return JSON.parse(decoder.decode(bytes));
   } catch (e) {
-    throw new Error(`${file} is not valid JSON: ${(e as Error).message}`, { cause: e });
+    throw new FileLoadError(`${file} is not valid JSON: ${(e as Error).message}`, { cause: e });
   }
 }
 
@@ -93,7 +94,7 @@ export async function storedModelDetails(id: string): Promise<ModelDetails> {
     getModelFile(id, 'tokenizer.json'),
   ]);
   if (!config || !tokenizer) {
-    throw new Error(
+    throw new StorageError(
       `${id} has lost ${config ? 'tokenizer.json' : 'config.json'}: delete it and load it again`,
     );
   }
@@ -107,7 +108,7 @@ export async function folderModelDetails(
 ): Promise<ModelDetails & { bytes: number | null }> {
   const get = async (file: string): Promise<ArrayBuffer> => {
     const res = await fetchFn(`${folderUrl}${file}`);
-    if (!res.ok) throw new Error(`could not read ${folderUrl}${file}: HTTP ${res.status}`);
+    if (!res.ok) throw new FileLoadError(`could not read ${folderUrl}${file}: HTTP ${res.status}`);
     return res.arrayBuffer();
   };
   const [config, tokenizer, head] = await Promise.all([
@@ -188,6 +189,6 @@ export function renderModelCard(markdown: string, folderUrl: string): string {
 /** Fetches `<folderUrl>README.md` and renders it (see renderModelCard). */
 export async function loadModelCard(folderUrl: string, fetchFn: typeof fetch = fetch): Promise<string> {
   const res = await fetchFn(`${folderUrl}README.md`);
-  if (!res.ok) throw new Error(`this model has no card (${folderUrl}README.md: HTTP ${res.status})`);
+  if (!res.ok) throw new FileLoadError(`this model has no card (${folderUrl}README.md: HTTP ${res.status})`);
   return renderModelCard(await res.text(), folderUrl);
 }

@@ -5,6 +5,7 @@
  * worker's precache of the app and its runtime cache of Hub downloads). No Svelte here: storage.test.ts
  * runs it in Node with fake-indexeddb and a Map-backed Cache Storage.
  */
+import { StorageError } from '../lib/errors';
 import { deleteAdapter, listAdapters } from '../lib/storage/adapters';
 import { blobUsage, deleteBlobs } from '../lib/storage/blobs';
 import { deleteDataset, listDatasets } from '../lib/storage/datasets';
@@ -238,8 +239,9 @@ export async function deleteStorageItem(
       await deleteSavedRace(item.key);
       return;
     case 'caches':
-      if (!cs) throw new Error('Cache Storage is not available here');
-      if (!(await cs.delete(item.key))) throw new Error(`the cache "${item.key}" was not there to delete`);
+      if (!cs) throw new StorageError('Cache Storage is not available here');
+      if (!(await cs.delete(item.key)))
+        throw new StorageError(`the cache "${item.key}" was not there to delete`);
       return;
   }
 }

@@ -4,7 +4,7 @@
  * request kind to [payload, reply], `Ev` an event kind to its payload. The Lab's and the Compare
  * screen's workers both speak it.
  */
-import { rebuildError } from '../lib/errors';
+import { WorkerCrashedError, rebuildError } from '../lib/errors';
 import type { FromWorker, ToWorker } from '../lib/protocol/wire';
 
 export class WorkerClient<Req extends { [K in keyof Req]: [unknown, unknown] }, Ev> {
@@ -18,7 +18,7 @@ export class WorkerClient<Req extends { [K in keyof Req]: [unknown, unknown] }, 
   ) {
     this.worker.onmessage = (e: MessageEvent<FromWorker>) => this.receive(e.data);
     this.worker.onerror = (e) => {
-      const err = new Error(`the ${what} worker crashed: ${e.message}; reload the page`);
+      const err = new WorkerCrashedError(`the ${what} worker crashed: ${e.message}; reload the page`);
       for (const p of this.pending.values()) p.reject(err);
       this.pending.clear();
     };

@@ -133,6 +133,10 @@ export class SettingsError extends PeftLabError {
 export class CheckpointError extends PeftLabError {
   override name = 'CheckpointError';
 }
+/** A worker (the Lab's or Compare's engine) died: what it was doing is lost, its last checkpoint is not. */
+export class WorkerCrashedError extends PeftLabError {
+  override name = 'WorkerCrashedError';
+}
 /**
  * A broken invariant of the code itself, which nothing a user gives can cause: a bug to report.
  * Deliberately not a PeftLabError, so the CLI calls it unexpected and offers the stack trace.
@@ -161,6 +165,7 @@ const ERROR_CLASSES = {
   InputError,
   SettingsError,
   CheckpointError,
+  WorkerCrashedError,
   InternalError,
 } as const;
 

@@ -8,6 +8,7 @@
  * a dynamic import lets the bundler put tfjs and the rest of lib/ in chunks both engines share: the
  * browser downloads, caches and compiles them once.
  */
+import { InternalError } from '../lib/errors';
 
 /** The names the page may give this worker, and the module that serves each. */
 const ENGINES = {
@@ -22,7 +23,9 @@ const scope = self as unknown as DedicatedWorkerGlobalScope;
 const name = scope.name;
 if (!(name in ENGINES)) {
   // A page bug, not a user's: the worker cannot answer anything, so it says so at once.
-  throw new Error(`engine worker named "${name}"; expected one of ${Object.keys(ENGINES).join(', ')}`);
+  throw new InternalError(
+    `engine worker named "${name}"; expected one of ${Object.keys(ENGINES).join(', ')}`,
+  );
 }
 
 // The page posts its first requests at once, but the engine's module arrives a moment later, and

@@ -29,7 +29,7 @@ import {
   type IDBPTransaction,
   type StoreNames,
 } from 'idb';
-import { StorageError } from '../errors';
+import { InternalError, StorageError } from '../errors';
 import type { DatasetMeta } from '../data/imported';
 import type { AdapterMeta } from './adapters';
 import type { ModelMeta } from './models';
@@ -126,7 +126,7 @@ function upgradeFrom(
       }
       // case 2: { ...add version 3's stores/indexes; migrate records through _tx... break; }
       default:
-        throw new Error(`no upgrade step from database version ${v}`);
+        throw new InternalError(`no upgrade step from database version ${v}`);
     }
   }
 }
