@@ -156,7 +156,10 @@ async function methodRows(): Promise<MethodRow[]> {
   console.log('method          dispatches stock / ours        readbacks ours');
   for (const [name, m] of Object.entries(METHODS)) {
     const model = Gpt2Model.random(config, 5);
-    const make = () => m.create(model, m.defaults('CAUSAL_LM'), 3);
+    // A method whose schedule needs the run's length (AdaLoRA's totalStep) gets the trainer's.
+    const c = m.defaults('CAUSAL_LM') as PeftConfigBase & { totalStep?: number | null };
+    if ('totalStep' in c && c.totalStep == null) c.totalStep = 100;
+    const make = () => m.create(model, c, 3);
     try {
       const stock = await measureStep(model, make, 1, 16, false, 1);
       model.setTrainable(false);
