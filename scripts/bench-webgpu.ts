@@ -11,8 +11,8 @@
  * Then AdamW over a LoRA adapter's tensors (one optimizer step: ms and dispatches, stock
  * train/adamw.ts vs FusedAdamW) and the tied LM head with cross-entropy.
  *
- * Full-model steps are not here yet: the kernels are not wired into the model (see the kernels'
- * files for where they go).
+ * Then whole training steps through the model and trainer (bench/webgpu-steps.ts): LoRA and full
+ * steps on peftlab-l and GPT-2 small's shape, a row per registered method, and nanogpt's LoRA step.
  */
 import * as tf from '@tensorflow/tfjs';
 import { writeFileSync } from 'node:fs';
@@ -28,6 +28,7 @@ import { layerNorm, layerNormStock } from '../src/lib/kernels/webgpu/layer-norm'
 import { loraLinear, loraLinearStock, registerLoraLinear } from '../src/lib/kernels/webgpu/lora-linear';
 import { describeAdapter, initNodeWebGpu } from '../src/lib/kernels/webgpu/node-webgpu';
 import { fusedMatMul, pickTile } from '../src/lib/kernels/webgpu/program';
+import { benchSteps } from './bench/webgpu-steps';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 
 const { values: args } = parseArgs({
@@ -313,10 +314,17 @@ async function main(): Promise<void> {
       `with the AdamW step: ${total((r) => r.stockStepDispatches) + adamw.stockDispatches} stock, ` +
       `${total((r) => r.oursStepDispatches) + adamw.oursDispatches} ours`,
   );
-  if (gpu.software) console.log(`these timings are SwiftShader's on the CPU, not a GPU's.`);
+  // The peak a step is measured against: the fastest product either side reached above.
+  const peakGflops = Math.max(...peak.map((p) => Math.max(p.stockGflops, p.oursGflops)));
+  console.log(`\nmatmul peak measured on this adapter: ${peakGflops.toFixed(3)} GFLOP/s`);
+  const steps = await benchSteps({ software: gpu.software, peakGflops, reps });
+  if (gpu.software) console.log(`\nthese timings are SwiftShader's on the CPU, not a GPU's.`);
   console.log(`done in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
   if (args.json)
-    writeFileSync(args.json, JSON.stringify({ adapter: gpu, reps, size, peak, rows, adamw }, null, 2));
+    writeFileSync(
+      args.json,
+      JSON.stringify({ adapter: gpu, reps, size, peak, peakGflops, rows, adamw, steps }, null, 2),
+    );
 }
 
 await main();

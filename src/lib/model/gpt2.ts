@@ -11,7 +11,20 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Gpt2Config, LinearModule } from './config';
 import { expectedWeightShapes } from './config';
-import { columnBlocks, dense, embed, geluNew, layerNorm, multiHeadAttention, newVariable } from './ops';
+import {
+  columnBlocks,
+  dense,
+  embed,
+  geluNew,
+  isFrozen,
+  layerNorm,
+  multiHeadAttention,
+  newVariable,
+} from './ops';
+import { fusedKernelsOn } from '../kernels/webgpu/active';
+import { causalAttention } from '../kernels/webgpu/attention';
+import { biasGelu } from '../kernels/webgpu/bias-gelu';
+import { layerNorm as fusedLayerNorm } from '../kernels/webgpu/layer-norm';
 import { InternalError, SettingsError } from '../errors';
 
 /** Keys and values of one layer: each [B, nHead, P, headDim]. */
@@ -27,6 +40,12 @@ export interface LinearHook {
   input?(x: tf.Tensor2D, ctx: ForwardContext): tf.Tensor2D;
   /** x [N, in] is the layer input (after `input`), base [N, out] the frozen layer's output; returns [N, out]. */
   apply(x: tf.Tensor2D, base: tf.Tensor2D, ctx: ForwardContext): tf.Tensor2D;
+  /**
+   * The whole layer, x W + b and the hook, as one fused kernel (WebGPU only: linear() asks only when
+   * our kernels are on). Returns null where the kernel does not fit this call (merged weights,
+   * active dropout, ...), and linear() then runs dense and `apply` as everywhere else.
+   */
+  fused?(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D, ctx: ForwardContext): tf.Tensor2D | null;
 }
 
 /** Per-call state handed to hooks. */
@@ -34,6 +53,11 @@ export interface ForwardContext {
   training: boolean;
   /** Seed for dropout in this call; the trainer advances it every step. */
   seed: number;
+  /**
+   * True when attention is plain causal: no past keys and no padding mask (training on full
+   * windows). Only then can the fused attention kernel (WebGPU) replace the masked composition.
+   */
+  causal?: boolean;
 }
 
 export interface ForwardOptions {
@@ -130,7 +154,11 @@ export class Gpt2Model {
     const p = `h.${layer}.${module}`;
     const hook = this.hooks.get(p);
     const xin = hook?.input ? hook.input(x, ctx) : x;
-    const base = dense(xin, this.w(`${p}.weight`) as tf.Tensor2D, this.w(`${p}.bias`) as tf.Tensor1D);
+    const w = this.w(`${p}.weight`) as tf.Tensor2D;
+    const b = this.w(`${p}.bias`) as tf.Tensor1D;
+    const fused = hook?.fused && fusedKernelsOn() ? hook.fused(xin, w, b, ctx) : null;
+    if (fused) return fused;
+    const base = dense(xin, w, b);
     return hook ? hook.apply(xin, base, ctx) : base;
   }
 
@@ -154,7 +182,11 @@ export class Gpt2Model {
    */
   prelude(opts: ForwardOptions): { x: tf.Tensor3D; mask: tf.Tensor4D; ctx: ForwardContext } {
     const c = this.config;
-    const ctx: ForwardContext = { training: opts.training ?? false, seed: opts.seed ?? 0 };
+    const ctx: ForwardContext = {
+      training: opts.training ?? false,
+      seed: opts.seed ?? 0,
+      causal: !opts.past?.length && !opts.attentionMask,
+    };
     const tokens = opts.inputsEmbeds ?? (opts.ids ? this.embedTokens(opts.ids) : null);
     if (!tokens) throw new InternalError('forward needs ids or inputsEmbeds');
     const [B, T, C] = tokens.shape;
@@ -179,33 +211,29 @@ export class Gpt2Model {
     past: LayerKV | undefined,
     ctx: ForwardContext,
   ): { x: tf.Tensor3D; present: LayerKV } {
-    const c = this.config;
     const h = `h.${i}.`;
-    const a = layerNorm(
-      x,
-      this.w(h + 'ln_1.weight') as tf.Tensor1D,
-      this.w(h + 'ln_1.bias') as tf.Tensor1D,
-      c.layerNormEpsilon,
-    );
-    const { out, present } = this.attention(i, a as tf.Tensor3D, mask, past, ctx);
+    const a = this.norm(x, h + 'ln_1');
+    const { out, present } = this.attention(i, a, mask, past, ctx);
     const y = tf.add(x, out) as tf.Tensor3D;
-    const m = layerNorm(
-      y,
-      this.w(h + 'ln_2.weight') as tf.Tensor1D,
-      this.w(h + 'ln_2.bias') as tf.Tensor1D,
-      c.layerNormEpsilon,
-    );
-    return { x: tf.add(y, this.mlp(i, m as tf.Tensor3D, ctx)) as tf.Tensor3D, present };
+    const m = this.norm(y, h + 'ln_2');
+    return { x: tf.add(y, this.mlp(i, m, ctx)) as tf.Tensor3D, present };
   }
 
   /** ln_f: the final hidden states the heads read. */
   finalNorm(x: tf.Tensor3D): tf.Tensor3D {
-    return layerNorm(
-      x,
-      this.w('ln_f.weight') as tf.Tensor1D,
-      this.w('ln_f.bias') as tf.Tensor1D,
-      this.config.layerNormEpsilon,
-    ) as tf.Tensor3D;
+    return this.norm(x, 'ln_f');
+  }
+
+  /** The LayerNorm named `prefix` (e.g. `h.0.ln_1`) on x [B, T, C]: our kernel on WebGPU. */
+  private norm(x: tf.Tensor3D, prefix: string): tf.Tensor3D {
+    const g = this.w(prefix + '.weight') as tf.Tensor1D;
+    const b = this.w(prefix + '.bias') as tf.Tensor1D;
+    const eps = this.config.layerNormEpsilon;
+    if (fusedKernelsOn()) {
+      // A frozen norm (adapters) gets dx only; a trained one (full fine-tuning) its dgamma, dbeta too.
+      return fusedLayerNorm(x, g, b, eps, !(isFrozen(g) && isFrozen(b))) as tf.Tensor3D;
+    }
+    return layerNorm(x, g, b, eps) as tf.Tensor3D;
   }
 
   private attention(
@@ -219,6 +247,7 @@ export class Gpt2Model {
     const H = this.config.nHead;
     const D = C / H;
     const qkv = this.linear(layer, 'attn.c_attn', tf.reshape(a, [B * T, C]) as tf.Tensor2D, ctx); // [B*T, 3C]
+    if (!past && ctx.causal && fusedKernelsOn()) return this.fusedAttention(layer, qkv, B, T, ctx);
     // Heads stay side by side in the channel axis ([B, T, C]): multiHeadAttention works in that
     // layout with 2-D products only, and its output is already what c_proj reads.
     const [q, k, v] = columnBlocks(qkv, 3).map((t) => tf.reshape(t, [B, T, C]) as tf.Tensor3D) as [
@@ -235,9 +264,42 @@ export class Gpt2Model {
     return { out: tf.reshape(out, [B, T, C]) as tf.Tensor3D, present: lazyKV(kAll, vAll, H, D) };
   }
 
+  /**
+   * Attention through the fused causal kernel (WebGPU, no past, no padding): q, k, v leave c_attn's
+   * [B*T, 3C] in one transpose to [3, B, H, T, D] (the kernel's layout; its gradient is one stack
+   * and one transpose, where column blocks would cost zeros and concatenations per block), and the
+   * output goes back to [B*T, C] in one more. The presents are already [B, H, T, D].
+   */
+  private fusedAttention(
+    layer: number,
+    qkv: tf.Tensor2D,
+    B: number,
+    T: number,
+    ctx: ForwardContext,
+  ): { out: tf.Tensor3D; present: LayerKV } {
+    const H = this.config.nHead;
+    const C = qkv.shape[1] / 3;
+    const D = C / H;
+    const split = tf.transpose(tf.reshape(qkv, [B, T, 3, H, D]), [2, 0, 3, 1, 4]); // [3, B, H, T, D]
+    const [q, k, v] = tf.unstack(split, 0) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
+    const y = causalAttention(q, k, v, 1 / Math.sqrt(D)); // [B, H, T, D]
+    const merged = tf.reshape(tf.transpose(y, [0, 2, 1, 3]), [B * T, C]) as tf.Tensor2D;
+    const out = this.linear(layer, 'attn.c_proj', merged, ctx);
+    return { out: tf.reshape(out, [B, T, C]) as tf.Tensor3D, present: { k, v } };
+  }
+
   private mlp(layer: number, m: tf.Tensor3D, ctx: ForwardContext): tf.Tensor3D {
     const [B, T, C] = m.shape;
-    const up = this.linear(layer, 'mlp.c_fc', tf.reshape(m, [B * T, C]) as tf.Tensor2D, ctx); // [B*T, inner]
+    const x = tf.reshape(m, [B * T, C]) as tf.Tensor2D;
+    const fc = `h.${layer}.mlp.c_fc`;
+    if (fusedKernelsOn() && !this.hooks.has(fc)) {
+      // No hook on c_fc: its bias rides in the GELU kernel (x W, then gelu_new(. + b) in one pass).
+      const b = this.w(`${fc}.bias`) as tf.Tensor1D;
+      const up = biasGelu(tf.matMul(x, this.w(`${fc}.weight`) as tf.Tensor2D), b, !isFrozen(b)); // [B*T, inner]
+      const down = this.linear(layer, 'mlp.c_proj', up, ctx); // [B*T, C]
+      return tf.reshape(down, [B, T, C]) as tf.Tensor3D;
+    }
+    const up = this.linear(layer, 'mlp.c_fc', x, ctx); // [B*T, inner]
     const down = this.linear(layer, 'mlp.c_proj', geluNew(up) as tf.Tensor2D, ctx); // [B*T, C]
     return tf.reshape(down, [B, T, C]) as tf.Tensor3D;
   }

@@ -122,13 +122,47 @@ export function clipByGlobalNorm(
   grads: Map<string, tf.Tensor>,
   maxNorm: number,
 ): { norm: tf.Scalar; grads: Map<string, tf.Tensor> } {
-  const { norm, scale } = tf.tidy(() => {
-    const sq = [...grads.values()].map((g) => tf.sum(tf.square(g)));
-    const n = (sq.length ? tf.sqrt(tf.addN(sq)) : tf.scalar(0)) as tf.Scalar;
-    return { norm: n, scale: maxNorm > 0 ? tf.minimum(1, tf.div(maxNorm, tf.add(n, 1e-6))) : tf.scalar(1) };
-  });
+  const { norm, scale } = globalNormScale(grads, maxNorm);
   const out = new Map<string, tf.Tensor>();
   for (const [k, g] of grads) out.set(k, tf.mul(g, scale));
   scale.dispose();
   return { norm, grads: out };
+}
+
+/**
+ * The global L2 norm of the gradients and the factor clipping multiplies them by (min(1, maxNorm /
+ * norm); 1 when maxNorm is 0), both on the device. An optimizer that applies the factor itself
+ * (FusedAdamW on WebGPU) takes it instead of clipped copies of every gradient.
+ */
+export function globalNormScale(
+  grads: Map<string, tf.Tensor>,
+  maxNorm: number,
+): { norm: tf.Scalar; scale: tf.Scalar } {
+  return tf.tidy(() => {
+    const sq = [...grads.values()].map((g) => tf.sum(tf.square(g)));
+    const n = (sq.length ? tf.sqrt(addMany(sq)) : tf.scalar(0)) as tf.Scalar;
+    return {
+      norm: n,
+      scale: (maxNorm > 0 ? tf.minimum(1, tf.div(maxNorm, tf.add(n, 1e-6))) : tf.scalar(1)) as tf.Scalar,
+    };
+  });
+}
+
+/**
+ * tf.addN of any number of tensors. tfjs's webgpu AddN binds every input as a storage buffer in one
+ * shader, and WebGPU allows 8 per stage by default: with more inputs its pipeline is invalid and
+ * the sum is garbage (a wrong gradient norm, so wrong clipping). There it adds in groups of 7.
+ */
+function addMany(xs: tf.Tensor[]): tf.Tensor {
+  if (tf.getBackend() !== 'webgpu') return tf.addN(xs);
+  let level = xs;
+  while (level.length > 1) {
+    const next: tf.Tensor[] = [];
+    for (let i = 0; i < level.length; i += 7) {
+      const group = level.slice(i, i + 7);
+      next.push(group.length === 1 ? group[0]! : tf.addN(group));
+    }
+    level = next;
+  }
+  return level[0]!;
 }

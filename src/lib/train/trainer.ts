@@ -12,10 +12,13 @@ import type { LmBatch, TokenStream } from '../data/lm-data';
 import { evalLmBatches, randomLmBatch } from '../data/lm-data';
 import type { ForwardOptions, Gpt2Model } from '../model/gpt2';
 import { lmLogits } from '../model/heads';
-import { crossEntropy } from '../model/ops';
+import { crossEntropy, isFrozen } from '../model/ops';
+import { fusedKernelsOn } from '../kernels/webgpu/active';
+import { FusedAdamW } from '../kernels/webgpu/adamw';
+import { lmHeadCrossEntropy } from '../kernels/webgpu/lm-head';
 import { adapterDecorator, virtualPositions } from '../peft/forward';
 import type { Adapter } from '../peft/types';
-import { AdamW, clipByGlobalNorm } from './adamw';
+import { AdamW, clipByGlobalNorm, globalNormScale } from './adamw';
 import { Rng } from '../util/rng';
 import { cosineWithWarmup } from './schedule';
 
@@ -142,12 +145,25 @@ export function lmParts(b: LmBatch): BatchParts {
     lossFromHidden: (model, adapter, hidden, training) => {
       const n = virtualPositions(adapter);
       const h = n > 0 ? (tf.slice(hidden, [0, n, 0], [-1, -1, -1]) as tf.Tensor3D) : hidden; // [B, T, C]
-      const logits = lmLogits(model, h); // [B, T, V]
-      const loss = crossEntropy(tf.reshape(logits, [b.batch * b.seqLen, -1]) as tf.Tensor2D, b.labels);
+      const loss = fusedKernelsOn() ? fusedLmLoss(model, h, b.labels) : stockLmLoss(model, h, b);
       const extra = training ? adapter?.extraLoss?.() : null;
       return extra ? tf.add(loss, extra) : loss;
     },
   };
+}
+
+function stockLmLoss(model: Gpt2Model, h: tf.Tensor3D, b: LmBatch): tf.Scalar {
+  const logits = lmLogits(model, h); // [B, T, V]
+  return crossEntropy(tf.reshape(logits, [b.batch * b.seqLen, -1]) as tf.Tensor2D, b.labels);
+}
+
+/** The tied LM head and cross-entropy in our WebGPU kernel: no [N, V] logits or softmax kept. */
+function fusedLmLoss(model: Gpt2Model, h: tf.Tensor3D, labels: Int32Array): tf.Scalar {
+  const [B, T, C] = h.shape;
+  const wte = model.w('wte.weight') as tf.Tensor2D;
+  return lmHeadCrossEntropy(tf.reshape(h, [B * T, C]) as tf.Tensor2D, wte, labels, {
+    embeddingTrains: !isFrozen(wte),
+  });
 }
 
 /** Mean next-token loss of one batch through the model and adapter (a scalar tensor). */
@@ -179,7 +195,9 @@ export class Trainer {
   ) {
     this.source = isBatchSource(train) ? train : lmBatchSource(train, opts.seqLen);
     this.rng = new Rng(opts.seed);
-    this.optimizer = new AdamW({ eps: 1e-8, weightDecay: opts.weightDecay ?? 0 });
+    const adam = { eps: 1e-8, weightDecay: opts.weightDecay ?? 0 };
+    // On WebGPU our AdamW: two dispatches per tensor, the clipping factor applied inside.
+    this.optimizer = fusedKernelsOn() ? new FusedAdamW(adam) : new AdamW(adam);
     this.vars = adapter.trainable();
   }
 
@@ -245,15 +263,27 @@ export class Trainer {
         g.dispose();
       }
     }
-    const clipped = clipByGlobalNorm(grads, this.opts.maxGradNorm ?? 1.0);
-    tf.dispose([...grads.values()]);
+    const maxNorm = this.opts.maxGradNorm ?? 1.0;
+    // FusedAdamW scales the raw gradients itself, so no clipped copy of each is made, unless the
+    // adapter's onStep reads the clipped gradients (AdaLoRA's importance).
+    const fused = this.optimizer instanceof FusedAdamW && fusedKernelsOn() && !this.adapter.onStep;
+    let clipped: { norm: tf.Scalar; grads: Map<string, tf.Tensor> };
+    let clipScale: tf.Scalar | null = null;
+    if (fused) {
+      const s = globalNormScale(grads, maxNorm);
+      clipped = { norm: s.norm, grads };
+      clipScale = s.scale;
+    } else {
+      clipped = clipByGlobalNorm(grads, maxNorm);
+      tf.dispose([...grads.values()]);
+    }
     const readback = tf.tidy(() => tf.concat([tf.stack(losses), tf.reshape(clipped.norm, [1])]));
     const values = (await readback.data()) as Float32Array;
     tf.dispose([readback, clipped.norm, ...losses]);
     const loss = values.slice(0, accum).reduce((a, b) => a + b, 0) / accum;
     const gradNorm = values[accum]!;
     if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
-      tf.dispose([...clipped.grads.values()]);
+      tf.dispose([...clipped.grads.values(), ...(clipScale ? [clipScale] : [])]);
       throw new NonFiniteLossError(
         `the loss became ${loss} at step ${this.step + 1}: the adapter keeps its weights from step ${this.step}; lower the learning rate (now ${this.opts.lr}) or raise warmup`,
       );
@@ -261,7 +291,11 @@ export class Trainer {
     const lr = this.lrAt(this.step);
     // Decoupled weight decay applies to matrices, not to biases, LayerNorm gains or 1-D vectors.
     if (incoming) await this.optimizerPaging!.ready(incoming);
-    this.optimizer.apply(this.vars, clipped.grads, lr, (name) => (this.vars.get(name)?.rank ?? 0) >= 2);
+    const decay = (name: string): boolean => (this.vars.get(name)?.rank ?? 0) >= 2;
+    if (clipScale && this.optimizer instanceof FusedAdamW) {
+      this.optimizer.apply(this.vars, clipped.grads, lr, decay, clipScale);
+      clipScale.dispose();
+    } else this.optimizer.apply(this.vars, clipped.grads, lr, decay);
     this.step++;
     try {
       await this.adapter.onStep?.({ step: this.step, grads: clipped.grads });

@@ -9,7 +9,8 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ForwardContext, Gpt2Model, LinearHook } from '../../model/gpt2';
 import { linearShape } from '../../model/config';
-import { matmul, newVariable } from '../../model/ops';
+import { isFrozen, matmul, newVariable } from '../../model/ops';
+import { loraLinear } from '../../kernels/webgpu/lora-linear';
 import { Rng } from '../../util/rng';
 import { fnv1a } from '../../util/hash';
 import { targetedSites } from '../inject';
@@ -56,6 +57,18 @@ class LoraHook implements LinearHook {
     // value up to rounding, for r columns of multiplies (forward and backward) instead of out.
     const low: tf.Tensor2D = tf.mul(matmul(xin, this.s.aT), this.scaling); // [N, r]
     return tf.add(y, matmul(low, this.s.bT)); // [N, out]
+  }
+
+  /**
+   * The whole layer in our fused kernel (asked only on WebGPU): x W + b + s (x A) B with gradients
+   * for x, A and B. It has no bias delta, no dropout mask and a frozen base, so anything else
+   * falls back to dense + apply.
+   */
+  fused(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D, ctx: ForwardContext): tf.Tensor2D | null {
+    if (this.isMerged() || this.s.biasDelta) return null;
+    if (ctx.training && this.dropout > 0) return null;
+    if (!isFrozen(w) || !isFrozen(b)) return null;
+    return loraLinear(x, w, b, this.s.aT, this.s.bT, this.scaling);
   }
 }
 
