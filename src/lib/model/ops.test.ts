@@ -186,7 +186,8 @@ describe('multiHeadAttention (2-D products per head)', () => {
   }
 });
 
-// The same checks on wasm, where attention and columnBlocks take our own copy kernel (takeBlock).
+// The same checks on wasm, where attention takes our product kernel (itemMatMul) and columnBlocks
+// our copy kernel (takeBlock).
 describe('attention ops on the wasm backend', () => {
   beforeAll(async () => {
     await initNodeBackend('wasm');
