@@ -10,7 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { InternalError } from '../errors';
-import { itemMatMul } from './wasm-kernels';
+import { itemMatMul, wasmBackendName } from './wasm-kernels';
 
 /** True when `w` is a variable the optimizer does not update: its weight gradient is skipped. */
 export function isFrozen(w: tf.Tensor): boolean {
@@ -248,15 +248,16 @@ export function newVariable<R extends tf.Rank>(init: tf.Tensor<R>, trainable: bo
 const TAKE = 'PeftLabTakeBlock';
 function takeBlock(x: tf.Tensor, outer: number, P: number, i: number): tf.Tensor {
   const inner = x.size / (outer * P);
-  if (tf.getBackend() !== 'wasm') {
+  const wasm = wasmBackendName();
+  if (!wasm) {
     return tf.reshape(tf.gather(tf.reshape(x, [outer, P, inner]), tf.tensor1d([i], 'int32'), 1), [
       outer * inner,
     ]);
   }
-  if (!tf.getKernel(TAKE, 'wasm')) {
+  if (!tf.getKernel(TAKE, wasm)) {
     tf.registerKernel({
       kernelName: TAKE,
-      backendName: 'wasm',
+      backendName: wasm,
       kernelFunc: ({ inputs, attrs, backend }) => {
         const wasm = backend as unknown as WasmHeap;
         const src = inputs.x as tf.TensorInfo;

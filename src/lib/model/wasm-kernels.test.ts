@@ -60,3 +60,33 @@ describe('itemMatMul on the wasm backend', () => {
     expect(() => itemMatMul(a, tf.zeros([2, 5, 4]) as tf.Tensor3D)).toThrow(InternalError);
   });
 });
+
+describe('our wasm kernels under the one-thread registration (wasm-1t)', () => {
+  it('register under the running name and give the same products', async () => {
+    await initNodeBackend('wasm');
+    // As lib/backend/backend.ts does for "wasm, 1 thread": the wasm module under a second name.
+    const engine = tf.engine() as unknown as {
+      registryFactory: Record<string, { factory: () => tf.KernelBackend } | undefined>;
+    };
+    const wasmFactory = engine.registryFactory.wasm!.factory;
+    tf.registerBackend('wasm-1t', wasmFactory, 0);
+    for (const k of tf.getKernelsForBackend('wasm')) tf.registerKernel({ ...k, backendName: 'wasm-1t' });
+    await tf.setBackend('wasm-1t');
+    try {
+      const a = tf.randomNormal([3, 5, 7], 0, 1, 'float32', 1) as tf.Tensor3D;
+      const b = tf.randomNormal([3, 7, 2], 0, 1, 'float32', 2) as tf.Tensor3D;
+      let out: tf.Tensor | undefined;
+      const info = await tf.profile(() => {
+        out = itemMatMul(a, b);
+        return out;
+      });
+      // Our kernel ran, not the stock batched matmul (a scalar loop on wasm).
+      expect(info.kernelNames).toEqual(['PeftLabItemMatMul']);
+      const ours = out!.dataSync();
+      const y = tf.matMul(a, b).dataSync();
+      for (let i = 0; i < y.length; i++) expect(Math.abs(ours[i]! - y[i]!)).toBeLessThan(1e-5);
+    } finally {
+      await tf.setBackend('wasm');
+    }
+  });
+});

@@ -42,12 +42,22 @@ interface WasmBackend {
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
 }
 
+/**
+ * The tfjs backend name when it is the wasm backend, else null. The backend chooser (lib/backend)
+ * may run wasm under a second name, `wasm-1t` (the same module started without threads), so our
+ * wasm kernels are registered under whichever name is running.
+ */
+export function wasmBackendName(): string | null {
+  const name = tf.getBackend();
+  return name === 'wasm' || name === 'wasm-1t' ? name : null;
+}
+
 const ITEM_MATMUL = 'PeftLabItemMatMul';
 
-function registerItemMatMul(): void {
+function registerItemMatMul(backendName: string): void {
   tf.registerKernel({
     kernelName: ITEM_MATMUL,
-    backendName: 'wasm',
+    backendName,
     kernelFunc: ({ inputs, backend }) => {
       const be = backend as unknown as WasmBackend;
       const w = be.wasm;
@@ -96,7 +106,8 @@ export function itemMatMul(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
   ) {
     throw new InternalError(`itemMatMul of ${a.dtype} [${a.shape}] and ${b.dtype} [${b.shape}]`);
   }
-  if (tf.getBackend() !== 'wasm') return tf.matMul(a, b);
-  if (!tf.getKernel(ITEM_MATMUL, 'wasm')) registerItemMatMul();
+  const wasm = wasmBackendName();
+  if (!wasm) return tf.matMul(a, b);
+  if (!tf.getKernel(ITEM_MATMUL, wasm)) registerItemMatMul(wasm);
   return tf.engine().runKernel(ITEM_MATMUL, { a, b }, {}) as tf.Tensor3D;
 }
