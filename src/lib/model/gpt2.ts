@@ -22,7 +22,7 @@ import {
   newVariable,
 } from './ops';
 import { fusedKernelsOn } from '../kernels/webgpu/active';
-import { causalAttention } from '../kernels/webgpu/attention';
+import { causalAttentionPacked } from '../kernels/webgpu/attention';
 import { biasGelu } from '../kernels/webgpu/bias-gelu';
 import { layerNorm as fusedLayerNorm } from '../kernels/webgpu/layer-norm';
 import { InternalError, SettingsError } from '../errors';
@@ -261,14 +261,17 @@ export class Gpt2Model {
     const vAll = past ? (tf.concat([merge(past.v), v], 1) as tf.Tensor3D) : v;
     const y = multiHeadAttention(q, kAll, vAll, mask, H); // [B, T, C]
     const out = this.linear(layer, 'attn.c_proj', tf.reshape(y, [B * T, C]) as tf.Tensor2D, ctx);
-    return { out: tf.reshape(out, [B, T, C]) as tf.Tensor3D, present: lazyKV(kAll, vAll, H, D) };
+    return {
+      out: tf.reshape(out, [B, T, C]) as tf.Tensor3D,
+      present: lazyKV((i) => [kAll, vAll][i - 1]!, H, D),
+    };
   }
 
   /**
-   * Attention through the fused causal kernel (WebGPU, no past, no padding): q, k, v leave c_attn's
-   * [B*T, 3C] in one transpose to [3, B, H, T, D] (the kernel's layout; its gradient is one stack
-   * and one transpose, where column blocks would cost zeros and concatenations per block), and the
-   * output goes back to [B*T, C] in one more. The presents are already [B, H, T, D].
+   * Attention through the fused causal kernel (WebGPU, no past, no padding), reading c_attn's
+   * [B*T, 3C] in place and writing [B*T, C] for c_proj: no transposes, no unstack, and the gradient
+   * for qkv in one dispatch. The presents ([B, H, T, D]) are cut from qkv only when read
+   * (generation); training never reads them, so it never pays for them.
    */
   private fusedAttention(
     layer: number,
@@ -280,12 +283,10 @@ export class Gpt2Model {
     const H = this.config.nHead;
     const C = qkv.shape[1] / 3;
     const D = C / H;
-    const split = tf.transpose(tf.reshape(qkv, [B, T, 3, H, D]), [2, 0, 3, 1, 4]); // [3, B, H, T, D]
-    const [q, k, v] = tf.unstack(split, 0) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
-    const y = causalAttention(q, k, v, 1 / Math.sqrt(D)); // [B, H, T, D]
-    const merged = tf.reshape(tf.transpose(y, [0, 2, 1, 3]), [B * T, C]) as tf.Tensor2D;
-    const out = this.linear(layer, 'attn.c_proj', merged, ctx);
-    return { out: tf.reshape(out, [B, T, C]) as tf.Tensor3D, present: { k, v } };
+    const y = causalAttentionPacked(tf.reshape(qkv, [B, T, 3 * C]) as tf.Tensor3D, H, 1 / Math.sqrt(D));
+    const out = this.linear(layer, 'attn.c_proj', tf.reshape(y, [B * T, C]) as tf.Tensor2D, ctx);
+    const block = (i: 1 | 2): tf.Tensor3D => tf.reshape(tf.slice(qkv, [0, i * C], [B * T, C]), [B, T, C]);
+    return { out: tf.reshape(out, [B, T, C]) as tf.Tensor3D, present: lazyKV(block, H, D) };
   }
 
   private mlp(layer: number, m: tf.Tensor3D, ctx: ForwardContext): tf.Tensor3D {
@@ -313,21 +314,23 @@ export class Gpt2Model {
 }
 
 /**
- * Keys and values [B, S, C] as LayerKV ([B, nHead, S, headDim]), each transposed on first read:
- * training never reads them, generation and the layer-by-layer trainer's callers do.
+ * Keys and values [B, S, C] as LayerKV ([B, nHead, S, headDim]), each built and transposed on first
+ * read from `block(1)` (keys) and `block(2)` (values): training never reads them, generation and
+ * the layer-by-layer trainer's callers do.
  */
-function lazyKV(k: tf.Tensor3D, v: tf.Tensor3D, H: number, D: number): LayerKV {
-  const [B, S] = k.shape;
-  const split = (t: tf.Tensor3D): tf.Tensor4D =>
-    tf.transpose(tf.reshape(t, [B, S, H, D]), [0, 2, 1, 3]) as tf.Tensor4D;
+function lazyKV(block: (i: 1 | 2) => tf.Tensor3D, H: number, D: number): LayerKV {
+  const split = (t: tf.Tensor3D): tf.Tensor4D => {
+    const [B, S] = t.shape;
+    return tf.transpose(tf.reshape(t, [B, S, H, D]), [0, 2, 1, 3]) as tf.Tensor4D;
+  };
   let kt: tf.Tensor4D | null = null;
   let vt: tf.Tensor4D | null = null;
   return {
     get k() {
-      return (kt ??= split(k));
+      return (kt ??= split(block(1)));
     },
     get v() {
-      return (vt ??= split(v));
+      return (vt ??= split(block(2)));
     },
   };
 }

@@ -1,6 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
-import { causalAttention, causalAttentionStock } from './attention';
+import {
+  causalAttention,
+  causalAttentionPacked,
+  causalAttentionPackedStock,
+  causalAttentionStock,
+} from './attention';
 import { countDispatches } from './dispatch-counter';
 import { maxRelError, onBackend, randomValues, webgpuForTests, weightedSum } from './testing';
 
@@ -73,5 +78,51 @@ describe.skipIf(!gpu)('causalAttention on webgpu', () => {
       `causalAttention dispatches: forward ${stockFwd} stock vs 2 ours; forward+backward ${stock} stock vs ${ours} ours`,
     );
     tf.dispose([q!, k!, v!]);
+  });
+});
+
+describe.skipIf(!gpu)('causalAttentionPacked on webgpu (qkv [B, T, 3C] -> y [B, T, C])', () => {
+  const heads = 3;
+  const hd = 4;
+  const C = heads * hd;
+  const sc = 1 / Math.sqrt(hd);
+  const packed = () => tf.mul(tf.tensor3d(randomValues(b * t * 3 * C, 41), [b, t, 3 * C]), 2) as tf.Tensor3D;
+
+  it('matches the stock split, attention and merge on cpu: output and dqkv', async () => {
+    const run = (f: typeof causalAttentionPacked) => () => {
+      const qkv = packed();
+      const g = tf.grad((x) => weightedSum(f(x as tf.Tensor3D, heads, sc), 9));
+      return [f(qkv, heads, sc), g(qkv)];
+    };
+    const want = await onBackend('cpu', run(causalAttentionPackedStock));
+    const got = await onBackend('webgpu', run(causalAttentionPacked));
+    expect(maxRelError(got[0]!, want[0]!), 'y').toBeLessThan(1e-4);
+    expect(maxRelError(got[1]!, want[1]!), 'dqkv').toBeLessThan(1e-4);
+  });
+
+  it('agrees with the [B, H, T, D] kernel on the same q, k, v', async () => {
+    const [a, c] = await onBackend('webgpu', () => {
+      const qkv = packed();
+      const split = tf.transpose(tf.reshape(qkv, [b, t, 3, heads, hd]), [2, 0, 3, 1, 4]);
+      const [q, k, v] = tf.unstack(split, 0) as tf.Tensor4D[];
+      const y = tf.reshape(tf.transpose(causalAttention(q!, k!, v!, sc), [0, 2, 1, 3]), [b, t, C]);
+      return [causalAttentionPacked(qkv, heads, sc), y];
+    });
+    expect(maxRelError(a!, c!)).toBeLessThan(1e-6);
+  });
+
+  it('takes 2 dispatches forward and 1 backward', async () => {
+    await tf.setBackend('webgpu');
+    const qkv = packed();
+    const fwd = await countDispatches(() => causalAttentionPacked(qkv, heads, sc));
+    tf.dispose(fwd.result);
+    expect(fwd.counts.dispatches).toBe(2);
+    const both = await countDispatches(() =>
+      tf.grad((x) => causalAttentionPacked(x as tf.Tensor3D, heads, sc))(qkv),
+    );
+    tf.dispose(both.result);
+    // 2 forward and 1 for dqkv (tf.grad's seed of ones is uploaded, not dispatched).
+    expect(both.counts.dispatches).toBe(3);
+    qkv.dispose();
   });
 });
