@@ -112,11 +112,10 @@ describe.skipIf(!gpu)('training steps on WebGPU with our kernels', () => {
         `${method.padEnd(14)} ${stock.dispatches} / ${ours.dispatches} (${ratio.toFixed(2)}x), readbacks ${stock.readbacks} / ${ours.readbacks}`,
       );
       expect(ours.dispatches).toBeLessThan(stock.dispatches);
-      // Issue 14 aims at 3x fewer launches than stock tfjs per step. On this 2-layer fixture the fixed
-      // costs (embedding, loss, optimizer) weigh most, and stock got leaner when the CPU path's
-      // attention moved to item products: 2.96x for LoRA, 2.6x for prompt tuning here, 3.0x on a
-      // 6-layer model (npm run bench:webgpu prints every method). The floor this test holds:
-      expect(ratio).toBeGreaterThanOrEqual(2.5);
+      // The aim of issue 14: at least 3x fewer launches than stock tfjs per training step (measured
+      // here: LoRA 3.6x, full 3.3x, prompt tuning 3.2x on this 2-layer fixture, whose embedding, loss
+      // and optimizer weigh most; deeper models gain more).
+      expect(ratio).toBeGreaterThanOrEqual(3);
       // Only the loss (with the gradient norm, in one tensor) comes back in a step.
       expect(ours.readbacks).toBe(1);
     });
