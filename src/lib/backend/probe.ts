@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Gpt2Config } from '../model/config';
 import { Gpt2Model } from '../model/gpt2';
 import { lmLogits } from '../model/heads';
-import { crossEntropy } from '../model/ops';
+import { addMany, crossEntropy } from '../model/ops';
 
 const BATCH = 4;
 const SEQ = 32;
@@ -111,7 +111,7 @@ async function runProbe(capMs: number, count: boolean): Promise<ProbeResult> {
       }, vars);
       // Reading one scalar that depends on every gradient waits for the whole backward pass on the
       // GPU backends, which otherwise return before their queues have run.
-      return tf.addN([value, ...Object.values(grads).map((g) => tf.sum(g))]);
+      return addMany([value, ...Object.values(grads).map((g) => tf.sum(g))]) as tf.Scalar;
     });
     await total.data();
     total.dispose();

@@ -382,3 +382,22 @@ export function columnBlocks(x: tf.Tensor2D, P: number): tf.Tensor2D[] {
     return f(x);
   });
 }
+
+/**
+ * tf.addN of any number of tensors. tfjs's webgpu AddN binds every input as a storage buffer in one
+ * shader, and WebGPU allows 8 per stage by default: with more inputs its pipeline is invalid and
+ * the sum is garbage (a wrong gradient norm, so wrong clipping). There it adds in groups of 7.
+ */
+export function addMany(xs: tf.Tensor[]): tf.Tensor {
+  if (tf.getBackend() !== 'webgpu') return tf.addN(xs);
+  let level = xs;
+  while (level.length > 1) {
+    const next: tf.Tensor[] = [];
+    for (let i = 0; i < level.length; i += 7) {
+      const group = level.slice(i, i + 7);
+      next.push(group.length === 1 ? group[0]! : tf.addN(group));
+    }
+    level = next;
+  }
+  return level[0]!;
+}

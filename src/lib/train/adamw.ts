@@ -5,7 +5,7 @@
  *   p -= lr * (m / (1 - b1^t) / (sqrt(v / (1 - b2^t)) + eps) + wd * p)
  */
 import * as tf from '@tensorflow/tfjs';
-import { newVariable } from '../model/ops';
+import { addMany, newVariable } from '../model/ops';
 import { CheckpointError } from '../errors';
 
 export interface AdamWOptions {
@@ -146,23 +146,4 @@ export function globalNormScale(
       scale: (maxNorm > 0 ? tf.minimum(1, tf.div(maxNorm, tf.add(n, 1e-6))) : tf.scalar(1)) as tf.Scalar,
     };
   });
-}
-
-/**
- * tf.addN of any number of tensors. tfjs's webgpu AddN binds every input as a storage buffer in one
- * shader, and WebGPU allows 8 per stage by default: with more inputs its pipeline is invalid and
- * the sum is garbage (a wrong gradient norm, so wrong clipping). There it adds in groups of 7.
- */
-function addMany(xs: tf.Tensor[]): tf.Tensor {
-  if (tf.getBackend() !== 'webgpu') return tf.addN(xs);
-  let level = xs;
-  while (level.length > 1) {
-    const next: tf.Tensor[] = [];
-    for (let i = 0; i < level.length; i += 7) {
-      const group = level.slice(i, i + 7);
-      next.push(group.length === 1 ? group[0]! : tf.addN(group));
-    }
-    level = next;
-  }
-  return level[0]!;
 }

@@ -13,7 +13,7 @@ import { AdapterError } from '../../errors';
 import { fnv1a } from '../../util/hash';
 import type { ForwardContext, Gpt2Model, LinearHook } from '../../model/gpt2';
 import { linearShape } from '../../model/config';
-import { matmul, newVariable } from '../../model/ops';
+import { addMany, matmul, newVariable } from '../../model/ops';
 import { Rng } from '../../util/rng';
 import type { LinearSite } from '../inject';
 import { targetedSites } from '../inject';
@@ -181,7 +181,7 @@ export class AdaLoraAdapter
       terms.push(tf.norm(tf.sub(matmul(tf.transpose(a), a), eye)) as tf.Scalar); // P P^T [r, r]
       terms.push(tf.norm(tf.sub(matmul(b, tf.transpose(b)), eye)) as tf.Scalar); // Q^T Q [r, r]
     }
-    return tf.mul(tf.div(tf.addN(terms), terms.length), w);
+    return tf.mul(tf.div(addMany(terms), terms.length), w);
   }
 
   /** P Λ Q in Conv1D layout [in, out], times scaling / (ranknum + 1e-5) (PEFT get_delta_weight). */
