@@ -17,9 +17,8 @@
  * dq, dk, dv as one dispatch writing dqkv [B, T, 3C]).
  */
 import * as tf from '@tensorflow/tfjs';
-import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { InternalError } from '../../errors';
-import { flatProgram, onWebGpu, runKernel, runProgram, type Uniform } from './program';
+import { flatProgram, onWebGpu, registerWebGpuKernel, runKernel, runProgram, type Uniform } from './program';
 
 export const ATT_LSE = 'PeftLabAttentionLse';
 export const ATT_OUT = 'PeftLabAttentionOut';
@@ -205,14 +204,7 @@ const ROW = `
 
 type Attrs = { scale: number; heads?: number };
 
-function reg(name: string, f: (i: Record<string, Info>, be: WebGPUBackend, a: Attrs) => Info): void {
-  tf.registerKernel({
-    kernelName: name,
-    backendName: 'webgpu',
-    kernelFunc: ({ inputs, backend, attrs }) =>
-      f(inputs as unknown as Record<string, Info>, backend as WebGPUBackend, attrs as unknown as Attrs),
-  });
-}
+const reg = registerWebGpuKernel<Attrs>;
 
 let registered = false;
 export function registerAttention(): void {

@@ -10,7 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
-import { flatProgram, onWebGpu, runKernel, runProgram, type Uniform } from './program';
+import { flatProgram, onWebGpu, registerWebGpuKernel, runKernel, runProgram, type Uniform } from './program';
 
 export const LN_STATS = 'PeftLabLayerNormStats';
 export const LN_APPLY = 'PeftLabLayerNormApply';
@@ -20,16 +20,7 @@ export const LN_DPARAMS = 'PeftLabLayerNormDParams';
 type Info = tf.TensorInfo;
 
 function reg(name: string, f: (i: Record<string, Info>, be: WebGPUBackend, eps: number) => Info): void {
-  tf.registerKernel({
-    kernelName: name,
-    backendName: 'webgpu',
-    kernelFunc: ({ inputs, backend, attrs }) =>
-      f(
-        inputs as unknown as Record<string, Info>,
-        backend as WebGPUBackend,
-        (attrs as { eps?: number }).eps ?? 0,
-      ),
-  });
+  registerWebGpuKernel<{ eps?: number }>(name, (i, be, a) => f(i, be, a.eps ?? 0));
 }
 
 const rowsCols = (x: Info): [number, number] => {

@@ -16,10 +16,17 @@
  * [N, V] each and takes about 13 dispatches forward and 20 with the backward.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { InternalError } from '../../errors';
 import { crossEntropy } from '../../model/ops';
-import { flatProgram, fusedMatMul, onWebGpu, runKernel, runProgram, tiledMatMul } from './program';
+import {
+  flatProgram,
+  fusedMatMul,
+  onWebGpu,
+  registerWebGpuKernel,
+  runKernel,
+  runProgram,
+  tiledMatMul,
+} from './program';
 
 export const LMCE_PARTIALS = 'PeftLabLmCePartials';
 export const LMCE_ROWS = 'PeftLabLmCeRows';
@@ -45,20 +52,7 @@ let registered = false;
 export function registerLmHead(): void {
   if (registered) return;
   registered = true;
-  const reg = (
-    name: string,
-    f: (i: Record<string, Info>, be: WebGPUBackend, a: Record<string, number>) => Info,
-  ) =>
-    tf.registerKernel({
-      kernelName: name,
-      backendName: 'webgpu',
-      kernelFunc: ({ inputs, backend, attrs }) =>
-        f(
-          inputs as unknown as Record<string, Info>,
-          backend as WebGPUBackend,
-          attrs as Record<string, number>,
-        ),
-    });
+  const reg = registerWebGpuKernel<Record<string, number>>;
   reg(LMCE_PARTIALS, (i, be) => {
     const [N] = i.h!.shape as [number, number];
     const V = i.e!.shape[0]!;

@@ -14,7 +14,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
-import { fusedMatMul, onWebGpu, runKernel } from './program';
+import { fusedMatMul, onWebGpu, registerWebGpuKernel, runKernel } from './program';
 
 export const LORA_H = 'PeftLabLoraH';
 export const LORA_Y = 'PeftLabLoraY';
@@ -29,16 +29,7 @@ function kernel(
   name: string,
   f: (inputs: Record<string, Info>, backend: WebGPUBackend, scale: number) => Info,
 ): void {
-  tf.registerKernel({
-    kernelName: name,
-    backendName: 'webgpu',
-    kernelFunc: ({ inputs, backend, attrs }) =>
-      f(
-        inputs as unknown as Record<string, Info>,
-        backend as WebGPUBackend,
-        (attrs as { scale: number }).scale,
-      ),
-  });
+  registerWebGpuKernel<{ scale: number }>(name, (i, be, a) => f(i, be, a.scale));
 }
 
 const N = (t: Info) => ({ t, transpose: false });

@@ -373,3 +373,19 @@ export function tiledMatMul(
   };
   return runProgram(backend, program, inputs, uniformData);
 }
+
+/**
+ * Registers one of our kernels on webgpu. tfjs hands a kernel its inputs, backend and attributes
+ * as loosely typed maps; each kernel states the shapes it expects here, once.
+ */
+export function registerWebGpuKernel<A extends object>(
+  name: string,
+  f: (inputs: Record<string, tf.TensorInfo>, backend: WebGPUBackend, attrs: A) => tf.TensorInfo,
+): void {
+  tf.registerKernel({
+    kernelName: name,
+    backendName: 'webgpu',
+    kernelFunc: ({ inputs, backend, attrs }) =>
+      f(inputs as unknown as Record<string, tf.TensorInfo>, backend as WebGPUBackend, attrs as unknown as A),
+  });
+}
