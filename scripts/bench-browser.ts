@@ -7,8 +7,7 @@
  *   npm run bench:browser -- [--steps 8] [--batch 4] [--seqlen 32] [--gpu-steps 3] [--model peftlab-s]
  * Here WebGPU is SwiftShader (software, ENVIRONMENT.md): its run is cut to --gpu-steps steps.
  */
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { startPreview } from './bench/preview';
 import { parseArgs } from 'node:util';
 import { chromium } from '@playwright/test';
 import type { Page } from '@playwright/test';
@@ -23,22 +22,8 @@ const { values } = parseArgs({
     model: { type: 'string', default: 'peftlab-s' },
   },
 });
-if (!existsSync('dist/index.html')) throw new Error('no build in dist/: run `npx vite build` first');
 const PORT = 4178;
-// Its own process group, so the kill at the end reaches vite under npx.
-const server = spawn('npx', ['vite', 'preview', '--port', String(PORT), '--strictPort'], {
-  stdio: 'ignore',
-  detached: true,
-});
-const base = `http://localhost:${PORT}`;
-for (let i = 0; ; i++) {
-  try {
-    if ((await fetch(base)).ok) break;
-  } catch {
-    if (i > 100) throw new Error('vite preview did not start');
-    await new Promise((r) => setTimeout(r, 300));
-  }
-}
+const { base, stop } = await startPreview(PORT);
 
 async function setNumber(page: Page, testId: string, value: string): Promise<void> {
   await page.getByTestId(testId).fill(value);
@@ -117,5 +102,5 @@ try {
   }
 } finally {
   await browser.close();
-  process.kill(-server.pid!);
+  stop();
 }

@@ -9,7 +9,7 @@
  *   npm run bench:offload:browser -- [--model peftlab-l] [--steps 8] [--batch 8] [--seqlen 64]
  *     [--backend wasm] [--share 0.25] [--port 4179]
  */
-import { spawn } from 'node:child_process';
+import { startPreview } from './bench/preview';
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { chromium } from '@playwright/test';
@@ -29,12 +29,7 @@ const { values } = parseArgs({
 });
 if (!existsSync('dist/index.html')) throw new Error('no build in dist/: run `npx vite build` first');
 const PORT = Number(values.port);
-// Its own process group, so the kill at the end reaches vite under npx.
-const server = spawn('npx', ['vite', 'preview', '--port', String(PORT), '--strictPort'], {
-  stdio: 'ignore',
-  detached: true,
-});
-const base = `http://localhost:${PORT}`;
+const { base, stop } = await startPreview(PORT);
 
 async function setNumber(page: Page, testId: string, value: string | number): Promise<void> {
   await page.getByTestId(testId).fill(String(value));
@@ -71,14 +66,6 @@ async function run(page: Page): Promise<{ ms: number[]; loss: string }> {
   return { ms, loss: (await page.getByTestId('loss').textContent()) ?? '' };
 }
 
-for (let i = 0; ; i++) {
-  try {
-    if ((await fetch(base)).ok) break;
-  } catch {
-    if (i > 100) throw new Error('vite preview did not start');
-    await new Promise((r) => setTimeout(r, 300));
-  }
-}
 const browser = await chromium.launch({
   executablePath: findChromium(),
   args: ['--no-sandbox', '--disable-quic', '--no-first-run'],
@@ -155,5 +142,5 @@ try {
   for (const r of rows) console.log(r);
 } finally {
   await browser.close();
-  process.kill(-server.pid!);
+  stop();
 }

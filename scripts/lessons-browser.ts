@@ -7,8 +7,8 @@
  * --set fills a knob of every experiment that has it (e.g. --lesson offload --set layers=7) before Run,
  * and the whole verdict table is printed too.
  */
-import { spawn } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { startPreview } from './bench/preview';
+import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { chromium } from '@playwright/test';
 import { findChromium } from './chromium-path.mjs';
@@ -18,18 +18,8 @@ const { values } = parseArgs({
   options: { lesson: { type: 'string' }, json: { type: 'string' }, set: { type: 'string', multiple: true } },
 });
 const sets = (values.set ?? []).map((kv) => kv.split('=') as [string, string]);
-if (!existsSync('dist/index.html')) throw new Error('no build in dist/: run `npx vite build` first');
 const PORT = 4177;
-const server = spawn('npx', ['vite', 'preview', '--port', String(PORT), '--strictPort'], { stdio: 'ignore' });
-const base = `http://localhost:${PORT}`;
-for (let i = 0; ; i++) {
-  try {
-    if ((await fetch(base)).ok) break;
-  } catch {
-    if (i > 100) throw new Error('vite preview did not start');
-    await new Promise((r) => setTimeout(r, 300));
-  }
-}
+const { base, stop } = await startPreview(PORT);
 const browser = await chromium.launch({
   executablePath: findChromium(),
   args: ['--no-sandbox', '--disable-quic', '--no-first-run', '--enable-unsafe-webgpu'],
@@ -73,6 +63,6 @@ try {
   }
 } finally {
   await browser.close();
-  server.kill();
+  stop();
 }
 if (values.json) writeFileSync(values.json, JSON.stringify(out, null, 2));
