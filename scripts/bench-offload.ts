@@ -21,7 +21,8 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { initNodeBackend } from '../src/lib/backend/node';
 import { Gpt2Model } from '../src/lib/model/gpt2';
-import type { Gpt2Config } from '../src/lib/model/config';
+import { parseGpt2Config } from '../src/lib/model/config';
+import { GPT2_SMALL_CONFIG } from './bench/gpt2-small';
 import { loadModelFolder } from '../src/lib/model/folder';
 import { methodByCliName } from '../src/lib/peft/registry';
 import { FilePageStore } from '../src/lib/offload/file-page-store';
@@ -238,17 +239,7 @@ async function main(): Promise<void> {
     rows.push(...(await benchModel(dir.split('/').pop()!, loaded.model, tokens, shape, budgets, stores)));
     loaded.model.dispose();
     if (flags['gpt2-small']) {
-      const c: Gpt2Config = {
-        vocabSize: 50257,
-        nPositions: 1024,
-        nEmbd: 768,
-        nLayer: 12,
-        nHead: 12,
-        nInner: 3072,
-        layerNormEpsilon: 1e-5,
-        bosTokenId: 50256,
-        eosTokenId: 50256,
-      };
+      const c = parseGpt2Config(GPT2_SMALL_CONFIG, 'GPT-2 small config');
       const big = Gpt2Model.random(c, 1);
       const ids = Int32Array.from({ length: 20_000 }, (_, i) => (i * 7919) % c.vocabSize);
       rows.push(

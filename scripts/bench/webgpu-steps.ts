@@ -9,7 +9,8 @@ import * as tf from '@tensorflow/tfjs';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Gpt2Config } from '../../src/lib/model/config';
-import { countParameters } from '../../src/lib/model/config';
+import { countParameters, parseGpt2Config } from '../../src/lib/model/config';
+import { GPT2_SMALL_CONFIG } from './gpt2-small';
 import { Gpt2Model } from '../../src/lib/model/gpt2';
 import { loadGpt2 } from '../../src/lib/model/load';
 import { METHODS } from '../../src/lib/peft/registry';
@@ -290,17 +291,7 @@ export async function benchSteps(opts: {
   const rows = await modelSteps('peftlab-l', l, B, T, reps, opts.peakGflops);
   l.dispose();
 
-  const small: Gpt2Config = {
-    vocabSize: 50257,
-    nPositions: 1024,
-    nEmbd: 768,
-    nLayer: 12,
-    nHead: 12,
-    nInner: 3072,
-    layerNormEpsilon: 1e-5,
-    bosTokenId: 50256,
-    eosTokenId: 50256,
-  };
+  const small = parseGpt2Config(GPT2_SMALL_CONFIG, 'GPT-2 small config');
   const gpt2Small: { skipped?: string } = {};
   // Four measured configurations of two steps each, plus warm-ups: estimate before committing to it.
   const estimateS = (8 * (stepGflop(small, B, T, true) + stepGflop(small, B, T, false))) / opts.peakGflops;
