@@ -10,7 +10,6 @@
  *     [--backend wasm] [--share 0.25] [--port 4179]
  */
 import { startPreview } from './bench/preview';
-import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { chromium } from '@playwright/test';
 import type { Page } from '@playwright/test';
@@ -27,7 +26,6 @@ const { values } = parseArgs({
     port: { type: 'string', default: '4179' },
   },
 });
-if (!existsSync('dist/index.html')) throw new Error('no build in dist/: run `npx vite build` first');
 const PORT = Number(values.port);
 const { base, stop } = await startPreview(PORT);
 

@@ -14,11 +14,10 @@
  * than webgpu it runs the same two steps as stock ops, so it gives the same numbers everywhere.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { CheckpointError } from '../../errors';
 import { newVariable } from '../../model/ops';
 import { AdamW, type AdamWOptions } from '../../train/adamw';
-import { flatProgram, onWebGpu, runKernel, runProgram } from './program';
+import { flatProgram, onWebGpu, registerWebGpuKernel, runKernel, runProgram } from './program';
 
 export const ADAMW_MOMENTS = 'PeftLabAdamWMoments';
 export const ADAMW_PARAM = 'PeftLabAdamWParam';
@@ -31,50 +30,43 @@ let registered = false;
 export function registerAdamW(): void {
   if (registered) return;
   registered = true;
-  tf.registerKernel({
-    kernelName: ADAMW_MOMENTS,
-    backendName: 'webgpu',
-    kernelFunc: ({ inputs, backend, attrs }) => {
-      const { g, s, scale } = inputs as { g: Info; s: Info; scale?: Info };
-      const { beta1, beta2 } = attrs as { beta1: number; beta2: number };
-      const n = sizeOf(g);
-      const program = flatProgram(
-        `peftAdamWMoments_${scale ? 's' : ''}`,
-        scale ? ['g', 's', 'scale'] : ['g', 's'],
-        [2, n],
-        n,
-        'n: i32, b1: f32, c1m: f32, b2: f32, c2m: f32,',
-        `
+  registerWebGpuKernel(ADAMW_MOMENTS, (inputs, backend, attrs) => {
+    const { g, s, scale } = inputs as { g: Info; s: Info; scale?: Info };
+    const { beta1, beta2 } = attrs as { beta1: number; beta2: number };
+    const n = sizeOf(g);
+    const program = flatProgram(
+      `peftAdamWMoments_${scale ? 's' : ''}`,
+      scale ? ['g', 's', 'scale'] : ['g', 's'],
+      [2, n],
+      n,
+      'n: i32, b1: f32, c1m: f32, b2: f32, c2m: f32,',
+      `
         fn main(index: i32) {
           if (index >= uniforms.n) { return; }
           let gi = g[index]${scale ? ' * scale[0]' : ''};
           result[index] = s[index] * uniforms.b1 + gi * uniforms.c1m;
           result[uniforms.n + index] = s[uniforms.n + index] * uniforms.b2 + (gi * gi) * uniforms.c2m;
         }`,
-      );
-      return runProgram(backend as WebGPUBackend, program, scale ? [g, s, scale] : [g, s], [
-        { type: 'int32', data: [n] },
-        { type: 'float32', data: [beta1] },
-        { type: 'float32', data: [1 - beta1] },
-        { type: 'float32', data: [beta2] },
-        { type: 'float32', data: [1 - beta2] },
-      ]);
-    },
+    );
+    return runProgram(backend, program, scale ? [g, s, scale] : [g, s], [
+      { type: 'int32', data: [n] },
+      { type: 'float32', data: [beta1] },
+      { type: 'float32', data: [1 - beta1] },
+      { type: 'float32', data: [beta2] },
+      { type: 'float32', data: [1 - beta2] },
+    ]);
   });
-  tf.registerKernel({
-    kernelName: ADAMW_PARAM,
-    backendName: 'webgpu',
-    kernelFunc: ({ inputs, backend, attrs }) => {
-      const { p, s } = inputs as { p: Info; s: Info };
-      const a = attrs as { c1: number; c2: number; eps: number; wd: number; lr: number };
-      const n = sizeOf(p);
-      const program = flatProgram(
-        `peftAdamWParam_${a.wd > 0 ? 'wd' : ''}`,
-        ['p', 's'],
-        p.shape,
-        n,
-        'n: i32, c1: f32, c2: f32, eps: f32, wd: f32, lr: f32,',
-        `
+  registerWebGpuKernel(ADAMW_PARAM, (inputs, backend, attrs) => {
+    const { p, s } = inputs as { p: Info; s: Info };
+    const a = attrs as { c1: number; c2: number; eps: number; wd: number; lr: number };
+    const n = sizeOf(p);
+    const program = flatProgram(
+      `peftAdamWParam_${a.wd > 0 ? 'wd' : ''}`,
+      ['p', 's'],
+      p.shape,
+      n,
+      'n: i32, c1: f32, c2: f32, eps: f32, wd: f32, lr: f32,',
+      `
         fn main(index: i32) {
           if (index >= uniforms.n) { return; }
           let pi = p[index];
@@ -82,21 +74,20 @@ export function registerAdamW(): void {
           ${a.wd > 0 ? 'u = u + pi * uniforms.wd;' : ''}
           result[index] = pi - u * uniforms.lr;
         }`,
-      );
-      return runProgram(
-        backend as WebGPUBackend,
-        program,
-        [p, s],
-        [
-          { type: 'int32', data: [n] },
-          { type: 'float32', data: [a.c1] },
-          { type: 'float32', data: [a.c2] },
-          { type: 'float32', data: [a.eps] },
-          { type: 'float32', data: [a.wd] },
-          { type: 'float32', data: [a.lr] },
-        ],
-      );
-    },
+    );
+    return runProgram(
+      backend,
+      program,
+      [p, s],
+      [
+        { type: 'int32', data: [n] },
+        { type: 'float32', data: [a.c1] },
+        { type: 'float32', data: [a.c2] },
+        { type: 'float32', data: [a.eps] },
+        { type: 'float32', data: [a.wd] },
+        { type: 'float32', data: [a.lr] },
+      ],
+    );
   });
 }
 

@@ -5,8 +5,7 @@
  * gelu_new(z) = 0.5 z (1 + tanh(c (z + 0.044715 z^3))), c = sqrt(2/pi).
  */
 import * as tf from '@tensorflow/tfjs';
-import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
-import { flatProgram, onWebGpu, runKernel, runProgram } from './program';
+import { flatProgram, onWebGpu, registerWebGpuKernel, runKernel, runProgram } from './program';
 
 export const BIAS_GELU = 'PeftLabBiasGelu';
 export const BIAS_GELU_GRAD = 'PeftLabBiasGeluGrad';
@@ -25,97 +24,85 @@ let registered = false;
 export function registerBiasGelu(): void {
   if (registered) return;
   registered = true;
-  tf.registerKernel({
-    kernelName: BIAS_GELU,
-    backendName: 'webgpu',
-    kernelFunc: ({ inputs, backend }) => {
-      const { x, b } = inputs as { x: tf.TensorInfo; b: tf.TensorInfo };
-      const size = x.shape.reduce((p, d) => p * d, 1);
-      const D = b.shape[0]!;
-      const program = flatProgram(
-        'peftBiasGelu',
-        ['x', 'b'],
-        x.shape,
-        size,
-        'total: i32, D: i32,',
-        `${GELU_WGSL}
+  registerWebGpuKernel(BIAS_GELU, (inputs, backend) => {
+    const { x, b } = inputs as { x: tf.TensorInfo; b: tf.TensorInfo };
+    const size = x.shape.reduce((p, d) => p * d, 1);
+    const D = b.shape[0]!;
+    const program = flatProgram(
+      'peftBiasGelu',
+      ['x', 'b'],
+      x.shape,
+      size,
+      'total: i32, D: i32,',
+      `${GELU_WGSL}
         fn main(index: i32) {
           if (index >= uniforms.total) { return; }
           let z = x[index] + b[index % uniforms.D];
           result[index] = 0.5 * z * (1.0 + tanhSafe(GELU_C * (z + 0.044715 * z * z * z)));
         }`,
-      );
-      return runProgram(
-        backend as WebGPUBackend,
-        program,
-        [x, b],
-        [
-          { type: 'int32', data: [size] },
-          { type: 'int32', data: [D] },
-        ],
-      );
-    },
+    );
+    return runProgram(
+      backend,
+      program,
+      [x, b],
+      [
+        { type: 'int32', data: [size] },
+        { type: 'int32', data: [D] },
+      ],
+    );
   });
-  tf.registerKernel({
-    kernelName: BIAS_GELU_GRAD,
-    backendName: 'webgpu',
-    kernelFunc: ({ inputs, backend }) => {
-      const { dy, x, b } = inputs as { dy: tf.TensorInfo; x: tf.TensorInfo; b: tf.TensorInfo };
-      const size = x.shape.reduce((p, d) => p * d, 1);
-      const program = flatProgram(
-        'peftBiasGeluGrad',
-        ['dy', 'x', 'b'],
-        x.shape,
-        size,
-        'total: i32, D: i32,',
-        `${GELU_WGSL}
+  registerWebGpuKernel(BIAS_GELU_GRAD, (inputs, backend) => {
+    const { dy, x, b } = inputs as { dy: tf.TensorInfo; x: tf.TensorInfo; b: tf.TensorInfo };
+    const size = x.shape.reduce((p, d) => p * d, 1);
+    const program = flatProgram(
+      'peftBiasGeluGrad',
+      ['dy', 'x', 'b'],
+      x.shape,
+      size,
+      'total: i32, D: i32,',
+      `${GELU_WGSL}
         fn main(index: i32) {
           if (index >= uniforms.total) { return; }
           result[index] = dy[index] * geluGrad(x[index] + b[index % uniforms.D]);
         }`,
-      );
-      return runProgram(
-        backend as WebGPUBackend,
-        program,
-        [dy, x, b],
-        [
-          { type: 'int32', data: [size] },
-          { type: 'int32', data: [b.shape[0]!] },
-        ],
-      );
-    },
+    );
+    return runProgram(
+      backend,
+      program,
+      [dy, x, b],
+      [
+        { type: 'int32', data: [size] },
+        { type: 'int32', data: [b.shape[0]!] },
+      ],
+    );
   });
-  tf.registerKernel({
-    kernelName: COLUMN_SUM,
-    backendName: 'webgpu',
-    kernelFunc: ({ inputs, backend }) => {
-      // One thread per column walking the rows: rows are few next to columns in a training batch's
-      // [B*T, D] activations only when D is large, and that is where this is used (bias gradients).
-      const { x } = inputs as { x: tf.TensorInfo };
-      const [rows, cols] = x.shape as [number, number];
-      const program = flatProgram(
-        'peftColumnSum',
-        ['x'],
-        [cols],
-        cols,
-        'rows: i32, cols: i32,',
-        `fn main(index: i32) {
+  registerWebGpuKernel(COLUMN_SUM, (inputs, backend) => {
+    // One thread per column walking the rows: rows are few next to columns in a training batch's
+    // [B*T, D] activations only when D is large, and that is where this is used (bias gradients).
+    const { x } = inputs as { x: tf.TensorInfo };
+    const [rows, cols] = x.shape as [number, number];
+    const program = flatProgram(
+      'peftColumnSum',
+      ['x'],
+      [cols],
+      cols,
+      'rows: i32, cols: i32,',
+      `fn main(index: i32) {
           if (index >= uniforms.cols) { return; }
           var s = 0.0;
           for (var r = 0; r < uniforms.rows; r++) { s = s + x[r * uniforms.cols + index]; }
           result[index] = s;
         }`,
-      );
-      return runProgram(
-        backend as WebGPUBackend,
-        program,
-        [x],
-        [
-          { type: 'int32', data: [rows] },
-          { type: 'int32', data: [cols] },
-        ],
-      );
-    },
+    );
+    return runProgram(
+      backend,
+      program,
+      [x],
+      [
+        { type: 'int32', data: [rows] },
+        { type: 'int32', data: [cols] },
+      ],
+    );
   });
 }
 
