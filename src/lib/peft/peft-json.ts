@@ -16,13 +16,26 @@ export function snakeToCamel(s: string): string {
   return PEFT_SPELLING.has(s) ? s : s.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 }
 
+/**
+ * The PEFT release whose adapter_config.json fields we write (PeftConfig's `peft_version`, which
+ * save_pretrained fills with its own version): the fields each method lists as extras are that
+ * release's, checked in CI by scripts/reference/peft_interop/ours-in-peft.test.ts.
+ */
+export const PEFT_FORMAT_VERSION = '0.21.0';
+
 /** Our config -> PEFT JSON, with `extra` PEFT fields we do not model written at their PEFT defaults. */
 export function configToPeftJson(
   config: object,
   extra: Record<string, unknown> = {},
 ): Record<string, unknown> {
-  const out: Record<string, unknown> = { ...extra };
+  const out: Record<string, unknown> = { peft_version: PEFT_FORMAT_VERSION, ...extra };
   for (const [k, v] of Object.entries(config)) out[camelToSnake(k)] = v;
+  // The verbalizer's fields (task-head.ts) are ours, not PEFT's: PEFT warns about unknown keys, so
+  // they are written only when a verbalizer is on (a file PEFT cannot reproduce anyway).
+  if (out.verbalizer !== true) {
+    delete out.verbalizer;
+    delete out.verbalizer_token_ids;
+  }
   return Object.fromEntries(Object.entries(out).sort(([a], [b]) => a.localeCompare(b)));
 }
 

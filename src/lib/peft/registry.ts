@@ -14,6 +14,7 @@ import { pTuning } from './p-tuning';
 import { pTuningV2 } from './p-tuning-v2';
 import { prefixTuning } from './prefix-tuning';
 import { promptTuning } from './prompt-tuning';
+import { camelToSnake } from './peft-json';
 import type { PeftMethod } from './types';
 
 // Each entry is typed by its own config; PeftMethod's methods take their config bivariantly, so
@@ -88,7 +89,13 @@ export function methodForConfigJson(json: Record<string, unknown>, source: strin
   let bestKnown = -1;
   for (const m of Object.values(TABLE)) {
     if (m.peftType !== first.peftType) continue;
-    const fields = new Set(Object.keys(m.toPeftJson(m.defaults('CAUSAL_LM'))));
+    // The fields its file may carry: the written ones, and its config's own (P-tuning v2 writes its
+    // verbalizer fields only when the verbalizer is on).
+    const defaults = m.defaults('CAUSAL_LM');
+    const fields = new Set([
+      ...Object.keys(m.toPeftJson(defaults)),
+      ...Object.keys(defaults).map(camelToSnake),
+    ]);
     const known = keys.filter((k) => fields.has(k)).length;
     if (known > bestKnown) [best, bestKnown] = [m, known];
   }

@@ -9,7 +9,12 @@ import { ia3Info } from './info';
 export const ia3: PeftMethod<IA3Config> = {
   ...ia3Info,
   validate: validateIa3,
-  toPeftJson: (c) => configToPeftJson(c, { revision: null, auto_mapping: null }),
+  toPeftJson: (c) =>
+    configToPeftJson(c, {
+      revision: null,
+      auto_mapping: null,
+      exclude_modules: null,
+    }),
   fromPeftJson: (json, source) => configFromPeftJson(json, ia3Defaults('CAUSAL_LM'), source),
   create: (model, config) => {
     validateIa3(config, model);

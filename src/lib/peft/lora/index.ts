@@ -18,6 +18,28 @@ export const LORA_PEFT_EXTRA = {
   use_dora: false,
   revision: null,
   auto_mapping: null,
+  // Fields PEFT 0.21 added for variants we do not implement, at the values its save_pretrained
+  // writes for a plain LoRA, so Python reads every field it expects.
+  alora_invocation_tokens: null,
+  arrow_config: null,
+  corda_config: null,
+  ensure_weight_tying: false,
+  eva_config: null,
+  exclude_modules: null,
+  kasa_config: null,
+  layer_replication: null,
+  loftq_config: {},
+  lora_bias: false,
+  lora_ga_config: null,
+  megatron_config: null,
+  megatron_core: 'megatron.core',
+  monteclora_config: null,
+  qalora_group_size: 16,
+  target_parameters: null,
+  trainable_token_indices: null,
+  use_bdlora: null,
+  use_qalora: false,
+  velora_config: null,
 };
 
 export const lora: PeftMethod<LoraConfig> = {
