@@ -14,8 +14,18 @@ import { evalCommand } from './commands/eval';
 import { merge } from './commands/merge';
 import { combine } from './commands/combine';
 import { compare } from './commands/compare';
+import { exportCommand } from './commands/export';
 
-const COMMANDS: readonly Command[] = [info, generate, train, evalCommand, compare, merge, combine];
+const COMMANDS: readonly Command[] = [
+  info,
+  generate,
+  train,
+  exportCommand,
+  evalCommand,
+  compare,
+  merge,
+  combine,
+];
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {

@@ -137,6 +137,10 @@ export class CheckpointError extends PeftLabError {
 export class WorkerCrashedError extends PeftLabError {
   override name = 'WorkerCrashedError';
 }
+/** A run that cannot be written as a Python project (a setting transformers + PEFT has no form for). */
+export class ExportError extends PeftLabError {
+  override name = 'ExportError';
+}
 /**
  * A broken invariant of the code itself, which nothing a user gives can cause: a bug to report.
  * Deliberately not a PeftLabError, so the CLI calls it unexpected and offers the stack trace.
@@ -166,6 +170,7 @@ const ERROR_CLASSES = {
   SettingsError,
   CheckpointError,
   WorkerCrashedError,
+  ExportError,
   InternalError,
 } as const;
 

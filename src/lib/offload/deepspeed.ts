@@ -167,3 +167,37 @@ export function mapDeepSpeedConfig(input: string | unknown): DeepSpeedMapping {
   }
   return { settings: s, used, ignored };
 }
+
+/** What a ds_config.json for DeepSpeed itself needs beyond the offload settings. */
+export interface DeepSpeedRun {
+  /** Sequences per micro-batch on each GPU. */
+  microBatchSize: number;
+  /** Where DeepSpeed keeps NVMe-offloaded tensors (a local fast disk), when a target is 'nvme'. */
+  nvmePath?: string;
+}
+
+/**
+ * The inverse of mapDeepSpeedConfig: a ds_config.json for `deepspeed` / `accelerate launch` with
+ * the same ZeRO stage, offload targets, accumulation and clipping (the exported Python project
+ * writes it). DeepSpeed's own "cpu" and "nvme" take the places of our page memory and IndexedDB.
+ * Numbers are explicit, not "auto": the exported train.py draws its own batches, so accelerate has
+ * no dataloader to fill "auto" from. Gradient checkpointing is the model's switch in train.py, not
+ * DeepSpeed's activation_checkpointing (which is for Megatron-style models).
+ */
+export function toDeepSpeedConfig(s: OffloadSettings, run: DeepSpeedRun): Record<string, unknown> {
+  const target = (d: OffloadTarget): Record<string, unknown> =>
+    d === 'nvme' ? { device: 'nvme', nvme_path: run.nvmePath ?? '/local_nvme' } : { device: d };
+  const zero: Record<string, unknown> = { stage: s.stage };
+  if (s.stage >= 1 && s.offloadOptimizer !== 'none') zero.offload_optimizer = target(s.offloadOptimizer);
+  if (s.stage === 3 && s.offloadParam !== 'none') zero.offload_param = target(s.offloadParam);
+  const out: Record<string, unknown> = {
+    train_micro_batch_size_per_gpu: run.microBatchSize,
+    gradient_accumulation_steps: s.gradientAccumulationSteps,
+    gradient_clipping: s.maxGradNorm,
+    zero_optimization: zero,
+  };
+  // A torch optimizer (train.py's AdamW) with offloaded optimizer state needs DeepSpeed told so;
+  // otherwise it refuses anything but its own CPU Adam.
+  if (zero.offload_optimizer) out.zero_force_ds_cpu_optimizer = false;
+  return out;
+}
