@@ -126,7 +126,7 @@ export function peftConfigPython(spec: Pick<PythonProjectSpec, 'method' | 'confi
   }
   const lines: string[] = [];
   for (const [k, v] of Object.entries(json)) {
-    if (NOT_SETTINGS.has(k) || v === null) continue; // null: PEFT's default, filled from the model
+    if (NOT_SETTINGS.has(k) || v === null || v === undefined) continue; // PEFT's default, or filled from the model
     // AdaLoRA's schedule ends at the run's last step, which --max-steps may change.
     const value = spec.config.peftType === 'ADALORA' && k === 'total_step' ? 'total_steps' : pyLiteral(v);
     lines.push(`        ${k}=${value},`);

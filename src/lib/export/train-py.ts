@@ -204,7 +204,10 @@ def main():
         "SEQ_CLS": AutoModelForSequenceClassification,
         "TOKEN_CLS": AutoModelForTokenClassification,
     }[s["task_type"]]
-    base = auto.from_pretrained(a.model, dtype=torch.float32, **kwargs)
+    model_path = a.model
+    if not os.path.isabs(model_path) and os.path.isdir(os.path.join(HERE, model_path)):
+        model_path = os.path.join(HERE, model_path)  # a folder shipped inside the project (the app's export)
+    base = auto.from_pretrained(model_path, dtype=torch.float32, **kwargs)
     base.config.pad_token_id = data.pad_id
     if s["gradient_checkpointing"]:
         base.gradient_checkpointing_enable()
