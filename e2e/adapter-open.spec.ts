@@ -52,6 +52,8 @@ test('open PEFT adapters from files and a folder, generate PEFT’s greedy text,
   await expect(page.getByTestId('evaluation')).toHaveText(/held-out loss \d+\.\d{3}, perplexity \d+\.\d{2}/, {
     timeout: 90_000,
   });
+  await page.getByTestId('evaluation').scrollIntoViewIfNeeded();
+  await page.screenshot({ path: `${SHOTS}/open-evaluated.png`, fullPage: true });
 
   // A folder, as save_pretrained wrote it (webkitdirectory): prompt tuning this time.
   const dir = join(tmpdir(), `adapter-open-${Date.now()}`, 'my-prompt-tuning');
@@ -159,4 +161,23 @@ test('open a PEFT adapter repo from the Hub: its base_model_name_or_path picks t
   await expect(page.getByTestId('error')).toContainText(
     /AdapterFormatError: old\/bin-adapter has no adapter_model\.safetensors/,
   );
+});
+
+test('drop an adapter’s two files on the Open panel', async ({ page }) => {
+  await page.goto('/');
+  await ready(page);
+  const files = fixture('lora').map((p) => ({
+    name: p.split('/').at(-1)!,
+    bytes: [...readFileSync(p)],
+  }));
+  // A drop as the browser makes it: a DataTransfer holding the files, on the panel a person drops onto.
+  const dt = await page.evaluateHandle((list) => {
+    const t = new DataTransfer();
+    for (const f of list) t.items.add(new File([new Uint8Array(f.bytes)], f.name));
+    return t;
+  }, files);
+  await page.getByTestId('open-adapter').dispatchEvent('drop', { dataTransfer: dt });
+  await expect(page.getByTestId('adapter-opened')).toContainText('Opened PEFT adapter: LoRA, CAUSAL_LM');
+  await generate(page);
+  await expect(page.getByTestId('answer-adapted')).toContainText(greedy('lora'));
 });
