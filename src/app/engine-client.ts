@@ -39,6 +39,8 @@ export class WorkerEngine extends WorkerClient<LabRequests, LabEvents> {
       importAdapter: call('importAdapter'),
       dropAdapter: call('dropAdapter'),
       useAdapter: call('useAdapter'),
+      evaluate: call('evaluate'),
+      fetchHubAdapter: call('fetchHubAdapter'),
       checkpoints: call('checkpoints'),
       deleteCheckpoint: call('deleteCheckpoint'),
     };

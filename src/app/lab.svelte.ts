@@ -3,12 +3,14 @@
  * It talks to the training worker only through WorkerEngine; it never touches tensors.
  */
 import { FileLoadError, NotReadyError } from '../lib/errors';
+import { baseModelOf, matchBaseModel, pickAdapterFiles } from '../lib/io/adapter-files';
 import { getContext, setContext } from 'svelte';
 import type { BackendChoice, BackendInfo } from '../lib/backend/backend';
 import type {
   CheckpointManifest,
   ClassifyResult,
   EvalPoint,
+  AdapterPayload,
   GenerateResult,
   LabEvents,
   ModelFileBytes,
@@ -19,6 +21,7 @@ import type {
   TrainRequest,
   TrainResult,
   TrainSettings,
+  ReplyOf,
 } from '../lib/protocol/lab-protocol';
 import type { OffloadEvent, OffloadForm } from './offload';
 import { DEFAULT_OFFLOAD_FORM, formFromRequest, newRunId, offloadParts, typicalStepMs } from './offload';
@@ -30,6 +33,7 @@ import { WorkerEngine } from './engine-client';
 import { deleteAdapter, getAdapter, listAdapters, saveAdapterRecord } from '../lib/storage/adapters';
 import { deleteModel, listModels } from '../lib/storage/models';
 import { downloadFile } from './download';
+import type { DroppedFile } from './dropped-files';
 import { queryParam } from './query';
 import { DEFAULT_HUB_ENDPOINT } from '../lib/io/hub';
 import { TASKS, taskById } from '../lib/data/tasks/registry';
@@ -182,6 +186,16 @@ export class LabState {
   hubEndpoint = $state(queryParam('hub') ?? DEFAULT_HUB_ENDPOINT);
   download = $state<{ file: string; loaded: number; total: number } | null>(null);
   downloading = $state(false);
+
+  /** "Open a PEFT adapter": a Hub adapter repo id, whether an opening runs, and what it did. */
+  hubAdapterRepo = $state('');
+  opening = $state(false);
+  openNote = $state<string | null>(null);
+  /** Which base the adapter names, when none here matches: shown whether or not it opens. */
+  openBaseNote = $state<string | null>(null);
+  /** The adapter in use (or the base) scored on the current task by "Evaluate". */
+  evaluation = $state<ReplyOf<'evaluate'> | null>(null);
+  evaluating = $state(false);
 
   last = $derived(this.progress.at(-1) ?? null);
   lossPoints = $derived(this.progress.map((p) => [p.step, p.loss] as [number, number]));
@@ -350,6 +364,7 @@ export class LabState {
     this.adapterLabel = entry?.label ?? '';
     this.adapterMethod = entry?.method ?? null;
     this.adapterTaskType = entry?.taskType ?? null;
+    this.evaluation = null;
   }
 
   /** Adds (or replaces) a resident adapter and makes it the one in use. */
@@ -656,6 +671,155 @@ export class LabState {
     } catch (e) {
       this.fail(e);
       await this.refreshAdapters();
+    }
+  }
+
+  /**
+   * Opens a PEFT adapter folder a person picked or dropped: adapter_config.json and
+   * adapter_model.safetensors (a .bin is named with how to convert it; other files are ignored).
+   */
+  async openAdapterFiles(files: DroppedFile[]): Promise<void> {
+    this.error = null;
+    this.openNote = null;
+    this.openBaseNote = null;
+    try {
+      const picked = pickAdapterFiles(
+        files.map((f) => ({ name: f.file.name, webkitRelativePath: f.relativePath, file: f.file })),
+      );
+      const [config, weights] = await Promise.all([
+        picked.config.file.text(),
+        picked.weights.file.arrayBuffer(),
+      ]);
+      await this.openAdapter({ config, weights }, picked.folder ?? 'PEFT adapter');
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  /** Downloads a PEFT adapter repo from the Hub (or the mirror in use) and opens it. */
+  async openHubAdapter(): Promise<void> {
+    this.error = null;
+    this.openNote = null;
+    this.openBaseNote = null;
+    this.opening = true;
+    this.download = null;
+    try {
+      const repoId = this.hubAdapterRepo.trim();
+      const files = await this.engine.request('fetchHubAdapter', { repoId, endpoint: this.hubEndpoint });
+      await this.openAdapter(files, repoId);
+    } catch (e) {
+      this.fail(e);
+    } finally {
+      this.opening = false;
+    }
+  }
+
+  /**
+   * The base the adapter names (base_model_name_or_path) is loaded first when it is a bundled
+   * model or one kept in this browser; otherwise the name is suggested and the loaded model is
+   * tried. The engine checks the adapter against the model before it changes anything; only an
+   * adapter it took is kept in IndexedDB and put in use, as one trained here would be.
+   */
+  private async openAdapter(files: AdapterPayload, name: string): Promise<void> {
+    this.opening = true;
+    try {
+      const base = baseModelOf(files.config);
+      await this.refreshCachedModels();
+      const target = matchBaseModel(
+        base,
+        this.catalog.map((m) => m.id),
+        this.cachedModels.map((m) => m.id),
+      );
+      let loadedFirst: string | null = null;
+      if (target && target !== this.model?.id) {
+        const loaded = target.startsWith('hub: ')
+          ? await this.loadModelQuietly(() =>
+              this.engine.request('loadHubModel', {
+                repoId: target.slice('hub: '.length),
+                endpoint: this.hubEndpoint,
+                gpt2TokenizerUrl: `${this.baseUrl}tokenizers/gpt2/tokenizer.json`,
+              }),
+            )
+          : await this.loadModelQuietly(() =>
+              this.engine.request('loadModel', { id: target, baseUrl: `${this.baseUrl}models/${target}/` }),
+            );
+        if (!loaded) return;
+        loadedFirst = `its base_model_name_or_path names ${base}, so ${target} was loaded first`;
+      } else if (base && !target) {
+        // Shown now, so a refusal still says which base the adapter wants.
+        this.openBaseNote = `${name} was made on ${base}, which is neither bundled nor kept in this browser: if that is a GPT-2 on the Hub, load it on the Models screen and open the adapter again. It was tried on ${this.model?.id ?? 'the loaded model'}.`;
+      }
+      const info = this.taskInfo;
+      const summary = await this.engine.request('importAdapter', {
+        config: files.config,
+        // A copy: the worker takes the buffer, and IndexedDB still needs it.
+        weights: files.weights.slice(0),
+        source: name,
+        ...(info.taskType !== 'CAUSAL_LM' ? { labels: [...info.labels] } : {}),
+      });
+      const method = findMethod(summary.method);
+      await saveAdapterRecord({
+        id: crypto.randomUUID(),
+        name,
+        createdAt: Date.now(),
+        baseModel: this.model?.id ?? '',
+        peftType: summary.peftType as PeftType,
+        taskType: summary.taskType as TaskType,
+        method: summary.method,
+        trainableParams: summary.trainableParams,
+        steps: 0,
+        finalLoss: NaN,
+        configJson: files.config,
+        weights: files.weights,
+        sizeBytes: files.weights.byteLength + files.config.length,
+      });
+      this.addResident({
+        name: summary.name,
+        label: `${name} (${method?.label ?? summary.peftType}, opened)`,
+        method: summary.method,
+        taskType: summary.taskType as TaskType,
+      });
+      this.answers = { base: null, adapted: null };
+      this.classification = null;
+      this.tagging = null;
+      this.evaluation = null;
+      this.openNote =
+        `Opened ${name}: ${method?.label ?? summary.peftType}, ${summary.taskType}` +
+        (loadedFirst ? `; ${loadedFirst}` : '');
+      await this.refreshAdapters();
+    } finally {
+      this.opening = false;
+    }
+  }
+
+  /** Loads a base for an adapter; false (with the error shown) when it fails, and nothing is opened. */
+  private async loadModelQuietly(load: () => Promise<ModelSummary>): Promise<boolean> {
+    try {
+      this.modelChanged(await load());
+      return true;
+    } catch (e) {
+      this.fail(e);
+      return false;
+    }
+  }
+
+  /** Scores the adapter in use (or the base model) on the current task's held-out split. */
+  async evaluateActive(): Promise<void> {
+    this.error = null;
+    this.evaluating = true;
+    this.evaluation = null;
+    try {
+      const info = this.taskInfo;
+      this.evaluation = await this.engine.request('evaluate', {
+        task: info.id,
+        corpusUrl: taskDataUrl(info, this.baseUrl),
+        seqLen: this.train.seqLen,
+        batchSize: this.train.batchSize,
+      });
+    } catch (e) {
+      this.fail(e);
+    } finally {
+      this.evaluating = false;
     }
   }
 

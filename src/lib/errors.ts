@@ -32,6 +32,45 @@ export class PeftConfigError extends PeftLabError {
 export class AdapterError extends PeftLabError {
   override name = 'AdapterError';
 }
+/** Which check an opened adapter failed against the loaded model (for the UI; the message is for people). */
+export type AdapterMismatchCode =
+  /** peft_type names a method PEFT Lab does not implement. */
+  | 'peft-type'
+  /** task_type is not one the method or the model's heads take. */
+  | 'task-type'
+  /** A classification adapter without its head, or a head that does not fit the model's width. */
+  | 'head'
+  /** target_modules name no layer of this model. */
+  | 'target-modules'
+  /** A tensor whose shape does not fit this model and config. */
+  | 'shape'
+  /** A tensor the config calls for is not in the file. */
+  | 'missing-keys'
+  /** The file holds tensors this model and config have no place for. */
+  | 'unexpected-keys'
+  /** Any other config field this model cannot take (too many virtual tokens, a bad value). */
+  | 'config';
+
+/**
+ * An adapter that does not fit the loaded model or its own config: refused before it changes
+ * anything. `code` says which check failed.
+ */
+export class AdapterMismatchError extends AdapterError {
+  override name = 'AdapterMismatchError';
+  readonly code: AdapterMismatchCode;
+
+  constructor(message: string, code: AdapterMismatchCode = 'config') {
+    super(message);
+    this.code = code;
+  }
+}
+/**
+ * Adapter files PEFT Lab does not read: a pickled adapter_model.bin (only safetensors is read, as
+ * loading a pickle runs code), or a choice that lacks one of the two files.
+ */
+export class AdapterFormatError extends AdapterError {
+  override name = 'AdapterFormatError';
+}
 /** A file that is missing or cannot be read. */
 export class FileLoadError extends PeftLabError {
   override name = 'FileLoadError';
@@ -157,6 +196,8 @@ const ERROR_CLASSES = {
   TokenizerError,
   PeftConfigError,
   AdapterError,
+  AdapterMismatchError,
+  AdapterFormatError,
   FileLoadError,
   NonFiniteLossError,
   UsageError,

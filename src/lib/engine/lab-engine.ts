@@ -19,7 +19,7 @@ import {
   StorageError,
 } from '../errors';
 import { loadAdapterAndMethod, saveAdapter } from '../io/peft-format';
-import { checkRepoId, downloadHubModel } from '../io/hub';
+import { checkRepoId, downloadHubAdapter, downloadHubModel } from '../io/hub';
 import { openLabDb } from '../storage/handle';
 import { getModel, saveModel } from '../storage/models';
 import type { JsonValue } from '../storage/db';
@@ -483,17 +483,20 @@ export class LabEngine implements LabApi {
 
   /**
    * Loads an adapter onto the model under its source name and activates it; the adapters already
-   * resident stay, parked (a second load of the same name replaces it).
+   * resident stay, parked (a second load of the same name replaces it). Every check against the
+   * model (peft_type, task_type and head, target modules, blocks, each tensor's key and shape) runs
+   * while the new adapter is built under a scratch name: a refusal leaves the resident adapters,
+   * the active one and the model as they were, and only a success replaces one of the same name.
    */
   async importAdapter(req: RequestOf<'importAdapter'>): Promise<ReplyOf<'importAdapter'>> {
     const { model } = this.need();
     if (this.training) throw new BusyError('training is running: stop it before loading an adapter');
     const name = req.source;
-    this.dropAdapterNow(name);
+    const scratch = `${name}\u0000opening`;
     const previous = this.adapters.activeAdapterName;
     let method: PeftMethod<PeftConfigBase> | null = null;
     try {
-      this.adapters.add(name, () => {
+      this.adapters.add(scratch, () => {
         const loaded = loadAdapterAndMethod(
           model,
           { config: req.config, weights: new Uint8Array(req.weights) },
@@ -507,9 +510,69 @@ export class LabEngine implements LabApi {
       if (previous !== null) this.adapters.use(previous);
       throw e;
     }
+    this.dropAdapterNow(name);
+    this.adapters.rename(scratch, name);
     const n = this.adapters.active!.head?.numLabels ?? 0;
     this.adapterInfo.set(name, { method: method!, labels: req.labels?.length === n ? [...req.labels] : [] });
     return this.summary(name);
+  }
+
+  /** Downloads an adapter repo's two files; opening them is importAdapter's, so the checks are the same. */
+  async fetchHubAdapter(req: RequestOf<'fetchHubAdapter'>): Promise<ReplyOf<'fetchHubAdapter'>> {
+    const repo = checkRepoId(req.repoId);
+    this.emit('status', { phase: 'loading', message: `downloading the adapter ${repo}` });
+    const got = await downloadHubAdapter(repo, {
+      endpoint: req.endpoint,
+      onProgress: (p) => this.emit('download', p),
+    });
+    this.emit('status', { phase: 'idle', message: `${repo} downloaded` });
+    return got;
+  }
+
+  /**
+   * The active adapter (or the base model) scored on a task's held-out split, as training scores
+   * it before and after: loss and perplexity for CAUSAL_LM, accuracy for a head that fits the task.
+   */
+  async evaluate(req: RequestOf<'evaluate'>): Promise<ReplyOf<'evaluate'>> {
+    const { model } = this.need();
+    if (this.training) throw new BusyError('training is running: stop it before evaluating');
+    const info = await findTask(req.task);
+    if (!info) {
+      throw new SettingsError(
+        `unknown task "${req.task}": pick a built-in task or a data set imported on the Data screen`,
+      );
+    }
+    const adapter = this.adapter;
+    if (info.taskType !== 'CAUSAL_LM') {
+      const head = adapter?.head;
+      if (!head || head.task !== info.taskType) {
+        throw new NotReadyError(
+          `${info.title} is a ${info.taskType} task and the adapter in use has no ${info.taskType} head: open or train a ${info.taskType} adapter, or pick a CAUSAL_LM task`,
+        );
+      }
+      if (head.numLabels !== info.labels.length) {
+        throw new SettingsError(
+          `the adapter's head has ${head.numLabels} classes and ${info.title} has ${info.labels.length}: pick a task with ${head.numLabels} classes`,
+        );
+      }
+    }
+    if (req.seqLen > model.config.nPositions - reservedPositions(adapter)) {
+      throw new SettingsError(
+        `a sequence length of ${req.seqLen} is more than this model and adapter read (${model.config.nPositions - reservedPositions(adapter)}): lower it`,
+      );
+    }
+    const data = await this.taskData(info, req.corpusUrl.replace(/\/$/, ''), req.seqLen);
+    this.emit('status', { phase: 'evaluating', message: `evaluating on ${info.title}` });
+    const e = await evaluateTask(model, adapter, data, { batchSize: req.batchSize, seqLen: req.seqLen });
+    this.emit('status', { phase: 'idle', message: 'evaluated' });
+    return {
+      step: 0,
+      loss: e.loss,
+      metric: e.metric,
+      metricName: metricOf(info),
+      task: info.id,
+      evalExamples: data.kind === 'cls' ? data.valid.examples.length : 0,
+    };
   }
 
   async useAdapter(req: RequestOf<'useAdapter'>): Promise<ReplyOf<'useAdapter'>> {

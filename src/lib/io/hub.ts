@@ -4,7 +4,7 @@
  * large download: the repo exists, its config is a GPT-2, it has safetensors weights. Works against
  * any server with the Hub's URL layout (a mirror, or the local server the tests start).
  */
-import { FileLoadError, ModelConfigError } from '../errors';
+import { AdapterFormatError, FileLoadError, ModelConfigError } from '../errors';
 
 export const DEFAULT_HUB_ENDPOINT = 'https://huggingface.co';
 
@@ -86,9 +86,13 @@ async function readWithProgress(res: Response, file: string, opts: HubOptions): 
   return out.buffer;
 }
 
+function resolveBase(repo: string, opts: HubOptions): string {
+  return `${(opts.endpoint ?? DEFAULT_HUB_ENDPOINT).replace(/\/$/, '')}/${repo}/resolve/${encodeURIComponent(opts.revision ?? 'main')}`;
+}
+
 export async function downloadHubModel(repoId: string, opts: HubOptions = {}): Promise<HubFiles> {
   const repo = checkRepoId(repoId);
-  const base = `${(opts.endpoint ?? DEFAULT_HUB_ENDPOINT).replace(/\/$/, '')}/${repo}/resolve/${encodeURIComponent(opts.revision ?? 'main')}`;
+  const base = resolveBase(repo, opts);
   const configRes = await get(`${base}/config.json`, `${repo}/config.json`, opts);
   const config = await readWithProgress(configRes!, 'config.json', opts);
   let json: { model_type?: unknown };
@@ -114,3 +118,41 @@ export async function downloadHubModel(repoId: string, opts: HubOptions = {}): P
   const tokenizer = tokRes ? await readWithProgress(tokRes, 'tokenizer.json', opts) : null;
   return { config, weights, tokenizer };
 }
+
+/** A PEFT adapter repo's two files, as save_pretrained / push_to_hub write them. */
+export interface HubAdapterFiles {
+  /** adapter_config.json text. */
+  config: string;
+  /** adapter_model.safetensors bytes. */
+  weights: ArrayBuffer;
+}
+
+/**
+ * Downloads a PEFT adapter repo: adapter_config.json first (a repo without one is not an adapter),
+ * then adapter_model.safetensors. A repo with only adapter_model.bin is refused with how to convert it.
+ */
+export async function downloadHubAdapter(repoId: string, opts: HubOptions = {}): Promise<HubAdapterFiles> {
+  const repo = checkRepoId(repoId);
+  const base = resolveBase(repo, opts);
+  const configRes = await get(`${base}/adapter_config.json`, `${repo}/adapter_config.json`, opts, true);
+  if (!configRes) {
+    throw new FileLoadError(
+      `${repo} has no adapter_config.json, so it is not a PEFT adapter repo; a base model loads on the Models screen`,
+    );
+  }
+  const config = new TextDecoder().decode(await readWithProgress(configRes, 'adapter_config.json', opts));
+  const weightsRes = await get(
+    `${base}/adapter_model.safetensors`,
+    `${repo}/adapter_model.safetensors`,
+    opts,
+    true,
+  );
+  if (!weightsRes) throw new AdapterFormatError(`${repo} has no adapter_model.safetensors. ${BIN_ADVICE}`);
+  return { config, weights: await readWithProgress(weightsRes, 'adapter_model.safetensors', opts) };
+}
+
+/** What to do with a pickled adapter_model.bin: PEFT Lab reads safetensors only. */
+export const BIN_ADVICE =
+  'PEFT Lab reads adapter_model.safetensors only, not adapter_model.bin (a pickle, which can run code when loaded): ' +
+  'convert it in Python with model.save_pretrained(dir, safe_serialization=True) on the PeftModel, or ' +
+  'safetensors.torch.save_file(torch.load("adapter_model.bin"), "adapter_model.safetensors")';

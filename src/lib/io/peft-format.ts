@@ -3,11 +3,13 @@
  * `adapter_model.safetensors` (get_peft_model_state_dict's keys and layouts), so an adapter trained
  * here loads with Python's `PeftModel.from_pretrained`, and one trained there loads here.
  */
-import { AdapterError } from '../errors';
+import { AdapterError, AdapterMismatchError, PeftConfigError } from '../errors';
 import { isTaskType } from '../data/tasks/registry';
 import type { Gpt2Model } from '../model/gpt2';
 import { HEAD_MODULE } from '../model/heads';
 import { headFor, verbalizerClasses } from '../peft/task-head';
+import { targetedSites } from '../peft/inject';
+import { LINEAR_MODULES } from '../model/config';
 import { methodByType, methodForConfigJson } from '../peft/registry';
 import type { StateDict } from '../peft/state';
 import type { Adapter, PeftConfigBase, PeftMethod } from '../peft/types';
@@ -58,12 +60,21 @@ function readConfigAndMethod(
   const obj = json as Record<string, unknown>;
   if (typeof obj.peft_type !== 'string')
     throw new AdapterError(`${source}/adapter_config.json has no "peft_type"`);
-  const method = methodForConfigJson(obj, `${source}/adapter_config.json`);
+  let method: PeftMethod<PeftConfigBase>;
+  try {
+    method = methodForConfigJson(obj, `${source}/adapter_config.json`);
+  } catch (e) {
+    throw new AdapterMismatchError(
+      `${(e as Error).message}: PEFT Lab cannot run this method; open an adapter of one of those types`,
+      'peft-type',
+    );
+  }
   const config = method.fromPeftJson(obj, `${source}/adapter_config.json`);
   const task = obj.task_type ?? 'CAUSAL_LM';
   if (!isTaskType(task) || !method.taskTypes.includes(task)) {
-    throw new AdapterError(
+    throw new AdapterMismatchError(
       `${source}/adapter_config.json: task_type ${JSON.stringify(task)} is not available for ${method.label}; it supports ${method.taskTypes.join(', ')}`,
+      'task-type',
     );
   }
   return { config: { ...config, taskType: task }, method };
@@ -91,11 +102,7 @@ export function loadAdapterAndMethod(
 ): { adapter: Adapter; method: PeftMethod<PeftConfigBase> } {
   const { config, method } = readConfigAndMethod(files.config, source);
   const tensors = readAdapterWeights(files.weights, source);
-  try {
-    method.validate(config, model);
-  } catch (e) {
-    throw new AdapterError(`${source}: this adapter does not fit the model: ${(e as Error).message}`);
-  }
+  checkAdapterFits(model, config, method, tensors, source);
   const adapter = method.create(model, config, 0, { forLoading: true });
   try {
     if (config.taskType !== 'CAUSAL_LM') attachSavedHead(model, adapter, tensors, source);
@@ -105,6 +112,70 @@ export function loadAdapterAndMethod(
     throw e;
   }
   return { adapter, method };
+}
+
+/** The key's transformer block (`...transformer.h.<i>....`), or null for keys outside the blocks. */
+function blockOf(key: string): number | null {
+  const m = /(?:^|\.)h\.(\d+)\./.exec(key);
+  return m ? Number(m[1]) : null;
+}
+
+/**
+ * What can be checked from the config and the file's header before any adapter is built: layers
+ * the targets name, blocks the keys name, the classification head's presence and width, and the
+ * method's own validation against this model. Each failure is an AdapterMismatchError whose code
+ * names the check; the tensor-by-tensor shape and key checks follow in the method's loadStateDict.
+ */
+export function checkAdapterFits(
+  model: Gpt2Model,
+  config: PeftConfigBase,
+  method: PeftMethod<PeftConfigBase>,
+  tensors: StateDict,
+  source: string,
+): void {
+  const c = model.config;
+  const fields = config as unknown as Record<string, unknown>;
+  const targets = fields.targetModules;
+  if (method.kind === 'inject' && (typeof targets === 'string' || Array.isArray(targets))) {
+    let sites: unknown[];
+    try {
+      const layers = fields.layersToTransform as number[] | null | undefined;
+      sites = targetedSites(c, targets as string | string[], layers ?? null, true);
+    } catch (e) {
+      throw new AdapterMismatchError(`${source}: ${(e as Error).message}`, 'target-modules');
+    }
+    if (sites.length === 0) {
+      throw new AdapterMismatchError(
+        `${source}: target_modules ${JSON.stringify(targets)} name no layer of this GPT-2 model (its layers: ${LINEAR_MODULES.join(', ')}); the adapter was made for another architecture: open it on its base model`,
+        'target-modules',
+      );
+    }
+  }
+  const deepest = Math.max(-1, ...[...tensors.keys()].map((k) => blockOf(k) ?? -1));
+  if (deepest >= c.nLayer) {
+    throw new AdapterMismatchError(
+      `${source}/adapter_model.safetensors: tensors for block ${deepest} but this model has ${c.nLayer} blocks (0-${c.nLayer - 1}); the adapter was made for a deeper model: open it on its base model`,
+      'unexpected-keys',
+    );
+  }
+  if (config.taskType === 'SEQ_CLS' || config.taskType === 'TOKEN_CLS') {
+    const module = HEAD_MODULE[config.taskType];
+    const key = [...tensors.keys()].find((k) => k === `${module}.weight` || k.endsWith(`.${module}.weight`));
+    const shape = key ? tensors.get(key)!.shape : null;
+    if (key && shape && (shape.length !== 2 || shape[1] !== c.nEmbd)) {
+      throw new AdapterMismatchError(
+        `${source}/adapter_model.safetensors: the ${config.taskType} head ${key} has shape [${shape}] but this model needs [num_labels, ${c.nEmbd}]; open it on the base model it was made for`,
+        'head',
+      );
+    }
+  }
+  try {
+    method.validate(config, model);
+  } catch (e) {
+    if (e instanceof AdapterMismatchError) throw e;
+    const what = e instanceof PeftConfigError || e instanceof AdapterError ? e.message : String(e);
+    throw new AdapterMismatchError(`${source}: this adapter does not fit the model: ${what}`, 'config');
+  }
 }
 
 /**
@@ -123,8 +194,9 @@ function attachSavedHead(model: Gpt2Model, adapter: Adapter, tensors: StateDict,
     const key = [...tensors.keys()].find((k) => k === `${module}.weight` || k.endsWith(`.${module}.weight`));
     const shape = key ? tensors.get(key)!.shape : null;
     if (!shape || shape.length !== 2) {
-      throw new AdapterError(
-        `${source}/adapter_model.safetensors: a ${task} adapter needs its head ${module}.weight [num_labels, n_embd] (PEFT's modules_to_save), which is missing`,
+      throw new AdapterMismatchError(
+        `${source}/adapter_model.safetensors: a ${task} adapter needs its head ${module}.weight [num_labels, n_embd] (PEFT's modules_to_save), which is missing; save it with modules_to_save=["${module}"]`,
+        'head',
       );
     }
     classes = shape[0]!;

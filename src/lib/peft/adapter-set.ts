@@ -58,6 +58,18 @@ export class AdapterSet {
     this.activeName = name;
   }
 
+  /** Gives a resident adapter another name (a free one), keeping whether it is active. */
+  rename(from: string, to: string): void {
+    const r = this.resident.get(from);
+    if (!r) throw new NotReadyError(`no adapter named "${from}" is loaded`);
+    if (from === to) return;
+    if (this.resident.has(to))
+      throw new InputError(`an adapter named "${to}" is already loaded: pick another name`);
+    this.resident.delete(from);
+    this.resident.set(to, r);
+    if (this.activeName === from) this.activeName = to;
+  }
+
   /** Frees one resident adapter (the base answers if it was active). */
   remove(name: string): void {
     const r = this.resident.get(name);

@@ -4,7 +4,7 @@
  * (peft/utils/save_and_load.py, get_peft_model_state_dict).
  */
 import * as tf from '@tensorflow/tfjs';
-import { AdapterError } from '../errors';
+import { AdapterError, AdapterMismatchError } from '../errors';
 import type { TaskHead } from '../model/heads';
 
 export const PEFT_PREFIX = 'base_model.model.';
@@ -20,10 +20,18 @@ export function assignFromState(
   transpose = false,
 ): void {
   const t = tensors.get(key);
-  if (!t) throw new AdapterError(`${source}: tensor ${key} is missing`);
+  if (!t) {
+    throw new AdapterMismatchError(
+      `${source}: tensor ${key} is missing; the config calls for it: was the file saved with the same config?`,
+      'missing-keys',
+    );
+  }
   const want = transpose ? [...target.shape].reverse() : target.shape;
   if (t.shape.length !== want.length || t.shape.some((d, i) => d !== want[i])) {
-    throw new AdapterError(`${source}: tensor ${key} has shape [${t.shape}] but this model needs [${want}]`);
+    throw new AdapterMismatchError(
+      `${source}: tensor ${key} has shape [${t.shape}] but this model needs [${want}]; open it on the base model it was made for`,
+      'shape',
+    );
   }
   tf.tidy(() => {
     const v = tf.tensor(t.data, t.shape, 'float32');
@@ -49,8 +57,9 @@ export async function readForState(
 export function checkNoExtraKeys(tensors: StateDict, known: Set<string>, source: string): void {
   const extra = [...tensors.keys()].filter((k) => !known.has(k));
   if (extra.length) {
-    throw new AdapterError(
+    throw new AdapterMismatchError(
       `${source}: unexpected tensor(s) ${extra.slice(0, 3).join(', ')}${extra.length > 3 ? ` and ${extra.length - 3} more` : ''}; was this adapter made for another model or configuration?`,
+      'unexpected-keys',
     );
   }
 }

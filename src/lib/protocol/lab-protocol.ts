@@ -162,6 +162,13 @@ export interface LabRequests {
   /** labels: class names in label-id order, for a classification head (else LABEL_0, LABEL_1...). */
   importAdapter: [AdapterPayload & { source: string; labels?: string[] }, AdapterSummary];
   dropAdapter: [Record<string, never>, void];
+  /** A PEFT adapter repo's adapter_config.json and adapter_model.safetensors from the Hub or a mirror. */
+  fetchHubAdapter: [{ repoId: string; endpoint: string }, AdapterPayload];
+  /** The active adapter (or the base) on a task's held-out split, as a run scores it before and after. */
+  evaluate: [
+    { task: string; corpusUrl: string; seqLen: number; batchSize: number },
+    EvalPoint & { metricName: TaskMetric; task: string; evalExamples: number },
+  ];
   /**
    * Activates a resident adapter by name, or the base model with null, without reloading anything
    * (PEFT's set_adapter); replies with the active adapter's summary, or null for the base.

@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { LayerKV } from '../../model/gpt2';
 import type { TaskHead } from '../../model/heads';
 import { Rng } from '../../util/rng';
-import { AdapterError } from '../../errors';
+import { AdapterMismatchError } from '../../errors';
 import type { PromptAdapter, PrefixAdapter } from '../types';
 import type { StateDict } from '../state';
 import { checkHeadFits, checkNoExtraKeys, headKeys, headState, loadHeadState, readForState } from '../state';
@@ -81,10 +81,11 @@ abstract class PromptLearningBase<C extends PromptLearningConfig> {
     checkNoExtraKeys(tensors, known, source);
     const t = tensors.get(PROMPT_KEY);
     const { n, outDim } = this.encoder;
-    if (!t) throw new AdapterError(`${source}: tensor ${PROMPT_KEY} is missing`);
+    if (!t) throw new AdapterMismatchError(`${source}: tensor ${PROMPT_KEY} is missing`, 'missing-keys');
     if (t.shape.length !== 2 || t.shape[0] !== n || t.shape[1] !== outDim) {
-      throw new AdapterError(
-        `${source}: tensor ${PROMPT_KEY} has shape [${t.shape}] but this model and config need [${n},${outDim}]`,
+      throw new AdapterMismatchError(
+        `${source}: tensor ${PROMPT_KEY} has shape [${t.shape}] but this model and config need [${n},${outDim}]; open it on the base model it was made for`,
+        'shape',
       );
     }
     loadHeadState(tensors, this.clsHead, PROMPT_HEAD_PREFIX, source);
