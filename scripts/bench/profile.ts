@@ -2,7 +2,10 @@
  * `npm run bench:profile`: where a forward, a LoRA step's gradient and a whole LoRA training step
  * (Trainer.trainStep: clipping, AdamW, the loss read back) go, kernel by kernel, on
  * tfjs wasm in this process (tf.profile: each kernel timed on its own, so the sum exceeds the
- * step's wall time a little). Grouped by kernel name and input shapes, the most expensive first.
+ * step's wall time a little). Only kernels registered on the backend count: tf.profile also lists
+ * composite entries (customGrad's `forward`, ops' scopes) whose time includes their kernels', and
+ * summing both would count those twice. Grouped by kernel name and input shapes, the most
+ * expensive first.
  *   --model DIR (public/models/peftlab-s)  --batch N (8)  --seq N (128)  --top N (25)
  */
 import * as tf from '@tensorflow/tfjs';
@@ -68,7 +71,9 @@ async function report(name: string, fn: () => void | Promise<void>): Promise<voi
   const t0 = performance.now();
   await fn();
   const wall = performance.now() - t0;
-  const info = await tf.profile(fn);
+  const profiled = await tf.profile(fn);
+  const backend = tf.getBackend();
+  const info = { kernels: profiled.kernels.filter((k) => tf.getKernel(k.name, backend) !== undefined) };
   const groups = new Map<string, { ms: number; n: number }>();
   let total = 0;
   for (const k of info.kernels) {

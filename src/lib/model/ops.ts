@@ -11,6 +11,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { InternalError } from '../errors';
 import { itemMatMul, wasmBackendName } from './wasm-kernels';
+import { fusedNormsOn, normBackward, normForward } from '../kernels/wasm/norms';
+import { shareIdentityOnWasm } from '../kernels/wasm/identity';
+import { fusedGelu, softmaxBackward } from '../kernels/wasm/elementwise';
+import { crossEntropyGrad, crossEntropyRows, fusedCrossEntropyOn } from '../kernels/wasm/cross-entropy';
 
 /** True when `w` is a variable the optimizer does not update: its weight gradient is skipped. */
 export function isFrozen(w: tf.Tensor): boolean {
@@ -105,6 +109,7 @@ export function embed(table: tf.Tensor2D, ids: tf.Tensor): tf.Tensor {
  * Gamma and beta get gradients only when they train.
  */
 export function layerNorm(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Tensor1D, eps: number): tf.Tensor {
+  if (fusedNormsOn()) return fusedNorm(x, gamma, beta, eps);
   const forward = (xi: tf.Tensor): { y: tf.Tensor; xhat: tf.Tensor; rstd: tf.Tensor } => {
     const mean = tf.mean(xi, -1, true);
     const xc = tf.sub(xi, mean);
@@ -150,6 +155,88 @@ export function layerNorm(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Tensor1D, e
   return f(x, gamma, beta);
 }
 
+/**
+ * RMSNorm over the last axis (Llama's LlamaRMSNorm): y = x / sqrt(mean(x^2) + eps) * gamma, with
+ * a hand-written gradient as layerNorm's:  dx = rrms (g - xhat mean(g xhat)),  g = dy * gamma.
+ */
+export function rmsNorm(x: tf.Tensor, gamma: tf.Tensor1D, eps: number): tf.Tensor {
+  if (fusedNormsOn()) return fusedNorm(x, gamma, null, eps);
+  const forward = (xi: tf.Tensor): { y: tf.Tensor; xhat: tf.Tensor; rrms: tf.Tensor } => {
+    const rrms = tf.rsqrt(tf.add(tf.mean(tf.mul(xi, xi), -1, true), eps));
+    const xhat = tf.mul(xi, rrms);
+    return { y: tf.mul(xhat, gamma), xhat, rrms };
+  };
+  const dxOf = (dy: tf.Tensor, xhat: tf.Tensor, rrms: tf.Tensor, g: tf.Tensor): tf.Tensor => {
+    const gd = tf.mul(dy, g);
+    return tf.mul(rrms, tf.sub(gd, tf.mul(xhat, tf.mean(tf.mul(gd, xhat), -1, true))));
+  };
+  if (isFrozen(gamma)) {
+    const f = tf.customGrad((xi, save) => {
+      const { y, xhat, rrms } = forward(xi as tf.Tensor);
+      (save as tf.GradSaveFunc)([xhat, rrms]);
+      return {
+        value: y,
+        gradFunc: (dy, saved) => {
+          const [xh, rr] = saved as [tf.Tensor, tf.Tensor];
+          return dxOf(dy as tf.Tensor, xh, rr, gamma);
+        },
+      };
+    }) as (x: tf.Tensor) => tf.Tensor;
+    return f(x);
+  }
+  const f = tf.customGrad((xi, g, save) => {
+    const { y, xhat, rrms } = forward(xi as tf.Tensor);
+    (save as tf.GradSaveFunc)([xhat, rrms, g as tf.Tensor]);
+    return {
+      value: y,
+      gradFunc: (dy, saved) => {
+        const [xh, rr, gs] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
+        const d = dy as tf.Tensor;
+        const rows = d.size / d.shape[d.rank - 1]!;
+        return [dxOf(d, xh, rr, gs), tf.sum(tf.reshape(tf.mul(d, xh), [rows, -1]), 0)];
+      },
+    };
+  }) as (x: tf.Tensor, g: tf.Tensor) => tf.Tensor;
+  return f(x, gamma);
+}
+
+/**
+ * LayerNorm (beta given) or RMSNorm (beta null) through our wasm kernels (kernels/wasm/norms.ts):
+ * one kernel forward, one backward, instead of the compositions above.
+ */
+function fusedNorm(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Tensor1D | null, eps: number): tf.Tensor {
+  shareIdentityOnWasm();
+  const rms = beta === null;
+  if (isFrozen(gamma) && (rms || isFrozen(beta))) {
+    const f = tf.customGrad((xi, save) => {
+      const [y, stats] = normForward(xi as tf.Tensor, gamma, beta, eps);
+      (save as tf.GradSaveFunc)([xi as tf.Tensor, stats]);
+      return {
+        value: y,
+        gradFunc: (dy, saved) => {
+          const [xs, st] = saved as [tf.Tensor, tf.Tensor2D];
+          return normBackward(dy as tf.Tensor, xs, st, gamma, rms, false)[0]!;
+        },
+      };
+    }) as (x: tf.Tensor) => tf.Tensor;
+    return f(x);
+  }
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const save = args.pop() as tf.GradSaveFunc;
+    const [xi, g, b] = args as tf.Tensor[];
+    const [y, stats] = normForward(xi!, g as tf.Tensor1D, (b ?? null) as tf.Tensor1D | null, eps);
+    save([xi!, stats, g!]);
+    return {
+      value: y,
+      gradFunc: (dy, saved) => {
+        const [xs, st, gs] = saved as [tf.Tensor, tf.Tensor2D, tf.Tensor1D];
+        return normBackward(dy as tf.Tensor, xs, st, gs, rms, true);
+      },
+    };
+  }) as (...xs: tf.Tensor[]) => tf.Tensor;
+  return rms ? f(x, gamma) : f(x, gamma, beta!);
+}
+
 const GELU_C = Math.sqrt(2 / Math.PI);
 const GELU_A = 2 * GELU_C;
 const GELU_B = 2 * GELU_C * 0.044715;
@@ -161,7 +248,13 @@ const GELU_B = 2 * GELU_C * 0.044715;
  * 15x slower. Derivative: s + x s (1 - s) z',  z' = 2 sqrt(2/pi) (1 + 3 * 0.044715 x^2).
  * x*x*x rather than pow(x, 3): pow is about 9x slower on wasm.
  */
-export const geluNew = tf.customGrad((xi, save) => {
+export function geluNew(x: tf.Tensor): tf.Tensor {
+  // On wasm one kernel each way (kernels/wasm/elementwise.ts) instead of 6 forward and 7 backward.
+  if (wasmBackendName()) shareIdentityOnWasm();
+  return fusedGelu(x) ?? geluStock(x);
+}
+
+const geluStock = tf.customGrad((xi, save) => {
   const x = xi as tf.Tensor;
   const x2 = tf.mul(x, x);
   const s = tf.sigmoid(tf.mul(x, tf.add(tf.mul(x2, GELU_B), GELU_A)));
@@ -201,6 +294,7 @@ export function crossEntropy(logits: tf.Tensor2D, labels: Int32Array): tf.Scalar
     flat[i] = i * v + safe[i]!;
   }
   const denom = Math.max(count, 1);
+  if (fusedCrossEntropyOn()) return fusedCrossEntropy(logits, labels, denom);
   const w = tf.tensor1d(weights);
   const f = tf.customGrad((lg, save) => {
     const x = lg as tf.Tensor2D;
@@ -226,6 +320,29 @@ export function crossEntropy(logits: tf.Tensor2D, labels: Int32Array): tf.Scalar
         // there are any (a causal LM's windows have none).
         // (The mask is made anew: the forward's scope has disposed w by now.)
         return count < n ? tf.mul(g, tf.tensor2d(weights, [n, 1])) : g;
+      },
+    };
+  }) as (lg: tf.Tensor2D) => tf.Scalar;
+  return f(logits);
+}
+
+/**
+ * crossEntropy on wasm: XNNPACK's softmax, then our kernels (kernels/wasm/cross-entropy.ts) for the
+ * per-row loss and for the gradient, each one pass. Labels were checked by crossEntropy.
+ */
+function fusedCrossEntropy(logits: tf.Tensor2D, labels: Int32Array, denom: number): tf.Scalar {
+  shareIdentityOnWasm();
+  const lab = Int32Array.from(labels, (l) => (l >= 0 ? l : -1));
+  const f = tf.customGrad((lg, save) => {
+    const x = lg as tf.Tensor2D;
+    const p = tf.softmax(x);
+    (save as tf.GradSaveFunc)([p]);
+    const nll = crossEntropyRows(x, p, tf.tensor1d(lab, 'int32'));
+    return {
+      value: tf.div(tf.sum(nll), denom),
+      gradFunc: (dy, saved) => {
+        const [ps] = saved as [tf.Tensor2D];
+        return crossEntropyGrad(ps, tf.tensor1d(lab, 'int32'), tf.div(dy as tf.Scalar, denom));
       },
     };
   }) as (lg: tf.Tensor2D) => tf.Scalar;
@@ -325,7 +442,7 @@ function attentionCore(
         const [qss, ks, vs, ps] = saved as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D, tf.Tensor3D];
         const g = dy as tf.Tensor3D;
         const dp = itemMatMul(g, t(vs)); // [N, T, S]
-        const ds = tf.mul(ps, tf.sub(dp, tf.sum(tf.mul(dp, ps), -1, true))) as tf.Tensor3D;
+        const ds = softmaxBackward(dp, ps) as tf.Tensor3D;
         const dq = tf.mul(itemMatMul(ds, ks), scale);
         const dk = itemMatMul(t(ds), qss); // [N, S, D]
         const dv = itemMatMul(t(ps), g); // [N, S, D]
