@@ -13,7 +13,7 @@ import { InternalError } from '../errors';
 import { itemMatMul, wasmBackendName } from './wasm-kernels';
 import { fusedNormsOn, normBackward, normForward } from '../kernels/wasm/norms';
 import { shareIdentityOnWasm } from '../kernels/wasm/identity';
-import { fusedGelu, softmaxBackward } from '../kernels/wasm/elementwise';
+import { fusedGelu } from '../kernels/wasm/elementwise';
 import { crossEntropyGrad, crossEntropyRows, fusedCrossEntropyOn } from '../kernels/wasm/cross-entropy';
 
 /** True when `w` is a variable the optimizer does not update: its weight gradient is skipped. */
@@ -442,7 +442,7 @@ function attentionCore(
         const [qss, ks, vs, ps] = saved as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D, tf.Tensor3D];
         const g = dy as tf.Tensor3D;
         const dp = itemMatMul(g, t(vs)); // [N, T, S]
-        const ds = softmaxBackward(dp, ps) as tf.Tensor3D;
+        const ds = tf.mul(ps, tf.sub(dp, tf.sum(tf.mul(dp, ps), -1, true))) as tf.Tensor3D;
         const dq = tf.mul(itemMatMul(ds, ks), scale);
         const dk = itemMatMul(t(ds), qss); // [N, S, D]
         const dv = itemMatMul(t(ps), g); // [N, S, D]
@@ -473,6 +473,59 @@ export function multiHeadAttention(
   const heads = (x: tf.Tensor3D, L: number): tf.Tensor3D =>
     tf.reshape(tf.transpose(tf.reshape(x, [B, L, H, D]), [0, 2, 1, 3]), [B * H, L, D]) as tf.Tensor3D;
   const y = attentionCore(heads(q, T), heads(k, S), heads(v, S), mask, B, H); // [B*H, T, D]
+  return tf.reshape(tf.transpose(tf.reshape(y, [B, H, T, D]), [0, 2, 1, 3]), [B, T, C]) as tf.Tensor3D;
+}
+
+/**
+ * Causal self-attention straight from c_attn's output qkv [B*T, 3C] (q, k, v side by side, heads
+ * side by side in each) with no past -> [B, T, C], the heads merged as c_proj reads them. The same
+ * math as multiHeadAttention, but q, k and v reach the per-head layout [3, B*H, T, D] together in
+ * two transposes, and their gradients leave it in one concat and two transposes: cutting qkv into
+ * columnBlocks and transposing each gave every block a gradient the full width of qkv (its dy
+ * beside zeros, a concat each) and summed the three (two adds), about 8 passes over [B*T, 3C] a
+ * layer on top of the three transposes.
+ */
+export function packedSelfAttention(
+  qkv: tf.Tensor2D,
+  mask: tf.Tensor4D,
+  B: number,
+  T: number,
+  nHead: number,
+): tf.Tensor3D {
+  const C = qkv.shape[1] / 3;
+  const H = nHead;
+  const D = C / H;
+  const N = B * H;
+  // [B*T, 3C] -> [3, B, T, C] -> [3B, T, H, D] -> [3, B, H, T, D]: item b*H + h of block i (q, k,
+  // v). Two rank-4 transposes: tfjs-backend-wasm's rank-5 transpose is about 40x slower.
+  const blocks = tf.transpose(tf.reshape(qkv, [B, T, 3, C]), [2, 0, 1, 3]); // [3, B, T, C]
+  const packed = tf.transpose(tf.reshape(blocks, [3 * B, T, H, D]), [0, 2, 1, 3]); // [3B, H, T, D]
+  const scale = 1 / Math.sqrt(D);
+  const t = (x: tf.Tensor3D): tf.Tensor3D => tf.transpose(x, [0, 2, 1]);
+  const f = tf.customGrad((pi, save) => {
+    const block = (i: number): tf.Tensor3D =>
+      tf.reshape(takeBlock(pi as tf.Tensor, 1, 3, i), [N, T, D]) as tf.Tensor3D;
+    const qs = tf.mul(block(0), scale) as tf.Tensor3D; // the scale on q: [T, D], not [T, T]
+    const k = block(1);
+    const v = block(2);
+    const scores = tf.add(tf.reshape(itemMatMul(qs, t(k)), [B, H, T, T]), mask);
+    const p = tf.reshape(tf.softmax(scores), [N, T, T]) as tf.Tensor3D;
+    (save as tf.GradSaveFunc)([qs, k, v, p]);
+    return {
+      value: itemMatMul(p, v), // [N, T, D]
+      gradFunc: (dy, saved) => {
+        const [qss, ks, vs, ps] = saved as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D, tf.Tensor3D];
+        const g = dy as tf.Tensor3D;
+        const dp = itemMatMul(g, t(vs)); // [N, T, T]
+        const ds = tf.mul(ps, tf.sub(dp, tf.sum(tf.mul(dp, ps), -1, true))) as tf.Tensor3D;
+        const dq = tf.mul(itemMatMul(ds, ks), scale);
+        const dk = itemMatMul(t(ds), qss);
+        const dv = itemMatMul(t(ps), g);
+        return tf.reshape(tf.concat([dq, dk, dv], 0), [3 * B, H, T, D]);
+      },
+    };
+  }) as (p: tf.Tensor) => tf.Tensor3D;
+  const y = f(packed); // [B*H, T, D]
   return tf.reshape(tf.transpose(tf.reshape(y, [B, H, T, D]), [0, 2, 1, 3]), [B, T, C]) as tf.Tensor3D;
 }
 

@@ -3,10 +3,12 @@
  * imported (its class is not exported with these members), and the registration they share.
  *
  * Why kernels of our own, written in TypeScript over Float32Array views of the wasm heap: tfjs's
- * wasm backend runs each elementwise op or reduction as its own kernel, one pass over memory and
- * about 20-100 us of dispatch each, so a LayerNorm's forward and backward, GELU's gradient or
- * cross-entropy's tail are chains of 5-15 passes over [N, C]. These ops are memory-bound: one
- * tight JS loop reading each input once beats the chain several times over, even without SIMD.
+ * wasm backend runs each elementwise op or reduction as its own kernel, one pass over memory each,
+ * so a LayerNorm's forward and backward, GELU's gradient or cross-entropy's tail are chains of
+ * 5-15 passes over [N, C], some of them scalar loops (Max, OneHot). A JS loop is scalar too (about
+ * 1.5 ns an element here, where XNNPACK's vectorised Multiply takes a fraction of that), so it wins
+ * only where it removes passes: it reads each input once and fuses the whole chain. Each kernel
+ * here was kept only if a whole LoRA step measured faster with it than without (setWasmKernels).
  * Only the wasm backend gets them; every other backend keeps the stock composition (ops.ts).
  */
 import * as tf from '@tensorflow/tfjs';
@@ -34,6 +36,25 @@ export function f32(be: WasmBackendHeap, t: tf.TensorInfo): Float32Array {
 type KernelFunc = tf.KernelConfig['kernelFunc'];
 
 const done = new Set<string>();
+/** Stock kernels we replaced (Identity), by `${backend}/${name}`, to put back when switched off. */
+const replaced = new Map<string, tf.KernelConfig>();
+let enabled: (kernelName: string) => boolean = () => true;
+
+/**
+ * Switches our wasm kernels off (every op takes its stock composition, replaced stock kernels come
+ * back), on again, or some of them on (a predicate on the kernel's name). For benches and tests
+ * that compare the two in one process.
+ */
+export function setWasmKernels(on: boolean | ((kernelName: string) => boolean)): void {
+  enabled = typeof on === 'function' ? on : () => on;
+  for (const [key, config] of replaced) {
+    if (enabled(config.kernelName)) continue;
+    tf.unregisterKernel(config.kernelName, config.backendName);
+    tf.registerKernel(config);
+    replaced.delete(key);
+    done.delete(key);
+  }
+}
 
 /**
  * Registers `kernelFunc` as `kernelName` on the running wasm backend (`wasm` or `wasm-1t`) once,
@@ -42,10 +63,14 @@ const done = new Set<string>();
  */
 export function onWasm(kernelName: string, kernelFunc: KernelFunc): string | null {
   const backendName = wasmBackendName();
-  if (!backendName) return null;
+  if (!backendName || !enabled(kernelName)) return null;
   const key = `${backendName}/${kernelName}`;
   if (done.has(key)) return backendName;
-  if (tf.getKernel(kernelName, backendName)) tf.unregisterKernel(kernelName, backendName);
+  const stock = tf.getKernel(kernelName, backendName);
+  if (stock) {
+    replaced.set(key, stock);
+    tf.unregisterKernel(kernelName, backendName);
+  }
   tf.registerKernel({ kernelName, backendName, kernelFunc });
   done.add(key);
   return backendName;
