@@ -14,6 +14,7 @@ import { itemMatMul, wasmBackendName } from './wasm-kernels';
 import { fusedNormsOn, normBackward, normForward } from '../kernels/wasm/norms';
 import { shareIdentityOnWasm } from '../kernels/wasm/identity';
 import { fusedGelu } from '../kernels/wasm/elementwise';
+import { gatherRows } from '../kernels/wasm/gather';
 import { crossEntropyGrad, crossEntropyRows, fusedCrossEntropyOn } from '../kernels/wasm/cross-entropy';
 
 /** True when `w` is a variable the optimizer does not update: its weight gradient is skipped. */
@@ -23,14 +24,16 @@ export function isFrozen(w: tf.Tensor): boolean {
 
 /**
  * x [N, in] @ w [in, out] where w is frozen (or a constant derived from frozen weights, such as the
- * cached wte^T of the tied LM head): the gradient function returns dx only.
+ * cached wte^T of the tied LM head): the gradient function returns dx only. `wT`, when the caller
+ * holds w^T already (the tied head: wte itself), spares the backward a transpose of w and XNNPACK
+ * a repacking of it (a tensor that lives on keeps its packed weights between calls).
  */
-export function matmulFrozen(x: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
+export function matmulFrozen(x: tf.Tensor2D, w: tf.Tensor2D, wT?: tf.Tensor2D): tf.Tensor2D {
   const f = tf.customGrad((xi, save) => {
     (save as tf.GradSaveFunc)([]);
     return {
       value: tf.matMul(xi as tf.Tensor2D, w),
-      gradFunc: (dy) => tf.matMul(dy as tf.Tensor2D, tf.transpose(w)),
+      gradFunc: (dy) => tf.matMul(dy as tf.Tensor2D, wT ?? tf.transpose(w)),
     };
   }) as (x: tf.Tensor2D) => tf.Tensor2D;
   return f(x);
@@ -84,7 +87,7 @@ export function dense(x: tf.Tensor2D, w: tf.Tensor2D, b?: tf.Tensor1D): tf.Tenso
 
 /** Row lookup table[ids] -> [..., dim]; gradient to a trainable table without UnsortedSegmentSum. */
 export function embed(table: tf.Tensor2D, ids: tf.Tensor): tf.Tensor {
-  if (isFrozen(table)) return tf.gather(table, ids);
+  if (isFrozen(table)) return gatherRows(table, ids);
   const flat = tf.reshape(ids, [-1]) as tf.Tensor1D;
   const [rows, dim] = table.shape;
   const f = tf.customGrad((t, save) => {
