@@ -7,12 +7,14 @@
  * summing both would count those twice. Grouped by kernel name and input shapes, the most
  * expensive first.
  *   --model DIR (public/models/peftlab-s)  --batch N (8)  --seq N (128)  --top N (25)
+ *   --stock (our wasm kernels of src/lib/kernels/wasm off: the stock tfjs compositions, to compare)
  */
 import * as tf from '@tensorflow/tfjs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { initNodeBackend } from '../../src/lib/backend/node';
+import { setWasmKernels } from '../../src/lib/kernels/wasm/heap';
 import { lmLogits } from '../../src/lib/model/heads';
 import { crossEntropy } from '../../src/lib/model/ops';
 import { lora } from '../../src/lib/peft/lora/index';
@@ -26,12 +28,14 @@ const { values: f } = parseArgs({
     batch: { type: 'string' },
     seq: { type: 'string' },
     top: { type: 'string' },
+    stock: { type: 'boolean' },
   },
 });
 const B = Number(f.batch ?? 8);
 const T = Number(f.seq ?? 128);
 const top = Number(f.top ?? 25);
 await initNodeBackend('wasm');
+if (f.stock) setWasmKernels(false);
 const choice = chooseModel(f.model ?? join(root, 'public/models/peftlab-s'), f.model !== undefined);
 const model = choice.make();
 const adapter = lora.create(model, lora.defaults('CAUSAL_LM'), 0);

@@ -252,7 +252,7 @@ const GELU_B = 2 * GELU_C * 0.044715;
  * x*x*x rather than pow(x, 3): pow is about 9x slower on wasm.
  */
 export function geluNew(x: tf.Tensor): tf.Tensor {
-  // On wasm one kernel each way (kernels/wasm/elementwise.ts) instead of 6 forward and 7 backward.
+  // On wasm 3 kernels forward and 1 backward (kernels/wasm/elementwise.ts) instead of 6 and 7.
   if (wasmBackendName()) shareIdentityOnWasm();
   return fusedGelu(x) ?? geluStock(x);
 }
