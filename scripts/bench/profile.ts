@@ -2,14 +2,19 @@
  * `npm run bench:profile`: where a forward, a LoRA step's gradient and a whole LoRA training step
  * (Trainer.trainStep: clipping, AdamW, the loss read back) go, kernel by kernel, on
  * tfjs wasm in this process (tf.profile: each kernel timed on its own, so the sum exceeds the
- * step's wall time a little). Grouped by kernel name and input shapes, the most expensive first.
+ * step's wall time a little). Only kernels registered on the backend count: tf.profile also lists
+ * composite entries (customGrad's `forward`, ops' scopes) whose time includes their kernels', and
+ * summing both would count those twice. Grouped by kernel name and input shapes, the most
+ * expensive first.
  *   --model DIR (public/models/peftlab-s)  --batch N (8)  --seq N (128)  --top N (25)
+ *   --stock (our wasm kernels of src/lib/kernels/wasm off: the stock tfjs compositions, to compare)
  */
 import * as tf from '@tensorflow/tfjs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { initNodeBackend } from '../../src/lib/backend/node';
+import { setWasmKernels } from '../../src/lib/kernels/wasm/heap';
 import { lmLogits } from '../../src/lib/model/heads';
 import { crossEntropy } from '../../src/lib/model/ops';
 import { lora } from '../../src/lib/peft/lora/index';
@@ -23,12 +28,14 @@ const { values: f } = parseArgs({
     batch: { type: 'string' },
     seq: { type: 'string' },
     top: { type: 'string' },
+    stock: { type: 'boolean' },
   },
 });
 const B = Number(f.batch ?? 8);
 const T = Number(f.seq ?? 128);
 const top = Number(f.top ?? 25);
 await initNodeBackend('wasm');
+if (f.stock) setWasmKernels(false);
 const choice = chooseModel(f.model ?? join(root, 'public/models/peftlab-s'), f.model !== undefined);
 const model = choice.make();
 const adapter = lora.create(model, lora.defaults('CAUSAL_LM'), 0);
@@ -68,7 +75,9 @@ async function report(name: string, fn: () => void | Promise<void>): Promise<voi
   const t0 = performance.now();
   await fn();
   const wall = performance.now() - t0;
-  const info = await tf.profile(fn);
+  const profiled = await tf.profile(fn);
+  const backend = tf.getBackend();
+  const info = { kernels: profiled.kernels.filter((k) => tf.getKernel(k.name, backend) !== undefined) };
   const groups = new Map<string, { ms: number; n: number }>();
   let total = 0;
   for (const k of info.kernels) {

@@ -20,6 +20,7 @@ import {
   layerNorm,
   multiHeadAttention,
   newVariable,
+  packedSelfAttention,
 } from './ops';
 import { fusedKernelsOn } from '../kernels/webgpu/active';
 import { causalAttentionPacked } from '../kernels/webgpu/attention';
@@ -248,6 +249,13 @@ export class Gpt2Model {
     const D = C / H;
     const qkv = this.linear(layer, 'attn.c_attn', tf.reshape(a, [B * T, C]) as tf.Tensor2D, ctx); // [B*T, 3C]
     if (!past && ctx.causal && fusedKernelsOn()) return this.fusedAttention(layer, qkv, B, T, ctx);
+    if (!past) {
+      // No past keys: attention reads qkv whole (one transpose to the heads' layout, see ops.ts).
+      const y = packedSelfAttention(qkv, mask, B, T, H); // [B, T, C]
+      const out = this.linear(layer, 'attn.c_proj', tf.reshape(y, [B * T, C]) as tf.Tensor2D, ctx);
+      const block = (i: 1 | 2): tf.Tensor3D => tf.reshape(tf.slice(qkv, [0, i * C], [B * T, C]), [B, T, C]);
+      return { out: tf.reshape(out, [B, T, C]) as tf.Tensor3D, present: lazyKV(block, H, D) };
+    }
     // Heads stay side by side in the channel axis ([B, T, C]): multiHeadAttention works in that
     // layout with 2-D products only, and its output is already what c_proj reads.
     const [q, k, v] = columnBlocks(qkv, 3).map((t) => tf.reshape(t, [B, T, C]) as tf.Tensor3D) as [

@@ -20,7 +20,8 @@ export function lmLogits(model: Gpt2Model, hidden: tf.Tensor3D): tf.Tensor3D {
   const x = tf.reshape(hidden, [B * T, C]) as tf.Tensor2D;
   // The cached wte^T is a plain tensor, not a frozen variable, so matmul would take it for a
   // trainable one and compute a [C, V] weight gradient nobody uses: say it is frozen.
-  const logits = isFrozen(model.w('wte.weight')) ? matmulFrozen(x, model.wteT()) : matmul(x, model.wteT()); // [B*T, V]
+  const wte = model.w('wte.weight') as tf.Tensor2D;
+  const logits = isFrozen(wte) ? matmulFrozen(x, model.wteT(), wte) : matmul(x, model.wteT()); // [B*T, V]
   return tf.reshape(logits, [B, T, model.config.vocabSize]) as tf.Tensor3D;
 }
 

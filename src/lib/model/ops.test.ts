@@ -15,6 +15,7 @@ import {
   matmul,
   multiHeadAttention,
   newVariable,
+  packedSelfAttention,
 } from './ops';
 import { attentionBias } from './gpt2';
 
@@ -221,3 +222,44 @@ describe('attention ops on the wasm backend', () => {
     close(tf.grad(f((t) => columnBlocks(t, 3)))(x), tf.grad(f((t) => tf.split(t, 3, 1)))(x), 1e-6);
   });
 });
+
+// packedSelfAttention reads c_attn's qkv [B*T, 3C] whole: the same values and gradient as cutting it
+// into q, k, v and running the batched formula, on cpu (stock ops) and wasm (our kernels).
+for (const backend of ['cpu', 'wasm'] as const) {
+  describe(`packedSelfAttention on ${backend}`, () => {
+    beforeAll(async () => {
+      await initNodeBackend(backend);
+    });
+
+    for (const [B, T, H, D, padded] of [
+      [2, 5, 4, 3, false],
+      [3, 4, 6, 2, true],
+      [1, 7, 1, 5, false],
+    ] as const) {
+      it(`matches the batched formula: B ${B}, T ${T}, ${H} heads of ${D}, padding ${padded}`, () => {
+        const C = H * D;
+        const qkv = tf.randomNormal([B * T, 3 * C], 0, 1, 'float32', 51) as tf.Tensor2D;
+        const w = tf.randomNormal([B, T, C], 0, 1, 'float32', 52);
+        const keyMask = padded
+          ? tf.tensor2d(
+              Array.from({ length: B * T }, (_, i) => (i % T === 1 ? 0 : 1)),
+              [B, T],
+            )
+          : undefined;
+        const mask = attentionBias(T, 0, B, keyMask);
+        const ref = (x: tf.Tensor2D): tf.Tensor3D => {
+          const [q, k, v] = tf.split(x, 3, 1).map((t) => tf.reshape(t, [B, T, C]) as tf.Tensor3D);
+          return refAttention(q!, k!, v!, mask, H) as tf.Tensor3D;
+        };
+        close(packedSelfAttention(qkv, mask, B, T, H), ref(qkv), 1e-5);
+        const loss = (f: (x: tf.Tensor2D) => tf.Tensor3D) => (x: tf.Tensor) =>
+          tf.sum(tf.mul(f(x as tf.Tensor2D), w)) as tf.Scalar;
+        close(
+          tf.grad(loss((x) => packedSelfAttention(x, mask, B, T, H)))(qkv),
+          tf.grad(loss(ref))(qkv),
+          1e-4,
+        );
+      });
+    }
+  });
+}

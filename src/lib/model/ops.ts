@@ -11,6 +11,11 @@
 import * as tf from '@tensorflow/tfjs';
 import { InternalError } from '../errors';
 import { itemMatMul, wasmBackendName } from './wasm-kernels';
+import { fusedNormsOn, normBackward, normForward } from '../kernels/wasm/norms';
+import { shareIdentityOnWasm } from '../kernels/wasm/identity';
+import { fusedGelu } from '../kernels/wasm/elementwise';
+import { gatherRows } from '../kernels/wasm/gather';
+import { crossEntropyGrad, crossEntropyRows, fusedCrossEntropyOn } from '../kernels/wasm/cross-entropy';
 
 /** True when `w` is a variable the optimizer does not update: its weight gradient is skipped. */
 export function isFrozen(w: tf.Tensor): boolean {
@@ -19,14 +24,16 @@ export function isFrozen(w: tf.Tensor): boolean {
 
 /**
  * x [N, in] @ w [in, out] where w is frozen (or a constant derived from frozen weights, such as the
- * cached wte^T of the tied LM head): the gradient function returns dx only.
+ * cached wte^T of the tied LM head): the gradient function returns dx only. `wT`, when the caller
+ * holds w^T already (the tied head: wte itself), spares the backward a transpose of w and XNNPACK
+ * a repacking of it (a tensor that lives on keeps its packed weights between calls).
  */
-export function matmulFrozen(x: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
+export function matmulFrozen(x: tf.Tensor2D, w: tf.Tensor2D, wT?: tf.Tensor2D): tf.Tensor2D {
   const f = tf.customGrad((xi, save) => {
     (save as tf.GradSaveFunc)([]);
     return {
       value: tf.matMul(xi as tf.Tensor2D, w),
-      gradFunc: (dy) => tf.matMul(dy as tf.Tensor2D, tf.transpose(w)),
+      gradFunc: (dy) => tf.matMul(dy as tf.Tensor2D, wT ?? tf.transpose(w)),
     };
   }) as (x: tf.Tensor2D) => tf.Tensor2D;
   return f(x);
@@ -80,7 +87,7 @@ export function dense(x: tf.Tensor2D, w: tf.Tensor2D, b?: tf.Tensor1D): tf.Tenso
 
 /** Row lookup table[ids] -> [..., dim]; gradient to a trainable table without UnsortedSegmentSum. */
 export function embed(table: tf.Tensor2D, ids: tf.Tensor): tf.Tensor {
-  if (isFrozen(table)) return tf.gather(table, ids);
+  if (isFrozen(table)) return gatherRows(table, ids);
   const flat = tf.reshape(ids, [-1]) as tf.Tensor1D;
   const [rows, dim] = table.shape;
   const f = tf.customGrad((t, save) => {
@@ -105,6 +112,7 @@ export function embed(table: tf.Tensor2D, ids: tf.Tensor): tf.Tensor {
  * Gamma and beta get gradients only when they train.
  */
 export function layerNorm(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Tensor1D, eps: number): tf.Tensor {
+  if (fusedNormsOn()) return fusedNorm(x, gamma, beta, eps);
   const forward = (xi: tf.Tensor): { y: tf.Tensor; xhat: tf.Tensor; rstd: tf.Tensor } => {
     const mean = tf.mean(xi, -1, true);
     const xc = tf.sub(xi, mean);
@@ -150,6 +158,88 @@ export function layerNorm(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Tensor1D, e
   return f(x, gamma, beta);
 }
 
+/**
+ * RMSNorm over the last axis (Llama's LlamaRMSNorm): y = x / sqrt(mean(x^2) + eps) * gamma, with
+ * a hand-written gradient as layerNorm's:  dx = rrms (g - xhat mean(g xhat)),  g = dy * gamma.
+ */
+export function rmsNorm(x: tf.Tensor, gamma: tf.Tensor1D, eps: number): tf.Tensor {
+  if (fusedNormsOn()) return fusedNorm(x, gamma, null, eps);
+  const forward = (xi: tf.Tensor): { y: tf.Tensor; xhat: tf.Tensor; rrms: tf.Tensor } => {
+    const rrms = tf.rsqrt(tf.add(tf.mean(tf.mul(xi, xi), -1, true), eps));
+    const xhat = tf.mul(xi, rrms);
+    return { y: tf.mul(xhat, gamma), xhat, rrms };
+  };
+  const dxOf = (dy: tf.Tensor, xhat: tf.Tensor, rrms: tf.Tensor, g: tf.Tensor): tf.Tensor => {
+    const gd = tf.mul(dy, g);
+    return tf.mul(rrms, tf.sub(gd, tf.mul(xhat, tf.mean(tf.mul(gd, xhat), -1, true))));
+  };
+  if (isFrozen(gamma)) {
+    const f = tf.customGrad((xi, save) => {
+      const { y, xhat, rrms } = forward(xi as tf.Tensor);
+      (save as tf.GradSaveFunc)([xhat, rrms]);
+      return {
+        value: y,
+        gradFunc: (dy, saved) => {
+          const [xh, rr] = saved as [tf.Tensor, tf.Tensor];
+          return dxOf(dy as tf.Tensor, xh, rr, gamma);
+        },
+      };
+    }) as (x: tf.Tensor) => tf.Tensor;
+    return f(x);
+  }
+  const f = tf.customGrad((xi, g, save) => {
+    const { y, xhat, rrms } = forward(xi as tf.Tensor);
+    (save as tf.GradSaveFunc)([xhat, rrms, g as tf.Tensor]);
+    return {
+      value: y,
+      gradFunc: (dy, saved) => {
+        const [xh, rr, gs] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
+        const d = dy as tf.Tensor;
+        const rows = d.size / d.shape[d.rank - 1]!;
+        return [dxOf(d, xh, rr, gs), tf.sum(tf.reshape(tf.mul(d, xh), [rows, -1]), 0)];
+      },
+    };
+  }) as (x: tf.Tensor, g: tf.Tensor) => tf.Tensor;
+  return f(x, gamma);
+}
+
+/**
+ * LayerNorm (beta given) or RMSNorm (beta null) through our wasm kernels (kernels/wasm/norms.ts):
+ * one kernel forward, one backward, instead of the compositions above.
+ */
+function fusedNorm(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Tensor1D | null, eps: number): tf.Tensor {
+  shareIdentityOnWasm();
+  const rms = beta === null;
+  if (isFrozen(gamma) && (rms || isFrozen(beta))) {
+    const f = tf.customGrad((xi, save) => {
+      const [y, stats] = normForward(xi as tf.Tensor, gamma, beta, eps);
+      (save as tf.GradSaveFunc)([xi as tf.Tensor, stats]);
+      return {
+        value: y,
+        gradFunc: (dy, saved) => {
+          const [xs, st] = saved as [tf.Tensor, tf.Tensor2D];
+          return normBackward(dy as tf.Tensor, xs, st, gamma, rms, false)[0]!;
+        },
+      };
+    }) as (x: tf.Tensor) => tf.Tensor;
+    return f(x);
+  }
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const save = args.pop() as tf.GradSaveFunc;
+    const [xi, g, b] = args as tf.Tensor[];
+    const [y, stats] = normForward(xi!, g as tf.Tensor1D, (b ?? null) as tf.Tensor1D | null, eps);
+    save([xi!, stats, g!]);
+    return {
+      value: y,
+      gradFunc: (dy, saved) => {
+        const [xs, st, gs] = saved as [tf.Tensor, tf.Tensor2D, tf.Tensor1D];
+        return normBackward(dy as tf.Tensor, xs, st, gs, rms, true);
+      },
+    };
+  }) as (...xs: tf.Tensor[]) => tf.Tensor;
+  return rms ? f(x, gamma) : f(x, gamma, beta!);
+}
+
 const GELU_C = Math.sqrt(2 / Math.PI);
 const GELU_A = 2 * GELU_C;
 const GELU_B = 2 * GELU_C * 0.044715;
@@ -161,7 +251,13 @@ const GELU_B = 2 * GELU_C * 0.044715;
  * 15x slower. Derivative: s + x s (1 - s) z',  z' = 2 sqrt(2/pi) (1 + 3 * 0.044715 x^2).
  * x*x*x rather than pow(x, 3): pow is about 9x slower on wasm.
  */
-export const geluNew = tf.customGrad((xi, save) => {
+export function geluNew(x: tf.Tensor): tf.Tensor {
+  // On wasm 3 kernels forward and 1 backward (kernels/wasm/elementwise.ts) instead of 6 and 7.
+  if (wasmBackendName()) shareIdentityOnWasm();
+  return fusedGelu(x) ?? geluStock(x);
+}
+
+const geluStock = tf.customGrad((xi, save) => {
   const x = xi as tf.Tensor;
   const x2 = tf.mul(x, x);
   const s = tf.sigmoid(tf.mul(x, tf.add(tf.mul(x2, GELU_B), GELU_A)));
@@ -201,6 +297,7 @@ export function crossEntropy(logits: tf.Tensor2D, labels: Int32Array): tf.Scalar
     flat[i] = i * v + safe[i]!;
   }
   const denom = Math.max(count, 1);
+  if (fusedCrossEntropyOn()) return fusedCrossEntropy(logits, labels, denom);
   const w = tf.tensor1d(weights);
   const f = tf.customGrad((lg, save) => {
     const x = lg as tf.Tensor2D;
@@ -226,6 +323,29 @@ export function crossEntropy(logits: tf.Tensor2D, labels: Int32Array): tf.Scalar
         // there are any (a causal LM's windows have none).
         // (The mask is made anew: the forward's scope has disposed w by now.)
         return count < n ? tf.mul(g, tf.tensor2d(weights, [n, 1])) : g;
+      },
+    };
+  }) as (lg: tf.Tensor2D) => tf.Scalar;
+  return f(logits);
+}
+
+/**
+ * crossEntropy on wasm: XNNPACK's softmax, then our kernels (kernels/wasm/cross-entropy.ts) for the
+ * per-row loss and for the gradient, each one pass. Labels were checked by crossEntropy.
+ */
+function fusedCrossEntropy(logits: tf.Tensor2D, labels: Int32Array, denom: number): tf.Scalar {
+  shareIdentityOnWasm();
+  const lab = Int32Array.from(labels, (l) => (l >= 0 ? l : -1));
+  const f = tf.customGrad((lg, save) => {
+    const x = lg as tf.Tensor2D;
+    const p = tf.softmax(x);
+    (save as tf.GradSaveFunc)([p]);
+    const nll = crossEntropyRows(x, p, tf.tensor1d(lab, 'int32'));
+    return {
+      value: tf.div(tf.sum(nll), denom),
+      gradFunc: (dy, saved) => {
+        const [ps] = saved as [tf.Tensor2D];
+        return crossEntropyGrad(ps, tf.tensor1d(lab, 'int32'), tf.div(dy as tf.Scalar, denom));
       },
     };
   }) as (lg: tf.Tensor2D) => tf.Scalar;
@@ -356,6 +476,59 @@ export function multiHeadAttention(
   const heads = (x: tf.Tensor3D, L: number): tf.Tensor3D =>
     tf.reshape(tf.transpose(tf.reshape(x, [B, L, H, D]), [0, 2, 1, 3]), [B * H, L, D]) as tf.Tensor3D;
   const y = attentionCore(heads(q, T), heads(k, S), heads(v, S), mask, B, H); // [B*H, T, D]
+  return tf.reshape(tf.transpose(tf.reshape(y, [B, H, T, D]), [0, 2, 1, 3]), [B, T, C]) as tf.Tensor3D;
+}
+
+/**
+ * Causal self-attention straight from c_attn's output qkv [B*T, 3C] (q, k, v side by side, heads
+ * side by side in each) with no past -> [B, T, C], the heads merged as c_proj reads them. The same
+ * math as multiHeadAttention, but q, k and v reach the per-head layout [3, B*H, T, D] together in
+ * two transposes, and their gradients leave it in one concat and two transposes: cutting qkv into
+ * columnBlocks and transposing each gave every block a gradient the full width of qkv (its dy
+ * beside zeros, a concat each) and summed the three (two adds), about 8 passes over [B*T, 3C] a
+ * layer on top of the three transposes.
+ */
+export function packedSelfAttention(
+  qkv: tf.Tensor2D,
+  mask: tf.Tensor4D,
+  B: number,
+  T: number,
+  nHead: number,
+): tf.Tensor3D {
+  const C = qkv.shape[1] / 3;
+  const H = nHead;
+  const D = C / H;
+  const N = B * H;
+  // [B*T, 3C] -> [3, B, T, C] -> [3B, T, H, D] -> [3, B, H, T, D]: item b*H + h of block i (q, k,
+  // v). Two rank-4 transposes: tfjs-backend-wasm's rank-5 transpose is about 40x slower.
+  const blocks = tf.transpose(tf.reshape(qkv, [B, T, 3, C]), [2, 0, 1, 3]); // [3, B, T, C]
+  const packed = tf.transpose(tf.reshape(blocks, [3 * B, T, H, D]), [0, 2, 1, 3]); // [3B, H, T, D]
+  const scale = 1 / Math.sqrt(D);
+  const t = (x: tf.Tensor3D): tf.Tensor3D => tf.transpose(x, [0, 2, 1]);
+  const f = tf.customGrad((pi, save) => {
+    const block = (i: number): tf.Tensor3D =>
+      tf.reshape(takeBlock(pi as tf.Tensor, 1, 3, i), [N, T, D]) as tf.Tensor3D;
+    const qs = tf.mul(block(0), scale) as tf.Tensor3D; // the scale on q: [T, D], not [T, T]
+    const k = block(1);
+    const v = block(2);
+    const scores = tf.add(tf.reshape(itemMatMul(qs, t(k)), [B, H, T, T]), mask);
+    const p = tf.reshape(tf.softmax(scores), [N, T, T]) as tf.Tensor3D;
+    (save as tf.GradSaveFunc)([qs, k, v, p]);
+    return {
+      value: itemMatMul(p, v), // [N, T, D]
+      gradFunc: (dy, saved) => {
+        const [qss, ks, vs, ps] = saved as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D, tf.Tensor3D];
+        const g = dy as tf.Tensor3D;
+        const dp = itemMatMul(g, t(vs)); // [N, T, T]
+        const ds = tf.mul(ps, tf.sub(dp, tf.sum(tf.mul(dp, ps), -1, true))) as tf.Tensor3D;
+        const dq = tf.mul(itemMatMul(ds, ks), scale);
+        const dk = itemMatMul(t(ds), qss);
+        const dv = itemMatMul(t(ps), g);
+        return tf.reshape(tf.concat([dq, dk, dv], 0), [3 * B, H, T, D]);
+      },
+    };
+  }) as (p: tf.Tensor) => tf.Tensor3D;
+  const y = f(packed); // [B*H, T, D]
   return tf.reshape(tf.transpose(tf.reshape(y, [B, H, T, D]), [0, 2, 1, 3]), [B, T, C]) as tf.Tensor3D;
 }
 

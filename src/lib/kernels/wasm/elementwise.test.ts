@@ -1,0 +1,95 @@
+/**
+ * Our wasm GELU and cross-entropy kernels (reached through ops.ts) against the
+ * stock compositions on the cpu backend: values and gradients.
+ */
+import { describe, it, expect, beforeAll } from 'vitest';
+import * as tf from '@tensorflow/tfjs';
+import { initNodeBackend } from '../../backend/node';
+import { crossEntropy, geluNew } from '../../model/ops';
+import { maxDiff, onBoth } from './testing';
+
+const arrays = (ts: tf.Tensor[]): Float32Array[] => ts.map((t) => t.dataSync().slice() as Float32Array);
+
+describe('fused elementwise kernels on wasm', () => {
+  beforeAll(async () => {
+    await initNodeBackend('wasm');
+  });
+
+  it('gelu_new: values and gradient match cpu', async () => {
+    const [cpu, wasm] = await onBoth(() =>
+      tf.tidy(() => {
+        // Wide enough to reach both tails, where sigmoid saturates.
+        const x = tf.mul(tf.randomNormal([37, 50], 0, 1, 'float32', 1), 6);
+        const dy = tf.randomNormal([37, 50], 0, 1, 'float32', 2);
+        return arrays([geluNew(x), tf.grad((xi: tf.Tensor) => tf.sum(tf.mul(geluNew(xi), dy)))(x)]);
+      }),
+    );
+    expect(maxDiff(cpu[0]!, wasm[0]!)).toBeLessThan(1e-5);
+    expect(maxDiff(cpu[1]!, wasm[1]!)).toBeLessThan(1e-5);
+  });
+
+  for (const ignored of [false, true]) {
+    it(`cross-entropy loss and gradient match cpu${ignored ? ', some labels ignored (-100)' : ''}`, async () => {
+      const N = 24;
+      const V = 40;
+      const labels = Int32Array.from({ length: N }, (_, i) => (ignored && i % 5 === 0 ? -100 : (i * 7) % V));
+      const [cpu, wasm] = await onBoth(() =>
+        tf.tidy(() => {
+          const x = tf.mul(tf.randomNormal([N, V], 0, 1, 'float32', 5), 3) as tf.Tensor2D;
+          // A factor on the loss reaches the gradient through dy.
+          const f = (xi: tf.Tensor): tf.Scalar => tf.mul(crossEntropy(xi as tf.Tensor2D, labels), 1.5);
+          return arrays([crossEntropy(x, labels), tf.grad(f)(x)]);
+        }),
+      );
+      expect(Math.abs(cpu[0]![0]! - wasm[0]![0]!)).toBeLessThan(1e-5);
+      expect(maxDiff(cpu[1]!, wasm[1]!)).toBeLessThan(1e-6);
+    });
+  }
+
+  it('cross-entropy stays finite and exact where the label probability underflows', async () => {
+    // Row 0's label sits 200 below the row's top logit: softmax gives it exactly 0 in float32.
+    const [cpu, wasm] = await onBoth(() =>
+      tf.tidy(() =>
+        arrays([
+          crossEntropy(
+            tf.tensor2d([
+              [200, 0, 1],
+              [1, 2, 3],
+            ]),
+            Int32Array.from([1, 2]),
+          ),
+        ]),
+      ),
+    );
+    const want =
+      (200 +
+        Math.log(1 + Math.exp(-200) + Math.exp(-199)) +
+        (3 + Math.log(1 + Math.exp(-1) + Math.exp(-2)) - 3)) /
+      2;
+    expect(wasm[0]![0]!).toBeCloseTo(want, 4);
+    expect(Math.abs(cpu[0]![0]! - wasm[0]![0]!)).toBeLessThan(1e-4);
+  });
+
+  it('each runs as our kernels on wasm and leaks no tensor', async () => {
+    const x = tf.randomNormal([16, 64]) as tf.Tensor2D;
+    const labels = Int32Array.from({ length: 16 }, (_, i) => i);
+    const before = tf.memory().numTensors;
+    let out: tf.Tensor[] = [];
+    const info = await tf.profile(() => {
+      out = [
+        tf.grad((xi: tf.Tensor) => tf.sum(geluNew(xi)))(x),
+        tf.grad((xi: tf.Tensor) => crossEntropy(xi as tf.Tensor2D, labels))(x),
+      ];
+      return out;
+    });
+    tf.dispose(out);
+    expect(info.kernelNames.filter((k) => k.startsWith('PeftLab'))).toEqual([
+      'PeftLabGeluArg',
+      'PeftLabGeluBackward',
+      'PeftLabCrossEntropyRows',
+      'PeftLabCrossEntropyGrad',
+    ]);
+    expect(tf.memory().numTensors).toBe(before);
+    x.dispose();
+  });
+});
