@@ -46,6 +46,12 @@ const withHidden = (int: (lo: number, hi: number) => number): Record<string, unk
 export const VARIANTS: Variant[] = [
   { name: 'lora', method: 'lora', config: {}, draw: (int, C) => ({ r: int(1, Math.min(6, C)) }) },
   {
+    name: 'dora',
+    method: 'lora',
+    config: { useDora: true },
+    draw: (int, C) => ({ r: int(1, Math.min(6, C)) }),
+  },
+  {
     name: 'adalora',
     method: 'adalora',
     config: {},

@@ -55,6 +55,12 @@ def lora():
     return LoraConfig(task_type="CAUSAL_LM", r=4, lora_alpha=8, target_modules=["c_attn", "mlp.c_fc"])
 
 
+def lora_dora():
+    return LoraConfig(
+        task_type="CAUSAL_LM", r=4, lora_alpha=8, target_modules=["c_attn", "mlp.c_fc"], use_dora=True
+    )
+
+
 def lora_seq_cls():
     return LoraConfig(task_type="SEQ_CLS", r=4, lora_alpha=8, target_modules=["c_attn", "mlp.c_fc"])
 
@@ -111,6 +117,7 @@ def prefix_tuning_seq_cls():
 CASES = {
     "lora": (lora, None),
     "lora_seq_cls": (lora_seq_cls, 3),
+    "lora_dora": (lora_dora, None),
     "adalora": (adalora, None),
     "ia3": (ia3, None),
     "prompt_tuning": (prompt_tuning, None),
@@ -138,6 +145,10 @@ def randomize(model):
     with torch.no_grad():
         for name, p in model.named_parameters():
             if not p.requires_grad:
+                continue
+            if "lora_magnitude_vector" in name:
+                # DoRA's magnitudes start at the column norms of W: move them by +-20% around those.
+                p.mul_(1.0 + STD * torch.randn_like(p))
                 continue
             mean = 1.0 if "ia3_l" in name else 0.0
             torch.nn.init.normal_(p, mean=mean, std=STD)

@@ -43,6 +43,7 @@ export interface SizeKnob {
  */
 export type LedgerProfile =
   | 'lora'
+  | 'dora'
   | 'adalora'
   | 'ia3'
   | 'prompt-table'

@@ -52,6 +52,13 @@ interface Case {
 /** Variants that change a method's structure (init modes, encoders, projections, heads). */
 const VARIANTS: Case[] = [
   { name: 'LoRA', method: 'lora', task: 'CAUSAL_LM', drop: 0.8 },
+  { name: 'DoRA (LoRA, useDora)', method: 'lora', task: 'CAUSAL_LM', config: { useDora: true }, drop: 0.8 },
+  {
+    name: 'DoRA, dropout, SEQ_CLS head',
+    method: 'lora',
+    task: 'SEQ_CLS',
+    config: { useDora: true, loraDropout: 0.1 },
+  },
   // A budget that moves: 6 ranks per matrix fall to 2 between steps 5 and 25.
   {
     name: 'AdaLoRA',

@@ -80,6 +80,7 @@ describe('adapters saved by Python PEFT 0.21 load and give its outputs', () => {
       expect.arrayContaining([
         'lora',
         'lora_seq_cls',
+        'lora_dora',
         'adalora',
         'ia3',
         'prompt_tuning',

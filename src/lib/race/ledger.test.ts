@@ -57,6 +57,7 @@ const NUM_LABELS = 3;
 /** Each method once per structure the ledger tells apart (encoders, prefix projection). */
 const VARIANTS: { name: string; method: string; config: Record<string, unknown> }[] = [
   { name: 'lora', method: 'lora', config: { r: 4 } },
+  { name: 'dora', method: 'lora', config: { r: 4, useDora: true } },
   { name: 'adalora', method: 'adalora', config: { initR: 4, targetR: 2 } },
   { name: 'ia3', method: 'ia3', config: {} },
   { name: 'prompt-tuning', method: 'prompt-tuning', config: { numVirtualTokens: 3 } },

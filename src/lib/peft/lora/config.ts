@@ -23,6 +23,8 @@ export interface LoraConfig extends PeftConfigBase {
   fanInFanOut: boolean;
   /** Rank-stabilised scaling loraAlpha / sqrt(r) (Kalajdzievski 2023). */
   useRslora: boolean;
+  /** DoRA: a trained magnitude per output feature times the direction of W + s B A (dora.ts). */
+  useDora: boolean;
   /** Which biases train: none, all, or only those of the targeted layers. */
   bias: 'none' | 'all' | 'lora_only';
   /** Only these layer indices get adapters (null: all). */
@@ -44,6 +46,7 @@ export function loraDefaults(taskType: TaskType): LoraConfig {
     targetModules: ['c_attn'],
     fanInFanOut: true,
     useRslora: false,
+    useDora: false,
     bias: 'none',
     layersToTransform: null,
     // PeftModelForSequenceClassification / ForTokenClassification add ["classifier", "score"] to

@@ -3,6 +3,7 @@ import { configFromPeftJson, configToPeftJson } from '../peft-json';
 import type { PeftMethod } from '../types';
 import type { LoraConfig } from './config';
 import { loraDefaults, validateLora } from './config';
+import { DoraAdapter, doraParamCount } from './dora';
 import { LoraAdapter, loraParamCount } from './lora';
 import { loraInfo } from './info';
 
@@ -15,7 +16,6 @@ export const LORA_PEFT_EXTRA = {
   rank_pattern: {},
   init_lora_weights: true,
   layers_pattern: null,
-  use_dora: false,
   revision: null,
   auto_mapping: null,
 };
@@ -27,7 +27,7 @@ export const lora: PeftMethod<LoraConfig> = {
   fromPeftJson: (json, source) => configFromPeftJson(json, loraDefaults('CAUSAL_LM'), source),
   create: (model, config, seed) => {
     validateLora(config, model);
-    return new LoraAdapter(model, config, seed);
+    return config.useDora ? new DoraAdapter(model, config, seed) : new LoraAdapter(model, config, seed);
   },
-  countParams: loraParamCount,
+  countParams: (model, c) => (c.useDora ? doraParamCount(model, c) : loraParamCount(model, c)),
 };
