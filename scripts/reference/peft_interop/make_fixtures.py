@@ -23,8 +23,10 @@ Deterministic for a given torch build. At the end it runs `npx prettier --write`
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import torch
 import transformers
@@ -59,6 +61,16 @@ def lora_dora():
     return LoraConfig(
         task_type="CAUSAL_LM", r=4, lora_alpha=8, target_modules=["c_attn", "mlp.c_fc"], use_dora=True
     )
+
+
+def lora_pissa():
+    return LoraConfig(
+        task_type="CAUSAL_LM", r=4, lora_alpha=8, target_modules=["c_attn", "mlp.c_fc"], init_lora_weights="pissa"
+    )
+
+
+def lora_pissa_converted():
+    return lora_pissa()
 
 
 def lora_seq_cls():
@@ -118,6 +130,11 @@ CASES = {
     "lora": (lora, None),
     "lora_seq_cls": (lora_seq_cls, 3),
     "lora_dora": (lora_dora, None),
+    # PiSSA saved as PEFT saves it by default (A, B over the residual base, init_lora_weights
+    # "pissa": a loader must recompute the start from the original base) and converted to plain
+    # LoRA (path_initial_model_for_weight_conversion: rank 2r over the original base).
+    "lora_pissa": (lora_pissa, None),
+    "lora_pissa_converted": (lora_pissa_converted, None),
     "adalora": (adalora, None),
     "ia3": (ia3, None),
     "prompt_tuning": (prompt_tuning, None),
@@ -196,6 +213,13 @@ def make(case):
     task = str(cfg.task_type.value if hasattr(cfg.task_type, "value") else cfg.task_type)
     torch.manual_seed(0)
     model = get_peft_model(base_model(task, num_labels), cfg)
+    initial = None
+    if case.endswith("_converted"):
+        # PEFT's recipe: save the adapter as initialised (marked as a plain init) before training.
+        initial = os.path.join(tempfile.mkdtemp(), "initial")  # its folder name becomes an adapter name
+        model.peft_config["default"].init_lora_weights = True
+        model.save_pretrained(initial)
+        model.peft_config["default"].init_lora_weights = cfg.init_lora_weights
     randomize(model)
     extra = {}
     if case == "adalora":
@@ -219,7 +243,11 @@ def make(case):
 
     folder = os.path.join(OUT, case)
     os.makedirs(folder, exist_ok=True)
-    model.save_pretrained(folder)
+    if initial:
+        model.save_pretrained(folder, path_initial_model_for_weight_conversion=initial)
+        shutil.rmtree(os.path.dirname(initial))
+    else:
+        model.save_pretrained(folder)
     os.remove(os.path.join(folder, "README.md"))  # the generated model card: not needed
 
     # PEFT reads its own files back to the same outputs.

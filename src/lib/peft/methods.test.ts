@@ -54,6 +54,19 @@ const VARIANTS: Case[] = [
   { name: 'LoRA', method: 'lora', task: 'CAUSAL_LM', drop: 0.8 },
   { name: 'DoRA (LoRA, useDora)', method: 'lora', task: 'CAUSAL_LM', config: { useDora: true }, drop: 0.8 },
   {
+    name: 'PiSSA (LoRA, initLoraWeights "pissa")',
+    method: 'lora',
+    task: 'CAUSAL_LM',
+    config: { initLoraWeights: 'pissa', targetModules: ['c_attn', 'mlp.c_fc'] },
+    drop: 0.8,
+  },
+  {
+    name: 'OLoRA, dropout, TOKEN_CLS head',
+    method: 'lora',
+    task: 'TOKEN_CLS',
+    config: { initLoraWeights: 'olora', loraDropout: 0.1 },
+  },
+  {
     name: 'DoRA, dropout, SEQ_CLS head',
     method: 'lora',
     task: 'SEQ_CLS',

@@ -81,6 +81,8 @@ describe('adapters saved by Python PEFT 0.21 load and give its outputs', () => {
         'lora',
         'lora_seq_cls',
         'lora_dora',
+        'lora_pissa',
+        'lora_pissa_converted',
         'adalora',
         'ia3',
         'prompt_tuning',

@@ -58,6 +58,7 @@ const NUM_LABELS = 3;
 const VARIANTS: { name: string; method: string; config: Record<string, unknown> }[] = [
   { name: 'lora', method: 'lora', config: { r: 4 } },
   { name: 'dora', method: 'lora', config: { r: 4, useDora: true } },
+  { name: 'pissa', method: 'lora', config: { r: 4, initLoraWeights: 'pissa' } },
   { name: 'adalora', method: 'adalora', config: { initR: 4, targetR: 2 } },
   { name: 'ia3', method: 'ia3', config: {} },
   { name: 'prompt-tuning', method: 'prompt-tuning', config: { numVirtualTokens: 3 } },
