@@ -61,6 +61,7 @@ export const VARIANTS: Variant[] = [
     },
   },
   { name: 'ia3', method: 'ia3', config: {}, draw: () => ({}) },
+  { name: 'ln-tuning', method: 'ln-tuning', config: {}, draw: () => ({}) },
   { name: 'prompt-tuning', method: 'prompt-tuning', config: {}, draw: virtual },
   {
     name: 'p-tuning-mlp',

@@ -36,6 +36,7 @@ import peft
 from peft import (
     AdaLoraConfig,
     IA3Config,
+    LNTuningConfig,
     LoraConfig,
     PeftModel,
     PrefixTuningConfig,
@@ -85,6 +86,14 @@ def adalora():
         total_step=10,
         target_modules=["c_attn", "mlp.c_fc"],
     )
+
+
+def ln_tuning():
+    return LNTuningConfig(task_type="CAUSAL_LM")  # GPT-2 defaults: ln_1, ln_2, ln_f
+
+
+def ln_tuning_seq_cls():
+    return LNTuningConfig(task_type="SEQ_CLS")
 
 
 def ia3():
@@ -137,6 +146,8 @@ CASES = {
     "lora_pissa_converted": (lora_pissa_converted, None),
     "adalora": (adalora, None),
     "ia3": (ia3, None),
+    "ln_tuning": (ln_tuning, None),
+    "ln_tuning_seq_cls": (ln_tuning_seq_cls, 2),
     "prompt_tuning": (prompt_tuning, None),
     "prompt_tuning_token_cls": (prompt_tuning_token_cls, 3),
     "p_tuning_mlp": (p_tuning_mlp, None),
@@ -167,7 +178,9 @@ def randomize(model):
                 # DoRA's magnitudes start at the column norms of W: move them by +-20% around those.
                 p.mul_(1.0 + STD * torch.randn_like(p))
                 continue
-            mean = 1.0 if "ia3_l" in name else 0.0
+            # Scales (IA3's, LayerNorm gains) around 1, the rest around 0.
+            scale = "ia3_l" in name or ("ln_tuning_layers" in name and name.endswith(".weight"))
+            mean = 1.0 if scale else 0.0
             torch.nn.init.normal_(p, mean=mean, std=STD)
 
 

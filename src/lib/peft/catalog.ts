@@ -9,6 +9,7 @@ import { adaloraInfo } from './adalora/info';
 import { fullInfo } from './full/info';
 import { ia3Info } from './ia3/info';
 import { loraInfo } from './lora/info';
+import { lnTuningInfo } from './ln-tuning/info';
 import type { FieldSpec, MethodInfo } from './method-info';
 import { pTuningInfo } from './p-tuning/info';
 import { pTuningV2Info } from './p-tuning-v2/info';
@@ -24,6 +25,7 @@ const TABLE: MethodInfo[] = [
   loraInfo,
   adaloraInfo,
   ia3Info,
+  lnTuningInfo,
   promptTuningInfo,
   prefixTuningInfo,
   pTuningInfo,

@@ -46,6 +46,7 @@ export type LedgerProfile =
   | 'dora'
   | 'adalora'
   | 'ia3'
+  | 'ln-tuning'
   | 'prompt-table'
   | 'prompt-mlp'
   | 'prompt-lstm'

@@ -156,6 +156,7 @@ const LR: Record<string, number> = {
   lora: 2e-2,
   adalora: 3e-2,
   ia3: 5e-2,
+  'ln-tuning': 5e-2,
   'prompt-tuning': 1e-1,
   'prefix-tuning': 5e-2,
   'p-tuning': 1e-2,

@@ -85,6 +85,8 @@ describe('adapters saved by Python PEFT 0.21 load and give its outputs', () => {
         'lora_pissa_converted',
         'adalora',
         'ia3',
+        'ln_tuning',
+        'ln_tuning_seq_cls',
         'prompt_tuning',
         'prompt_tuning_token_cls',
         'p_tuning_mlp',

@@ -10,6 +10,7 @@ import { adalora } from './adalora';
 import { full } from './full/full';
 import { ia3 } from './ia3';
 import { lora } from './lora';
+import { lnTuning } from './ln-tuning';
 import { pTuning } from './p-tuning';
 import { pTuningV2 } from './p-tuning-v2';
 import { prefixTuning } from './prefix-tuning';
@@ -22,6 +23,7 @@ const TABLE: Record<string, PeftMethod> = {
   lora,
   adalora,
   ia3,
+  'ln-tuning': lnTuning,
   'prompt-tuning': promptTuning,
   'prefix-tuning': prefixTuning,
   'p-tuning': pTuning,

@@ -275,6 +275,38 @@ export function activationTerms(
  * every one of the 3000 steps (1.6% for every inject method).
  */
 export const ACTIVATION_COUNTS: Record<LedgerProfile, Partial<Record<ActivationTerm, number>>> = {
+  // LN tuning: trained copies of the LayerNorms' gains and biases, fitted the same way on 300
+  // steps of its own (probe.ts variant "ln-tuning", worst 0.4%).
+  'ln-tuning': {
+    'L*B*Tm*C': 102,
+    'L*B*Tm*I': 12,
+    'L*B*H*Tm*S': 7,
+    'L*B*Tm': 6,
+    'L*B*H*Tm': 1,
+    'L*C*C': 4,
+    'L*C*I': 2,
+    'L*C': 2,
+    L: -1,
+    'lm:B*T*C': -2,
+    'B*Tm*C': 15,
+    'B*Tm': 8,
+    'Tm*C': 1,
+    'Tm*S': 1,
+    'P*C': 1,
+    C: 1,
+    const: 6,
+    'V*C': 1,
+    'lm:B*T*V': 9,
+    'lm:V*C': 1,
+    'lm:B*T': -5,
+    'cls:C*K': 2,
+    'cls:K': 3,
+    'seq:B*T*K': 7,
+    'seq:B*K': 7,
+    'seq:B*T': 2,
+    'seq:B': -2,
+    'tok:B*T*K': 11,
+  },
   // DoRA (LoRA with useDora), fitted the same way on 300 steps of its own (probe.ts variant
   // "dora", worst 1.3%): LoRA's counts plus the [B*T, out]-sized terms of its rescaling and the
   // weight-sized ones of the norm ||W + s B A||.
@@ -648,6 +680,33 @@ export const ACTIVATION_COUNTS: Record<LedgerProfile, Partial<Record<ActivationT
  * peak in none; it stays in the prediction for shapes outside the fit's range.
  */
 export const FORWARD_COUNTS: Record<LedgerProfile, Partial<Record<ActivationTerm, number>>> = {
+  'ln-tuning': {
+    'L*B*Tm*C': 58,
+    'L*B*Tm*I': 5,
+    'L*B*H*Tm*S': 1,
+    'L*B*Tm': 2,
+    'L*C': 2,
+    L: -1,
+    'lm:B*T*C': -1,
+    'B*Tm*C': 8,
+    'B*Tm': 20,
+    'Tm*C': 2,
+    'Tm*S': 2,
+    'P*C': 1,
+    C: 1,
+    const: 6,
+    'V*C': 1,
+    'lm:B*T*V': 8,
+    'lm:B*T': -10,
+    'cls:B*Tm*S': 1,
+    'cls:C*K': 1,
+    'cls:K': 3,
+    'seq:B*T*K': 6,
+    'seq:B*K': 5,
+    'seq:B*T': -5,
+    'seq:B': 6,
+    'tok:B*T*K': 10,
+  },
   dora: {
     'L*B*Tm*C': 98,
     'L*B*Tm*I': 5,
