@@ -62,6 +62,7 @@ export const VARIANTS: Variant[] = [
   },
   { name: 'ia3', method: 'ia3', config: {}, draw: () => ({}) },
   { name: 'ln-tuning', method: 'ln-tuning', config: {}, draw: () => ({}) },
+  { name: 'vera', method: 'vera', config: {}, draw: (int) => ({ r: int(1, 12) }) },
   { name: 'prompt-tuning', method: 'prompt-tuning', config: {}, draw: virtual },
   {
     name: 'p-tuning-mlp',

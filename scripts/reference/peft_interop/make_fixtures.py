@@ -37,6 +37,7 @@ from peft import (
     AdaLoraConfig,
     IA3Config,
     LNTuningConfig,
+    VeraConfig,
     LoraConfig,
     PeftModel,
     PrefixTuningConfig,
@@ -96,6 +97,11 @@ def ln_tuning_seq_cls():
     return LNTuningConfig(task_type="SEQ_CLS")
 
 
+def vera():
+    # c_attn and mlp.c_fc have different widths (48, 64): the shared projections are sliced.
+    return VeraConfig(task_type="CAUSAL_LM", r=4, target_modules=["c_attn", "mlp.c_fc"], projection_prng_key=7)
+
+
 def ia3():
     return IA3Config(task_type="CAUSAL_LM")  # GPT-2 defaults: c_attn + mlp.c_proj, mlp.c_proj feed-forward
 
@@ -146,6 +152,7 @@ CASES = {
     "lora_pissa_converted": (lora_pissa_converted, None),
     "adalora": (adalora, None),
     "ia3": (ia3, None),
+    "vera": (vera, None),
     "ln_tuning": (ln_tuning, None),
     "ln_tuning_seq_cls": (ln_tuning_seq_cls, 2),
     "prompt_tuning": (prompt_tuning, None),

@@ -47,6 +47,7 @@ export type LedgerProfile =
   | 'adalora'
   | 'ia3'
   | 'ln-tuning'
+  | 'vera'
   | 'prompt-table'
   | 'prompt-mlp'
   | 'prompt-lstm'

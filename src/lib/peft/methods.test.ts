@@ -133,6 +133,7 @@ const SMALL: Record<string, Record<string, unknown>> = {
   'prefix-tuning': { numVirtualTokens: 4 },
   'p-tuning': { numVirtualTokens: 4 },
   'p-tuning-v2': { numVirtualTokens: 4 },
+  vera: { r: 8 },
 };
 
 /** Every method on every task type it supports (unless a variant above already runs that pair), then the variants. */
@@ -157,6 +158,7 @@ const LR: Record<string, number> = {
   adalora: 3e-2,
   ia3: 5e-2,
   'ln-tuning': 5e-2,
+  vera: 5e-2,
   'prompt-tuning': 1e-1,
   'prefix-tuning': 5e-2,
   'p-tuning': 1e-2,

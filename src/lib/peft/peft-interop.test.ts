@@ -87,6 +87,7 @@ describe('adapters saved by Python PEFT 0.21 load and give its outputs', () => {
         'ia3',
         'ln_tuning',
         'ln_tuning_seq_cls',
+        'vera',
         'prompt_tuning',
         'prompt_tuning_token_cls',
         'p_tuning_mlp',

@@ -62,6 +62,7 @@ const VARIANTS: { name: string; method: string; config: Record<string, unknown> 
   { name: 'adalora', method: 'adalora', config: { initR: 4, targetR: 2 } },
   { name: 'ia3', method: 'ia3', config: {} },
   { name: 'ln-tuning', method: 'ln-tuning', config: {} },
+  { name: 'vera', method: 'vera', config: { r: 6 } },
   { name: 'prompt-tuning', method: 'prompt-tuning', config: { numVirtualTokens: 3 } },
   { name: 'prefix-tuning', method: 'prefix-tuning', config: { numVirtualTokens: 3 } },
   {

@@ -275,6 +275,40 @@ export function activationTerms(
  * every one of the 3000 steps (1.6% for every inject method).
  */
 export const ACTIVATION_COUNTS: Record<LedgerProfile, Partial<Record<ActivationTerm, number>>> = {
+  // VeRA: fitted the same way on 300 steps of its own (probe.ts variant "vera", r 1..12; worst 3.6%).
+  vera: {
+    'L*B*Tm*C': 115,
+    'L*B*Tm*I': 12,
+    'L*B*H*Tm*S': 7,
+    'L*B*Tm': 6,
+    'L*B*H*Tm': 1,
+    'L*C*C': 4,
+    'L*C*I': 2,
+    'L*C': 3,
+    L: 1,
+    'C*C': -3,
+    'lm:B*T*C': -2,
+    'B*Tm': 12,
+    'Tm*C': 1,
+    'P*C': 1,
+    C: -6,
+    const: 1,
+    'V*C': 1,
+    'lm:B*T*V': 9,
+    'lm:V*C': 1,
+    'lm:B*T': -3,
+    'cls:B*Tm*S': 1,
+    'cls:C*K': 2,
+    'cls:K': 10,
+    'seq:B*T*K': 7,
+    'seq:B*K': 5,
+    'seq:B*T': -1,
+    'seq:B': 8,
+    'tok:B*T*K': 9,
+    'sites*B*Tm*r': 3,
+    'r*sites(in+out)': 1,
+    'sites*r': 2,
+  },
   // LN tuning: trained copies of the LayerNorms' gains and biases, fitted the same way on 300
   // steps of its own (probe.ts variant "ln-tuning", worst 0.4%).
   'ln-tuning': {
@@ -680,6 +714,35 @@ export const ACTIVATION_COUNTS: Record<LedgerProfile, Partial<Record<ActivationT
  * peak in none; it stays in the prediction for shapes outside the fit's range.
  */
 export const FORWARD_COUNTS: Record<LedgerProfile, Partial<Record<ActivationTerm, number>>> = {
+  vera: {
+    'L*B*Tm*C': 76,
+    'L*B*Tm*I': 5,
+    'L*B*H*Tm*S': 1,
+    'L*B*Tm': 2,
+    'L*C': 3,
+    L: -4,
+    'lm:B*T*C': -1,
+    'B*Tm*C': 8,
+    'B*Tm': 20,
+    'Tm*C': 2,
+    'Tm*S': 2,
+    'P*C': 1,
+    C: -1,
+    const: 4,
+    'V*C': 1,
+    'lm:B*T*V': 8,
+    'lm:B*T': -9,
+    'cls:B*Tm*S': 1,
+    'cls:C*K': 1,
+    'cls:K': 10,
+    'seq:B*T*K': 6,
+    'seq:B*K': 5,
+    'seq:B*T': -9,
+    'seq:B': 22,
+    'tok:B*T*K': 10,
+    'sites*B*Tm*r': 3,
+    'sites*r': 1,
+  },
   'ln-tuning': {
     'L*B*Tm*C': 58,
     'L*B*Tm*I': 5,
