@@ -24,6 +24,8 @@ describe('method forms', () => {
       loraAlpha: 16,
       loraDropout: 0.05,
       useRslora: false,
+      useDora: false,
+      initLoraWeights: 'true',
       targetModules: ['c_attn'],
     });
     // Other methods keep PEFT's defaults.

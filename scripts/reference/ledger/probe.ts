@@ -46,6 +46,12 @@ const withHidden = (int: (lo: number, hi: number) => number): Record<string, unk
 export const VARIANTS: Variant[] = [
   { name: 'lora', method: 'lora', config: {}, draw: (int, C) => ({ r: int(1, Math.min(6, C)) }) },
   {
+    name: 'dora',
+    method: 'lora',
+    config: { useDora: true },
+    draw: (int, C) => ({ r: int(1, Math.min(6, C)) }),
+  },
+  {
     name: 'adalora',
     method: 'adalora',
     config: {},
@@ -55,6 +61,8 @@ export const VARIANTS: Variant[] = [
     },
   },
   { name: 'ia3', method: 'ia3', config: {}, draw: () => ({}) },
+  { name: 'ln-tuning', method: 'ln-tuning', config: {}, draw: () => ({}) },
+  { name: 'vera', method: 'vera', config: {}, draw: (int) => ({ r: int(1, 12) }) },
   { name: 'prompt-tuning', method: 'prompt-tuning', config: {}, draw: virtual },
   {
     name: 'p-tuning-mlp',

@@ -23,8 +23,10 @@ Deterministic for a given torch build. At the end it runs `npx prettier --write`
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import torch
 import transformers
@@ -34,6 +36,8 @@ import peft
 from peft import (
     AdaLoraConfig,
     IA3Config,
+    LNTuningConfig,
+    VeraConfig,
     LoraConfig,
     PeftModel,
     PrefixTuningConfig,
@@ -55,6 +59,22 @@ def lora():
     return LoraConfig(task_type="CAUSAL_LM", r=4, lora_alpha=8, target_modules=["c_attn", "mlp.c_fc"])
 
 
+def lora_dora():
+    return LoraConfig(
+        task_type="CAUSAL_LM", r=4, lora_alpha=8, target_modules=["c_attn", "mlp.c_fc"], use_dora=True
+    )
+
+
+def lora_pissa():
+    return LoraConfig(
+        task_type="CAUSAL_LM", r=4, lora_alpha=8, target_modules=["c_attn", "mlp.c_fc"], init_lora_weights="pissa"
+    )
+
+
+def lora_pissa_converted():
+    return lora_pissa()
+
+
 def lora_seq_cls():
     return LoraConfig(task_type="SEQ_CLS", r=4, lora_alpha=8, target_modules=["c_attn", "mlp.c_fc"])
 
@@ -67,6 +87,19 @@ def adalora():
         total_step=10,
         target_modules=["c_attn", "mlp.c_fc"],
     )
+
+
+def ln_tuning():
+    return LNTuningConfig(task_type="CAUSAL_LM")  # GPT-2 defaults: ln_1, ln_2, ln_f
+
+
+def ln_tuning_seq_cls():
+    return LNTuningConfig(task_type="SEQ_CLS")
+
+
+def vera():
+    # c_attn and mlp.c_fc have different widths (48, 64): the shared projections are sliced.
+    return VeraConfig(task_type="CAUSAL_LM", r=4, target_modules=["c_attn", "mlp.c_fc"], projection_prng_key=7)
 
 
 def ia3():
@@ -111,8 +144,17 @@ def prefix_tuning_seq_cls():
 CASES = {
     "lora": (lora, None),
     "lora_seq_cls": (lora_seq_cls, 3),
+    "lora_dora": (lora_dora, None),
+    # PiSSA saved as PEFT saves it by default (A, B over the residual base, init_lora_weights
+    # "pissa": a loader must recompute the start from the original base) and converted to plain
+    # LoRA (path_initial_model_for_weight_conversion: rank 2r over the original base).
+    "lora_pissa": (lora_pissa, None),
+    "lora_pissa_converted": (lora_pissa_converted, None),
     "adalora": (adalora, None),
     "ia3": (ia3, None),
+    "vera": (vera, None),
+    "ln_tuning": (ln_tuning, None),
+    "ln_tuning_seq_cls": (ln_tuning_seq_cls, 2),
     "prompt_tuning": (prompt_tuning, None),
     "prompt_tuning_token_cls": (prompt_tuning_token_cls, 3),
     "p_tuning_mlp": (p_tuning_mlp, None),
@@ -139,7 +181,13 @@ def randomize(model):
         for name, p in model.named_parameters():
             if not p.requires_grad:
                 continue
-            mean = 1.0 if "ia3_l" in name else 0.0
+            if "lora_magnitude_vector" in name:
+                # DoRA's magnitudes start at the column norms of W: move them by +-20% around those.
+                p.mul_(1.0 + STD * torch.randn_like(p))
+                continue
+            # Scales (IA3's, LayerNorm gains) around 1, the rest around 0.
+            scale = "ia3_l" in name or ("ln_tuning_layers" in name and name.endswith(".weight"))
+            mean = 1.0 if scale else 0.0
             torch.nn.init.normal_(p, mean=mean, std=STD)
 
 
@@ -185,6 +233,13 @@ def make(case):
     task = str(cfg.task_type.value if hasattr(cfg.task_type, "value") else cfg.task_type)
     torch.manual_seed(0)
     model = get_peft_model(base_model(task, num_labels), cfg)
+    initial = None
+    if case.endswith("_converted"):
+        # PEFT's recipe: save the adapter as initialised (marked as a plain init) before training.
+        initial = os.path.join(tempfile.mkdtemp(), "initial")  # its folder name becomes an adapter name
+        model.peft_config["default"].init_lora_weights = True
+        model.save_pretrained(initial)
+        model.peft_config["default"].init_lora_weights = cfg.init_lora_weights
     randomize(model)
     extra = {}
     if case == "adalora":
@@ -208,7 +263,11 @@ def make(case):
 
     folder = os.path.join(OUT, case)
     os.makedirs(folder, exist_ok=True)
-    model.save_pretrained(folder)
+    if initial:
+        model.save_pretrained(folder, path_initial_model_for_weight_conversion=initial)
+        shutil.rmtree(os.path.dirname(initial))
+    else:
+        model.save_pretrained(folder)
     os.remove(os.path.join(folder, "README.md"))  # the generated model card: not needed
 
     # PEFT reads its own files back to the same outputs.

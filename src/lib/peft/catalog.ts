@@ -9,6 +9,8 @@ import { adaloraInfo } from './adalora/info';
 import { fullInfo } from './full/info';
 import { ia3Info } from './ia3/info';
 import { loraInfo } from './lora/info';
+import { lnTuningInfo } from './ln-tuning/info';
+import { veraInfo } from './vera/info';
 import type { FieldSpec, MethodInfo } from './method-info';
 import { pTuningInfo } from './p-tuning/info';
 import { pTuningV2Info } from './p-tuning-v2/info';
@@ -24,6 +26,8 @@ const TABLE: MethodInfo[] = [
   loraInfo,
   adaloraInfo,
   ia3Info,
+  lnTuningInfo,
+  veraInfo,
   promptTuningInfo,
   prefixTuningInfo,
   pTuningInfo,

@@ -28,6 +28,20 @@ const REQUIRED: Record<string, string[]> = {
     'rank_pattern',
   ],
   IA3: ['target_modules', 'feedforward_modules', 'fan_in_fan_out', 'init_ia3_weights', 'modules_to_save'],
+  LN_TUNING: ['target_modules', 'exclude_modules', 'modules_to_save'],
+  VERA: [
+    'r',
+    'target_modules',
+    'projection_prng_key',
+    'save_projection',
+    'vera_dropout',
+    'd_initial',
+    'fan_in_fan_out',
+    'bias',
+    'modules_to_save',
+    'init_weights',
+    'layers_to_transform',
+  ],
   PROMPT_TUNING: [
     'num_virtual_tokens',
     'token_dim',
@@ -147,8 +161,9 @@ describe('adapter_config.json', () => {
     expect(() => checkTaskSupported('p-tuning-v2', 'CAUSAL_LM')).toThrow(
       /P-tuning v2 does not train CAUSAL_LM tasks: it supports SEQ_CLS, TOKEN_CLS; for CAUSAL_LM choose LoRA, AdaLoRA/,
     );
-    expect(() => readAdapterConfig(JSON.stringify({ peft_type: 'LOHA' }), 'x')).toThrow(
-      /peft_type "LOHA" is not supported; known: LORA, ADALORA, IA3, PROMPT_TUNING, PREFIX_TUNING, P_TUNING, FULL/,
+    // A type no branch implements; the known list grows with the catalog.
+    expect(() => readAdapterConfig(JSON.stringify({ peft_type: 'NOT_A_TUNER' }), 'x')).toThrow(
+      /peft_type "NOT_A_TUNER" is not supported; known: LORA, ADALORA, IA3, .*PROMPT_TUNING, PREFIX_TUNING, P_TUNING, .*FULL/,
     );
   });
 

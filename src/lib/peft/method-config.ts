@@ -10,6 +10,8 @@ import type { AdaLoraConfig } from './adalora/config';
 import type { FullConfig } from './full/config';
 import type { IA3Config } from './ia3/config';
 import type { LoraConfig } from './lora/config';
+import type { LnTuningConfig } from './ln-tuning/info';
+import type { VeraConfig } from './vera/info';
 import type { PTuningV2Config } from './p-tuning-v2/config';
 import type { PromptEncoderConfig } from './p-tuning/config';
 import type { PrefixTuningConfig } from './prefix-tuning/config';
@@ -24,6 +26,8 @@ export interface MethodConfigs {
   lora: LoraConfig;
   adalora: AdaLoraConfig;
   ia3: IA3Config;
+  'ln-tuning': LnTuningConfig;
+  vera: VeraConfig;
   'prompt-tuning': PromptTuningConfig;
   'prefix-tuning': PrefixTuningConfig;
   'p-tuning': PromptEncoderConfig;

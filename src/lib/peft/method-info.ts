@@ -43,8 +43,11 @@ export interface SizeKnob {
  */
 export type LedgerProfile =
   | 'lora'
+  | 'dora'
   | 'adalora'
   | 'ia3'
+  | 'ln-tuning'
+  | 'vera'
   | 'prompt-table'
   | 'prompt-mlp'
   | 'prompt-lstm'

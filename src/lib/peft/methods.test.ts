@@ -52,6 +52,26 @@ interface Case {
 /** Variants that change a method's structure (init modes, encoders, projections, heads). */
 const VARIANTS: Case[] = [
   { name: 'LoRA', method: 'lora', task: 'CAUSAL_LM', drop: 0.8 },
+  { name: 'DoRA (LoRA, useDora)', method: 'lora', task: 'CAUSAL_LM', config: { useDora: true }, drop: 0.8 },
+  {
+    name: 'PiSSA (LoRA, initLoraWeights "pissa")',
+    method: 'lora',
+    task: 'CAUSAL_LM',
+    config: { initLoraWeights: 'pissa', targetModules: ['c_attn', 'mlp.c_fc'] },
+    drop: 0.8,
+  },
+  {
+    name: 'OLoRA, dropout, TOKEN_CLS head',
+    method: 'lora',
+    task: 'TOKEN_CLS',
+    config: { initLoraWeights: 'olora', loraDropout: 0.1 },
+  },
+  {
+    name: 'DoRA, dropout, SEQ_CLS head',
+    method: 'lora',
+    task: 'SEQ_CLS',
+    config: { useDora: true, loraDropout: 0.1 },
+  },
   // A budget that moves: 6 ranks per matrix fall to 2 between steps 5 and 25.
   {
     name: 'AdaLoRA',
@@ -113,6 +133,7 @@ const SMALL: Record<string, Record<string, unknown>> = {
   'prefix-tuning': { numVirtualTokens: 4 },
   'p-tuning': { numVirtualTokens: 4 },
   'p-tuning-v2': { numVirtualTokens: 4 },
+  vera: { r: 8 },
 };
 
 /** Every method on every task type it supports (unless a variant above already runs that pair), then the variants. */
@@ -136,6 +157,8 @@ const LR: Record<string, number> = {
   lora: 2e-2,
   adalora: 3e-2,
   ia3: 5e-2,
+  'ln-tuning': 5e-2,
+  vera: 5e-2,
   'prompt-tuning': 1e-1,
   'prefix-tuning': 5e-2,
   'p-tuning': 1e-2,

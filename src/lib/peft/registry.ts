@@ -10,6 +10,8 @@ import { adalora } from './adalora';
 import { full } from './full/full';
 import { ia3 } from './ia3';
 import { lora } from './lora';
+import { lnTuning } from './ln-tuning';
+import { vera } from './vera';
 import { pTuning } from './p-tuning';
 import { pTuningV2 } from './p-tuning-v2';
 import { prefixTuning } from './prefix-tuning';
@@ -23,6 +25,8 @@ const TABLE: Record<string, PeftMethod> = {
   lora,
   adalora,
   ia3,
+  'ln-tuning': lnTuning,
+  vera,
   'prompt-tuning': promptTuning,
   'prefix-tuning': prefixTuning,
   'p-tuning': pTuning,

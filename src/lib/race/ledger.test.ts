@@ -57,8 +57,12 @@ const NUM_LABELS = 3;
 /** Each method once per structure the ledger tells apart (encoders, prefix projection). */
 const VARIANTS: { name: string; method: string; config: Record<string, unknown> }[] = [
   { name: 'lora', method: 'lora', config: { r: 4 } },
+  { name: 'dora', method: 'lora', config: { r: 4, useDora: true } },
+  { name: 'pissa', method: 'lora', config: { r: 4, initLoraWeights: 'pissa' } },
   { name: 'adalora', method: 'adalora', config: { initR: 4, targetR: 2 } },
   { name: 'ia3', method: 'ia3', config: {} },
+  { name: 'ln-tuning', method: 'ln-tuning', config: {} },
+  { name: 'vera', method: 'vera', config: { r: 6 } },
   { name: 'prompt-tuning', method: 'prompt-tuning', config: { numVirtualTokens: 3 } },
   { name: 'prefix-tuning', method: 'prefix-tuning', config: { numVirtualTokens: 3 } },
   {

@@ -55,6 +55,7 @@ export function adaloraDefaults(taskType: TaskType): AdaLoraConfig {
 
 export function validateAdalora(c: AdaLoraConfig, model?: Gpt2Model): void {
   // LoRA's own checks cover alpha, dropout, targets, bias and heads; r is unused here.
+  if (c.useDora) throw new PeftConfigError('useDora: AdaLoRA has no DoRA variant (as in PEFT): use LoRA');
   validateLora({ ...c, peftType: 'LORA', r: 1 }, model);
   const posInt = (field: keyof AdaLoraConfig, v: number, min: number): void => {
     if (!Number.isInteger(v) || v < min) {

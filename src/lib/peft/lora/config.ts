@@ -23,6 +23,10 @@ export interface LoraConfig extends PeftConfigBase {
   fanInFanOut: boolean;
   /** Rank-stabilised scaling loraAlpha / sqrt(r) (Kalajdzievski 2023). */
   useRslora: boolean;
+  /** DoRA: a trained magnitude per output feature times the direction of W + s B A (dora.ts). */
+  useDora: boolean;
+  /** How A and B start: true (PEFT's default), "pissa", "pissa_niter_N" or "olora" (weight-init.ts). */
+  initLoraWeights: boolean | string;
   /** Which biases train: none, all, or only those of the targeted layers. */
   bias: 'none' | 'all' | 'lora_only';
   /** Only these layer indices get adapters (null: all). */
@@ -44,6 +48,8 @@ export function loraDefaults(taskType: TaskType): LoraConfig {
     targetModules: ['c_attn'],
     fanInFanOut: true,
     useRslora: false,
+    useDora: false,
+    initLoraWeights: true,
     bias: 'none',
     layersToTransform: null,
     // PeftModelForSequenceClassification / ForTokenClassification add ["classifier", "score"] to
@@ -61,6 +67,11 @@ export function validateLora(c: LoraConfig, model?: Gpt2Model): void {
   if (!(c.loraAlpha > 0)) throw new PeftConfigError(`loraAlpha must be positive, got ${c.loraAlpha}`);
   if (!(c.loraDropout >= 0 && c.loraDropout < 1)) {
     throw new PeftConfigError(`loraDropout must be in [0, 1), got ${c.loraDropout}`);
+  }
+  if (startsFromWeight(c) && (c.useDora || c.bias !== 'none')) {
+    throw new PeftConfigError(
+      `initLoraWeights ${JSON.stringify(c.initLoraWeights)} with ${c.useDora ? 'useDora' : `bias "${c.bias}"`} is not supported yet: use PiSSA/OLoRA with plain LoRA and bias "none"`,
+    );
   }
   if (c.bias === 'all') {
     throw new PeftConfigError(
@@ -103,4 +114,23 @@ export function validateLora(c: LoraConfig, model?: Gpt2Model): void {
         `r ${c.r} is larger than the model width ${smallest}: choose r <= ${smallest}`,
       );
   }
+}
+
+/** How LoRA starts: PEFT's default (A Kaiming-uniform, B zero), or from the base weight. */
+export type LoraInit = true | 'pissa' | 'olora' | `pissa_niter_${number}`;
+
+/** The config's init as PEFT writes it (the Lab's form and the CLI give the default as "true"). */
+export function loraInit(c: { initLoraWeights: boolean | string }): LoraInit {
+  const v = c.initLoraWeights;
+  if (v === true || v === 'true') return true;
+  if (v === 'pissa' || v === 'olora' || (typeof v === 'string' && /^pissa_niter_\d+$/.test(v)))
+    return v as LoraInit;
+  throw new PeftConfigError(
+    `initLoraWeights ${JSON.stringify(v)} is not supported: use true (PEFT's default), "pissa", "pissa_niter_N" or "olora"`,
+  );
+}
+
+/** Whether the init starts from the base weight (and so is saved converted to plain LoRA). */
+export function startsFromWeight(c: { initLoraWeights: boolean | string }): boolean {
+  return loraInit(c) !== true;
 }

@@ -2,8 +2,10 @@
 import { configFromPeftJson, configToPeftJson } from '../peft-json';
 import type { PeftMethod } from '../types';
 import type { LoraConfig } from './config';
-import { loraDefaults, validateLora } from './config';
+import { loraDefaults, loraInit, startsFromWeight, validateLora } from './config';
+import { DoraAdapter, doraParamCount } from './dora';
 import { LoraAdapter, loraParamCount } from './lora';
+import { WeightInitLoraAdapter, readInitLoraWeights } from './weight-init';
 import { loraInfo } from './info';
 
 /**
@@ -15,7 +17,6 @@ export const LORA_PEFT_EXTRA = {
   rank_pattern: {},
   init_lora_weights: true,
   layers_pattern: null,
-  use_dora: false,
   revision: null,
   auto_mapping: null,
   // Fields PEFT 0.21 added for variants we do not implement, at the values its save_pretrained
@@ -45,11 +46,17 @@ export const LORA_PEFT_EXTRA = {
 export const lora: PeftMethod<LoraConfig> = {
   ...loraInfo,
   validate: validateLora,
-  toPeftJson: (c) => configToPeftJson(c, LORA_PEFT_EXTRA),
-  fromPeftJson: (json, source) => configFromPeftJson(json, loraDefaults('CAUSAL_LM'), source),
+  toPeftJson: (c) => configToPeftJson({ ...c, initLoraWeights: loraInit(c) }, LORA_PEFT_EXTRA),
+  fromPeftJson: (json, source) => {
+    // init_lora_weights is a bool or a string in PEFT: read apart from the typed fields.
+    const { init_lora_weights: init, ...rest } = json;
+    const c = configFromPeftJson(rest, loraDefaults('CAUSAL_LM'), source);
+    return { ...c, initLoraWeights: readInitLoraWeights(init, source) };
+  },
   create: (model, config, seed) => {
     validateLora(config, model);
-    return new LoraAdapter(model, config, seed);
+    if (startsFromWeight(config)) return new WeightInitLoraAdapter(model, config);
+    return config.useDora ? new DoraAdapter(model, config, seed) : new LoraAdapter(model, config, seed);
   },
-  countParams: loraParamCount,
+  countParams: (model, c) => (c.useDora ? doraParamCount(model, c) : loraParamCount(model, c)),
 };

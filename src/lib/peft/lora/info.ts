@@ -18,12 +18,19 @@ export const loraInfo: MethodInfo<LoraConfig> = {
     LORA_ALPHA,
     LORA_DROPOUT,
     { field: 'useRslora', doc: 'Scale by alpha / sqrt(r) instead (rsLoRA)', type: 'bool' },
+    { field: 'useDora', doc: 'DoRA: train a magnitude per output beside the direction', type: 'bool' },
+    {
+      field: 'initLoraWeights',
+      doc: 'Start: PEFT default (B = 0), principal singular directions (PiSSA) or QR (OLoRA)',
+      type: 'enum',
+      options: ['true', 'pissa', 'olora'],
+    },
     TARGETS,
   ],
   // Alpha 16 (scale 2) and a little dropout train our 0.5M-2M parameter models faster and steadier
   // than PEFT's alpha 8, dropout 0.
-  labDefaults: { r: 8, loraAlpha: 16, loraDropout: 0.05 },
+  labDefaults: { r: 8, loraAlpha: 16, loraDropout: 0.05, initLoraWeights: 'true' },
   sizeKnob: () => ({ field: 'r', max: () => 256 }),
-  ledger: { profile: () => 'lora', rank: (c) => c.r },
+  ledger: { profile: (c) => (c.useDora ? 'dora' : 'lora'), rank: (c) => c.r },
   capabilities: {},
 };
