@@ -10,17 +10,19 @@
  * adapter) and trains in full, as PEFT's `modules_to_save` does.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Gpt2Model } from './gpt2';
+import type { DecoderModel } from './decoder';
 import { isFrozen, matmul, matmulFrozen, newVariable } from './ops';
 import { InternalError, PeftConfigError } from '../errors';
 
 /** LM logits for hidden [B, T, C] -> [B, T, V]. */
-export function lmLogits(model: Gpt2Model, hidden: tf.Tensor3D): tf.Tensor3D {
+export function lmLogits(model: DecoderModel, hidden: tf.Tensor3D): tf.Tensor3D {
   const [B, T, C] = hidden.shape;
   const x = tf.reshape(hidden, [B * T, C]) as tf.Tensor2D;
   // The cached wte^T is a plain tensor, not a frozen variable, so matmul would take it for a
   // trainable one and compute a [C, V] weight gradient nobody uses: say it is frozen.
-  const logits = isFrozen(model.w('wte.weight')) ? matmulFrozen(x, model.wteT()) : matmul(x, model.wteT()); // [B*T, V]
+  const logits = isFrozen(model.w(model.lmHeadKey))
+    ? matmulFrozen(x, model.lmHeadT())
+    : matmul(x, model.lmHeadT()); // [B*T, V]
   return tf.reshape(logits, [B, T, model.config.vocabSize]) as tf.Tensor3D;
 }
 
@@ -148,7 +150,7 @@ export class VerbalizerHead implements TaskHead {
 
   constructor(
     readonly task: ClsTask,
-    model: Gpt2Model,
+    model: DecoderModel,
     readonly tokenIds: readonly number[],
   ) {
     const bad = tokenIds.find((id) => !Number.isInteger(id) || id < 0 || id >= model.config.vocabSize);
@@ -163,7 +165,7 @@ export class VerbalizerHead implements TaskHead {
       );
     }
     this.table = newVariable(
-      tf.tidy(() => tf.transpose(tf.gather(model.w('wte.weight'), tf.tensor1d([...tokenIds], 'int32')))),
+      tf.tidy(() => tf.transpose(tf.gather(model.w(model.lmHeadKey), tf.tensor1d([...tokenIds], 'int32')))),
       false,
     );
   }
