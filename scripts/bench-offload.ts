@@ -24,6 +24,7 @@ import { Gpt2Model } from '../src/lib/model/gpt2';
 import { parseGpt2Config } from '../src/lib/model/config';
 import { GPT2_SMALL_CONFIG } from './bench/gpt2-small';
 import { loadModelFolder } from '../src/lib/model/folder';
+import { requireGpt2 } from '../src/lib/model/decoder';
 import { methodByCliName } from '../src/lib/peft/registry';
 import { FilePageStore } from '../src/lib/offload/file-page-store';
 import { LayerPager } from '../src/lib/offload/layer-pager';
@@ -236,7 +237,16 @@ async function main(): Promise<void> {
   ];
   const rows: Row[] = [];
   try {
-    rows.push(...(await benchModel(dir.split('/').pop()!, loaded.model, tokens, shape, budgets, stores)));
+    rows.push(
+      ...(await benchModel(
+        dir.split('/').pop()!,
+        requireGpt2(loaded.model, 'The offload bench'),
+        tokens,
+        shape,
+        budgets,
+        stores,
+      )),
+    );
     loaded.model.dispose();
     if (flags['gpt2-small']) {
       const c = parseGpt2Config(GPT2_SMALL_CONFIG, 'GPT-2 small config');

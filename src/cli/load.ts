@@ -1,13 +1,13 @@
 /** Model folder -> live model and tokenizer, with the checks the commands share. */
 import { FileLoadError } from '../lib/errors';
-import type { Gpt2Model } from '../lib/model/gpt2';
+import type { DecoderModel } from '../lib/model/decoder';
 import { loadModelFolder } from '../lib/model/folder';
 import type { TextTokenizer } from '../lib/tokenizer/tokenizer';
 import type { ModelDir } from './model-dir';
 
 export interface LoadedModel {
   dir: ModelDir;
-  model: Gpt2Model;
+  model: DecoderModel;
   tokenizer: TextTokenizer | null;
 }
 

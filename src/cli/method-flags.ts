@@ -5,7 +5,7 @@
  * field, and to no other. Read from the catalog when asked, so every method in it has its flags.
  */
 import { PeftConfigError, UsageError } from '../lib/errors';
-import type { Gpt2Model } from '../lib/model/gpt2';
+import type { DecoderModel } from '../lib/model/decoder';
 import type { FieldSpec } from '../lib/peft/catalog';
 import { METHOD_INFO, methodInfo } from '../lib/peft/catalog';
 import type { PeftConfigBase, PeftMethod } from '../lib/peft/types';
@@ -104,7 +104,7 @@ export function buildConfig(values: Values, method: PeftMethod, base: PeftConfig
 }
 
 /** Runs the method's own checks; a fault in a field set by a flag is reported under that flag. */
-export function validateWithFlags(method: PeftMethod, config: PeftConfigBase, model: Gpt2Model): void {
+export function validateWithFlags(method: PeftMethod, config: PeftConfigBase, model: DecoderModel): void {
   try {
     method.validate(config, model);
   } catch (e) {

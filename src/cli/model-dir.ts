@@ -5,9 +5,16 @@
 import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import type { Stats } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import { FileLoadError, ModelConfigError, PeftLabError, TokenizerError } from '../lib/errors';
+import {
+  FileLoadError,
+  ModelConfigError,
+  PeftLabError,
+  TokenizerError,
+  WeightsMismatchError,
+} from '../lib/errors';
 import type { AdapterFiles } from '../lib/io/peft-format';
 import type { ModelFiles } from '../lib/model/load';
+import { shardNames } from '../lib/model/shards';
 
 /** safetensors and JSON files larger than this are refused before reading. */
 export const MAX_FILE_BYTES = 4 * 1024 ** 3;
@@ -80,22 +87,34 @@ export interface ModelDir {
   tokenizerJson: unknown;
 }
 
-/** Reads config.json, model.safetensors and (if present) tokenizer.json; parsing is the lib's job. */
+/**
+ * Reads config.json, model.safetensors (or the shards model.safetensors.index.json lists) and (if
+ * present) tokenizer.json; parsing is the lib's job.
+ */
 export function readModelDir(dir: string): ModelDir {
   checkDir(dir, 'model');
   const config = readJson(join(dir, 'config.json'), ModelConfigError, '; a model folder holds config.json');
-  const weights = readBytes(
-    join(dir, 'model.safetensors'),
-    exists(join(dir, 'pytorch_model.bin'))
-      ? ' (found pytorch_model.bin: convert it to safetensors first)'
-      : '; a model folder holds model.safetensors',
-  );
+  const indexPath = join(dir, 'model.safetensors.index.json');
+  let weights: Uint8Array | Uint8Array[];
+  let weightFileNames: string[];
+  if (!exists(join(dir, 'model.safetensors')) && exists(indexPath)) {
+    weightFileNames = shardNames(readJson(indexPath, WeightsMismatchError), indexPath);
+    weights = weightFileNames.map((f) => readBytes(join(dir, f), ` (listed in ${indexPath})`));
+  } else {
+    weightFileNames = ['model.safetensors'];
+    weights = readBytes(
+      join(dir, 'model.safetensors'),
+      exists(join(dir, 'pytorch_model.bin'))
+        ? ' (found pytorch_model.bin: convert it to safetensors first)'
+        : '; a model folder holds model.safetensors (or model.safetensors.index.json and its shards)',
+    );
+  }
   const tokPath = join(dir, 'tokenizer.json');
   const tokenizerJson = exists(tokPath) ? readJson(tokPath, TokenizerError) : null;
   return {
     dir,
     name: basename(resolve(dir)),
-    files: { config, weights, source: dir.replace(/\/+$/, '') || '/' },
+    files: { config, weights, weightFileNames, source: dir.replace(/\/+$/, '') || '/' },
     tokenizerJson,
   };
 }

@@ -2,7 +2,8 @@
 """Adapters PEFT Lab wrote, loaded with Python PEFT: do they load, and give our logits?
 
 For each adapter folder (made by `npx peft-lab train ... --out DIR`, with `ours.json` beside it from
-our_logits.ts), this loads the base model with transformers (GPT2LMHeadModel, or
+our_logits.ts), this loads the base model with transformers (AutoModelForCausalLM: GPT-2 or the
+Llama family, or
 GPT2ForSequenceClassification / GPT2ForTokenClassification with num_labels read from the saved
 head), then the adapter with `PeftModel.from_pretrained`, runs the same input in eval mode and
 prints one row per folder: loads?, max |PEFT - ours| over the real tokens' logits, how far the
@@ -29,7 +30,11 @@ import warnings
 import torch
 import transformers
 from safetensors import safe_open
-from transformers import GPT2ForSequenceClassification, GPT2ForTokenClassification, GPT2LMHeadModel
+from transformers import (
+    AutoModelForCausalLM,
+    GPT2ForSequenceClassification,
+    GPT2ForTokenClassification,
+)
 
 import peft
 from peft import (
@@ -40,7 +45,8 @@ from peft import (
 )
 
 BASE_CLASS = {
-    "CAUSAL_LM": GPT2LMHeadModel,
+    # The Auto class reads config.json, so Llama-family folders check too.
+    "CAUSAL_LM": AutoModelForCausalLM,
     "SEQ_CLS": GPT2ForSequenceClassification,
     "TOKEN_CLS": GPT2ForTokenClassification,
 }

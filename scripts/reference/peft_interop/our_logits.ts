@@ -12,8 +12,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { initNodeBackend } from '../../../src/lib/backend/node';
-import { loadGpt2 } from '../../../src/lib/model/load';
-import type { Gpt2Model } from '../../../src/lib/model/gpt2';
+import { loadModel as loadFolder } from '../../../src/lib/model/load';
+import type { DecoderModel } from '../../../src/lib/model/decoder';
 import { lmLogits } from '../../../src/lib/model/heads';
 import type { EncodedSet } from '../../../src/lib/data/cls-data';
 import { padBatch } from '../../../src/lib/data/cls-data';
@@ -36,15 +36,15 @@ if (!values.model || positionals.length === 0) {
 const modelDir = values.model;
 const ids = values.ids.split(',').map(Number);
 
-const loadModel = (): Gpt2Model =>
-  loadGpt2({
+const loadModel = (): DecoderModel =>
+  loadFolder({
     config: JSON.parse(readFileSync(join(modelDir, 'config.json'), 'utf8')),
     weights: new Uint8Array(readFileSync(join(modelDir, 'model.safetensors'))),
     source: modelDir,
   });
 
 /** [1, T, V] (CAUSAL_LM), [1, numLabels] (SEQ_CLS) or [1, T, numLabels] (TOKEN_CLS). */
-function logitsOf(model: Gpt2Model, adapter: Adapter): tf.Tensor {
+function logitsOf(model: DecoderModel, adapter: Adapter): tf.Tensor {
   const task = adapter.config.taskType;
   if (task === 'CAUSAL_LM') {
     const x = tf.tensor2d([ids], undefined, 'int32');

@@ -25,21 +25,30 @@ ${GLOBAL_HELP}`,
     const files = readModelDir(await resolveModelArg(dir)); // missing files fail before tfjs starts
     const backend = await startBackend(flags);
     const { loadModel } = await import('../load');
-    const { countParameters } = await import('../../lib/model/config');
+    const { FAMILY_LABEL, attentionShape, countParameters } = await import('../../lib/model/family');
+    const { isLlamaConfig } = await import('../../lib/model/llama-config');
     const tf = await import('@tensorflow/tfjs');
     const m = loadModel(files);
     const c = m.model.config;
+    const { nKvHead, headDim } = attentionShape(c);
+    const inner = isLlamaConfig(c) ? c.intermediateSize : c.nInner;
+    const weights = m.dir.files.weights;
     const result = {
       model: dir,
       name: m.dir.name,
+      family: m.model.family,
+      architecture: isLlamaConfig(c) ? c.architecture : 'GPT2LMHeadModel',
       n_layer: c.nLayer,
       n_embd: c.nEmbd,
       n_head: c.nHead,
-      n_inner: c.nInner,
+      n_kv_head: nKvHead,
+      head_dim: headDim,
+      n_inner: inner,
       vocab_size: c.vocabSize,
       n_positions: c.nPositions,
       parameters: countParameters(c),
-      file_bytes: m.dir.files.weights.byteLength,
+      file_bytes: (Array.isArray(weights) ? weights : [weights]).reduce((n, w) => n + w.byteLength, 0),
+      weight_files: m.dir.files.weightFileNames ?? ['model.safetensors'],
       tokenizer_vocab_size: m.tokenizer?.vocabSize ?? null,
       eos_token_id: m.tokenizer?.eosTokenId ?? null,
       backend: tf.getBackend() || backend,
@@ -51,15 +60,19 @@ ${GLOBAL_HELP}`,
     }
     const rows: [string, string][] = [
       ['model', `${dir} (${result.name})`],
+      ['family', FAMILY_LABEL[m.model.family]],
       ['layers', String(c.nLayer)],
-      ['width', `${c.nEmbd} (MLP ${c.nInner})`],
-      ['heads', `${c.nHead} (${c.nEmbd / c.nHead} per head)`],
+      ['width', `${c.nEmbd} (MLP ${inner})`],
+      [
+        'heads',
+        `${c.nHead} (${headDim} per head${nKvHead !== c.nHead ? `, ${nKvHead} key/value heads` : ''})`,
+      ],
       ['vocab', String(c.vocabSize)],
       ['positions', String(c.nPositions)],
       ['parameters', result.parameters.toLocaleString('en-US')],
       [
         'file size',
-        `${formatBytes(result.file_bytes)} (model.safetensors, ${result.file_bytes.toLocaleString('en-US')} bytes)`,
+        `${formatBytes(result.file_bytes)} (${result.weight_files.length === 1 ? result.weight_files[0] : `${result.weight_files.length} shards`}, ${result.file_bytes.toLocaleString('en-US')} bytes)`,
       ],
       [
         'tokenizer',

@@ -49,7 +49,9 @@ ${GLOBAL_HELP}`,
     const { loadModel } = await import('../load');
     const { loadAdapter } = await import('../../lib/io/peft-format');
     const { saveGpt2 } = await import('../../lib/model/load');
+    const { requireGpt2 } = await import('../../lib/model/decoder');
     const m = loadModel(modelFiles);
+    requireGpt2(m.model, 'peft-lab merge'); // before any work: a Llama-family folder is not written yet
     const adapter = loadAdapter(m.model, adapterFiles, adapterFiles.source);
     try {
       if (adapter.kind === 'prompt' || adapter.kind === 'prefix') {
@@ -63,7 +65,7 @@ ${GLOBAL_HELP}`,
         );
       }
       if (adapter.kind === 'inject') adapter.merge();
-      const files = await saveGpt2(m.model, dtype);
+      const files = await saveGpt2(requireGpt2(m.model, 'peft-lab merge'), dtype);
       prepareOutDir(out);
       writeFileSync(join(out, 'config.json'), files.config + '\n');
       writeFileSync(join(out, 'model.safetensors'), files.weights);

@@ -2,6 +2,7 @@
  * `peft-lab train`: fine-tune a model folder with one registry method on a task, report held-out
  * loss before and after, and optionally save the adapter in PEFT's format.
  */
+import { familyDefaults, modelFamily, parseModelConfig } from '../../lib/model/family';
 import { resolveModelArg } from '../hub';
 import { join } from 'node:path';
 import { UsageError } from '../../lib/errors';
@@ -91,9 +92,13 @@ ${GLOBAL_HELP}`;
       maxGradNorm: 1.0,
     };
     const files = readModelDir(await resolveModelArg(dir));
+    const defaults = method.defaults(task.info.taskType);
+    // PEFT's target modules for the folder's family (GPT-2's are the methods' own defaults).
+    const family = modelFamily(parseModelConfig(files.files.config, `${files.dir}/config.json`));
     const config = configForRun(
       buildConfig(values, method, {
-        ...method.defaults(task.info.taskType),
+        ...defaults,
+        ...familyDefaults(defaults.peftType, family),
         baseModelNameOrPath: files.name,
       }),
       steps,
@@ -105,7 +110,7 @@ ${GLOBAL_HELP}`;
     const { loadModel, needTokenizer } = await import('../load');
     const { Trainer } = await import('../../lib/train/trainer');
     const { saveAdapter } = await import('../../lib/io/peft-format');
-    const { countParameters } = await import('../../lib/model/config');
+    const { countParameters } = await import('../../lib/model/family');
     const { countTrainable } = await import('../../lib/peft/state');
     const { createAdapter } = await import('../../lib/train/plan');
     const { loadTaskData } = await import('../../lib/data/task-data');

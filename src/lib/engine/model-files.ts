@@ -2,6 +2,7 @@
 import { FileLoadError } from '../errors';
 import { countParameters } from '../model/config';
 import { loadModelFolder } from '../model/folder';
+import { requireGpt2 } from '../model/decoder';
 import type { Gpt2Model } from '../model/gpt2';
 import type { ModelFileBytes, ModelSummary } from '../protocol/lab-protocol';
 import type { TextTokenizer } from '../tokenizer/tokenizer';
@@ -40,9 +41,16 @@ export function modelFromFiles(
     source: id,
     tokenizerJson: parse(files.tokenizer, 'tokenizer.json'),
   });
-  const c = loaded.model.config;
+  let model: Gpt2Model;
+  try {
+    model = requireGpt2(loaded.model, 'The Lab');
+  } catch (e) {
+    loaded.model.dispose();
+    throw e;
+  }
+  const c = model.config;
   return {
-    model: loaded.model,
+    model,
     tokenizer: loaded.tokenizer!,
     summary: {
       id,

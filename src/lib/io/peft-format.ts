@@ -5,7 +5,7 @@
  */
 import { AdapterError, AdapterMismatchError, PeftConfigError } from '../errors';
 import { isTaskType } from '../data/tasks/registry';
-import type { Gpt2Model } from '../model/gpt2';
+import type { DecoderModel } from '../model/decoder';
 import { HEAD_MODULE } from '../model/heads';
 import { headFor, verbalizerClasses } from '../peft/task-head';
 import { targetedSites } from '../peft/inject';
@@ -90,13 +90,13 @@ export function readAdapterWeights(bytes: Uint8Array, source: string): StateDict
 }
 
 /** Builds the adapter described by the files on `model` and loads its weights; nothing is left attached on failure. */
-export function loadAdapter(model: Gpt2Model, files: AdapterFiles, source = 'adapter'): Adapter {
+export function loadAdapter(model: DecoderModel, files: AdapterFiles, source = 'adapter'): Adapter {
   return loadAdapterAndMethod(model, files, source).adapter;
 }
 
 /** loadAdapter, also naming the registry method that read the files (P-tuning v2 and prefix tuning share a peft_type). */
 export function loadAdapterAndMethod(
-  model: Gpt2Model,
+  model: DecoderModel,
   files: AdapterFiles,
   source = 'adapter',
 ): { adapter: Adapter; method: PeftMethod<PeftConfigBase> } {
@@ -182,7 +182,7 @@ export function checkAdapterFits(
  * A SEQ_CLS/TOKEN_CLS adapter carries its head (PEFT's modules_to_save): the number of labels is
  * read from the saved weight, `[num_labels, n_embd]`, and a head of that size is attached before loading.
  */
-function attachSavedHead(model: Gpt2Model, adapter: Adapter, tensors: StateDict, source: string): void {
+function attachSavedHead(model: DecoderModel, adapter: Adapter, tensors: StateDict, source: string): void {
   const task = adapter.config.taskType as keyof typeof HEAD_MODULE;
   const module = HEAD_MODULE[task];
   if (!adapter.attachHead) {

@@ -6,17 +6,17 @@
 import { TokenizerError } from '../errors';
 import type { TextTokenizer } from '../tokenizer/tokenizer';
 import { loadTokenizer } from '../tokenizer/tokenizer';
-import type { Gpt2Model } from './gpt2';
+import type { DecoderModel } from './decoder';
 import type { ModelFiles } from './load';
-import { loadGpt2 } from './load';
+import { loadModel } from './load';
 
 export function loadModelFolder(files: ModelFiles & { tokenizerJson: unknown | null }): {
-  model: Gpt2Model;
+  model: DecoderModel;
   tokenizer: TextTokenizer | null;
 } {
   const source = `${files.source ?? 'model'}/tokenizer.json`;
   const tokenizer = files.tokenizerJson === null ? null : loadTokenizer(files.tokenizerJson, source);
-  const model = loadGpt2(files);
+  const model = loadModel(files);
   if (tokenizer && tokenizer.vocabSize > model.config.vocabSize) {
     model.dispose();
     throw new TokenizerError(

@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../util/rng';
-import type { ForwardOptions, Gpt2Model, LayerKV } from './gpt2';
+import type { DecoderModel, ForwardOptions, LayerKV } from './decoder';
 import { lmLogits } from './heads';
 import { InputError } from '../errors';
 
@@ -62,7 +62,7 @@ export function sampleToken(logits: Float32Array, opts: GenerateOptions, rng: Rn
 }
 
 export async function generate(
-  model: Gpt2Model,
+  model: DecoderModel,
   promptIds: number[],
   opts: GenerateOptions = {},
   decorate: ForwardDecorator = (o) => o,

@@ -27,6 +27,7 @@ import { causalAttentionPacked } from '../kernels/webgpu/attention';
 import { biasGelu } from '../kernels/webgpu/bias-gelu';
 import { layerNorm as fusedLayerNorm } from '../kernels/webgpu/layer-norm';
 import { InternalError, SettingsError } from '../errors';
+import type { DecoderModel } from './decoder';
 
 /** Keys and values of one layer: each [B, nHead, P, headDim]. */
 // A type alias (not an interface) so tf.tidy accepts it as a TensorContainer.
@@ -87,7 +88,11 @@ export interface ForwardResult {
 /** A large negative number instead of -inf: a fully masked row stays finite instead of NaN. */
 const MASKED = -1e9;
 
-export class Gpt2Model {
+export class Gpt2Model implements DecoderModel {
+  readonly family = 'gpt2' as const;
+  readonly embeddingKey = 'wte.weight';
+  /** The LM head is tied to wte. */
+  readonly lmHeadKey = 'wte.weight';
   readonly config: Gpt2Config;
   /** Canonical HF names (no `transformer.` prefix) -> weights. */
   readonly weights: Map<string, tf.Variable>;
@@ -143,6 +148,10 @@ export class Gpt2Model {
     if (wte instanceof tf.Variable && wte.trainable) return tf.transpose(wte);
     if (!this.wteTransposed) this.wteTransposed = tf.keep(tf.transpose(wte));
     return this.wteTransposed;
+  }
+
+  lmHeadT(): tf.Tensor2D {
+    return this.wteT();
   }
 
   /** wte[ids]: [B, T] -> [B, T, C]. */

@@ -10,18 +10,21 @@
  * adapter) and trains in full, as PEFT's `modules_to_save` does.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Gpt2Model } from './gpt2';
+import type { DecoderModel } from './decoder';
 import { isFrozen, matmul, matmulFrozen, newVariable } from './ops';
 import { InternalError, PeftConfigError } from '../errors';
 
 /** LM logits for hidden [B, T, C] -> [B, T, V]. */
-export function lmLogits(model: Gpt2Model, hidden: tf.Tensor3D): tf.Tensor3D {
+export function lmLogits(model: DecoderModel, hidden: tf.Tensor3D): tf.Tensor3D {
   const [B, T, C] = hidden.shape;
   const x = tf.reshape(hidden, [B * T, C]) as tf.Tensor2D;
   // The cached wte^T is a plain tensor, not a frozen variable, so matmul would take it for a
   // trainable one and compute a [C, V] weight gradient nobody uses: say it is frozen.
-  const wte = model.w('wte.weight') as tf.Tensor2D;
-  const logits = isFrozen(wte) ? matmulFrozen(x, model.wteT(), wte) : matmul(x, model.wteT()); // [B*T, V]
+  // The head as stored ([V, C]) is the transpose the backward needs: no transpose per step.
+  const head = model.w(model.lmHeadKey) as tf.Tensor2D;
+  const logits = isFrozen(head)
+    ? matmulFrozen(x, model.lmHeadT(), head)
+    : matmul(x, model.lmHeadT()); // [B*T, V]
   return tf.reshape(logits, [B, T, model.config.vocabSize]) as tf.Tensor3D;
 }
 
@@ -149,7 +152,7 @@ export class VerbalizerHead implements TaskHead {
 
   constructor(
     readonly task: ClsTask,
-    model: Gpt2Model,
+    model: DecoderModel,
     readonly tokenIds: readonly number[],
   ) {
     const bad = tokenIds.find((id) => !Number.isInteger(id) || id < 0 || id >= model.config.vocabSize);
@@ -164,7 +167,7 @@ export class VerbalizerHead implements TaskHead {
       );
     }
     this.table = newVariable(
-      tf.tidy(() => tf.transpose(tf.gather(model.w('wte.weight'), tf.tensor1d([...tokenIds], 'int32')))),
+      tf.tidy(() => tf.transpose(tf.gather(model.w(model.lmHeadKey), tf.tensor1d([...tokenIds], 'int32')))),
       false,
     );
   }

@@ -1,15 +1,23 @@
 /**
- * Reading and writing HuggingFace GPT-2 folders: config.json + model.safetensors.
- * Keys may carry the `transformer.` prefix (GPT2LMHeadModel) or not (GPT2Model); `lm_head.weight`
- * is optional and tied to wte; Conv1D weights are [in, out]; F32, F16 and BF16 load as float32.
+ * Reading and writing HuggingFace model folders: config.json + model.safetensors (or its shards).
+ * GPT-2: keys may carry the `transformer.` prefix (GPT2LMHeadModel) or not (GPT2Model);
+ * `lm_head.weight` is optional and tied to wte; Conv1D weights are [in, out].
+ * Llama family: keys `model.…` and `lm_head.weight` (absent when tied); nn.Linear weights [out, in]
+ * are transposed to [in, out] on load. F32, F16 and BF16 load as float32.
  */
 import * as tf from '@tensorflow/tfjs';
 import { WeightsMismatchError } from '../errors';
 import { parseSafetensorsHeader, readTensorAsFloat32, writeSafetensors } from '../io/safetensors';
 import type { TensorToWrite } from '../io/safetensors';
+import type { TensorInfo } from '../io/safetensors';
 import type { Gpt2Config } from './config';
 import { expectedWeightShapes, parseGpt2Config, toHfConfigJson } from './config';
+import type { DecoderModel } from './decoder';
+import { parseModelConfig } from './family';
 import { Gpt2Model } from './gpt2';
+import { LlamaModel } from './llama';
+import type { LlamaConfig } from './llama-config';
+import { expectedLlamaWeightShapes, isLlamaConfig } from './llama-config';
 import { newVariable } from './ops';
 
 /** Buffers some HF checkpoints carry that are not weights (causal-mask tables). */
@@ -25,54 +33,116 @@ export function canonicalWeightName(key: string): string | null {
 
 export interface ModelFiles {
   config: unknown;
-  weights: Uint8Array;
+  /** model.safetensors, or every shard a model.safetensors.index.json lists (in its order). */
+  weights: Uint8Array | Uint8Array[];
+  /** The shards' file names (for messages), as the index lists them. */
+  weightFileNames?: string[];
   /** Shown in error messages, e.g. the folder or repo id. */
   source?: string;
 }
 
-export function loadGpt2(files: ModelFiles): Gpt2Model {
+/** Any supported family's folder -> its model (config.json says which). */
+export function loadModel(files: ModelFiles): DecoderModel {
   const src = files.source ?? 'model';
-  const config = parseGpt2Config(files.config, `${src}/config.json`);
-  const fileName = `${src}/model.safetensors`;
-  const header = parseSafetensorsHeader(files.weights, fileName);
-  const expected = expectedWeightShapes(config);
-  const found = new Map<string, (typeof header.tensors)[number]>();
+  const config = parseModelConfig(files.config, `${src}/config.json`);
+  return isLlamaConfig(config) ? loadLlama(files, config) : loadGpt2(files, config);
+}
+
+export function loadGpt2(files: ModelFiles, parsed?: Gpt2Config): Gpt2Model {
+  const src = files.source ?? 'model';
+  const config = parsed ?? parseGpt2Config(files.config, `${src}/config.json`);
+  const weights = readWeights(
+    files,
+    expectedWeightShapes(config),
+    canonicalWeightName,
+    'a GPT-2',
+    () => false,
+  );
+  return new Gpt2Model(config, weights);
+}
+
+/** Llama-family HF key -> our name: `model.` dropped, `lm_head.weight` kept (or skipped when tied). */
+export function llamaWeightName(key: string, config: LlamaConfig): string | null {
+  if (key === 'lm_head.weight') return config.tieWordEmbeddings ? null : key;
+  // Rotary tables some older checkpoints saved as buffers: recomputed from the config.
+  if (key.endsWith('.rotary_emb.inv_freq')) return null;
+  return key.startsWith('model.') ? key.slice('model.'.length) : key;
+}
+
+export function loadLlama(files: ModelFiles, parsed?: LlamaConfig): LlamaModel {
+  const src = files.source ?? 'model';
+  const config = parsed ?? (parseModelConfig(files.config, `${src}/config.json`) as LlamaConfig);
+  // Block linear weights are nn.Linear's [out, in]; PEFT Lab holds [in, out].
+  const transposed = (name: string): boolean => name.startsWith('layers.') && name.endsWith('_proj.weight');
+  const weights = readWeights(
+    files,
+    expectedLlamaWeightShapes(config),
+    (k) => llamaWeightName(k, config),
+    `a ${config.architecture}`,
+    transposed,
+  );
+  return new LlamaModel(config, weights);
+}
+
+/**
+ * Every expected tensor from the file(s), checked by name and shape, as frozen float32 variables.
+ * `transposed(name)` marks 2-D tensors stored [out, in] that are held [in, out].
+ */
+function readWeights(
+  files: ModelFiles,
+  expected: Map<string, number[]>,
+  canonical: (key: string) => string | null,
+  kind: string,
+  transposed: (name: string) => boolean,
+): Map<string, tf.Variable> {
+  const src = files.source ?? 'model';
+  const parts = Array.isArray(files.weights) ? files.weights : [files.weights];
+  const fileName = (i: number): string =>
+    `${src}/${files.weightFileNames?.[i] ?? (parts.length === 1 ? 'model.safetensors' : `shard ${i + 1}`)}`;
+  const found = new Map<string, { info: TensorInfo; bytes: Uint8Array; file: string }>();
   const unexpected: string[] = [];
-  for (const info of header.tensors) {
-    const name = canonicalWeightName(info.name);
-    if (name === null) continue;
-    if (!expected.has(name)) unexpected.push(info.name);
-    else found.set(name, info);
-  }
+  parts.forEach((bytes, i) => {
+    for (const info of parseSafetensorsHeader(bytes, fileName(i)).tensors) {
+      const name = canonical(info.name);
+      if (name === null) continue;
+      if (!expected.has(name)) unexpected.push(info.name);
+      else found.set(name, { info, bytes, file: fileName(i) });
+    }
+  });
+  const files0 = parts.length === 1 ? fileName(0) : `${src}/model-*.safetensors`;
   if (unexpected.length) {
     throw new WeightsMismatchError(
-      `${fileName}: unexpected tensor(s) ${unexpected.slice(0, 3).join(', ')}${unexpected.length > 3 ? ` and ${unexpected.length - 3} more` : ''}; is this a GPT-2 checkpoint?`,
+      `${files0}: unexpected tensor(s) ${unexpected.slice(0, 3).join(', ')}${unexpected.length > 3 ? ` and ${unexpected.length - 3} more` : ''}; is this ${kind} checkpoint?`,
     );
   }
   for (const [name, shape] of expected) {
-    const info = found.get(name);
-    if (!info)
+    const f = found.get(name);
+    if (!f)
       throw new WeightsMismatchError(
-        `${fileName}: tensor ${name} is missing (config.json expects shape [${shape}])`,
+        `${files0}: tensor ${name} is missing (config.json expects shape [${shape}])`,
       );
-    if (info.shape.length !== shape.length || info.shape.some((d, i) => d !== shape[i])) {
+    const stored = transposed(name) ? [shape[1]!, shape[0]!] : shape;
+    if (f.info.shape.length !== stored.length || f.info.shape.some((d, i) => d !== stored[i])) {
       throw new WeightsMismatchError(
-        `${fileName}: tensor ${info.name} has shape [${info.shape}] but config.json implies [${shape}]; config and weights do not match`,
+        `${f.file}: tensor ${f.info.name} has shape [${f.info.shape}] but config.json implies [${stored}]; config and weights do not match`,
       );
     }
   }
   const weights = new Map<string, tf.Variable>();
   try {
     for (const [name, shape] of expected) {
-      const data = readTensorAsFloat32(files.weights, found.get(name)!);
-      const t = tf.tensor(data, shape, 'float32');
+      const f = found.get(name)!;
+      const data = readTensorAsFloat32(f.bytes, f.info);
+      const t = transposed(name)
+        ? tf.tidy(() => tf.transpose(tf.tensor2d(data, [shape[1]!, shape[0]!], 'float32')))
+        : tf.tensor(data, shape, 'float32');
       weights.set(name, newVariable(t, false));
     }
   } catch (e) {
     for (const v of weights.values()) v.dispose();
     throw e;
   }
-  return new Gpt2Model(config, weights);
+  return weights;
 }
 
 /** Serialises a model as HF's GPT2LMHeadModel does (keys with `transformer.`, tied head omitted). */

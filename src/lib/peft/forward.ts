@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { ForwardDecorator } from '../model/generate';
-import type { Gpt2Model } from '../model/gpt2';
+import type { DecoderModel } from '../model/decoder';
 import type { Adapter } from './types';
 
 /** Extends a key mask [B, T] with ones for n leading virtual positions. */
@@ -14,7 +14,7 @@ function extendMask(mask: tf.Tensor2D | undefined, batch: number, n: number): tf
 }
 
 export function adapterDecorator(
-  model: Gpt2Model,
+  model: DecoderModel,
   adapter: Adapter | null,
   training = false,
   seed = 0,

@@ -5,7 +5,7 @@
  * off so the base answers, and disposal. A method adds its variables, hook and delta.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { ForwardContext, Gpt2Model, LinearHook } from '../model/gpt2';
+import type { ForwardContext, DecoderModel, LinearHook } from '../model/decoder';
 import type { TaskHead } from '../model/heads';
 import type { LinearSite } from './inject';
 import type { PeftConfigBase } from './types';
@@ -34,7 +34,7 @@ export abstract class InjectBase<C extends PeftConfigBase, S extends InjectSite>
   private originals = new Map<string, tf.Tensor>();
 
   constructor(
-    protected readonly model: Gpt2Model,
+    protected readonly model: DecoderModel,
     private readonly baseConfig: C,
     private readonly what: string,
   ) {}
@@ -72,16 +72,19 @@ export abstract class InjectBase<C extends PeftConfigBase, S extends InjectSite>
     return m;
   }
 
-  /** Folds this site's update into the weight (and bias) it names; called inside tf.tidy. */
-  protected abstract mergeSite(s: S, weight: tf.Variable, bias: tf.Variable): void;
+  /**
+   * Folds this site's update into the weight (and bias) it names; called inside tf.tidy. The bias
+   * is undefined for a layer without one (the Llama family's, but Qwen2's q/k/v).
+   */
+  protected abstract mergeSite(s: S, weight: tf.Variable, bias: tf.Variable | undefined): void;
 
   merge(): void {
     if (this.isMerged) return;
     for (const s of this.sites) {
       const w = this.model.w(`${s.site.key}.weight`);
-      const b = this.model.w(`${s.site.key}.bias`);
+      const b = this.model.weights.get(`${s.site.key}.bias`);
       this.originals.set(w.name, tf.clone(w));
-      this.originals.set(b.name, tf.clone(b));
+      if (b) this.originals.set(b.name, tf.clone(b));
       tf.tidy(() => this.mergeSite(s, w, b));
     }
     this.isMerged = true;
@@ -91,7 +94,8 @@ export abstract class InjectBase<C extends PeftConfigBase, S extends InjectSite>
   unmerge(): void {
     if (!this.isMerged) return;
     for (const s of this.sites) {
-      for (const v of [this.model.w(`${s.site.key}.weight`), this.model.w(`${s.site.key}.bias`)]) {
+      const b = this.model.weights.get(`${s.site.key}.bias`);
+      for (const v of [this.model.w(`${s.site.key}.weight`), ...(b ? [b] : [])]) {
         const o = this.originals.get(v.name)!;
         v.assign(o);
         o.dispose();

@@ -5,7 +5,7 @@
  * so a saved adapter rebuilds the same head without a tokenizer.
  */
 import { PeftConfigError } from '../errors';
-import type { Gpt2Model } from '../model/gpt2';
+import type { DecoderModel } from '../model/decoder';
 import type { ClsTask, TaskHead } from '../model/heads';
 import { ClsHead, VerbalizerHead, verbalizerTokenIds } from '../model/heads';
 import type { PeftConfigBase, VerbalizerFields } from './types';
@@ -27,7 +27,7 @@ export function withHeadConfig<C extends PeftConfigBase>(
 
 /** A verbalizer for a config that has its token ids, else a new linear head of numLabels classes. */
 export function headFor(
-  model: Gpt2Model,
+  model: DecoderModel,
   config: PeftConfigBase,
   task: ClsTask,
   numLabels: number,

@@ -7,7 +7,7 @@
  * - full: the base weights themselves train.
  */
 import type * as tf from '@tensorflow/tfjs';
-import type { Gpt2Model, LayerKV } from '../model/gpt2';
+import type { DecoderModel, LayerKV } from '../model/decoder';
 import type { TaskHead } from '../model/heads';
 import type { MethodInfo } from './method-info';
 import type { TaskType } from '../data/tasks/registry';
@@ -145,12 +145,12 @@ export interface CreateOptions {
  */
 export interface PeftMethod<C extends PeftConfigBase = PeftConfigBase> extends MethodInfo<C> {
   /** Throws PeftConfigError naming the field and its value; `model` checks fit. */
-  validate(config: C, model?: Gpt2Model): void;
+  validate(config: C, model?: DecoderModel): void;
   /** PEFT's snake_case adapter_config.json <-> our camelCase config. */
   toPeftJson(config: C): Record<string, unknown>;
   fromPeftJson(json: Record<string, unknown>, source: string): C;
   /** Builds the adapter on the model (hooks attached, variables created from the seed). */
-  create(model: Gpt2Model, config: C, seed: number, opts?: CreateOptions): Adapter;
+  create(model: DecoderModel, config: C, seed: number, opts?: CreateOptions): Adapter;
   /** Trainable parameter count from the formula (checked against the live adapter in tests). */
-  countParams(model: Gpt2Model, config: C): number;
+  countParams(model: DecoderModel, config: C): number;
 }

@@ -7,7 +7,8 @@
  */
 import type { Gpt2Model } from '../model/gpt2';
 import type { Gpt2Config } from '../model/config';
-import { countParameters, linearShape } from '../model/config';
+import { countParameters } from '../model/config';
+import { linearShape } from '../model/family';
 import { methodInfoByPeftType } from '../peft/catalog';
 import { targetedSites } from '../peft/inject';
 import type { LedgerProfile } from '../peft/method-info';

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initNodeBackend } from '../backend/node';
 import { loadModelFolder } from '../model/folder';
+import { requireGpt2 } from '../model/decoder';
 import type { Gpt2Model } from '../model/gpt2';
 import type { TextTokenizer } from '../tokenizer/tokenizer';
 import { taskById } from '../data/tasks/registry';
@@ -44,7 +45,7 @@ beforeAll(async () => {
     source: 'peftlab-s',
     tokenizerJson: JSON.parse(readFileSync(join(dir, 'tokenizer.json'), 'utf8')),
   });
-  model = loaded.model;
+  model = requireGpt2(loaded.model, 'the race test');
   tokenizer = loaded.tokenizer!;
 });
 

@@ -54,3 +54,32 @@ describe('BPE trainer + @huggingface/tokenizers', () => {
     expect(brown[0]!.text.startsWith('The Fulton County Grand Jury said Friday')).toBe(true);
   });
 });
+
+describe('Llama-family tokenizers (written by the tokenizers library)', () => {
+  const read = (name: string): unknown =>
+    JSON.parse(readFileSync(join(import.meta.dirname, '../model/fixtures', name, 'tokenizer.json'), 'utf8'));
+
+  it('reads a SentencePiece-style BPE with byte fallback (Mistral, Llama 2) and round-trips any text', () => {
+    const tok = loadTokenizer(read('tiny-mistral'), 'tiny-mistral/tokenizer.json');
+    expect(tok.eosTokenId).toBe(2); // </s>
+    const text = 'The quick model — 日本 ✓';
+    const ids = tok.encode(text);
+    // Characters the tiny vocabulary never saw come out as <0xNN> byte tokens, not <unk>.
+    expect(ids).not.toContain(0);
+    expect(ids.some((id) => /^<0x[0-9A-F]{2}>$/.test(tok.idToToken(id) ?? ''))).toBe(true);
+    expect(tok.decode(ids)).toBe(text);
+  });
+
+  it('reads a byte-level BPE (Llama 3, Qwen2, SmolLM2)', () => {
+    const tok = loadTokenizer(read('tiny-llama'), 'tiny-llama/tokenizer.json');
+    const text = 'Rotary embeddings turn positions into angles.';
+    expect(tok.decode(tok.encode(text))).toBe(text);
+    expect(tok.eosTokenId).toBe(0); // <|endoftext|>
+  });
+
+  it('refuses a BPE with neither a byte-level pre-tokenizer nor byte fallback', () => {
+    const json = read('tiny-mistral') as { model: Record<string, unknown> };
+    const noFallback = { ...json, model: { ...json.model, byte_fallback: false } };
+    expect(() => loadTokenizer(noFallback, 'x/tokenizer.json')).toThrow(/byte_fallback/);
+  });
+});

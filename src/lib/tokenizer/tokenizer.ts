@@ -1,7 +1,9 @@
 /**
- * Loads a HuggingFace `tokenizer.json` (byte-level BPE, as GPT-2) with @huggingface/tokenizers
- * and exposes the few calls the engine needs. Anything that is not byte-level BPE is refused
- * with a TokenizerError that says what was found.
+ * Loads a HuggingFace `tokenizer.json` with @huggingface/tokenizers and exposes the few calls the
+ * engine needs. Two kinds of BPE are read: byte-level (GPT-2, Llama 3, Qwen2, SmolLM2) and
+ * SentencePiece-style with byte fallback (Llama 2, Mistral: `▁` for spaces, `<0xNN>` byte tokens),
+ * so every text has an encoding. Anything else is refused with a TokenizerError that says what
+ * was found.
  */
 import { Tokenizer } from '@huggingface/tokenizers';
 import { TokenizerError } from '../errors';
@@ -19,7 +21,7 @@ export function loadTokenizer(json: unknown, source = 'tokenizer.json'): TextTok
   if (typeof json !== 'object' || json === null)
     throw new TokenizerError(`${source}: expected a JSON object`);
   const t = json as {
-    model?: { type?: string; vocab?: unknown; merges?: unknown };
+    model?: { type?: string; vocab?: unknown; merges?: unknown; byte_fallback?: boolean };
     pre_tokenizer?: { type?: string } | null;
     added_tokens?: { id: number; content: string }[];
   };
@@ -35,9 +37,9 @@ export function loadTokenizer(json: unknown, source = 'tokenizer.json'): TextTok
   const pre = t.pre_tokenizer?.type;
   const byteLevel =
     pre === 'ByteLevel' || (pre === 'Sequence' && JSON.stringify(t.pre_tokenizer).includes('"ByteLevel"'));
-  if (!byteLevel) {
+  if (!byteLevel && t.model.byte_fallback !== true) {
     throw new TokenizerError(
-      `${source}: pre_tokenizer is ${JSON.stringify(pre ?? null)}, but GPT-2 models need "ByteLevel"`,
+      `${source}: pre_tokenizer is ${JSON.stringify(pre ?? null)} and the BPE model has no byte_fallback, so some text has no tokens; PEFT Lab reads byte-level BPE ("ByteLevel") or SentencePiece-style BPE with "byte_fallback": true`,
     );
   }
   let tok: Tokenizer;
@@ -47,7 +49,11 @@ export function loadTokenizer(json: unknown, source = 'tokenizer.json'): TextTok
     throw new TokenizerError(`${source}: ${(e as Error).message}`);
   }
   const vocab = tok.get_vocab(true);
-  const eos = vocab.get('<|endoftext|>') ?? null;
+  // The end-of-text token by the names these families give it (config.json's eos_token_id is the
+  // model's own word on it; this is for a tokenizer read alone).
+  const eos =
+    ['<|endoftext|>', '</s>', '<|end_of_text|>'].map((n) => vocab.get(n)).find((id) => id !== undefined) ??
+    null;
   return {
     vocabSize: vocab.size,
     eosTokenId: eos,

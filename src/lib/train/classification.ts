@@ -8,7 +8,7 @@ import type { ClsBatch, EncodedSet } from '../data/cls-data';
 import { evalClsBatches, padBatch, sampleIndices } from '../data/cls-data';
 import { IGNORE_INDEX } from '../data/tasks/align';
 import { accuracy, macroF1, tokenAccuracy } from '../data/tasks/metrics';
-import type { ForwardOptions, Gpt2Model } from '../model/gpt2';
+import type { ForwardOptions, DecoderModel } from '../model/decoder';
 import type { TaskHead } from '../model/heads';
 import { lastTokenIndex, seqClsLogits, tokenClsLogits } from '../model/heads';
 import { crossEntropy } from '../model/ops';
@@ -19,7 +19,7 @@ import { InternalError } from '../errors';
 
 /** The first layer's inputs for a padded batch: ids, key mask, and the adapter's virtual tokens. */
 export function clsInputs(
-  model: Gpt2Model,
+  model: DecoderModel,
   adapter: Adapter | null,
   b: ClsBatch,
   training: boolean,
@@ -50,7 +50,7 @@ export function clsLogitsFromHidden(
 
 /** Logits of one batch through the model, the adapter and the head (see clsLogitsFromHidden). */
 export function clsLogits(
-  model: Gpt2Model,
+  model: DecoderModel,
   adapter: Adapter | null,
   head: TaskHead,
   b: ClsBatch,
@@ -78,7 +78,7 @@ export function clsParts(b: ClsBatch, head?: TaskHead): BatchParts {
 
 /** Mean cross-entropy of one batch (labels -100 ignored), plus the adapter's extra loss in training. */
 export function clsBatchLoss(
-  model: Gpt2Model,
+  model: DecoderModel,
   adapter: Adapter | null,
   head: TaskHead,
   b: ClsBatch,
@@ -138,7 +138,7 @@ export interface ClsEvaluation {
 
 /** Scores a tokenized set in order, batchSize examples at a time. */
 export async function evaluateClassification(
-  model: Gpt2Model,
+  model: DecoderModel,
   adapter: Adapter | null,
   head: TaskHead,
   set: EncodedSet,

@@ -5,7 +5,8 @@
  * that overrun the positions, a verbalizer's label words, and the classification head.
  */
 import type { TaskInfo } from '../data/tasks/registry';
-import type { Gpt2Model } from '../model/gpt2';
+import type { DecoderModel } from '../model/decoder';
+import { familyDefaults } from '../model/family';
 import { checkRunFits, checkTaskSupported, configForRun } from '../peft/catalog';
 import { methodByCliName } from '../peft/registry';
 import { headFor, withHeadConfig } from '../peft/task-head';
@@ -20,9 +21,14 @@ export interface RunShape {
   seed: number;
 }
 
+/** A method's defaults (GPT-2's target modules) with those PEFT picks for the model's family. */
+export function withFamilyDefaults<C extends PeftConfigBase>(defaults: C, model: DecoderModel): C {
+  return { ...defaults, ...familyDefaults(defaults.peftType, model.family) };
+}
+
 /** A checked method config for a task, before any tensor exists. */
 export function planAdapter(
-  model: Gpt2Model,
+  model: DecoderModel,
   methodName: string,
   overrides: Record<string, unknown>,
   info: TaskInfo,
@@ -32,7 +38,11 @@ export function planAdapter(
   const method = methodByCliName(methodName);
   checkTaskSupported(method.cliName, info.taskType);
   const config = configForRun(
-    { ...method.defaults(info.taskType), ...overrides, baseModelNameOrPath: modelId } as PeftConfigBase,
+    {
+      ...withFamilyDefaults(method.defaults(info.taskType), model),
+      ...overrides,
+      baseModelNameOrPath: modelId,
+    } as PeftConfigBase,
     run.steps,
   );
   method.validate(config, model);
@@ -46,7 +56,7 @@ export function planAdapter(
  * the config asks for.
  */
 export function createAdapter(
-  model: Gpt2Model,
+  model: DecoderModel,
   tokenizer: TextTokenizer,
   method: PeftMethod<PeftConfigBase>,
   config: PeftConfigBase,

@@ -6,7 +6,7 @@
 import { FileLoadError } from '../errors';
 import type { TaskData, TaskScore } from '../data/task-data';
 import { EVAL_BATCHES } from '../data/task-data';
-import type { Gpt2Model } from '../model/gpt2';
+import type { DecoderModel } from '../model/decoder';
 import type { Adapter } from '../peft/types';
 import { clsBatchSource, evaluateClassification } from './classification';
 import { evaluateLm, lmBatchSource } from './trainer';
@@ -19,7 +19,7 @@ export function taskBatchSource(data: TaskData, seqLen: number): BatchSource {
 
 /** Held-out loss and metric of the model with `adapter` (its head for classification). */
 export async function evaluateTask(
-  model: Gpt2Model,
+  model: DecoderModel,
   adapter: Adapter | null,
   data: TaskData,
   opts: { batchSize: number; seqLen: number; maxBatches?: number },

@@ -10,7 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import { NonFiniteLossError } from '../errors';
 import type { LmBatch, TokenStream } from '../data/lm-data';
 import { evalLmBatches, randomLmBatch } from '../data/lm-data';
-import type { ForwardOptions, Gpt2Model } from '../model/gpt2';
+import type { ForwardOptions, DecoderModel } from '../model/decoder';
 import { lmLogits } from '../model/heads';
 import { crossEntropy, isFrozen } from '../model/ops';
 import { fusedKernelsOn } from '../kernels/webgpu/active';
@@ -63,10 +63,10 @@ export interface TrainerOptions {
  * adapter's virtual tokens or prefixes, and the loss from the final hidden states.
  */
 export interface BatchParts {
-  inputs(model: Gpt2Model, adapter: Adapter | null, training: boolean, seed: number): ForwardOptions;
+  inputs(model: DecoderModel, adapter: Adapter | null, training: boolean, seed: number): ForwardOptions;
   /** Loss from ln_f's output [B, n + T, C], the adapter's extra loss included in training. */
   lossFromHidden(
-    model: Gpt2Model,
+    model: DecoderModel,
     adapter: Adapter | null,
     hidden: tf.Tensor3D,
     training: boolean,
@@ -75,7 +75,7 @@ export interface BatchParts {
 
 /** One micro-batch, ready to run: its loss is built inside the gradient scope. */
 export interface MicroBatch {
-  loss(model: Gpt2Model, adapter: Adapter | null, training: boolean, seed: number): tf.Scalar;
+  loss(model: DecoderModel, adapter: Adapter | null, training: boolean, seed: number): tf.Scalar;
   /** The same loss as two halves around the layers. */
   parts: BatchParts;
   /** Tokens it holds (for throughput). */
@@ -152,13 +152,13 @@ export function lmParts(b: LmBatch): BatchParts {
   };
 }
 
-function stockLmLoss(model: Gpt2Model, h: tf.Tensor3D, b: LmBatch): tf.Scalar {
+function stockLmLoss(model: DecoderModel, h: tf.Tensor3D, b: LmBatch): tf.Scalar {
   const logits = lmLogits(model, h); // [B, T, V]
   return crossEntropy(tf.reshape(logits, [b.batch * b.seqLen, -1]) as tf.Tensor2D, b.labels);
 }
 
 /** The tied LM head and cross-entropy in our WebGPU kernel: no [N, V] logits or softmax kept. */
-function fusedLmLoss(model: Gpt2Model, h: tf.Tensor3D, labels: Int32Array): tf.Scalar {
+function fusedLmLoss(model: DecoderModel, h: tf.Tensor3D, labels: Int32Array): tf.Scalar {
   const [B, T, C] = h.shape;
   const wte = model.w('wte.weight') as tf.Tensor2D;
   return lmHeadCrossEntropy(tf.reshape(h, [B * T, C]) as tf.Tensor2D, wte, labels, {
@@ -168,7 +168,7 @@ function fusedLmLoss(model: Gpt2Model, h: tf.Tensor3D, labels: Int32Array): tf.S
 
 /** Mean next-token loss of one batch through the model and adapter (a scalar tensor). */
 export function lmBatchLoss(
-  model: Gpt2Model,
+  model: DecoderModel,
   adapter: Adapter | null,
   b: LmBatch,
   training: boolean,
@@ -188,7 +188,7 @@ export class Trainer {
 
   /** `train` is a token stream (causal LM, windows of opts.seqLen) or any BatchSource. */
   constructor(
-    readonly model: Gpt2Model,
+    readonly model: DecoderModel,
     readonly adapter: Adapter,
     train: TokenStream | BatchSource,
     readonly opts: TrainerOptions,
@@ -321,7 +321,7 @@ export class Trainer {
 
 /** Mean loss and perplexity over consecutive windows of a held-out stream. */
 export async function evaluateLm(
-  model: Gpt2Model,
+  model: DecoderModel,
   adapter: Adapter | null,
   tokens: TokenStream,
   opts: { batchSize: number; seqLen: number; maxBatches?: number },

@@ -11,8 +11,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { AdapterError } from '../../errors';
 import { fnv1a } from '../../util/hash';
-import type { ForwardContext, Gpt2Model, LinearHook } from '../../model/gpt2';
-import { linearShape } from '../../model/config';
+import type { ForwardContext, DecoderModel, LinearHook } from '../../model/decoder';
+import { linearShape } from '../../model/family';
 import { addMany, matmul, newVariable } from '../../model/ops';
 import { Rng } from '../../util/rng';
 import type { LinearSite } from '../inject';
@@ -61,7 +61,7 @@ export class AdaLoraAdapter
   /** Ranks kept per layer after each allocation, for the budget heatmap. */
   readonly rankHistory: { step: number; ranks: number[] }[] = [];
 
-  constructor(model: Gpt2Model, config: AdaLoraConfig, seed: number) {
+  constructor(model: DecoderModel, config: AdaLoraConfig, seed: number) {
     super(model, config, 'AdaLoRA adapter');
     this.pattern = config.rankPattern ? { ...config.rankPattern } : null;
     const rng = new Rng(seed);
@@ -245,7 +245,7 @@ export class AdaLoraAdapter
 }
 
 /** Trainable parameters: r (in + out + 1) per targeted layer at the starting rank (or the kept ranks). */
-export function adaloraParamCount(model: Gpt2Model, c: AdaLoraConfig): number {
+export function adaloraParamCount(model: DecoderModel, c: AdaLoraConfig): number {
   let n = 0;
   for (const s of targetedSites(model.config, c.targetModules, c.layersToTransform)) {
     const [i, o] = linearShape(model.config, s.module);

@@ -3,8 +3,8 @@
  * Zhang et al. 2023, "Adaptive Budget Allocation for Parameter-Efficient Fine-Tuning".
  */
 import { PeftConfigError } from '../../errors';
-import type { Gpt2Model } from '../../model/gpt2';
-import { linearShape } from '../../model/config';
+import type { DecoderModel } from '../../model/decoder';
+import { linearShape } from '../../model/family';
 import { targetedSites } from '../inject';
 import type { LoraConfig } from '../lora/config';
 import { loraDefaults, validateLora } from '../lora/config';
@@ -53,7 +53,7 @@ export function adaloraDefaults(taskType: TaskType): AdaLoraConfig {
   };
 }
 
-export function validateAdalora(c: AdaLoraConfig, model?: Gpt2Model): void {
+export function validateAdalora(c: AdaLoraConfig, model?: DecoderModel): void {
   // LoRA's own checks cover alpha, dropout, targets, bias and heads; r is unused here.
   if (c.useDora) throw new PeftConfigError('useDora: AdaLoRA has no DoRA variant (as in PEFT): use LoRA');
   validateLora({ ...c, peftType: 'LORA', r: 1 }, model);

@@ -4,14 +4,15 @@
  * app can still show base and fine-tuned answers side by side.
  */
 import * as tf from '@tensorflow/tfjs';
+import { PeftConfigError } from '../../errors';
 import { configFromPeftJson, configToPeftJson } from '../peft-json';
 import type { FullAdapter as FullAdapterApi, PeftMethod } from '../types';
 import { fullInfo } from './info';
 import type { FullConfig } from './config';
 import { fullDefaults } from './config';
-import type { Gpt2Model } from '../../model/gpt2';
+import type { DecoderModel } from '../../model/decoder';
 import type { TaskHead } from '../../model/heads';
-import { countParameters } from '../../model/config';
+import { countParameters } from '../../model/family';
 import type { StateDict } from '../state';
 import {
   assignFromState,
@@ -36,7 +37,7 @@ export class FullFineTune implements FullAdapterApi<FullConfig> {
   private clsHead: TaskHead | null = null;
 
   constructor(
-    private readonly model: Gpt2Model,
+    private readonly model: DecoderModel,
     readonly config: FullConfig,
   ) {
     for (const [name, v] of model.weights) this.originals.set(name, tf.clone(v));
@@ -100,7 +101,14 @@ export class FullFineTune implements FullAdapterApi<FullConfig> {
 
 export const full: PeftMethod<FullConfig> = {
   ...fullInfo,
-  validate: () => {},
+  // Its file is a GPT-2 checkpoint (`transformer.*`, Conv1D layout); a Llama-family one is not written yet.
+  validate: (_c, model) => {
+    if (model && model.family !== 'gpt2') {
+      throw new PeftConfigError(
+        `full fine-tuning saves a GPT-2 checkpoint, and this model is ${model.family}: not supported on the Llama family yet; use LoRA, AdaLoRA, IA3 or a prompt method`,
+      );
+    }
+  },
   toPeftJson: (c) => configToPeftJson(c),
   fromPeftJson: (json, source) => configFromPeftJson(json, fullDefaults('CAUSAL_LM'), source),
   create: (model, config) => new FullFineTune(model, config),

@@ -3,7 +3,8 @@
  * Liu et al. 2022, "Few-Shot Parameter-Efficient Fine-Tuning is Better and Cheaper than In-Context Learning".
  */
 import { PeftConfigError } from '../../errors';
-import type { Gpt2Model } from '../../model/gpt2';
+import type { DecoderModel } from '../../model/decoder';
+import { checkFanInFanOut } from '../inject';
 import { targetedSites, matchesTarget } from '../inject';
 import type { PeftConfigBase } from '../types';
 import type { TaskType } from '../../data/tasks/registry';
@@ -38,12 +39,8 @@ export function ia3Defaults(taskType: TaskType): IA3Config {
   };
 }
 
-export function validateIa3(c: IA3Config, model?: Gpt2Model): void {
-  if (!c.fanInFanOut) {
-    throw new PeftConfigError(
-      'fanInFanOut must be true for GPT-2: its Conv1D layers store weights as [in, out]',
-    );
-  }
+export function validateIa3(c: IA3Config, model?: DecoderModel): void {
+  checkFanInFanOut(c.fanInFanOut, model);
   if (c.modulesToSave !== null && c.modulesToSave.length > 0 && c.taskType === 'CAUSAL_LM') {
     throw new PeftConfigError(
       `modulesToSave ${JSON.stringify(c.modulesToSave)} needs task_type SEQ_CLS or TOKEN_CLS; got ${c.taskType}`,

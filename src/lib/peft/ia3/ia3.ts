@@ -6,8 +6,8 @@
  * scale, [1, in] for an input scale.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Gpt2Model, LinearHook } from '../../model/gpt2';
-import { linearShape } from '../../model/config';
+import type { DecoderModel, LinearHook } from '../../model/decoder';
+import { linearShape } from '../../model/family';
 import { newVariable } from '../../model/ops';
 import { targetedSites } from '../inject';
 import type { InjectSite } from '../inject-base';
@@ -41,7 +41,7 @@ class Ia3Hook implements LinearHook {
 }
 
 export class Ia3Adapter extends InjectBase<IA3Config, Ia3Site> implements InjectAdapter<IA3Config> {
-  constructor(model: Gpt2Model, config: IA3Config) {
+  constructor(model: DecoderModel, config: IA3Config) {
     super(model, config, 'IA3 adapter');
     for (const site of targetedSites(model.config, config.targetModules)) {
       const [inDim, outDim] = linearShape(model.config, site.module);
@@ -57,11 +57,11 @@ export class Ia3Adapter extends InjectBase<IA3Config, Ia3Site> implements Inject
   }
 
   /** Input scale: row i of W [in, out] times l[i]; output scale: column j and bias j times l[j]. */
-  protected mergeSite(s: Ia3Site, weight: tf.Variable, bias: tf.Variable): void {
+  protected mergeSite(s: Ia3Site, weight: tf.Variable, bias: tf.Variable | undefined): void {
     if (s.feedforward) weight.assign(tf.mul(weight, tf.reshape(s.l, [-1, 1])));
     else {
       weight.assign(tf.mul(weight, tf.reshape(s.l, [1, -1])));
-      bias.assign(tf.mul(bias, s.l));
+      bias?.assign(tf.mul(bias, s.l));
     }
   }
 
@@ -100,7 +100,7 @@ export class Ia3Adapter extends InjectBase<IA3Config, Ia3Site> implements Inject
 }
 
 /** One scale per input (feed-forward) or output feature of each targeted layer. */
-export function ia3ParamCount(model: Gpt2Model, c: IA3Config): number {
+export function ia3ParamCount(model: DecoderModel, c: IA3Config): number {
   let n = 0;
   for (const s of targetedSites(model.config, c.targetModules)) {
     const [i, o] = linearShape(model.config, s.module);

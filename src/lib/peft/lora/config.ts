@@ -3,8 +3,9 @@
  * Hu et al. 2021, "LoRA: Low-Rank Adaptation of Large Language Models".
  */
 import { PeftConfigError } from '../../errors';
-import type { Gpt2Model } from '../../model/gpt2';
-import { linearShape } from '../../model/config';
+import type { DecoderModel } from '../../model/decoder';
+import { checkFanInFanOut } from '../inject';
+import { linearShape } from '../../model/family';
 import { targetedSites } from '../inject';
 import type { PeftConfigBase } from '../types';
 import type { TaskType } from '../../data/tasks/registry';
@@ -61,7 +62,7 @@ export function loraDefaults(taskType: TaskType): LoraConfig {
 /** The head names PEFT puts in modules_to_save for classification tasks; the only ones we support. */
 export const CLS_HEAD_MODULES = ['classifier', 'score'] as const;
 
-export function validateLora(c: LoraConfig, model?: Gpt2Model): void {
+export function validateLora(c: LoraConfig, model?: DecoderModel): void {
   if (!Number.isInteger(c.r) || c.r < 1)
     throw new PeftConfigError(`r must be a positive integer, got ${c.r}`);
   if (!(c.loraAlpha > 0)) throw new PeftConfigError(`loraAlpha must be positive, got ${c.loraAlpha}`);
@@ -94,13 +95,16 @@ export function validateLora(c: LoraConfig, model?: Gpt2Model): void {
       );
     }
   }
-  if (!c.fanInFanOut) {
-    throw new PeftConfigError(
-      'fanInFanOut must be true for GPT-2: its Conv1D layers store weights as [in, out]',
-    );
-  }
+  checkFanInFanOut(c.fanInFanOut, model);
   if (model) {
     const sites = targetedSites(model.config, c.targetModules, c.layersToTransform);
+    // PEFT trains the base layer's bias under "all" and "lora_only"; a layer without one has none.
+    const noBias = sites.find((s) => !model.weights.has(`${s.key}.bias`));
+    if (c.bias !== 'none' && noBias) {
+      throw new PeftConfigError(
+        `bias ${JSON.stringify(c.bias)}: ${noBias.hfName} has no bias to train; use bias "none" or target layers with a bias`,
+      );
+    }
     for (const l of c.layersToTransform ?? []) {
       if (!Number.isInteger(l) || l < 0 || l >= model.config.nLayer) {
         throw new PeftConfigError(

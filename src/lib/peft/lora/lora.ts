@@ -7,8 +7,8 @@
  * PEFT's layout, lora_A.weight [r, in] and lora_B.weight [out, r].
  */
 import * as tf from '@tensorflow/tfjs';
-import type { ForwardContext, Gpt2Model, LinearHook } from '../../model/gpt2';
-import { linearShape } from '../../model/config';
+import type { ForwardContext, DecoderModel, LinearHook } from '../../model/decoder';
+import { linearShape } from '../../model/family';
 import { isFrozen, matmul, newVariable } from '../../model/ops';
 import { loraLinear } from '../../kernels/webgpu/lora-linear';
 import { Rng } from '../../util/rng';
@@ -73,7 +73,7 @@ class LoraHook implements LinearHook {
 }
 
 export class LoraAdapter extends InjectBase<LoraConfig, LoraSite> implements InjectAdapter<LoraConfig> {
-  constructor(model: Gpt2Model, config: LoraConfig, seed: number) {
+  constructor(model: DecoderModel, config: LoraConfig, seed: number) {
     super(model, config, 'LoRA adapter');
     const rng = new Rng(seed);
     const scaling = loraScaling(config);
@@ -147,7 +147,7 @@ export class LoraAdapter extends InjectBase<LoraConfig, LoraSite> implements Inj
 }
 
 /** Trainable parameters: r (in + out) per targeted layer, plus out per trained bias. */
-export function loraParamCount(model: Gpt2Model, c: LoraConfig): number {
+export function loraParamCount(model: DecoderModel, c: LoraConfig): number {
   let n = 0;
   for (const s of targetedSites(model.config, c.targetModules, c.layersToTransform)) {
     const [i, o] = linearShape(model.config, s.module);

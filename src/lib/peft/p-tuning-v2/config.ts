@@ -8,7 +8,7 @@
  * off the frozen LM head instead of the linear head (Python's PEFT ignores both fields).
  */
 import { PeftConfigError } from '../../errors';
-import type { Gpt2Model } from '../../model/gpt2';
+import type { DecoderModel } from '../../model/decoder';
 import type { PrefixTuningConfig } from '../prefix-tuning/config';
 import { prefixTuningDefaults, validatePrefixTuning } from '../prefix-tuning/config';
 import type { TaskType } from '../../data/tasks/registry';
@@ -30,7 +30,7 @@ export function pTuningV2Defaults(taskType: TaskType): PTuningV2Config {
   };
 }
 
-export function validatePTuningV2(c: PTuningV2Config, model?: Gpt2Model): void {
+export function validatePTuningV2(c: PTuningV2Config, model?: DecoderModel): void {
   validatePrefixTuning(c, model);
   if (c.verbalizerTokenIds !== null && !c.verbalizer) {
     throw new PeftConfigError(

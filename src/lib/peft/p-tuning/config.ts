@@ -3,7 +3,7 @@
  * PromptEncoderConfig). Liu et al. 2021, "GPT Understands, Too".
  */
 import { PeftConfigError } from '../../errors';
-import type { Gpt2Model } from '../../model/gpt2';
+import type { DecoderModel } from '../../model/decoder';
 import type { TaskType } from '../../data/tasks/registry';
 import type { PromptLearningConfig } from '../prompt-learning/config';
 import { promptLearningBase, validatePromptLearning } from '../prompt-learning/config';
@@ -34,7 +34,7 @@ export function pTuningDefaults(taskType: TaskType): PromptEncoderConfig {
   };
 }
 
-export function validatePTuning(c: PromptEncoderConfig, model?: Gpt2Model): void {
+export function validatePTuning(c: PromptEncoderConfig, model?: DecoderModel): void {
   validatePromptLearning(c, model);
   if (!(ENCODER_TYPES as readonly string[]).includes(c.encoderReparameterizationType)) {
     throw new PeftConfigError(

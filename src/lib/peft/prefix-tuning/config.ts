@@ -3,7 +3,7 @@
  * Li & Liang 2021, "Prefix-Tuning: Optimizing Continuous Prompts for Generation".
  */
 import { PeftConfigError } from '../../errors';
-import type { Gpt2Model } from '../../model/gpt2';
+import type { DecoderModel } from '../../model/decoder';
 import type { TaskType } from '../../data/tasks/registry';
 import type { PromptLearningConfig } from '../prompt-learning/config';
 import { promptLearningBase, validatePromptLearning } from '../prompt-learning/config';
@@ -25,7 +25,7 @@ export function prefixTuningDefaults(taskType: TaskType): PrefixTuningConfig {
   };
 }
 
-export function validatePrefixTuning(c: PrefixTuningConfig, model?: Gpt2Model): void {
+export function validatePrefixTuning(c: PrefixTuningConfig, model?: DecoderModel): void {
   validatePromptLearning(c, model);
   if (c.encoderHiddenSize !== null && (!Number.isInteger(c.encoderHiddenSize) || c.encoderHiddenSize < 1)) {
     throw new PeftConfigError(

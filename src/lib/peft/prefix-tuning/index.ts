@@ -3,7 +3,7 @@
  * attention as if they were n earlier tokens. With prefixProjection, PEFT's PrefixEncoder
  * reparameterises them through an MLP (the paper found direct optimisation unstable).
  */
-import type { Gpt2Model } from '../../model/gpt2';
+import type { DecoderModel } from '../../model/decoder';
 import { encoderParams, prefixMlpEncoder, tableEncoder } from '../prompt-learning/encoders';
 import { promptLearningMethod } from '../prompt-learning/method';
 import type { PromptLearningSpec } from '../prompt-learning/method';
@@ -11,7 +11,9 @@ import type { PrefixTuningConfig } from './config';
 import { validatePrefixTuning } from './config';
 import { prefixTuningInfo } from './info';
 
-const kvWidth = (model: Gpt2Model): number => 2 * model.config.nLayer * model.config.nEmbd;
+/** 2 L d: keys and values of every layer, d the key/value width (withModelSizes has set tokenDim). */
+const kvWidth = (model: DecoderModel, c: PrefixTuningConfig): number =>
+  2 * model.config.nLayer * (c.tokenDim ?? model.config.nEmbd);
 
 /** The prefix encoder choice, shared with P-tuning v2 (whose config extends this one). */
 export const prefixSpec: Omit<PromptLearningSpec<PrefixTuningConfig>, 'info' | 'beforeSave'> = {
@@ -19,16 +21,16 @@ export const prefixSpec: Omit<PromptLearningSpec<PrefixTuningConfig>, 'info' | '
   peftExtra: { init_weights: null },
   validate: validatePrefixTuning,
   encoder: (c, model, rng) => {
-    const d = model.config.nEmbd;
+    const d = c.tokenDim ?? model.config.nEmbd;
     return c.prefixProjection
-      ? prefixMlpEncoder(c.numVirtualTokens, d, c.encoderHiddenSize ?? d, kvWidth(model), rng)
-      : tableEncoder(c.numVirtualTokens, kvWidth(model), rng);
+      ? prefixMlpEncoder(c.numVirtualTokens, d, c.encoderHiddenSize ?? d, kvWidth(model, c), rng)
+      : tableEncoder(c.numVirtualTokens, kvWidth(model, c), rng);
   },
   encoderParams: (c, model) => {
-    const d = model.config.nEmbd;
+    const d = c.tokenDim ?? model.config.nEmbd;
     return c.prefixProjection
-      ? encoderParams.prefixMlp(c.numVirtualTokens, d, c.encoderHiddenSize ?? d, kvWidth(model))
-      : encoderParams.table(c.numVirtualTokens, kvWidth(model));
+      ? encoderParams.prefixMlp(c.numVirtualTokens, d, c.encoderHiddenSize ?? d, kvWidth(model, c))
+      : encoderParams.table(c.numVirtualTokens, kvWidth(model, c));
   },
 };
 

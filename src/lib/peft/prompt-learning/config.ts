@@ -4,7 +4,9 @@
  * P-tuning v2, which PEFT saves as prefix tuning).
  */
 import { PeftConfigError } from '../../errors';
-import type { Gpt2Model } from '../../model/gpt2';
+import type { DecoderModel } from '../../model/decoder';
+import { attentionShape } from '../../model/family';
+import { isLlamaConfig } from '../../model/llama-config';
 import type { PeftConfigBase } from '../types';
 import type { TaskType } from '../../data/tasks/registry';
 import { CLS_HEAD_MODULES } from '../lora/config';
@@ -46,21 +48,29 @@ export function promptLearningBase(taskType: TaskType): Omit<PromptLearningConfi
  * The model's own sizes where the config left them null (PEFT's `_prepare_prompt_learning_config`),
  * and an encoder's hidden size of null as the width it means, as PEFT writes it.
  */
-export function withModelSizes<C extends PromptLearningConfig>(c: C, model: Gpt2Model): C {
+export function withModelSizes<C extends PromptLearningConfig>(c: C, model: DecoderModel): C {
   const enc = c as C & { encoderHiddenSize?: number | null };
+  let tokenDim = c.tokenDim ?? model.config.nEmbd;
+  let numAttentionHeads = c.numAttentionHeads ?? model.config.nHead;
+  // Grouped-query attention (PEFT #1901): a prefix holds keys and values, so it is as wide as the
+  // key/value heads, head_dim * num_key_value_heads. PEFT does this for every config with
+  // num_key_value_heads, which GPT-2's lacks.
+  if (c.peftType === 'PREFIX_TUNING' && isLlamaConfig(model.config)) {
+    const { nKvHead, headDim } = attentionShape(model.config);
+    tokenDim = headDim * nKvHead;
+    numAttentionHeads = nKvHead;
+  }
   return {
     ...c,
-    ...('encoderHiddenSize' in enc && enc.encoderHiddenSize === null
-      ? { encoderHiddenSize: model.config.nEmbd }
-      : {}),
-    tokenDim: c.tokenDim ?? model.config.nEmbd,
+    ...('encoderHiddenSize' in enc && enc.encoderHiddenSize === null ? { encoderHiddenSize: tokenDim } : {}),
+    tokenDim,
     numTransformerSubmodules: c.numTransformerSubmodules ?? 1,
-    numAttentionHeads: c.numAttentionHeads ?? model.config.nHead,
+    numAttentionHeads,
     numLayers: c.numLayers ?? model.config.nLayer,
   };
 }
 
-export function validatePromptLearning(c: PromptLearningConfig, model?: Gpt2Model): void {
+export function validatePromptLearning(c: PromptLearningConfig, model?: DecoderModel): void {
   if (!Number.isInteger(c.numVirtualTokens) || c.numVirtualTokens < 1) {
     throw new PeftConfigError(`numVirtualTokens must be a positive integer, got ${c.numVirtualTokens}`);
   }
@@ -76,9 +86,11 @@ export function validatePromptLearning(c: PromptLearningConfig, model?: Gpt2Mode
   }
   if (!model) return;
   const m = model.config;
+  // What withModelSizes fills in: under GQA a prefix's width and heads are the key/value heads'.
+  const sized = withModelSizes({ ...c, tokenDim: null, numAttentionHeads: null }, model);
   const fits: [keyof PromptLearningConfig, number | null, number, string][] = [
-    ['tokenDim', c.tokenDim, m.nEmbd, 'n_embd'],
-    ['numAttentionHeads', c.numAttentionHeads, m.nHead, 'n_head'],
+    ['tokenDim', c.tokenDim, sized.tokenDim!, 'n_embd'],
+    ['numAttentionHeads', c.numAttentionHeads, sized.numAttentionHeads!, 'n_head'],
     ['numLayers', c.numLayers, m.nLayer, 'n_layer'],
   ];
   for (const [field, value, want, hf] of fits) {

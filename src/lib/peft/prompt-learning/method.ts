@@ -2,7 +2,7 @@
  * Builds the registry entry of a prompt-learning method from its config functions and its encoder
  * choice, so prompt tuning, prefix tuning, P-tuning and P-tuning v2 share one create/save/count path.
  */
-import type { Gpt2Model } from '../../model/gpt2';
+import type { DecoderModel } from '../../model/decoder';
 import { Rng } from '../../util/rng';
 import { configFromPeftJson, configToPeftJson } from '../peft-json';
 import type { MethodInfo } from '../method-info';
@@ -20,21 +20,25 @@ const PEFT_EXTRA = { revision: null, auto_mapping: null };
 export interface PromptLearningSpec<C extends PromptLearningConfig> {
   /** The method's description (its info.ts): names, kind, defaults. */
   info: MethodInfo<C>;
-  validate(config: C, model?: Gpt2Model): void;
+  validate(config: C, model?: DecoderModel): void;
   /** The trainable encoder for a config in training mode (sizes filled from the model). */
-  encoder(config: C, model: Gpt2Model, rng: Rng, opts: CreateOptions): PromptEncoderNet;
+  encoder(config: C, model: DecoderModel, rng: Rng, opts: CreateOptions): PromptEncoderNet;
   /** Its parameter count, from the formula. */
-  encoderParams(config: C, model: Gpt2Model): number;
+  encoderParams(config: C, model: DecoderModel): number;
   /** PEFT fields we do not model, written to adapter_config.json at PEFT's defaults. */
   peftExtra?: Record<string, unknown>;
   /** Fills what PEFT requires of a saved config (prompt tuning's TEXT init needs a tokenizer name). */
   beforeSave?(config: C): C;
 }
 
-/** Width of each encoded virtual token: d for prompt kinds, 2 L d for prefix kinds. */
-function outDim(kind: 'prompt' | 'prefix', model: Gpt2Model): number {
-  const c = model.config;
-  return kind === 'prompt' ? c.nEmbd : 2 * c.nLayer * c.nEmbd;
+/**
+ * Width of each encoded virtual token: d for prompt kinds, 2 L d for prefix kinds, where a prefix's
+ * d is the key/value width (withModelSizes' tokenDim: smaller than the model's under GQA).
+ */
+function outDim(kind: 'prompt' | 'prefix', model: DecoderModel, c: PromptLearningConfig): number {
+  return kind === 'prompt'
+    ? model.config.nEmbd
+    : 2 * model.config.nLayer * (c.tokenDim ?? model.config.nEmbd);
 }
 
 export function promptLearningMethod<C extends PromptLearningConfig>(
@@ -56,16 +60,16 @@ export function promptLearningMethod<C extends PromptLearningConfig>(
       // A saved adapter holds only the encoder's output (PEFT's inference mode builds a plain table).
       const encoder =
         c.inferenceMode || opts.forLoading
-          ? tableEncoder(c.numVirtualTokens, outDim(kind, model), rng)
+          ? tableEncoder(c.numVirtualTokens, outDim(kind, model, c), rng)
           : spec.encoder(c, model, rng, opts);
       return kind === 'prompt'
         ? new SoftPromptAdapter(c, encoder)
-        : new PrefixKvAdapter(c, encoder, model.config.nLayer, model.config.nHead);
+        : new PrefixKvAdapter(c, encoder, model.config.nLayer, c.numAttentionHeads ?? model.config.nHead);
     },
     countParams: (model, config) => {
       const c = withModelSizes(config, model);
       return c.inferenceMode
-        ? encoderParams.table(c.numVirtualTokens, outDim(kind, model))
+        ? encoderParams.table(c.numVirtualTokens, outDim(kind, model, c))
         : spec.encoderParams(c, model);
     },
   };

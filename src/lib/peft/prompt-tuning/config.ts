@@ -3,7 +3,7 @@
  * Lester et al. 2021, "The Power of Scale for Parameter-Efficient Prompt Tuning".
  */
 import { PeftConfigError } from '../../errors';
-import type { Gpt2Model } from '../../model/gpt2';
+import type { DecoderModel } from '../../model/decoder';
 import type { TaskType } from '../../data/tasks/registry';
 import type { PromptLearningConfig } from '../prompt-learning/config';
 import { promptLearningBase, validatePromptLearning } from '../prompt-learning/config';
@@ -31,7 +31,7 @@ export function promptTuningDefaults(taskType: TaskType): PromptTuningConfig {
   };
 }
 
-export function validatePromptTuning(c: PromptTuningConfig, model?: Gpt2Model): void {
+export function validatePromptTuning(c: PromptTuningConfig, model?: DecoderModel): void {
   validatePromptLearning(c, model);
   if (!(PROMPT_TUNING_INITS as readonly string[]).includes(c.promptTuningInit)) {
     throw new PeftConfigError(

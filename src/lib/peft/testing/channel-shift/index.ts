@@ -1,9 +1,9 @@
 /** The channel shift's implementation and registry entry (see info.ts). */
 import * as tf from '@tensorflow/tfjs';
-import { PeftConfigError } from '../../../errors';
-import type { Gpt2Config } from '../../../model/config';
-import { linearShape } from '../../../model/config';
-import type { Gpt2Model, LinearHook } from '../../../model/gpt2';
+import { InternalError, PeftConfigError } from '../../../errors';
+import type { DecoderConfig } from '../../../model/family';
+import { linearShape } from '../../../model/family';
+import type { DecoderModel, LinearHook } from '../../../model/decoder';
 import { newVariable } from '../../../model/ops';
 import type { LinearSite } from '../../inject';
 import { targetedSites } from '../../inject';
@@ -21,12 +21,12 @@ interface ShiftSite extends InjectSite {
   shift: tf.Variable;
 }
 
-function sites(model: Gpt2Config, c: ChannelShiftConfig): LinearSite[] {
+function sites(model: DecoderConfig, c: ChannelShiftConfig): LinearSite[] {
   const layers = c.numLayers === null ? null : Array.from({ length: c.numLayers }, (_, i) => i);
   return targetedSites(model, c.targetModules, layers);
 }
 
-function validate(c: ChannelShiftConfig, model?: Gpt2Model): void {
+function validate(c: ChannelShiftConfig, model?: DecoderModel): void {
   if (c.numLayers !== null && (!Number.isInteger(c.numLayers) || c.numLayers < 1)) {
     throw new PeftConfigError(`numLayers must be a positive integer or null, got ${c.numLayers}`);
   }
@@ -42,7 +42,7 @@ class ShiftAdapter
   extends InjectBase<ChannelShiftConfig, ShiftSite>
   implements InjectAdapter<ChannelShiftConfig>
 {
-  constructor(model: Gpt2Model, config: ChannelShiftConfig) {
+  constructor(model: DecoderModel, config: ChannelShiftConfig) {
     super(model, config, 'channel shift');
     for (const site of sites(model.config, config)) {
       const [, out] = linearShape(model.config, site.module);
@@ -60,7 +60,9 @@ class ShiftAdapter
     }
   }
 
-  protected mergeSite(s: ShiftSite, _weight: tf.Variable, bias: tf.Variable): void {
+  protected mergeSite(s: ShiftSite, _weight: tf.Variable, bias: tf.Variable | undefined): void {
+    // A test method for GPT-2, whose every linear layer has a bias.
+    if (!bias) throw new InternalError(`${s.site.key} has no bias to shift`);
     bias.assign(tf.add(bias, s.shift));
   }
 

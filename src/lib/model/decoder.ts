@@ -1,0 +1,51 @@
+/**
+ * What every decoder family offers the rest of PEFT Lab (trainer, generation, heads, PEFT methods),
+ * so they never ask which family they run on. gpt2.ts and llama.ts implement it; a next family is
+ * one more implementation (plus its config reader, listed in family.ts).
+ *
+ * Adapters reach a model through the same three doors in every family: `LinearHook`s around named
+ * linear layers, input embeddings given by the caller, and per-layer past keys/values.
+ */
+import type * as tf from '@tensorflow/tfjs';
+import { ModelConfigError } from '../errors';
+import type { ForwardOptions, ForwardResult, LinearHook } from './gpt2';
+import { Gpt2Model } from './gpt2';
+import type { DecoderConfig, ModelFamily } from './family';
+import { FAMILY_LABEL } from './family';
+
+export type { ForwardContext, ForwardOptions, ForwardResult, LayerKV, LinearHook } from './gpt2';
+
+export interface DecoderModel {
+  readonly family: ModelFamily;
+  readonly config: DecoderConfig;
+  /** Canonical weight names -> weights (frozen ones have `trainable = false`). */
+  readonly weights: Map<string, tf.Variable>;
+  /** Hooks by linear layer key (e.g. `h.3.mlp.c_fc`, `layers.3.self_attn.q_proj`). */
+  readonly hooks: Map<string, LinearHook>;
+  /** The input embedding table [V, C] in `weights`. */
+  readonly embeddingKey: string;
+  /** The LM head table [V, C] in `weights` (the embedding itself when tied). */
+  readonly lmHeadKey: string;
+  w(name: string): tf.Variable;
+  setTrainable(trainable: boolean): void;
+  /** Call after changing base weights in place (merge, load), so derived tensors are rebuilt. */
+  invalidateCaches(): void;
+  /** The LM head transposed, [C, V]: cached while it is frozen. */
+  lmHeadT(): tf.Tensor2D;
+  /** Token embeddings: [B, T] -> [B, T, C]. */
+  embedTokens(ids: tf.Tensor2D): tf.Tensor3D;
+  /** Final hidden states (after the last norm), with presents when asked. */
+  forward(opts: ForwardOptions): ForwardResult;
+  dispose(): void;
+}
+
+/**
+ * The model as a GPT-2 where a feature has not come to the other families yet (layer-by-layer
+ * offload, the Lab's engine); any other family is a ModelConfigError that says so.
+ */
+export function requireGpt2(model: DecoderModel, feature: string): Gpt2Model {
+  if (model instanceof Gpt2Model) return model;
+  throw new ModelConfigError(
+    `${feature} runs on GPT-2 models only for now; this model is ${FAMILY_LABEL[model.family]}. Use a GPT-2 folder, or the CLI's generate, train and eval, which take either family`,
+  );
+}

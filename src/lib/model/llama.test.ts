@@ -1,0 +1,132 @@
+import { describe, it, expect, beforeAll } from 'vitest';
+import * as tf from '@tensorflow/tfjs';
+import { initNodeBackend } from '../backend/node';
+import { ModelConfigError, WeightsMismatchError } from '../errors';
+import { parseModelConfig } from './family';
+import { generate } from './generate';
+import { lmLogits } from './heads';
+import { LlamaModel } from './llama';
+import { parseLlamaConfig } from './llama-config';
+import { loadModel } from './load';
+import { TINY_LLAMA_FIXTURES, readFixtureFolder, tinyExpected, tinyLlama } from './testing';
+
+function maxAbsDiff(a: Float32Array | number[], b: number[]): number {
+  let m = 0;
+  for (let i = 0; i < b.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}
+
+describe('Llama-family checkpoints written by transformers', () => {
+  beforeAll(async () => {
+    await initNodeBackend('wasm');
+  });
+
+  it.each(TINY_LLAMA_FIXTURES)('%s: logits match transformers within 1e-4', (name) => {
+    const before = tf.memory().numTensors;
+    const model = tinyLlama(name);
+    const expected = tinyExpected(name);
+    expect(model).toBeInstanceOf(LlamaModel);
+    const logits = tf.tidy(() =>
+      lmLogits(model, model.forward({ ids: tf.tensor2d(expected.input_ids, undefined, 'int32') }).hidden),
+    );
+    const diff = maxAbsDiff(logits.dataSync() as Float32Array, expected.logits.flat(2));
+    logits.dispose();
+    model.dispose();
+    // Nothing left behind, the cached lm_head^T included.
+    expect(tf.memory().numTensors).toBe(before);
+    expect(diff).toBeLessThan(1e-4);
+  });
+
+  it.each(TINY_LLAMA_FIXTURES)(
+    '%s: greedy tokens with the KV cache equal model.generate(do_sample=False)',
+    async (name) => {
+      const before = tf.memory().numTensors;
+      const model = tinyLlama(name);
+      const expected = tinyExpected(name);
+      const out = await generate(model, expected.prompt, {
+        maxNewTokens: expected.greedy.length,
+        temperature: 0,
+      });
+      model.dispose();
+      expect(tf.memory().numTensors).toBe(before);
+      expect(out).toEqual(expected.greedy);
+    },
+  );
+
+  it('the cache gives the same last logits as a full pass (GQA, sliding window)', () => {
+    const model = tinyLlama('tiny-mistral');
+    const ids = [5, 17, 42, 7, 99, 3, 250, 12, 64, 8];
+    const [full, cached] = tf.tidy(() => {
+      const all = lmLogits(model, model.forward({ ids: tf.tensor2d([ids], undefined, 'int32') }).hidden);
+      const first = model.forward({
+        ids: tf.tensor2d([ids.slice(0, 9)], undefined, 'int32'),
+        returnPresents: true,
+      });
+      const next = model.forward({
+        ids: tf.tensor2d([ids.slice(9)], undefined, 'int32'),
+        past: first.presents,
+      });
+      return [tf.slice(all, [0, 9, 0], [1, 1, -1]), lmLogits(model, next.hidden)];
+    });
+    expect(maxAbsDiff(cached.dataSync() as Float32Array, [...full.dataSync()])).toBeLessThan(1e-4);
+    tf.dispose([full, cached]);
+    model.dispose();
+  });
+
+  it('reads the config fields of each model type', () => {
+    const llama = parseLlamaConfig(readFixtureFolder('tiny-llama').config);
+    expect(llama).toMatchObject({
+      modelType: 'llama',
+      nKvHead: 2,
+      headDim: 8,
+      tieWordEmbeddings: false,
+      qkvBias: false,
+    });
+    expect(llama.ropeScaling.type).toBe('llama3');
+    const qwen = parseLlamaConfig(readFixtureFolder('tiny-qwen2').config);
+    expect(qwen).toMatchObject({
+      modelType: 'qwen2',
+      tieWordEmbeddings: true,
+      qkvBias: true,
+      oBias: false,
+      ropeTheta: 1e6,
+    });
+    const mistral = parseLlamaConfig(readFixtureFolder('tiny-mistral').config);
+    expect(mistral).toMatchObject({ modelType: 'mistral', nKvHead: 1, headDim: 16, slidingWindow: [6, 6] });
+    // The Hub's older layout: rope_theta and rope_scaling at the top level.
+    const hub = { ...(readFixtureFolder('tiny-llama').config as Record<string, unknown>) };
+    delete hub.rope_parameters;
+    Object.assign(hub, { rope_theta: 500000, rope_scaling: { type: 'linear', factor: 4 } });
+    expect(parseLlamaConfig(hub)).toMatchObject({
+      ropeTheta: 500000,
+      ropeScaling: { type: 'linear', factor: 4 },
+    });
+  });
+
+  it('names what it found and what it reads for an unknown architecture or a bad field', () => {
+    expect(() => parseModelConfig({ model_type: 'phi3', architectures: ['Phi3ForCausalLM'] })).toThrow(
+      ModelConfigError,
+    );
+    expect(() => parseModelConfig({ model_type: 'phi3', architectures: ['Phi3ForCausalLM'] })).toThrow(
+      /"phi3".*Phi3ForCausalLM.*LlamaForCausalLM \("llama"\), Qwen2ForCausalLM \("qwen2"\), MistralForCausalLM/,
+    );
+    const cfg = { ...(readFixtureFolder('tiny-llama').config as Record<string, unknown>) };
+    expect(() => parseModelConfig({ ...cfg, num_key_value_heads: 3 })).toThrow(/num_key_value_heads 3/);
+    expect(() => parseModelConfig({ ...cfg, hidden_size: undefined })).toThrow(
+      /"hidden_size" must be an integer/,
+    );
+    expect(() =>
+      parseModelConfig({ ...cfg, rope_parameters: { rope_type: 'yarn', factor: 4, rope_theta: 1e4 } }),
+    ).toThrow(/"yarn" is not supported; PEFT Lab reads "default", "linear" and "llama3"/);
+  });
+
+  it('refuses weights that do not fit the config, naming the tensor', () => {
+    const files = readFixtureFolder('tiny-llama');
+    expect(() =>
+      loadModel({ ...files, config: { ...(files.config as object), intermediate_size: 64 } }),
+    ).toThrow(WeightsMismatchError);
+    const sharded = readFixtureFolder('tiny-qwen2-sharded');
+    const oneShardMissing = { ...sharded, weights: (sharded.weights as Uint8Array[]).slice(1) };
+    expect(() => loadModel(oneShardMissing)).toThrow(/tensor .* is missing/);
+  });
+});

@@ -1,0 +1,336 @@
+/**
+ * The Llama family in tfjs (LlamaForCausalLM, Qwen2ForCausalLM, MistralForCausalLM), read top to
+ * bottom like HF's modeling_llama.py:
+ *   x = embed_tokens[ids]
+ *   for each layer: x = x + o_proj(attn(rope(q_proj(n)), rope(k_proj(n)), v_proj(n))),  n = input_layernorm(x)
+ *                   x = x + down_proj(silu(gate_proj(m)) * up_proj(m)),                  m = post_attention_layernorm(x)
+ *   h = norm(x);  logits = h @ lm_head^T  (lm_head is embed_tokens when tied)
+ * Grouped-query attention: nHead / nKvHead query heads share each key/value head (HF's repeat_kv);
+ * the KV cache keeps the nKvHead heads. Mistral (and Qwen2 with use_sliding_window) limits a query
+ * to the last `sliding_window` keys. The adapters' doors are gpt2.ts's (see decoder.ts).
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { DecoderModel } from './decoder';
+import type { ForwardContext, ForwardOptions, ForwardResult, LayerKV, LinearHook } from './gpt2';
+import type { LlamaConfig, LlamaLinearModule } from './llama-config';
+import { dense, embed, isFrozen, matmulFrozen, multiHeadAttention } from './ops';
+import { InternalError } from '../errors';
+
+/** A large negative number instead of -inf: a fully masked row stays finite instead of NaN. */
+const MASKED = -1e9;
+
+/**
+ * Inverse rotary frequencies [D/2] after the config's scaling (HF's ROPE_INIT_FUNCTIONS:
+ * _compute_default_rope_parameters, _compute_linear_scaling_rope_parameters,
+ * _compute_llama3_parameters). Exported for tests.
+ */
+export function ropeInverseFrequencies(c: LlamaConfig): Float64Array {
+  const D = c.headDim;
+  const inv = new Float64Array(D / 2);
+  for (let i = 0; i < D / 2; i++) inv[i] = 1 / Math.pow(c.ropeTheta, (2 * i) / D);
+  const s = c.ropeScaling;
+  if (s.type === 'linear') for (let i = 0; i < inv.length; i++) inv[i]! /= s.factor;
+  if (s.type === 'llama3') {
+    const lowWavelen = s.originalMaxPositionEmbeddings / s.lowFreqFactor;
+    const highWavelen = s.originalMaxPositionEmbeddings / s.highFreqFactor;
+    for (let i = 0; i < inv.length; i++) {
+      const f = inv[i]!;
+      const wavelen = (2 * Math.PI) / f;
+      if (wavelen > lowWavelen) inv[i] = f / s.factor;
+      else if (wavelen >= highWavelen) {
+        // The band between: a blend of scaled and unscaled by where the wavelength falls.
+        const smooth =
+          (s.originalMaxPositionEmbeddings / wavelen - s.lowFreqFactor) /
+          (s.highFreqFactor - s.lowFreqFactor);
+        inv[i] = ((1 - smooth) * f) / s.factor + smooth * f;
+      }
+    }
+  }
+  return inv;
+}
+
+/**
+ * HF's rotate_half as a [D, D] matrix R, so rotate_half(x) = x R: x = [x1, x2] -> [-x2, x1]. One
+ * frozen matmul (gradient dy R^T) instead of two slices, a negation and a concat.
+ */
+function rotateHalfMatrix(D: number): tf.Tensor2D {
+  const h = D / 2;
+  const r = new Float32Array(D * D);
+  for (let i = 0; i < h; i++) {
+    r[(i + h) * D + i] = -1; // out[i] = -x[i + h]
+    r[i * D + i + h] = 1; // out[i + h] = x[i]
+  }
+  return tf.tensor2d(r, [D, D]);
+}
+
+export class LlamaModel implements DecoderModel {
+  readonly config: LlamaConfig;
+  readonly family: LlamaConfig['modelType'];
+  readonly weights: Map<string, tf.Variable>;
+  readonly hooks = new Map<string, LinearHook>();
+  readonly embeddingKey = 'embed_tokens.weight';
+  readonly lmHeadKey: string;
+  private readonly invFreq: Float64Array;
+  private readonly rotate: tf.Tensor2D;
+  private headTransposed: tf.Tensor2D | null = null;
+
+  constructor(config: LlamaConfig, weights: Map<string, tf.Variable>) {
+    this.config = config;
+    this.family = config.modelType;
+    this.weights = weights;
+    this.lmHeadKey = config.tieWordEmbeddings ? 'embed_tokens.weight' : 'lm_head.weight';
+    this.invFreq = ropeInverseFrequencies(config);
+    this.rotate = tf.keep(rotateHalfMatrix(config.headDim));
+  }
+
+  w(name: string): tf.Variable {
+    const v = this.weights.get(name);
+    // Internal: the loader checks every weight against the config (WeightsMismatchError).
+    if (!v) throw new InternalError(`weight ${name} is missing`);
+    return v;
+  }
+
+  setTrainable(trainable: boolean): void {
+    for (const v of this.weights.values()) v.trainable = trainable;
+    this.invalidateCaches();
+  }
+
+  invalidateCaches(): void {
+    this.headTransposed?.dispose();
+    this.headTransposed = null;
+  }
+
+  lmHeadT(): tf.Tensor2D {
+    const head = this.w(this.lmHeadKey) as tf.Tensor2D;
+    if (!isFrozen(head)) return tf.transpose(head);
+    if (!this.headTransposed) this.headTransposed = tf.keep(tf.transpose(head));
+    return this.headTransposed;
+  }
+
+  embedTokens(ids: tf.Tensor2D): tf.Tensor3D {
+    return embed(this.w('embed_tokens.weight') as tf.Tensor2D, ids) as tf.Tensor3D;
+  }
+
+  /** One named linear layer on x [N, in], with its hook if any. */
+  linear(layer: number, module: LlamaLinearModule, x: tf.Tensor2D, ctx: ForwardContext): tf.Tensor2D {
+    const p = `layers.${layer}.${module}`;
+    const hook = this.hooks.get(p);
+    const xin = hook?.input ? hook.input(x, ctx) : x;
+    const b = this.weights.get(`${p}.bias`) as tf.Tensor1D | undefined;
+    const base = dense(xin, this.w(`${p}.weight`) as tf.Tensor2D, b);
+    return hook ? hook.apply(xin, base, ctx) : base;
+  }
+
+  forward(opts: ForwardOptions): ForwardResult {
+    const c = this.config;
+    const ctx: ForwardContext = {
+      training: opts.training ?? false,
+      seed: opts.seed ?? 0,
+      causal: !opts.past?.length && !opts.attentionMask,
+    };
+    let x = opts.inputsEmbeds ?? (opts.ids ? this.embedTokens(opts.ids) : null);
+    if (!x) throw new InternalError('forward needs ids or inputsEmbeds');
+    const [B, T] = x.shape;
+    const pastLen = opts.past?.[0]?.k.shape[2] ?? 0;
+    const offset = opts.positionOffset ?? pastLen;
+    const { cos, sin } = this.rope(offset, T);
+    // One additive bias per distinct window (full causal, or Mistral's sliding window).
+    const masks = new Map<number | null, tf.Tensor4D>();
+    const maskFor = (window: number | null): tf.Tensor4D => {
+      let m = masks.get(window);
+      if (!m) masks.set(window, (m = llamaAttentionBias(T, pastLen, B, window, opts.attentionMask)));
+      return m;
+    };
+    const presents: LayerKV[] = [];
+    for (let i = 0; i < c.nLayer; i++) {
+      const n = rmsNorm(x, this.w(`layers.${i}.input_layernorm.weight`) as tf.Tensor1D, c.rmsNormEps);
+      const mask = maskFor(c.slidingWindow[i] ?? null);
+      const { out, present } = this.attention(i, n, cos, sin, mask, opts.past?.[i], ctx);
+      if (opts.returnPresents) presents.push(present);
+      const y = tf.add(x, out) as tf.Tensor3D;
+      const m = rmsNorm(
+        y,
+        this.w(`layers.${i}.post_attention_layernorm.weight`) as tf.Tensor1D,
+        c.rmsNormEps,
+      );
+      x = tf.add(y, this.mlp(i, m, ctx)) as tf.Tensor3D;
+    }
+    const hidden = rmsNorm(x, this.w('norm.weight') as tf.Tensor1D, c.rmsNormEps);
+    return { hidden, presents: opts.returnPresents ? presents : undefined };
+  }
+
+  /** cos and sin of every (position, frequency) pair, [1, T, 1, D], in HF's cat(freqs, freqs) order. */
+  private rope(offset: number, T: number): { cos: tf.Tensor4D; sin: tf.Tensor4D } {
+    const D = this.config.headDim;
+    const h = D / 2;
+    const cos = new Float32Array(T * D);
+    const sin = new Float32Array(T * D);
+    for (let t = 0; t < T; t++) {
+      for (let i = 0; i < h; i++) {
+        const a = (offset + t) * this.invFreq[i]!;
+        cos[t * D + i] = cos[t * D + i + h] = Math.cos(a);
+        sin[t * D + i] = sin[t * D + i + h] = Math.sin(a);
+      }
+    }
+    return { cos: tf.tensor4d(cos, [1, T, 1, D]), sin: tf.tensor4d(sin, [1, T, 1, D]) };
+  }
+
+  /** x [B, T, nHeads * D] -> the same with rotary embeddings: x cos + rotate_half(x) sin, per head. */
+  private applyRope(
+    x: tf.Tensor2D,
+    B: number,
+    T: number,
+    heads: number,
+    cos: tf.Tensor4D,
+    sin: tf.Tensor4D,
+  ): tf.Tensor3D {
+    const D = this.config.headDim;
+    const flat = tf.reshape(x, [B * T * heads, D]) as tf.Tensor2D; // [B*T*heads, D]
+    const rotated = tf.reshape(matmulFrozen(flat, this.rotate), [B, T, heads, D]);
+    const y = tf.add(tf.mul(tf.reshape(x, [B, T, heads, D]), cos), tf.mul(rotated, sin)); // [B, T, heads, D]
+    return tf.reshape(y, [B, T, heads * D]) as tf.Tensor3D;
+  }
+
+  private attention(
+    layer: number,
+    n: tf.Tensor3D,
+    cos: tf.Tensor4D,
+    sin: tf.Tensor4D,
+    mask: tf.Tensor4D,
+    past: LayerKV | undefined,
+    ctx: ForwardContext,
+  ): { out: tf.Tensor3D; present: LayerKV } {
+    const { nHead: H, nKvHead: K, headDim: D, nEmbd: C } = this.config;
+    const [B, T] = n.shape;
+    const x = tf.reshape(n, [B * T, C]) as tf.Tensor2D;
+    const q = this.applyRope(this.linear(layer, 'self_attn.q_proj', x, ctx), B, T, H, cos, sin); // [B, T, H*D]
+    const k = this.applyRope(this.linear(layer, 'self_attn.k_proj', x, ctx), B, T, K, cos, sin); // [B, T, K*D]
+    const v = tf.reshape(this.linear(layer, 'self_attn.v_proj', x, ctx), [B, T, K * D]) as tf.Tensor3D;
+    // Past [B, K, P, D] -> [B, P, K*D], heads side by side as the new keys are.
+    const merge = (t: tf.Tensor4D): tf.Tensor3D =>
+      tf.reshape(tf.transpose(t, [0, 2, 1, 3]), [B, t.shape[2], K * D]) as tf.Tensor3D;
+    const kAll = past ? (tf.concat([merge(past.k), k], 1) as tf.Tensor3D) : k; // [B, S, K*D]
+    const vAll = past ? (tf.concat([merge(past.v), v], 1) as tf.Tensor3D) : v;
+    const y = multiHeadAttention(q, repeatKv(kAll, K, H / K, D), repeatKv(vAll, K, H / K, D), mask, H); // [B, T, H*D]
+    const out = this.linear(layer, 'self_attn.o_proj', tf.reshape(y, [B * T, H * D]) as tf.Tensor2D, ctx);
+    return { out: tf.reshape(out, [B, T, C]) as tf.Tensor3D, present: lazyKV(kAll, vAll, K, D) };
+  }
+
+  /** SwiGLU: down(silu(gate(m)) * up(m)). */
+  private mlp(layer: number, m: tf.Tensor3D, ctx: ForwardContext): tf.Tensor3D {
+    const [B, T, C] = m.shape;
+    const x = tf.reshape(m, [B * T, C]) as tf.Tensor2D;
+    const gate = this.linear(layer, 'mlp.gate_proj', x, ctx); // [B*T, I]
+    const up = this.linear(layer, 'mlp.up_proj', x, ctx); // [B*T, I]
+    const down = this.linear(layer, 'mlp.down_proj', tf.mul(silu(gate), up) as tf.Tensor2D, ctx); // [B*T, C]
+    return tf.reshape(down, [B, T, C]) as tf.Tensor3D;
+  }
+
+  dispose(): void {
+    this.invalidateCaches();
+    this.rotate.dispose();
+    for (const v of this.weights.values()) v.dispose();
+    this.weights.clear();
+  }
+}
+
+/**
+ * HF's repeat_kv in the side-by-side layout: [B, S, K*D] -> [B, S, K*rep*D], query head h reading
+ * key/value head floor(h / rep).
+ */
+function repeatKv(x: tf.Tensor3D, K: number, rep: number, D: number): tf.Tensor3D {
+  if (rep === 1) return x;
+  const [B, S] = x.shape;
+  // Rank 4: tfjs has no tile gradient above it.
+  const t = tf.tile(tf.reshape(x, [B * S, K, 1, D]), [1, 1, rep, 1]); // [B*S, K, rep, D]
+  return tf.reshape(t, [B, S, K * rep * D]) as tf.Tensor3D;
+}
+
+/** Keys and values [B, S, K*D] as LayerKV ([B, K, S, D]), built on first read (generation reads them). */
+function lazyKV(k: tf.Tensor3D, v: tf.Tensor3D, K: number, D: number): LayerKV {
+  const split = (t: tf.Tensor3D): tf.Tensor4D => {
+    const [B, S] = t.shape;
+    return tf.transpose(tf.reshape(t, [B, S, K, D]), [0, 2, 1, 3]) as tf.Tensor4D;
+  };
+  let kt: tf.Tensor4D | null = null;
+  let vt: tf.Tensor4D | null = null;
+  return {
+    get k() {
+      return (kt ??= split(k));
+    },
+    get v() {
+      return (vt ??= split(v));
+    },
+  };
+}
+
+/**
+ * RMSNorm (HF's LlamaRMSNorm): x * rsqrt(mean(x^2) + eps) * weight over the last axis. With a
+ * frozen weight the gradient is written out (dx only):
+ *   xhat = x * rstd,  dx = rstd * (g - xhat * mean(g * xhat)),  g = dy * weight
+ */
+export function rmsNorm(x: tf.Tensor3D, weight: tf.Tensor1D, eps: number): tf.Tensor3D {
+  const stats = (xi: tf.Tensor): { xhat: tf.Tensor; rstd: tf.Tensor } => {
+    const rstd = tf.rsqrt(tf.add(tf.mean(tf.mul(xi, xi), -1, true), eps));
+    return { xhat: tf.mul(xi, rstd), rstd };
+  };
+  if (!isFrozen(weight)) {
+    const { xhat } = stats(x);
+    return tf.mul(xhat, weight) as tf.Tensor3D;
+  }
+  const f = tf.customGrad((xi, save) => {
+    const { xhat, rstd } = stats(xi as tf.Tensor);
+    (save as tf.GradSaveFunc)([xhat, rstd]);
+    return {
+      value: tf.mul(xhat, weight),
+      gradFunc: (dy, saved) => {
+        const [xh, rs] = saved as [tf.Tensor, tf.Tensor];
+        const g = tf.mul(dy as tf.Tensor, weight);
+        return tf.mul(rs, tf.sub(g, tf.mul(xh, tf.mean(tf.mul(g, xh), -1, true))));
+      },
+    };
+  }) as (x: tf.Tensor) => tf.Tensor;
+  return f(x) as tf.Tensor3D;
+}
+
+/** silu(x) = x sigmoid(x); derivative s (1 + x (1 - s)). */
+export const silu = tf.customGrad((xi, save) => {
+  const x = xi as tf.Tensor;
+  const s = tf.sigmoid(x);
+  (save as tf.GradSaveFunc)([x, s]);
+  return {
+    value: tf.mul(x, s),
+    gradFunc: (dy, saved) => {
+      const [xs, ss] = saved as [tf.Tensor, tf.Tensor];
+      return tf.mul(dy as tf.Tensor, tf.mul(ss, tf.add(1, tf.mul(xs, tf.sub(1, ss)))));
+    },
+  };
+}) as (x: tf.Tensor) => tf.Tensor;
+
+/**
+ * Additive attention bias [B or 1, 1, T, P+T]: query i (position P + i) sees keys j <= P + i and,
+ * with a window w, j > P + i - w (HF's sliding_window_overlay); no padded key.
+ */
+export function llamaAttentionBias(
+  T: number,
+  P: number,
+  B: number,
+  window: number | null,
+  keyMask?: tf.Tensor2D,
+): tf.Tensor4D {
+  const S = P + T;
+  const bias = new Float32Array(T * S);
+  for (let i = 0; i < T; i++) {
+    for (let j = 0; j < S; j++) {
+      const q = P + i;
+      if (j > q || (window !== null && j <= q - window)) bias[i * S + j] = MASKED;
+    }
+  }
+  const causal = tf.tensor4d(bias, [1, 1, T, S]);
+  if (!keyMask) return causal;
+  if (keyMask.shape[0] !== B || keyMask.shape[1] !== S) {
+    throw new InternalError(`attentionMask has shape [${keyMask.shape}] but the keys are [${B}, ${S}]`);
+  }
+  const pad = tf.mul(tf.sub(1, tf.reshape(tf.cast(keyMask, 'float32'), [B, 1, 1, S])), MASKED);
+  return tf.add(causal, pad) as tf.Tensor4D;
+}
