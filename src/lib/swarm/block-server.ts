@@ -72,6 +72,8 @@ export class BlockServer {
   private readonly now: () => number;
   private inFlight = 0;
   throughput = 0;
+  /** How clients reach this peer; set once a transport knows it (a WebSocket's port). */
+  address: string;
   /** Requests answered, by kind (for the screen and tests). */
   readonly served = new Map<string, number>();
 
@@ -93,6 +95,7 @@ export class BlockServer {
     this.start = opts.start;
     this.end = opts.end;
     this.now = opts.now ?? (() => Date.now());
+    this.address = opts.address ?? `local:${opts.peerId}`;
   }
 
   info(): PeerInfo {
@@ -103,7 +106,7 @@ export class BlockServer {
       end: this.end,
       throughput: this.throughput,
       load: this.sessions.size + this.inFlight,
-      address: this.opts.address ?? `local:${this.opts.peerId}`,
+      address: this.address,
     };
   }
 
