@@ -14,8 +14,9 @@ import { evalCommand } from './commands/eval';
 import { merge } from './commands/merge';
 import { combine } from './commands/combine';
 import { compare } from './commands/compare';
+import { swarm } from './commands/swarm';
 
-const COMMANDS: readonly Command[] = [info, generate, train, evalCommand, compare, merge, combine];
+const COMMANDS: readonly Command[] = [info, generate, train, evalCommand, compare, merge, combine, swarm];
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
@@ -69,7 +70,16 @@ export async function main(argv: string[]): Promise<number> {
       `unknown command ${JSON.stringify(name)}; commands: ${COMMANDS.map((c) => c.name).join(', ')}`,
     );
   }
-  const values = parseCommand(name, [...before, ...argv.slice(i + 1)], command.options);
+  let rest = argv.slice(i + 1);
+  if (command.subcommand !== undefined) {
+    if (rest[0] === command.subcommand) rest = rest.slice(1);
+    else if (!rest.includes('--help') && !rest.includes('-h')) {
+      throw new UsageError(
+        `peft-lab ${name} needs a subcommand: ${command.subcommand}; see peft-lab ${name} --help`,
+      );
+    }
+  }
+  const values = parseCommand(name, [...before, ...rest], command.options);
   if (values.help) {
     process.stdout.write(`${command.usage}\n`);
     return 0;

@@ -74,6 +74,8 @@ export class BlockServer {
   throughput = 0;
   /** How clients reach this peer; set once a transport knows it (a WebSocket's port). */
   address: string;
+  /** Its name in the directory (settable until it is announced: `serve` names it by its port). */
+  peerId: string;
   /** Requests answered, by kind (for the screen and tests). */
   readonly served = new Map<string, number>();
 
@@ -95,12 +97,13 @@ export class BlockServer {
     this.start = opts.start;
     this.end = opts.end;
     this.now = opts.now ?? (() => Date.now());
+    this.peerId = opts.peerId;
     this.address = opts.address ?? `local:${opts.peerId}`;
   }
 
   info(): PeerInfo {
     return {
-      peerId: this.opts.peerId,
+      peerId: this.peerId,
       modelHash: this.opts.modelHash,
       start: this.start,
       end: this.end,
