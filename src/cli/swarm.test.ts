@@ -81,17 +81,23 @@ describe('peft-lab swarm', () => {
     const train = ['train', '--model', model, '--method', 'prompt-tuning', '--steps', '2', '--seq-len', '8'];
     const small = [...train, '--batch-size', '2', '--json'];
     const swarm = ['--swarm', hub.url, '--swarm-token', 'secret'];
-    const [localGen, localTrain] = await Promise.all([cli(gen), cli(small)]);
+    const lora = [...small.map((a) => (a === 'prompt-tuning' ? 'lora' : a)), '--lora-dropout', '0.1'];
+    const [localGen, localTrain, localLora] = await Promise.all([cli(gen), cli(small), cli(lora)]);
     const viaSwarm = await cli([...gen, ...swarm]);
     expect(viaSwarm.code, viaSwarm.stderr).toBe(0);
     expect(viaSwarm.stdout).toBe(localGen.stdout);
     expect(viaSwarm.stderr).toContain('swarm route: hub[0:1] -> tail[1:2]');
-    const trained = await cli([...small, ...swarm]);
-    expect(trained.code, trained.stderr).toBe(0);
-    const a = JSON.parse(localTrain.stdout) as { final_loss: number; eval_after: { loss: number } };
-    const b = JSON.parse(trained.stdout) as { final_loss: number; eval_after: { loss: number } };
-    expect(Math.abs(a.final_loss - b.final_loss)).toBeLessThan(1e-5);
-    expect(Math.abs(a.eval_after.loss - b.eval_after.loss)).toBeLessThan(1e-5);
+    const [trained, trainedLora] = await Promise.all([cli([...small, ...swarm]), cli([...lora, ...swarm])]);
+    for (const [here, there] of [
+      [localTrain, trained],
+      [localLora, trainedLora],
+    ] as const) {
+      expect(there.code, there.stderr).toBe(0);
+      const a = JSON.parse(here.stdout) as { final_loss: number; eval_after: { loss: number } };
+      const b = JSON.parse(there.stdout) as { final_loss: number; eval_after: { loss: number } };
+      expect(Math.abs(a.final_loss - b.final_loss)).toBeLessThan(1e-5);
+      expect(Math.abs(a.eval_after.loss - b.eval_after.loss)).toBeLessThan(1e-5);
+    }
   });
 
   it('refuses a wrong token, bad blocks and a method the swarm cannot train, with one line each', async () => {
@@ -99,12 +105,12 @@ describe('peft-lab swarm', () => {
     const [wrong, blocks, lora, sub] = await Promise.all([
       cli(['generate', '--model', model, '--prompt', 'x', '--swarm', hub.url, '--swarm-token', 'nope']),
       cli(['swarm', 'serve', '--model', model, '--blocks', '1:5']),
-      cli(['train', '--model', model, '--method', 'lora', '--swarm', hub.url]),
+      cli(['train', '--model', model, '--method', 'ia3', '--swarm', hub.url]),
       cli(['swarm', '--model', model]),
     ]);
     expect(wrong.stderr).toMatch(/^peft-lab: wrong token for this peer\n$/);
     expect(blocks.stderr).toMatch(/^peft-lab: --blocks 1:5 runs past the model's 2 blocks/);
-    expect(lora.stderr).toMatch(/^peft-lab: --swarm trains prompt and prefix methods.*lora is not one yet/);
+    expect(lora.stderr).toMatch(/^peft-lab: --swarm trains prompt-tuning.*and lora; ia3 is not one yet/);
     expect(sub.stderr).toMatch(/^peft-lab: peft-lab swarm needs a subcommand: serve/);
     for (const r of [wrong, blocks, lora, sub]) expect(r.code).not.toBe(0);
   });

@@ -84,9 +84,9 @@ ${GLOBAL_HELP}`;
       throw new UsageError(`--method ${method.cliName} --task ${task.name}: ${(e as Error).message}`);
     }
     const swarm = swarmFlags(values);
-    if (swarm && method.kind !== 'prompt' && method.kind !== 'prefix') {
+    if (swarm && method.kind !== 'prompt' && method.kind !== 'prefix' && method.peftType !== 'LORA') {
       throw new UsageError(
-        `--swarm trains prompt and prefix methods (prompt-tuning, p-tuning, prefix-tuning, p-tuning-v2); ${method.cliName} is not one yet`,
+        `--swarm trains prompt-tuning, p-tuning, prefix-tuning, p-tuning-v2 and lora; ${method.cliName} is not one yet`,
       );
     }
     const steps = int(values, 'steps', 200, { min: 1 });

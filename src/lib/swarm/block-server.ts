@@ -11,7 +11,11 @@
  * the client's trainable parameters stays on the peer.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Gpt2Model, LayerKV } from '../model/gpt2';
+import type { Gpt2Model, LayerKV, LinearHook } from '../model/gpt2';
+import { linearShape } from '../model/config';
+import { matmul } from '../model/ops';
+import { adapterDropout } from '../peft/inject-base';
+import { fnv1a } from '../util/hash';
 import { attentionBias } from '../model/gpt2';
 import {
   PeftLabError,
@@ -21,8 +25,17 @@ import {
   SwarmProtocolError,
   SwarmSessionError,
 } from '../errors';
-import type { Message, PeerInfo, ProtocolLimits, Reply, Request, Tensors, WireTensor } from './protocol';
-import { decodeMessage, encodeMessage } from './protocol';
+import type {
+  LoraFields,
+  Message,
+  PeerInfo,
+  ProtocolLimits,
+  Reply,
+  Request,
+  Tensors,
+  WireTensor,
+} from './protocol';
+import { decodeMessage, encodeMessage, LORA_MODULES } from './protocol';
 
 /** What a peer does with directory messages (announce, heartbeat, list); see directory.ts. */
 export interface DirectoryService {
@@ -51,9 +64,18 @@ export interface BlockServerOptions {
   now?: () => number;
 }
 
+/** A client's LoRA weights for a span: `${block}:${module index}` -> A [in, r], B [r, out]. */
+type LoraSet = Map<string, { a: tf.Tensor2D; b: tf.Tensor2D }>;
+interface Lora {
+  set: LoraSet;
+  fields: LoraFields;
+}
+
 interface Session {
   start: number;
   end: number;
+  /** The LoRA weights of its first step, kept for the session (generation does not change them). */
+  lora: Lora | null;
   /** Keys and values of blocks start..end-1, prompts included. */
   past: LayerKV[];
   length: number;
@@ -241,37 +263,88 @@ export class BlockServer {
             v: tensor4(t.get(`pastV.${h.start + j}`)!),
           }))
         : undefined;
+    const loraTensors = [...t.keys()].filter((n) => n.startsWith('lora'));
+    for (const n of loraTensors) {
+      const [, ab, m] = /^lora([AB])(\d)\.\d+$/.exec(n)!;
+      const [inDim, outDim] = linearShape(c, LORA_MODULES[Number(m)]!);
+      const shape = t.get(n)!.shape;
+      if ((ab === 'A' ? shape[0] : shape[1]) !== (ab === 'A' ? inDim : outDim)) {
+        throw new SwarmProtocolError(
+          `${h.kind}: ${n} is [${shape}], but ${LORA_MODULES[Number(m)]} of this model is [${inDim}, ${outDim}]`,
+        );
+      }
+    }
+    const lora = (): Lora | null => {
+      if (!loraTensors.length) return null;
+      const set: LoraSet = new Map();
+      for (const n of loraTensors) {
+        if (!n.startsWith('loraA')) continue;
+        const rest = n.slice('loraA'.length); // `${m}.${i}`
+        const [m, i] = rest.split('.');
+        const a = t.get(n)!;
+        const b = t.get(`loraB${rest}`)!;
+        set.set(`${i}:${m}`, {
+          a: tf.tensor2d(a.data, a.shape as [number, number]),
+          b: tf.tensor2d(b.data, b.shape as [number, number]),
+        });
+      }
+      return { set, fields: h.lora! };
+    };
     const mask = t.get('keyMask');
     const keyMask = () =>
       mask ? (tf.tensor2d(mask.data, mask.shape as [number, number]) as tf.Tensor2D) : undefined;
 
     if (h.kind === 'forward') {
-      const y = tf.tidy(() => this.run(x(), h.start, h.end, prompts(), keyMask()));
+      const y = tf.tidy(() => this.run(x(), h.start, h.end, prompts(), keyMask(), lora()));
       return { fields: {}, tensors: new Map([['hidden', await read(y)]]) };
     }
     if (h.kind === 'backward') {
       const gradOut = t.get('gradOut')!;
       const out = tf.tidy(() => {
         const kv = prompts();
-        const args: tf.Tensor[] = [x(), ...(kv ?? []).flatMap((p) => [p.k, p.v])];
+        const lo = lora();
+        const loraKeys = [...(lo?.set.keys() ?? [])];
+        const nkv = 2 * (kv?.length ?? 0);
+        const args: tf.Tensor[] = [
+          x(),
+          ...(kv ?? []).flatMap((p) => [p.k, p.v]),
+          ...loraKeys.flatMap((k) => [lo!.set.get(k)!.a, lo!.set.get(k)!.b]),
+        ];
         const mk = keyMask();
         const f = (...a: tf.Tensor[]): tf.Tensor => {
           const past = kv
             ? kv.map((_, j) => ({ k: a[1 + 2 * j] as tf.Tensor4D, v: a[2 + 2 * j] as tf.Tensor4D }))
             : undefined;
-          return this.run(a[0] as tf.Tensor3D, h.start, h.end, past, mk);
+          // The LoRA weights as f's own arguments, so tf.grads differentiates with respect to them.
+          const la: Lora | null = lo && {
+            fields: lo.fields,
+            set: new Map(
+              loraKeys.map((k, j) => [
+                k,
+                { a: a[1 + nkv + 2 * j] as tf.Tensor2D, b: a[2 + nkv + 2 * j] as tf.Tensor2D },
+              ]),
+            ),
+          };
+          return this.run(a[0] as tf.Tensor3D, h.start, h.end, past, mk, la);
         };
-        // The vector-Jacobian product of the span at its input: dy is the client's d loss / d output.
-        return tf.grads(f)(args, tf.tensor3d(gradOut.data, [B, T, C]));
+        // The vector-Jacobian product of the span at its inputs: dy is the client's d loss / d output.
+        const grads = tf.grads(f)(args, tf.tensor3d(gradOut.data, [B, T, C]));
+        return { grads, nPrompts: kv?.length ?? 0, loraKeys };
       });
-      const tensors: Tensors = new Map([['gradIn', await read(out[0]!)]]);
-      for (let j = 0; j < (out.length - 1) / 2; j++) {
-        tensors.set(`dPastK.${h.start + j}`, await read(out[1 + 2 * j]!));
-        tensors.set(`dPastV.${h.start + j}`, await read(out[2 + 2 * j]!));
+      const tensors: Tensors = new Map([['gradIn', await read(out.grads[0]!)]]);
+      for (let j = 0; j < out.nPrompts; j++) {
+        tensors.set(`dPastK.${h.start + j}`, await read(out.grads[1 + 2 * j]!));
+        tensors.set(`dPastV.${h.start + j}`, await read(out.grads[2 + 2 * j]!));
+      }
+      for (let j = 0; j < out.loraKeys.length; j++) {
+        const [i, m] = out.loraKeys[j]!.split(':');
+        const at = 1 + 2 * out.nPrompts + 2 * j;
+        tensors.set(`dLoraA${m}.${i}`, await read(out.grads[at]!));
+        tensors.set(`dLoraB${m}.${i}`, await read(out.grads[at + 1]!));
       }
       return { fields: {}, tensors };
     }
-    return this.step(h, x, prompts);
+    return this.step(h, x, prompts, lora);
   }
 
   /** One generation step: the session's cache grows by the new positions (and prompts, at 0). */
@@ -279,6 +352,7 @@ export class BlockServer {
     h: Request<'step'>,
     x: () => tf.Tensor3D,
     prompts: () => LayerKV[] | undefined,
+    lora: () => Lora | null,
   ): Promise<{ fields: object; tensors: Tensors }> {
     let s = this.sessions.get(h.session);
     if (h.position === 0) {
@@ -295,9 +369,10 @@ export class BlockServer {
       );
     }
     const past = s?.past ?? prompts();
+    const lo = s ? s.lora : lora();
     const { y, presents } = tf.tidy(() => {
       const out: LayerKV[] = [];
-      const y = this.run(x(), h.start, h.end, past, undefined, out);
+      const y = this.run(x(), h.start, h.end, past, undefined, lo, out);
       return { y, presents: out };
     });
     if (s) tf.dispose(s.past.flatMap((p) => [p.k, p.v]));
@@ -312,6 +387,7 @@ export class BlockServer {
       start: h.start,
       end: h.end,
       past: presents,
+      lora: lo,
       length,
       lastUsed: this.now(),
     });
@@ -328,25 +404,47 @@ export class BlockServer {
     end: number,
     past: LayerKV[] | undefined,
     keyMask: tf.Tensor2D | undefined,
+    lora: Lora | null = null,
     presents?: LayerKV[],
   ): tf.Tensor3D {
     const [B, T] = x.shape;
     const P = past?.[0]?.k.shape[2] ?? 0;
     const mask = attentionBias(T, P, B, keyMask);
-    const ctx = { training: false, seed: 0, causal: !past && !keyMask };
-    let y = x;
-    for (let i = start; i < end; i++) {
-      const out = this.model.block(i, y, mask, past?.[i - start], ctx);
-      if (presents) presents.push({ k: out.present.k, v: out.present.v });
-      y = out.x;
+    // In training, the client's seed: LoRA dropout draws the client's mask in forward and backward.
+    const training = (lora?.fields.training ?? false) && presents === undefined;
+    const ctx = { training, seed: lora?.fields.seed ?? 0, causal: !past && !keyMask };
+    // The client's LoRA goes in as hooks for this call only; the compute is synchronous, so no
+    // other request can see them, and whatever hooks the model had are put back.
+    const saved = new Map<string, LinearHook | undefined>();
+    if (lora) {
+      for (const [key, w] of lora.set) {
+        const [i, m] = key.split(':');
+        const name = `h.${i}.${LORA_MODULES[Number(m)]!}`;
+        saved.set(name, this.model.hooks.get(name));
+        this.model.hooks.set(name, loraHook(w.a, w.b, lora.fields, fnv1a(name)));
+      }
     }
-    return y;
+    try {
+      let y = x;
+      for (let i = start; i < end; i++) {
+        const out = this.model.block(i, y, mask, past?.[i - start], ctx);
+        if (presents) presents.push({ k: out.present.k, v: out.present.v });
+        y = out.x;
+      }
+      return y;
+    } finally {
+      for (const [name, hook] of saved) {
+        if (hook) this.model.hooks.set(name, hook);
+        else this.model.hooks.delete(name);
+      }
+    }
   }
 
   private dropSession(id: string): void {
     const s = this.sessions.get(id);
     if (!s) return;
     tf.dispose(s.past.flatMap((p) => [p.k, p.v]));
+    if (s.lora) tf.dispose([...s.lora.set.values()].flatMap((w) => [w.a, w.b]));
     this.sessions.delete(id);
   }
 
@@ -360,6 +458,19 @@ export class BlockServer {
   dispose(): void {
     for (const id of [...this.sessions.keys()]) this.dropSession(id);
   }
+}
+
+/**
+ * x W + b + (dropout(x) A * scaling) B: LoRA's forward (peft/lora.ts), with the adapter's own
+ * dropout (the same seed and layer salt give the client's mask).
+ */
+function loraHook(a: tf.Tensor2D, b: tf.Tensor2D, f: LoraFields, salt: number): LinearHook {
+  return {
+    apply(x, base, ctx) {
+      const xin = adapterDropout(x, ctx, f.dropout, salt);
+      return tf.add(base, matmul(tf.mul(matmul(xin, a), f.scaling) as tf.Tensor2D, b)) as tf.Tensor2D;
+    },
+  };
 }
 
 const tensor4 = (w: WireTensor): tf.Tensor4D =>

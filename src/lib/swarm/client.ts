@@ -22,13 +22,39 @@ import { adapterDecorator } from '../peft/forward';
 import type { Adapter } from '../peft/types';
 import type { GradientFn } from '../train/trainer';
 import { Rng } from '../util/rng';
-import { InputError, PeftLabError, SettingsError, SwarmPeerError, SwarmRouteError } from '../errors';
+import {
+  InputError,
+  InternalError,
+  PeftLabError,
+  SettingsError,
+  SwarmPeerError,
+  SwarmRouteError,
+} from '../errors';
+import type { LoraConfig } from '../peft/lora/config';
+import { loraScaling } from '../peft/lora/lora';
 import type { PeerSource } from './directory';
-import type { PeerInfo, RequestKind, SwarmRequests, Tensors, WireTensor } from './protocol';
+import type { LoraFields, PeerInfo, RequestKind, SwarmRequests, Tensors, WireTensor } from './protocol';
+import { LORA_MODULES } from './protocol';
 import type { Hop, RoutingMode } from './routing';
 import { describeRoute, route } from './routing';
 import type { Channel } from './transport';
 import { PeerConnection } from './transport';
+
+/**
+ * A client-held LoRA adapter as it travels: per `${module index}.${block}`, A [in, r] and B [r, out]
+ * (our compute layout), and how to apply it (protocol.ts, LoraFields).
+ */
+export interface LoraPayload {
+  weights: Map<string, { a: WireTensor; b: WireTensor }>;
+  fields: LoraFields;
+}
+
+/** What travels with a span besides hidden states and prompts. */
+export interface SpanExtras {
+  /** Key mask [B, P + T] of a padded batch. */
+  keyMask?: WireTensor | null;
+  lora?: LoraPayload | null;
+}
 
 /** Per-block prompts the client sends with a span (deep prompts): block -> keys, values [B, H, P, D]. */
 export type PromptSet = Map<number, { k: WireTensor; v: WireTensor }>;
@@ -185,7 +211,7 @@ export class SwarmClient {
   async forwardChain(
     x: WireTensor,
     prompts: PromptSet | null = null,
-    keyMask: WireTensor | null = null,
+    extras: SpanExtras = {},
   ): Promise<{ output: WireTensor; records: { hop: Hop; input: WireTensor }[] }> {
     const L = this.nLayer;
     const onFail = this.failures();
@@ -198,7 +224,7 @@ export class SwarmClient {
         if (planned[0]?.start !== b || this.avoided.has(planned[0].peer.peerId))
           planned = await this.chain(b, L);
         const hop = planned.shift()!;
-        const out = await this.forwardHop(hop, h, prompts, keyMask);
+        const out = await this.forwardHop(hop, h, prompts, extras);
         records.push({ hop, input: h });
         h = out;
         b = hop.end;
@@ -214,13 +240,13 @@ export class SwarmClient {
     hop: Hop,
     h: WireTensor,
     prompts: PromptSet | null,
-    keyMask: WireTensor | null,
+    extras: SpanExtras,
   ): Promise<WireTensor> {
     const r = await this.call(
       hop,
       'forward',
-      { start: hop.start, end: hop.end },
-      spanTensors(hop, h, prompts, keyMask),
+      spanFields(hop, extras.lora),
+      spanTensors(hop, h, prompts, extras),
       (t) =>
         sameShape(t.get('hidden')!.shape, h.shape)
           ? null
@@ -232,21 +258,25 @@ export class SwarmClient {
   /**
    * The backward of the whole chain from d loss / d output: each recorded span, last to first,
    * by its peer or (if it is gone) by a new route over the same blocks. Returns d loss / d input
-   * and d loss / d prompts.
+   * d loss / d prompts and d loss / d LoRA weights (by `${module index}.${block}`).
    */
   async backwardChain(
     records: { hop: Hop; input: WireTensor }[],
     gradOut: WireTensor,
     prompts: PromptSet | null = null,
-    keyMask: WireTensor | null = null,
-  ): Promise<{ gradIn: WireTensor; dPrompts: PromptSet }> {
-    const dPrompts: PromptSet = new Map();
+    extras: SpanExtras = {},
+  ): Promise<{
+    gradIn: WireTensor;
+    dPrompts: PromptSet;
+    dLora: Map<string, { a: WireTensor; b: WireTensor }>;
+  }> {
+    const d = { prompts: new Map() as PromptSet, lora: new Map<string, { a: WireTensor; b: WireTensor }>() };
     let g = gradOut;
     for (let i = records.length - 1; i >= 0; i--) {
       const r = records[i]!;
-      g = await this.backwardSpan(r.hop, r.input, g, prompts, keyMask, dPrompts);
+      g = await this.backwardSpan(r.hop, r.input, g, prompts, extras, d);
     }
-    return { gradIn: g, dPrompts };
+    return { gradIn: g, dPrompts: d.prompts, dLora: d.lora };
   }
 
   private async backwardSpan(
@@ -254,8 +284,8 @@ export class SwarmClient {
     input: WireTensor,
     gradOut: WireTensor,
     prompts: PromptSet | null,
-    keyMask: WireTensor | null,
-    dPrompts: PromptSet,
+    extras: SpanExtras,
+    d: { prompts: PromptSet; lora: Map<string, { a: WireTensor; b: WireTensor }> },
   ): Promise<WireTensor> {
     const onFail = this.failures();
     for (;;) {
@@ -266,13 +296,13 @@ export class SwarmClient {
         // A span split over several peers needs its intermediate inputs again: a forward first.
         const inputs: WireTensor[] = [input];
         for (let k = 0; k < hops.length - 1; k++)
-          inputs.push(await this.forwardHop(hops[k]!, inputs[k]!, prompts, keyMask));
+          inputs.push(await this.forwardHop(hops[k]!, inputs[k]!, prompts, extras));
         let g = gradOut;
         for (let k = hops.length - 1; k >= 0; k--) {
           const hop = hops[k]!;
-          const sent = spanTensors(hop, inputs[k]!, prompts, keyMask);
+          const sent = spanTensors(hop, inputs[k]!, prompts, extras);
           sent.set('gradOut', g);
-          const r = await this.call(hop, 'backward', { start: hop.start, end: hop.end }, sent, (t) => {
+          const r = await this.call(hop, 'backward', spanFields(hop, extras.lora), sent, (t) => {
             if (!sameShape(t.get('gradIn')!.shape, g.shape))
               return `gradIn is [${t.get('gradIn')!.shape}], expected [${g.shape}]`;
             for (let i = hop.start; i < hop.end && prompts; i++) {
@@ -282,12 +312,20 @@ export class SwarmClient {
               if (!dk || !dv || !sameShape(dk.shape, p.k.shape) || !sameShape(dv.shape, p.v.shape))
                 return `prompt gradients of block ${i} missing or misshapen`;
             }
+            for (const [key, w] of loraInHop(hop, extras.lora)) {
+              const da = t.get(`dLoraA${key}`);
+              const db = t.get(`dLoraB${key}`);
+              if (!da || !db || !sameShape(da.shape, w.a.shape) || !sameShape(db.shape, w.b.shape))
+                return `LoRA gradients of ${key} missing or misshapen`;
+            }
             return null;
           });
+          for (const [key] of loraInHop(hop, extras.lora))
+            d.lora.set(key, { a: r.get(`dLoraA${key}`)!, b: r.get(`dLoraB${key}`)! });
           g = r.get('gradIn')!;
           if (prompts)
             for (let i = hop.start; i < hop.end; i++)
-              dPrompts.set(i, { k: r.get(`dPastK.${i}`)!, v: r.get(`dPastV.${i}`)! });
+              d.prompts.set(i, { k: r.get(`dPastK.${i}`)!, v: r.get(`dPastV.${i}`)! });
         }
         return g;
       } catch (e) {
@@ -297,18 +335,26 @@ export class SwarmClient {
   }
 
   /** A generation session over the chain; `prompts` go to each peer with its first step. */
-  session(prompts: PromptSet | null = null): SwarmInferenceSession {
-    return new SwarmInferenceSession(this, prompts);
+  session(prompts: PromptSet | null = null, lora: LoraPayload | null = null): SwarmInferenceSession {
+    return new SwarmInferenceSession(this, prompts, lora);
   }
 
   /** @internal for SwarmInferenceSession. */
-  async stepHop(state: HopState, x: WireTensor, prompts: PromptSet | null): Promise<WireTensor> {
+  async stepHop(
+    state: HopState,
+    x: WireTensor,
+    prompts: PromptSet | null,
+    lora: LoraPayload | null,
+  ): Promise<WireTensor> {
     const { hop } = state;
-    const sent = spanTensors(hop, x, state.length === 0 ? prompts : null, null);
+    const opening = state.length === 0;
+    // Prompts and LoRA weights open the session; the peer keeps them for its later steps.
+    const lo = opening && lora ? { ...lora, fields: { ...lora.fields, training: false } } : null;
+    const sent = spanTensors(hop, x, opening ? prompts : null, { lora: lo });
     const r = await this.call(
       hop,
       'step',
-      { session: state.session, start: hop.start, end: hop.end, position: state.length },
+      { session: state.session, position: state.length, ...spanFields(hop, lo) },
       sent,
       (t) =>
         sameShape(t.get('hidden')!.shape, x.shape)
@@ -365,6 +411,7 @@ export class SwarmInferenceSession {
   constructor(
     private readonly client: SwarmClient,
     private readonly prompts: PromptSet | null,
+    private readonly lora: LoraPayload | null = null,
   ) {}
 
   /** Positions in the peers' caches (prompts included). */
@@ -386,7 +433,7 @@ export class SwarmInferenceSession {
     for (let i = 0; i < this.hops.length;) {
       const state = this.hops[i]!;
       try {
-        h = await c.stepHop(state, h, this.prompts);
+        h = await c.stepHop(state, h, this.prompts, this.lora);
         i++;
       } catch (e) {
         onFail(e);
@@ -413,7 +460,7 @@ export class SwarmInferenceSession {
         const hops = await c.chain(dead.hop.start, dead.hop.end);
         const states = hops.map(newState);
         let y = full;
-        for (const s of states) y = await c.stepHop(s, y, this.prompts);
+        for (const s of states) y = await c.stepHop(s, y, this.prompts, this.lora);
         this.replays++;
         c.emit({
           type: 'replay',
@@ -438,12 +485,28 @@ export class SwarmInferenceSession {
 // ---------------------------------------------------------------------------------------------
 // Wire tensors
 
-function spanTensors(
+/** The LoRA pairs of the blocks a hop covers, by `${module index}.${block}`. */
+function loraInHop(
   hop: Hop,
-  hidden: WireTensor,
-  prompts: PromptSet | null,
-  keyMask: WireTensor | null,
-): Tensors {
+  lora: LoraPayload | null | undefined,
+): [string, { a: WireTensor; b: WireTensor }][] {
+  if (!lora) return [];
+  return [...lora.weights].filter(([key]) => {
+    const block = Number(key.split('.')[1]);
+    return block >= hop.start && block < hop.end;
+  });
+}
+
+/** A span request's fields: its blocks, and how to apply the LoRA weights if any go with it. */
+function spanFields(
+  hop: Hop,
+  lora: LoraPayload | null | undefined,
+): { start: number; end: number; lora?: LoraFields } {
+  const span = { start: hop.start, end: hop.end };
+  return loraInHop(hop, lora).length ? { ...span, lora: lora!.fields } : span;
+}
+
+function spanTensors(hop: Hop, hidden: WireTensor, prompts: PromptSet | null, extras: SpanExtras): Tensors {
   const t: Tensors = new Map([['hidden', hidden]]);
   if (prompts) {
     for (let i = hop.start; i < hop.end; i++) {
@@ -453,7 +516,11 @@ function spanTensors(
       t.set(`pastV.${i}`, p.v);
     }
   }
-  if (keyMask) t.set('keyMask', keyMask);
+  if (extras.keyMask) t.set('keyMask', extras.keyMask);
+  for (const [key, w] of loraInHop(hop, extras.lora)) {
+    t.set(`loraA${key}`, w.a);
+    t.set(`loraB${key}`, w.b);
+  }
   return t;
 }
 
@@ -512,11 +579,8 @@ export async function generateThroughSwarm(
 ): Promise<number[]> {
   const model = client.model;
   if (promptIds.length === 0) throw new InputError('the prompt is empty: give at least one token');
-  if (adapter && adapter.kind !== 'prompt' && adapter.kind !== 'prefix') {
-    throw new SettingsError(
-      `a ${adapter.kind} adapter cannot run through the swarm yet: use a prompt or prefix method`,
-    );
-  }
+  // A LoRA adapter travels to the peers with each session's first step (checked here, up front).
+  const lora = adapter?.kind === 'inject' || adapter?.kind === 'full' ? await clientLora(adapter, 0) : null;
   const maxNew = opts.maxNewTokens ?? 32;
   const rng = new Rng(opts.seed ?? 0);
   const decorate = adapterDecorator(model, adapter);
@@ -551,7 +615,7 @@ export async function generateThroughSwarm(
       const prompts = first ? await promptSet(past) : null;
       const xw = await toWire(x);
       tf.dispose([x, ...past.flatMap((p) => [p.k, p.v])]);
-      if (first) session = client.session(prompts);
+      if (first) session = client.session(prompts, lora?.payload ?? null);
       const y = await session!.step(xw);
       const logits = tf.tidy(() => {
         const T = y.shape[1]!;
@@ -590,13 +654,11 @@ function accumulate(acc: Map<string, tf.Tensor>, name: string, g: tf.Tensor): vo
  *   5. inputs again on a tape: sum(x0 * dx0) + sum(prompt * d prompt) gives the adapter's gradients.
  */
 export function swarmGradientFn(client: SwarmClient, adapter: Adapter): GradientFn {
-  if (adapter.kind !== 'prompt' && adapter.kind !== 'prefix') {
-    throw new SettingsError(
-      `${adapter.kind} adapters cannot train through the swarm yet: use prompt tuning, P-tuning, prefix tuning or P-tuning v2`,
-    );
-  }
+  checkSwarmAdapter(adapter);
   const model = client.model;
   return async (mb, vars, seed) => {
+    // LoRA's weights as they are at this step, sent with every span (they change every step).
+    const lora = adapter.kind === 'inject' ? await clientLora(adapter, seed) : null;
     const names = new Set(vars.map((v) => v.name));
     const acc = new Map<string, tf.Tensor>();
     const keep = (grads: tf.NamedTensorMap, skip?: string): void => {
@@ -621,7 +683,8 @@ export function swarmGradientFn(client: SwarmClient, adapter: Adapter): Gradient
     const keyMask = mask ? await toWire(mask) : null;
     tf.dispose([first.x, ...first.past.flatMap((p) => [p.k, p.v]), ...(mask ? [mask] : [])]);
     // 2. Forward.
-    const { output, records } = await client.forwardChain(x0, prompts, keyMask);
+    const extras: SpanExtras = { keyMask, lora: lora?.payload ?? null };
+    const { output, records } = await client.forwardChain(x0, prompts, extras);
     // 3. Head and loss.
     const probe = tf.variable(fromWire(output), true);
     const { value: loss, grads } = tf.variableGrads(
@@ -632,7 +695,14 @@ export function swarmGradientFn(client: SwarmClient, adapter: Adapter): Gradient
     keep(grads, probe.name);
     probe.dispose();
     // 4. Backward.
-    const { gradIn, dPrompts } = await client.backwardChain(records, dy, prompts, keyMask);
+    const { gradIn, dPrompts, dLora } = await client.backwardChain(records, dy, prompts, extras);
+    // The peers' gradients of the client's LoRA weights, straight into the step's gradients.
+    for (const [key, g] of dLora) {
+      const v = lora!.vars.get(key)!;
+      if (names.has(v.a.name)) accumulate(acc, v.a.name, fromWire(g.a));
+      if (names.has(v.b.name)) accumulate(acc, v.b.name, fromWire(g.b));
+    }
+    if (adapter.kind === 'inject') return { value: loss, grads: Object.fromEntries(acc) };
     // 5. Into whatever made the inputs.
     const { value, grads: inGrads } = tf.variableGrads(() => {
       const o = mb.parts.inputs(model, adapter, true, seed);
@@ -649,5 +719,65 @@ export function swarmGradientFn(client: SwarmClient, adapter: Adapter): Gradient
     value.dispose();
     keep(inGrads);
     return { value: loss, grads: Object.fromEntries(acc) };
+  };
+}
+
+const LORA_KEY = /(?:^|\.)h\.(\d+)\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.lora_([AB])\.weight$/;
+
+/** Methods that can train through the swarm: prompt and prefix kinds, and LoRA held by the client. */
+export function checkSwarmAdapter(adapter: Adapter): void {
+  if (adapter.kind === 'prompt' || adapter.kind === 'prefix') return;
+  if (adapter.kind === 'inject' && adapter.config.peftType === 'LORA') {
+    const c = adapter.config as unknown as { bias?: string };
+    if (c.bias !== undefined && c.bias !== 'none') {
+      throw new SettingsError(
+        `LoRA with bias "${c.bias}" cannot run through the swarm (the peers' biases are frozen): use bias "none"`,
+      );
+    }
+    if (adapter.merged)
+      throw new SettingsError(
+        'a merged LoRA adapter is in the base weights here, not on the peers: unmerge it first',
+      );
+    return;
+  }
+  throw new SettingsError(
+    `${adapter.config.peftType} cannot run through the swarm yet: use prompt tuning, P-tuning, prefix tuning, P-tuning v2 or LoRA`,
+  );
+}
+
+/**
+ * A LoRA adapter's weights as they travel (our layout: A^T [in, r], B^T [r, out]) and its
+ * variables by the same `${module index}.${block}` keys. Any other trainable tensor (a
+ * classification head) stays with the client and gets its gradient there.
+ */
+async function clientLora(
+  adapter: Adapter,
+  seed: number,
+): Promise<{ payload: LoraPayload; vars: Map<string, { a: tf.Variable; b: tf.Variable }> }> {
+  checkSwarmAdapter(adapter);
+  const cfg = adapter.config as unknown as LoraConfig;
+  const vars = new Map<string, { a?: tf.Variable; b?: tf.Variable }>();
+  for (const [name, v] of adapter.trainable()) {
+    const m = LORA_KEY.exec(name);
+    if (!m) continue;
+    const key = `${LORA_MODULES.indexOf(m[2] as (typeof LORA_MODULES)[number])}.${m[1]}`;
+    const e = vars.get(key) ?? {};
+    if (m[3] === 'A') e.a = v;
+    else e.b = v;
+    vars.set(key, e);
+  }
+  const weights = new Map<string, { a: WireTensor; b: WireTensor }>();
+  const out = new Map<string, { a: tf.Variable; b: tf.Variable }>();
+  for (const [key, e] of vars) {
+    if (!e.a || !e.b) throw new InternalError(`LoRA ${key} has only one of A and B`);
+    weights.set(key, { a: await toWire(e.a), b: await toWire(e.b) });
+    out.set(key, { a: e.a, b: e.b });
+  }
+  return {
+    payload: {
+      weights,
+      fields: { scaling: loraScaling(cfg), dropout: cfg.loraDropout, seed: seed >>> 0, training: true },
+    },
+    vars: out,
   };
 }

@@ -164,6 +164,76 @@ describe('swarm protocol', () => {
     refuses(badSession, /"session" must be a short string/);
   });
 
+  it('checks client-held LoRA weights: pairs, rank-r shapes and the "lora" field', () => {
+    const h = t([1, 2, 8]);
+    const lora = { scaling: 2, dropout: 0.1, seed: 3, training: true };
+    const ok = forward(
+      new Map([
+        ['hidden', h],
+        ['loraA0.2', t([8, 4])],
+        ['loraB0.2', t([4, 24])],
+      ]),
+      { lora } as Partial<Request>,
+    );
+    expect(decodeMessage(ok, 'request').header).toMatchObject({ lora });
+    refuses(
+      forward(
+        new Map([
+          ['hidden', h],
+          ['loraA0.2', t([8, 4])],
+        ]),
+        { lora } as Partial<Request>,
+      ),
+      /only one of loraA0.2 and loraB0.2/,
+    );
+    refuses(
+      forward(
+        new Map([
+          ['hidden', h],
+          ['loraA0.2', t([8, 4])],
+          ['loraB0.2', t([3, 24])],
+        ]),
+      ),
+      /are not \[in, r\] and \[r, out\]/,
+    );
+    refuses(
+      forward(
+        new Map([
+          ['hidden', h],
+          ['loraA0.2', t([8, 4])],
+          ['loraB0.2', t([4, 24])],
+        ]),
+      ),
+      /need the "lora" field/,
+    );
+    refuses(
+      forward(
+        new Map([
+          ['hidden', h],
+          ['loraA7.2', t([8, 4])],
+          ['loraB7.2', t([4, 24])],
+        ]),
+        {},
+      ),
+      /unexpected tensor "loraA7.2"/,
+    );
+    refuses(
+      forward(
+        new Map([
+          ['hidden', h],
+          ['loraA0.2', t([8, 4])],
+          ['loraB0.2', t([4, 24])],
+        ]),
+        { lora: { ...lora, dropout: 1 } } as Partial<Request>,
+      ),
+      /dropout 1 must be below 1/,
+    );
+    refuses(
+      forward(new Map([['hidden', h]]), { lora } as Partial<Request>),
+      /"lora" is set but no LoRA tensors came/,
+    );
+  });
+
   it('refuses what is over the limits before reading it', () => {
     const bytes = forward(new Map([['hidden', t([4, 8, 8])]]));
     refuses(bytes, /over the limit of 100/, { maxMessageBytes: 100 });

@@ -48,6 +48,24 @@ export interface PeerInfo {
   address: string;
 }
 
+/**
+ * A client-held LoRA adapter sent with a span (Petals' client-side LoRA, taken further): tensors
+ * `loraA{m}.{i}` [in, r] and `loraB{m}.{i}` [r, out] for block i and module m (the index in
+ * LORA_MODULES), applied as x W + b + (dropout(x) A * scaling) B. The dropout mask comes from the
+ * seed and the layer's name, so the peer draws the client's mask; the backward returns
+ * `dLoraA{m}.{i}`, `dLoraB{m}.{i}`.
+ */
+export interface LoraFields {
+  scaling: number;
+  dropout: number;
+  seed: number;
+  /** Dropout applies (a training forward and its backward); false in generation. */
+  training: boolean;
+}
+
+/** The linear layers of a block, in the order of the `m` in LoRA tensor names. */
+export const LORA_MODULES = ['attn.c_attn', 'attn.c_proj', 'mlp.c_fc', 'mlp.c_proj'] as const;
+
 /** Requests a client (or a peer, to the directory) sends. Tensor names are listed with each. */
 export interface SwarmRequests {
   /** Who are you? `token` when the peer requires one. */
@@ -62,17 +80,17 @@ export interface SwarmRequests {
    * Blocks start..end-1 on `hidden` [B, T, C]; optional per-block prompts `pastK.i`, `pastV.i`
    * [B, H, P, D] (deep prompts: prefix tuning, P-tuning v2) and a key mask `keyMask` [B, P + T].
    */
-  forward: { start: number; end: number };
+  forward: { start: number; end: number; lora?: LoraFields };
   /**
    * The same inputs plus `gradOut` [B, T, C] (d loss / d output): the peer recomputes its blocks on
    * a tape and returns `gradIn` and, for each per-block prompt sent, `dPastK.i`, `dPastV.i`.
    */
-  backward: { start: number; end: number };
+  backward: { start: number; end: number; lora?: LoraFields };
   /**
    * One generation step on session `session`: `hidden` [B, T, C] are the new positions, `position`
    * the number already in the peer's cache (0 opens the session; prompts come with position 0 only).
    */
-  step: { session: string; start: number; end: number; position: number };
+  step: { session: string; start: number; end: number; position: number; lora?: LoraFields };
   /** Frees a session's cache. */
   close: { session: string };
 }
@@ -302,6 +320,7 @@ function checkBlockInputs(
   }
   if (P > limits.maxTokens)
     fail(`${kind} message: ${P} prompt positions are over the limit of ${limits.maxTokens}`);
+  checkLora(h, t, start, end, allowed);
   const mask = t.get('keyMask');
   if (mask) {
     const S = Math.max(P, 0) + T;
@@ -312,6 +331,47 @@ function checkBlockInputs(
       fail('step message: a key mask is not supported in generation steps; send unpadded rows');
   }
   for (const name of t.keys()) if (!allowed.has(name)) fail(`${kind} message: unexpected tensor "${name}"`);
+}
+
+/** LoRA tensors come in A/B pairs of rank-r shapes, with the `lora` field; adds their names to `allowed`. */
+function checkLora(
+  h: Record<string, unknown>,
+  t: Tensors,
+  start: number,
+  end: number,
+  allowed: Set<string>,
+): void {
+  const kind = String(h.kind);
+  let pairs = 0;
+  for (let i = start; i < end; i++) {
+    for (let m = 0; m < LORA_MODULES.length; m++) {
+      const a = t.get(`loraA${m}.${i}`);
+      const b = t.get(`loraB${m}.${i}`);
+      if (!a && !b) continue;
+      if (!a || !b)
+        return fail(`${kind} message: block ${i} has only one of loraA${m}.${i} and loraB${m}.${i}`);
+      if (a.shape.length !== 2 || b.shape.length !== 2 || a.shape[1] !== b.shape[0]) {
+        fail(
+          `${kind} message: loraA${m}.${i} [${a.shape}] and loraB${m}.${i} [${b.shape}] are not [in, r] and [r, out]`,
+        );
+      }
+      allowed.add(`loraA${m}.${i}`).add(`loraB${m}.${i}`);
+      pairs++;
+    }
+  }
+  if (pairs === 0) {
+    if (h.lora !== undefined) fail(`${kind} message: "lora" is set but no LoRA tensors came`);
+    return;
+  }
+  const l = h.lora;
+  if (!isRecord(l))
+    return fail(`${kind} message: LoRA tensors need the "lora" field {scaling, dropout, seed}`);
+  const lr = { ...l, kind };
+  numField(lr, 'scaling');
+  const d = numField(lr, 'dropout');
+  if (d >= 1) fail(`${kind} message: LoRA dropout ${d} must be below 1`);
+  intField(lr, 'seed', 0, 2 ** 32 - 1);
+  if (typeof l.training !== 'boolean') fail(`${kind} message: "lora.training" must be true or false`);
 }
 
 function checkRequest(h: Record<string, unknown>, t: Tensors, limits: ProtocolLimits): void {
@@ -342,8 +402,10 @@ function checkRequest(h: Record<string, unknown>, t: Tensors, limits: ProtocolLi
       strField(h, 'session', SESSION_ID);
       intField(h, 'position', 0, limits.maxTokens);
       checkBlockInputs(h, t, limits, []);
-      if ((h.position as number) > 0 && t.has(`pastK.${String(h.start)}`)) {
-        fail('step message: prompts come with the first step of a session (position 0) only');
+      if ((h.position as number) > 0 && (t.has(`pastK.${String(h.start)}`) || h.lora !== undefined)) {
+        fail(
+          'step message: prompts and LoRA weights come with the first step of a session (position 0) only',
+        );
       }
       return;
     case 'close':
@@ -363,8 +425,11 @@ function checkReply(h: Record<string, unknown>, t: Tensors): void {
   }
   if (h.ok !== true) fail(`${kind} reply: "ok" must be true or false`);
   const only = (names: string[]): void => {
-    for (const n of t.keys())
-      if (!names.includes(n) && !/^dPast[KV]\.\d+$/.test(n)) fail(`${kind} reply: unexpected tensor "${n}"`);
+    for (const n of t.keys()) {
+      if (!names.includes(n) && !/^(dPast[KV]|dLora[AB][0-3])\.\d+$/.test(n)) {
+        fail(`${kind} reply: unexpected tensor "${n}"`);
+      }
+    }
   };
   switch (kind) {
     case 'hello':

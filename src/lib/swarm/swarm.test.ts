@@ -37,13 +37,27 @@ beforeAll(async () => {
 /** Peers over spans of the shared model, a directory, and a client that can reach them. */
 function swarm(
   spans: [string, number, number][],
-  opts: { token?: string; link?: LinkConditions; events?: SwarmEvent[]; timeoutMs?: number } = {},
+  opts: {
+    token?: string;
+    link?: LinkConditions;
+    events?: SwarmEvent[];
+    timeoutMs?: number;
+    /** The peers' own copy of the model (when the client's carries an adapter's hooks). */
+    serverModel?: Gpt2Model;
+  } = {},
 ) {
   const directory = new Directory();
   const servers = new Map<string, BlockServer>();
   const channels = new Map<string, LocalChannel[]>();
   for (const [peerId, start, end] of spans) {
-    const s = new BlockServer({ model, start, end, modelHash: hash, peerId, token: opts.token });
+    const s = new BlockServer({
+      model: opts.serverModel ?? model,
+      start,
+      end,
+      modelHash: hash,
+      peerId,
+      token: opts.token,
+    });
     servers.set(peerId, s);
     directory.announce(s.info());
   }
@@ -221,6 +235,53 @@ describe('swarm in one process', () => {
       s.client.close();
     });
   }
+
+  it('LoRA held by the client (dropout on) trains through the swarm with the losses of local training, and generates as locally', async () => {
+    const m = methodByCliName('lora');
+    const cfg = {
+      ...m.defaults('CAUSAL_LM'),
+      r: 4,
+      loraAlpha: 8,
+      loraDropout: 0.1,
+      targetModules: ['c_attn', 'c_fc'],
+    };
+    const opts = { steps: 3, lr: 0.05, batchSize: 2, seqLen: 8, seed: 4, warmupSteps: 0 };
+    const run = async (gradients?: (a: Adapter) => ReturnType<typeof swarmGradientFn>) => {
+      const adapter = m.create(model, cfg as never, 6);
+      const t = new Trainer(model, adapter, TOKENS, { ...opts, gradients: gradients?.(adapter) });
+      const losses: number[] = [];
+      for (let i = 0; i < opts.steps; i++) losses.push((await t.trainStep()).loss);
+      t.dispose();
+      return { adapter, losses };
+    };
+    const local = await run();
+    const localGen = await generate(model, [2, 9, 4], { maxNewTokens: 8 });
+    local.adapter.dispose();
+    const serverModel = swarmTestModel();
+    const s = swarm(
+      [
+        ['a', 0, 2],
+        ['b', 2, 6],
+      ],
+      { serverModel },
+    );
+    const viaSwarm = await run((a) => swarmGradientFn(s.client, a));
+    expect(maxDiff(viaSwarm.losses, local.losses), `${viaSwarm.losses} vs ${local.losses}`).toBeLessThan(
+      1e-5,
+    );
+    // The trained adapter changed the text, and the swarm generates with it as the local model does.
+    expect(await generateThroughSwarm(s.client, [2, 9, 4], { maxNewTokens: 8 }, viaSwarm.adapter)).toEqual(
+      localGen,
+    );
+    viaSwarm.adapter.dispose();
+    expect(await generate(model, [2, 9, 4], { maxNewTokens: 8 })).not.toEqual(localGen);
+    // What the peers never see: LoRA with a trained bias is refused before anything is sent.
+    const biased = m.create(model, { ...cfg, bias: 'lora_only' } as never, 6);
+    expect(() => swarmGradientFn(s.client, biased)).toThrow(/bias "lora_only" cannot run through the swarm/);
+    biased.dispose();
+    s.client.close();
+    serverModel.dispose();
+  });
 
   it('requires the token when the peer has one', async () => {
     const s = swarm([['a', 0, 6]], { token: 'sesame' });
