@@ -339,6 +339,76 @@ describe('swarm in one process', () => {
     s.client.close();
   });
 
+  it('avoids a peer that answers with non-finite values', async () => {
+    const s = swarm([
+      ['nan', 0, 6],
+      ['good', 0, 6],
+    ]);
+    s.servers.get('nan')!.throughput = 1e6;
+    s.directory.announce(s.servers.get('nan')!.info());
+    const bad = s.servers.get('nan')!;
+    const orig = bad.connect.bind(bad);
+    bad.connect = () => {
+      const h = orig();
+      return async (frame) => {
+        const reply = await h(frame);
+        const head = new DataView(reply.buffer, reply.byteOffset).getUint32(8, true);
+        if (!new TextDecoder().decode(reply.subarray(12, 12 + head)).includes('"hidden"')) return reply;
+        // The first value of the hidden states becomes NaN (bytes of a float32 NaN).
+        const out = reply.slice();
+        out.set([0, 0, 0xc0, 0x7f], Math.ceil((12 + head) / 4) * 4);
+        return out;
+      };
+    };
+    s.client.mode = 'max-throughput';
+    const events: SwarmEvent[] = [];
+    s.client['opts'].onEvent = (e: SwarmEvent) => events.push(e);
+    expect(await generateThroughSwarm(s.client, [6, 1], { maxNewTokens: 4 })).toEqual(
+      await generate(model, [6, 1], { maxNewTokens: 4 }),
+    );
+    expect(events.find((e) => e.type === 'failure')).toMatchObject({ peerId: 'nan' });
+    expect((events.find((e) => e.type === 'failure') as { message: string }).message).toMatch(
+      /value 0 is NaN/,
+    );
+    s.client.close();
+  });
+
+  it('a peer drops sessions past their time or past its session limit, and says so', async () => {
+    let now = 0;
+    const server = new BlockServer({
+      model,
+      start: 0,
+      end: 6,
+      modelHash: hash,
+      peerId: 'p',
+      sessionTtlMs: 1000,
+      maxSessions: 2,
+      now: () => now,
+    });
+    const conn = new PeerConnection(new LocalChannel(server.connect()), 'p');
+    const x = { shape: [1, 2, 16], data: new Float32Array(32).fill(0.5) };
+    const step = (session: string, position: number) =>
+      conn.request(
+        'step',
+        { session, start: 0, end: 6, position },
+        new Map([['hidden', position ? { shape: [1, 1, 16], data: new Float32Array(16) } : x]]),
+      );
+    expect((await step('s1', 0)).fields.length).toBe(2);
+    expect((await step('s1', 2)).fields.length).toBe(3);
+    await expect(step('s1', 2)).rejects.toThrow(/holds 3 positions of blocks 0:6, the step says 2/);
+    now = 2000;
+    await expect(step('s1', 3)).rejects.toThrow(/session s1 is not open here \(expired or closed\)/);
+    await step('a', 0);
+    await step('b', 0);
+    await step('c', 0);
+    expect(server.sessionCount).toBe(2);
+    await expect(step('a', 2)).rejects.toThrow(/not open here/);
+    await conn.request('close', { session: 'b' });
+    expect(server.sessionCount).toBe(1);
+    server.dispose();
+    conn.close();
+  });
+
   it('counts bytes, and an emulated link adds its latency', async () => {
     const s = swarm([['a', 0, 6]], { link: { latencyMs: 20, jitterMs: 0, bandwidthBytesPerS: 0, loss: 0 } });
     const t0 = performance.now();
