@@ -686,7 +686,9 @@ export function swarmGradientFn(client: SwarmClient, adapter: Adapter): Gradient
     const extras: SpanExtras = { keyMask, lora: lora?.payload ?? null };
     const { output, records } = await client.forwardChain(x0, prompts, extras);
     // 3. Head and loss.
-    const probe = tf.variable(fromWire(output), true);
+    const outT = fromWire(output);
+    const probe = tf.variable(outT, true);
+    outT.dispose();
     const { value: loss, grads } = tf.variableGrads(
       () => mb.parts.lossFromHidden(model, adapter, model.finalNorm(probe as unknown as tf.Tensor3D), true),
       [probe, ...vars],
