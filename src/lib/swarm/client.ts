@@ -179,7 +179,10 @@ export class SwarmClient {
       return out;
     } catch (e) {
       if (!isPeerFault(e)) throw e;
-      this.avoid(id, kind, e as Error);
+      // A lost session (expired, evicted) is not the peer's fault: it is replayed there, not avoided.
+      if ((e as Error).name === 'SwarmSessionError') {
+        this.opts.onEvent?.({ type: 'failure', peerId: id, kind, message: (e as Error).message });
+      } else this.avoid(id, kind, e as Error);
       throw e instanceof SwarmPeerError
         ? e
         : new SwarmPeerError(`peer ${id} failed ${kind}: ${(e as Error).message}`, id);

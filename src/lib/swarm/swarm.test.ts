@@ -409,6 +409,42 @@ describe('swarm in one process', () => {
     conn.close();
   });
 
+  it('a session the peer dropped is replayed on the same peer, with the same tokens', async () => {
+    let now = 0;
+    const server = new BlockServer({
+      model,
+      start: 0,
+      end: 6,
+      modelHash: hash,
+      peerId: 'only',
+      sessionTtlMs: 1000,
+      now: () => now,
+    });
+    const directory = new Directory();
+    directory.announce(server.info());
+    const events: SwarmEvent[] = [];
+    const client = new SwarmClient({
+      model,
+      modelHash: hash,
+      peers: directory,
+      onEvent: (e) => events.push(e),
+      connect: () => Promise.resolve(new LocalChannel(server.connect())),
+    });
+    let n = 0;
+    const got = await generateThroughSwarm(client, [3, 1, 4], {
+      maxNewTokens: 8,
+      onToken: () => {
+        if (++n === 3) now += 5000;
+      },
+    });
+    expect(got).toEqual(await generate(model, [3, 1, 4], { maxNewTokens: 8 }));
+    expect(events.find((e) => e.type === 'failure')).toMatchObject({ peerId: 'only', kind: 'step' });
+    expect(events.find((e) => e.type === 'replay')).toMatchObject({ route: 'only[0:6]', positions: 3 + 3 });
+    expect(client.avoided.size).toBe(0);
+    client.close();
+    server.dispose();
+  });
+
   it('counts bytes, and an emulated link adds its latency', async () => {
     const s = swarm([['a', 0, 6]], { link: { latencyMs: 20, jitterMs: 0, bandwidthBytesPerS: 0, loss: 0 } });
     const t0 = performance.now();
