@@ -3,6 +3,8 @@ import type { GlobalFlags, OptionSpec, Values } from './args';
 
 export interface Command {
   name: string;
+  /** A word that must follow the name (`peft-lab swarm serve`). */
+  subcommand?: string;
   summary: string;
   /** Full `--help` text. */
   usage: string;

@@ -15,6 +15,7 @@ import { merge } from './commands/merge';
 import { combine } from './commands/combine';
 import { compare } from './commands/compare';
 import { exportCommand } from './commands/export';
+import { swarm } from './commands/swarm';
 
 const COMMANDS: readonly Command[] = [
   info,
@@ -25,6 +26,7 @@ const COMMANDS: readonly Command[] = [
   compare,
   merge,
   combine,
+  swarm,
 ];
 
 function version(): string {
@@ -79,7 +81,16 @@ export async function main(argv: string[]): Promise<number> {
       `unknown command ${JSON.stringify(name)}; commands: ${COMMANDS.map((c) => c.name).join(', ')}`,
     );
   }
-  const values = parseCommand(name, [...before, ...argv.slice(i + 1)], command.options);
+  let rest = argv.slice(i + 1);
+  if (command.subcommand !== undefined) {
+    if (rest[0] === command.subcommand) rest = rest.slice(1);
+    else if (!rest.includes('--help') && !rest.includes('-h')) {
+      throw new UsageError(
+        `peft-lab ${name} needs a subcommand: ${command.subcommand}; see peft-lab ${name} --help`,
+      );
+    }
+  }
+  const values = parseCommand(name, [...before, ...rest], command.options);
   if (values.help) {
     process.stdout.write(`${command.usage}\n`);
     return 0;

@@ -181,6 +181,37 @@ export class ExportError extends PeftLabError {
   override name = 'ExportError';
 }
 /**
+ * A swarm message that cannot be accepted: bad framing, an unknown kind or version, a tensor of the
+ * wrong dtype, rank or size, or over a limit. A peer refuses it without running anything.
+ */
+export class SwarmProtocolError extends PeftLabError {
+  override name = 'SwarmProtocolError';
+}
+/** A swarm peer that refused the token, or a token missing where the peer requires one. */
+export class SwarmAuthError extends PeftLabError {
+  override name = 'SwarmAuthError';
+}
+/**
+ * A swarm peer that failed a request: it closed, timed out, answered with an error, or sent back a
+ * reply of the wrong shape or with non-finite values. `peerId` names it, so the client avoids it.
+ */
+export class SwarmPeerError extends PeftLabError {
+  override name = 'SwarmPeerError';
+  readonly peerId: string | undefined;
+  constructor(message: string, peerId?: string) {
+    super(message);
+    this.peerId = peerId;
+  }
+}
+/** No chain of live peers covers the model's blocks (or the part of them asked for). */
+export class SwarmRouteError extends PeftLabError {
+  override name = 'SwarmRouteError';
+}
+/** An inference session a peer does not hold (expired, closed) or whose length does not match the step. */
+export class SwarmSessionError extends PeftLabError {
+  override name = 'SwarmSessionError';
+}
+/**
  * A broken invariant of the code itself, which nothing a user gives can cause: a bug to report.
  * Deliberately not a PeftLabError, so the CLI calls it unexpected and offers the stack trace.
  */
@@ -212,6 +243,11 @@ const ERROR_CLASSES = {
   CheckpointError,
   WorkerCrashedError,
   ExportError,
+  SwarmProtocolError,
+  SwarmAuthError,
+  SwarmPeerError,
+  SwarmRouteError,
+  SwarmSessionError,
   InternalError,
 } as const;
 

@@ -5,6 +5,7 @@ import { int, num, requiredStr, str } from '../args';
 import type { Command } from '../command';
 import { GLOBAL_HELP, print, startBackend } from '../command';
 import { readAdapterDir, readModelDir } from '../model-dir';
+import { SWARM_HELP, SWARM_OPTIONS, swarmClient, swarmFlags } from '../swarm-client';
 
 export const generate: Command = {
   name: 'generate',
@@ -22,6 +23,7 @@ Options:
   --top-p P              sample from the smallest set of tokens whose probability reaches P
   --seed S               sampling seed (default 0); the same seed gives the same text
   --json                 print one JSON line: {"prompt_ids", "generated_ids", "text"}
+${SWARM_HELP}
 
 ${GLOBAL_HELP}`,
   options: {
@@ -34,6 +36,7 @@ ${GLOBAL_HELP}`,
     'top-p': { type: 'string' },
     seed: { type: 'string' },
     json: { type: 'boolean' },
+    ...SWARM_OPTIONS,
   },
   async run(values, flags) {
     const dir = requiredStr(values, 'model', 'the model folder to generate with');
@@ -45,6 +48,7 @@ ${GLOBAL_HELP}`,
       topP: num(values, 'top-p', undefined, { min: 0, max: 1, exclusiveMin: true }),
       seed: int(values, 'seed', 0, { min: 0, max: 2 ** 32 - 1 }),
     };
+    const swarm = swarmFlags(values);
     const adapterPath = str(values, 'adapter');
     const modelFiles = readModelDir(await resolveModelArg(dir));
     const adapterFiles = adapterPath === undefined ? null : readAdapterDir(adapterPath);
@@ -73,20 +77,26 @@ ${GLOBAL_HELP}`,
       shown = text;
     };
     if (!values.json) process.stdout.write(prompt);
-    const generated = await run(
-      m.model,
-      promptIds,
-      {
-        ...opts,
-        eosTokenId: tokenizer.eosTokenId,
-        reservedPositions: reservedPositions(adapter),
-        onToken: (id) => {
-          ids.push(id);
-          if (!values.json) stream();
-        },
+    const genOpts = {
+      ...opts,
+      eosTokenId: tokenizer.eosTokenId,
+      reservedPositions: reservedPositions(adapter),
+      onToken: (id: number) => {
+        ids.push(id);
+        if (!values.json) stream();
       },
-      adapterDecorator(m.model, adapter),
-    );
+    };
+    let generated: number[];
+    if (swarm) {
+      // The blocks run on the peers; embeddings, final norm and head here, with the same sampling.
+      const { generateThroughSwarm } = await import('../../lib/swarm/client');
+      const client = await swarmClient(m.model, swarm, (line) => void process.stderr.write(`${line}\n`));
+      try {
+        generated = await generateThroughSwarm(client, promptIds, genOpts, adapter);
+      } finally {
+        client.close();
+      }
+    } else generated = await run(m.model, promptIds, genOpts, adapterDecorator(m.model, adapter));
     const text = tokenizer.decode(generated);
     adapter?.dispose();
     m.model.dispose();

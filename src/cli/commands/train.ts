@@ -21,6 +21,7 @@ import {
 } from '../../lib/peft/catalog';
 import { formatDuration, formatRate } from '../progress';
 import { runSteps } from '../run-steps';
+import { SWARM_HELP, SWARM_OPTIONS, swarmClient, swarmFlags } from '../swarm-client';
 import { DEFAULT_TASK, TASKS, taskByName } from '../tasks';
 import { EVAL_EXAMPLES } from '../../lib/data/task-data';
 
@@ -51,6 +52,7 @@ Options:
   --seed S                seed for init, batches and dropout (default 0)
   --out DIR               write adapter_config.json and adapter_model.safetensors there
   --json                  print the result as one JSON line
+${SWARM_HELP}
 Method settings (PEFT's names; defaults are PEFT's; AdaLoRA's totalStep is --steps):
 ${methodFlagsHelp()}
 
@@ -69,6 +71,7 @@ ${GLOBAL_HELP}`;
       seed: { type: 'string' },
       out: { type: 'string' },
       json: { type: 'boolean' },
+      ...SWARM_OPTIONS,
       ...methodOptions(),
     };
   },
@@ -80,6 +83,12 @@ ${GLOBAL_HELP}`;
       checkTaskSupported(method.cliName, task.info.taskType);
     } catch (e) {
       throw new UsageError(`--method ${method.cliName} --task ${task.name}: ${(e as Error).message}`);
+    }
+    const swarm = swarmFlags(values);
+    if (swarm && method.kind !== 'prompt' && method.kind !== 'prefix' && method.peftType !== 'LORA') {
+      throw new UsageError(
+        `--swarm trains prompt-tuning, p-tuning, prefix-tuning, p-tuning-v2 and lora; ${method.cliName} is not one yet`,
+      );
     }
     const steps = int(values, 'steps', 200, { min: 1 });
     const s = {
@@ -151,10 +160,20 @@ ${GLOBAL_HELP}`;
     );
     const evalOpts = { batchSize: s.batchSize, seqLen: s.seqLen, maxBatches: EVAL_BATCHES };
     const before = await evaluateTask(model, adapter, data, evalOpts);
-    const { last, tokens, seconds } = await runSteps(
-      new Trainer(model, adapter, taskBatchSource(data, s.seqLen), s),
-      steps,
-    );
+    // Through the swarm only the training steps' blocks run on the peers; evaluation stays here.
+    const client = swarm ? await swarmClient(model, swarm, log) : null;
+    let run;
+    try {
+      const { swarmGradientFn } = await import('../../lib/swarm/client');
+      const gradients = client ? swarmGradientFn(client, adapter) : undefined;
+      run = await runSteps(
+        new Trainer(model, adapter, taskBatchSource(data, s.seqLen), { ...s, gradients }),
+        steps,
+      );
+    } finally {
+      client?.close();
+    }
+    const { last, tokens, seconds } = run;
     const after = await evaluateTask(model, adapter, data, evalOpts);
     const saved = out !== undefined ? writeAdapterDir(out, await saveAdapter(adapter, files.name)) : [];
     adapter.dispose();
