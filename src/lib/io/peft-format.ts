@@ -13,6 +13,7 @@ import type { StateDict } from '../peft/state';
 import type { Adapter, PeftConfigBase, PeftMethod } from '../peft/types';
 import { parseSafetensorsHeader, readTensorAsFloat32, writeSafetensors } from './safetensors';
 import type { TensorToWrite } from './safetensors';
+import { showValue } from '../util/show';
 
 export interface AdapterFiles {
   /** adapter_config.json text. */
@@ -63,7 +64,7 @@ function readConfigAndMethod(
   const task = obj.task_type ?? 'CAUSAL_LM';
   if (!isTaskType(task) || !method.taskTypes.includes(task)) {
     throw new AdapterError(
-      `${source}/adapter_config.json: task_type ${JSON.stringify(task)} is not available for ${method.label}; it supports ${method.taskTypes.join(', ')}`,
+      `${source}/adapter_config.json: task_type ${showValue(task)} is not available for ${method.label}; it supports ${method.taskTypes.join(', ')}`,
     );
   }
   return { config: { ...config, taskType: task }, method };
