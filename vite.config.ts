@@ -2,6 +2,7 @@ import { svelte } from '@sveltejs/vite-plugin-svelte';
 import { defineConfig } from 'vite';
 import { VitePWA } from 'vite-plugin-pwa';
 import { tfjsWasmFiles } from './scripts/vite-wasm-files.ts';
+import { contentSecurityPolicy, cspMeta, mirrorsFromEnv } from './scripts/csp.ts';
 import pkg from './package.json' with { type: 'json' };
 
 /**
@@ -14,6 +15,10 @@ const isolation = {
   'Cross-Origin-Opener-Policy': 'same-origin',
   'Cross-Origin-Embedder-Policy': 'require-corp',
 };
+
+/** What the app may run and connect to (scripts/csp.ts); the build's mirrors come from PEFT_LAB_HUB_MIRRORS. */
+const csp = contentSecurityPolicy(mirrorsFromEnv());
+const headers = { ...isolation, 'Content-Security-Policy': csp };
 
 /**
  * The installable, offline app (vite-plugin-pwa with Workbox).
@@ -93,7 +98,7 @@ const pwa = VitePWA({
 });
 
 export default defineConfig({
-  plugins: [svelte(), tfjsWasmFiles(), pwa],
+  plugins: [svelte(), tfjsWasmFiles(), pwa, cspMeta(csp)],
   worker: {
     // Module workers: the training worker imports lib/ like any other module, and an ES worker may
     // load chunks, which is what lets the Lab's and the Compare screen's engines share one copy of
@@ -121,6 +126,7 @@ export default defineConfig({
   },
   // The build's app and build time: a new build measures the backends again (src/lib/backend/choose.ts).
   define: { __PEFT_LAB_BUILD__: JSON.stringify(`${pkg.version} ${new Date().toISOString()}`) },
+  // Not in dev: Vite's client and error overlay inject what a strict policy refuses.
   server: { port: 5173, strictPort: true, headers: isolation },
-  preview: { port: 4173, strictPort: true, headers: isolation },
+  preview: { port: 4173, strictPort: true, headers },
 });

@@ -84,3 +84,17 @@ describe('compare set-up in the URL hash', () => {
     expect(b.notes[0]).toMatch(/unknown task "nowhere"/);
   });
 });
+
+describe('compare hash: fuzzing findings (src/lib/fuzz)', () => {
+  it('keeps the default for a number past the exact integers (batch=2^53 was taken)', () => {
+    const { setup, notes } = paramsToSetup(
+      new URLSearchParams('batch=9007199254740992&eval=1e300&budget=1e20'),
+      ctx,
+    );
+    const d = defaultSetup('peftlab-s', 'spam', 'SEQ_CLS');
+    expect(setup.batchSize).toBe(d.batchSize);
+    expect(setup.evalEvery).toBe(d.evalEvery);
+    expect(setup.budget).toBeNull();
+    expect(notes).toHaveLength(3);
+  });
+});

@@ -198,7 +198,7 @@ export function paramsToSetup(p: URLSearchParams, ctx: SetupContext): ParsedSetu
     const s = p.get(param);
     if (s === null) continue;
     const n = Number(s);
-    if (s.trim() === '' || !Number.isInteger(n) || n < min)
+    if (s.trim() === '' || !Number.isSafeInteger(n) || n < min)
       notes.push(`${param}=${s} is not a whole number ≥ ${min}: using ${setup[key]}`);
     else setup[key] = n;
   }
@@ -207,7 +207,7 @@ export function paramsToSetup(p: URLSearchParams, ctx: SetupContext): ParsedSetu
   const budget = p.get('budget');
   if (budget !== null) {
     const n = Number(budget);
-    if (!Number.isInteger(n) || n < 1)
+    if (!Number.isSafeInteger(n) || n < 1)
       notes.push(`budget=${budget} is not a positive whole number: using the default`);
     else setup.budget = n;
   }

@@ -49,3 +49,40 @@ describe('saved races', () => {
     expect(store.map.has(INDEX_KEY)).toBe(true);
   });
 });
+
+describe('saved races read back: fuzzing findings (src/lib/fuzz)', () => {
+  it('lists only entries shaped as saveRace writes them', async () => {
+    const store = mapStore();
+    const good = { key: 'race:1', savedAt: 1, title: 'a', model: 'm', task: 't', methods: ['LoRA'] };
+    store.map.set(INDEX_KEY, [good, { ...good, methods: { a: 1 } }, null, 7, { ...good, key: 'other' }]);
+    expect(await listSavedRaces(store)).toEqual([good]);
+  });
+
+  it('refuses a damaged race with StorageError that says to delete it, instead of handing it to the screen', async () => {
+    const store = mapStore();
+    const { key } = await saveRace(
+      {
+        title: 'x',
+        setup: defaultSetup('peftlab-s', 'spam', 'SEQ_CLS'),
+        backend: 'wasm',
+        snapshot: snapshot(['LoRA']),
+        maps: [],
+        ranks: [],
+        nearest: [],
+      },
+      1,
+      store,
+    );
+    const race = store.map.get(key) as Record<string, unknown>;
+    for (const damaged of [
+      7,
+      'x',
+      { ...race, snapshot: { lanes: {} } },
+      { ...race, title: null },
+      { ...race, snapshot: { lanes: [null] } },
+    ]) {
+      store.map.set(key, damaged);
+      await expect(loadSavedRace(key, store)).rejects.toThrow(/is damaged .*delete it/);
+    }
+  });
+});

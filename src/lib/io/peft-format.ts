@@ -15,6 +15,7 @@ import type { StateDict } from '../peft/state';
 import type { Adapter, PeftConfigBase, PeftMethod } from '../peft/types';
 import { parseSafetensorsHeader, readTensorAsFloat32, writeSafetensors } from './safetensors';
 import type { TensorToWrite } from './safetensors';
+import { showValue } from '../util/show';
 
 export interface AdapterFiles {
   /** adapter_config.json text. */
@@ -73,7 +74,7 @@ function readConfigAndMethod(
   const task = obj.task_type ?? 'CAUSAL_LM';
   if (!isTaskType(task) || !method.taskTypes.includes(task)) {
     throw new AdapterMismatchError(
-      `${source}/adapter_config.json: task_type ${JSON.stringify(task)} is not available for ${method.label}; it supports ${method.taskTypes.join(', ')}`,
+      `${source}/adapter_config.json: task_type ${showValue(task)} is not available for ${method.label}; it supports ${method.taskTypes.join(', ')}`,
       'task-type',
     );
   }

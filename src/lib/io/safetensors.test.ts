@@ -571,3 +571,19 @@ describe('header validation', () => {
     expect(Object.getPrototypeOf(odd)).toBe(Object.prototype);
   });
 });
+
+describe('safetensors: fuzzing findings (src/lib/fuzz)', () => {
+  it('names a header value nested thousands deep with SafetensorsError (printing it recursed into RangeError)', () => {
+    const deep = '['.repeat(10_000) + ']'.repeat(10_000);
+    expect(() =>
+      parseSafetensorsHeader(craft(`{"w":{"dtype":${deep},"shape":[],"data_offsets":[0,4]}}`, 4), FILE),
+    ).toThrow(SafetensorsError);
+    expect(() => parseSafetensorsHeader(craft(`{"__metadata__":${deep}}`), FILE)).toThrow(SafetensorsError);
+  });
+
+  it('refuses a header length of 2^40 without allocating for it', () => {
+    const before = process.memoryUsage().arrayBuffers;
+    expect(() => parseSafetensorsHeader(craft('{}', 0, 2 ** 40), FILE)).toThrow(/absurd/);
+    expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(2 ** 20);
+  });
+});

@@ -6,6 +6,7 @@
  * Framework-free: plain typed arrays in and out, works in Node and the browser.
  */
 import { SafetensorsError } from '../errors';
+import { showValue } from '../util/show';
 
 export type DType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 
@@ -88,16 +89,8 @@ function isDType(s: unknown): s is DType {
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
-/** Short printable form of an untrusted header value, kept to one line. */
-function show(v: unknown): string {
-  let s: string;
-  try {
-    s = JSON.stringify(v) ?? String(v);
-  } catch {
-    s = String(v);
-  }
-  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
-}
+/** Short printable form of an untrusted header value, kept to one line (never throws, however deep). */
+const show = (v: unknown): string => showValue(v);
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);

@@ -3,6 +3,7 @@
  * Field names inside the app are camelCase; the file keeps HF's snake_case.
  */
 import { ModelConfigError } from '../errors';
+import { showValue } from '../util/show';
 
 export interface Gpt2Config {
   vocabSize: number;
@@ -18,10 +19,27 @@ export interface Gpt2Config {
   eosTokenId: number;
 }
 
-function int(json: Record<string, unknown>, key: string, file: string, min = 1): number {
+/**
+ * Upper bounds far above any GPT-2-family model a browser can hold (GPT-2 XL: 48 layers, width
+ * 1600, 50257 tokens, 1024 positions), so a damaged file is refused here rather than sizing a
+ * loop or an allocation (a claimed 10^9 layers would list 10^10 weights before anything fails).
+ */
+const MAX = {
+  vocab_size: 2 ** 20,
+  n_positions: 2 ** 20,
+  n_embd: 2 ** 16,
+  n_layer: 1024,
+  n_head: 2 ** 12,
+  n_inner: 2 ** 18,
+} as const;
+
+function int(json: Record<string, unknown>, key: keyof typeof MAX, file: string, min = 1): number {
   const v = json[key];
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min) {
-    throw new ModelConfigError(`${file}: "${key}" must be an integer >= ${min}, got ${JSON.stringify(v)}`);
+  const max = MAX[key];
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw new ModelConfigError(
+      `${file}: "${key}" must be an integer from ${min} to ${max}, got ${showValue(v)}; fix the file or use the config.json the model came with`,
+    );
   }
   return v;
 }
@@ -35,13 +53,13 @@ export function parseGpt2Config(raw: unknown, file = 'config.json'): Gpt2Config 
   const type = json.model_type;
   if (type !== undefined && type !== 'gpt2') {
     throw new ModelConfigError(
-      `${file}: model_type "${String(type)}" is not supported; PEFT Lab runs GPT-2-family models (model_type "gpt2")`,
+      `${file}: model_type ${showValue(type)} is not supported; PEFT Lab runs GPT-2-family models (model_type "gpt2")`,
     );
   }
   const act = json.activation_function ?? 'gelu_new';
   if (act !== 'gelu_new' && act !== 'gelu_pytorch_tanh') {
     throw new ModelConfigError(
-      `${file}: activation_function "${String(act)}" is not supported (use gelu_new)`,
+      `${file}: activation_function ${showValue(act)} is not supported (use gelu_new)`,
     );
   }
   const nEmbd = int(json, 'n_embd', file);
@@ -55,7 +73,7 @@ export function parseGpt2Config(raw: unknown, file = 'config.json'): Gpt2Config 
   const eps = json.layer_norm_epsilon ?? 1e-5;
   if (typeof eps !== 'number' || !(eps > 0)) {
     throw new ModelConfigError(
-      `${file}: "layer_norm_epsilon" must be a positive number, got ${JSON.stringify(eps)}`,
+      `${file}: "layer_norm_epsilon" must be a positive number, got ${showValue(eps)}`,
     );
   }
   const eos = json.eos_token_id ?? vocabSize - 1;
@@ -66,7 +84,7 @@ export function parseGpt2Config(raw: unknown, file = 'config.json'): Gpt2Config 
   ] as const) {
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v >= vocabSize) {
       throw new ModelConfigError(
-        `${file}: "${k}" ${JSON.stringify(v)} is outside the vocabulary (0..${vocabSize - 1})`,
+        `${file}: "${k}" ${showValue(v)} is outside the vocabulary (0..${vocabSize - 1})`,
       );
     }
   }

@@ -75,3 +75,18 @@ describe('DeepSpeed config mapping', () => {
     expect(() => mapDeepSpeedConfig(text)).toThrow(message);
   });
 });
+
+describe('DeepSpeed config: fuzzing findings (src/lib/fuzz)', () => {
+  it('refuses a count past the exact integers (9007199254740993 read as 2^53) and an infinite clipping', () => {
+    expect(() => mapDeepSpeedConfig('{"gradient_accumulation_steps": 9007199254740993}')).toThrow(
+      /gradient_accumulation_steps must be a positive integer up to 1000000/,
+    );
+    expect(() => mapDeepSpeedConfig('{"gradient_clipping": 1e999}')).toThrow(PeftConfigError);
+  });
+
+  it('names a value nested thousands deep with PeftConfigError, not RangeError from printing it', () => {
+    const deep = '['.repeat(10_000) + ']'.repeat(10_000);
+    expect(() => mapDeepSpeedConfig(`{"zero_optimization": {"stage": ${deep}}}`)).toThrow(PeftConfigError);
+    expect(() => mapDeepSpeedConfig(`{"gradient_accumulation_steps": ${deep}}`)).toThrow(PeftConfigError);
+  });
+});

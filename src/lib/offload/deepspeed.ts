@@ -6,6 +6,7 @@
  * gradient_clipping, fp16).
  */
 import { PeftConfigError } from '../errors';
+import { showValue } from '../util/show';
 
 export interface OffloadSettings {
   /** ZeRO stage: 0 nothing moves, 1 optimizer state, 2 + gradients, 3 + parameters. */
@@ -53,12 +54,17 @@ function device(value: unknown, field: string): OffloadTarget {
   if (value === 'none' || value === undefined || value === null) return 'none';
   // In a browser, DeepSpeed's CPU memory is the page's JavaScript memory and its NVMe is IndexedDB.
   if (value === 'cpu' || value === 'nvme') return value;
-  throw new PeftConfigError(`${field} must be "cpu", "nvme" or "none", got ${JSON.stringify(value)}`);
+  throw new PeftConfigError(`${field} must be "cpu", "nvme" or "none", got ${showValue(value)}`);
 }
 
+/** Far above any useful accumulation; a larger count is a damaged file, not a setting. */
+const MAX_STEPS = 1_000_000;
+
 function positiveInt(value: unknown, field: string): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
-    throw new PeftConfigError(`${field} must be a positive integer, got ${JSON.stringify(value)}`);
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > MAX_STEPS) {
+    throw new PeftConfigError(
+      `${field} must be a positive integer up to ${MAX_STEPS}, got ${showValue(value)}`,
+    );
   }
   return value;
 }
@@ -86,7 +92,7 @@ export function mapDeepSpeedConfig(input: string | unknown): DeepSpeedMapping {
           const field = `zero_optimization.${k}`;
           if (k === 'stage') {
             if (v !== 0 && v !== 1 && v !== 2 && v !== 3) {
-              throw new PeftConfigError(`${field} must be 0, 1, 2 or 3, got ${JSON.stringify(v)}`);
+              throw new PeftConfigError(`${field} must be 0, 1, 2 or 3, got ${showValue(v)}`);
             }
             s.stage = v;
             used.push(field);
@@ -121,10 +127,8 @@ export function mapDeepSpeedConfig(input: string | unknown): DeepSpeedMapping {
       case 'gradient_clipping':
         if (isAuto(value)) ignored.push({ field: key, why: '"auto": the run\'s own setting is kept' });
         else {
-          if (typeof value !== 'number' || !(value >= 0)) {
-            throw new PeftConfigError(
-              `gradient_clipping must be a number >= 0, got ${JSON.stringify(value)}`,
-            );
+          if (typeof value !== 'number' || !(value >= 0) || !Number.isFinite(value)) {
+            throw new PeftConfigError(`gradient_clipping must be a number >= 0, got ${showValue(value)}`);
           }
           s.maxGradNorm = value;
           used.push(key);

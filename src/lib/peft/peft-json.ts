@@ -4,6 +4,7 @@
  * unknown keys from newer PEFT versions are kept out of our configs but never make loading fail.
  */
 import { AdapterError } from '../errors';
+import { showValue } from '../util/show';
 
 /** PEFT fields not spelled in snake_case: AdaLoraConfig's `deltaT` (peft/tuners/adalora/config.py). */
 const PEFT_SPELLING = new Set(['deltaT']);
@@ -56,8 +57,7 @@ export function configFromPeftJson<C extends object>(
       v === null ||
       typeof want === typeof v ||
       (Array.isArray(want) && typeof v === 'string');
-    if (!ok)
-      throw new AdapterError(`${source}: "${snake}" should be ${typeof want}, got ${JSON.stringify(v)}`);
+    if (!ok) throw new AdapterError(`${source}: "${snake}" should be ${typeof want}, got ${showValue(v)}`);
     out[key] = v;
   }
   return out as C;

@@ -18,6 +18,7 @@ import { prefixTuning } from './prefix-tuning';
 import { promptTuning } from './prompt-tuning';
 import { camelToSnake } from './peft-json';
 import type { PeftMethod } from './types';
+import { showValue } from '../util/show';
 
 // Each entry is typed by its own config; PeftMethod's methods take their config bivariantly, so
 // every entry is a PeftMethod of the base config without a cast.
@@ -64,7 +65,7 @@ export function methodByType(peftType: string, source = 'adapter_config.json'): 
   if (!m) {
     const known = [...new Set(Object.values(TABLE).map((x) => x.peftType))];
     throw new AdapterError(
-      `${source}: peft_type ${JSON.stringify(peftType)} is not supported; known: ${known.join(', ')}`,
+      `${source}: peft_type ${showValue(peftType)} is not supported; known: ${known.join(', ')}`,
     );
   }
   return m;

@@ -83,3 +83,43 @@ describe('Llama-family tokenizers (written by the tokenizers library)', () => {
     expect(() => loadTokenizer(noFallback, 'x/tokenizer.json')).toThrow(/byte_fallback/);
   });
 });
+
+describe('loadTokenizer refuses parseable but malformed files (fuzzing findings, src/lib/fuzz)', () => {
+  const valid = (): {
+    model: { vocab: Record<string, unknown>; merges: unknown[] };
+    added_tokens: unknown[];
+  } =>
+    toTokenizerJson(
+      trainBpe(countWords(['the cat sat on the mat']), { vocabSize: 270, specialTokens: ['<|endoftext|>'] }),
+      ['<|endoftext|>'],
+    ) as never;
+
+  it('still loads the valid file, with merges as "a b" or as ["a", "b"]', () => {
+    expect(loadTokenizer(valid()).vocabSize).toBeGreaterThan(256);
+    const pairs = valid();
+    pairs.model.merges = pairs.model.merges.map((m) => (m as string).split(' '));
+    expect(loadTokenizer(pairs).encode(' the')).toHaveLength(1);
+  });
+
+  it('refuses malformed merges that used to load', () => {
+    for (const merges of [['a'], ['a b c'], [' a'], [42], [['a']], [['a', 1]], ['Q Z'], ['t h', 'Ġ t']]) {
+      const t = valid();
+      t.model.merges = [...t.model.merges, ...merges];
+      expect(() => loadTokenizer(t), JSON.stringify(merges)).toThrow(TokenizerError);
+    }
+  });
+
+  it('refuses an id the library would size an array by (866804218 hung the load), or a shared or missing id', () => {
+    for (const id of [866804218, -1, 1.5, '7', null, 2 ** 53]) {
+      const t = valid();
+      t.model.vocab['0'] = id;
+      expect(() => loadTokenizer(t), String(id)).toThrow(/vocab token "0" has id/);
+    }
+    const shared = valid();
+    shared.model.vocab['0'] = shared.model.vocab['1'];
+    expect(() => loadTokenizer(shared)).toThrow(/given to two tokens/);
+    const added = valid();
+    added.added_tokens = [{ id: 1e9, content: '<|x|>' }];
+    expect(() => loadTokenizer(added)).toThrow(/added_tokens\[0\]/);
+  });
+});
