@@ -18,6 +18,13 @@ export async function runSteps(trainer: Trainer, steps: number): Promise<StepsRu
   try {
     while (trainer.step < steps) {
       const st = await trainer.trainStep();
+      if (st.skipped) {
+        // A NonFiniteLossError after repeated skips ends the run with its one line, as any error.
+        progress.note(
+          `step ${st.step + 1} skipped: loss ${st.loss}, gradient norm ${st.gradNorm}; learning rate halved to ${st.lr.toExponential(2)}`,
+        );
+        continue;
+      }
       last = st.loss;
       tokens += st.tokens;
       progress.update(st.step, st.loss, st.tokens);

@@ -14,6 +14,7 @@ import {
   CheckpointError,
   FileLoadError,
   InputError,
+  NonFiniteLossError,
   NotReadyError,
   SettingsError,
   StorageError,
@@ -101,7 +102,7 @@ export class LabEngine implements LabApi {
     private readonly emit: EventSink = () => {},
   ) {
     this.gate = new RunGate({
-      paused: () => this.emit('status', { phase: 'paused', message: 'paused' }),
+      paused: (reason) => this.emit('status', { phase: 'paused', message: reason ?? 'paused' }),
       resumed: () => this.emit('status', { phase: 'training', message: 'resumed' }),
     });
   }
@@ -341,7 +342,24 @@ export class LabEngine implements LabApi {
       while (trainer.step < s.steps && !this.gate.stopped) {
         await this.gate.checkpoint();
         if (this.gate.stopped) break;
-        const st = await trainer.trainStep();
+        let st: Awaited<ReturnType<Trainer['trainStep']>>;
+        try {
+          st = await trainer.trainStep();
+        } catch (e) {
+          if (!(e instanceof NonFiniteLossError)) throw e;
+          // Diverged past what halving the rate fixes: the run waits, naming the cause, with its
+          // last good weights; resume tries again (at the lowered rate), stop ends it as usual.
+          this.gate.pause(`paused: ${e.message}`);
+          trainer.clearNonFiniteStreak();
+          continue;
+        }
+        if (st.skipped) {
+          this.emit('status', {
+            phase: 'training',
+            message: `step ${st.step + 1} skipped (loss ${st.loss}, gradient norm ${st.gradNorm}): learning rate halved to ${st.lr.toExponential(2)}`,
+          });
+          continue;
+        }
         last = st.loss;
         this.emit('progress', {
           step: st.step,
