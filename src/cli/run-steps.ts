@@ -1,6 +1,7 @@
 /** The CLI's training loop, shared by language modelling and classification: steps with a progress line. */
 import type { Trainer } from '../lib/train/trainer';
 import { Progress } from './progress';
+import { outOfMemoryAdvice } from '../lib/backend/out-of-memory';
 
 export interface StepsRun {
   /** Loss of the last step. */
@@ -30,6 +31,8 @@ export async function runSteps(trainer: Trainer, steps: number): Promise<StepsRu
       progress.update(st.step, st.loss, st.tokens);
       await new Promise((r) => setImmediate(r)); // let signals and stream writes through
     }
+  } catch (e) {
+    throw outOfMemoryAdvice(e, 'training', trainer.opts);
   } finally {
     progress.done();
     trainer.dispose();

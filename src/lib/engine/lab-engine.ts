@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { chooseBackend } from '../backend/backend';
+import { outOfMemoryAdvice } from '../backend/out-of-memory';
 import { classifyText, tagWords } from './answers';
 import { fetchModelFiles, modelFromFiles } from './model-files';
 import type { FetchBytes } from './model-files';
@@ -276,7 +277,17 @@ export class LabEngine implements LabApi {
     const { method, config } = planAdapter(model, req.method, req.config, info, req.train, this.modelId);
     // From here the engine is busy: model switches are refused, and a stop that arrives while the
     // corpus loads or the first evaluation runs still counts.
-    return this.gate.run(() => this.runTraining(model, method, config, req, info));
+    return this.gate
+      .run(() => this.runTraining(model, method, config, req, info))
+      .catch((e: unknown) => {
+        // An allocation that failed anywhere in the run (evaluation, a step, offload) says what to lower.
+        throw outOfMemoryAdvice(e, 'training', {
+          batchSize: req.train.batchSize,
+          seqLen: req.train.seqLen,
+          budgetMB: req.offload?.budgetMB,
+          model: this.modelId,
+        });
+      });
   }
 
   private async runTraining(

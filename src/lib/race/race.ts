@@ -23,6 +23,7 @@ import { createAdapter, planAdapter } from '../train/plan';
 import { metricOf } from '../data/task-data';
 import { evaluateTask, taskBatchSource } from '../train/task-eval';
 import type { EvalPoint, TaskData, TaskMetric } from '../data/task-data';
+import { outOfMemoryAdvice } from '../backend/out-of-memory';
 
 /**
  * A lane: its method (registry cliName, e.g. "lora") with config fields (PEFT's camelCase names) over
@@ -310,7 +311,12 @@ export class Race {
           } catch (e) {
             if (e instanceof CancelledError) throw e;
             if (l.trainer.skippedSteps > 0) l.state.skippedSteps = l.trainer.skippedSteps;
-            await this.finish(l, 'failed', (e as Error).message);
+            const err = outOfMemoryAdvice(e, `the ${l.state.name} lane`, {
+              batchSize: this.settings.batchSize,
+              seqLen: this.settings.seqLen,
+              model: this.modelId,
+            });
+            await this.finish(l, 'failed', (err as Error).message);
           }
         }
         if (control.stopped?.()) {

@@ -14,6 +14,7 @@ import type { ForwardOptions, Gpt2Model } from '../model/gpt2';
 import { lmLogits } from '../model/heads';
 import { crossEntropy, isFrozen } from '../model/ops';
 import { fusedKernelsOn } from '../kernels/webgpu/active';
+import { releaseFailedTape } from '../backend/out-of-memory';
 import { FusedAdamW } from '../kernels/webgpu/adamw';
 import { lmHeadCrossEntropy } from '../kernels/webgpu/lm-head';
 import { adapterDecorator, virtualPositions } from '../peft/forward';
@@ -256,29 +257,37 @@ export class Trainer {
     const micros = this.source.draw(this.rng, this.opts.batchSize, accum);
     const stepSeed = this.rng.seed();
     let tokens = 0;
-    for (let micro = 0; micro < accum; micro++) {
-      const mb = micros[micro]!;
-      tokens += mb.tokens;
-      const seed = (stepSeed + micro) >>> 0;
-      const { value, grads } = this.opts.gradients
-        ? await this.opts.gradients(mb, list, seed)
-        : tf.variableGrads(() => mb.loss(this.model, this.adapter, true, seed), list);
-      losses.push(value);
-      const named = new Map<string, tf.Tensor>();
-      for (const [vn, g] of Object.entries(grads)) named.set(byVarName.get(vn)!, g);
-      if (paged) sum = await this.gradientPaging!.pageIn();
-      if (!sum) sum = named;
-      else {
-        const prev: Map<string, tf.Tensor> = sum;
-        sum = new Map([...prev].map(([k, g]) => [k, tf.add(g, named.get(k)!)]));
-        tf.dispose([...prev.values(), ...named.values()]);
+    try {
+      for (let micro = 0; micro < accum; micro++) {
+        const mb = micros[micro]!;
+        tokens += mb.tokens;
+        const seed = (stepSeed + micro) >>> 0;
+        const { value, grads } = this.opts.gradients
+          ? await this.opts.gradients(mb, list, seed)
+          : tf.variableGrads(() => mb.loss(this.model, this.adapter, true, seed), list);
+        losses.push(value);
+        const named = new Map<string, tf.Tensor>();
+        for (const [vn, g] of Object.entries(grads)) named.set(byVarName.get(vn)!, g);
+        if (paged) sum = await this.gradientPaging!.pageIn();
+        if (!sum) sum = named;
+        else {
+          const prev: Map<string, tf.Tensor> = sum;
+          sum = new Map([...prev].map(([k, g]) => [k, tf.add(g, named.get(k)!)]));
+          tf.dispose([...prev.values(), ...named.values()]);
+        }
+        // Stage 2: the sum leaves the backend while the next micro-batch computes.
+        paged = this.gradientPaging !== null && micro < accum - 1;
+        if (paged) {
+          await this.gradientPaging!.pageOut(sum);
+          sum = null;
+        }
       }
-      // Stage 2: the sum leaves the backend while the next micro-batch computes.
-      paged = this.gradientPaging !== null && micro < accum - 1;
-      if (paged) {
-        await this.gradientPaging!.pageOut(sum);
-        sum = null;
-      }
+    } catch (e) {
+      // A step that fails midway (an allocation past the memory there is) frees what it made, so
+      // the run can be tried again with a smaller batch in the same worker.
+      tf.dispose([...losses, ...(sum?.values() ?? [])]);
+      releaseFailedTape();
+      throw e;
     }
     const grads = sum!;
     if (accum > 1) {
