@@ -28,6 +28,7 @@ import type { JsonValue } from '../storage/db';
 import type { LabDb } from '../storage/handle';
 import { OffloadSession } from '../offload/session';
 import { runPageStore } from '../offload/run-store';
+import type { PageStore } from '../offload/page-store';
 import {
   deleteCheckpoint,
   listCheckpoints,
@@ -316,10 +317,20 @@ export class LabEngine implements LabApi {
       this.emit('eval', point);
       return point;
     };
+    const pageStores: PageStore[] = [];
+    // A failed run's pages only take room (a full disk is the likely reason it failed): they go.
+    const dropPages = async (): Promise<void> => {
+      for (const store of pageStores) await store.clear().catch(() => undefined);
+    };
     const offload = req.offload
-      ? await OffloadSession.start(model, adapter, req.offload, (kind) =>
-          runPageStore(kind, 'offload', req.offload?.device),
-        )
+      ? await OffloadSession.start(model, adapter, req.offload, async (kind) => {
+          const store = await runPageStore(kind, 'offload', req.offload?.device);
+          pageStores.push(store);
+          return store;
+        }).catch(async (e: unknown) => {
+          await dropPages();
+          throw e;
+        })
       : null;
     const trainer = new Trainer(model, adapter, taskBatchSource(data, s.seqLen), {
       ...s,
@@ -391,11 +402,16 @@ export class LabEngine implements LabApi {
         }
         if (s.evalEvery > 0 && st.step % s.evalEvery === 0 && st.step < s.steps) await evaluate(st.step);
       }
-    } finally {
+    } catch (e) {
       trainer.dispose();
       offloading = null;
       await offload?.end();
+      await dropPages();
+      throw e;
     }
+    trainer.dispose();
+    offloading = null;
+    await offload?.end();
     const evalAfter = await evaluate(trainer.step);
     this.emit('status', { phase: 'idle', message: this.gate.stopped ? 'stopped' : 'finished' });
     const trainable = countTrainable(adapter);
