@@ -198,4 +198,19 @@ describe('LabEngine with offload and checkpoints', () => {
     expect((await engine.generate(req)).generatedIds).toEqual(before.generatedIds);
     expect(new Uint8Array((await getAdapter('kept'))!.weights)).toEqual(new Uint8Array([1, 2, 3, 4]));
   });
+
+  it('checkpoints by the clock when no step interval is set (everyMs), so long runs have one by default', async () => {
+    const written: number[] = [];
+    const engine = new LabEngine(publicFetch, (kind, data) => {
+      if (kind === 'checkpoint') written.push((data as LabEvents['checkpoint']).step);
+    });
+    await engine.loadModel({ id: 'peftlab-s', baseUrl: 'models/peftlab-s/' });
+    const train = { ...REQ.train, steps: 3, evalEvery: 0 };
+    await engine.train({ ...REQ, train, checkpoint: { runId: 'timed', every: 0, everyMs: 0 } });
+    expect(written).toEqual([1, 2, 3]);
+    await engine.train({ ...REQ, train, checkpoint: { runId: 'timed-long', every: 0, everyMs: 3_600_000 } });
+    expect(written).toEqual([1, 2, 3]);
+    expect((await engine.checkpoints()).map((m) => m.runId)).not.toContain('timed-long');
+    await engine.deleteCheckpoint({ runId: 'timed' });
+  });
 });

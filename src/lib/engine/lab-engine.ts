@@ -340,7 +340,11 @@ export class LabEngine implements LabApi {
     });
     offload?.attach(trainer);
     offloading = offload;
-    const db = req.checkpoint ? await this.checkpointDb() : null;
+    const ckpt = req.checkpoint;
+    // Checkpoints by the clock alone are a safety net, not something the user asked for.
+    const timedOnly = ckpt !== undefined && !(ckpt.every > 0) && typeof indexedDB === 'undefined';
+    const db = ckpt && !timedOnly ? await this.checkpointDb() : null;
+    let lastWrite = performance.now();
     let last = NaN;
     let evalBefore: EvalPoint;
     try {
@@ -393,7 +397,12 @@ export class LabEngine implements LabApi {
           gradNorm: st.gradNorm,
         });
         if (offload) this.emit('offload', { ...offload.snapshot(st.step, trainer), ms: st.ms });
-        if (db && req.checkpoint && req.checkpoint.every > 0 && st.step % req.checkpoint.every === 0) {
+        const due =
+          ckpt !== undefined &&
+          ((ckpt.every > 0 && st.step % ckpt.every === 0) ||
+            (ckpt.everyMs !== undefined && performance.now() - lastWrite >= ckpt.everyMs));
+        if (db && req.checkpoint && due) {
+          lastWrite = performance.now();
           const m = await writeCheckpoint(db, req.checkpoint.runId, trainer, {
             ...req,
             modelId: this.modelId,
