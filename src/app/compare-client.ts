@@ -8,10 +8,8 @@ import { WorkerClient } from './worker-client';
 export class CompareClient extends WorkerClient<CompareRequests, CompareEvents> {
   constructor() {
     super(
-      new Worker(new URL('../workers/engine.worker.ts', import.meta.url), {
-        type: 'module',
-        name: 'compare',
-      }),
+      (name) => new Worker(new URL('../workers/engine.worker.ts', import.meta.url), { type: 'module', name }),
+      'compare',
       'compare',
     );
   }

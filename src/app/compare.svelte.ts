@@ -179,6 +179,7 @@ export class CompareState {
     });
     client.on('step', ({ laneId, point }) => this.lanes.find((l) => l.id === laneId)?.steps.push(point));
     client.on('eval', ({ laneId, point }) => this.lanes.find((l) => l.id === laneId)?.evals.push(point));
+    client.onCrash((e) => void this.recoverFromCrash(e));
     client.on('status', (s) => {
       this.phase = s.phase;
       this.statusMessage = s.message;
@@ -246,6 +247,28 @@ export class CompareState {
   writeHash(): void {
     if (parseHash(location.hash).route === COMPARE_ROUTE && location.hash !== this.hash)
       history.replaceState(history.state, '', this.hash);
+  }
+
+  /**
+   * After the worker died (the browser ends one that runs out of memory): a fresh one gets the
+   * backend and the model back. A race has no checkpoints, so one that was running starts again.
+   */
+  async recoverFromCrash(e: Error): Promise<void> {
+    const wasRacing = this.running;
+    this.running = false;
+    this.paused = false;
+    this.engine.restart();
+    try {
+      this.backend = await this.engine.request('init', {
+        backend: 'auto',
+        wasmBaseUrl: `${this.baseUrl}wasm/`,
+      });
+    } catch (err) {
+      this.fail(err);
+      return;
+    }
+    await this.loadModel();
+    this.error = `${e.name}: ${e.message}. A fresh worker has started${wasRacing ? '; the race was lost: start it again' : ''}.`;
   }
 
   async loadModel(): Promise<void> {

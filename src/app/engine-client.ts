@@ -9,10 +9,8 @@ export class WorkerEngine extends WorkerClient<LabRequests, LabEvents> {
   constructor() {
     // One worker script hosts both engines (src/workers/engine.worker.ts): the name picks the Lab's.
     super(
-      new Worker(new URL('../workers/engine.worker.ts', import.meta.url), {
-        type: 'module',
-        name: 'training',
-      }),
+      (name) => new Worker(new URL('../workers/engine.worker.ts', import.meta.url), { type: 'module', name }),
+      'training',
       'training',
     );
   }

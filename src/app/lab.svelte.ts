@@ -139,6 +139,11 @@ export class LabState {
   offloadEvents = $state<OffloadEvent[]>([]);
   /** The current run's last checkpoint written (or read, when it resumed). */
   lastCheckpoint = $state<LabEvents['checkpoint'] | null>(null);
+  /**
+   * The training worker died (the browser ends one that runs out of memory): what the Lab says
+   * about it while a fresh worker starts and the run's checkpoint is offered in the Resume banner.
+   */
+  workerCrash = $state<string | null>(null);
   /** The step the current run resumed from (its checkpoint's), or null for a fresh run. */
   resumedFrom = $state<number | null>(null);
   /** A run a reload (or a closed tab) interrupted, found in IndexedDB at start: the Resume banner. */
@@ -222,6 +227,7 @@ export class LabState {
       if (c.resumed) this.resumedFrom = c.step;
     });
     this.engine.on('download', (d) => (this.download = d));
+    this.engine.onCrash((e) => void this.recoverFromCrash(e));
     this.engine.on('status', (s) => {
       this.phase = s.phase;
       this.statusMessage = s.message;
@@ -491,6 +497,37 @@ export class LabState {
     if (sample) this.clsText = sample;
   }
 
+  /**
+   * After the worker died: a fresh one gets the backend and the model back (a catalog model or one
+   * cached from the Hub; files picked from disk must be picked again), then the run's last
+   * checkpoint is offered for resuming as after a reload.
+   */
+  async recoverFromCrash(e: Error): Promise<void> {
+    const runId = this.running ? this.runRequest?.checkpoint?.runId : undefined;
+    this.workerCrash = `${e.message}. Starting a fresh worker…`;
+    this.running = false;
+    this.paused = false;
+    this.engine.restart();
+    const model = this.model;
+    this.model = null;
+    await this.setBackend(this.backendChoice);
+    if (model && this.catalog.some((m) => m.id === model.id)) await this.loadModel(model.id);
+    else if (model?.id.startsWith('hub: ')) {
+      this.hubRepo = model.id.slice('hub: '.length);
+      await this.loadFromHub();
+    }
+    await this.findInterrupted();
+    // The checkpoint in IndexedDB is the truth: the worker may have written one it never announced.
+    const m = this.interrupted;
+    this.workerCrash =
+      `${e.message}. A fresh worker has started` +
+      (runId === undefined
+        ? '.'
+        : m?.runId === runId
+          ? `: resume the run from its checkpoint at step ${m.step} below.`
+          : '; the run had no checkpoint yet, so it must start again.');
+  }
+
   /** Asks the engine for runs with a checkpoint; the newest one is offered for resuming. */
   async findInterrupted(): Promise<void> {
     try {
@@ -542,6 +579,7 @@ export class LabState {
   /** Trains with the form's settings, or re-issues `resumeRequest` (a saved run, resume: true). */
   async startTraining(resumeRequest?: TrainRequest): Promise<void> {
     this.error = null;
+    this.workerCrash = null;
     this.resetRun();
     this.running = true;
     this.paused = false;

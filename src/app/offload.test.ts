@@ -6,6 +6,7 @@ import {
   layerParams,
   layerWeightBytes,
   offloadParts,
+  AUTO_CHECKPOINT_MS,
   offloadRows,
   offloadTotals,
   typicalStepMs,
@@ -42,7 +43,10 @@ describe('offload form and rows', () => {
   });
 
   it('sends offload only above stage 0 or with gradient checkpointing, a checkpoint only when asked', () => {
-    expect(offloadParts(DEFAULT_OFFLOAD_FORM, 'r')).toEqual({});
+    // No checkpoint setting: checkpointed by the clock, so a long run survives a crash by default.
+    expect(offloadParts(DEFAULT_OFFLOAD_FORM, 'r')).toEqual({
+      checkpoint: { runId: 'r', every: 0, everyMs: AUTO_CHECKPOINT_MS },
+    });
     const p = offloadParts({ ...DEFAULT_OFFLOAD_FORM, stage: 3, budgetMB: 0.5, checkpointEvery: 2 }, 'r1');
     expect(p.offload).toEqual({
       stage: 3,

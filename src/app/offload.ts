@@ -51,14 +51,24 @@ export function newRunId(now = Date.now(), rand = Math.random()): string {
 }
 
 /**
+ * How often a run without a checkpoint setting is checkpointed anyway, by the clock: a run shorter
+ * than this writes none, a longer one loses at most this much to a crashed worker or a closed tab.
+ */
+export const AUTO_CHECKPOINT_MS = 2 * 60_000;
+
+/**
  * The request's offload and checkpoint parts: offload only when a stage above 0 or gradient
- * checkpointing is asked for, a checkpoint only when `checkpointEvery` > 0.
+ * checkpointing is asked for; checkpoints every `checkpointEvery` steps, or, when that is 0, every
+ * AUTO_CHECKPOINT_MS of training.
  */
 export function offloadParts(form: OffloadForm, runId: string): Pick<TrainRequest, 'offload' | 'checkpoint'> {
   const { checkpointEvery, ...offload } = form;
   const parts: Pick<TrainRequest, 'offload' | 'checkpoint'> = {};
   if (offload.stage > 0 || offload.gradientCheckpointing) parts.offload = offload;
-  if (checkpointEvery > 0) parts.checkpoint = { runId, every: Math.floor(checkpointEvery) };
+  parts.checkpoint =
+    checkpointEvery > 0
+      ? { runId, every: Math.floor(checkpointEvery) }
+      : { runId, every: 0, everyMs: AUTO_CHECKPOINT_MS };
   return parts;
 }
 

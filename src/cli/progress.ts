@@ -57,6 +57,12 @@ export class Progress {
     }
   }
 
+  /** A line of its own (a skipped step), leaving the progress line to be redrawn after it. */
+  note(text: string): void {
+    this.done();
+    this.out.write(`${text}\n`);
+  }
+
   /** Ends the redrawn line so later output starts on a fresh one. */
   done(): void {
     if (this.drawn) this.out.write('\n');

@@ -1,6 +1,7 @@
 /** The CLI's training loop, shared by language modelling and classification: steps with a progress line. */
 import type { Trainer } from '../lib/train/trainer';
 import { Progress } from './progress';
+import { outOfMemoryAdvice } from '../lib/backend/out-of-memory';
 
 export interface StepsRun {
   /** Loss of the last step. */
@@ -18,11 +19,20 @@ export async function runSteps(trainer: Trainer, steps: number): Promise<StepsRu
   try {
     while (trainer.step < steps) {
       const st = await trainer.trainStep();
+      if (st.skipped) {
+        // A NonFiniteLossError after repeated skips ends the run with its one line, as any error.
+        progress.note(
+          `step ${st.step + 1} skipped: loss ${st.loss}, gradient norm ${st.gradNorm}; learning rate halved to ${st.lr.toExponential(2)}`,
+        );
+        continue;
+      }
       last = st.loss;
       tokens += st.tokens;
       progress.update(st.step, st.loss, st.tokens);
       await new Promise((r) => setImmediate(r)); // let signals and stream writes through
     }
+  } catch (e) {
+    throw outOfMemoryAdvice(e, 'training', trainer.opts);
   } finally {
     progress.done();
     trainer.dispose();

@@ -79,6 +79,20 @@ export class FileLoadError extends PeftLabError {
 export class NonFiniteLossError extends PeftLabError {
   override name = 'NonFiniteLossError';
 }
+/**
+ * Weights or optimizer state holding NaN or infinity, refused at saving (an adapter or a
+ * checkpoint), so a diverged run never overwrites good files with broken ones.
+ */
+export class NonFiniteWeightsError extends PeftLabError {
+  override name = 'NonFiniteWeightsError';
+}
+/**
+ * The backend could not allocate memory (the wasm heap could not grow, or a GPU buffer was
+ * refused). The message says what to lower: batch size, sequence length, the offload budget, or the model.
+ */
+export class OutOfMemoryError extends PeftLabError {
+  override name = 'OutOfMemoryError';
+}
 /** Bad command-line usage. */
 export class UsageError extends PeftLabError {
   override name = 'UsageError';
@@ -231,6 +245,8 @@ const ERROR_CLASSES = {
   AdapterFormatError,
   FileLoadError,
   NonFiniteLossError,
+  NonFiniteWeightsError,
+  OutOfMemoryError,
   UsageError,
   StorageError,
   BackendError,

@@ -9,6 +9,7 @@
  * browser downloads, caches and compiles them once.
  */
 import { InternalError } from '../lib/errors';
+import { WORKER_ALIVE } from '../lib/protocol/wire';
 
 /** The names the page may give this worker, and the module that serves each. */
 const ENGINES = {
@@ -20,7 +21,15 @@ type EngineName = keyof typeof ENGINES;
 
 // The DOM library types `self` as a Window; in this file it is the worker's scope.
 const scope = self as unknown as DedicatedWorkerGlobalScope;
-const name = scope.name;
+// "<engine>" or "<engine>#<lock>": the page names a Web Lock this worker holds while it lives, so
+// the page learns of its death however it comes (src/app/worker-client.ts).
+const [name = '', lock] = scope.name.split('#');
+if (lock && 'locks' in navigator) {
+  void navigator.locks.request(lock, () => {
+    scope.postMessage({ event: WORKER_ALIVE, data: null });
+    return new Promise<never>(() => {}); // held until the worker ends
+  });
+}
 if (!(name in ENGINES)) {
   // A page bug, not a user's: the worker cannot answer anything, so it says so at once.
   throw new InternalError(

@@ -14,6 +14,7 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-webgpu';
 import { getThreadsCount, setThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { BackendError } from '../errors';
+import { guardAllocations } from './out-of-memory';
 import { loadBackendMeasurement, saveBackendMeasurement } from '../storage/backend-measurement';
 import { CANDIDATES, chooseByMeasurement, describeMeasurement } from './choose';
 import type { BackendChoice, BackendName, CandidateId, Fingerprint, Timing } from './choose';
@@ -150,6 +151,7 @@ async function start(id: CandidateId): Promise<boolean> {
     const name = await tfBackendOf(id);
     const ok = (await tf.setBackend(name)) && tf.getBackend() === name;
     if (ok && id === 'wasm-threads') wasmThreads ||= getThreadsCount();
+    if (ok) guardAllocations();
     return ok;
   } catch {
     return false;

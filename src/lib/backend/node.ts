@@ -7,6 +7,7 @@ import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { BackendError } from '../errors';
+import { guardAllocations } from './out-of-memory';
 
 export type NodeBackend = 'wasm' | 'cpu';
 
@@ -25,6 +26,7 @@ export async function initNodeBackend(name: NodeBackend = 'wasm'): Promise<strin
   try {
     if (!(await tf.setBackend(name))) throw new BackendError(`could not start the ${name} backend`);
     await tf.ready();
+    guardAllocations();
   } finally {
     console.warn = warn;
   }

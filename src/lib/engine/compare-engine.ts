@@ -6,6 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { chooseBackend } from '../backend/backend';
+import { outOfMemoryAdvice } from '../backend/out-of-memory';
 import { BusyError, InputError, NotReadyError, SettingsError } from '../errors';
 import { generate } from '../model/generate';
 import type { Gpt2Model } from '../model/gpt2';
@@ -197,10 +198,15 @@ export class CompareEngine implements CompareApi {
 
   private async runRace(): Promise<RaceSnapshot> {
     const race = this.needRace();
-    await this.gate.run(() => {
-      this.emit('status', { phase: 'racing', message: `racing ${race.laneStates.length} methods` });
-      return race.run({ checkpoint: () => this.gate.checkpoint(), stopped: () => this.gate.stopped });
-    });
+    await this.gate
+      .run(() => {
+        this.emit('status', { phase: 'racing', message: `racing ${race.laneStates.length} methods` });
+        return race.run({ checkpoint: () => this.gate.checkpoint(), stopped: () => this.gate.stopped });
+      })
+      .catch((e: unknown) => {
+        // A lane's own step failing fails only that lane (Race.run); this is the rest (evaluations).
+        throw outOfMemoryAdvice(e, 'the race', { ...race.settings, model: this.modelId });
+      });
     this.emit('status', { phase: 'idle', message: this.gate.stopped ? 'stopped' : 'finished' });
     return this.snapshot();
   }

@@ -1,7 +1,9 @@
 import 'fake-indexeddb/auto';
 import { describe, it, expect, beforeAll } from 'vitest';
 import { initNodeBackend } from '../backend/node';
-import { PeftLabError } from '../errors';
+import { PeftLabError, StorageError } from '../errors';
+import { blobUsage } from '../storage/blobs';
+import { getAdapter, saveAdapterRecord } from '../storage/adapters';
 import { LabEngine } from './lab-engine';
 import type { LabEvents, TrainRequest } from '../protocol/lab-protocol';
 import { methodRequest } from '../peft/method-config';
@@ -132,5 +134,83 @@ describe('LabEngine with offload and checkpoints', () => {
     await expect(stage2.engine.train({ ...REQ, train: { ...REQ.train, maxGradNorm: -1 } })).rejects.toThrow(
       /gradient clipping must be a norm of 0 \(off\) or more/,
     );
+  });
+
+  it('a full disk while paging layers fails the run with the room it needs, leaves no pages, and keeps what was saved', async () => {
+    const engine = new LabEngine(publicFetch);
+    await engine.loadModel({ id: 'peftlab-s', baseUrl: 'models/peftlab-s/' });
+    const req = { prompt: 'Call me', maxNewTokens: 4, temperature: 0, seed: 0, useAdapter: false };
+    const before = await engine.generate(req);
+    const kept = {
+      id: 'kept',
+      name: 'kept',
+      createdAt: 1,
+      baseModel: 'peftlab-s',
+      peftType: 'LORA' as const,
+      taskType: 'CAUSAL_LM' as const,
+      method: 'lora',
+      trainableParams: 4,
+      steps: 1,
+      finalLoss: 1,
+      configJson: '{}',
+      weights: new Uint8Array([1, 2, 3, 4]).buffer,
+      sizeBytes: 0,
+    };
+    await saveAdapterRecord(kept);
+    // The disk fills after a few pages are written.
+    const realPut = IDBObjectStore.prototype.put;
+    let puts = 0;
+    IDBObjectStore.prototype.put = function (
+      this: IDBObjectStore,
+      ...args: Parameters<IDBObjectStore['put']>
+    ) {
+      if (++puts > 6) throw new DOMException('The quota has been exceeded.', 'QuotaExceededError');
+      return realPut.apply(this, args);
+    };
+    let err: unknown;
+    try {
+      err = await engine
+        .train({
+          ...REQ,
+          offload: {
+            stage: 3,
+            budgetMB:
+              (1.5 * 4 * (2 * 96 + 96 * 288 + 288 + 96 * 96 + 96 + 2 * 96 + 96 * 384 + 384 + 384 * 96 + 96)) /
+              2 ** 20,
+            prefetch: false,
+            policy: 'trace',
+            int8: false,
+            gradientCheckpointing: false,
+            device: 'indexeddb',
+          },
+        })
+        .catch((e: unknown) => e);
+    } finally {
+      IDBObjectStore.prototype.put = realPut;
+    }
+    expect(err).toBeInstanceOf(StorageError);
+    expect((err as Error).message).toMatch(
+      /^storage is full to save "offload:layers\/.*", which needs \d+ KB: delete/,
+    );
+    // No page of the failed run is left taking space, the model is whole, the saved adapter intact.
+    // (Pages an earlier, finished run left in another store are that run's, kept until the next run.)
+    expect((await blobUsage('offload:layers')).filter((u) => u.bytes > 0)).toEqual([]);
+    expect((await engine.generate(req)).generatedIds).toEqual(before.generatedIds);
+    expect(new Uint8Array((await getAdapter('kept'))!.weights)).toEqual(new Uint8Array([1, 2, 3, 4]));
+  });
+
+  it('checkpoints by the clock when no step interval is set (everyMs), so long runs have one by default', async () => {
+    const written: number[] = [];
+    const engine = new LabEngine(publicFetch, (kind, data) => {
+      if (kind === 'checkpoint') written.push((data as LabEvents['checkpoint']).step);
+    });
+    await engine.loadModel({ id: 'peftlab-s', baseUrl: 'models/peftlab-s/' });
+    const train = { ...REQ.train, steps: 3, evalEvery: 0 };
+    await engine.train({ ...REQ, train, checkpoint: { runId: 'timed', every: 0, everyMs: 0 } });
+    expect(written).toEqual([1, 2, 3]);
+    await engine.train({ ...REQ, train, checkpoint: { runId: 'timed-long', every: 0, everyMs: 3_600_000 } });
+    expect(written).toEqual([1, 2, 3]);
+    expect((await engine.checkpoints()).map((m) => m.runId)).not.toContain('timed-long');
+    await engine.deleteCheckpoint({ runId: 'timed' });
   });
 });

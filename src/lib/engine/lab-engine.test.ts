@@ -254,6 +254,45 @@ describe('LabEngine (in-process, the worker runs the same class)', () => {
     await engine.dropAdapter();
   });
 
+  it('skips diverged steps, then pauses naming the cause; stopping keeps finite weights to save', async () => {
+    const events: { kind: keyof LabEvents; data: unknown }[] = [];
+    const engine = new LabEngine(publicFetch, (kind, data) => events.push({ kind, data }));
+    await engine.loadModel({ id: 'peftlab-s', baseUrl: 'models/peftlab-s/' });
+    const status = () => events.filter((e) => e.kind === 'status').map((e) => e.data as LabEvents['status']);
+    // A learning rate of 1e30 blows the weights up after the first update: every later loss is NaN.
+    const run = engine.train({
+      method: 'lora',
+      config: { r: 4 },
+      train: { ...TRAIN, lr: 1e30, steps: 10, evalEvery: 0 },
+      corpusUrl: 'data/moby-dick/',
+    });
+    await new Promise<void>((r) => {
+      const iv = setInterval(() => {
+        if (status().some((s) => s.phase === 'paused')) {
+          clearInterval(iv);
+          r();
+        }
+      }, 5);
+    });
+    const skips = status().filter((s) => /skipped .*learning rate halved/.test(s.message));
+    expect(skips).toHaveLength(2);
+    const paused = status().find((s) => s.phase === 'paused')!;
+    expect(paused.message).toMatch(
+      /^paused: the loss was NaN at step 2, 3 steps in a row.*lower the learning rate/,
+    );
+    // Paused: progress stays at the one good step until stopped.
+    await new Promise((r) => setTimeout(r, 30));
+    await engine.stop();
+    const result = await run;
+    expect(result.stopped).toBe(true);
+    expect(result.steps).toBe(1);
+    expect(events.filter((e) => e.kind === 'progress').map((e) => (e.data as TrainProgress).step)).toEqual([
+      1,
+    ]);
+    // The weights are the last good step's: no NaN, so they save.
+    await expect(engine.exportAdapter()).resolves.toBeDefined();
+  });
+
   it('trains a part-of-speech tagger and tags one word at a time', async () => {
     const engine = new LabEngine(publicFetch);
     await engine.loadModel({ id: 'peftlab-s', baseUrl: 'models/peftlab-s/' });

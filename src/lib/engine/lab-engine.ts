@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { chooseBackend } from '../backend/backend';
+import { outOfMemoryAdvice } from '../backend/out-of-memory';
 import { classifyText, tagWords } from './answers';
 import { fetchModelFiles, modelFromFiles } from './model-files';
 import type { FetchBytes } from './model-files';
@@ -14,6 +15,7 @@ import {
   CheckpointError,
   FileLoadError,
   InputError,
+  NonFiniteLossError,
   NotReadyError,
   SettingsError,
   StorageError,
@@ -26,6 +28,7 @@ import type { JsonValue } from '../storage/db';
 import type { LabDb } from '../storage/handle';
 import { OffloadSession } from '../offload/session';
 import { runPageStore } from '../offload/run-store';
+import type { PageStore } from '../offload/page-store';
 import {
   deleteCheckpoint,
   listCheckpoints,
@@ -101,7 +104,7 @@ export class LabEngine implements LabApi {
     private readonly emit: EventSink = () => {},
   ) {
     this.gate = new RunGate({
-      paused: () => this.emit('status', { phase: 'paused', message: 'paused' }),
+      paused: (reason) => this.emit('status', { phase: 'paused', message: reason ?? 'paused' }),
       resumed: () => this.emit('status', { phase: 'training', message: 'resumed' }),
     });
   }
@@ -275,7 +278,17 @@ export class LabEngine implements LabApi {
     const { method, config } = planAdapter(model, req.method, req.config, info, req.train, this.modelId);
     // From here the engine is busy: model switches are refused, and a stop that arrives while the
     // corpus loads or the first evaluation runs still counts.
-    return this.gate.run(() => this.runTraining(model, method, config, req, info));
+    return this.gate
+      .run(() => this.runTraining(model, method, config, req, info))
+      .catch((e: unknown) => {
+        // An allocation that failed anywhere in the run (evaluation, a step, offload) says what to lower.
+        throw outOfMemoryAdvice(e, 'training', {
+          batchSize: req.train.batchSize,
+          seqLen: req.train.seqLen,
+          budgetMB: req.offload?.budgetMB,
+          model: this.modelId,
+        });
+      });
   }
 
   private async runTraining(
@@ -304,10 +317,20 @@ export class LabEngine implements LabApi {
       this.emit('eval', point);
       return point;
     };
+    const pageStores: PageStore[] = [];
+    // A failed run's pages only take room (a full disk is the likely reason it failed): they go.
+    const dropPages = async (): Promise<void> => {
+      for (const store of pageStores) await store.clear().catch(() => undefined);
+    };
     const offload = req.offload
-      ? await OffloadSession.start(model, adapter, req.offload, (kind) =>
-          runPageStore(kind, 'offload', req.offload?.device),
-        )
+      ? await OffloadSession.start(model, adapter, req.offload, async (kind) => {
+          const store = await runPageStore(kind, 'offload', req.offload?.device);
+          pageStores.push(store);
+          return store;
+        }).catch(async (e: unknown) => {
+          await dropPages();
+          throw e;
+        })
       : null;
     const trainer = new Trainer(model, adapter, taskBatchSource(data, s.seqLen), {
       ...s,
@@ -317,7 +340,11 @@ export class LabEngine implements LabApi {
     });
     offload?.attach(trainer);
     offloading = offload;
-    const db = req.checkpoint ? await this.checkpointDb() : null;
+    const ckpt = req.checkpoint;
+    // Checkpoints by the clock alone are a safety net, not something the user asked for.
+    const timedOnly = ckpt !== undefined && !(ckpt.every > 0) && typeof indexedDB === 'undefined';
+    const db = ckpt && !timedOnly ? await this.checkpointDb() : null;
+    let lastWrite = performance.now();
     let last = NaN;
     let evalBefore: EvalPoint;
     try {
@@ -341,7 +368,24 @@ export class LabEngine implements LabApi {
       while (trainer.step < s.steps && !this.gate.stopped) {
         await this.gate.checkpoint();
         if (this.gate.stopped) break;
-        const st = await trainer.trainStep();
+        let st: Awaited<ReturnType<Trainer['trainStep']>>;
+        try {
+          st = await trainer.trainStep();
+        } catch (e) {
+          if (!(e instanceof NonFiniteLossError)) throw e;
+          // Diverged past what halving the rate fixes: the run waits, naming the cause, with its
+          // last good weights; resume tries again (at the lowered rate), stop ends it as usual.
+          this.gate.pause(`paused: ${e.message}`);
+          trainer.clearNonFiniteStreak();
+          continue;
+        }
+        if (st.skipped) {
+          this.emit('status', {
+            phase: 'training',
+            message: `step ${st.step + 1} skipped (loss ${st.loss}, gradient norm ${st.gradNorm}): learning rate halved to ${st.lr.toExponential(2)}`,
+          });
+          continue;
+        }
         last = st.loss;
         this.emit('progress', {
           step: st.step,
@@ -353,7 +397,12 @@ export class LabEngine implements LabApi {
           gradNorm: st.gradNorm,
         });
         if (offload) this.emit('offload', { ...offload.snapshot(st.step, trainer), ms: st.ms });
-        if (db && req.checkpoint && req.checkpoint.every > 0 && st.step % req.checkpoint.every === 0) {
+        const due =
+          ckpt !== undefined &&
+          ((ckpt.every > 0 && st.step % ckpt.every === 0) ||
+            (ckpt.everyMs !== undefined && performance.now() - lastWrite >= ckpt.everyMs));
+        if (db && req.checkpoint && due) {
+          lastWrite = performance.now();
           const m = await writeCheckpoint(db, req.checkpoint.runId, trainer, {
             ...req,
             modelId: this.modelId,
@@ -362,11 +411,16 @@ export class LabEngine implements LabApi {
         }
         if (s.evalEvery > 0 && st.step % s.evalEvery === 0 && st.step < s.steps) await evaluate(st.step);
       }
-    } finally {
+    } catch (e) {
       trainer.dispose();
       offloading = null;
       await offload?.end();
+      await dropPages();
+      throw e;
     }
+    trainer.dispose();
+    offloading = null;
+    await offload?.end();
     const evalAfter = await evaluate(trainer.step);
     this.emit('status', { phase: 'idle', message: this.gate.stopped ? 'stopped' : 'finished' });
     const trainable = countTrainable(adapter);

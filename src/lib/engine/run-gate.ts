@@ -5,8 +5,8 @@
  * arrives as a worker message is seen while the run goes on, and blocks there while paused.
  */
 export interface RunGateHooks {
-  /** Each time a run blocks at a checkpoint because it is paused. */
-  paused: () => void;
+  /** Each time a run blocks at a checkpoint because it is paused; `reason` when the run paused itself. */
+  paused: (reason?: string) => void;
   /** When a paused run is resumed (not when it is stopped). */
   resumed: () => void;
 }
@@ -15,6 +15,7 @@ export class RunGate {
   private isRunning = false;
   private isPaused = false;
   private stopRequested = false;
+  private reason: string | undefined;
   private waiters: (() => void)[] = [];
 
   constructor(private readonly hooks: RunGateHooks) {}
@@ -41,6 +42,7 @@ export class RunGate {
     this.isRunning = true;
     this.isPaused = false;
     this.stopRequested = false;
+    this.reason = undefined;
     try {
       return await body();
     } finally {
@@ -53,19 +55,25 @@ export class RunGate {
   async checkpoint(): Promise<void> {
     await new Promise((r) => setTimeout(r, 0));
     while (this.isPaused && !this.stopRequested) {
-      this.hooks.paused();
+      this.hooks.paused(this.reason);
       await new Promise<void>((r) => this.waiters.push(r));
     }
   }
 
-  /** Pauses the current run at its next checkpoint; nothing when no run is going. */
-  pause(): void {
-    if (this.isRunning) this.isPaused = true;
+  /**
+   * Pauses the current run at its next checkpoint; nothing when no run is going. `reason` is set
+   * when the run pauses itself (a fault a person must look at) and is shown while it waits.
+   */
+  pause(reason?: string): void {
+    if (!this.isRunning) return;
+    this.isPaused = true;
+    this.reason = reason;
   }
 
   resume(): void {
     const wasPaused = this.isPaused;
     this.isPaused = false;
+    this.reason = undefined;
     this.wake();
     if (this.isRunning && wasPaused) this.hooks.resumed();
   }

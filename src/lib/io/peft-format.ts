@@ -16,6 +16,7 @@ import type { Adapter, PeftConfigBase, PeftMethod } from '../peft/types';
 import { parseSafetensorsHeader, readTensorAsFloat32, writeSafetensors } from './safetensors';
 import type { TensorToWrite } from './safetensors';
 import { showValue } from '../util/show';
+import { assertFiniteTensors } from '../util/finite';
 
 export interface AdapterFiles {
   /** adapter_config.json text. */
@@ -31,8 +32,9 @@ export async function saveAdapter(
   const method = methodByType(adapter.config.peftType);
   const config = { ...adapter.config, baseModelNameOrPath, inferenceMode: true };
   const tensors = new Map<string, TensorToWrite>();
-  for (const [k, t] of await adapter.stateDict())
-    tensors.set(k, { dtype: 'F32', shape: t.shape, data: t.data });
+  const state = await adapter.stateDict();
+  assertFiniteTensors(state, 'the adapter');
+  for (const [k, t] of state) tensors.set(k, { dtype: 'F32', shape: t.shape, data: t.data });
   return {
     config: JSON.stringify(method.toPeftJson(config), null, 2),
     weights: writeSafetensors(tensors, { format: 'pt' }),

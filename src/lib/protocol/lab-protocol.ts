@@ -60,8 +60,12 @@ export type TrainRequest = MethodRequest & {
   corpusUrl: string;
   /** Offload settings (ZeRO stage, memory budget, prefetch, int8, checkpointing); absent: all resident. */
   offload?: OffloadRequest;
-  /** Write a checkpoint to IndexedDB every `every` steps under `runId` (resumable after a reload). */
-  checkpoint?: { runId: string; every: number };
+  /**
+   * Write a checkpoint to IndexedDB every `every` steps under `runId` (resumable after a reload or
+   * a crashed worker), and, with `everyMs`, whenever that much training time has passed since the
+   * last one (where the runtime has no IndexedDB, the timed ones are skipped).
+   */
+  checkpoint?: { runId: string; every: number; everyMs?: number };
   /** Resume `checkpoint.runId` from its last complete checkpoint (the request must match the run's). */
   resume?: boolean;
 };

@@ -6,6 +6,9 @@
  */
 import type { SerializedError } from '../errors';
 
+/** The event a worker sends once it holds the Web Lock that tells the page it lives (engine.worker.ts). */
+export const WORKER_ALIVE = '__alive';
+
 export interface ToWorker<K extends string = string> {
   id: number;
   kind: K;

@@ -23,6 +23,7 @@ import { createAdapter, planAdapter } from '../train/plan';
 import { metricOf } from '../data/task-data';
 import { evaluateTask, taskBatchSource } from '../train/task-eval';
 import type { EvalPoint, TaskData, TaskMetric } from '../data/task-data';
+import { outOfMemoryAdvice } from '../backend/out-of-memory';
 
 /**
  * A lane: its method (registry cliName, e.g. "lora") with config fields (PEFT's camelCase names) over
@@ -71,6 +72,8 @@ export interface LaneState {
   totalParams: number;
   status: LaneStatus;
   error?: string;
+  /** Steps skipped because the loss or a gradient was not finite (each halved the lane's rate). */
+  skippedSteps?: number;
   steps: StepPoint[];
   evals: EvalPoint[];
   /** Training time (optimizer steps only, not evaluation or switching). */
@@ -259,9 +262,15 @@ export class Race {
     } else {
       st = await l.trainer.trainStep();
     }
+    l.state.trainMs += st.ms;
+    if (st.skipped) {
+      // Nothing was updated: no point to chart; the lane says how many it skipped.
+      l.state.skippedSteps = l.trainer.skippedSteps;
+      this.hooks.onLane?.(l.state);
+      return;
+    }
     const point: StepPoint = { step: st.step, loss: st.loss, lr: st.lr, ms: st.ms, tokens: st.tokens };
     l.state.steps.push(point);
-    l.state.trainMs += st.ms;
     l.state.tokens += st.tokens;
     this.hooks.onStep?.(l.state, point);
     const s = this.settings;
@@ -301,7 +310,13 @@ export class Race {
             await this.step(l);
           } catch (e) {
             if (e instanceof CancelledError) throw e;
-            await this.finish(l, 'failed', (e as Error).message);
+            if (l.trainer.skippedSteps > 0) l.state.skippedSteps = l.trainer.skippedSteps;
+            const err = outOfMemoryAdvice(e, `the ${l.state.name} lane`, {
+              batchSize: this.settings.batchSize,
+              seqLen: this.settings.seqLen,
+              model: this.modelId,
+            });
+            await this.finish(l, 'failed', (err as Error).message);
           }
         }
         if (control.stopped?.()) {

@@ -53,17 +53,24 @@ export async function saveAdapterRecord(
     ...rest,
     sizeBytes: weights.byteLength + utf8Length(rec.configJson),
   };
-  await inTx(dbName, ['adapters', 'chunks'], 'readwrite', `save adapter "${rec.id}"`, (tx) => {
-    const requests = queueBlobWrite(
-      tx.objectStore('chunks'),
-      ADAPTER_OWNER + rec.id,
-      ADAPTER_WEIGHTS_NAME,
-      weights,
-      chunkBytes,
-    );
-    queue(requests, tx.objectStore('adapters').put(meta));
-    return Promise.all(requests);
-  });
+  await inTx(
+    dbName,
+    ['adapters', 'chunks'],
+    'readwrite',
+    `save adapter "${rec.id}"`,
+    (tx) => {
+      const requests = queueBlobWrite(
+        tx.objectStore('chunks'),
+        ADAPTER_OWNER + rec.id,
+        ADAPTER_WEIGHTS_NAME,
+        weights,
+        chunkBytes,
+      );
+      queue(requests, tx.objectStore('adapters').put(meta));
+      return Promise.all(requests);
+    },
+    meta.sizeBytes,
+  );
   return meta;
 }
 

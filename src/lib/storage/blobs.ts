@@ -24,8 +24,13 @@ export async function putBlob(
   checkOwner(ownerId);
   const chunkBytes = opts.chunkBytes ?? DEFAULT_CHUNK_BYTES;
   checkChunkBytes(chunkBytes);
-  await inTx(dbName, ['chunks'], 'readwrite', `save "${ownerId}/${name}"`, (tx) =>
-    Promise.all(queueBlobWrite(tx.objectStore('chunks'), ownerId, name, bytes, chunkBytes)),
+  await inTx(
+    dbName,
+    ['chunks'],
+    'readwrite',
+    `save "${ownerId}/${name}"`,
+    (tx) => Promise.all(queueBlobWrite(tx.objectStore('chunks'), ownerId, name, bytes, chunkBytes)),
+    bytes.byteLength,
   );
 }
 

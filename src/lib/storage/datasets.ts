@@ -27,16 +27,23 @@ export async function saveDataset(
   }
   const meta: DatasetMeta = { ...rec, fileSizes, sizeBytes };
   const owner = DATASET_OWNER + rec.id;
-  await inTx(dbName, ['datasets', 'chunks'], 'readwrite', `save data set "${rec.name}"`, (tx) => {
-    const chunks = tx.objectStore('chunks');
-    const requests: Promise<unknown>[] = [];
-    queue(requests, chunks.delete(ownerRange(owner)));
-    for (const [file, data] of Object.entries(files)) {
-      requests.push(...queueBlobWrite(chunks, owner, file, data, chunkBytes));
-    }
-    queue(requests, tx.objectStore('datasets').put(meta));
-    return Promise.all(requests);
-  });
+  await inTx(
+    dbName,
+    ['datasets', 'chunks'],
+    'readwrite',
+    `save data set "${rec.name}"`,
+    (tx) => {
+      const chunks = tx.objectStore('chunks');
+      const requests: Promise<unknown>[] = [];
+      queue(requests, chunks.delete(ownerRange(owner)));
+      for (const [file, data] of Object.entries(files)) {
+        requests.push(...queueBlobWrite(chunks, owner, file, data, chunkBytes));
+      }
+      queue(requests, tx.objectStore('datasets').put(meta));
+      return Promise.all(requests);
+    },
+    sizeBytes,
+  );
   return meta;
 }
 

@@ -227,7 +227,7 @@ describe('quota', () => {
 
     expect(err).toBeInstanceOf(StorageError);
     expect((err as Error).message).toBe(
-      'storage is full (used 9500 of 10240 MB): delete saved adapters (Lab), cached models (Models) or imported data sets (Data), then try again; nothing already saved was changed',
+      'storage is full (used 9500 of 10240 MB) to save adapter "q", which needs 11 KB: delete saved adapters (Lab), cached models (Models) or imported data sets (Data), then try again; nothing already saved was changed',
     );
     const got = await getAdapter('q');
     expect(got!.name).toBe('old');

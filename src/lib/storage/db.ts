@@ -222,15 +222,26 @@ function describe(e: unknown): string {
   return String(e);
 }
 
-/** `store` reads like 'store "adapters"' or 'stores "adapters", "chunks"'. */
-export async function toStorageError(e: unknown, store: string, op: string): Promise<StorageError> {
+/**
+ * `store` reads like 'store "adapters"' or 'stores "adapters", "chunks"'; `bytes` is what the write
+ * that failed was storing, so a full disk says how much room it needs.
+ */
+export async function toStorageError(
+  e: unknown,
+  store: string,
+  op: string,
+  bytes?: number,
+): Promise<StorageError> {
   if (e instanceof StorageError) return e;
   let err: StorageError;
   if (isQuotaError(e)) {
     const est = await storageEstimate();
     const used = est ? ` (used ${formatMb(est.usageBytes)} of ${formatMb(est.quotaBytes)} MB)` : '';
+    const size =
+      bytes === undefined ? '' : bytes < MiB ? `${Math.ceil(bytes / 1024)} KB` : `${formatMb(bytes)} MB`;
+    const need = size ? ` to ${op}, which needs ${size}` : '';
     err = new StorageError(
-      `storage is full${used}: delete saved adapters (Lab), cached models (Models) or imported data sets (Data), then try again; nothing already saved was changed`,
+      `storage is full${used}${need}: delete saved adapters (Lab), cached models (Models) or imported data sets (Data), then try again; nothing already saved was changed`,
     );
   } else if (typeof e === 'object' && e !== null && (e as { name?: unknown }).name === 'VersionError') {
     err = new StorageError(
@@ -249,7 +260,8 @@ export async function toStorageError(e: unknown, store: string, op: string): Pro
 /**
  * Runs `fn` inside one transaction over `stores`. Issue requests only (no other awaits) inside `fn`,
  * or the transaction auto-commits early. On any failure, thrown or from a request, the transaction
- * is aborted (nothing it wrote is kept) and the error comes out as a StorageError.
+ * is aborted (nothing it wrote is kept) and the error comes out as a StorageError. A write passes
+ * `bytes`, what it stores, for the message when storage is full.
  */
 export async function inTx<const Names extends readonly StoreName[], Mode extends IDBTransactionMode, T>(
   dbName: string,
@@ -257,6 +269,7 @@ export async function inTx<const Names extends readonly StoreName[], Mode extend
   mode: Mode,
   op: string,
   fn: (tx: IDBPTransaction<LabSchema, Names, Mode>) => Promise<T>,
+  bytes?: number,
 ): Promise<T> {
   const db = await connect(dbName);
   const where = `${stores.length > 1 ? 'stores' : 'store'} ${stores.map((s) => `"${s}"`).join(', ')}`;
@@ -278,7 +291,7 @@ export async function inTx<const Names extends readonly StoreName[], Mode extend
     } catch {
       // already aborted (a failed request aborts it) or finished
     }
-    throw await toStorageError(e, where, op);
+    throw await toStorageError(e, where, op, bytes);
   }
 }
 

@@ -54,16 +54,23 @@ export async function saveModel(
     addedAt: rec.addedAt ?? Date.now(),
   };
   const owner = MODEL_OWNER + rec.id;
-  await inTx(dbName, ['models', 'chunks'], 'readwrite', `cache model "${rec.id}"`, (tx) => {
-    const chunks = tx.objectStore('chunks');
-    const requests: Promise<unknown>[] = [];
-    queue(requests, chunks.delete(ownerRange(owner)));
-    for (const [file, data] of Object.entries(rec.files)) {
-      requests.push(...queueBlobWrite(chunks, owner, file, data, chunkBytes));
-    }
-    queue(requests, tx.objectStore('models').put(meta));
-    return Promise.all(requests);
-  });
+  await inTx(
+    dbName,
+    ['models', 'chunks'],
+    'readwrite',
+    `cache model "${rec.id}"`,
+    (tx) => {
+      const chunks = tx.objectStore('chunks');
+      const requests: Promise<unknown>[] = [];
+      queue(requests, chunks.delete(ownerRange(owner)));
+      for (const [file, data] of Object.entries(rec.files)) {
+        requests.push(...queueBlobWrite(chunks, owner, file, data, chunkBytes));
+      }
+      queue(requests, tx.objectStore('models').put(meta));
+      return Promise.all(requests);
+    },
+    sizeBytes,
+  );
   return meta;
 }
 

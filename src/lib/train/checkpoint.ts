@@ -9,6 +9,7 @@ import { parseSafetensorsHeader, readTensorAsFloat32, writeSafetensors } from '.
 import type { TensorToWrite } from '../io/safetensors';
 import type { Trainer } from './trainer';
 import { CheckpointError } from '../errors';
+import { assertFiniteTensors } from '../util/finite';
 
 export interface CheckpointFiles {
   tensors: Uint8Array;
@@ -31,10 +32,14 @@ export async function saveCheckpoint(
   // What the adapter keeps beyond its weights (AdaLoRA's importance averages and rank pattern).
   const adapterState = await trainer.adapter.trainingState?.();
   for (const [k, t] of adapterState?.tensors ?? []) out.set(`adapter/${k}`, { dtype: 'F32', ...t });
+  // A NaN in the weights or moments would make every resumed step fail: such a state is refused.
+  assertFiniteTensors(out, `the checkpoint at step ${trainer.step}`);
   const state = {
     step: trainer.step,
     rng: trainer.rng.state,
     adamT: opt.t,
+    lrScale: trainer.lrScale,
+    skippedSteps: trainer.skippedSteps,
     ...(adapterState ? { adapter: adapterState.json } : {}),
     ...extra,
   };
@@ -75,6 +80,9 @@ export function loadCheckpoint(
   trainer.optimizer.loadState({ t: state.adamT, m, v }, new Map([...vars].map(([k, x]) => [k, x.shape])));
   trainer.step = state.step;
   trainer.rng.state = state.rng;
+  // Checkpoints from before the non-finite guard have neither: the full rate, nothing skipped.
+  trainer.lrScale = typeof state.lrScale === 'number' ? state.lrScale : 1;
+  trainer.skippedSteps = typeof state.skippedSteps === 'number' ? state.skippedSteps : 0;
   if (state.adapter !== undefined || adapterTensors.size > 0) {
     trainer.adapter.loadTrainingState?.({
       tensors: adapterTensors,

@@ -14,6 +14,7 @@ import type { ForwardOptions, DecoderModel } from '../model/decoder';
 import { lmLogits } from '../model/heads';
 import { crossEntropy, isFrozen } from '../model/ops';
 import { fusedKernelsOn } from '../kernels/webgpu/active';
+import { releaseFailedTape } from '../backend/out-of-memory';
 import { FusedAdamW } from '../kernels/webgpu/adamw';
 import { lmHeadCrossEntropy } from '../kernels/webgpu/lm-head';
 import { adapterDecorator, virtualPositions } from '../peft/forward';
@@ -133,7 +134,20 @@ export interface StepStats {
   gradNorm: number;
   ms: number;
   tokens: number;
+  /**
+   * The loss or a gradient was NaN or infinite, so nothing was updated (weights, AdamW state and
+   * `step` are as before) and the learning rate was halved: `lr` is the lowered one.
+   */
+  skipped?: boolean;
 }
+
+/** Non-finite steps in a row after which trainStep throws NonFiniteLossError (the run pauses). */
+export const MAX_NONFINITE_STREAK = 3;
+/**
+ * How many times over a run a non-finite step may halve the learning rate (to 1/16 at most): a run
+ * that keeps diverging past that needs a person to look at it, not a smaller step.
+ */
+export const MAX_LR_HALVINGS = 4;
 
 /** The two halves of a next-token batch's loss (see BatchParts). */
 export function lmParts(b: LmBatch): BatchParts {
@@ -206,9 +220,20 @@ export class Trainer {
   /** Set to move the accumulated gradients out between micro-batches (ZeRO stage 2). */
   gradientPaging: GradientPaging | null = null;
 
+  /** Factor on the scheduled learning rate: halved by each skipped (non-finite) step; saved in checkpoints. */
+  lrScale = 1;
+  /** Steps skipped over the run because the loss or a gradient was not finite. */
+  skippedSteps = 0;
+  private nonFiniteStreak = 0;
+
   lrAt(step: number): number {
     const warm = this.opts.warmupSteps ?? Math.min(100, Math.floor(this.opts.steps / 10));
-    return cosineWithWarmup(step, this.opts.lr, warm, this.opts.steps);
+    return cosineWithWarmup(step, this.opts.lr, warm, this.opts.steps) * this.lrScale;
+  }
+
+  /** After a pause for non-finite steps, resuming gives the run another MAX_NONFINITE_STREAK tries. */
+  clearNonFiniteStreak(): void {
+    this.nonFiniteStreak = 0;
   }
 
   /**
@@ -232,29 +257,37 @@ export class Trainer {
     const micros = this.source.draw(this.rng, this.opts.batchSize, accum);
     const stepSeed = this.rng.seed();
     let tokens = 0;
-    for (let micro = 0; micro < accum; micro++) {
-      const mb = micros[micro]!;
-      tokens += mb.tokens;
-      const seed = (stepSeed + micro) >>> 0;
-      const { value, grads } = this.opts.gradients
-        ? await this.opts.gradients(mb, list, seed)
-        : tf.variableGrads(() => mb.loss(this.model, this.adapter, true, seed), list);
-      losses.push(value);
-      const named = new Map<string, tf.Tensor>();
-      for (const [vn, g] of Object.entries(grads)) named.set(byVarName.get(vn)!, g);
-      if (paged) sum = await this.gradientPaging!.pageIn();
-      if (!sum) sum = named;
-      else {
-        const prev: Map<string, tf.Tensor> = sum;
-        sum = new Map([...prev].map(([k, g]) => [k, tf.add(g, named.get(k)!)]));
-        tf.dispose([...prev.values(), ...named.values()]);
+    try {
+      for (let micro = 0; micro < accum; micro++) {
+        const mb = micros[micro]!;
+        tokens += mb.tokens;
+        const seed = (stepSeed + micro) >>> 0;
+        const { value, grads } = this.opts.gradients
+          ? await this.opts.gradients(mb, list, seed)
+          : tf.variableGrads(() => mb.loss(this.model, this.adapter, true, seed), list);
+        losses.push(value);
+        const named = new Map<string, tf.Tensor>();
+        for (const [vn, g] of Object.entries(grads)) named.set(byVarName.get(vn)!, g);
+        if (paged) sum = await this.gradientPaging!.pageIn();
+        if (!sum) sum = named;
+        else {
+          const prev: Map<string, tf.Tensor> = sum;
+          sum = new Map([...prev].map(([k, g]) => [k, tf.add(g, named.get(k)!)]));
+          tf.dispose([...prev.values(), ...named.values()]);
+        }
+        // Stage 2: the sum leaves the backend while the next micro-batch computes.
+        paged = this.gradientPaging !== null && micro < accum - 1;
+        if (paged) {
+          await this.gradientPaging!.pageOut(sum);
+          sum = null;
+        }
       }
-      // Stage 2: the sum leaves the backend while the next micro-batch computes.
-      paged = this.gradientPaging !== null && micro < accum - 1;
-      if (paged) {
-        await this.gradientPaging!.pageOut(sum);
-        sum = null;
-      }
+    } catch (e) {
+      // A step that fails midway (an allocation past the memory there is) frees what it made, so
+      // the run can be tried again with a smaller batch in the same worker.
+      tf.dispose([...losses, ...(sum?.values() ?? [])]);
+      releaseFailedTape();
+      throw e;
     }
     const grads = sum!;
     if (accum > 1) {
@@ -282,12 +315,18 @@ export class Trainer {
     tf.dispose([readback, clipped.norm, ...losses]);
     const loss = values.slice(0, accum).reduce((a, b) => a + b, 0) / accum;
     const gradNorm = values[accum]!;
+    // The global norm sums every gradient's squares, so one NaN or infinity anywhere shows in it:
+    // the gradients are checked with the number clipping already reads back.
     if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
       tf.dispose([...clipped.grads.values(), ...(clipScale ? [clipScale] : [])]);
-      throw new NonFiniteLossError(
-        `the loss became ${loss} at step ${this.step + 1}: the adapter keeps its weights from step ${this.step}; lower the learning rate (now ${this.opts.lr}) or raise warmup`,
-      );
+      // The optimizer state came in for an update that is not made: it goes back out unchanged.
+      if (incoming) {
+        await this.optimizerPaging!.ready(incoming);
+        this.optimizerPaging!.pageOut().catch(() => undefined);
+      }
+      return this.skipStep(loss, gradNorm, tokens, performance.now() - t0);
     }
+    this.nonFiniteStreak = 0;
     const lr = this.lrAt(this.step);
     // Decoupled weight decay applies to matrices, not to biases, LayerNorm gains or 1-D vectors.
     if (incoming) await this.optimizerPaging!.ready(incoming);
@@ -312,6 +351,32 @@ export class Trainer {
       ms: performance.now() - t0,
       tokens,
     };
+  }
+
+  /**
+   * A step whose loss or gradients were not finite: nothing was updated. The learning rate is
+   * halved (up to MAX_LR_HALVINGS times) and the next step draws new examples; after
+   * MAX_NONFINITE_STREAK such steps in a row, or once the halvings are used up, it throws.
+   */
+  private skipStep(loss: number, gradNorm: number, tokens: number, ms: number): StepStats {
+    this.nonFiniteStreak++;
+    this.skippedSteps++;
+    const what = Number.isFinite(loss)
+      ? `the gradients were not finite (global norm ${gradNorm})`
+      : `the loss was ${loss}`;
+    const halvings = Math.round(-Math.log2(this.lrScale));
+    if (this.nonFiniteStreak >= MAX_NONFINITE_STREAK || halvings >= MAX_LR_HALVINGS) {
+      const why =
+        this.nonFiniteStreak >= MAX_NONFINITE_STREAK
+          ? `${this.nonFiniteStreak} steps in a row`
+          : `after the learning rate was already halved ${halvings} times`;
+      throw new NonFiniteLossError(
+        `${what} at step ${this.step + 1}, ${why}: the adapter keeps its weights from step ${this.step}; ` +
+          `lower the learning rate (set ${this.opts.lr}, now ${this.lrAt(this.step).toExponential(2)}), raise warmup or check the data`,
+      );
+    }
+    this.lrScale /= 2;
+    return { step: this.step, loss, lr: this.lrAt(this.step), gradNorm, ms, tokens, skipped: true };
   }
 
   dispose(): void {

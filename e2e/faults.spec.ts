@@ -1,0 +1,102 @@
+import { expect, test } from '@playwright/test';
+import type { Page } from '@playwright/test';
+
+/** Fills a number input the way a person does: select, type, leave. */
+async function setNumber(page: Page, testId: string, value: number): Promise<void> {
+  const input = page.getByTestId(testId);
+  await input.fill(String(value));
+  await input.blur();
+}
+
+const SHOTS = process.env.SHOTS_DIR ?? 'test-results/screens';
+
+test('the training worker dies mid-run: the Lab says so, starts a fresh one, and resumes from the last checkpoint', async ({
+  page,
+}) => {
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto('/');
+  await expect(page.getByTestId('model-facts')).toContainText('556.9k');
+  await setNumber(page, 'steps', 40);
+  await setNumber(page, 'batch', 2);
+  await setNumber(page, 'seqlen', 16);
+  await setNumber(page, 'eval-every', 0);
+  await page.getByText('Memory and offload').click();
+  await setNumber(page, 'checkpoint-every', 4);
+  await page.getByTestId('train').click();
+  await expect(page.getByTestId('checkpoint-status')).toContainText(/checkpoint at step \d+/, {
+    timeout: 120_000,
+  });
+
+  // The training worker ends itself, as the browser ends one out of memory: no message, no error
+  // event reaches the page. (The Lab's worker is the one named "training#<lock>".)
+  const training = page.workers().filter((w) => w.url().includes('engine.worker'));
+  expect(training.length).toBeGreaterThanOrEqual(1);
+  let killed = false;
+  for (const w of training) {
+    const isTraining = await w.evaluate(() => self.name.startsWith('training'));
+    if (!isTraining) continue;
+    await w.evaluate(() => setTimeout(() => self.close(), 0)).catch(() => undefined);
+    killed = true;
+  }
+  expect(killed).toBe(true);
+
+  const crash = page.getByTestId('crash-banner');
+  await expect(crash).toContainText(
+    /the training worker stopped .*resume the run from its checkpoint at step \d+ below/,
+  );
+  const banner = page.getByTestId('resume-banner');
+  await expect(banner).toContainText(/A run of LoRA on moby-dick stopped at step \d+\s+of 40/, {
+    timeout: 60_000,
+  });
+  const k = Number(/stopped at step (\d+)/.exec((await banner.textContent()) ?? '')![1]);
+  expect(k % 4).toBe(0);
+  await expect(crash).toContainText(`checkpoint at step ${k} below`);
+  await expect(page.getByTestId('model-facts')).toContainText('556.9k');
+  await page.screenshot({ path: `${SHOTS}/faults-worker-crash.png`, fullPage: true });
+
+  await page.getByTestId('resume-run').click();
+  await expect(crash).toBeHidden();
+  await expect(page.getByTestId('checkpoint-status')).toContainText(
+    `resumed from the checkpoint at step ${k}`,
+  );
+  await expect(page.getByTestId('run-facts')).toHaveAttribute('data-first-step', String(k + 1));
+  await expect(page.getByTestId('result')).toBeVisible({ timeout: 150_000 });
+  await expect(page.getByTestId('step')).toHaveText('40 / 40');
+  await page.screenshot({ path: `${SHOTS}/faults-worker-resumed.png`, fullPage: true });
+  expect(errors).toEqual([]);
+});
+
+test('the compare worker dies mid-race: the screen says so, starts a fresh one, and a new race runs', async ({
+  page,
+}) => {
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto('/#/compare?model=peftlab-s&task=spam&methods=lora,ia3');
+  await expect(page.getByTestId('compare-model-facts')).toBeVisible({ timeout: 60_000 });
+  await setNumber(page, 'compare-steps', 2000);
+  await setNumber(page, 'compare-batch', 2);
+  await setNumber(page, 'compare-seqlen', 16);
+  await setNumber(page, 'compare-eval', 0);
+  await page.getByTestId('compare-start').click();
+  await expect(page.getByTestId('lane-step').first()).toHaveText(/^[1-9]\d* \/ 2000$/, { timeout: 60_000 });
+  let killed = false;
+  for (const w of page.workers()) {
+    if (!(await w.evaluate(() => self.name.startsWith('compare')).catch(() => false))) continue;
+    await w.evaluate(() => setTimeout(() => self.close(), 0)).catch(() => undefined);
+    killed = true;
+  }
+  expect(killed).toBe(true);
+  const error = page.getByTestId('compare-error');
+  await expect(error).toContainText(
+    /WorkerCrashedError: the compare worker stopped .*A fresh worker has started; the race was lost: start it again\./,
+    { timeout: 60_000 },
+  );
+  await expect(page.getByTestId('compare-model-facts')).toBeVisible({ timeout: 60_000 });
+  await page.screenshot({ path: `${SHOTS}/faults-compare-crash.png`, fullPage: true });
+  await setNumber(page, 'compare-steps', 3);
+  await page.getByTestId('compare-start').click();
+  await expect(page.getByTestId('lane-step').first()).toHaveText('3 / 3', { timeout: 60_000 });
+  await expect(error).toHaveCount(0);
+  expect(errors).toEqual([]);
+});
