@@ -23,6 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { WebSocket } from 'ws';
 import { initNodeBackend } from '../src/lib/backend/node';
 import { loadModelFolder } from '../src/lib/model/folder';
+import { requireGpt2 } from '../src/lib/model/decoder';
 import type { Gpt2Model } from '../src/lib/model/gpt2';
 import { generate } from '../src/lib/model/generate';
 import { methodByCliName } from '../src/lib/peft/registry';
@@ -179,12 +180,13 @@ async function swarmRows(
 async function main(): Promise<void> {
   await initNodeBackend('wasm');
   const dir = flags.model!;
-  const { model } = loadModelFolder({
+  const { model: decoder } = loadModelFolder({
     config: JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')),
     weights: new Uint8Array(readFileSync(join(dir, 'model.safetensors'))),
     tokenizerJson: null,
     source: dir,
   });
+  const model = requireGpt2(decoder, 'bench:swarm');
   const hash = await modelHash(model);
   const rows: Row[] = [];
 

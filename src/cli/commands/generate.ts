@@ -90,7 +90,12 @@ ${GLOBAL_HELP}`,
     if (swarm) {
       // The blocks run on the peers; embeddings, final norm and head here, with the same sampling.
       const { generateThroughSwarm } = await import('../../lib/swarm/client');
-      const client = await swarmClient(m.model, swarm, (line) => void process.stderr.write(`${line}\n`));
+      const { requireGpt2 } = await import('../../lib/model/decoder');
+      const client = await swarmClient(
+        requireGpt2(m.model, 'The swarm'),
+        swarm,
+        (line) => void process.stderr.write(`${line}\n`),
+      );
       try {
         generated = await generateThroughSwarm(client, promptIds, genOpts, adapter);
       } finally {

@@ -67,7 +67,8 @@ ${GLOBAL_HELP}`,
     const { Directory } = await import('../../lib/swarm/directory');
     const { modelHash } = await import('../../lib/swarm/model-hash');
     const { serveWebSocket } = await import('../../lib/swarm/ws-server');
-    const { model } = loadModel(files);
+    const { requireGpt2 } = await import('../../lib/model/decoder');
+    const model = requireGpt2(loadModel(files).model, 'The swarm');
     const L = model.config.nLayer;
     if (end > L) throw new UsageError(`--blocks ${start}:${end} runs past the model's ${L} blocks (0:${L})`);
     const hash = await modelHash(model);

@@ -161,7 +161,8 @@ ${GLOBAL_HELP}`;
     const evalOpts = { batchSize: s.batchSize, seqLen: s.seqLen, maxBatches: EVAL_BATCHES };
     const before = await evaluateTask(model, adapter, data, evalOpts);
     // Through the swarm only the training steps' blocks run on the peers; evaluation stays here.
-    const client = swarm ? await swarmClient(model, swarm, log) : null;
+    const { requireGpt2 } = await import('../../lib/model/decoder');
+    const client = swarm ? await swarmClient(requireGpt2(model, 'The swarm'), swarm, log) : null;
     let run;
     try {
       const { swarmGradientFn } = await import('../../lib/swarm/client');

@@ -9,7 +9,7 @@ import type { DecoderModel } from '../model/decoder';
 import { HEAD_MODULE } from '../model/heads';
 import { headFor, verbalizerClasses } from '../peft/task-head';
 import { targetedSites } from '../peft/inject';
-import { LINEAR_MODULES } from '../model/config';
+import { FAMILY_LABEL, linearModules } from '../model/family';
 import { methodByType, methodForConfigJson } from '../peft/registry';
 import type { StateDict } from '../peft/state';
 import type { Adapter, PeftConfigBase, PeftMethod } from '../peft/types';
@@ -130,7 +130,7 @@ function blockOf(key: string): number | null {
  * names the check; the tensor-by-tensor shape and key checks follow in the method's loadStateDict.
  */
 export function checkAdapterFits(
-  model: Gpt2Model,
+  model: DecoderModel,
   config: PeftConfigBase,
   method: PeftMethod<PeftConfigBase>,
   tensors: StateDict,
@@ -149,7 +149,7 @@ export function checkAdapterFits(
     }
     if (sites.length === 0) {
       throw new AdapterMismatchError(
-        `${source}: target_modules ${JSON.stringify(targets)} name no layer of this GPT-2 model (its layers: ${LINEAR_MODULES.join(', ')}); the adapter was made for another architecture: open it on its base model`,
+        `${source}: target_modules ${JSON.stringify(targets)} name no layer of this ${FAMILY_LABEL[model.family]} model (its layers: ${linearModules(c).join(', ')}); the adapter was made for another architecture: open it on its base model`,
         'target-modules',
       );
     }

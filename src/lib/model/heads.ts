@@ -22,9 +22,7 @@ export function lmLogits(model: DecoderModel, hidden: tf.Tensor3D): tf.Tensor3D 
   // trainable one and compute a [C, V] weight gradient nobody uses: say it is frozen.
   // The head as stored ([V, C]) is the transpose the backward needs: no transpose per step.
   const head = model.w(model.lmHeadKey) as tf.Tensor2D;
-  const logits = isFrozen(head)
-    ? matmulFrozen(x, model.lmHeadT(), head)
-    : matmul(x, model.lmHeadT()); // [B*T, V]
+  const logits = isFrozen(head) ? matmulFrozen(x, model.lmHeadT(), head) : matmul(x, model.lmHeadT()); // [B*T, V]
   return tf.reshape(logits, [B, T, model.config.vocabSize]) as tf.Tensor3D;
 }
 

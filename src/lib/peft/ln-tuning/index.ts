@@ -8,6 +8,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { PeftConfigError } from '../../errors';
 import type { Gpt2Model } from '../../model/gpt2';
+import type { DecoderModel } from '../../model/decoder';
+import { requireGpt2 } from '../../model/decoder';
 import type { TaskHead } from '../../model/heads';
 import { newVariable } from '../../model/ops';
 import { linearSites, matchesTarget } from '../inject';
@@ -36,7 +38,7 @@ interface NormSite {
   originals: [tf.Variable, tf.Variable];
 }
 
-function validate(c: LnTuningConfig, model?: Gpt2Model): void {
+function validate(c: LnTuningConfig, decoder?: DecoderModel): void {
   if (c.modulesToSave !== null && c.modulesToSave.length > 0) {
     const other = c.modulesToSave.filter((m) => !(CLS_HEAD_MODULES as readonly string[]).includes(m));
     if (other.length > 0 || c.taskType === 'CAUSAL_LM') {
@@ -45,7 +47,9 @@ function validate(c: LnTuningConfig, model?: Gpt2Model): void {
       );
     }
   }
-  if (!model) return;
+  if (!decoder) return;
+  // LayerNorm copies with gains and biases: the Llama family's RMSNorms (gain only) are not done yet.
+  const model = requireGpt2(decoder, 'LN tuning');
   // PEFT would deep-copy any module it matches; here only LayerNorms are tuned, so a target that
   // names a linear layer is a config for something else.
   const linear = linearSites(model.config).find((s) => matchesTarget(s.hfName, c.targetModules));
@@ -180,8 +184,11 @@ export const lnTuning: PeftMethod<LnTuningConfig> = {
   fromPeftJson: (json, source) => configFromPeftJson(json, lnTuningDefaults('CAUSAL_LM'), source),
   create: (model, config) => {
     validate(config, model);
-    return new LnTuningAdapter(model, config);
+    return new LnTuningAdapter(requireGpt2(model, 'LN tuning'), config);
   },
   // A gain and a bias per feature of each tuned norm.
-  countParams: (model, c) => tunedNorms(model.config, c).length * 2 * model.config.nEmbd,
+  countParams: (model, c) => {
+    const g = requireGpt2(model, 'LN tuning');
+    return tunedNorms(g.config, c).length * 2 * g.config.nEmbd;
+  },
 };

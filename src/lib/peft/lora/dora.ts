@@ -12,8 +12,8 @@
  * Saved as PEFT saves it: lora_A, lora_B and `lora_magnitude_vector` [out] (no `.weight`).
  */
 import * as tf from '@tensorflow/tfjs';
-import type { ForwardContext, Gpt2Model, LinearHook } from '../../model/gpt2';
-import { linearShape } from '../../model/config';
+import type { DecoderModel, ForwardContext, LinearHook } from '../../model/decoder';
+import { linearShape } from '../../model/family';
 import { matmul, matmulFrozen, newVariable } from '../../model/ops';
 import { Rng } from '../../util/rng';
 import { fnv1a } from '../../util/hash';
@@ -60,7 +60,7 @@ function columnNorm(w: tf.Tensor2D, aT: tf.Tensor2D, bT: tf.Tensor2D, scaling: n
 class DoraHook implements LinearHook {
   constructor(
     private readonly s: DoraSite,
-    private readonly model: Gpt2Model,
+    private readonly model: DecoderModel,
     private readonly scaling: number,
     private readonly dropout: number,
     private readonly salt: number,
@@ -82,7 +82,7 @@ class DoraHook implements LinearHook {
 }
 
 export class DoraAdapter extends InjectBase<LoraConfig, DoraSite> implements InjectAdapter<LoraConfig> {
-  constructor(model: Gpt2Model, config: LoraConfig, seed: number) {
+  constructor(model: DecoderModel, config: LoraConfig, seed: number) {
     super(model, config, 'DoRA adapter');
     // The same draws as LoRA's for A, so useDora changes nothing else about the start.
     const rng = new Rng(seed);
@@ -164,7 +164,7 @@ export class DoraAdapter extends InjectBase<LoraConfig, DoraSite> implements Inj
 }
 
 /** LoRA's count plus one magnitude per output feature of each targeted layer. */
-export function doraParamCount(model: Gpt2Model, c: LoraConfig): number {
+export function doraParamCount(model: DecoderModel, c: LoraConfig): number {
   let n = loraParamCount(model, c);
   for (const s of targetedSites(model.config, c.targetModules, c.layersToTransform)) {
     n += linearShape(model.config, s.module)[1];

@@ -22,8 +22,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { AdapterError } from '../../errors';
-import type { ForwardContext, Gpt2Model, LinearHook } from '../../model/gpt2';
-import { linearShape } from '../../model/config';
+import type { DecoderModel, ForwardContext, LinearHook } from '../../model/decoder';
+import { linearShape } from '../../model/family';
 import { matmul, newVariable } from '../../model/ops';
 import { fnv1a } from '../../util/hash';
 import { targetedSites } from '../inject';
@@ -117,7 +117,7 @@ export class WeightInitLoraAdapter
 {
   private readonly starts: tf.Tensor[] = [];
 
-  constructor(model: Gpt2Model, config: LoraConfig) {
+  constructor(model: DecoderModel, config: LoraConfig) {
     super(model, config, 'LoRA adapter');
     const init = loraInit(config) as Exclude<LoraInit, true>;
     const scaling = loraScaling(config);

@@ -10,7 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { AdapterError } from '../../errors';
-import type { ForwardContext, Gpt2Model, LinearHook } from '../../model/gpt2';
+import type { DecoderModel, ForwardContext, LinearHook } from '../../model/decoder';
 import { matmul, newVariable } from '../../model/ops';
 import { fnv1a } from '../../util/hash';
 import { Rng } from '../../util/rng';
@@ -45,7 +45,7 @@ class VeraAdapter extends InjectBase<VeraConfig, VeraSite> implements InjectAdap
   private readonly aT: tf.Variable<tf.Rank.R2>;
   private readonly bT: tf.Variable<tf.Rank.R2>;
 
-  constructor(model: Gpt2Model, config: VeraConfig) {
+  constructor(model: DecoderModel, config: VeraConfig) {
     super(model, config, 'VeRA adapter');
     const { sites, shapes, inMax, outMax } = veraDims(model, config);
     const r = config.r;

@@ -5,9 +5,9 @@
  * Its settings with PEFT's names and defaults, and its facts (tfjs-free), as every method's info.ts.
  */
 import { PeftConfigError } from '../../errors';
-import type { Gpt2Model } from '../../model/gpt2';
+import type { DecoderModel } from '../../model/decoder';
 import type { TaskType } from '../../data/tasks/registry';
-import { linearShape } from '../../model/config';
+import { linearShape } from '../../model/family';
 import { targetedSites } from '../inject';
 import type { MethodInfo } from '../method-info';
 import { LORA_DROPOUT, TARGETS } from '../method-info';
@@ -63,7 +63,7 @@ export function veraDefaults(taskType: TaskType): VeraConfig {
   };
 }
 
-export function validateVera(c: VeraConfig, model?: Gpt2Model): void {
+export function validateVera(c: VeraConfig, model?: DecoderModel): void {
   if (!Number.isInteger(c.r) || c.r < 1)
     throw new PeftConfigError(`r must be a positive integer, got ${c.r}`);
   if (!(c.veraDropout >= 0 && c.veraDropout < 1))
@@ -91,7 +91,7 @@ export function validateVera(c: VeraConfig, model?: Gpt2Model): void {
 
 /** The adapted layers with their [in, out], and the shared projections' in_max and out_max. */
 export function veraDims(
-  model: Gpt2Model,
+  model: DecoderModel,
   c: VeraConfig,
 ): { sites: ReturnType<typeof targetedSites>; shapes: [number, number][]; inMax: number; outMax: number } {
   const sites = targetedSites(model.config, c.targetModules, c.layersToTransform);
