@@ -19,6 +19,7 @@ import { Trainer } from '../train/trainer';
 import { adapterDecorator } from './forward';
 import { methodByCliName } from './registry';
 import { countTrainable } from './state';
+import { headFor } from './task-head';
 import type { Adapter, PeftConfigBase } from './types';
 
 const PEFT_LORA = join(import.meta.dirname, 'fixtures/peft-0.21-llama/lora');
@@ -171,6 +172,17 @@ describe('PEFT methods on the Llama family', () => {
 describe('what is not there yet on the Llama family says so', () => {
   beforeAll(async () => {
     await initNodeBackend('wasm');
+  });
+
+  it('SEQ_CLS and TOKEN_CLS heads are refused with a PeftConfigError naming the family', () => {
+    const model = tinyLlama();
+    const lora = methodByCliName('lora');
+    for (const task of ['SEQ_CLS', 'TOKEN_CLS'] as const) {
+      expect(() => headFor(model, lora.defaults(task), task, 2, 0)).toThrow(
+        new RegExp(`${task} heads on llama models are not supported yet`),
+      );
+    }
+    model.dispose();
   });
 
   it('full fine-tuning is refused with a PeftConfigError naming the family', () => {

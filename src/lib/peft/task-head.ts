@@ -33,6 +33,13 @@ export function headFor(
   numLabels: number,
   seed: number,
 ): TaskHead {
+  // HF's Llama-family heads are not GPT-2's (LlamaForTokenClassification names its head `score`,
+  // not `classifier`), and neither is checked against transformers yet: refused, not guessed.
+  if (model.family !== 'gpt2') {
+    throw new PeftConfigError(
+      `${task} heads on ${model.family} models are not supported yet; fine-tune this model on a CAUSAL_LM task`,
+    );
+  }
   const ids = (config as VerbalizerFields).verbalizerTokenIds;
   if (!ids) return new ClsHead(task, model.config.nEmbd, numLabels, seed);
   if (ids.length !== numLabels) {
