@@ -223,9 +223,9 @@ describe('LoRA', () => {
       /lora_A.weight has shape \[4,16\] but this model needs \[2,16\]/,
     );
     // Unknown peft_type, bad JSON, another model's shapes.
-    expect(() => loadAdapter(model, { ...files, config: files.config.replace('"LORA"', '"VERA"') })).toThrow(
-      /peft_type "VERA" is not supported/,
-    );
+    expect(() =>
+      loadAdapter(model, { ...files, config: files.config.replace('"LORA"', '"NOT_A_TUNER"') }),
+    ).toThrow(/peft_type "NOT_A_TUNER" is not supported/);
     expect(() => loadAdapter(model, { ...files, config: '{nope' })).toThrow(AdapterError);
     const wide = Gpt2Model.random(
       parseGpt2Config({ vocab_size: 97, n_positions: 32, n_embd: 32, n_layer: 2, n_head: 4 }),
