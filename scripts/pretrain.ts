@@ -110,6 +110,11 @@ let t = performance.now();
 let running = NaN;
 while (trainer.step < steps) {
   const s = await trainer.trainStep();
+  if (s.skipped) {
+    // A non-finite step changed nothing but the learning rate: it stays out of the running loss.
+    console.warn(`step ${s.step + 1} skipped (loss ${s.loss}); learning rate halved to ${s.lr}`);
+    continue;
+  }
   running = Number.isNaN(running) ? s.loss : 0.98 * running + 0.02 * s.loss;
   if (trainer.step % 20 === 0 || trainer.step === steps) {
     const now = performance.now();
