@@ -225,7 +225,13 @@ async function main(): Promise<void> {
       // forward's tensors and the loss's logit-sized ones are all alive: the forward's peak whenever
       // the logits dominate (elsewhere it is inside one layer's op, below the backward's peak).
       // AdaLoRA adds its orthogonal regularization after it.
-      const tail = ['Max', 'Max', 'Log', 'Sub', 'Reshape', 'GatherV2', 'Sub', 'Multiply', 'Sum', 'RealDiv'];
+      // On wasm our kernels end it instead (kernels/wasm/cross-entropy.ts): the per-row loss, Sum,
+      // RealDiv.
+      const tails = [
+        ['Max', 'Max', 'Log', 'Sub', 'Reshape', 'GatherV2', 'Sub', 'Multiply', 'Sum', 'RealDiv'],
+        ['PeftLabCrossEntropyRows', 'Sum', 'RealDiv'],
+      ];
+      const tail = tails.find((t) => prof.kernels.some((k) => k.name === t[0]))!;
       const endsLoss = (i: number): boolean =>
         tail.every((name, j) => prof.kernels[i - tail.length + 1 + j]?.name === name);
       let lossEnd = fwdEnd - 1;
