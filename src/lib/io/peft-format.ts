@@ -139,7 +139,8 @@ export function checkAdapterFits(
   const c = model.config;
   const fields = config as unknown as Record<string, unknown>;
   const targets = fields.targetModules;
-  if (method.kind === 'inject' && (typeof targets === 'string' || Array.isArray(targets))) {
+  const linearTargets = method.kind === 'inject' && !method.capabilities.targetsNorms;
+  if (linearTargets && (typeof targets === 'string' || Array.isArray(targets))) {
     let sites: unknown[];
     try {
       const layers = fields.layersToTransform as number[] | null | undefined;

@@ -68,6 +68,11 @@ export interface Capabilities {
   rankHistory?: boolean;
   /** Soft prompts in the input, readable as their nearest vocabulary tokens. */
   nearestTokens?: boolean;
+  /**
+   * targetModules name the model's norms, not its linear layers (LN tuning): an opened adapter's
+   * targets are checked by the method's own validation instead of against the linear layers.
+   */
+  targetsNorms?: boolean;
 }
 
 export interface MethodInfo<C extends PeftConfigBase = PeftConfigBase> {

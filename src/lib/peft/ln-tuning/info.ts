@@ -76,5 +76,5 @@ export const lnTuningInfo: MethodInfo<LnTuningConfig> = {
   // Two vectors of the model width per norm: the size is the model's, with nothing to turn.
   sizeKnob: () => null,
   ledger: { profile: () => 'ln-tuning' },
-  capabilities: {},
+  capabilities: { targetsNorms: true },
 };
