@@ -3,7 +3,7 @@ import type { LaneSpec, OffloadTrialRequest } from '../protocol/compare-protocol
 import type { Knob, LessonRun } from './types';
 
 /** Defaults sized so an experiment finishes in under a minute on wasm on two cores (scripts/lessons.ts). */
-export const LESSON_RUN = { batchSize: 8, seqLen: 48, seed: 0, evalExamples: 128 } as const;
+export const LESSON_RUN = { batchSize: 8, seqLen: 48, seed: 0, evalExamples: 256 } as const;
 
 export interface RaceOpts {
   steps: number;

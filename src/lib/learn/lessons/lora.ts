@@ -61,7 +61,7 @@ export const loraLesson: Lesson = {
       setup: [
         { id: 'r', label: 'LoRA rank r', kind: 'number', min: 1, max: 64, default: 8 },
         { id: 'loraAlpha', label: 'loraAlpha', kind: 'number', min: 1, max: 128, default: 16 },
-        stepsKnob(25),
+        stepsKnob(40),
         seedKnob(),
       ],
       run: (v) => [
