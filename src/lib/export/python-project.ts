@@ -120,6 +120,8 @@ export function peftConfigPython(spec: Pick<PythonProjectSpec, 'method' | 'confi
     );
   }
   const json = configToPeftJson(spec.config);
+  // LoRA's form gives PEFT's default init as the option "true" (a select holds strings); PEFT wants the bool.
+  if (json.init_lora_weights === 'true') json.init_lora_weights = true;
   // PEFT's TEXT init reads the text with the base model's tokenizer.
   if (c.promptTuningInit === 'TEXT' && json.tokenizer_name_or_path == null) {
     json.tokenizer_name_or_path = spec.baseModel;

@@ -32,6 +32,11 @@ import { mutatedJsonText, mutatedSafetensors, mutatedValue, nearValid, textBytes
 const FIXTURES = join(import.meta.dirname, '..');
 const TINY_GPT2 = join(FIXTURES, 'model/fixtures/tiny-gpt2');
 const PEFT_FIXTURES = join(FIXTURES, 'peft/fixtures/peft-0.21');
+/** The fixture folders (the directory also holds reference files such as init_reference.json). */
+const fixtureDirs = (): string[] =>
+  readdirSync(PEFT_FIXTURES, { withFileTypes: true })
+    .filter((d) => d.isDirectory())
+    .map((d) => d.name);
 
 const read = (path: string): Uint8Array => new Uint8Array(readFileSync(path));
 const readJson = (path: string): unknown => JSON.parse(readFileSync(path, 'utf8'));
@@ -339,7 +344,7 @@ export const TARGETS: FuzzTarget[] = [
   target({
     name: 'adapter_config.json',
     inputs: () => {
-      const configs = readdirSync(PEFT_FIXTURES).map((d) =>
+      const configs = fixtureDirs().map((d) =>
         readFileSync(join(PEFT_FIXTURES, d, 'adapter_config.json'), 'utf8'),
       );
       return fc.oneof(...configs.map((c) => nearValid(c, mutatedJsonText(JSON.parse(c), true))));
@@ -349,9 +354,7 @@ export const TARGETS: FuzzTarget[] = [
   target({
     name: 'adapter_model.safetensors',
     inputs: () => {
-      const files = readdirSync(PEFT_FIXTURES).map((d) =>
-        read(join(PEFT_FIXTURES, d, 'adapter_model.safetensors')),
-      );
+      const files = fixtureDirs().map((d) => read(join(PEFT_FIXTURES, d, 'adapter_model.safetensors')));
       return fc.oneof(...files.map((f) => nearValid(f, mutatedSafetensors(f))));
     },
     read: (bytes: Uint8Array) => readAdapterWeights(bytes, 'adapter'),
