@@ -1,0 +1,416 @@
+/**
+ * The engine behind the Swarm screen, in its own worker: it holds the swarm's client side (the
+ * embeddings, the final norm, the head: SwarmClient) and the browser's directory of its block
+ * workers. Each block worker is a thread the page started (so the page can kill it); the engine
+ * reaches it over a MessagePort, sends it its span's weights, and opens one MessageChannel per client
+ * connection, each seen through an emulated link (latency, jitter, bandwidth, loss) and metered.
+ *
+ * A peer's death is learnt as the page learns of its own workers' (src/app/worker-client.ts): the
+ * peer holds a Web Lock while it lives and the engine waits for it, so a killed worker fails the
+ * requests pending on it at once and the client routes around it and replays.
+ */
+import { chooseBackend } from '../backend/backend';
+import type { BackendInfo } from '../backend/backend';
+import { InputError, NotReadyError, SettingsError, SwarmPeerError, rebuildError } from '../errors';
+import { generate } from '../model/generate';
+import type { Gpt2Model } from '../model/gpt2';
+import { adapterDecorator } from '../peft/forward';
+import type {
+  FromPeer,
+  HopView,
+  PeerView,
+  SwarmApi,
+  SwarmEventSink,
+  SwarmGenerateReply,
+  SwarmModelSummary,
+  SwarmRequestOf,
+  ToPeer,
+} from '../protocol/swarm-protocol';
+import type { TextTokenizer } from '../tokenizer/tokenizer';
+import type { SwarmEvent } from '../swarm/client';
+import { generateThroughSwarm, SwarmClient } from '../swarm/client';
+import type { DeathWatch } from '../swarm/dom-ports';
+import { deathWatch, domPort } from '../swarm/dom-ports';
+import { Directory } from '../swarm/directory';
+import { modelHash } from '../swarm/model-hash';
+import type { PeerInfo } from '../swarm/protocol';
+import type { Hop, RoutingMode } from '../swarm/routing';
+import type { Channel, LinkConditions, LinkStats } from '../swarm/transport';
+import { EmulatedChannel, PERFECT_LINK, PortChannel } from '../swarm/transport';
+import type { FetchBytes } from './model-files';
+import { fetchModelFiles, modelFromFiles } from './model-files';
+
+/** Resolves once the thread holding `lock` has ended (the browser then grants the lock to us). */
+export type WatchLock = (lock: string) => Promise<void>;
+
+/** The browser's watch: a lock request granted only when the peer has let go, i.e. ended. */
+export const browserWatchLock: WatchLock = (lock) =>
+  navigator.locks.request(lock, () => undefined).then(() => undefined);
+
+/** Counters of one peer's traffic, kept for its life and for the current operation. */
+interface Meter {
+  requests: number;
+  rttMs: number;
+  bytesSent: number;
+  bytesReceived: number;
+}
+const newMeter = (): Meter => ({ requests: 0, rttMs: 0, bytesSent: 0, bytesReceived: 0 });
+
+interface Peer {
+  info: PeerInfo;
+  control: MessagePort;
+  death: DeathWatch & { dead: string | null };
+  /** Its own link conditions; null: the global ones. */
+  link: LinkConditions | null;
+  channels: Set<EmulatedChannel>;
+  total: Meter;
+  op: Meter;
+}
+
+/**
+ * A channel that times each request to its reply (the client sends one request at a time per
+ * connection while it generates) and counts bytes into its peer's meters.
+ */
+class MeteredChannel implements Channel {
+  onFrame: (frame: Uint8Array) => void = () => {};
+  onClose: (reason: string) => void = () => {};
+  private readonly sentAt: number[] = [];
+
+  constructor(
+    private readonly inner: Channel,
+    private readonly meters: () => Meter[],
+    private readonly onEnd: () => void,
+  ) {
+    inner.onFrame = (f) => {
+      const t0 = this.sentAt.shift();
+      for (const m of this.meters()) {
+        m.bytesReceived += f.byteLength;
+        if (t0 !== undefined) m.rttMs += performance.now() - t0;
+      }
+      this.onFrame(f);
+    };
+    inner.onClose = (r) => this.onClose(r);
+  }
+
+  get stats(): LinkStats {
+    return this.inner.stats;
+  }
+
+  send(frame: Uint8Array): void {
+    this.sentAt.push(performance.now());
+    for (const m of this.meters()) {
+      m.requests++;
+      m.bytesSent += frame.byteLength;
+    }
+    this.inner.send(frame);
+  }
+
+  close(): void {
+    this.onEnd();
+    this.inner.close();
+  }
+}
+
+function checkLink(l: LinkConditions): LinkConditions {
+  const ok = (v: number, max: number): boolean => Number.isFinite(v) && v >= 0 && v <= max;
+  if (!ok(l.latencyMs, 10_000) || !ok(l.jitterMs, 10_000))
+    throw new SettingsError(
+      `link latency ${l.latencyMs} ms and jitter ${l.jitterMs} ms must be between 0 and 10000 ms`,
+    );
+  if (!ok(l.bandwidthBytesPerS, 1e12))
+    throw new SettingsError(`link bandwidth ${l.bandwidthBytesPerS} B/s must be 0 (unlimited) or more`);
+  if (!ok(l.loss, 0.9)) throw new SettingsError(`link loss ${l.loss} must be between 0 and 0.9`);
+  return { ...l };
+}
+
+export class SwarmEngine implements SwarmApi {
+  private model: Gpt2Model | null = null;
+  private tokenizer: TextTokenizer | null = null;
+  private hash = '';
+  private wasmBaseUrl = '';
+  private readonly directory = new Directory({ ttlMs: 5_000 });
+  private readonly peers = new Map<string, Peer>();
+  private globalLink: LinkConditions = { ...PERFECT_LINK };
+  private mode: RoutingMode = 'min-latency';
+  private readonly t0 = performance.now();
+  private seed = 1;
+  private readonly heartbeat: ReturnType<typeof setInterval>;
+
+  constructor(
+    private readonly fetchBytes: FetchBytes,
+    private readonly emit: SwarmEventSink,
+    private readonly watchLock: WatchLock = browserWatchLock,
+    /** A request unanswered this long fails its peer (a lost frame is found this way). */
+    private readonly timeoutMs = 8_000,
+  ) {
+    // The directory forgets peers not heard from; the engine speaks for those whose lock is held.
+    this.heartbeat = setInterval(() => {
+      for (const p of this.peers.values())
+        if (!p.death.dead) this.directory.heartbeat(p.info.peerId, 0, p.info.throughput);
+    }, 1_000);
+  }
+
+  dispose(): void {
+    clearInterval(this.heartbeat);
+    this.model?.dispose();
+  }
+
+  private log(level: 'info' | 'failure' | 'recovery', message: string): void {
+    this.emit('log', { t: Math.round(performance.now() - this.t0), level, message });
+  }
+
+  async init(req: SwarmRequestOf<'init'>): Promise<BackendInfo> {
+    this.wasmBaseUrl = req.wasmBaseUrl;
+    // One-thread wasm for the client and every block worker: several workers on a few cores would
+    // each start a thread pool and fight for them, and one backend everywhere keeps the swarm's
+    // numbers those of a local run.
+    return chooseBackend('wasm', req.wasmBaseUrl);
+  }
+
+  private need(): { model: Gpt2Model; tokenizer: TextTokenizer } {
+    if (!this.model || !this.tokenizer) throw new NotReadyError('no model is loaded: pick a model first');
+    return { model: this.model, tokenizer: this.tokenizer };
+  }
+
+  async loadModel(req: SwarmRequestOf<'loadModel'>): Promise<SwarmModelSummary> {
+    if (this.peers.size > 0)
+      throw new SettingsError('the swarm already serves a model: reload the page to start another');
+    const { model, tokenizer } = modelFromFiles(req.id, await fetchModelFiles(this.fetchBytes, req.baseUrl));
+    this.model?.dispose();
+    this.model = model;
+    this.tokenizer = tokenizer;
+    this.hash = await modelHash(model);
+    let blockBytes = 0;
+    for (const [name, v] of model.weights) if (name.startsWith('h.0.')) blockBytes += v.size * 4;
+    return {
+      id: req.id,
+      nLayer: model.config.nLayer,
+      nEmbd: model.config.nEmbd,
+      modelHash: this.hash,
+      blockBytes,
+    };
+  }
+
+  private linkOf(p: Peer): LinkConditions {
+    return p.link ?? this.globalLink;
+  }
+
+  private view(p: Peer): PeerView {
+    const m = p.op.requests > 0 ? p.op : p.total;
+    return {
+      peerId: p.info.peerId,
+      start: p.info.start,
+      end: p.info.end,
+      throughput: p.info.throughput,
+      alive: p.death.dead === null,
+      link: { ...this.linkOf(p) },
+      ownLink: p.link !== null,
+      requests: p.total.requests,
+      bytesSent: p.total.bytesSent,
+      bytesReceived: p.total.bytesReceived,
+      meanRttMs: m.requests > 0 ? m.rttMs / m.requests : 0,
+    };
+  }
+
+  private views(): PeerView[] {
+    return [...this.peers.values()].map((p) => this.view(p));
+  }
+
+  async addPeer(req: SwarmRequestOf<'addPeer'>): Promise<PeerView> {
+    const { model } = this.need();
+    const L = model.config.nLayer;
+    const { peerId, start, end } = req;
+    if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end > L || end <= start)
+      throw new SettingsError(
+        `blocks ${start}:${end} are not a span of this ${L}-block model: give A:B with 0 <= A < B <= ${L}`,
+      );
+    if (this.peers.has(peerId)) throw new SettingsError(`a peer named ${peerId} is already in the swarm`);
+    const weights: [string, number[], Float32Array][] = [];
+    for (const [name, v] of model.weights) {
+      const m = /^h\.(\d+)\./.exec(name);
+      if (!m || Number(m[1]) < start || Number(m[1]) >= end) continue;
+      weights.push([name, [...v.shape], new Float32Array((await v.data()) as Float32Array)]);
+    }
+    const control = req.control;
+    const ready = new Promise<PeerInfo>((resolve, reject) => {
+      control.onmessage = (e: MessageEvent<FromPeer>) => {
+        control.onmessage = null;
+        if ('ready' in e.data) resolve(e.data.ready);
+        else reject(rebuildError(e.data.failed));
+      };
+    });
+    const init: ToPeer = {
+      init: {
+        config: model.config,
+        weights,
+        start,
+        end,
+        modelHash: this.hash,
+        peerId,
+        wasmBaseUrl: this.wasmBaseUrl,
+      },
+    };
+    control.postMessage(
+      init,
+      weights.map(([, , w]) => w.buffer as ArrayBuffer),
+    );
+    const death = deathWatch(this.watchLock(req.lock).then(() => 'its worker ended'));
+    const info = await Promise.race([
+      ready,
+      new Promise<never>((_, reject) => {
+        death.on((reason) =>
+          reject(new SwarmPeerError(`peer ${peerId} ended while starting (${reason})`, peerId)),
+        );
+      }),
+    ]);
+    const peer: Peer = {
+      info,
+      control,
+      death,
+      link: null,
+      channels: new Set(),
+      total: newMeter(),
+      op: newMeter(),
+    };
+    this.peers.set(peerId, peer);
+    this.directory.announce(info);
+    death.on((reason) => {
+      this.directory.remove(peerId);
+      this.log('failure', `peer ${peerId} [${start}:${end}] is gone: ${reason}`);
+      this.emit('peers', this.views());
+    });
+    this.log(
+      'info',
+      `peer ${peerId} joined, serving blocks ${start}:${end} at ${Math.round(info.throughput)} tokens/s`,
+    );
+    this.emit('peers', this.views());
+    return this.view(peer);
+  }
+
+  async setLink(req: SwarmRequestOf<'setLink'>): Promise<PeerView[]> {
+    const link = checkLink(req.link);
+    if (req.peerId === null) this.globalLink = link;
+    else {
+      const p = this.peers.get(req.peerId);
+      if (!p) throw new SettingsError(`no peer named ${req.peerId} in the swarm`);
+      p.link = link;
+    }
+    // Open links take the new conditions at once (the next frame feels them).
+    for (const p of this.peers.values()) for (const c of p.channels) c.conditions = { ...this.linkOf(p) };
+    const views = this.views();
+    this.emit('peers', views);
+    return views;
+  }
+
+  async setMode(req: SwarmRequestOf<'setMode'>): Promise<void> {
+    if (req.mode !== 'min-latency' && req.mode !== 'max-throughput')
+      throw new SettingsError(`routing mode ${JSON.stringify(req.mode)}: use min-latency or max-throughput`);
+    this.mode = req.mode;
+  }
+
+  /** One new connection to a peer: a fresh MessageChannel, through its emulated link, metered. */
+  private async connect(info: PeerInfo): Promise<Channel> {
+    const p = this.peers.get(info.peerId);
+    if (!p || p.death.dead !== null) throw new SwarmPeerError(`peer ${info.peerId} is gone`, info.peerId);
+    const { port1, port2 } = new MessageChannel();
+    p.control.postMessage({ connect: port2 } satisfies ToPeer, [port2]);
+    const link = new EmulatedChannel(
+      new PortChannel(domPort(port1, p.death)),
+      { ...this.linkOf(p) },
+      this.seed++,
+    );
+    p.channels.add(link);
+    return new MeteredChannel(
+      link,
+      () => [p.total, p.op],
+      () => p.channels.delete(link),
+    );
+  }
+
+  private hopViews(chain: Hop[]): HopView[] {
+    return chain.map((h) => {
+      const m = this.peers.get(h.peer.peerId)?.op ?? newMeter();
+      return {
+        peerId: h.peer.peerId,
+        start: h.start,
+        end: h.end,
+        requests: m.requests,
+        meanRttMs: m.requests > 0 ? m.rttMs / m.requests : 0,
+        bytesSent: m.bytesSent,
+        bytesReceived: m.bytesReceived,
+      };
+    });
+  }
+
+  async generate(req: SwarmRequestOf<'generate'>): Promise<SwarmGenerateReply> {
+    const { model, tokenizer } = this.need();
+    const promptIds = tokenizer.encode(req.prompt);
+    if (promptIds.length === 0) throw new InputError('the prompt is empty: type some text first');
+    if (!Number.isInteger(req.maxNewTokens) || req.maxNewTokens < 1 || req.maxNewTokens > 256)
+      throw new SettingsError(`${req.maxNewTokens} new tokens: give a whole number from 1 to 256`);
+    const opts = { maxNewTokens: req.maxNewTokens, eosTokenId: tokenizer.eosTokenId };
+    // The reference: the whole model here, greedy, as the Lab generates.
+    const localIds = await generate(model, promptIds, opts, adapterDecorator(model, null));
+    for (const p of this.peers.values()) p.op = newMeter();
+    let chain: Hop[] = [];
+    let failures = 0;
+    let replays = 0;
+    const onEvent = (e: SwarmEvent): void => {
+      if (e.type === 'route') {
+        chain = e.hops;
+        this.log('info', `route: ${e.route}`);
+      } else if (e.type === 'failure') {
+        failures++;
+        this.log('failure', `peer ${e.peerId} failed ${e.kind}: ${e.message}`);
+      } else {
+        replays++;
+        chain = [
+          ...chain.filter((h) => h.end <= e.start),
+          ...e.hops,
+          ...chain.filter((h) => h.start >= e.end),
+        ];
+        this.log(
+          'recovery',
+          `rerouted blocks ${e.start}:${e.end} to ${e.route} and replayed ${e.positions} positions`,
+        );
+      }
+      this.emit('chain', this.hopViews(chain));
+    };
+    const client = new SwarmClient({
+      model,
+      modelHash: this.hash,
+      peers: this.directory,
+      connect: (p) => this.connect(p),
+      mode: this.mode,
+      timeoutMs: this.timeoutMs,
+      onEvent,
+    });
+    const t0 = performance.now();
+    const got: number[] = [];
+    let ids: number[];
+    try {
+      ids = await generateThroughSwarm(client, promptIds, {
+        ...opts,
+        onToken: (id) => {
+          got.push(id);
+          this.emit('token', { text: tokenizer.decode(got), count: got.length });
+          this.emit('chain', this.hopViews(chain));
+        },
+      });
+    } finally {
+      client.close();
+    }
+    const ms = performance.now() - t0;
+    this.emit('peers', this.views());
+    return {
+      text: tokenizer.decode(ids),
+      localText: tokenizer.decode(localIds),
+      generatedIds: ids,
+      localIds,
+      chain: this.hopViews(chain),
+      replays,
+      failures,
+      ms,
+    };
+  }
+}
