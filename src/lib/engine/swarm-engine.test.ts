@@ -14,6 +14,9 @@ describe('SwarmEngine', () => {
   const kills = new Map<string, () => void>();
   const logs: SwarmLogLine[] = [];
   let onToken: (d: SwarmEvents['token']) => void = () => {};
+  let onStep: (d: SwarmEvents['trainStep']) => void = () => {};
+  let chain: SwarmEvents['chain'] = [];
+  let onChain: () => void = () => {};
   let engine: SwarmEngine;
 
   beforeAll(async () => {
@@ -23,6 +26,11 @@ describe('SwarmEngine', () => {
       (kind, data) => {
         if (kind === 'log') logs.push(data as SwarmLogLine);
         if (kind === 'token') onToken(data as SwarmEvents['token']);
+        if (kind === 'trainStep') onStep(data as SwarmEvents['trainStep']);
+        if (kind === 'chain') {
+          chain = data as SwarmEvents['chain'];
+          onChain();
+        }
       },
       (lock) => new Promise<void>((resolve) => kills.set(lock, resolve)),
       4_000,
@@ -66,6 +74,41 @@ describe('SwarmEngine', () => {
     expect(second.chain.map((h) => `${h.start}:${h.end}`).join(' ')).toMatch(/^0:/);
     expect(logs.some((l) => l.level === 'failure' && l.message.includes(`peer ${victim}`))).toBe(true);
     expect(logs.some((l) => l.level === 'recovery' && /replayed \d+ positions/.test(l.message))).toBe(true);
+  }, 120_000);
+
+  it('trains prompt tuning through the swarm with the losses of local training, a peer killed mid-run', async () => {
+    // Whatever the first test left, two more whole-model peers make every span survive one death.
+    await addPeer('d', 0, 3);
+    await addPeer('e', 0, 3);
+    // After the first swarm step, kill the first peer of the route the next step has just chosen:
+    // that step fails on it and must go on by another route.
+    let victim = '';
+    onStep = (d) => {
+      if (d.where !== 'swarm' || d.step !== 1) return;
+      let armed = 2; // the chain event of step 1 itself comes first
+      onChain = () => {
+        if (--armed > 0) return;
+        onChain = () => {};
+        victim = chain[0]!.peerId;
+        kills.get(victim)!();
+      };
+    };
+    const r = await engine.train({
+      method: 'prompt-tuning',
+      steps: 3,
+      lr: 0.05,
+      batchSize: 2,
+      seqLen: 16,
+      seed: 3,
+      dataBaseUrl: '',
+    });
+    onStep = () => {};
+    onChain = () => {};
+    expect(r.swarm).toHaveLength(3);
+    expect(r.maxDiff).toBeLessThan(1e-5);
+    expect(r.failures).toBeGreaterThanOrEqual(1);
+    expect(chain.map((h) => h.peerId)).not.toContain(victim);
+    expect(r.trainable).toBe(4 * 96);
   }, 120_000);
 
   it('refuses a span outside the model and bad link settings with named errors', async () => {

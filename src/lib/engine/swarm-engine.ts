@@ -24,11 +24,21 @@ import type {
   SwarmGenerateReply,
   SwarmModelSummary,
   SwarmRequestOf,
+  SwarmTrainReply,
   ToPeer,
 } from '../protocol/swarm-protocol';
+import { SWARM_METHODS } from '../protocol/swarm-protocol';
 import type { TextTokenizer } from '../tokenizer/tokenizer';
+import { loadTaskData } from '../data/task-data';
+import { taskById } from '../data/tasks/registry';
+import type { PeftConfigBase } from '../peft/types';
+import { methodByCliName } from '../peft/registry';
+import { countTrainable } from '../peft/state';
+import { createAdapter } from '../train/plan';
+import { taskBatchSource } from '../train/task-eval';
+import { Trainer } from '../train/trainer';
 import type { SwarmEvent } from '../swarm/client';
-import { generateThroughSwarm, SwarmClient } from '../swarm/client';
+import { generateThroughSwarm, SwarmClient, swarmGradientFn } from '../swarm/client';
 import type { DeathWatch } from '../swarm/dom-ports';
 import { deathWatch, domPort } from '../swarm/dom-ports';
 import { Directory } from '../swarm/directory';
@@ -342,39 +352,35 @@ export class SwarmEngine implements SwarmApi {
     });
   }
 
-  async generate(req: SwarmRequestOf<'generate'>): Promise<SwarmGenerateReply> {
-    const { model, tokenizer } = this.need();
-    const promptIds = tokenizer.encode(req.prompt);
-    if (promptIds.length === 0) throw new InputError('the prompt is empty: type some text first');
-    if (!Number.isInteger(req.maxNewTokens) || req.maxNewTokens < 1 || req.maxNewTokens > 256)
-      throw new SettingsError(`${req.maxNewTokens} new tokens: give a whole number from 1 to 256`);
-    const opts = { maxNewTokens: req.maxNewTokens, eosTokenId: tokenizer.eosTokenId };
-    // The reference: the whole model here, greedy, as the Lab generates.
-    const localIds = await generate(model, promptIds, opts, adapterDecorator(model, null));
+  /**
+   * A new client for one operation (generation or training), with fresh per-operation meters. Its
+   * events go to the log and keep `chain` (what the screen shows) up to date: a reroute after a
+   * failure splices the new hops in place of the dead one's.
+   */
+  private operation(): { client: SwarmClient; chain: Hop[]; failures: number; replays: number } {
+    const { model } = this.need();
     for (const p of this.peers.values()) p.op = newMeter();
-    let chain: Hop[] = [];
-    let failures = 0;
-    let replays = 0;
+    const run = { chain: [] as Hop[], failures: 0, replays: 0 };
     const onEvent = (e: SwarmEvent): void => {
       if (e.type === 'route') {
-        chain = e.hops;
+        run.chain = e.hops;
         this.log('info', `route: ${e.route}`);
       } else if (e.type === 'failure') {
-        failures++;
+        run.failures++;
         this.log('failure', `peer ${e.peerId} failed ${e.kind}: ${e.message}`);
       } else {
-        replays++;
-        chain = [
-          ...chain.filter((h) => h.end <= e.start),
+        run.replays++;
+        run.chain = [
+          ...run.chain.filter((h) => h.end <= e.start),
           ...e.hops,
-          ...chain.filter((h) => h.start >= e.end),
+          ...run.chain.filter((h) => h.start >= e.end),
         ];
         this.log(
           'recovery',
           `rerouted blocks ${e.start}:${e.end} to ${e.route} and replayed ${e.positions} positions`,
         );
       }
-      this.emit('chain', this.hopViews(chain));
+      this.emit('chain', this.hopViews(run.chain));
     };
     const client = new SwarmClient({
       model,
@@ -385,6 +391,20 @@ export class SwarmEngine implements SwarmApi {
       timeoutMs: this.timeoutMs,
       onEvent,
     });
+    return Object.assign(run, { client });
+  }
+
+  async generate(req: SwarmRequestOf<'generate'>): Promise<SwarmGenerateReply> {
+    const { model, tokenizer } = this.need();
+    const promptIds = tokenizer.encode(req.prompt);
+    if (promptIds.length === 0) throw new InputError('the prompt is empty: type some text first');
+    if (!Number.isInteger(req.maxNewTokens) || req.maxNewTokens < 1 || req.maxNewTokens > 256)
+      throw new SettingsError(`${req.maxNewTokens} new tokens: give a whole number from 1 to 256`);
+    const opts = { maxNewTokens: req.maxNewTokens, eosTokenId: tokenizer.eosTokenId };
+    // The reference: the whole model here, greedy, as the Lab generates.
+    const localIds = await generate(model, promptIds, opts, adapterDecorator(model, null));
+    const run = this.operation();
+    const client = run.client;
     const t0 = performance.now();
     const got: number[] = [];
     let ids: number[];
@@ -394,7 +414,7 @@ export class SwarmEngine implements SwarmApi {
         onToken: (id) => {
           got.push(id);
           this.emit('token', { text: tokenizer.decode(got), count: got.length });
-          this.emit('chain', this.hopViews(chain));
+          this.emit('chain', this.hopViews(run.chain));
         },
       });
     } finally {
@@ -407,10 +427,99 @@ export class SwarmEngine implements SwarmApi {
       localText: tokenizer.decode(localIds),
       generatedIds: ids,
       localIds,
-      chain: this.hopViews(chain),
-      replays,
-      failures,
+      chain: this.hopViews(run.chain),
+      replays: run.replays,
+      failures: run.failures,
       ms,
+    };
+  }
+
+  async train(req: SwarmRequestOf<'train'>): Promise<SwarmTrainReply> {
+    const { model, tokenizer } = this.need();
+    if (!(SWARM_METHODS as readonly string[]).includes(req.method))
+      throw new SettingsError(
+        `${req.method} does not train through the swarm: use ${SWARM_METHODS.join(', ')}`,
+      );
+    const whole = (v: number, lo: number, hi: number): boolean => Number.isInteger(v) && v >= lo && v <= hi;
+    if (!whole(req.steps, 1, 500))
+      throw new SettingsError(`${req.steps} steps: give a whole number from 1 to 500`);
+    if (!whole(req.batchSize, 1, 64)) throw new SettingsError(`batch ${req.batchSize}: give 1 to 64`);
+    if (!whole(req.seqLen, 4, model.config.nPositions / 2))
+      throw new SettingsError(`sequence length ${req.seqLen}: give 4 to ${model.config.nPositions / 2}`);
+    if (!(req.lr > 0 && req.lr < 1))
+      throw new SettingsError(`learning rate ${req.lr}: give a number in (0, 1)`);
+    const info = taskById('moby-dick')!;
+    const data = await loadTaskData(
+      info,
+      tokenizer,
+      async (file) =>
+        new TextDecoder().decode(await this.fetchBytes(`${req.dataBaseUrl}${info.dataDir}/${file}`)),
+      { seqLen: req.seqLen },
+    );
+    const method = methodByCliName(req.method);
+    const base = method.defaults('CAUSAL_LM') as PeftConfigBase & Record<string, unknown>;
+    // Small adapters for a small model: 4 virtual tokens, or LoRA of rank 4 on attention and MLP.
+    const config =
+      method.kind === 'inject'
+        ? { ...base, r: 4, loraAlpha: 8, targetModules: ['c_attn', 'c_fc'] }
+        : { ...base, numVirtualTokens: 4 };
+    const opts = {
+      steps: req.steps,
+      lr: req.lr,
+      batchSize: req.batchSize,
+      seqLen: req.seqLen,
+      seed: req.seed,
+      warmupSteps: 0,
+    };
+    // One after the other, each with its own adapter from the same seed (an injected adapter
+    // changes the model's layers, so two cannot be on it at once).
+    const steps = async (
+      where: 'swarm' | 'local',
+    ): Promise<{ losses: number[]; ms: number; trainable: number; failures: number }> => {
+      const adapter = createAdapter(model, tokenizer, method, config, info, req.seed);
+      const run = where === 'swarm' ? this.operation() : null;
+      const t0 = performance.now();
+      const trainer = new Trainer(model, adapter, taskBatchSource(data, req.seqLen), {
+        ...opts,
+        gradients: run ? swarmGradientFn(run.client, adapter) : undefined,
+      });
+      const losses: number[] = [];
+      try {
+        for (let i = 0; i < req.steps; i++) {
+          const { loss } = await trainer.trainStep();
+          losses.push(loss);
+          this.emit('trainStep', { step: i + 1, loss, where });
+          if (run) this.emit('chain', this.hopViews(run.chain));
+        }
+        return {
+          losses,
+          ms: performance.now() - t0,
+          trainable: countTrainable(adapter),
+          failures: run?.failures ?? 0,
+        };
+      } finally {
+        trainer.dispose();
+        adapter.dispose();
+        run?.client.close();
+      }
+    };
+    this.log('info', `${method.label}: ${req.steps} steps in this worker alone, then through the swarm`);
+    const local = await steps('local');
+    const swarm = await steps('swarm');
+    const maxDiff = Math.max(...swarm.losses.map((l, i) => Math.abs(l - local.losses[i]!)));
+    this.log(
+      'info',
+      `${method.label} through the swarm: largest loss difference from local ${maxDiff.toExponential(1)}`,
+    );
+    this.emit('peers', this.views());
+    return {
+      swarm: swarm.losses,
+      local: local.losses,
+      maxDiff,
+      trainable: swarm.trainable,
+      failures: swarm.failures,
+      swarmMs: swarm.ms,
+      localMs: local.ms,
     };
   }
 }

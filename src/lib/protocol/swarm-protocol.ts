@@ -74,6 +74,39 @@ export interface SwarmGenerateReply {
   ms: number;
 }
 
+/** The methods that train through the swarm (client-held prompts, deep prompts, client-held LoRA). */
+export const SWARM_METHODS = ['prompt-tuning', 'p-tuning', 'prefix-tuning', 'p-tuning-v2', 'lora'] as const;
+export type SwarmMethod = (typeof SWARM_METHODS)[number];
+
+export interface SwarmTrainRequest {
+  method: SwarmMethod;
+  steps: number;
+  lr: number;
+  batchSize: number;
+  seqLen: number;
+  seed: number;
+  /** The app's base URL: the built-in Moby-Dick task's data is under it. */
+  dataBaseUrl: string;
+}
+
+/** One optimizer step: its loss through the swarm, or in this worker alone (the reference). */
+export interface SwarmTrainPoint {
+  step: number;
+  loss: number;
+  where: 'swarm' | 'local';
+}
+
+export interface SwarmTrainReply {
+  swarm: number[];
+  local: number[];
+  /** Largest |swarm - local| over the steps. */
+  maxDiff: number;
+  trainable: number;
+  failures: number;
+  swarmMs: number;
+  localMs: number;
+}
+
 export interface SwarmRequests {
   init: [{ wasmBaseUrl: string }, BackendInfo];
   loadModel: [{ id: string; baseUrl: string }, SwarmModelSummary];
@@ -83,6 +116,8 @@ export interface SwarmRequests {
   setLink: [{ peerId: string | null; link: LinkConditions }, PeerView[]];
   setMode: [{ mode: RoutingMode }, void];
   generate: [{ prompt: string; maxNewTokens: number }, SwarmGenerateReply];
+  /** The same run twice from the same seed: in this worker alone, then through the swarm. */
+  train: [SwarmTrainRequest, SwarmTrainReply];
 }
 
 export type SwarmKind = keyof SwarmRequests;
@@ -96,6 +131,7 @@ export interface SwarmEvents {
   chain: HopView[];
   /** Generation so far. */
   token: { text: string; count: number };
+  trainStep: SwarmTrainPoint;
 }
 export type SwarmEventKind = keyof SwarmEvents;
 export type SwarmEventSink = <E extends SwarmEventKind>(kind: E, data: SwarmEvents[E]) => void;
