@@ -70,5 +70,21 @@ test('three worker peers generate; one killed mid-generation is routed around wi
   const after = await hops.evaluateAll((rows) => rows.map((r) => r.getAttribute('data-peer')));
   expect(after).not.toContain(victim);
   await page.screenshot({ path: `${SHOTS}/swarm-recovered.png`, fullPage: true });
+
+  // Prompt tuning through the two peers left: its loss curve beside the local run's, the same losses.
+  await page.getByTestId('swarm-method').selectOption('prompt-tuning');
+  await page.getByTestId('swarm-steps').fill('6');
+  await page.getByTestId('swarm-train').click();
+  await expect(page.getByTestId('swarm-train-verdict')).toBeVisible({ timeout: 120_000 });
+  await expect(page.getByTestId('swarm-loss-chart')).toHaveAttribute('data-points', '6,6');
+  const diff = Number(await page.getByTestId('swarm-train-verdict').getAttribute('data-max-diff'));
+  expect(diff).toBeGreaterThanOrEqual(0);
+  expect(diff).toBeLessThan(1e-5);
+  // The chain the training went through, without the dead peer.
+  expect(await hops.evaluateAll((rows) => rows.map((r) => r.getAttribute('data-peer')))).not.toContain(
+    victim,
+  );
+  await expect(hops.first()).toBeVisible();
+  await page.screenshot({ path: `${SHOTS}/swarm-trained.png`, fullPage: true });
   expect(errors).toEqual([]);
 });

@@ -10,7 +10,9 @@ import type {
   RoutingMode,
   SwarmGenerateReply,
   SwarmLogLine,
+  SwarmMethod,
   SwarmModelSummary,
+  SwarmTrainReply,
 } from '../lib/protocol/swarm-protocol';
 import type { BlockWorker } from './swarm-client';
 import { startBlockWorker, SwarmWorker } from './swarm-client';
@@ -35,6 +37,11 @@ export class SwarmState {
   error = $state<string | null>(null);
   mode = $state<RoutingMode>('min-latency');
   globalLink = $state<LinkConditions>({ ...NO_LINK });
+  /** Loss per step of the current training run, through the swarm and in the engine's worker alone. */
+  swarmLosses = $state<[number, number][]>([]);
+  localLosses = $state<[number, number][]>([]);
+  training = $state(false);
+  trainResult = $state<SwarmTrainReply | null>(null);
 
   private engine: SwarmWorker | null = null;
   /** The block workers by peer id (not drawn: the engine's `peers` event is what the screen shows). */
@@ -52,6 +59,10 @@ export class SwarmState {
     engine.on('token', (t) => {
       this.text = t.text;
       this.tokens = t.count;
+    });
+    engine.on('trainStep', (p) => {
+      if (p.where === 'swarm') this.swarmLosses = [...this.swarmLosses, [p.step, p.loss]];
+      else this.localLosses = [...this.localLosses, [p.step, p.loss]];
     });
     engine.onCrash((e) => (this.error = e.message));
     await this.run(async () => {
@@ -128,6 +139,26 @@ export class SwarmState {
       this.chain = this.result.chain;
     });
     this.busy = false;
+  }
+
+  /** The same small run twice from one seed: in the engine's worker alone, then through the swarm. */
+  async train(method: SwarmMethod, steps: number): Promise<void> {
+    this.training = true;
+    this.swarmLosses = [];
+    this.localLosses = [];
+    this.trainResult = null;
+    await this.run(async () => {
+      this.trainResult = await this.need().request('train', {
+        method,
+        steps,
+        lr: 0.05,
+        batchSize: 2,
+        seqLen: 16,
+        seed: 1,
+        dataBaseUrl: this.baseUrl,
+      });
+    });
+    this.training = false;
   }
 
   dispose(): void {

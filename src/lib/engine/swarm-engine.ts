@@ -361,10 +361,14 @@ export class SwarmEngine implements SwarmApi {
     const { model } = this.need();
     for (const p of this.peers.values()) p.op = newMeter();
     const run = { chain: [] as Hop[], failures: 0, replays: 0 };
+    let lastRoute = '';
     const onEvent = (e: SwarmEvent): void => {
       if (e.type === 'route') {
-        run.chain = e.hops;
-        this.log('info', `route: ${e.route}`);
+        // A copy: the client consumes the array it planned with (forwardChain shifts its hops off).
+        run.chain = [...e.hops];
+        // A training step plans its route every step: the log says so only when it changes.
+        if (e.route !== lastRoute) this.log('info', `route: ${e.route}`);
+        lastRoute = e.route;
       } else if (e.type === 'failure') {
         run.failures++;
         this.log('failure', `peer ${e.peerId} failed ${e.kind}: ${e.message}`);
