@@ -144,7 +144,6 @@ export class SwarmEngine implements SwarmApi {
   private mode: RoutingMode = 'min-latency';
   private readonly t0 = performance.now();
   private seed = 1;
-  private readonly heartbeat: ReturnType<typeof setInterval>;
 
   constructor(
     private readonly fetchBytes: FetchBytes,
@@ -152,16 +151,9 @@ export class SwarmEngine implements SwarmApi {
     private readonly watchLock: WatchLock = browserWatchLock,
     /** A request unanswered this long fails its peer (a lost frame is found this way). */
     private readonly timeoutMs = 8_000,
-  ) {
-    // The directory forgets peers not heard from; the engine speaks for those whose lock is held.
-    this.heartbeat = setInterval(() => {
-      for (const p of this.peers.values())
-        if (!p.death.dead) this.directory.heartbeat(p.info.peerId, 0, p.info.throughput);
-    }, 1_000);
-  }
+  ) {}
 
   dispose(): void {
-    clearInterval(this.heartbeat);
     this.model?.dispose();
   }
 
@@ -318,6 +310,18 @@ export class SwarmEngine implements SwarmApi {
     this.mode = req.mode;
   }
 
+  /**
+   * The directory's live peers. Each block worker's heartbeat is its held lock, known here at every
+   * query: a timer would be no better, since this thread is busy for seconds at a time (a local
+   * training step) and a heartbeat it missed would drop every peer at once.
+   */
+  private live(hash: string): Promise<PeerInfo[]> {
+    for (const p of this.peers.values())
+      if (p.death.dead === null && !this.directory.heartbeat(p.info.peerId, 0, p.info.throughput))
+        this.directory.announce(p.info);
+    return this.directory.live(hash);
+  }
+
   /** One new connection to a peer: a fresh MessageChannel, through its emulated link, metered. */
   private async connect(info: PeerInfo): Promise<Channel> {
     const p = this.peers.get(info.peerId);
@@ -389,7 +393,7 @@ export class SwarmEngine implements SwarmApi {
     const client = new SwarmClient({
       model,
       modelHash: this.hash,
-      peers: this.directory,
+      peers: { live: (hash) => this.live(hash) },
       connect: (p) => this.connect(p),
       mode: this.mode,
       timeoutMs: this.timeoutMs,
