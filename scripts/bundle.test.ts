@@ -94,7 +94,7 @@ describe('the production build', () => {
     expect(page.filter((f) => hasTfjs(join(assets, f)))).toEqual([]);
   });
 
-  it('ships TensorFlow.js once, in the chunk the one engine worker script loads for both engines', () => {
+  it('ships TensorFlow.js once, in the chunk the one engine worker script loads for every engine', () => {
     const withTfjs = readdirSync(assets).filter((f) => f.endsWith('.js') && hasTfjs(join(assets, f)));
     expect(withTfjs).toHaveLength(1);
     expect(withTfjs[0]).toMatch(/^tfjs-/);
@@ -102,11 +102,11 @@ describe('the production build', () => {
     const workers = [
       ...new Set(page.flatMap((f) => chunkLinks(readFileSync(join(assets, f), 'utf8')).workers)),
     ];
-    // The Lab's and the Compare screen's workers are one script (src/workers/engine.worker.ts),
-    // which loads either engine on demand.
+    // The Lab's, the Compare screen's and the Swarm screen's workers (its engine and its block
+    // workers) are one script (src/workers/engine.worker.ts), which loads its engine on demand.
     expect(workers).toHaveLength(1);
     const engines = chunkLinks(readFileSync(join(assets, workers[0]!), 'utf8')).dynamic;
-    expect(engines).toHaveLength(2);
+    expect(engines).toHaveLength(4);
     for (const engine of engines) expect(closure(assets, [engine], ['static'])).toContain(withTfjs[0]);
   });
 });

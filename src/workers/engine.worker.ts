@@ -15,6 +15,8 @@ import { WORKER_ALIVE } from '../lib/protocol/wire';
 const ENGINES = {
   training: () => import('./train.worker'),
   compare: () => import('./compare.worker'),
+  swarm: () => import('./swarm.worker'),
+  peer: () => import('./peer.worker'),
 } as const;
 
 type EngineName = keyof typeof ENGINES;

@@ -62,7 +62,7 @@ export type PromptSet = Map<number, { k: WireTensor; v: WireTensor }>;
 export type SwarmEvent =
   | { type: 'route'; route: string; hops: Hop[] }
   | { type: 'failure'; peerId: string; kind: RequestKind; message: string }
-  | { type: 'replay'; start: number; end: number; positions: number; route: string };
+  | { type: 'replay'; start: number; end: number; positions: number; route: string; hops: Hop[] };
 
 export interface SwarmClientOptions {
   /** The client's own weights: wte, wpe, ln_f (and the tied head). */
@@ -471,6 +471,7 @@ export class SwarmInferenceSession {
           end: dead.hop.end,
           positions: full.shape[1]!,
           route: describeRoute(hops),
+          hops,
         });
         return { states, output: lastPositions(y, T) };
       } catch (e) {

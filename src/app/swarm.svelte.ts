@@ -1,0 +1,169 @@
+/**
+ * The Swarm screen's state: the engine's worker (client side and directory), the block workers the
+ * page started, what the engine reports (peers, chain, log, tokens) and the network settings. It
+ * never touches tensors; everything goes through the typed protocol (swarm-protocol.ts).
+ */
+import type {
+  HopView,
+  LinkConditions,
+  PeerView,
+  RoutingMode,
+  SwarmGenerateReply,
+  SwarmLogLine,
+  SwarmMethod,
+  SwarmModelSummary,
+  SwarmTrainReply,
+} from '../lib/protocol/swarm-protocol';
+import type { BlockWorker } from './swarm-client';
+import { startBlockWorker, SwarmWorker } from './swarm-client';
+
+/** The bundled model the swarm spreads: the smallest, so a few workers start in seconds. */
+export const SWARM_MODEL = 'peftlab-s';
+
+export const NO_LINK: LinkConditions = { latencyMs: 0, jitterMs: 0, bandwidthBytesPerS: 0, loss: 0 };
+
+export class SwarmState {
+  model = $state<SwarmModelSummary | null>(null);
+  status = $state('starting the swarm worker');
+  peers = $state<PeerView[]>([]);
+  chain = $state<HopView[]>([]);
+  log = $state<SwarmLogLine[]>([]);
+  /** The text generated so far (streams while generating). */
+  text = $state('');
+  tokens = $state(0);
+  result = $state<SwarmGenerateReply | null>(null);
+  busy = $state(false);
+  adding = $state(false);
+  error = $state<string | null>(null);
+  mode = $state<RoutingMode>('min-latency');
+  globalLink = $state<LinkConditions>({ ...NO_LINK });
+  /** Loss per step of the current training run, through the swarm and in the engine's worker alone. */
+  swarmLosses = $state<[number, number][]>([]);
+  localLosses = $state<[number, number][]>([]);
+  training = $state(false);
+  trainResult = $state<SwarmTrainReply | null>(null);
+
+  private engine: SwarmWorker | null = null;
+  /** The block workers by peer id (not drawn: the engine's `peers` event is what the screen shows). */
+  private readonly workers: Record<string, BlockWorker> = {};
+  private nextPeer = 1;
+
+  constructor(private readonly baseUrl: string) {}
+
+  async start(): Promise<void> {
+    const engine = new SwarmWorker();
+    this.engine = engine;
+    engine.on('peers', (p) => (this.peers = p));
+    engine.on('chain', (c) => (this.chain = c));
+    engine.on('log', (l) => (this.log = [...this.log, l]));
+    engine.on('token', (t) => {
+      this.text = t.text;
+      this.tokens = t.count;
+    });
+    engine.on('trainStep', (p) => {
+      if (p.where === 'swarm') this.swarmLosses = [...this.swarmLosses, [p.step, p.loss]];
+      else this.localLosses = [...this.localLosses, [p.step, p.loss]];
+    });
+    engine.onCrash((e) => (this.error = e.message));
+    await this.run(async () => {
+      await engine.request('init', { wasmBaseUrl: `${this.baseUrl}wasm/` });
+      this.status = `loading ${SWARM_MODEL}`;
+      this.model = await engine.request('loadModel', {
+        id: SWARM_MODEL,
+        baseUrl: `${this.baseUrl}models/${SWARM_MODEL}`,
+      });
+      this.status = 'ready: add peers';
+    });
+  }
+
+  /** Runs an action, showing its error (a named error's message says what to do). */
+  private async run(f: () => Promise<void>): Promise<void> {
+    this.error = null;
+    try {
+      await f();
+    } catch (e) {
+      this.error = (e as Error).message;
+    }
+  }
+
+  private need(): SwarmWorker {
+    if (!this.engine) throw new Error('the swarm has not started');
+    return this.engine;
+  }
+
+  /** Starts a block worker serving blocks start..end-1. */
+  async addPeer(start: number, end: number): Promise<void> {
+    this.adding = true;
+    await this.run(async () => {
+      const engine = this.need();
+      const peerId = `w${this.nextPeer++}`;
+      const bw = await startBlockWorker();
+      const { port1, port2 } = new MessageChannel();
+      bw.worker.postMessage({ control: port2 }, [port2]);
+      try {
+        await engine.request('addPeer', { peerId, start, end, control: port1, lock: bw.lock }, [port1]);
+      } catch (e) {
+        bw.worker.terminate();
+        throw e;
+      }
+      this.workers[peerId] = bw;
+    });
+    this.adding = false;
+  }
+
+  /** Ends a block worker at once, as a machine dies: the engine finds out by itself. */
+  kill(peerId: string): void {
+    this.workers[peerId]?.worker.terminate();
+    delete this.workers[peerId];
+  }
+
+  async setLink(peerId: string | null, link: LinkConditions): Promise<void> {
+    if (peerId === null) this.globalLink = { ...link };
+    await this.run(async () => {
+      this.peers = await this.need().request('setLink', { peerId, link });
+    });
+  }
+
+  async setMode(mode: RoutingMode): Promise<void> {
+    this.mode = mode;
+    await this.run(() => this.need().request('setMode', { mode }));
+  }
+
+  async generate(prompt: string, maxNewTokens: number): Promise<void> {
+    this.busy = true;
+    this.text = '';
+    this.tokens = 0;
+    this.result = null;
+    await this.run(async () => {
+      this.result = await this.need().request('generate', { prompt, maxNewTokens });
+      this.chain = this.result.chain;
+    });
+    this.busy = false;
+  }
+
+  /** The same small run twice from one seed: in the engine's worker alone, then through the swarm. */
+  async train(method: SwarmMethod, steps: number): Promise<void> {
+    this.training = true;
+    this.swarmLosses = [];
+    this.localLosses = [];
+    this.trainResult = null;
+    await this.run(async () => {
+      this.trainResult = await this.need().request('train', {
+        method,
+        steps,
+        lr: 0.05,
+        batchSize: 2,
+        seqLen: 16,
+        seed: 1,
+        dataBaseUrl: this.baseUrl,
+      });
+    });
+    this.training = false;
+  }
+
+  dispose(): void {
+    for (const id of Object.keys(this.workers)) this.kill(id);
+    this.engine?.terminate();
+    this.engine = null;
+  }
+}

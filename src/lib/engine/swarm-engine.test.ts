@@ -1,0 +1,125 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { initNodeBackend } from '../backend/node';
+import type { SwarmEvents, SwarmLogLine } from '../protocol/swarm-protocol';
+import { hostPeer } from '../swarm/peer-host';
+import { SwarmEngine } from './swarm-engine';
+import { publicFetch } from './testing';
+
+/**
+ * The Swarm screen's engine with its block workers in this thread: each peer is hostPeer on the far
+ * end of a real MessageChannel (as in a Web Worker), and each peer's "lock" is a promise the test
+ * resolves to kill it, as the browser grants a dead worker's lock.
+ */
+describe('SwarmEngine', () => {
+  const kills = new Map<string, () => void>();
+  const logs: SwarmLogLine[] = [];
+  let onToken: (d: SwarmEvents['token']) => void = () => {};
+  let onStep: (d: SwarmEvents['trainStep']) => void = () => {};
+  let chain: SwarmEvents['chain'] = [];
+  let onChain: () => void = () => {};
+  let engine: SwarmEngine;
+
+  beforeAll(async () => {
+    await initNodeBackend('cpu');
+    engine = new SwarmEngine(
+      publicFetch,
+      (kind, data) => {
+        if (kind === 'log') logs.push(data as SwarmLogLine);
+        if (kind === 'token') onToken(data as SwarmEvents['token']);
+        if (kind === 'trainStep') onStep(data as SwarmEvents['trainStep']);
+        if (kind === 'chain') {
+          chain = data as SwarmEvents['chain'];
+          onChain();
+        }
+      },
+      (lock) => new Promise<void>((resolve) => kills.set(lock, resolve)),
+      4_000,
+    );
+    await engine.loadModel({ id: 'peftlab-s', baseUrl: 'models/peftlab-s' });
+  }, 60_000);
+
+  afterAll(() => engine.dispose());
+
+  async function addPeer(peerId: string, start: number, end: number): Promise<void> {
+    const { port1, port2 } = new MessageChannel();
+    hostPeer(port2, async () => {});
+    await engine.addPeer({ peerId, start, end, control: port1, lock: peerId });
+  }
+
+  it('generates through three peers the text a local run gives, and survives a peer killed mid-generation', async () => {
+    await addPeer('a', 0, 2);
+    await addPeer('b', 2, 3);
+    await addPeer('c', 0, 3);
+    const first = await engine.generate({ prompt: 'The whale', maxNewTokens: 8 });
+    expect(first.generatedIds).toEqual(first.localIds);
+    expect(first.text).toBe(first.localText);
+    expect(first.chain.map((h) => `${h.start}:${h.end}`).join(' ')).toMatch(/^0:/);
+    expect(first.chain.at(-1)!.end).toBe(3);
+    expect(first.chain[0]!.bytesSent).toBeGreaterThan(0);
+    expect(first.chain[0]!.requests).toBeGreaterThanOrEqual(8);
+    expect(first.failures).toBe(0);
+
+    // Kill the chain's first peer after the third token: every span has a second holder, so the
+    // client must reroute its blocks and replay.
+    const victim = first.chain[0]!.peerId;
+    onToken = (d) => {
+      if (d.count === 3) kills.get(victim)!();
+    };
+    const second = await engine.generate({ prompt: 'The whale', maxNewTokens: 8 });
+    onToken = () => {};
+    expect(second.generatedIds).toEqual(first.generatedIds);
+    expect(second.failures).toBeGreaterThanOrEqual(1);
+    expect(second.replays).toBeGreaterThanOrEqual(1);
+    expect(second.chain.map((h) => h.peerId)).not.toContain(victim);
+    expect(second.chain.map((h) => `${h.start}:${h.end}`).join(' ')).toMatch(/^0:/);
+    expect(logs.some((l) => l.level === 'failure' && l.message.includes(`peer ${victim}`))).toBe(true);
+    expect(logs.some((l) => l.level === 'recovery' && /replayed \d+ positions/.test(l.message))).toBe(true);
+  }, 120_000);
+
+  it('trains prompt tuning through the swarm with the losses of local training, a peer killed mid-run', async () => {
+    // Whatever the first test left, two more whole-model peers make every span survive one death.
+    await addPeer('d', 0, 3);
+    await addPeer('e', 0, 3);
+    // After the first swarm step, kill the first peer of the route the next step has just chosen:
+    // that step fails on it and must go on by another route.
+    let victim = '';
+    onStep = (d) => {
+      if (d.where !== 'swarm' || d.step !== 1) return;
+      let armed = 2; // the chain event of step 1 itself comes first
+      onChain = () => {
+        if (--armed > 0) return;
+        onChain = () => {};
+        victim = chain[0]!.peerId;
+        kills.get(victim)!();
+      };
+    };
+    const r = await engine.train({
+      method: 'prompt-tuning',
+      steps: 3,
+      lr: 0.05,
+      batchSize: 2,
+      seqLen: 16,
+      seed: 3,
+      dataBaseUrl: '',
+    });
+    onStep = () => {};
+    onChain = () => {};
+    expect(r.swarm).toHaveLength(3);
+    expect(r.maxDiff).toBeLessThan(1e-5);
+    expect(r.failures).toBeGreaterThanOrEqual(1);
+    expect(chain.length).toBeGreaterThan(0);
+    expect(chain.map((h) => h.peerId)).not.toContain(victim);
+    expect(r.trainable).toBe(4 * 96);
+  }, 120_000);
+
+  it('refuses a span outside the model and bad link settings with named errors', async () => {
+    const { port1 } = new MessageChannel();
+    await expect(
+      engine.addPeer({ peerId: 'x', start: 2, end: 9, control: port1, lock: 'x' }),
+    ).rejects.toThrow(/not a span of this 3-block model/);
+    port1.close();
+    await expect(
+      engine.setLink({ peerId: null, link: { latencyMs: -1, jitterMs: 0, bandwidthBytesPerS: 0, loss: 0 } }),
+    ).rejects.toMatchObject({ name: 'SettingsError' });
+  });
+});
