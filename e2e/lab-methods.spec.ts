@@ -1,5 +1,9 @@
 import { expect, test } from '@playwright/test';
 import type { Page } from '@playwright/test';
+import { METHOD_INFO } from '../src/lib/peft/catalog';
+
+/** Every method in the catalog has its radio and its row (the catalog is tfjs-free). */
+const METHODS = METHOD_INFO.map((m) => m.cliName);
 
 /** Fills a number input the way a person does: select, type, leave. */
 async function setNumber(page: Page, testId: string, value: number): Promise<void> {
@@ -29,7 +33,7 @@ test('pick prefix tuning and P-tuning v2 in the method panel, set their fields, 
 
   // Every method of the catalog is listed with its kind; LoRA is picked, with the Lab's defaults.
   const picker = page.getByTestId('method');
-  await expect(picker.getByRole('radio')).toHaveCount(8);
+  await expect(picker.getByRole('radio')).toHaveCount(METHODS.length);
   await expect(page.getByTestId('method-lora')).toBeChecked();
   await expect(page.getByTestId('method-option-prefix-tuning')).toContainText('prefix');
   await expect(page.getByTestId('method-option-ia3')).toContainText('inject');
@@ -45,7 +49,7 @@ test('pick prefix tuning and P-tuning v2 in the method panel, set their fields, 
   const v2Row = page.locator('[data-testid="support-row"][data-method="p-tuning-v2"]');
   await expect(v2Row).toBeVisible();
   await expect(v2Row.locator('td')).toHaveText(['—', '✓', '✓']);
-  await expect(page.getByTestId('support-row')).toHaveCount(8);
+  await expect(page.getByTestId('support-row')).toHaveCount(METHODS.length);
   await page.getByText('Which method trains which task type').click();
 
   // Prefix tuning: its own fields; encoderHiddenSize only once prefixProjection is ticked.
@@ -170,10 +174,10 @@ test('a link with an unknown method names the known ones; the nav keeps the meth
   await expect(page).toHaveURL(/#\/lab\?task=brown-pos&method=ia3$/);
 
   await page.goto('about:blank');
-  await page.goto('/#/lab?method=dora');
+  await page.goto('/#/lab?method=dora'); // DoRA is LoRA's useDora, not a method of its own
   await expect(page.getByTestId('model-facts')).toBeVisible();
   await expect(page.getByTestId('error')).toContainText(
-    'unknown method "dora": pick one of lora, adalora, ia3, prompt-tuning, prefix-tuning, p-tuning, p-tuning-v2, full',
+    `unknown method "dora": pick one of ${METHODS.join(', ')}`,
   );
   await expect(page.getByTestId('method-lora')).toBeChecked();
   await expect(page.getByTestId('train')).toBeEnabled();
