@@ -65,6 +65,35 @@ const CASES: Case[] = [
     task: 'SEQ_CLS',
     config: { initR: 4, targetR: 2, tinit: 0, tfinal: 0, deltaT: 1 },
   },
+  {
+    name: 'lora_dora',
+    method: 'lora',
+    task: 'CAUSAL_LM',
+    config: { r: 4, loraAlpha: 8, targetModules: ['c_attn', 'mlp.c_fc'], useDora: true },
+  },
+  // PiSSA and OLoRA train A, B over a residual base and save PEFT's converted form (rank 2r,
+  // init_lora_weights true), which PEFT loads on the original base.
+  {
+    name: 'lora_pissa',
+    method: 'lora',
+    task: 'CAUSAL_LM',
+    config: { r: 4, loraAlpha: 8, targetModules: ['c_attn', 'mlp.c_fc'], initLoraWeights: 'pissa' },
+  },
+  {
+    name: 'lora_olora',
+    method: 'lora',
+    task: 'CAUSAL_LM',
+    config: { r: 4, loraAlpha: 8, targetModules: ['c_attn', 'mlp.c_fc'], initLoraWeights: 'olora' },
+  },
+  { name: 'ln_tuning', method: 'ln-tuning', task: 'CAUSAL_LM' },
+  { name: 'ln_tuning_seq_cls', method: 'ln-tuning', task: 'SEQ_CLS' },
+  {
+    name: 'vera',
+    method: 'vera',
+    task: 'CAUSAL_LM',
+    config: { r: 4, targetModules: ['c_attn', 'mlp.c_fc'] },
+  },
+  { name: 'vera_seq_cls', method: 'vera', task: 'SEQ_CLS', config: { r: 4 } },
   { name: 'ia3', method: 'ia3', task: 'CAUSAL_LM' },
   { name: 'ia3_seq_cls', method: 'ia3', task: 'SEQ_CLS' },
   { name: 'prompt_tuning', method: 'prompt-tuning', task: 'CAUSAL_LM', config: { numVirtualTokens: 4 } },
@@ -151,12 +180,24 @@ function logitsOf(model: Gpt2Model, adapter: Adapter | null, task: TaskType): tf
   });
 }
 
-/** Sets every trainable tensor to N(0, 0.2), IA3's scales around 1, as the PEFT fixtures do. */
+/**
+ * Sets every trainable tensor to N(0, 0.2), as the PEFT fixtures do; scales that multiply (IA3's
+ * vectors, LN tuning's gains, DoRA's magnitudes) become their start times 1 + N(0, 0.2), so the
+ * model stays near its base and a sign flip cannot hide a mistake.
+ */
 function randomise(adapter: Adapter, seed: number): void {
   let i = 0;
   for (const [key, v] of adapter.trainable()) {
-    const mean = key.includes('ia3_l') ? 1 : 0;
-    v.assign(tf.tidy(() => tf.randomNormal(v.shape, mean, 0.2, 'float32', seed + i++)));
+    const scale =
+      key.includes('ia3_l') ||
+      key.includes('lora_magnitude_vector') ||
+      (key.includes('ln_tuning_layers') && key.endsWith('.weight'));
+    v.assign(
+      tf.tidy(() => {
+        const noise = tf.randomNormal(v.shape, scale ? 1 : 0, 0.2, 'float32', seed + i++);
+        return scale && !key.includes('ia3_l') ? tf.mul(v, noise) : noise;
+      }),
+    );
   }
 }
 

@@ -36,6 +36,8 @@ const PEFT_CLASS: Readonly<Record<string, string>> = {
   PROMPT_TUNING: 'PromptTuningConfig',
   PREFIX_TUNING: 'PrefixTuningConfig',
   P_TUNING: 'PromptEncoderConfig',
+  LN_TUNING: 'LNTuningConfig',
+  VERA: 'VeraConfig',
 };
 
 /** Fields of the saved file that are not settings: PEFT fills them itself. */
@@ -117,6 +119,13 @@ export function peftConfigPython(spec: Pick<PythonProjectSpec, 'method' | 'confi
   if (c.verbalizer) {
     throw new ExportError(
       `${spec.method.label} with a verbalizer has no form in PEFT (its PrefixTuningConfig trains a linear head): turn the verbalizer off to export`,
+    );
+  }
+  const lora = spec.config as PeftConfigBase & { initLoraWeights?: unknown; fanInFanOut?: boolean };
+  if (lora.initLoraWeights === 'olora' && lora.fanInFanOut) {
+    // PEFT 0.21's olora_init ignores fan_in_fan_out and fails on GPT-2's Conv1D with a shape error.
+    throw new ExportError(
+      `${spec.method.label} with initLoraWeights "olora" on a fan-in-fan-out model (GPT-2's Conv1D) fails in PEFT 0.21, whose OLoRA init ignores fan_in_fan_out: export with initLoraWeights "pissa" or true, or on a Llama-family model`,
     );
   }
   const json = configToPeftJson(spec.config);
