@@ -63,6 +63,13 @@ export const VARIANTS: Variant[] = [
   { name: 'ia3', method: 'ia3', config: {}, draw: () => ({}) },
   { name: 'ln-tuning', method: 'ln-tuning', config: {}, draw: () => ({}) },
   { name: 'vera', method: 'vera', config: {}, draw: (int) => ({ r: int(1, 12) }) },
+  { name: 'loha', method: 'loha', config: {}, draw: (int) => ({ r: int(1, 8) }) },
+  {
+    name: 'lokr',
+    method: 'lokr',
+    config: {},
+    draw: (int) => ({ r: int(1, 8), decomposeBoth: int(0, 1) === 1 }),
+  },
   { name: 'prompt-tuning', method: 'prompt-tuning', config: {}, draw: virtual },
   {
     name: 'p-tuning-mlp',
@@ -225,9 +232,15 @@ async function main(): Promise<void> {
       // forward's tensors and the loss's logit-sized ones are all alive: the forward's peak whenever
       // the logits dominate (elsewhere it is inside one layer's op, below the backward's peak).
       // AdaLoRA adds its orthogonal regularization after it.
-      const tail = ['Max', 'Max', 'Log', 'Sub', 'Reshape', 'GatherV2', 'Sub', 'Multiply', 'Sum', 'RealDiv'];
+      // Since the cross-entropy became one kernel of our own (PeftLabCrossEntropyRows), its rows
+      // are followed by the weighted mean only: that tail is accepted too.
+      const tails = [
+        ['Max', 'Max', 'Log', 'Sub', 'Reshape', 'GatherV2', 'Sub', 'Multiply', 'Sum', 'RealDiv'],
+        ['PeftLabCrossEntropyRows', 'Sum', 'RealDiv'],
+      ];
+      const tail = tails[1]!;
       const endsLoss = (i: number): boolean =>
-        tail.every((name, j) => prof.kernels[i - tail.length + 1 + j]?.name === name);
+        tails.some((t) => t.every((name, j) => prof.kernels[i - t.length + 1 + j]?.name === name));
       let lossEnd = fwdEnd - 1;
       while (lossEnd >= tail.length - 1 && !endsLoss(lossEnd)) lossEnd--;
       if (lossEnd < tail.length - 1) throw new Error('no cross-entropy in the forward');
