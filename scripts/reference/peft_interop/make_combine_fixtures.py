@@ -8,7 +8,7 @@ combination type (linear, cat, svd at rank 2 and 3, svd with svd_clamp 0.9, ties
 magnitude_prune at density 0.5, ties with majority_sign_method "frequency"). dare_linear and
 dare_ties draw torch's random masks, so they are not here (the test checks their properties).
 
-Writes src/lib/peft/fixtures/peft-0.21/combine/expected.json: the inputs' A, B (PEFT's layout,
+Writes src/lib/peft/fixtures/peft-0.21-combine/add_weighted_adapter.json: the inputs' A, B (PEFT's layout,
 lora_A [r, in], lora_B [out, r]) and scalings, and each result's A, B per module, with PEFT's
 weight matrix ΔW = B A * scaling for the svd cases (A and B are sign-ambiguous there).
 """
@@ -23,7 +23,7 @@ from peft import LoraConfig, get_peft_model
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", ".."))
 BASE = os.path.join(ROOT, "src", "lib", "model", "fixtures", "tiny-gpt2")
-OUT = os.path.join(ROOT, "src", "lib", "peft", "fixtures", "peft-0.21", "combine", "expected.json")
+OUT = os.path.join(ROOT, "src", "lib", "peft", "fixtures", "peft-0.21-combine", "add_weighted_adapter.json")
 TARGETS = ["c_attn", "mlp.c_fc"]
 WEIGHTS = [0.7, -0.4]
 COMBOS = {

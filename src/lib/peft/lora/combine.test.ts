@@ -81,7 +81,7 @@ interface Fixture {
 
 /** PEFT 0.21's add_weighted_adapter on two LoRA adapters of the tiny GPT-2 (make_combine_fixtures.py). */
 const FIX = JSON.parse(
-  readFileSync(join(import.meta.dirname, '../fixtures/peft-0.21/combine/expected.json'), 'utf8'),
+  readFileSync(join(import.meta.dirname, '../fixtures/peft-0.21-combine/add_weighted_adapter.json'), 'utf8'),
 ) as Fixture;
 
 function fromFixture(which: 'a' | 'b'): SavedLora {
