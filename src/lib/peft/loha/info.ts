@@ -7,8 +7,8 @@
 import type { TaskType } from '../../data/tasks/registry';
 import type { MethodInfo } from '../method-info';
 import { TARGETS } from '../method-info';
-import type { LycorisConfig } from '../lycoris';
-import { lycorisDefaults } from '../lycoris';
+import type { LycorisConfig } from '../lycoris-info';
+import { lycorisDefaults } from '../lycoris-info';
 
 export interface LoHaConfig extends LycorisConfig {
   peftType: 'LOHA';

@@ -8,13 +8,8 @@ import * as tf from '@tensorflow/tfjs';
 import type { DecoderModel } from '../../model/decoder';
 import { configFromPeftJson, configToPeftJson } from '../peft-json';
 import type { FactorInit, LycorisSite } from '../lycoris';
-import {
-  LYCORIS_PEFT_EXTRA,
-  LycorisAdapter,
-  checkLycorisJson,
-  kaimingA5,
-  lycorisParamCount,
-} from '../lycoris';
+import { LycorisAdapter, kaimingA5, lycorisParamCount } from '../lycoris';
+import { LYCORIS_PEFT_EXTRA, checkLycorisJson } from '../lycoris-info';
 import type { InjectAdapter, PeftMethod } from '../types';
 import type { LoKrConfig } from './info';
 import { kronShape, lokrDefaults, lokrInfo, lokrLayerParams, validateLokr } from './info';

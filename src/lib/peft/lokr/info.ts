@@ -10,8 +10,8 @@ import type { DecoderModel } from '../../model/decoder';
 import type { TaskType } from '../../data/tasks/registry';
 import type { MethodInfo } from '../method-info';
 import { TARGETS } from '../method-info';
-import type { LycorisConfig } from '../lycoris';
-import { lycorisDefaults, validateLycoris } from '../lycoris';
+import type { LycorisConfig } from '../lycoris-info';
+import { lycorisDefaults, validateLycoris } from '../lycoris-info';
 
 export interface LoKrConfig extends LycorisConfig {
   peftType: 'LOKR';
