@@ -63,6 +63,13 @@ export const VARIANTS: Variant[] = [
   { name: 'ia3', method: 'ia3', config: {}, draw: () => ({}) },
   { name: 'ln-tuning', method: 'ln-tuning', config: {}, draw: () => ({}) },
   { name: 'vera', method: 'vera', config: {}, draw: (int) => ({ r: int(1, 12) }) },
+  { name: 'loha', method: 'loha', config: {}, draw: (int) => ({ r: int(1, 8) }) },
+  {
+    name: 'lokr',
+    method: 'lokr',
+    config: {},
+    draw: (int) => ({ r: int(1, 8), decomposeBoth: int(0, 1) === 1 }),
+  },
   { name: 'prompt-tuning', method: 'prompt-tuning', config: {}, draw: virtual },
   {
     name: 'p-tuning-mlp',
@@ -233,7 +240,7 @@ async function main(): Promise<void> {
       ];
       const tail = tails.find((t) => prof.kernels.some((k) => k.name === t[0]))!;
       const endsLoss = (i: number): boolean =>
-        tail.every((name, j) => prof.kernels[i - tail.length + 1 + j]?.name === name);
+        tails.some((t) => t.every((name, j) => prof.kernels[i - t.length + 1 + j]?.name === name));
       let lossEnd = fwdEnd - 1;
       while (lossEnd >= tail.length - 1 && !endsLoss(lossEnd)) lossEnd--;
       if (lossEnd < tail.length - 1) throw new Error('no cross-entropy in the forward');

@@ -18,13 +18,14 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initNodeBackend } from '../../../src/lib/backend/node';
-import type { Gpt2Model } from '../../../src/lib/model/gpt2';
+import type { DecoderModel } from '../../../src/lib/model/decoder';
 import { lmLogits } from '../../../src/lib/model/heads';
 import type { ClsTask } from '../../../src/lib/model/heads';
 import type { EncodedSet } from '../../../src/lib/data/cls-data';
 import { padBatch } from '../../../src/lib/data/cls-data';
 import type { TaskType } from '../../../src/lib/data/tasks/registry';
-import { TINY_GPT2_DIR, tinyGpt2 } from '../../../src/lib/model/testing';
+import { TINY_GPT2_DIR, tinyGpt2, tinyLlama } from '../../../src/lib/model/testing';
+import { withFamilyDefaults } from '../../../src/lib/train/plan';
 import { adapterDecorator, virtualPositions } from '../../../src/lib/peft/forward';
 import { methodByCliName } from '../../../src/lib/peft/registry';
 import { configForRun } from '../../../src/lib/peft/catalog';
@@ -40,7 +41,12 @@ interface Case {
   method: string;
   task: TaskType;
   config?: Record<string, unknown>;
+  /** The base: the tiny GPT-2 unless a method PEFT refuses on Conv1D needs nn.Linear layers. */
+  base?: 'tiny-llama';
 }
+
+/** The tiny Llama written by transformers (src/lib/model/fixtures/tiny-llama). */
+const TINY_LLAMA_DIR = join(TINY_GPT2_DIR, '..', 'tiny-llama');
 
 /** Every method, with the variants that change what is saved (encoders, projection, heads). */
 const CASES: Case[] = [
@@ -64,6 +70,44 @@ const CASES: Case[] = [
     method: 'adalora',
     task: 'SEQ_CLS',
     config: { initR: 4, targetR: 2, tinit: 0, tfinal: 0, deltaT: 1 },
+  },
+  {
+    name: 'lora_dora',
+    method: 'lora',
+    task: 'CAUSAL_LM',
+    config: { r: 4, loraAlpha: 8, targetModules: ['c_attn', 'mlp.c_fc'], useDora: true },
+  },
+  // PiSSA and OLoRA train A, B over a residual base and save PEFT's converted form (rank 2r,
+  // init_lora_weights true), which PEFT loads on the original base.
+  {
+    name: 'lora_pissa',
+    method: 'lora',
+    task: 'CAUSAL_LM',
+    config: { r: 4, loraAlpha: 8, targetModules: ['c_attn', 'mlp.c_fc'], initLoraWeights: 'pissa' },
+  },
+  {
+    name: 'lora_olora',
+    method: 'lora',
+    task: 'CAUSAL_LM',
+    config: { r: 4, loraAlpha: 8, targetModules: ['c_attn', 'mlp.c_fc'], initLoraWeights: 'olora' },
+  },
+  { name: 'ln_tuning', method: 'ln-tuning', task: 'CAUSAL_LM' },
+  { name: 'ln_tuning_seq_cls', method: 'ln-tuning', task: 'SEQ_CLS' },
+  {
+    name: 'vera',
+    method: 'vera',
+    task: 'CAUSAL_LM',
+    config: { r: 4, targetModules: ['c_attn', 'mlp.c_fc'] },
+  },
+  { name: 'vera_seq_cls', method: 'vera', task: 'SEQ_CLS', config: { r: 4 } },
+  // PEFT 0.21 refuses LoHa and LoKr on GPT-2's Conv1D: checked on tiny-llama (PEFT's targets there).
+  { name: 'loha_llama', method: 'loha', task: 'CAUSAL_LM', base: 'tiny-llama', config: { r: 4, alpha: 6 } },
+  {
+    name: 'lokr_llama',
+    method: 'lokr',
+    task: 'CAUSAL_LM',
+    base: 'tiny-llama',
+    config: { r: 2, alpha: 3, decomposeBoth: true, targetModules: ['q_proj', 'v_proj', 'down_proj'] },
   },
   { name: 'ia3', method: 'ia3', task: 'CAUSAL_LM' },
   { name: 'ia3_seq_cls', method: 'ia3', task: 'SEQ_CLS' },
@@ -132,7 +176,7 @@ function clsSet(task: ClsTask): EncodedSet {
 }
 
 /** [1, T, V], [1, numLabels] or [1, T, numLabels], eval mode, real tokens only. */
-function logitsOf(model: Gpt2Model, adapter: Adapter | null, task: TaskType): tf.Tensor {
+function logitsOf(model: DecoderModel, adapter: Adapter | null, task: TaskType): tf.Tensor {
   return tf.tidy(() => {
     if (task === 'CAUSAL_LM') {
       const ids = tf.tensor2d([IDS], undefined, 'int32');
@@ -151,17 +195,31 @@ function logitsOf(model: Gpt2Model, adapter: Adapter | null, task: TaskType): tf
   });
 }
 
-/** Sets every trainable tensor to N(0, 0.2), IA3's scales around 1, as the PEFT fixtures do. */
+/**
+ * Sets every trainable tensor to N(0, 0.2), as the PEFT fixtures do; scales that multiply (IA3's
+ * vectors, LN tuning's gains, DoRA's magnitudes) become their start times 1 + N(0, 0.2), so the
+ * model stays near its base and a sign flip cannot hide a mistake.
+ */
 function randomise(adapter: Adapter, seed: number): void {
   let i = 0;
   for (const [key, v] of adapter.trainable()) {
-    const mean = key.includes('ia3_l') ? 1 : 0;
-    v.assign(tf.tidy(() => tf.randomNormal(v.shape, mean, 0.2, 'float32', seed + i++)));
+    const scale =
+      key.includes('ia3_l') ||
+      key.includes('lora_magnitude_vector') ||
+      (key.includes('ln_tuning_layers') && key.endsWith('.weight'));
+    v.assign(
+      tf.tidy(() => {
+        const noise = tf.randomNormal(v.shape, scale ? 1 : 0, 0.2, 'float32', seed + i++);
+        return scale && !key.includes('ia3_l') ? tf.mul(v, noise) : noise;
+      }),
+    );
   }
 }
 
 interface Made {
   name: string;
+  /** The base model's folder (transformers reads it). */
+  model: string;
   dir: string;
   task: TaskType;
   input_ids: number[][];
@@ -173,10 +231,15 @@ interface Made {
 }
 
 async function make(c: Case, root: string, seed: number): Promise<Made> {
-  const model = tinyGpt2();
+  const model: DecoderModel = c.base === 'tiny-llama' ? tinyLlama() : tinyGpt2();
+  const baseDir = c.base === 'tiny-llama' ? TINY_LLAMA_DIR : TINY_GPT2_DIR;
   const method = methodByCliName(c.method);
   let config: PeftConfigBase = configForRun(
-    { ...method.defaults(c.task), ...c.config, baseModelNameOrPath: TINY_GPT2_DIR } as PeftConfigBase,
+    {
+      ...withFamilyDefaults(method.defaults(c.task), model),
+      ...c.config,
+      baseModelNameOrPath: baseDir,
+    } as PeftConfigBase,
     STEPS,
   );
   if (c.task !== 'CAUSAL_LM') config = withHeadConfig(config, LABELS[c.task], tokenize);
@@ -210,7 +273,7 @@ async function make(c: Case, root: string, seed: number): Promise<Made> {
       effect = tf.tidy(() => tf.max(tf.abs(tf.sub(out, base))).dataSync()[0]!);
       base.dispose();
     }
-    const files = await saveAdapter(adapter, TINY_GPT2_DIR);
+    const files = await saveAdapter(adapter, baseDir);
     const dir = join(root, c.name);
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(dir, { recursive: true });
@@ -218,6 +281,7 @@ async function make(c: Case, root: string, seed: number): Promise<Made> {
     writeFileSync(join(dir, 'adapter_model.safetensors'), files.weights);
     const made: Made = {
       name: c.name,
+      model: baseDir,
       dir,
       task: c.task,
       input_ids: [IDS],

@@ -11,12 +11,20 @@ import { prepareOutDir, readAdapterDir, writeAdapterDir } from '../model-dir';
 export const combine: Command = {
   name: 'combine',
   summary: "weighted combination of LoRA adapters (PEFT's add_weighted_adapter)",
-  usage: `Usage: peft-lab combine --adapters DIR,DIR,... --weights W,W,... --out DIR [--type cat|linear]
+  usage: `Usage: peft-lab combine --adapters DIR,DIR,... --weights W,W,... --out DIR [--type TYPE]
 
   --adapters LIST     LoRA adapter folders trained on the same base with the same targetModules
   --weights LIST      one weight per adapter (negative subtracts)
-  --type cat|linear   cat (default): exact weighted sum of the updates, ranks add up;
-                      linear: PEFT's task arithmetic on A and B, equal ranks needed
+  --type TYPE         cat (default): exact weighted sum of the updates, ranks add up;
+                      linear: PEFT's task arithmetic on A and B, equal ranks needed;
+                      svd: the exact weighted sum truncated to --svd-rank singular directions;
+                      ties, dare_linear, dare_ties, magnitude_prune: PEFT's merge_utils on A and B
+                      (equal ranks), pruned to --density
+  --density X         fraction of entries kept by ties / dare / magnitude_prune (default 1)
+  --majority-sign-method total|frequency   how ties / dare_ties elect signs (default total)
+  --svd-rank N        rank of the svd result (default: the largest input rank)
+  --svd-clamp Q       clamp the svd result's entries at their Q quantile (default: none)
+  --seed N            seed of dare's random masks (default 1)
   --out DIR           where to write the combined adapter
 
 ${GLOBAL_HELP}`,
@@ -24,6 +32,11 @@ ${GLOBAL_HELP}`,
     adapters: { type: 'string' },
     weights: { type: 'string' },
     type: { type: 'string' },
+    density: { type: 'string' },
+    'majority-sign-method': { type: 'string' },
+    'svd-rank': { type: 'string' },
+    'svd-clamp': { type: 'string' },
+    seed: { type: 'string' },
     out: { type: 'string' },
   },
   async run(values) {
@@ -36,11 +49,27 @@ ${GLOBAL_HELP}`,
       if (!Number.isFinite(n)) throw new UsageError(`--weights: ${JSON.stringify(w)} is not a number`);
       return n;
     });
-    const type = str(values, 'type') ?? 'cat';
-    if (type !== 'cat' && type !== 'linear')
-      throw new UsageError(`--type must be cat or linear, got ${JSON.stringify(type)}`);
     const { readAdapterConfig, readAdapterWeights } = await import('../../lib/io/peft-format');
-    const { addWeightedAdapter } = await import('../../lib/peft/lora/combine');
+    const { COMBINATION_TYPES, addWeightedAdapter } = await import('../../lib/peft/lora/combine');
+    const type = str(values, 'type') ?? 'cat';
+    if (!(COMBINATION_TYPES as readonly string[]).includes(type))
+      throw new UsageError(
+        `--type must be one of ${COMBINATION_TYPES.join(', ')}, got ${JSON.stringify(type)}`,
+      );
+    const num = (flag: string): number | undefined => {
+      const v = str(values, flag);
+      if (v === undefined) return undefined;
+      const n = Number(v);
+      if (!Number.isFinite(n)) throw new UsageError(`--${flag}: ${JSON.stringify(v)} is not a number`);
+      return n;
+    };
+    const options = {
+      density: num('density'),
+      majoritySignMethod: str(values, 'majority-sign-method') as 'total' | 'frequency' | undefined,
+      svdRank: num('svd-rank'),
+      svdClamp: num('svd-clamp'),
+      seed: num('seed'),
+    };
     const { lora } = await import('../../lib/peft/lora');
     const { writeSafetensors } = await import('../../lib/io/safetensors');
     const { PeftConfigError } = await import('../../lib/errors');
@@ -53,7 +82,7 @@ ${GLOBAL_HELP}`,
     });
     let combined;
     try {
-      combined = addWeightedAdapter(inputs, weights, type);
+      combined = addWeightedAdapter(inputs, weights, type as (typeof COMBINATION_TYPES)[number], options);
     } catch (e) {
       if (e instanceof PeftConfigError) throw new UsageError(e.message);
       throw e;

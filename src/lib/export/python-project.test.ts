@@ -93,17 +93,38 @@ describe('the Python project', () => {
       'prefix-tuning': 'PrefixTuningConfig',
       'p-tuning': 'PromptEncoderConfig',
       'p-tuning-v2': 'PrefixTuningConfig',
+      'ln-tuning': 'LNTuningConfig',
+      vera: 'VeraConfig',
     };
     for (const info of METHOD_INFO.filter((m) => m.cliName in classes)) {
       const s = spec(info.cliName);
       expect(peftConfigPython(s), info.cliName).toContain(`return peft.${classes[info.cliName]}(`);
     }
     expect(peftConfigPython(spec('adalora'))).toContain('        total_step=total_steps,');
+    // DoRA and PiSSA are LoRA's own settings.
+    expect(peftConfigPython(spec('lora', {}, { useDora: true }))).toContain('        use_dora=True,');
+    expect(peftConfigPython(spec('lora', {}, { initLoraWeights: 'pissa' }))).toContain(
+      '        init_lora_weights="pissa",',
+    );
+    expect(peftConfigPython(spec('vera', {}, { r: 8 }))).toContain('        save_projection=True,');
+    // LoHa / LoKr: PEFT's classes on nn.Linear targets; GPT-2's Conv1D ones are refused (below).
+    expect(peftConfigPython(spec('loha', {}, { targetModules: ['q_proj', 'v_proj'] }))).toContain(
+      'return peft.LoHaConfig(',
+    );
+    expect(peftConfigPython(spec('lokr', {}, { targetModules: ['q_proj'], decomposeBoth: true }))).toContain(
+      '        decompose_both=True,',
+    );
   });
 
   it('refuses what PEFT has no form for, naming it', () => {
     expect(() => writePythonProject(spec('full'))).toThrow(ExportError);
     expect(() => peftConfigPython(spec('p-tuning-v2', {}, { verbalizer: true }))).toThrow(/verbalizer/);
+    expect(() => peftConfigPython(spec('lora', {}, { initLoraWeights: 'olora' }))).toThrow(/fan_in_fan_out/);
+    expect(() => peftConfigPython(spec('loha'))).toThrow(/Conv1D/);
+    expect(() => peftConfigPython(spec('lokr', {}, { targetModules: ['mlp.c_fc'] }))).toThrow(ExportError);
+    expect(() =>
+      peftConfigPython(spec('lora', {}, { initLoraWeights: 'olora', fanInFanOut: false })),
+    ).not.toThrow();
     expect(() =>
       writePythonProject(spec('p-tuning-v2', { splits: { train: 'not json', validation: '' } })),
     ).toThrow(ExportError);

@@ -36,6 +36,10 @@ const PEFT_CLASS: Readonly<Record<string, string>> = {
   PROMPT_TUNING: 'PromptTuningConfig',
   PREFIX_TUNING: 'PrefixTuningConfig',
   P_TUNING: 'PromptEncoderConfig',
+  LN_TUNING: 'LNTuningConfig',
+  VERA: 'VeraConfig',
+  LOHA: 'LoHaConfig',
+  LOKR: 'LoKrConfig',
 };
 
 /** Fields of the saved file that are not settings: PEFT fills them itself. */
@@ -117,6 +121,24 @@ export function peftConfigPython(spec: Pick<PythonProjectSpec, 'method' | 'confi
   if (c.verbalizer) {
     throw new ExportError(
       `${spec.method.label} with a verbalizer has no form in PEFT (its PrefixTuningConfig trains a linear head): turn the verbalizer off to export`,
+    );
+  }
+  const lora = spec.config as PeftConfigBase & { initLoraWeights?: unknown; fanInFanOut?: boolean };
+  if (lora.initLoraWeights === 'olora' && lora.fanInFanOut) {
+    // PEFT 0.21's olora_init ignores fan_in_fan_out and fails on GPT-2's Conv1D with a shape error.
+    throw new ExportError(
+      `${spec.method.label} with initLoraWeights "olora" on a fan-in-fan-out model (GPT-2's Conv1D) fails in PEFT 0.21, whose OLoRA init ignores fan_in_fan_out: export with initLoraWeights "pissa" or true, or on a Llama-family model`,
+    );
+  }
+  const targets = (spec.config as PeftConfigBase & { targetModules?: unknown }).targetModules;
+  if (
+    (spec.config.peftType === 'LOHA' || spec.config.peftType === 'LOKR') &&
+    Array.isArray(targets) &&
+    targets.some((t) => /(^|\.)c_(attn|proj|fc)$/.test(String(t)))
+  ) {
+    // GPT-2's c_attn / c_proj / c_fc are Conv1D layers, which PEFT 0.21's LoHa and LoKr refuse.
+    throw new ExportError(
+      `${spec.method.label} on GPT-2's Conv1D layers (${targets.join(', ')}) is refused by PEFT 0.21 ("not implemented for base layers of type Conv1D"): export it on a Llama-family model, or export LoRA for GPT-2`,
     );
   }
   const json = configToPeftJson(spec.config);

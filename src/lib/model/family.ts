@@ -134,6 +134,8 @@ export function familyDefaults(peftType: string, family: ModelFamily): Record<st
   // nn.Linear layers: PEFT's fan_in_fan_out default (false), where GPT-2's Conv1D needs true.
   if (peftType === 'LORA' || peftType === 'ADALORA')
     return { targetModules: [...d.lora], fanInFanOut: false };
+  // LoHa and LoKr take LoRA's targets (PEFT copies its mapping) and have no fan_in_fan_out.
+  if (peftType === 'LOHA' || peftType === 'LOKR') return { targetModules: [...d.lora] };
   if (peftType === 'IA3')
     return { targetModules: [...d.ia3], feedforwardModules: [...d.ia3FeedForward], fanInFanOut: false };
   return {};

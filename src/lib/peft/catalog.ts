@@ -11,6 +11,8 @@ import { ia3Info } from './ia3/info';
 import { loraInfo } from './lora/info';
 import { lnTuningInfo } from './ln-tuning/info';
 import { veraInfo } from './vera/info';
+import { lohaInfo } from './loha/info';
+import { lokrInfo } from './lokr/info';
 import type { FieldSpec, MethodInfo } from './method-info';
 import { pTuningInfo } from './p-tuning/info';
 import { pTuningV2Info } from './p-tuning-v2/info';
@@ -28,6 +30,8 @@ const TABLE: MethodInfo[] = [
   ia3Info,
   lnTuningInfo,
   veraInfo,
+  lohaInfo,
+  lokrInfo,
   promptTuningInfo,
   prefixTuningInfo,
   pTuningInfo,

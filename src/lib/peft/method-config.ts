@@ -12,6 +12,8 @@ import type { IA3Config } from './ia3/config';
 import type { LoraConfig } from './lora/config';
 import type { LnTuningConfig } from './ln-tuning/info';
 import type { VeraConfig } from './vera/info';
+import type { LoHaConfig } from './loha/info';
+import type { LoKrConfig } from './lokr/info';
 import type { PTuningV2Config } from './p-tuning-v2/config';
 import type { PromptEncoderConfig } from './p-tuning/config';
 import type { PrefixTuningConfig } from './prefix-tuning/config';
@@ -28,6 +30,8 @@ export interface MethodConfigs {
   ia3: IA3Config;
   'ln-tuning': LnTuningConfig;
   vera: VeraConfig;
+  loha: LoHaConfig;
+  lokr: LoKrConfig;
   'prompt-tuning': PromptTuningConfig;
   'prefix-tuning': PrefixTuningConfig;
   'p-tuning': PromptEncoderConfig;

@@ -48,6 +48,8 @@ export type LedgerProfile =
   | 'ia3'
   | 'ln-tuning'
   | 'vera'
+  | 'loha'
+  | 'lokr'
   | 'prompt-table'
   | 'prompt-mlp'
   | 'prompt-lstm'

@@ -124,6 +124,12 @@ const VARIANTS: Case[] = [
     task: 'TOKEN_CLS',
     config: { numVirtualTokens: 4, prefixProjection: true },
   },
+  {
+    name: 'LoKr, both factors split, LyCORIS init, rank and module dropout',
+    method: 'lokr',
+    task: 'CAUSAL_LM',
+    config: { r: 2, decomposeBoth: true, initWeights: 'lycoris', rankDropout: 0.1, moduleDropout: 0.1 },
+  },
   { name: 'full fine-tuning', method: 'full', task: 'CAUSAL_LM', drop: 0.8 },
 ];
 
@@ -134,6 +140,8 @@ const SMALL: Record<string, Record<string, unknown>> = {
   'p-tuning': { numVirtualTokens: 4 },
   'p-tuning-v2': { numVirtualTokens: 4 },
   vera: { r: 8 },
+  loha: { r: 4 },
+  lokr: { r: 4 },
 };
 
 /** Every method on every task type it supports (unless a variant above already runs that pair), then the variants. */
@@ -159,6 +167,8 @@ const LR: Record<string, number> = {
   ia3: 5e-2,
   'ln-tuning': 5e-2,
   vera: 5e-2,
+  loha: 2e-2,
+  lokr: 2e-2,
   'prompt-tuning': 1e-1,
   'prefix-tuning': 5e-2,
   'p-tuning': 1e-2,

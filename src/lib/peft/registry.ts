@@ -12,6 +12,8 @@ import { ia3 } from './ia3';
 import { lora } from './lora';
 import { lnTuning } from './ln-tuning';
 import { vera } from './vera';
+import { loha } from './loha';
+import { lokr } from './lokr';
 import { pTuning } from './p-tuning';
 import { pTuningV2 } from './p-tuning-v2';
 import { prefixTuning } from './prefix-tuning';
@@ -28,6 +30,8 @@ const TABLE: Record<string, PeftMethod> = {
   ia3,
   'ln-tuning': lnTuning,
   vera,
+  loha,
+  lokr,
   'prompt-tuning': promptTuning,
   'prefix-tuning': prefixTuning,
   'p-tuning': pTuning,

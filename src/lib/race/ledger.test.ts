@@ -63,6 +63,8 @@ const VARIANTS: { name: string; method: string; config: Record<string, unknown> 
   { name: 'ia3', method: 'ia3', config: {} },
   { name: 'ln-tuning', method: 'ln-tuning', config: {} },
   { name: 'vera', method: 'vera', config: { r: 6 } },
+  { name: 'loha', method: 'loha', config: { r: 4 } },
+  { name: 'lokr', method: 'lokr', config: { r: 2, decomposeBoth: true } },
   { name: 'prompt-tuning', method: 'prompt-tuning', config: { numVirtualTokens: 3 } },
   { name: 'prefix-tuning', method: 'prefix-tuning', config: { numVirtualTokens: 3 } },
   {
