@@ -154,7 +154,7 @@ describe('an adapter that does not fit is refused before anything changes', () =
       "Llama's target modules",
       () => withConfig((j) => (j.target_modules = ['q_proj', 'v_proj'])),
       'target-modules',
-      /name no layer of this GPT-2 model .*another architecture/,
+      /name no layer of this GPT-2 \(GPT2LMHeadModel\) model .*another architecture/,
     ],
     [
       'a rank the weights do not have',
