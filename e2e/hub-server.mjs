@@ -1,16 +1,30 @@
 // A local server with the HuggingFace Hub's URL layout (/{owner}/{name}/resolve/{rev}/{file}) for the
 // browser tests: this machine has no internet, and the app's real download code must still run.
-// Serves the bundled model as `peftlab/peftlab-s`, a non-GPT-2 config as `meta/llama-tiny`, PEFT's
-// LoRA fixture on peftlab-s as the adapter repo `peftlab/lora-peftlab-s`, and an adapter repo with
-// only a pickled adapter_model.bin as `old/bin-adapter`.
+// Serves the bundled model as `peftlab/peftlab-s`, an architecture PEFT Lab does not read as
+// `google-bert/bert-base-uncased`, PEFT's LoRA fixture on peftlab-s as the adapter repo
+// `peftlab/lora-peftlab-s`, an adapter repo with only a pickled adapter_model.bin as `old/bin-adapter`,
+// and the Llama family in the real repos' layouts with tiny random weights written by transformers
+// (src/lib/model/fixtures): `HuggingFaceTB/SmolLM2-135M` with one model.safetensors (tiny-llama) and
+// `Qwen/Qwen2.5-0.5B` sharded, model.safetensors.index.json naming four shards (tiny-qwen2-sharded).
 import { createServer } from 'node:http';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 
 const port = Number(process.env.HUB_PORT ?? 4174);
 const model = (f) => readFileSync(new URL(`../public/models/peftlab-s/${f}`, import.meta.url));
 const adapter = (f) =>
   readFileSync(new URL(`../src/lib/peft/fixtures/peft-0.21-open/lora/${f}`, import.meta.url));
+/** A fixture folder as a repo: its files at the root, as on the Hub (expected.json is the test's, not the repo's). */
+const fixtureRepo = (name) => {
+  const dir = new URL(`../src/lib/model/fixtures/${name}/`, import.meta.url);
+  return Object.fromEntries(
+    readdirSync(dir)
+      .filter((f) => f !== 'expected.json')
+      .map((f) => [f, readFileSync(new URL(f, dir))]),
+  );
+};
 const repos = {
+  'HuggingFaceTB/SmolLM2-135M': fixtureRepo('tiny-llama'),
+  'Qwen/Qwen2.5-0.5B': fixtureRepo('tiny-qwen2-sharded'),
   'peftlab/lora-peftlab-s': {
     'adapter_config.json': adapter('adapter_config.json'),
     'adapter_model.safetensors': adapter('adapter_model.safetensors'),
@@ -24,9 +38,13 @@ const repos = {
     'model.safetensors': model('model.safetensors'),
     'tokenizer.json': model('tokenizer.json'),
   },
-  'meta/llama-tiny': { 'config.json': Buffer.from('{"model_type": "llama", "vocab_size": 32000}') },
+  'google-bert/bert-base-uncased': {
+    'config.json': Buffer.from(
+      '{"model_type": "bert", "architectures": ["BertForMaskedLM"], "vocab_size": 30522}',
+    ),
+  },
 };
-createServer((req, res) => {
+const server = createServer((req, res) => {
   // The app is served from another port: the Hub itself allows cross-origin reads.
   res.setHeader('access-control-allow-origin', '*');
   const m = /^\/([^/]+\/[^/]+)\/resolve\/[^/]+\/(.+)$/.exec(req.url ?? '');
@@ -34,4 +52,6 @@ createServer((req, res) => {
   if (req.url === '/') return res.writeHead(200).end('hub test server');
   if (!body) return res.writeHead(404).end('Entry not found');
   res.writeHead(200, { 'content-length': body.byteLength }).end(body);
-}).listen(port, '127.0.0.1', () => console.log(`hub test server on ${port}`));
+});
+// HUB_PORT=0 takes a free port; the line says which (the CLI tests read it).
+server.listen(port, '127.0.0.1', () => console.log(`hub test server on ${server.address().port}`));

@@ -169,9 +169,9 @@ test('load a GPT-2 repo from the Hub with progress, refuse other models, and loa
   await page.goto('/?hub=http://127.0.0.1:4174');
   await expect(page.getByTestId('model-facts')).toBeVisible();
 
-  await page.getByTestId('hub-repo').fill('meta/llama-tiny');
+  await page.getByTestId('hub-repo').fill('google-bert/bert-base-uncased');
   await page.getByTestId('hub-load').click();
-  await expect(page.getByTestId('error')).toContainText('"llama" model');
+  await expect(page.getByTestId('error')).toContainText('model_type "bert"');
   await page.getByRole('button', { name: 'Dismiss' }).click();
   await page.getByTestId('hub-repo').fill('nobody/nothing');
   await page.getByTestId('hub-load').click();

@@ -56,7 +56,7 @@ test('a GPT-2 folder kept from local files is listed after a reload, opens in th
   // Two of the three files: the missing one is named.
   await keepFiles.setInputFiles([`${DIR}/config.json`, `${DIR}/tokenizer.json`]);
   await expect(banner).toContainText(
-    "the chosen files lack model.safetensors: pick a GPT-2 folder's config.json",
+    "the chosen files lack model.safetensors: pick a model folder's config.json",
   );
   await page.getByRole('button', { name: 'Dismiss' }).click();
   // A broken safetensors file: the engine's SafetensorsError, and nothing kept.
@@ -70,13 +70,14 @@ test('a GPT-2 folder kept from local files is listed after a reload, opens in th
   await expect(page.getByTestId('no-cached-models')).toBeVisible();
   await page.getByRole('button', { name: 'Dismiss' }).click();
   // A config of another architecture.
-  const llama = JSON.stringify({ model_type: 'llama', vocab_size: 10 });
+  const bert = JSON.stringify({ model_type: 'bert', architectures: ['BertForMaskedLM'], vocab_size: 10 });
   await keepFiles.setInputFiles([
-    file('config.json', Buffer.from(llama)),
+    file('config.json', Buffer.from(bert)),
     file('tokenizer.json', readFileSync(`${DIR}/tokenizer.json`)),
     file('model.safetensors', readFileSync(`${DIR}/model.safetensors`)),
   ]);
-  await expect(banner).toContainText('model_type "llama" is not supported');
+  await expect(banner).toContainText('model_type "bert"');
+  await expect(banner).toContainText('is not supported');
   await expect(page.getByTestId('no-cached-models')).toBeVisible();
   await page.getByRole('button', { name: 'Dismiss' }).click();
 

@@ -8,11 +8,13 @@
  *   --model DIR (public/models/peftlab-s; a random model of its shape when absent)
  *   --json FILE (the same numbers as JSON)  --no-nanogpt (nanogpt is not imported)
  *   --no-peft (no Python child; otherwise found as $PEFT_LAB_PYTHON or .cache/peft-venv, `npm run setup:python`)
- *   --no-gpt2-small (skip the GPT-2 small section)
+ *   --no-gpt2-small (skip the GPT-2 small section)  --no-smollm2 (skip the SmolLM2-135M section)
  *
  * The nine measurements run interleaved (see bench/measure.ts): the three engines see the same load.
  * Then, unless skipped, GPT-2 small's shape (bench/gpt2-small.ts): a 124M-parameter model with random
  * weights is saved to a temp folder, loaded from it in a fresh Node process, and generates.
+ * Then SmolLM2-135M's shape (bench/smollm2.ts): the Llama family at a size people use, random BF16
+ * weights saved and loaded, memory, and LoRA tokens/s.
  */
 import * as tf from '@tensorflow/tfjs';
 import { writeFileSync } from 'node:fs';
@@ -26,6 +28,8 @@ import { countParameters } from '../src/lib/model/config';
 import { Rng } from '../src/lib/util/rng';
 import type { Gpt2SmallReport } from './bench/gpt2-small';
 import { gpt2SmallText, runGpt2Small } from './bench/gpt2-small';
+import type { SmolLm2Report } from './bench/smollm2';
+import { runSmolLm2, smolLm2Text } from './bench/smollm2';
 import type { Job, JobResult, Timing } from './bench/measure';
 import { errorMessage, runInterleaved } from './bench/measure';
 import type { NanoSetup } from './bench/nanogpt';
@@ -56,12 +60,13 @@ const { values: flags } = parseArgs({
     'no-nanogpt': { type: 'boolean' },
     'no-peft': { type: 'boolean' },
     'no-gpt2-small': { type: 'boolean' },
+    'no-smollm2': { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   },
 });
 if (flags.help) {
   console.log(
-    'usage: npm run bench -- [--batch 8] [--seq 128] [--steps 5] [--warmup 2] [--model DIR] [--json FILE] [--no-nanogpt] [--no-peft] [--no-gpt2-small]',
+    'usage: npm run bench -- [--batch 8] [--seq 128] [--steps 5] [--warmup 2] [--model DIR] [--json FILE] [--no-nanogpt] [--no-peft] [--no-gpt2-small] [--no-smollm2]',
   );
   process.exit(0);
 }
@@ -232,6 +237,19 @@ if (!gpt2SmallError) {
 console.log();
 console.log(gpt2Small ? gpt2SmallText(gpt2Small) : `GPT-2 small not measured: ${gpt2SmallError}`);
 
+// SmolLM2-135M last of all, for the same reason: its ~1 GB (weights and the file) stands alone.
+let smolLm2: SmolLm2Report | null = null;
+let smolLm2Error: string | null = flags['no-smollm2'] ? 'skipped (--no-smollm2)' : null;
+if (!smolLm2Error) {
+  try {
+    smolLm2 = await runSmolLm2();
+  } catch (e) {
+    smolLm2Error = errorMessage(e);
+  }
+}
+console.log();
+console.log(smolLm2 ? smolLm2Text(smolLm2) : `SmolLM2-135M not measured: ${smolLm2Error}`);
+
 if (flags.json) {
   const json = {
     date: started.toISOString(),
@@ -274,6 +292,7 @@ if (flags.json) {
     notes,
     runSeconds: totalS,
     gpt2Small: gpt2Small ?? { error: gpt2SmallError },
+    smolLm2: smolLm2 ?? { error: smolLm2Error },
   };
   writeFileSync(flags.json, JSON.stringify(json, null, 2) + '\n');
   console.log(`JSON written to ${flags.json}`);

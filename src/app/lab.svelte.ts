@@ -2,7 +2,7 @@
  * App-wide state of the Lab, in one runes class shared through context (setLab/useLab).
  * It talks to the training worker only through WorkerEngine; it never touches tensors.
  */
-import { FileLoadError, NotReadyError } from '../lib/errors';
+import { NotReadyError } from '../lib/errors';
 import { baseModelOf, matchBaseModel, pickAdapterFiles } from '../lib/io/adapter-files';
 import { getContext, setContext } from 'svelte';
 import type { BackendChoice, BackendInfo } from '../lib/backend/backend';
@@ -46,12 +46,15 @@ import { methodRequest } from '../lib/peft/method-config';
 import type { MethodForm } from './method-form';
 import {
   DEFAULT_METHOD,
+  familyReason,
   findMethod,
   formProblem,
+  formsForFamily,
   initialForms,
   requestConfig,
   unsupportedReason,
 } from './method-form';
+import { offloadFamilyReason, readModelFolder } from './models';
 
 export const DEFAULT_TASK = 'moby-dick';
 
@@ -111,10 +114,20 @@ export class LabState {
   /** One settings form per method (field name -> value), so switching methods keeps what was typed. */
   forms = $state<Record<string, MethodForm>>(initialForms(this.taskInfo.taskType));
   form = $derived<MethodForm>(this.forms[this.method] ?? {});
-  /** Why the picked method cannot train the current task, or null. */
-  methodUnsupported = $derived(unsupportedReason(this.methodInfo, this.taskInfo.taskType));
-  /** Why Train is off as the set-up stands (method vs task, an empty field), or null. */
-  trainBlocker = $derived(this.methodUnsupported ?? formProblem(this.methodInfo, this.form));
+  /** The loaded model's family (GPT-2 until a model says otherwise): module names and methods follow it. */
+  family = $derived(this.model?.family ?? 'gpt2');
+  /** Why the picked method cannot train the current task on the loaded model's family, or null. */
+  methodUnsupported = $derived(
+    unsupportedReason(this.methodInfo, this.taskInfo.taskType) ??
+      familyReason(this.methodInfo, this.family, this.taskInfo.taskType),
+  );
+  /** Why Train is off as the set-up stands (method vs task and family, offload, an empty field), or null. */
+  trainBlocker = $derived.by(
+    () =>
+      this.methodUnsupported ??
+      offloadFamilyReason(this.offloadForm, this.family) ??
+      formProblem(this.methodInfo, this.form),
+  );
   /** The query the nav links carry, so moving between screens keeps the set-up. */
   linkQuery = $derived(
     `task=${encodeURIComponent(this.task)}` +
@@ -284,34 +297,22 @@ export class LabState {
   }
 
   /**
-   * Loads a GPT-2 folder the user picked or dropped. The three files are found by name; anything
+   * Loads a model folder the user picked or dropped (GPT-2 or the Llama family; one
+   * model.safetensors or the shards its index names). The files are found by name; anything
    * missing is named, and the model in use stays loaded when the new one fails.
    */
   async loadLocalFiles(files: File[]): Promise<void> {
     this.error = null;
-    const pick = (name: string): File | undefined => files.find((f) => f.name === name);
-    const need = ['config.json', 'model.safetensors', 'tokenizer.json'];
-    const missing = need.filter((n) => !pick(n));
-    if (missing.length) {
-      this.fail(
-        new FileLoadError(
-          `the chosen files lack ${missing.join(' and ')}: pick a GPT-2 folder's config.json, model.safetensors and tokenizer.json together`,
-        ),
-      );
-      return;
-    }
-    const folder = (pick('config.json')!.webkitRelativePath || '').split('/')[0] || 'files';
+    const config = files.find((f) => f.name === 'config.json');
+    const folder = (config?.webkitRelativePath || '').split('/')[0] || 'files';
     try {
-      const [config, weights, tokenizer] = (await Promise.all(need.map((n) => pick(n)!.arrayBuffer()))) as [
-        ArrayBuffer,
-        ArrayBuffer,
-        ArrayBuffer,
-      ];
+      const { bytes } = await readModelFolder(files, folder);
+      const weights = Array.isArray(bytes.weights) ? bytes.weights : [bytes.weights];
       this.modelChanged(
-        await this.engine.request('loadModelFiles', { id: `local: ${folder}`, config, weights, tokenizer }, [
-          config,
-          weights,
-          tokenizer,
+        await this.engine.request('loadModelFiles', { id: `local: ${folder}`, ...bytes }, [
+          bytes.config,
+          ...weights,
+          bytes.tokenizer,
         ]),
       );
     } catch (e) {
@@ -357,6 +358,9 @@ export class LabState {
 
   /** A new base model is in the engine: its adapter and the last run are gone with the old one. */
   private modelChanged(summary: ModelSummary): void {
+    // Layer names differ between families: the module fields start again from the new family's defaults.
+    if (summary.family !== (this.model?.family ?? 'gpt2'))
+      this.forms = formsForFamily(this.forms, this.taskInfo.taskType, summary.family);
     this.model = summary;
     this.resident = [];
     this.activate(null);

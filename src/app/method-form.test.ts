@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { METHOD_INFO } from '../lib/peft/catalog';
 import {
+  familyReason,
   findMethod,
   formProblem,
+  formsForFamily,
   initialForm,
   initialForms,
   listWords,
@@ -98,5 +100,36 @@ describe('method forms', () => {
     expect(toggleModule(['mlp.c_proj'], 'c_attn', true)).toEqual(['c_attn', 'mlp.c_proj']);
     expect(toggleModule(['c_attn', 'mlp.c_proj'], 'c_attn', false)).toEqual(['mlp.c_proj']);
     expect(toggleModule(undefined, 'mlp.c_fc', true)).toEqual(['mlp.c_fc']);
+  });
+
+  it('follow the model family: PEFT’s default targets, Llama module names, and the methods that do not run there', () => {
+    const llama = initialForms('CAUSAL_LM', 'llama');
+    expect(llama.lora!.targetModules).toEqual(['q_proj', 'v_proj']);
+    expect(llama.ia3!.targetModules).toEqual(['k_proj', 'v_proj', 'down_proj']);
+    expect(llama.ia3!.feedforwardModules).toEqual(['down_proj']);
+    expect(initialForms('CAUSAL_LM', 'qwen2').ia3!.targetModules).toEqual(['q_proj', 'v_proj', 'down_proj']);
+    // A model of another family: module fields start over, what was typed stays.
+    const typed = initialForms('CAUSAL_LM');
+    typed.lora = { ...typed.lora, r: 2 };
+    const moved = formsForFamily(typed, 'CAUSAL_LM', 'mistral');
+    expect(moved.lora).toMatchObject({ r: 2, targetModules: ['q_proj', 'v_proj'] });
+    expect(formsForFamily(moved, 'CAUSAL_LM', 'gpt2').lora!.targetModules).toEqual(['c_attn']);
+    expect(toggleModule(['v_proj'], 'q_proj', true, 'llama')).toEqual(['q_proj', 'v_proj']);
+    expect(toggleModule(['q_proj', 'v_proj'], 'down_proj', true, 'llama')).toEqual([
+      'q_proj',
+      'v_proj',
+      'down_proj',
+    ]);
+
+    expect(familyReason(info('full'), 'gpt2', 'CAUSAL_LM')).toBeNull();
+    expect(familyReason(info('full'), 'llama', 'CAUSAL_LM')).toMatch(
+      /^Full.* runs on GPT-2 models only for now/,
+    );
+    expect(familyReason(info('ln-tuning'), 'qwen2', 'CAUSAL_LM')).toMatch(
+      /runs on GPT-2 models only for now/,
+    );
+    expect(familyReason(info('lora'), 'llama', 'SEQ_CLS')).toMatch(/SEQ_CLS heads run on GPT-2 models only/);
+    for (const m of ['lora', 'adalora', 'ia3', 'vera', 'prompt-tuning', 'p-tuning', 'prefix-tuning'])
+      expect(familyReason(info(m), 'llama', 'CAUSAL_LM')).toBeNull();
   });
 });

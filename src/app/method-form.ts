@@ -3,9 +3,11 @@
  * catalog's FieldSpecs, and what of it a training request carries. No DOM, no tensors; the settings
  * panel renders the same FieldSpecs.
  */
-import { GPT2_MODULES, METHOD_INFO, fieldApplies } from '../lib/peft/catalog';
+import { METHOD_INFO, familyModules, fieldApplies } from '../lib/peft/catalog';
 import type { FieldSpec, MethodInfo } from '../lib/peft/catalog';
 import type { TaskType } from '../lib/data/tasks/registry';
+import { familyDefaults } from '../lib/model/family';
+import type { ModelFamily } from '../lib/model/family';
 
 export const DEFAULT_METHOD = 'lora';
 
@@ -24,9 +26,15 @@ export function findMethod(cliName: string): MethodInfo | undefined {
   return METHOD_INFO.find((m) => m.cliName === cliName);
 }
 
-/** The starting form: the method's defaults for the task type (its labDefaults where it has them). */
-export function initialForm(info: MethodInfo, taskType: TaskType): MethodForm {
-  const defaults: Record<string, unknown> = { ...info.defaults(taskType) };
+/**
+ * The starting form: the method's defaults for the task type (its labDefaults where it has them),
+ * with the target modules PEFT picks for the model's family (q_proj and v_proj on Llama for LoRA).
+ */
+export function initialForm(info: MethodInfo, taskType: TaskType, family: ModelFamily = 'gpt2'): MethodForm {
+  const defaults: Record<string, unknown> = {
+    ...info.defaults(taskType),
+    ...familyDefaults(info.peftType, family),
+  };
   const own = info.labDefaults ?? {};
   const form: MethodForm = {};
   for (const spec of info.fields) {
@@ -38,8 +46,27 @@ export function initialForm(info: MethodInfo, taskType: TaskType): MethodForm {
 }
 
 /** One form per method, so switching back and forth keeps what was typed. */
-export function initialForms(taskType: TaskType): Record<string, MethodForm> {
-  return Object.fromEntries(METHOD_INFO.map((m) => [m.cliName, initialForm(m, taskType)]));
+export function initialForms(taskType: TaskType, family: ModelFamily = 'gpt2'): Record<string, MethodForm> {
+  return Object.fromEntries(METHOD_INFO.map((m) => [m.cliName, initialForm(m, taskType, family)]));
+}
+
+/**
+ * The forms after a model of another family loads: the module fields (layer names differ between
+ * families) start again from the family's defaults; every other field keeps what was typed.
+ */
+export function formsForFamily(
+  forms: Record<string, MethodForm>,
+  taskType: TaskType,
+  family: ModelFamily,
+): Record<string, MethodForm> {
+  return Object.fromEntries(
+    METHOD_INFO.map((m) => {
+      const fresh = initialForm(m, taskType, family);
+      const form = { ...(forms[m.cliName] ?? fresh) };
+      for (const f of m.fields) if (f.type === 'modules') form[f.field] = fresh[f.field];
+      return [m.cliName, form];
+    }),
+  );
 }
 
 /** The fields shown (and sent) under the form's current values. */
@@ -81,10 +108,29 @@ export function unsupportedReason(info: MethodInfo, taskType: TaskType): string 
   return info.taskTypes.includes(taskType) ? null : `${info.label}: ${listWords(info.taskTypes)} only`;
 }
 
-/** The modules field's value as a list in GPT2_MODULES order, with `id` ticked or not. */
-export function toggleModule(value: unknown, id: string, on: boolean): string[] {
+/**
+ * Null when the method trains on the loaded model's family, else why not: methods marked GPT-2 only
+ * (full fine-tuning, LN tuning), and classification heads, which the Llama family does not have yet.
+ */
+export function familyReason(info: MethodInfo, family: ModelFamily, taskType: TaskType): string | null {
+  if (family === 'gpt2') return null;
+  if (info.gpt2Only) return `${info.label} runs on GPT-2 models only for now: ${info.gpt2Only}`;
+  if (taskType !== 'CAUSAL_LM')
+    return `${taskType} heads run on GPT-2 models only for now: pick a CAUSAL_LM task for this model`;
+  return null;
+}
+
+/** The modules field's value as a list in the family's layer order, with `id` ticked or not. */
+export function toggleModule(
+  value: unknown,
+  id: string,
+  on: boolean,
+  family: ModelFamily = 'gpt2',
+): string[] {
   const set = new Set(Array.isArray(value) ? (value as string[]) : []);
   if (on) set.add(id);
   else set.delete(id);
-  return GPT2_MODULES.map((m) => m.id).filter((m) => set.has(m));
+  return familyModules(family)
+    .map((m) => m.id)
+    .filter((m) => set.has(m));
 }

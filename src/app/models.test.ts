@@ -1,10 +1,13 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   describeTokenizer,
+  keptModelBytes,
   localModelId,
   missingModelFiles,
   modelDetails,
+  readModelFolder,
   renderModelCard,
   resolveCardUrl,
 } from './models';
@@ -22,6 +25,8 @@ describe('model details', () => {
       bytes('public/models/peftlab-s/tokenizer.json'),
     );
     expect(d).toEqual({
+      family: 'gpt2',
+      architecture: 'GPT-2 (GPT2LMHeadModel), 3 layers, 4 heads',
       params: 556896,
       nLayer: 3,
       nEmbd: 96,
@@ -39,7 +44,49 @@ describe('model details', () => {
     expect(describeTokenizer(null)).toBe('unknown model');
   });
 
+  it('reads a Llama-family config: family, grouped heads and the rotary base', () => {
+    const d = modelDetails(
+      bytes('src/lib/model/fixtures/tiny-llama/config.json'),
+      bytes('src/lib/model/fixtures/tiny-llama/tokenizer.json'),
+    );
+    expect(d.family).toBe('llama');
+    expect(d.architecture).toBe(
+      'Llama (LlamaForCausalLM), 2 layers, 4 heads / 2 key-value heads, RoPE theta 10,000',
+    );
+    expect(d.nLayer).toBe(2);
+  });
+
+  it('reads a picked sharded folder by name: the index, then the shards it names; a missing shard is named', async () => {
+    const dir = 'src/lib/model/fixtures/tiny-qwen2-sharded';
+    const picked = readdirSync(dir).map(
+      (n) => new File([readFileSync(join(dir, n))], n, { type: 'application/octet-stream' }),
+    );
+    const { bytes: got, files } = await readModelFolder(picked, 'tiny-qwen2');
+    // In the order tensors first appear in the index's weight_map.
+    const shards = [1, 3, 2, 4].map((i) => `model-0000${i}-of-00004.safetensors`);
+    expect(got.weightFileNames).toEqual(shards);
+    expect((got.weights as ArrayBuffer[]).map((w) => w.byteLength)).toEqual(
+      shards.map((n) => readFileSync(join(dir, n)).byteLength),
+    );
+    // expected.json was picked too and is not kept.
+    expect(Object.keys(files).sort()).toEqual(
+      ['config.json', 'model.safetensors.index.json', 'tokenizer.json', ...shards].sort(),
+    );
+    expect(keptModelBytes(files, 'x')?.weightFileNames).toEqual(shards);
+    const { [shards[2]!]: _lost, ...rest } = files;
+    expect(keptModelBytes(rest, 'x')).toBeNull();
+    await expect(
+      readModelFolder(
+        picked.filter((f) => f.name !== shards[2]),
+        'tiny-qwen2',
+      ),
+    ).rejects.toThrow(
+      /tiny-qwen2 lacks model-00002-of-00004.safetensors, which model.safetensors.index.json names/,
+    );
+  });
+
   it('names missing files and gives local models unique ids', () => {
+    expect(missingModelFiles(['config.json', 'tokenizer.json', 'model.safetensors.index.json'])).toEqual([]);
     expect(missingModelFiles(['config.json', 'tokenizer.json', 'x'])).toEqual(['model.safetensors']);
     expect(missingModelFiles(['config.json', 'model.safetensors', 'tokenizer.json'])).toEqual([]);
     expect(localModelId('gpt2', [])).toBe('local: gpt2');

@@ -5,15 +5,21 @@
  */
 import { FileLoadError, StorageError } from '../lib/errors';
 import { Marked, type Tokens } from 'marked';
-import { countParameters, parseGpt2Config } from '../lib/model/config';
+import { countParameters, describeArchitecture, modelFamily, parseModelConfig } from '../lib/model/family';
+import type { ModelFamily } from '../lib/model/family';
+import { SHARD_INDEX, folderWeights } from '../lib/model/shards';
+import type { ModelFileBytes } from '../lib/protocol/lab-protocol';
 import { getModelFile } from '../lib/storage/models';
 
-/** The three files of a GPT-2 folder, in the order the engine's loadModelFiles takes them. */
+/** The three files of a single-file model folder, in the order the engine's loadModelFiles takes them. */
 export const MODEL_FILES = ['config.json', 'model.safetensors', 'tokenizer.json'] as const;
 /** Stored local models' ids start with this (Hub models' with "hub: "). */
 export const LOCAL_PREFIX = 'local: ';
 
 export interface ModelDetails {
+  family: ModelFamily;
+  /** e.g. "Llama (LlamaForCausalLM), 2 layers, 4 heads / 2 key-value heads, RoPE theta 10,000". */
+  architecture: string;
   params: number;
   nLayer: number;
   nEmbd: number;
@@ -24,9 +30,79 @@ export interface ModelDetails {
   tokenizer: string;
 }
 
-/** The files of a GPT-2 folder not among `names`. */
+/**
+ * The files of a model folder not among `names`: config.json, tokenizer.json, and the weights as
+ * model.safetensors or a sharded checkpoint's index (whose shards readModelFolder checks).
+ */
 export function missingModelFiles(names: readonly string[]): string[] {
-  return MODEL_FILES.filter((f) => !names.includes(f));
+  return MODEL_FILES.filter(
+    (f) => !names.includes(f) && !(f === 'model.safetensors' && names.includes(SHARD_INDEX)),
+  );
+}
+
+/** What a person picked or dropped, read: the engine's request, and every file read, by name (to keep). */
+export interface ReadFolder {
+  bytes: ModelFileBytes;
+  files: Record<string, ArrayBuffer>;
+}
+
+/**
+ * A picked or dropped model folder read by file name: config.json, tokenizer.json and either
+ * model.safetensors or model.safetensors.index.json with every shard it names (other files are not
+ * read). What is missing is named with what to pick.
+ */
+export async function readModelFolder(picked: readonly File[], source: string): Promise<ReadFolder> {
+  const byName = new Map(picked.map((f) => [f.name, f]));
+  const missing = missingModelFiles([...byName.keys()]);
+  if (missing.length > 0) {
+    throw new FileLoadError(
+      `the chosen files lack ${missing.join(' and ')}: pick a model folder's config.json, tokenizer.json and model.safetensors (or model.safetensors.index.json with its shards) together`,
+    );
+  }
+  const files: Record<string, ArrayBuffer> = {};
+  const read = async (name: string): Promise<void> => {
+    const f = byName.get(name);
+    if (f) files[name] = await f.arrayBuffer();
+  };
+  await Promise.all(['config.json', 'tokenizer.json', 'model.safetensors', SHARD_INDEX].map(read));
+  if (!files['model.safetensors']) {
+    // The shards the index names (folderWeights names any that were not picked).
+    const names = [...byName.keys()].filter((n) => /^[\w.-]+\.safetensors$/.test(n));
+    await Promise.all(names.map(read));
+  }
+  const weights = folderWeights(files, source);
+  // Kept: what the model needs and nothing else that was picked beside it.
+  const keep = ['config.json', 'tokenizer.json', ...weights.weightFileNames];
+  if (weights.weightFileNames[0] !== 'model.safetensors') keep.push(SHARD_INDEX);
+  return {
+    bytes: { config: files['config.json']!, tokenizer: files['tokenizer.json']!, ...weights },
+    files: Object.fromEntries(keep.map((n) => [n, files[n]!])),
+  };
+}
+
+/** Why the offload settings cannot train on this family (paging and layer-by-layer gradients walk GPT-2's blocks), or null. */
+export function offloadFamilyReason(
+  form: { stage: number; gradientCheckpointing: boolean },
+  family: ModelFamily,
+): string | null {
+  if (family === 'gpt2') return null;
+  if (form.stage === 3)
+    return 'Offload stage 3 (paging layers) runs on GPT-2 models only for now: pick stage 0, 1 or 2';
+  if (form.gradientCheckpointing)
+    return 'Gradient checkpointing runs on GPT-2 models only for now: turn it off';
+  return null;
+}
+
+/** A kept folder (IndexedDB record) as the engine's request; null when a file is lost. */
+export function keptModelBytes(files: Record<string, ArrayBuffer>, id: string): ModelFileBytes | null {
+  const config = files['config.json'];
+  const tokenizer = files['tokenizer.json'];
+  if (!config || !tokenizer) return null;
+  try {
+    return { config, tokenizer, ...folderWeights(files, id) };
+  } catch {
+    return null;
+  }
 }
 
 /** `local: <name>`, with " (2)", " (3)"... when that id is taken. */
@@ -75,8 +151,10 @@ function json(bytes: ArrayBuffer, file: string): unknown {
 
 /** Parameters, shape and tokenizer from a folder's config.json and tokenizer.json bytes. */
 export function modelDetails(config: ArrayBuffer, tokenizer: ArrayBuffer): ModelDetails {
-  const c = parseGpt2Config(json(config, 'config.json'));
+  const c = parseModelConfig(json(config, 'config.json'));
   return {
+    family: modelFamily(c),
+    architecture: describeArchitecture(c),
     params: countParameters(c),
     nLayer: c.nLayer,
     nEmbd: c.nEmbd,

@@ -1,12 +1,13 @@
 /**
  * `--model owner/name` downloads from a Hub-layout server (a real local one, HF_ENDPOINT), caches,
- * and reads the cache afterwards even when the server is gone.
+ * and reads the cache afterwards even when the server is gone. The Llama family's repos come from
+ * e2e/hub-server.mjs, the server the browser journeys use, in the real repos' layouts.
  */
 import { describe, it, expect } from 'vitest';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -62,4 +63,63 @@ describe('peft-lab --model with a Hub repo id', () => {
       rmSync(cache, { recursive: true, force: true });
     }
   });
+});
+
+describe('peft-lab --model with a Llama-family Hub repo (e2e/hub-server.mjs)', () => {
+  it('SmolLM2-135M (one model.safetensors) and Qwen2.5-0.5B (sharded): info, generate, then offline', async () => {
+    const hub = spawn(process.execPath, [join(process.cwd(), 'e2e/hub-server.mjs')], {
+      env: { ...process.env, HUB_PORT: '0' },
+    });
+    const cache = mkdtempSync(join(tmpdir(), 'peft-lab-hub-llama-'));
+    try {
+      const port = await new Promise<string>((resolve, reject) => {
+        hub.stdout.on('data', (d: Buffer) => {
+          const m = /hub test server on (\d+)/.exec(d.toString());
+          if (m) resolve(m[1]!);
+        });
+        hub.on('exit', (code) => reject(new Error(`hub-server.mjs exited with ${code}`)));
+      });
+      const env = { ...process.env, HF_ENDPOINT: `http://127.0.0.1:${port}`, PEFT_LAB_CACHE: cache };
+      const smol = 'HuggingFaceTB/SmolLM2-135M';
+      const info = JSON.parse((await run('node', [BIN, 'info', '--model', smol, '--json'], { env })).stdout);
+      expect(info).toMatchObject({ family: 'llama', architecture: 'LlamaForCausalLM', n_kv_head: 2 });
+      const gen = ['generate', '--prompt', 'The quick', '--max-new-tokens', '6', '--json'];
+      const fromHub = JSON.parse((await run('node', [BIN, ...gen, '--model', smol], { env })).stdout);
+      // The same tokens as the fixture folder the repo was served from.
+      const fromFolder = JSON.parse(
+        (
+          await run(
+            'node',
+            [BIN, ...gen, '--model', join(process.cwd(), 'src/lib/model/fixtures/tiny-llama')],
+            {
+              env,
+            },
+          )
+        ).stdout,
+      );
+      expect(fromHub.generated_ids).toHaveLength(6);
+      expect(fromHub.generated_ids).toEqual(fromFolder.generated_ids);
+
+      const qwen = 'Qwen/Qwen2.5-0.5B';
+      const sharded = JSON.parse(
+        (await run('node', [BIN, 'info', '--model', qwen, '--json'], { env })).stdout,
+      );
+      expect(sharded).toMatchObject({ family: 'qwen2', architecture: 'Qwen2ForCausalLM' });
+      expect(sharded.weight_files).toHaveLength(4);
+      const dir = join(cache, 'Qwen--Qwen2.5-0.5B');
+      expect(existsSync(join(dir, 'model.safetensors.index.json'))).toBe(true);
+      expect(existsSync(join(dir, 'model-00003-of-00004.safetensors'))).toBe(true);
+      expect(existsSync(join(dir, 'model.safetensors'))).toBe(false);
+
+      // The server is gone: both answer from the cache.
+      hub.kill();
+      const again = JSON.parse((await run('node', [BIN, ...gen, '--model', smol], { env })).stdout);
+      expect(again.generated_ids).toEqual(fromHub.generated_ids);
+      const qwenGen = await run('node', [BIN, ...gen, '--model', qwen], { env });
+      expect(JSON.parse(qwenGen.stdout).generated_ids).toHaveLength(6);
+    } finally {
+      hub.kill();
+      rmSync(cache, { recursive: true, force: true });
+    }
+  }, 240_000);
 });

@@ -1,5 +1,6 @@
 /**
- * `--model` may name a Hub repo (owner/name) instead of a folder: the three files are downloaded
+ * `--model` may name a Hub repo (owner/name) instead of a folder: config.json, the weights
+ * (model.safetensors, or model.safetensors.index.json and the shards it names) and tokenizer.json are downloaded
  * once into ~/.cache/peft-lab/hub/ and read from there afterwards, offline too. The endpoint is
  * HF_ENDPOINT when set (HuggingFace's own convention for mirrors), else huggingface.co.
  */
@@ -25,14 +26,20 @@ export async function resolveModelArg(arg: string): Promise<string> {
   if (existsSync(arg) || !arg.includes('/') || arg.startsWith('.') || arg.startsWith('/')) return arg;
   const repo = checkRepoId(arg);
   const dir = join(hubCacheDir(), repo.replace('/', '--'));
-  if (existsSync(join(dir, 'model.safetensors'))) return dir;
+  // A complete download is renamed into place, so the folder's existence means all its files are there.
+  if (existsSync(join(dir, 'config.json'))) return dir;
   const endpoint = process.env.HF_ENDPOINT ?? DEFAULT_HUB_ENDPOINT;
   let lastPct = -1;
+  let lastFile = '';
   const files = await downloadHubModel(repo, {
     endpoint,
     onProgress: (p) => {
       const pct = p.total ? Math.floor((100 * p.loaded) / p.total) : -1;
-      if (p.file === 'model.safetensors' && pct !== lastPct && pct % 10 === 0) {
+      if (p.file !== lastFile) {
+        lastFile = p.file;
+        lastPct = -1;
+      }
+      if (p.file.endsWith('.safetensors') && pct !== lastPct && pct % 10 === 0) {
         process.stderr.write(`downloading ${repo}/${p.file}: ${pct}%\n`);
         lastPct = pct;
       }
@@ -50,7 +57,8 @@ export async function resolveModelArg(arg: string): Promise<string> {
   const tmp = `${dir}.partial`;
   mkdirSync(tmp, { recursive: true });
   writeFileSync(join(tmp, 'config.json'), new Uint8Array(files.config));
-  writeFileSync(join(tmp, 'model.safetensors'), new Uint8Array(files.weights));
+  files.weights.forEach((w, i) => writeFileSync(join(tmp, files.weightFileNames[i]!), new Uint8Array(w)));
+  if (files.index) writeFileSync(join(tmp, 'model.safetensors.index.json'), new Uint8Array(files.index));
   writeFileSync(join(tmp, 'tokenizer.json'), tokenizer);
   renameSync(tmp, dir);
   return dir;

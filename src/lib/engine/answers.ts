@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { InputError } from '../errors';
 import { encodeSeqCls, encodeTokenCls, padBatch } from '../data/cls-data';
 import { IGNORE_INDEX } from '../data/tasks/align';
-import type { Gpt2Model } from '../model/gpt2';
+import type { DecoderModel } from '../model/decoder';
 import type { TaskHead } from '../model/heads';
 import { reservedPositions } from '../peft/forward';
 import type { Adapter } from '../peft/types';
@@ -24,7 +24,7 @@ export function softmax(row: ArrayLike<number>): number[] {
 
 /** Class probabilities (label-id order) of one text. */
 export async function classifyText(
-  model: Gpt2Model,
+  model: DecoderModel,
   tokenizer: TextTokenizer,
   adapter: Adapter,
   head: TaskHead,
@@ -45,7 +45,7 @@ export async function classifyText(
 
 /** The text split on whitespace and a predicted label id per word. */
 export async function tagWords(
-  model: Gpt2Model,
+  model: DecoderModel,
   tokenizer: TextTokenizer,
   adapter: Adapter,
   head: TaskHead,

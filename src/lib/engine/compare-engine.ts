@@ -10,6 +10,7 @@ import { outOfMemoryAdvice } from '../backend/out-of-memory';
 import { BusyError, InputError, NotReadyError, SettingsError } from '../errors';
 import { generate } from '../model/generate';
 import type { Gpt2Model } from '../model/gpt2';
+import { requireGpt2 } from '../model/decoder';
 import { findTask, isImportedUrl, readImportedFile } from '../data/imported';
 import { METHOD_INFO } from '../peft/catalog';
 import { adapterDecorator, reservedPositions } from '../peft/forward';
@@ -82,10 +83,15 @@ export class CompareEngine implements CompareApi {
   async loadModel(req: CompareRequestOf<'loadModel'>): Promise<ModelSummary> {
     this.idle('switching models');
     this.emit('status', { phase: 'loading', message: `loading ${req.id}` });
-    const { model, tokenizer, summary } = modelFromFiles(
-      req.id,
-      await fetchModelFiles(this.fetchBytes, req.baseUrl),
-    );
+    const loaded = modelFromFiles(req.id, await fetchModelFiles(this.fetchBytes, req.baseUrl));
+    const { tokenizer, summary } = loaded;
+    let model: Gpt2Model;
+    try {
+      model = requireGpt2(loaded.model, 'The race');
+    } catch (e) {
+      loaded.model.dispose();
+      throw e;
+    }
     this.current?.dispose();
     this.current = null;
     this.model?.dispose();

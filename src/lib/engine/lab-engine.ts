@@ -37,9 +37,10 @@ import {
   writeCheckpoint,
 } from '../offload/checkpoints';
 import { RunGate } from './run-gate';
-import { countParameters } from '../model/config';
+import { countParameters } from '../model/family';
+import { SHARD_INDEX, folderWeights } from '../model/shards';
 import { generate } from '../model/generate';
-import type { Gpt2Model } from '../model/gpt2';
+import type { DecoderModel } from '../model/decoder';
 import { countTrainable } from '../peft/state';
 import { adapterDecorator, reservedPositions } from '../peft/forward';
 import type { Adapter, PeftConfigBase, PeftMethod } from '../peft/types';
@@ -88,7 +89,7 @@ const GPT2_VOCAB_SIZE = 50257;
 const decoder = new TextDecoder('utf-8');
 
 export class LabEngine implements LabApi {
-  private model: Gpt2Model | null = null;
+  private model: DecoderModel | null = null;
   private modelId = '';
   private tokenizer: TextTokenizer | null = null;
   /** Adapters resident on the model, one active; the one just trained is named TRAINED_ADAPTER. */
@@ -118,7 +119,7 @@ export class LabEngine implements LabApi {
     return chooseBackend(req.backend, req.wasmBaseUrl);
   }
 
-  private need(): { model: Gpt2Model; tokenizer: TextTokenizer } {
+  private need(): { model: DecoderModel; tokenizer: TextTokenizer } {
     if (!this.model || !this.tokenizer) throw new NotReadyError('no model is loaded: pick a model first');
     return { model: this.model, tokenizer: this.tokenizer };
   }
@@ -153,12 +154,10 @@ export class LabEngine implements LabApi {
     const canCache = typeof indexedDB !== 'undefined';
     const hit = canCache ? await getModel(id) : undefined;
     let files: ModelFileBytes;
-    if (hit && hit.files['config.json'] && hit.files['model.safetensors'] && hit.files['tokenizer.json']) {
-      files = {
-        config: hit.files['config.json'],
-        weights: hit.files['model.safetensors'],
-        tokenizer: hit.files['tokenizer.json'],
-      };
+    const kept = hit?.files;
+    if (kept?.['config.json'] && kept['tokenizer.json'] && (kept['model.safetensors'] || kept[SHARD_INDEX])) {
+      // model.safetensors, or the shards and their index (a sharded repo's layout, kept as it came).
+      files = { config: kept['config.json'], ...folderWeights(kept, id), tokenizer: kept['tokenizer.json'] };
     } else {
       this.emit('status', { phase: 'loading', message: `downloading ${repo}` });
       const got = await downloadHubModel(repo, {
@@ -175,18 +174,16 @@ export class LabEngine implements LabApi {
         }
         tokenizer = await this.fetchBytes(req.gpt2TokenizerUrl);
       }
-      files = { config: got.config, weights: got.weights, tokenizer };
+      files = { config: got.config, weights: got.weights, weightFileNames: got.weightFileNames, tokenizer };
       const summary = await this.loadModelFiles({ id, ...files });
       if (canCache) {
-        await saveModel({
-          id,
-          source: 'hub',
-          files: {
-            'config.json': files.config,
-            'model.safetensors': files.weights,
-            'tokenizer.json': files.tokenizer,
-          },
-        });
+        const kept: Record<string, ArrayBuffer> = {
+          'config.json': got.config,
+          'tokenizer.json': tokenizer,
+        };
+        got.weights.forEach((w, i) => (kept[got.weightFileNames[i]!] = w));
+        if (got.index) kept[SHARD_INDEX] = got.index;
+        await saveModel({ id, source: 'hub', files: kept });
       }
       return { ...summary, cached: false };
     }
@@ -292,7 +289,7 @@ export class LabEngine implements LabApi {
   }
 
   private async runTraining(
-    model: Gpt2Model,
+    model: DecoderModel,
     method: PeftMethod<PeftConfigBase>,
     config: PeftConfigBase,
     req: TrainRequest,
@@ -501,7 +498,7 @@ export class LabEngine implements LabApi {
   }
 
   /** The adapter's head of the given kind, or a message that says how to get one. */
-  private headFor(task: 'SEQ_CLS' | 'TOKEN_CLS'): { model: Gpt2Model; adapter: Adapter; head: TaskHead } {
+  private headFor(task: 'SEQ_CLS' | 'TOKEN_CLS'): { model: DecoderModel; adapter: Adapter; head: TaskHead } {
     const { model } = this.need();
     if (this.training && !this.gate.paused)
       throw new BusyError('training is running: pause or stop it first');

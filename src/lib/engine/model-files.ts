@@ -1,9 +1,9 @@
-/** A GPT-2 folder's three files into a live model and tokenizer, and the summary the UI shows. */
+/** A model folder's files (GPT-2 or the Llama family) into a live model and tokenizer, and the summary the UI shows. */
 import { FileLoadError } from '../errors';
-import { countParameters } from '../model/config';
+import type { DecoderModel } from '../model/decoder';
+import { attentionShape, countParameters, describeArchitecture } from '../model/family';
+import { isLlamaConfig } from '../model/llama-config';
 import { loadModelFolder } from '../model/folder';
-import { requireGpt2 } from '../model/decoder';
-import type { Gpt2Model } from '../model/gpt2';
 import type { ModelFileBytes, ModelSummary } from '../protocol/lab-protocol';
 import type { TextTokenizer } from '../tokenizer/tokenizer';
 
@@ -27,7 +27,7 @@ export async function fetchModelFiles(fetchBytes: FetchBytes, baseUrl: string): 
 export function modelFromFiles(
   id: string,
   files: ModelFileBytes,
-): { model: Gpt2Model; tokenizer: TextTokenizer; summary: ModelSummary } {
+): { model: DecoderModel; tokenizer: TextTokenizer; summary: ModelSummary } {
   const parse = (b: ArrayBuffer, name: string): unknown => {
     try {
       return JSON.parse(decoder.decode(b));
@@ -35,33 +35,32 @@ export function modelFromFiles(
       throw new FileLoadError(`${id}/${name} is not valid JSON: ${(e as Error).message}`);
     }
   };
-  const loaded = loadModelFolder({
+  const parts = Array.isArray(files.weights) ? files.weights : [files.weights];
+  const { model, tokenizer } = loadModelFolder({
     config: parse(files.config, 'config.json'),
-    weights: new Uint8Array(files.weights),
+    weights: parts.length === 1 ? new Uint8Array(parts[0]!) : parts.map((p) => new Uint8Array(p)),
+    ...(files.weightFileNames ? { weightFileNames: files.weightFileNames } : {}),
     source: id,
     tokenizerJson: parse(files.tokenizer, 'tokenizer.json'),
   });
-  let model: Gpt2Model;
-  try {
-    model = requireGpt2(loaded.model, 'The Lab');
-  } catch (e) {
-    loaded.model.dispose();
-    throw e;
-  }
   const c = model.config;
   return {
     model,
-    tokenizer: loaded.tokenizer!,
+    tokenizer: tokenizer!,
     summary: {
       id,
       label: id,
+      family: model.family,
+      architecture: describeArchitecture(c),
       params: countParameters(c),
       nLayer: c.nLayer,
       nEmbd: c.nEmbd,
       nHead: c.nHead,
+      nKvHead: attentionShape(c).nKvHead,
+      ropeTheta: isLlamaConfig(c) ? c.ropeTheta : null,
       vocabSize: c.vocabSize,
       nPositions: c.nPositions,
-      bytes: files.weights.byteLength,
+      bytes: parts.reduce((n, p) => n + p.byteLength, 0),
     },
   };
 }

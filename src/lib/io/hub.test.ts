@@ -6,13 +6,14 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkRepoId, downloadHubModel } from './hub';
 import type { HubProgress } from './hub';
 import { FileLoadError, ModelConfigError } from '../errors';
 
 const MODEL = join(process.cwd(), 'public/models/peftlab-s');
+const SHARDED = join(process.cwd(), 'src/lib/model/fixtures/tiny-qwen2-sharded');
 const REPOS: Record<string, Record<string, Buffer>> = {
   'peftlab/peftlab-s': {
     'config.json': readFileSync(join(MODEL, 'config.json')),
@@ -23,7 +24,14 @@ const REPOS: Record<string, Record<string, Buffer>> = {
     'config.json': readFileSync(join(MODEL, 'config.json')),
     'model.safetensors': readFileSync(join(MODEL, 'model.safetensors')),
   },
-  'meta/llama-tiny': { 'config.json': Buffer.from('{"model_type": "llama"}') },
+  'google-bert/bert-tiny': {
+    'config.json': Buffer.from('{"model_type": "bert", "architectures": ["BertForMaskedLM"]}'),
+  },
+  'Qwen/Qwen2.5-0.5B': Object.fromEntries(
+    readdirSync(SHARDED)
+      .filter((f) => f !== 'expected.json')
+      .map((f) => [f, readFileSync(join(SHARDED, f))]),
+  ),
   'old/bin-only': { 'config.json': readFileSync(join(MODEL, 'config.json')) },
   'secret/gated': {},
 };
@@ -62,12 +70,14 @@ describe('Hub download', () => {
     });
     // Buffer.compare: an element-wise toEqual over 2 MB takes seconds.
     expect(
-      Buffer.compare(Buffer.from(files.weights), REPOS['peftlab/peftlab-s']!['model.safetensors']!),
+      Buffer.compare(Buffer.from(files.weights[0]!), REPOS['peftlab/peftlab-s']!['model.safetensors']!),
     ).toBe(0);
     expect(files.tokenizer?.byteLength).toBe(REPOS['peftlab/peftlab-s']!['tokenizer.json']!.byteLength);
     const last = progress.filter((p) => p.file === 'model.safetensors').at(-1)!;
     expect(last.loaded).toBe(last.total);
-    expect(last.total).toBe(files.weights.byteLength);
+    expect(last.total).toBe(files.weights[0]!.byteLength);
+    expect(files.weightFileNames).toEqual(['model.safetensors']);
+    expect(files.index).toBeNull();
   });
 
   it('returns no tokenizer when the repo has none', async () => {
@@ -76,16 +86,41 @@ describe('Hub download', () => {
 
   it('refuses another architecture before downloading weights', async () => {
     requested.length = 0;
-    await expect(downloadHubModel('meta/llama-tiny', { endpoint })).rejects.toThrow(ModelConfigError);
-    await expect(downloadHubModel('meta/llama-tiny', { endpoint })).rejects.toThrow(/"llama" model/);
-    expect(requested.some((u) => u.endsWith('model.safetensors'))).toBe(false);
+    const bert = downloadHubModel('google-bert/bert-tiny', { endpoint });
+    await expect(bert).rejects.toThrow(ModelConfigError);
+    await expect(bert).rejects.toThrow(/model_type "bert".*is not supported/);
+    expect(requested.some((u) => u.endsWith('.safetensors'))).toBe(false);
+  });
+
+  it('downloads a sharded repo: the index, then each shard it names, in its order', async () => {
+    requested.length = 0;
+    const files = await downloadHubModel('Qwen/Qwen2.5-0.5B', { endpoint });
+    const repo = REPOS['Qwen/Qwen2.5-0.5B']!;
+    const index = JSON.parse(repo['model.safetensors.index.json']!.toString()) as {
+      weight_map: Record<string, string>;
+    };
+    const shards = [...new Set(Object.values(index.weight_map))];
+    expect(shards.length).toBe(4);
+    expect(files.weightFileNames).toEqual(shards);
+    files.weights.forEach((w, i) => expect(Buffer.compare(Buffer.from(w), repo[shards[i]!]!)).toBe(0));
+    expect(Buffer.compare(Buffer.from(files.index!), repo['model.safetensors.index.json']!)).toBe(0);
+    // model.safetensors is asked first (it is absent), then the index and the shards.
+    expect(requested.filter((u) => u.endsWith('safetensors') || u.endsWith('.json'))).toEqual([
+      '/Qwen/Qwen2.5-0.5B/resolve/main/config.json',
+      '/Qwen/Qwen2.5-0.5B/resolve/main/model.safetensors',
+      '/Qwen/Qwen2.5-0.5B/resolve/main/model.safetensors.index.json',
+      ...shards.map((f) => `/Qwen/Qwen2.5-0.5B/resolve/main/${f}`),
+      '/Qwen/Qwen2.5-0.5B/resolve/main/tokenizer.json',
+    ]);
   });
 
   it('names a missing repo, missing safetensors, a gated repo, no network and a bad id', async () => {
     await expect(downloadHubModel('nobody/nothing', { endpoint })).rejects.toThrow(
       /nobody\/nothing\/config.json was not found/,
     );
-    await expect(downloadHubModel('old/bin-only', { endpoint })).rejects.toThrow(/has no model.safetensors/);
+    await expect(downloadHubModel('old/bin-only', { endpoint })).rejects.toThrow(
+      /has no model.safetensors \(nor model.safetensors.index.json\)/,
+    );
     await expect(downloadHubModel('secret/gated', { endpoint })).rejects.toThrow(/private or gated/);
     await expect(downloadHubModel('a/b', { endpoint: 'http://127.0.0.1:9' })).rejects.toThrow(
       /could not reach/,

@@ -1,10 +1,13 @@
 /**
- * Downloads a GPT-2 folder from the HuggingFace Hub through its `resolve` URLs
- * (`{endpoint}/{repo}/resolve/{revision}/{file}`), with progress, checking what it can before the
- * large download: the repo exists, its config is a GPT-2, it has safetensors weights. Works against
- * any server with the Hub's URL layout (a mirror, or the local server the tests start).
+ * Downloads a model folder (GPT-2 or the Llama family) from the HuggingFace Hub through its
+ * `resolve` URLs (`{endpoint}/{repo}/resolve/{revision}/{file}`), with progress, checking what it
+ * can before the large download: the repo exists, its config is a family PEFT Lab reads, it has
+ * safetensors weights (one model.safetensors, or the shards its model.safetensors.index.json names).
+ * Works against any server with the Hub's URL layout (a mirror, or the local server the tests start).
  */
 import { AdapterFormatError, FileLoadError, ModelConfigError } from '../errors';
+import { parseModelConfig } from '../model/family';
+import { shardNames } from '../model/shards';
 
 export const DEFAULT_HUB_ENDPOINT = 'https://huggingface.co';
 
@@ -24,7 +27,12 @@ export interface HubOptions {
 
 export interface HubFiles {
   config: ArrayBuffer;
-  weights: ArrayBuffer;
+  /** model.safetensors alone, or every shard the index names, in `weightFileNames`' order. */
+  weights: ArrayBuffer[];
+  /** ["model.safetensors"], or the shard file names. */
+  weightFileNames: string[];
+  /** model.safetensors.index.json when the weights are sharded, else null. */
+  index: ArrayBuffer | null;
   /** null when the repo has no tokenizer.json (the caller may use GPT-2's own vocabulary). */
   tokenizer: ArrayBuffer | null;
 }
@@ -95,28 +103,47 @@ export async function downloadHubModel(repoId: string, opts: HubOptions = {}): P
   const base = resolveBase(repo, opts);
   const configRes = await get(`${base}/config.json`, `${repo}/config.json`, opts);
   const config = await readWithProgress(configRes!, 'config.json', opts);
-  let json: { model_type?: unknown };
+  let json: unknown;
   try {
-    json = JSON.parse(new TextDecoder().decode(config)) as { model_type?: unknown };
+    json = JSON.parse(new TextDecoder().decode(config));
   } catch {
     throw new ModelConfigError(`${repo}/config.json is not valid JSON`);
   }
-  // Refuse other architectures before the large download.
-  if (json.model_type !== 'gpt2') {
-    throw new ModelConfigError(
-      `${repo} is a "${String(json.model_type)}" model; PEFT Lab runs GPT-2-family models (model_type "gpt2"), e.g. openai-community/gpt2 or distilbert/distilgpt2`,
-    );
+  // Refuse other architectures (and configs missing what the model needs) before the large download.
+  parseModelConfig(json, `${repo}/config.json`);
+  let weights: ArrayBuffer[];
+  let weightFileNames: string[];
+  let index: ArrayBuffer | null = null;
+  const single = await get(`${base}/model.safetensors`, `${repo}/model.safetensors`, opts, true);
+  if (single) {
+    weights = [await readWithProgress(single, 'model.safetensors', opts)];
+    weightFileNames = ['model.safetensors'];
+  } else {
+    // Larger checkpoints are sharded: the index maps each tensor to its shard file.
+    const indexName = 'model.safetensors.index.json';
+    const indexRes = await get(`${base}/${indexName}`, `${repo}/${indexName}`, opts, true);
+    if (!indexRes) {
+      throw new FileLoadError(
+        `${repo} has no model.safetensors (nor ${indexName}); PEFT Lab reads safetensors weights only (not pytorch_model.bin)`,
+      );
+    }
+    index = await readWithProgress(indexRes, indexName, opts);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(new TextDecoder().decode(index));
+    } catch {
+      throw new FileLoadError(`${repo}/${indexName} is not valid JSON`);
+    }
+    weightFileNames = shardNames(parsed, `${repo}/${indexName}`);
+    weights = [];
+    for (const name of weightFileNames) {
+      const res = await get(`${base}/${name}`, `${repo}/${name}`, opts);
+      weights.push(await readWithProgress(res!, name, opts));
+    }
   }
-  const weightsRes = await get(`${base}/model.safetensors`, `${repo}/model.safetensors`, opts, true);
-  if (!weightsRes) {
-    throw new FileLoadError(
-      `${repo} has no model.safetensors; PEFT Lab reads safetensors weights only (not pytorch_model.bin)`,
-    );
-  }
-  const weights = await readWithProgress(weightsRes, 'model.safetensors', opts);
   const tokRes = await get(`${base}/tokenizer.json`, `${repo}/tokenizer.json`, opts, true);
   const tokenizer = tokRes ? await readWithProgress(tokRes, 'tokenizer.json', opts) : null;
-  return { config, weights, tokenizer };
+  return { config, weights, weightFileNames, index, tokenizer };
 }
 
 /** A PEFT adapter repo's two files, as save_pretrained / push_to_hub write them. */

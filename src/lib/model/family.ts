@@ -60,6 +60,18 @@ export function modelFamily(c: DecoderConfig): ModelFamily {
   return isLlamaConfig(c) ? c.modelType : 'gpt2';
 }
 
+/**
+ * One line on the architecture for the Models screen and the Lab: family, depth, heads (key/value
+ * heads when grouped), rotary base, e.g. "Llama (LlamaForCausalLM), 2 layers, 4 heads / 2 key-value
+ * heads, RoPE theta 10,000".
+ */
+export function describeArchitecture(c: DecoderConfig): string {
+  const { nHead, nKvHead } = attentionShape(c);
+  const heads = nKvHead === nHead ? `${nHead} heads` : `${nHead} heads / ${nKvHead} key-value heads`;
+  const rope = isLlamaConfig(c) ? `, RoPE theta ${c.ropeTheta.toLocaleString('en')}` : '';
+  return `${FAMILY_LABEL[modelFamily(c)]}, ${c.nLayer} layers, ${heads}${rope}`;
+}
+
 /** Query heads and key/value heads (equal without grouped-query attention), and the width of one head. */
 export function attentionShape(c: DecoderConfig): { nHead: number; nKvHead: number; headDim: number } {
   if (isLlamaConfig(c)) return { nHead: c.nHead, nKvHead: c.nKvHead, headDim: c.headDim };

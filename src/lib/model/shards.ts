@@ -1,5 +1,5 @@
 /** Sharded HF checkpoints (model.safetensors.index.json). tfjs-free: the CLI reads folders before tfjs starts. */
-import { WeightsMismatchError } from '../errors';
+import { FileLoadError, WeightsMismatchError } from '../errors';
 
 /**
  * The shard file names of a model.safetensors.index.json, in order of first appearance; every
@@ -20,4 +20,40 @@ export function shardNames(index: unknown, source = 'model.safetensors.index.jso
     if (!names.includes(file)) names.push(file);
   }
   return names;
+}
+
+/** The index file of a sharded checkpoint. */
+export const SHARD_INDEX = 'model.safetensors.index.json';
+
+/**
+ * The weights of a folder held as file name -> bytes (a drop, a record kept in IndexedDB):
+ * model.safetensors, or else the shards its model.safetensors.index.json names, in the index's order.
+ * What is missing is named, with what to add.
+ */
+export function folderWeights(
+  files: Readonly<Record<string, ArrayBuffer | undefined>>,
+  source: string,
+): { weights: ArrayBuffer[]; weightFileNames: string[] } {
+  const single = files['model.safetensors'];
+  if (single) return { weights: [single], weightFileNames: ['model.safetensors'] };
+  const index = files[SHARD_INDEX];
+  if (!index) {
+    throw new FileLoadError(
+      `${source} has neither model.safetensors nor ${SHARD_INDEX}: add the weights (one file, or the shards with their index)`,
+    );
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(new TextDecoder().decode(index));
+  } catch (e) {
+    throw new FileLoadError(`${source}/${SHARD_INDEX} is not valid JSON: ${(e as Error).message}`);
+  }
+  const weightFileNames = shardNames(parsed, `${source}/${SHARD_INDEX}`);
+  const missing = weightFileNames.filter((n) => !files[n]);
+  if (missing.length > 0) {
+    throw new FileLoadError(
+      `${source} lacks ${missing.join(', ')}, which ${SHARD_INDEX} names: add every shard with the index`,
+    );
+  }
+  return { weights: weightFileNames.map((n) => files[n]!), weightFileNames };
 }

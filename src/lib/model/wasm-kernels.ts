@@ -72,7 +72,8 @@ function registerItemMatMul(backendName: string): void {
       const oOff = be.dataIdMap.get(out.dataId).memoryOffset;
       // The two rank-3 shapes BatchMatMul reads (size_t is 32-bit on wasm32): [1, m, k], [1, k, l].
       const shapes = w._malloc(24);
-      w.HEAP32.set([1, m, k, 1, k, l], shapes >> 2);
+      // Unsigned: past 2 GiB of heap a signed shift gives a negative index.
+      w.HEAP32.set([1, m, k, 1, k, l], shapes >>> 2);
       for (let i = 0; i < n; i++) {
         // Fresh ids from the backend's own counter never collide with a live tensor's.
         const aId = be.dataIdNextNumber++;

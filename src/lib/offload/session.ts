@@ -7,7 +7,8 @@
  * each step feed the Offload screen.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Gpt2Model } from '../model/gpt2';
+import type { DecoderModel } from '../model/decoder';
+import { requireGpt2 } from '../model/decoder';
 import type { Adapter } from '../peft/types';
 import type { GradientFn, Trainer } from '../train/trainer';
 import { LayerPager } from './layer-pager';
@@ -56,7 +57,7 @@ export class OffloadSession {
   readonly notes: string[] = [];
 
   private constructor(
-    private readonly model: Gpt2Model,
+    private readonly model: DecoderModel,
     readonly settings: OffloadRequest,
     private readonly pager: LayerPager | null,
     private readonly adapter: Adapter,
@@ -71,19 +72,27 @@ export class OffloadSession {
    * state (stage 1 and up), `store('gradients')` the accumulated gradients (stage 2 and up).
    */
   static async start(
-    model: Gpt2Model,
+    model: DecoderModel,
     adapter: Adapter,
     settings: OffloadRequest,
     store: (kind: PageKind) => Promise<PageStore>,
   ): Promise<OffloadSession> {
+    // Paging and layer-by-layer gradients walk GPT-2's blocks: refused before any store is opened.
+    if (settings.stage === 3 || settings.gradientCheckpointing) {
+      requireGpt2(model, settings.stage === 3 ? 'Offload stage 3 (paging layers)' : 'Gradient checkpointing');
+    }
     const pager =
       settings.stage === 3
-        ? await LayerPager.create(model, await store('layers'), {
-            budgetBytes: settings.budgetMB * 1024 * 1024,
-            policy: settings.policy,
-            prefetch: settings.prefetch,
-            int8: settings.int8,
-          })
+        ? await LayerPager.create(
+            requireGpt2(model, 'Offload stage 3 (paging layers)'),
+            await store('layers'),
+            {
+              budgetBytes: settings.budgetMB * 1024 * 1024,
+              policy: settings.policy,
+              prefetch: settings.prefetch,
+              int8: settings.int8,
+            },
+          )
         : null;
     const s = new OffloadSession(
       model,
@@ -100,7 +109,11 @@ export class OffloadSession {
   /** The trainer's gradient function: layer by layer when paging or checkpointing, else the default. */
   gradients(): GradientFn | undefined {
     return this.pager || this.settings.gradientCheckpointing
-      ? layerwiseGradientFn(this.model, this.adapter, this.pager)
+      ? layerwiseGradientFn(
+          requireGpt2(this.model, 'Layer-by-layer gradients (stage 3, gradient checkpointing)'),
+          this.adapter,
+          this.pager,
+        )
       : undefined;
   }
 
@@ -126,7 +139,7 @@ export class OffloadSession {
       ? this.pager.residency()
       : Array.from({ length: this.model.config.nLayer }, () => 'resident' as const);
     let all = 0;
-    for (const [name, v] of this.model.weights) if (/^h\.\d+\./.test(name)) all += 4 * v.size;
+    for (const [name, v] of this.model.weights) if (/^(h|layers)\.\d+\./.test(name)) all += 4 * v.size;
     return {
       step,
       stage: this.settings.stage,

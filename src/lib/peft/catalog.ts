@@ -22,7 +22,7 @@ import type { PeftConfigBase } from './types';
 import type { TaskType } from '../data/tasks/registry';
 
 export type { FieldSpec, MethodInfo } from './method-info';
-export { GPT2_MODULES } from './method-info';
+export { GPT2_MODULES, LLAMA_MODULES, familyModules } from './method-info';
 
 const TABLE: MethodInfo[] = [
   loraInfo,

@@ -6,6 +6,7 @@
  * switching on a method's name. Shared field specs and size knobs live here too.
  */
 import type { Gpt2Config } from '../model/config';
+import type { ModelFamily } from '../model/family';
 import type { TaskType } from '../data/tasks/registry';
 import type { MethodKind, PeftConfigBase, PeftType } from './types';
 
@@ -98,6 +99,8 @@ export interface MethodInfo<C extends PeftConfigBase = PeftConfigBase> {
   sizeKnob(config: C): SizeKnob | null;
   ledger: LedgerFacts<C>;
   capabilities: Capabilities;
+  /** Set when the method runs on GPT-2 models only for now: why, shown where another family is loaded. */
+  gpt2Only?: string;
 }
 
 /** GPT-2's linear layers as targetModules entries, with what each one is. */
@@ -107,6 +110,22 @@ export const GPT2_MODULES: readonly { id: string; label: string }[] = [
   { id: 'mlp.c_fc', label: 'mlp.c_fc (MLP up)' },
   { id: 'mlp.c_proj', label: 'mlp.c_proj (MLP down)' },
 ];
+
+/** The Llama family's linear layers (Llama, Qwen2, Mistral) as targetModules entries, PEFT's names. */
+export const LLAMA_MODULES: readonly { id: string; label: string }[] = [
+  { id: 'q_proj', label: 'self_attn.q_proj (query)' },
+  { id: 'k_proj', label: 'self_attn.k_proj (key)' },
+  { id: 'v_proj', label: 'self_attn.v_proj (value)' },
+  { id: 'o_proj', label: 'self_attn.o_proj (attention output)' },
+  { id: 'gate_proj', label: 'mlp.gate_proj (SwiGLU gate)' },
+  { id: 'up_proj', label: 'mlp.up_proj (MLP up)' },
+  { id: 'down_proj', label: 'mlp.down_proj (MLP down)' },
+];
+
+/** A family's linear layers as targetModules entries (GPT-2's, or the Llama family's). */
+export function familyModules(family: ModelFamily): readonly { id: string; label: string }[] {
+  return family === 'gpt2' ? GPT2_MODULES : LLAMA_MODULES;
+}
 
 export const VIRTUAL_TOKENS: FieldSpec = {
   field: 'numVirtualTokens',

@@ -8,25 +8,37 @@ import type { EvalPoint, TaskMetric } from '../data/task-data';
 import type { CheckpointManifest } from '../offload/checkpoints';
 import type { MethodRequest } from '../peft/method-config';
 import type { OffloadRequest, OffloadSnapshot } from '../offload/session';
+import type { ModelFamily } from '../model/family';
 
 export type { CheckpointManifest, EvalPoint, OffloadRequest, OffloadSnapshot, TaskMetric };
 
 export interface ModelSummary {
   id: string;
   label: string;
+  /** Which decoder family config.json names (the Lab's module names and methods follow it). */
+  family: ModelFamily;
+  /** One line, e.g. "Llama (LlamaForCausalLM), 2 layers, 4 heads / 2 key-value heads, RoPE theta 10,000". */
+  architecture: string;
   params: number;
   nLayer: number;
   nEmbd: number;
   nHead: number;
+  /** Key/value heads: fewer than nHead with grouped-query attention. */
+  nKvHead: number;
+  /** Rotary base of the Llama family; null for GPT-2's learned positions. */
+  ropeTheta: number | null;
   vocabSize: number;
   nPositions: number;
-  /** Size of model.safetensors in bytes. */
+  /** Size of the weights in bytes (all shards together). */
   bytes: number;
 }
 
 export interface ModelFileBytes {
   config: ArrayBuffer;
-  weights: ArrayBuffer;
+  /** model.safetensors, or every shard model.safetensors.index.json names. */
+  weights: ArrayBuffer | ArrayBuffer[];
+  /** The shards' file names, in `weights`' order (for messages). */
+  weightFileNames?: string[];
   tokenizer: ArrayBuffer;
 }
 

@@ -77,4 +77,5 @@ export const lnTuningInfo: MethodInfo<LnTuningConfig> = {
   sizeKnob: () => null,
   ledger: { profile: () => 'ln-tuning' },
   capabilities: { targetsNorms: true },
+  gpt2Only: "it trains GPT-2's LayerNorms; the Llama family's RMSNorms are not wired yet",
 };
