@@ -14,6 +14,7 @@ import type { BackendInfo } from '../backend/backend';
 import { InputError, NotReadyError, SettingsError, SwarmPeerError, rebuildError } from '../errors';
 import { generate } from '../model/generate';
 import type { Gpt2Model } from '../model/gpt2';
+import { requireGpt2 } from '../model/decoder';
 import { adapterDecorator } from '../peft/forward';
 import type {
   FromPeer,
@@ -177,7 +178,9 @@ export class SwarmEngine implements SwarmApi {
   async loadModel(req: SwarmRequestOf<'loadModel'>): Promise<SwarmModelSummary> {
     if (this.peers.size > 0)
       throw new SettingsError('the swarm already serves a model: reload the page to start another');
-    const { model, tokenizer } = modelFromFiles(req.id, await fetchModelFiles(this.fetchBytes, req.baseUrl));
+    const files = modelFromFiles(req.id, await fetchModelFiles(this.fetchBytes, req.baseUrl));
+    const model = requireGpt2(files.model, 'The swarm');
+    const { tokenizer } = files;
     this.model?.dispose();
     this.model = model;
     this.tokenizer = tokenizer;
