@@ -1,8 +1,13 @@
 import 'fake-indexeddb/auto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { BackendError } from '../errors';
+import { BackendError, StorageError } from '../errors';
 import { deleteLabDb } from '../storage/db';
-import { loadBackendMeasurement, saveBackendMeasurement } from '../storage/backend-measurement';
+import {
+  loadBackendMeasurement,
+  parseBackendMeasurement,
+  saveBackendMeasurement,
+} from '../storage/backend-measurement';
+import { setSetting } from '../storage/settings';
 import { chooseByMeasurement, describeMeasurement, sameFingerprint } from './choose';
 import type { CandidateId, ChooseDeps, Fingerprint, Timing } from './choose';
 
@@ -103,6 +108,24 @@ describe('chooseByMeasurement', () => {
     expect(err).toBeInstanceOf(BackendError);
     expect((err as Error).message).toMatch(/webgpu: over the 2000 ms cap; cpu: over the 2000 ms cap/);
     expect(await loadBackendMeasurement(DB)).toBeUndefined();
+  });
+
+  it('measures again when the kept record is malformed, and says which field (fuzz findings)', async () => {
+    // Before: the record was cast; a missing fingerprint threw TypeError inside the choice.
+    await setSetting('backend-measurement', { winner: 'wasm' }, DB);
+    const h = harness({ wasm: 12 });
+    const { reused } = await chooseByMeasurement(h.deps);
+    expect(reused).toBe(false);
+    expect(h.measured).toEqual(['wasm']);
+    const kept = (await loadBackendMeasurement(DB))!;
+    expect(parseBackendMeasurement(kept)).toEqual(kept);
+    expect(() => parseBackendMeasurement({ ...kept, fingerprint: undefined })).toThrow(StorageError);
+    expect(() => parseBackendMeasurement({ ...kept, winner: 'tpu' })).toThrow(/winner "tpu"/);
+    expect(() =>
+      parseBackendMeasurement({ ...kept, timings: [{ id: 'wasm', label: 'wasm', msPerStep: -1 }] }),
+    ).toThrow(/a step time -1/);
+    // Before: a time past Date's range threw RangeError from toISOString in the reason line.
+    expect(() => parseBackendMeasurement({ ...kept, measuredAt: 1e308 })).toThrow(/measuredAt 1e\+308/);
   });
 
   it('compares fingerprints field by field', () => {

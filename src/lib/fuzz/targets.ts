@@ -3,7 +3,7 @@
  * real file) and how it is read. Node only (reads the committed fixtures). A new reader is one entry
  * in `TARGETS` (a Llama config.json reader: its seed config, `mutatedValue`, and its parse function).
  */
-import { readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import {
@@ -13,6 +13,15 @@ import {
   writeSafetensors,
 } from '../io/safetensors';
 import { parseGpt2Config } from '../model/config';
+import { countParameters, parseModelConfig } from '../model/family';
+import { isLlamaConfig } from '../model/llama-config';
+import { shardNames } from '../model/shards';
+import { decodeMessage, encodeMessage } from '../swarm/protocol';
+import type { Reply, Request, Tensors } from '../swarm/protocol';
+import { listCheckpoints, readManifest } from '../offload/checkpoint-manifest';
+import type { LabDb } from '../storage/handle';
+import { parseBackendMeasurement } from '../storage/backend-measurement';
+import { describeMeasurement, sameFingerprint } from '../backend/choose';
 import { loadTokenizer } from '../tokenizer/tokenizer';
 import { countWords, toTokenizerJson, trainBpe } from '../tokenizer/bpe-trainer';
 import { readAdapterConfig, readAdapterWeights } from '../io/peft-format';
@@ -27,16 +36,27 @@ import { readProgress } from '../../app/learn';
 import type { JsonValue } from '../storage/db';
 import type { FuzzTarget } from './harness';
 import { showValue } from '../util/show';
-import { mutatedJsonText, mutatedSafetensors, mutatedValue, nearValid, textBytes, weirdValue } from './gen';
+import {
+  mutatedBytes,
+  mutatedJsonText,
+  mutatedSafetensors,
+  mutatedValue,
+  nearValid,
+  textBytes,
+  weirdValue,
+} from './gen';
 
 const FIXTURES = join(import.meta.dirname, '..');
 const TINY_GPT2 = join(FIXTURES, 'model/fixtures/tiny-gpt2');
+const LLAMA_FAMILY = ['tiny-llama', 'tiny-qwen2', 'tiny-mistral'].map((d) =>
+  join(FIXTURES, 'model/fixtures', d),
+);
+const SHARD_INDEX = join(FIXTURES, 'model/fixtures/tiny-qwen2-sharded/model.safetensors.index.json');
 const PEFT_FIXTURES = join(FIXTURES, 'peft/fixtures/peft-0.21');
-/** The fixture folders (the directory also holds reference files such as init_reference.json). */
-const fixtureDirs = (): string[] =>
-  readdirSync(PEFT_FIXTURES, { withFileTypes: true })
-    .filter((d) => d.isDirectory())
-    .map((d) => d.name);
+
+/** The adapter folders among the PEFT fixtures (the folder also holds reference JSON files). */
+const adapterDirs = (): string[] =>
+  readdirSync(PEFT_FIXTURES).filter((d) => existsSync(join(PEFT_FIXTURES, d, 'adapter_config.json')));
 
 const read = (path: string): Uint8Array => new Uint8Array(readFileSync(path));
 const readJson = (path: string): unknown => JSON.parse(readFileSync(path, 'utf8'));
@@ -265,6 +285,212 @@ const compareQuery = fc.oneof(
   fc.string({ unit: 'binary', maxLength: 100 }),
 );
 
+/** A float32 wire tensor of `shape` with small distinct values. */
+function wire(shape: number[]): { shape: number[]; data: Float32Array } {
+  const n = shape.reduce((a, b) => a * b, 1);
+  return { shape, data: Float32Array.from({ length: n }, (_, i) => (i % 7) * 0.25 - 0.5) };
+}
+
+type SwarmInput = { expect: 'request' | 'reply'; bytes: Uint8Array };
+
+/** Valid swarm frames of every request and reply shape: prompts, a key mask, LoRA pairs, errors. */
+function swarmSeeds(): SwarmInput[] {
+  const peer = {
+    peerId: 'peer-1',
+    modelHash: 'ab'.repeat(32),
+    start: 0,
+    end: 2,
+    throughput: 120.5,
+    load: 1,
+    address: 'ws://127.0.0.1:8765',
+  };
+  const lora = { scaling: 2, dropout: 0.1, seed: 42, training: true };
+  const req = (h: Request, t: Tensors = new Map()): SwarmInput => ({
+    expect: 'request',
+    bytes: encodeMessage(h, t),
+  });
+  const rep = (h: Reply, t: Tensors = new Map()): SwarmInput => ({
+    expect: 'reply',
+    bytes: encodeMessage(h, t),
+  });
+  return [
+    req(
+      { kind: 'forward', id: 1, start: 2, end: 4 },
+      new Map([
+        ['hidden', wire([2, 3, 8])],
+        ['pastK.2', wire([2, 2, 5, 4])],
+        ['pastV.2', wire([2, 2, 5, 4])],
+        ['pastK.3', wire([2, 2, 5, 4])],
+        ['pastV.3', wire([2, 2, 5, 4])],
+        ['keyMask', wire([2, 8])],
+      ]),
+    ),
+    req(
+      { kind: 'backward', id: 2, start: 0, end: 2, lora },
+      new Map([
+        ['hidden', wire([1, 4, 8])],
+        ['gradOut', wire([1, 4, 8])],
+        ['loraA0.0', wire([8, 2])],
+        ['loraB0.0', wire([2, 24])],
+        ['loraA1.1', wire([8, 2])],
+        ['loraB1.1', wire([2, 8])],
+      ]),
+    ),
+    req(
+      { kind: 'step', id: 3, session: 's-1', start: 0, end: 1, position: 0 },
+      new Map([['hidden', wire([1, 2, 8])]]),
+    ),
+    req({ kind: 'hello', id: 4, token: 'secret' }),
+    req({ kind: 'announce', id: 5, peer }),
+    req({ kind: 'heartbeat', id: 6, peerId: 'peer-1', load: 0, throughput: 3 }),
+    req({ kind: 'close', id: 7, session: 's-1' }),
+    rep({ kind: 'hello', id: 4, ok: true, peer }),
+    rep({ kind: 'list', id: 8, ok: true, peers: [peer, { ...peer, peerId: 'peer-2', start: 2, end: 4 }] }),
+    rep(
+      { kind: 'backward', id: 2, ok: true },
+      new Map([
+        ['gradIn', wire([1, 4, 8])],
+        ['dPastK.0', wire([1, 2, 3, 4])],
+      ]),
+    ),
+    rep({ kind: 'step', id: 3, ok: true, length: 2 }, new Map([['hidden', wire([1, 2, 8])]])),
+    rep({ kind: 'forward', id: 1, ok: false, error: { name: 'SwarmSessionError', message: 'gone' } }),
+  ];
+}
+
+/** A frame's header (tensor list included) and data, split apart (for valid seed frames only). */
+function splitFrame(bytes: Uint8Array): { header: Record<string, unknown>; body: Uint8Array } {
+  const n = new DataView(bytes.buffer, bytes.byteOffset).getUint32(8, true);
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(12, 12 + n))) as Record<string, unknown>;
+  return { header, body: bytes.slice(Math.ceil((12 + n) / 4) * 4) };
+}
+
+/** A frame from header text and data, its length field and padding as an encoder writes them. */
+function swarmFrame(headerText: string, body: Uint8Array, version = 1): Uint8Array {
+  const h = new TextEncoder().encode(headerText);
+  const start = Math.ceil((12 + h.length) / 4) * 4;
+  const out = new Uint8Array(start + body.length);
+  out.set([0x50, 0x4c, 0x53, 0x57], 0);
+  const dv = new DataView(out.buffer);
+  dv.setUint16(4, version, true);
+  dv.setUint32(8, h.length, true);
+  out.set(h, 12);
+  out.set(body, start);
+  return out;
+}
+
+const safeJson = (v: unknown): string => {
+  try {
+    return JSON.stringify(v) ?? 'null';
+  } catch {
+    return 'null';
+  }
+};
+
+/**
+ * Near-valid swarm frames: a seed's header mutated as a value or as text (its data kept, cut or
+ * grown), its bytes mutated, another version, or a span as wide as the protocol allows (a peer
+ * must not loop over a million blocks looking for prompts that are not there).
+ */
+function swarmFrames(): fc.Arbitrary<SwarmInput> {
+  const cutOrGrow = (body: Uint8Array): fc.Arbitrary<Uint8Array> =>
+    fc.oneof(
+      { weight: 4, arbitrary: fc.constant(body) },
+      { weight: 1, arbitrary: fc.nat({ max: body.length }).map((k) => body.slice(0, k)) },
+      { weight: 1, arbitrary: fc.constantFrom(4, 8, 12).map((k) => new Uint8Array(body.length + k)) },
+      // 0xff bytes are NaN floats: refused, never computed on.
+      { weight: 1, arbitrary: fc.constant(new Uint8Array(body.length).fill(0xff)) },
+    );
+  const perSeed = swarmSeeds().map(({ expect, bytes }) => {
+    const { header, body } = splitFrame(bytes);
+    return fc.oneof(
+      { weight: 1, arbitrary: fc.constant({ expect, bytes }) },
+      {
+        weight: 4,
+        arbitrary: fc
+          .tuple(mutatedValue(header), cutOrGrow(body))
+          .map(([h, b]) => ({ expect, bytes: swarmFrame(safeJson(h), b) })),
+      },
+      {
+        weight: 2,
+        arbitrary: fc
+          .tuple(mutatedJsonText(header), cutOrGrow(body))
+          .map(([t, b]) => ({ expect, bytes: swarmFrame(t, b) })),
+      },
+      { weight: 2, arbitrary: mutatedBytes(bytes).map((b) => ({ expect, bytes: b })) },
+      {
+        weight: 1,
+        arbitrary: fc
+          .tuple(fc.constantFrom(0, 2, 0xffff), fc.constantFrom<'request' | 'reply'>('request', 'reply'))
+          .map(([v, e]) => ({ expect: e, bytes: swarmFrame(safeJson(header), body, v) })),
+      },
+    );
+  });
+  const wide = fc
+    .tuple(
+      fc.constantFrom('forward', 'backward', 'step'),
+      fc.constantFrom(1 << 20, (1 << 20) - 1, 65_536, 4096),
+      fc.boolean(),
+    )
+    .map(([kind, end, withLora]): SwarmInput => {
+      const hidden = wire([1, 2, 8]);
+      const one = new Uint8Array(hidden.data.buffer.slice(0));
+      const tensors = [{ name: 'hidden', dtype: 'float32', shape: hidden.shape }];
+      if (kind === 'backward') tensors.push({ name: 'gradOut', dtype: 'float32', shape: hidden.shape });
+      const header = {
+        kind,
+        id: 9,
+        start: 0,
+        end,
+        session: 's-1',
+        position: 0,
+        ...(withLora ? { lora: { scaling: 1, dropout: 0, seed: 1, training: true } } : {}),
+        tensors,
+      };
+      const body = kind === 'backward' ? new Uint8Array([...one, ...one]) : one;
+      return { expect: 'request', bytes: swarmFrame(JSON.stringify(header), body) };
+    });
+  return fc.oneof(...perSeed, wide);
+}
+
+/** A LabDb that holds only settings, for the readers that take one (checkpoint manifests). */
+function settingsDb(entries: [string, unknown][]): LabDb {
+  const m = new Map(entries);
+  return { getSetting: (k: string) => Promise.resolve(m.get(k)) } as unknown as LabDb;
+}
+
+const MANIFEST = {
+  runId: 'run-1',
+  generation: 3,
+  step: 120,
+  savedAt: 1_764_000_000_000,
+  bytes: 4096,
+  meta: { modelId: 'peftlab-s', method: 'lora', config: { r: 8 }, task: 'spam' },
+};
+
+const MEASUREMENT = {
+  fingerprint: {
+    app: '0.1.0',
+    userAgent: 'Mozilla/5.0 (X11; Linux x86_64)',
+    adapter: 'none',
+    crossOriginIsolated: true,
+  },
+  timings: [
+    { id: 'wasm-threads', label: 'wasm, 2 threads', msPerStep: 12.1 },
+    { id: 'wasm', label: 'wasm, 1 thread', msPerStep: 14 },
+    {
+      id: 'webgpu',
+      label: 'webgpu (google swiftshader, software)',
+      msPerStep: null,
+      note: 'over the 1500 ms cap',
+    },
+    { id: 'webgl', label: 'webgl', msPerStep: 95 },
+  ],
+  winner: 'wasm-threads',
+  measuredAt: 1_764_000_000_000,
+  probe: 'one training step',
+};
+
 /** Erases a target's input type, so one table holds them all (each target's own parts agree). */
 const target = <T>(t: FuzzTarget<T>): FuzzTarget => t as unknown as FuzzTarget;
 
@@ -344,7 +570,7 @@ export const TARGETS: FuzzTarget[] = [
   target({
     name: 'adapter_config.json',
     inputs: () => {
-      const configs = fixtureDirs().map((d) =>
+      const configs = adapterDirs().map((d) =>
         readFileSync(join(PEFT_FIXTURES, d, 'adapter_config.json'), 'utf8'),
       );
       return fc.oneof(...configs.map((c) => nearValid(c, mutatedJsonText(JSON.parse(c), true))));
@@ -354,7 +580,7 @@ export const TARGETS: FuzzTarget[] = [
   target({
     name: 'adapter_model.safetensors',
     inputs: () => {
-      const files = fixtureDirs().map((d) => read(join(PEFT_FIXTURES, d, 'adapter_model.safetensors')));
+      const files = adapterDirs().map((d) => read(join(PEFT_FIXTURES, d, 'adapter_model.safetensors')));
       return fc.oneof(...files.map((f) => nearValid(f, mutatedSafetensors(f))));
     },
     read: (bytes: Uint8Array) => readAdapterWeights(bytes, 'adapter'),
@@ -508,5 +734,119 @@ export const TARGETS: FuzzTarget[] = [
       return nearValid<unknown>(valid, mutatedValue(valid));
     },
     read: (raw: unknown) => readProgress(raw),
+  }),
+  target({
+    name: 'config.json (Llama, Qwen2, Mistral)',
+    inputs: () =>
+      fc.oneof(
+        ...LLAMA_FAMILY.map((d) => {
+          const valid = readJson(join(d, 'config.json'));
+          return nearValid(valid, mutatedValue(valid));
+        }),
+      ),
+    read: (json: unknown) => {
+      const c = parseModelConfig(json);
+      // The Models screen and `peft-lab info` count parameters at once: that must stay cheap.
+      return { c, params: countParameters(c) };
+    },
+    check: (r) => {
+      const { c, params } = r as { c: ReturnType<typeof parseModelConfig>; params: number };
+      if (!Number.isSafeInteger(params) || params < 1) throw new Error(`${params} parameters`);
+      for (const [k, v] of Object.entries(c)) {
+        const ok = k.endsWith('TokenId') ? Number.isSafeInteger(v) && v >= 0 : Number.isFinite(v) && v > 0;
+        if (typeof v === 'number' && !ok) throw new Error(`${k} is ${v}`);
+      }
+      if (!isLlamaConfig(c)) return;
+      if (!['llama', 'qwen2', 'mistral'].includes(c.modelType))
+        throw new Error(`model type ${String(c.modelType)}`);
+      if (c.nHead % c.nKvHead !== 0 || c.headDim % 2 !== 0)
+        throw new Error(`heads ${c.nHead}/${c.nKvHead} of ${c.headDim}`);
+      if (c.slidingWindow.length !== c.nLayer) throw new Error(`${c.slidingWindow.length} windows`);
+      if (c.bosTokenId >= c.vocabSize || c.eosTokenId >= c.vocabSize)
+        throw new Error('a token id outside the vocabulary');
+    },
+  }),
+  target({
+    name: 'model.safetensors.index.json',
+    inputs: () => {
+      const valid = readJson(SHARD_INDEX);
+      return fc.oneof(
+        nearValid<unknown>(valid, mutatedValue(valid)),
+        mutatedJsonText(valid).map((t) => {
+          try {
+            return JSON.parse(t) as unknown;
+          } catch {
+            return t;
+          }
+        }),
+      );
+    },
+    read: (json: unknown) => shardNames(json),
+    check: (r) => {
+      for (const n of r as string[]) {
+        if (!/^[\w.-]+\.safetensors$/.test(n)) throw new Error(`shard name ${n}`);
+      }
+    },
+  }),
+  target({
+    name: 'swarm messages (binary frames)',
+    inputs: swarmFrames,
+    read: ({ expect, bytes }: SwarmInput) =>
+      expect === 'request' ? decodeMessage(bytes, 'request') : decodeMessage(bytes, 'reply'),
+    check: (r) => {
+      const { header, tensors } = r as ReturnType<typeof decodeMessage>;
+      if (typeof header.kind !== 'string' || !Number.isSafeInteger(header.id)) throw new Error('bad header');
+      for (const [name, t] of tensors) {
+        const n = t.shape.reduce((a, b) => a * b, 1);
+        if (t.data.length !== n) throw new Error(`${name}: ${t.data.length} values for [${t.shape}]`);
+        if (!t.data.every(Number.isFinite)) throw new Error(`${name}: a non-finite value`);
+      }
+    },
+    // A peer decodes every message on its one thread: a small frame must be judged in milliseconds.
+    timeLimitMs: 250,
+  }),
+  target({
+    name: 'checkpoint manifests (IndexedDB)',
+    inputs: () =>
+      fc.tuple(
+        nearValid<unknown>(['run-1', 'run-2'], mutatedValue(['run-1', 'run-2'])),
+        nearValid<unknown>(MANIFEST, mutatedValue(MANIFEST)),
+      ),
+    read: async ([index, manifest]: [unknown, unknown]) => {
+      const db = settingsDb([
+        ['checkpoints', index],
+        ['checkpoint:run-1', manifest],
+        ['checkpoint:run-2', { ...MANIFEST, runId: 'run-2', savedAt: 5 }],
+      ]);
+      const list = await listCheckpoints(db);
+      return { list, one: await readManifest(db, 'run-1') };
+    },
+    check: (r) => {
+      const { list, one } = r as {
+        list: Awaited<ReturnType<typeof listCheckpoints>>;
+        one: Awaited<ReturnType<typeof readManifest>>;
+      };
+      for (const m of one ? [...list, one] : list) {
+        if (!Number.isSafeInteger(m.generation) || m.generation < 1)
+          throw new Error(`generation ${m.generation}`);
+        if (!Number.isSafeInteger(m.step) || m.step < 0) throw new Error(`step ${m.step}`);
+        if (typeof m.runId !== 'string' || !Number.isFinite(m.savedAt)) throw new Error('a bad manifest');
+      }
+      for (let i = 1; i < list.length; i++)
+        if (!(list[i - 1]!.savedAt >= list[i]!.savedAt)) throw new Error('the list is not newest first');
+    },
+  }),
+  target({
+    name: 'kept backend measurement (IndexedDB)',
+    inputs: () => nearValid<unknown>(MEASUREMENT, mutatedValue(MEASUREMENT)),
+    read: (raw: unknown) => {
+      const m = parseBackendMeasurement(raw);
+      // What the choice does with a kept measurement: compare fingerprints, show the reason line.
+      sameFingerprint(m.fingerprint, MEASUREMENT.fingerprint);
+      return describeMeasurement(m, true);
+    },
+    check: (r) => {
+      if (typeof r !== 'string' || !r.startsWith('measured')) throw new Error(`reason line ${String(r)}`);
+    },
   }),
 ];

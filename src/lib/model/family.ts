@@ -4,6 +4,7 @@
  * A new family adds its config reader here and its model file beside gpt2.ts and llama.ts.
  */
 import { ModelConfigError } from '../errors';
+import { showValue } from '../util/show';
 import type { Gpt2Config, LinearModule as Gpt2LinearModule } from './config';
 import {
   LINEAR_MODULES as GPT2_LINEAR_MODULES,
@@ -48,7 +49,7 @@ export function parseModelConfig(raw: unknown, file = 'config.json'): DecoderCon
   )
     return parseGpt2Config(json, file);
   throw new ModelConfigError(
-    `${file}: model_type ${JSON.stringify(json.model_type ?? null)} (architectures ${JSON.stringify(json.architectures ?? null)}) is not supported; PEFT Lab reads GPT2LMHeadModel (model_type "gpt2") and ${Object.entries(
+    `${file}: model_type ${showValue(json.model_type ?? null)} (architectures ${showValue(json.architectures ?? null)}) is not supported; PEFT Lab reads GPT2LMHeadModel (model_type "gpt2") and ${Object.entries(
       LLAMA_ARCHITECTURES,
     )
       .map(([a, t]) => `${a} ("${t}")`)

@@ -7,6 +7,7 @@
  * max_position_embeddings); what only this family has is named after HF's fields.
  */
 import { ModelConfigError } from '../errors';
+import { showValue } from '../util/show';
 
 /** The HF model types this family file reads, by the architecture each folder names. */
 export const LLAMA_ARCHITECTURES = {
@@ -67,18 +68,41 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/**
+ * Upper bounds far above any Llama-family model a browser can hold (Llama 3.1 405B: 126 layers,
+ * width 16384, 128 query and 8 key/value heads, intermediate 53248, 128256 tokens, 131072
+ * positions), as GPT-2's reader has: a damaged or hostile file is refused here rather than sizing a
+ * loop or an allocation (a claimed 10^9 layers would list 10^10 weights before anything fails).
+ */
+const MAX: Record<string, number> = {
+  vocab_size: 2 ** 20,
+  max_position_embeddings: 2 ** 20,
+  hidden_size: 2 ** 16,
+  num_hidden_layers: 1024,
+  num_attention_heads: 2 ** 12,
+  num_key_value_heads: 2 ** 12,
+  head_dim: 2 ** 12,
+  intermediate_size: 2 ** 18,
+  sliding_window: 2 ** 20,
+  max_window_layers: 2 ** 20,
+};
+
 function int(json: Record<string, unknown>, key: string, file: string, min = 1): number {
   const v = json[key];
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min) {
-    throw new ModelConfigError(`${file}: "${key}" must be an integer >= ${min}, got ${JSON.stringify(v)}`);
+  const max = MAX[key] ?? 2 ** 20;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw new ModelConfigError(
+      `${file}: "${key}" must be an integer from ${min} to ${max}, got ${showValue(v)}; fix the file or use the config.json the model came with`,
+    );
   }
   return v;
 }
 
+/** A positive finite number (an infinite rope_theta or epsilon would make every activation NaN). */
 function positive(json: Record<string, unknown>, key: string, file: string, fallback?: number): number {
   const v = json[key] ?? fallback;
-  if (typeof v !== 'number' || !(v > 0)) {
-    throw new ModelConfigError(`${file}: "${key}" must be a positive number, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'number' || !(v > 0) || !Number.isFinite(v)) {
+    throw new ModelConfigError(`${file}: "${key}" must be a positive number, got ${showValue(v)}`);
   }
   return v;
 }
@@ -86,7 +110,7 @@ function positive(json: Record<string, unknown>, key: string, file: string, fall
 function bool(json: Record<string, unknown>, key: string, file: string, fallback: boolean): boolean {
   const v = json[key] ?? fallback;
   if (typeof v !== 'boolean') {
-    throw new ModelConfigError(`${file}: "${key}" must be true or false, got ${JSON.stringify(v)}`);
+    throw new ModelConfigError(`${file}: "${key}" must be true or false, got ${showValue(v)}`);
   }
   return v;
 }
@@ -103,7 +127,7 @@ function tokenId(
   const v = Array.isArray(raw) ? raw[0] : raw;
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v >= vocab) {
     throw new ModelConfigError(
-      `${file}: "${key}" ${JSON.stringify(raw)} is outside the vocabulary (0..${vocab - 1})`,
+      `${file}: "${key}" ${showValue(raw)} is outside the vocabulary (0..${vocab - 1})`,
     );
   }
   return v;
@@ -117,9 +141,7 @@ function parseRope(json: Record<string, unknown>, file: string): { theta: number
   const params = json.rope_parameters ?? json.rope_scaling ?? null;
   const where = json.rope_parameters !== undefined ? 'rope_parameters' : 'rope_scaling';
   if (params !== null && !isObject(params)) {
-    throw new ModelConfigError(
-      `${file}: "${where}" must be an object or null, got ${JSON.stringify(params)}`,
-    );
+    throw new ModelConfigError(`${file}: "${where}" must be an object or null, got ${showValue(params)}`);
   }
   const p = params ?? {};
   const theta = positive(isObject(params) && 'rope_theta' in p ? p : json, 'rope_theta', file, 10000);
@@ -143,7 +165,7 @@ function parseRope(json: Record<string, unknown>, file: string): { theta: number
       };
     default:
       throw new ModelConfigError(
-        `${file}: ${where} type ${JSON.stringify(type)} is not supported; PEFT Lab reads "default", "linear" and "llama3"`,
+        `${file}: ${where} type ${showValue(type)} is not supported; PEFT Lab reads "default", "linear" and "llama3"`,
       );
   }
 }
@@ -153,7 +175,8 @@ export function llamaModelType(json: Record<string, unknown>): LlamaModelType | 
   const type = json.model_type;
   if (typeof type === 'string' && MODEL_TYPES.includes(type)) return type as LlamaModelType;
   const arch = Array.isArray(json.architectures) ? json.architectures[0] : undefined;
-  if (type === undefined && typeof arch === 'string' && arch in LLAMA_ARCHITECTURES)
+  // Own keys only: `"toString" in LLAMA_ARCHITECTURES` is true, and would make a function the model type.
+  if (type === undefined && typeof arch === 'string' && Object.hasOwn(LLAMA_ARCHITECTURES, arch))
     return LLAMA_ARCHITECTURES[arch as keyof typeof LLAMA_ARCHITECTURES];
   return null;
 }
@@ -165,13 +188,13 @@ export function parseLlamaConfig(raw: unknown, file = 'config.json'): LlamaConfi
   const modelType = llamaModelType(json);
   if (!modelType) {
     throw new ModelConfigError(
-      `${file}: model_type ${JSON.stringify(json.model_type ?? null)} is not of the Llama family (${MODEL_TYPES.join(', ')})`,
+      `${file}: model_type ${showValue(json.model_type ?? null)} is not of the Llama family (${MODEL_TYPES.join(', ')})`,
     );
   }
   const act = json.hidden_act ?? 'silu';
   if (act !== 'silu') {
     throw new ModelConfigError(
-      `${file}: hidden_act ${JSON.stringify(act)} is not supported (these models use "silu")`,
+      `${file}: hidden_act ${showValue(act)} is not supported (these models use "silu")`,
     );
   }
   const nEmbd = int(json, 'hidden_size', file);

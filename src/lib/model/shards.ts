@@ -1,5 +1,6 @@
 /** Sharded HF checkpoints (model.safetensors.index.json). tfjs-free: the CLI reads folders before tfjs starts. */
 import { FileLoadError, WeightsMismatchError } from '../errors';
+import { showValue } from '../util/show';
 
 /**
  * The shard file names of a model.safetensors.index.json, in order of first appearance; every
@@ -10,16 +11,17 @@ export function shardNames(index: unknown, source = 'model.safetensors.index.jso
   if (typeof map !== 'object' || map === null || Array.isArray(map)) {
     throw new WeightsMismatchError(`${source}: no "weight_map" object (tensor name -> shard file)`);
   }
-  const names: string[] = [];
+  // A Set: an index of a million distinct shard names would make an array's includes() quadratic.
+  const names = new Set<string>();
   for (const [tensor, file] of Object.entries(map as Record<string, unknown>)) {
     if (typeof file !== 'string' || !/^[\w.-]+\.safetensors$/.test(file)) {
       throw new WeightsMismatchError(
-        `${source}: tensor ${tensor} maps to ${JSON.stringify(file)}, not a .safetensors file name in the folder`,
+        `${source}: tensor ${showValue(tensor)} maps to ${showValue(file)}, not a .safetensors file name in the folder`,
       );
     }
-    if (!names.includes(file)) names.push(file);
+    names.add(file);
   }
-  return names;
+  return [...names];
 }
 
 /** The index file of a sharded checkpoint. */

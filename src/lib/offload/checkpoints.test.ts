@@ -1,7 +1,7 @@
 import 'fake-indexeddb/auto';
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { initNodeBackend } from '../backend/node';
-import { StorageError } from '../errors';
+import { CheckpointError, StorageError } from '../errors';
 import { Gpt2Model } from '../model/gpt2';
 import { methodByCliName } from '../peft/registry';
 import type { Adapter } from '../peft/types';
@@ -130,6 +130,36 @@ describe('checkpoints in IndexedDB', () => {
     await writeCheckpoint(db, 'gone', a.trainer, null);
     await db.deleteBlobs('checkpoint:gone');
     await expect(resumeFromCheckpoint(db, 'gone', a.trainer)).rejects.toThrow(StorageError);
+    a.trainer.dispose();
+    a.adapter.dispose();
+  });
+  it('refuses a damaged manifest by name, lists the others, and writes a new checkpoint over it (fuzz findings)', async () => {
+    const a = run();
+    await steps(a.trainer, 1);
+    await writeCheckpoint(db, 'good', a.trainer, null);
+    await writeCheckpoint(db, 'bad', a.trainer, null);
+    await db.putBlob('checkpoint:bad', 'g7/tensors', new Uint8Array(4));
+    // Before: a manifest was cast, not read; a NaN generation named blobs "gNaN/tensors".
+    await db.setSetting('checkpoint:bad', { runId: 'bad', generation: 'NaN', step: 1, savedAt: 1, bytes: 0 });
+    await expect(readManifest(db, 'bad')).rejects.toThrow(CheckpointError);
+    await expect(readManifest(db, 'bad')).rejects.toThrow(/"generation" must be an integer >= 1, got "NaN"/);
+    await expect(resumeFromCheckpoint(db, 'bad', a.trainer)).rejects.toThrow(CheckpointError);
+    const listed = (await listCheckpoints(db)).map((m) => m.runId);
+    expect(listed).toContain('good');
+    expect(listed).not.toContain('bad');
+    // A manifest naming another run is not this run's.
+    await db.setSetting('checkpoint:bad', { runId: 'good', generation: 1, step: 1, savedAt: 1, bytes: 0 });
+    await expect(readManifest(db, 'bad')).rejects.toThrow(/names run "good"/);
+    // The damaged one's blobs go and numbering starts again.
+    await expect(writeCheckpoint(db, 'bad', a.trainer, null)).resolves.toMatchObject({
+      generation: 1,
+      step: 1,
+    });
+    expect(await db.getBlob('checkpoint:bad', 'g7/tensors')).toBeUndefined();
+    // Before: an index that was not an array threw TypeError (.filter is not a function).
+    await db.setSetting('checkpoints', { runs: ['good'] });
+    expect(await listCheckpoints(db)).toEqual([]);
+    await db.setSetting('checkpoints', ['good', 'bad', 'gone', 'run-lora', 'run-prompt-tuning']);
     a.trainer.dispose();
     a.adapter.dispose();
   });

@@ -11,7 +11,7 @@
  * The RNG state is the data position too: the trainer draws its batches and dropout seeds from it,
  * so a resumed run sees exactly the batches an uninterrupted one would.
  */
-import { StorageError } from '../errors';
+import { CheckpointError, StorageError } from '../errors';
 import type { JsonValue } from '../storage/db';
 import type { LabDb } from '../storage/handle';
 import {
@@ -33,7 +33,12 @@ export async function writeCheckpoint(
   trainer: Trainer,
   meta: JsonValue,
 ): Promise<CheckpointManifest> {
-  const previous = await readManifest(db, runId);
+  // A damaged manifest does not block new checkpoints: its blobs go, and numbering starts again.
+  const previous = await readManifest(db, runId).catch(async (e: unknown) => {
+    if (!(e instanceof CheckpointError)) throw e;
+    await db.deleteBlobs(blobOwner(runId));
+    return null;
+  });
   const generation = (previous?.generation ?? 0) + 1;
   const files = await saveCheckpoint(trainer);
   const state = new TextEncoder().encode(files.state);

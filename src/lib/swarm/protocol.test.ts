@@ -260,6 +260,59 @@ describe('swarm protocol', () => {
     });
   });
 
+  it('judges a span of a million blocks by the tensors it carries, in milliseconds (fuzz finding)', () => {
+    // Before: the prompt and LoRA checks walked every block of the span, 5 x 2^20 map lookups: 1.5 s a frame.
+    const lora = { scaling: 1, dropout: 0, seed: 1, training: true };
+    const wide = forward(new Map([['hidden', t([1, 2, 8])]]), {
+      start: 0,
+      end: 1 << 20,
+      lora,
+    } as Partial<Request>);
+    const t0 = performance.now();
+    refuses(wide, /"lora" is set but no LoRA tensors came/);
+    const ok = forward(new Map([['hidden', t([1, 2, 8])]]), { start: 0, end: 1 << 20 } as Partial<Request>);
+    expect(decodeMessage(ok, 'request').header).toMatchObject({ start: 0, end: 1 << 20 });
+    // Prompts for one block of a wide span are still counted against the whole span.
+    const some = forward(
+      new Map([
+        ['hidden', t([1, 2, 8])],
+        ['pastK.5', t([1, 2, 3, 4])],
+        ['pastV.5', t([1, 2, 3, 4])],
+      ]),
+      { start: 0, end: 1 << 20 } as Partial<Request>,
+    );
+    refuses(some, /prompts for 1 of the 1048576 blocks/);
+    expect(performance.now() - t0).toBeLessThan(100);
+  });
+
+  it('names deeply nested header values briefly instead of overflowing the stack (fuzz finding)', () => {
+    // Header text with a value nested 10,000-20,000 levels (under the 64 KiB header limit): JSON.parse reads it; stringify could not write it.
+    const frame = (headerText: string): Uint8Array => {
+      const json = new TextEncoder().encode(headerText);
+      const out = new Uint8Array(Math.ceil((12 + json.length) / 4) * 4);
+      out.set([0x50, 0x4c, 0x53, 0x57]);
+      new DataView(out.buffer).setUint16(4, SWARM_PROTOCOL_VERSION, true);
+      new DataView(out.buffer).setUint32(8, json.length, true);
+      out.set(json, 12);
+      return out;
+    };
+    const deepArray = '['.repeat(20_000) + '0' + ']'.repeat(20_000);
+    const deepObject = '{"a":'.repeat(10_000) + '0' + '}'.repeat(10_000);
+    // Before: JSON.stringify or String() of the value in the message threw RangeError.
+    refuses(frame(`{"kind":${deepArray},"id":1}`), /unknown message kind \[+\.\.\.\]+/);
+    refuses(frame(`{"kind":"hello","id":${deepObject}}`), /field "id" must be an integer/);
+    refuses(
+      frame(
+        `{"kind":"forward","id":1,"tensors":[{"name":"hidden","dtype":"float32","shape":[${deepArray}]}]}`,
+      ),
+      /shape \[\[+\.\.\.\]+\] must hold positive integers/,
+    );
+    refuses(
+      frame(`{"kind":"forward","id":1,"tensors":[{"name":"hidden","dtype":${deepObject},"shape":[1]}]}`),
+      /dtype \{"a":/,
+    );
+  });
+
   it('never fails with anything but SwarmProtocolError on mutated frames (fuzz)', () => {
     const good = encodeMessage(
       { kind: 'step', id: 5, session: 'abc', start: 0, end: 2, position: 0 },

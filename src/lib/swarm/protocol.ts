@@ -19,6 +19,7 @@
  */
 import type { SerializedError } from '../errors';
 import { SwarmProtocolError } from '../errors';
+import { showValue } from '../util/show';
 
 export const SWARM_PROTOCOL_VERSION = 1;
 const MAGIC = [0x50, 0x4c, 0x53, 0x57]; // "PLSW"
@@ -209,7 +210,7 @@ function intField(h: Record<string, unknown>, key: string, min: number, max: num
   const v = h[key];
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
     fail(
-      `${String(h.kind)} message: field "${key}" must be an integer in [${min}, ${max}], got ${JSON.stringify(v)}`,
+      `${String(h.kind)} message: field "${key}" must be an integer in [${min}, ${max}], got ${showValue(v)}`,
     );
   }
   return v as number;
@@ -218,7 +219,7 @@ function intField(h: Record<string, unknown>, key: string, min: number, max: num
 function numField(h: Record<string, unknown>, key: string): number {
   const v = h[key];
   if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) {
-    fail(`${String(h.kind)} message: field "${key}" must be a finite number >= 0, got ${JSON.stringify(v)}`);
+    fail(`${String(h.kind)} message: field "${key}" must be a finite number >= 0, got ${showValue(v)}`);
   }
   return v as number;
 }
@@ -264,6 +265,21 @@ function want(t: Tensors, name: string, rank: number, kind: string): WireTensor 
   return x;
 }
 
+/**
+ * The blocks of start..end-1 that some tensor names (by `pattern`'s first group), in order. The
+ * checks below walk these, not the span: a span may claim a million blocks while a frame holds at
+ * most maxTensors tensors, and walking the span cost a peer a second per message.
+ */
+function namedBlocks(t: Tensors, pattern: RegExp, start: number, end: number): number[] {
+  const blocks = new Set<number>();
+  for (const name of t.keys()) {
+    const m = pattern.exec(name);
+    const i = m ? Number(m[1]) : -1;
+    if (i >= start && i < end) blocks.add(i);
+  }
+  return [...blocks].sort((a, b) => a - b);
+}
+
 const same = (a: number[], b: number[]): boolean => a.length === b.length && a.every((d, i) => d === b[i]);
 
 /**
@@ -292,7 +308,7 @@ function checkBlockInputs(
   const allowed = new Set(['hidden', 'keyMask', ...extra]);
   let P = -1;
   let prompts = 0;
-  for (let i = start; i < end; i++) {
+  for (const i of namedBlocks(t, new RegExp(`^${prefix}[KV]\\.(\\d+)$`), start, end)) {
     const k = t.get(`${prefix}K.${i}`);
     const v = t.get(`${prefix}V.${i}`);
     if (!k && !v) continue;
@@ -343,7 +359,7 @@ function checkLora(
 ): void {
   const kind = String(h.kind);
   let pairs = 0;
-  for (let i = start; i < end; i++) {
+  for (const i of namedBlocks(t, /^lora[AB]\d+\.(\d+)$/, start, end)) {
     for (let m = 0; m < LORA_MODULES.length; m++) {
       const a = t.get(`loraA${m}.${i}`);
       const b = t.get(`loraB${m}.${i}`);
@@ -504,7 +520,7 @@ export function decodeMessage(
   if (!isRecord(raw)) return fail('the header must be a JSON object');
   const h = raw;
   if (typeof h.kind !== 'string' || !(REQUEST_KINDS as readonly string[]).includes(h.kind)) {
-    fail(`unknown message kind ${JSON.stringify(h.kind)}; known: ${REQUEST_KINDS.join(', ')}`);
+    fail(`unknown message kind ${showValue(h.kind)}; known: ${REQUEST_KINDS.join(', ')}`);
   }
   intField(h, 'id', 0, Number.MAX_SAFE_INTEGER);
   const descs = h.tensors ?? [];
@@ -519,16 +535,16 @@ export function decodeMessage(
     }
     const { name, dtype, shape } = d as { name: string; dtype: unknown; shape: unknown };
     if (dtype !== 'float32')
-      fail(`tensor "${name}": dtype ${JSON.stringify(dtype)} is not accepted; only float32 travels`);
+      fail(`tensor "${name}": dtype ${showValue(dtype)} is not accepted; only float32 travels`);
     if (!Array.isArray(shape) || shape.length < 1 || shape.length > 4)
       fail(`tensor "${name}": shape must have 1 to 4 dimensions`);
     let n = 1;
     for (const s of shape as unknown[]) {
       if (typeof s !== 'number' || !Number.isInteger(s) || s < 1)
-        fail(`tensor "${name}": shape [${String(shape)}] must hold positive integers`);
+        fail(`tensor "${name}": shape ${showValue(shape)} must hold positive integers`);
       n *= s as number;
       if (n > limits.maxElements)
-        fail(`tensor "${name}": [${String(shape)}] is over the limit of ${limits.maxElements} elements`);
+        fail(`tensor "${name}": ${showValue(shape)} is over the limit of ${limits.maxElements} elements`);
     }
     if (tensors.has(name)) fail(`tensor "${name}" appears twice`);
     if (at + 4 * n > bytes.length) fail(`tensor "${name}": its data runs past the end of the message`);
