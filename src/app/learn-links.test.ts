@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { taskById } from '../lib/data/tasks/registry';
 import { methodRequest } from '../lib/peft/method-config';
-import { offloadRun, raceRun } from '../lib/learn/build';
+import { LESSON_RUN, offloadRun, raceRun } from '../lib/learn/build';
 import { loraLesson } from '../lib/learn/lessons/lora';
 import { knobValues } from '../lib/learn/types';
 import { paramsToSetup } from './compare-hash';
@@ -46,7 +46,9 @@ describe('"Open in the lab" links', () => {
     // The engine merges a lane's config over PEFT's defaults (dropout 0), not the Compare screen's 0.05.
     expect(setup.forms['lora']!['loraDropout']).toBe(0);
     expect(setup.forms['prompt-tuning']!['numVirtualTokens']).toBe(12);
-    expect(links[0]!.notCarried).toEqual(['128 evaluation examples (Compare scores its default number)']);
+    expect(links[0]!.notCarried).toEqual([
+      `${LESSON_RUN.evalExamples} evaluation examples (Compare scores its default number)`,
+    ]);
   });
 
   it('a race that repeats a method opens one link per lane, each with its own config', () => {
