@@ -128,7 +128,7 @@ export const pTuningV2Lesson: Lesson = {
           table: { columns: ['head', 'trainable', 'before', 'after'], rows: metricRows(snap, [head, verb]) },
         };
       },
-      cost: 'about 20 s in Chromium on wasm, 2 cores',
+      cost: 'about 15 s in Chromium on wasm, 2 cores',
     },
     {
       title: 'Experiment: sequence tagging',
