@@ -28,6 +28,7 @@ import { biasGelu } from '../kernels/webgpu/bias-gelu';
 import { layerNorm as fusedLayerNorm } from '../kernels/webgpu/layer-norm';
 import { InternalError, SettingsError } from '../errors';
 import type { DecoderModel } from './decoder';
+import { DecoderWeights } from './decoder-weights';
 
 /** Keys and values of one layer: each [B, nHead, P, headDim]. */
 // A type alias (not an interface) so tf.tidy accepts it as a TensorContainer.
@@ -88,21 +89,19 @@ export interface ForwardResult {
 /** A large negative number instead of -inf: a fully masked row stays finite instead of NaN. */
 const MASKED = -1e9;
 
-export class Gpt2Model implements DecoderModel {
+export class Gpt2Model extends DecoderWeights implements DecoderModel {
   readonly family = 'gpt2' as const;
   readonly embeddingKey = 'wte.weight';
   /** The LM head is tied to wte. */
   readonly lmHeadKey = 'wte.weight';
   readonly config: Gpt2Config;
-  /** Canonical HF names (no `transformer.` prefix) -> weights. */
-  readonly weights: Map<string, tf.Variable>;
   /** Hooks by linear layer name, e.g. `h.3.mlp.c_fc`; set by inject-kind methods. */
   readonly hooks = new Map<string, LinearHook>();
-  private wteTransposed: tf.Tensor2D | null = null;
 
+  /** `weights`: canonical HF names (no `transformer.` prefix) -> weights. */
   constructor(config: Gpt2Config, weights: Map<string, tf.Variable>) {
+    super(weights);
     this.config = config;
-    this.weights = weights;
   }
 
   /** Random GPT-2 initialisation (N(0, 0.02), residual projections scaled by 1/sqrt(2 nLayer)). */
@@ -121,37 +120,6 @@ export class Gpt2Model implements DecoderModel {
       weights.set(name, newVariable(t, false));
     }
     return new Gpt2Model(config, weights);
-  }
-
-  w(name: string): tf.Variable {
-    const v = this.weights.get(name);
-    // Internal: the loader checks every weight against the config (WeightsMismatchError).
-    if (!v) throw new InternalError(`weight ${name} is missing`);
-    return v;
-  }
-
-  /** Marks every base weight trainable or frozen (full fine-tuning vs adapters). */
-  setTrainable(trainable: boolean): void {
-    for (const v of this.weights.values()) v.trainable = trainable;
-    this.invalidateCaches();
-  }
-
-  /** Call after changing base weights in place (merge, load), so derived tensors are rebuilt. */
-  invalidateCaches(): void {
-    this.wteTransposed?.dispose();
-    this.wteTransposed = null;
-  }
-
-  /** wte^T [C, V] for the tied LM head: cached while wte is frozen, in-graph when it trains. */
-  wteT(): tf.Tensor2D {
-    const wte = this.w('wte.weight') as tf.Tensor2D;
-    if (wte instanceof tf.Variable && wte.trainable) return tf.transpose(wte);
-    if (!this.wteTransposed) this.wteTransposed = tf.keep(tf.transpose(wte));
-    return this.wteTransposed;
-  }
-
-  lmHeadT(): tf.Tensor2D {
-    return this.wteT();
   }
 
   /** wte[ids]: [B, T] -> [B, T, C]. */
@@ -323,11 +291,6 @@ export class Gpt2Model implements DecoderModel {
   }
 
   /** Frees every weight (and cached derived tensors). */
-  dispose(): void {
-    this.invalidateCaches();
-    for (const v of this.weights.values()) v.dispose();
-    this.weights.clear();
-  }
 }
 
 /**

@@ -11,6 +11,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { DecoderModel } from './decoder';
+import { DecoderWeights } from './decoder-weights';
 import type { ForwardContext, ForwardOptions, ForwardResult, LayerKV, LinearHook } from './gpt2';
 import type { LlamaConfig, LlamaLinearModule } from './llama-config';
 import { dense, embed, isFrozen, matmulFrozen, multiHeadAttention } from './ops';
@@ -63,48 +64,22 @@ function rotateHalfMatrix(D: number): tf.Tensor2D {
   return tf.tensor2d(r, [D, D]);
 }
 
-export class LlamaModel implements DecoderModel {
+export class LlamaModel extends DecoderWeights implements DecoderModel {
   readonly config: LlamaConfig;
   readonly family: LlamaConfig['modelType'];
-  readonly weights: Map<string, tf.Variable>;
   readonly hooks = new Map<string, LinearHook>();
   readonly embeddingKey = 'embed_tokens.weight';
   readonly lmHeadKey: string;
   private readonly invFreq: Float64Array;
   private readonly rotate: tf.Tensor2D;
-  private headTransposed: tf.Tensor2D | null = null;
 
   constructor(config: LlamaConfig, weights: Map<string, tf.Variable>) {
+    super(weights);
     this.config = config;
     this.family = config.modelType;
-    this.weights = weights;
     this.lmHeadKey = config.tieWordEmbeddings ? 'embed_tokens.weight' : 'lm_head.weight';
     this.invFreq = ropeInverseFrequencies(config);
     this.rotate = tf.keep(rotateHalfMatrix(config.headDim));
-  }
-
-  w(name: string): tf.Variable {
-    const v = this.weights.get(name);
-    // Internal: the loader checks every weight against the config (WeightsMismatchError).
-    if (!v) throw new InternalError(`weight ${name} is missing`);
-    return v;
-  }
-
-  setTrainable(trainable: boolean): void {
-    for (const v of this.weights.values()) v.trainable = trainable;
-    this.invalidateCaches();
-  }
-
-  invalidateCaches(): void {
-    this.headTransposed?.dispose();
-    this.headTransposed = null;
-  }
-
-  lmHeadT(): tf.Tensor2D {
-    const head = this.w(this.lmHeadKey) as tf.Tensor2D;
-    if (!isFrozen(head)) return tf.transpose(head);
-    if (!this.headTransposed) this.headTransposed = tf.keep(tf.transpose(head));
-    return this.headTransposed;
   }
 
   embedTokens(ids: tf.Tensor2D): tf.Tensor3D {
@@ -226,11 +201,9 @@ export class LlamaModel implements DecoderModel {
     return tf.reshape(down, [B, T, C]) as tf.Tensor3D;
   }
 
-  dispose(): void {
-    this.invalidateCaches();
+  override dispose(): void {
     this.rotate.dispose();
-    for (const v of this.weights.values()) v.dispose();
-    this.weights.clear();
+    super.dispose();
   }
 }
 
