@@ -6,6 +6,8 @@
 import { AdapterError, PeftConfigError } from '../errors';
 import type { DecoderModel } from '../model/decoder';
 import { targetedSites } from './inject';
+import type { FieldSpec } from './method-info';
+import { TARGETS } from './method-info';
 import type { PeftConfigBase } from './types';
 
 /** The settings LoHa and LoKr share, with PEFT's names (LycorisConfig). */
@@ -44,6 +46,27 @@ export function lycorisDefaults(taskType: PeftConfigBase['taskType']): Omit<Lyco
 }
 
 /** PEFT fields we do not model, at the values PEFT's save_pretrained writes. */
+/** The fields LoHa and LoKr share after their own: PEFT's two dropouts and the target modules. */
+export const LYCORIS_FIELDS: readonly FieldSpec[] = [
+  {
+    field: 'rankDropout',
+    doc: 'Dropout of whole output rows of the update while training',
+    type: 'number',
+    min: 0,
+    max: 0.9,
+    step: 0.05,
+  },
+  {
+    field: 'moduleDropout',
+    doc: "Chance of skipping a layer's update in a training step",
+    type: 'number',
+    min: 0,
+    max: 0.9,
+    step: 0.05,
+  },
+  TARGETS,
+];
+
 export const LYCORIS_PEFT_EXTRA = {
   alpha_pattern: {},
   rank_pattern: {},

@@ -6,9 +6,8 @@
  */
 import type { TaskType } from '../../data/tasks/registry';
 import type { MethodInfo } from '../method-info';
-import { TARGETS } from '../method-info';
 import type { LycorisConfig } from '../lycoris-info';
-import { lycorisDefaults } from '../lycoris-info';
+import { LYCORIS_FIELDS, lycorisDefaults } from '../lycoris-info';
 
 export interface LoHaConfig extends LycorisConfig {
   peftType: 'LOHA';
@@ -40,23 +39,7 @@ export const lohaInfo: MethodInfo<LoHaConfig> = {
   fields: [
     { field: 'r', doc: 'Rank of each of the two products', type: 'int', min: 1, max: 256 },
     { field: 'alpha', doc: 'Scale of the update (alpha / r)', type: 'number', min: 0.01 },
-    {
-      field: 'rankDropout',
-      doc: 'Dropout of whole output rows of the update while training',
-      type: 'number',
-      min: 0,
-      max: 0.9,
-      step: 0.05,
-    },
-    {
-      field: 'moduleDropout',
-      doc: "Chance of skipping a layer's update in a training step",
-      type: 'number',
-      min: 0,
-      max: 0.9,
-      step: 0.05,
-    },
-    TARGETS,
+    ...LYCORIS_FIELDS,
   ],
   sizeKnob: () => ({ field: 'r', max: () => 256 }),
   ledger: { profile: () => 'loha', rank: (c) => c.r },

@@ -9,9 +9,8 @@ import { PeftConfigError } from '../../errors';
 import type { DecoderModel } from '../../model/decoder';
 import type { TaskType } from '../../data/tasks/registry';
 import type { MethodInfo } from '../method-info';
-import { TARGETS } from '../method-info';
 import type { LycorisConfig } from '../lycoris-info';
-import { lycorisDefaults, validateLycoris } from '../lycoris-info';
+import { LYCORIS_FIELDS, lycorisDefaults, validateLycoris } from '../lycoris-info';
 
 export interface LoKrConfig extends LycorisConfig {
   peftType: 'LOKR';
@@ -129,23 +128,7 @@ export const lokrInfo: MethodInfo<LoKrConfig> = {
       type: 'int',
       min: -1,
     },
-    {
-      field: 'rankDropout',
-      doc: 'Dropout of whole output rows of the update while training',
-      type: 'number',
-      min: 0,
-      max: 0.9,
-      step: 0.05,
-    },
-    {
-      field: 'moduleDropout',
-      doc: "Chance of skipping a layer's update in a training step",
-      type: 'number',
-      min: 0,
-      max: 0.9,
-      step: 0.05,
-    },
-    TARGETS,
+    ...LYCORIS_FIELDS,
   ],
   // r changes the size only where a factor is split: no knob that grows the count steadily.
   sizeKnob: () => null,
