@@ -1,0 +1,244 @@
+/**
+ * Training that survives a lost WebGPU device. A GPU device can go at any time (a driver reset, the
+ * browser reclaiming it, a laptop switching GPUs); everything tfjs kept on it goes with it, and
+ * tfjs's webgpu backend drops the CPU copy of a tensor once it is uploaded, so nothing on that
+ * backend can be read back afterwards. So while a run is on WebGPU:
+ *
+ * - the device's `lost` promise is watched (tfjs's WebGPUBackend exposes its GPUDevice);
+ * - the run's state (trainable weights, AdamW moments, step, batch RNG: a checkpoint, train/checkpoint.ts)
+ *   is copied to the CPU after completed steps, every `snapshotEveryMs`;
+ * - when the device is lost, or a step fails and the device turns out to be lost, the dead backend
+ *   is removed, a new one started (a new device if the browser gives one, else wasm), the model,
+ *   adapter and trainer built again on it by the caller's `build`, and the snapshot loaded: the run
+ *   goes on from the snapshot's step with exactly the batches it would have drawn, so its losses
+ *   equal an uninterrupted run's (up to the two backends' rounding).
+ *
+ * On any other backend nothing is watched and nothing is copied.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { BackendError } from '../errors';
+import { loadCheckpoint, saveCheckpoint } from './checkpoint';
+import type { CheckpointFiles } from './checkpoint';
+import type { StepStats, Trainer } from './trainer';
+
+/** What the browser said when the device went. */
+export interface DeviceLoss {
+  /** GPUDeviceLostReason: "destroyed" or "unknown". */
+  reason: string;
+  message: string;
+}
+
+/** Said once a run has moved to a new backend. */
+export interface DeviceRecovery {
+  loss: DeviceLoss;
+  /** The tfjs backend the run is on now. */
+  backend: string;
+  /** Why that one: a new device, or the fallback and why no new device could be had. */
+  why: string;
+  /** The step the run went back to (its last snapshot); steps after it are done again. */
+  fromStep: number;
+  /** Steps done since that snapshot that are done again. */
+  redone: number;
+}
+
+/** The GPUDevice under tfjs's current backend, or null when the backend is not webgpu. */
+export function currentGpuDevice(): GPUDevice | null {
+  if (tf.getBackend() !== 'webgpu') return null;
+  return (tf.backend() as unknown as { device?: GPUDevice }).device ?? null;
+}
+
+/** Watches one device's `lost` promise; `close()` before the code itself destroys the device. */
+export class DeviceWatch {
+  lost: DeviceLoss | null = null;
+  private closed = false;
+
+  constructor(readonly device: GPUDevice) {
+    device.lost.then(
+      (info) => {
+        if (!this.closed) this.lost = { reason: String(info.reason), message: info.message };
+      },
+      () => undefined,
+    );
+  }
+
+  /**
+   * Whether the device is lost, after giving the browser a turn to settle `lost` (a step that fails
+   * because the device went may reject before the promise resolves).
+   */
+  async isLost(): Promise<boolean> {
+    if (this.lost) return true;
+    await new Promise((r) => setTimeout(r, 0));
+    return this.lost !== null;
+  }
+
+  close(): void {
+    this.closed = true;
+  }
+}
+
+interface Registration {
+  factory: () => tf.KernelBackend | Promise<tf.KernelBackend>;
+  priority: number;
+}
+
+/**
+ * Replaces the dead webgpu backend: tfjs's registration of it is kept and started again (its
+ * factory asks for a new adapter and device); if that fails, `fallback` starts. Returns the backend
+ * running now and why.
+ */
+export async function replaceLostBackend(fallback: string): Promise<{ backend: string; why: string }> {
+  const engine = tf.engine() as unknown as { registryFactory: Record<string, Registration | undefined> };
+  const reg = engine.registryFactory.webgpu;
+  const quiet = console.warn;
+  console.warn = () => {}; // tfjs warns about disposing a backend that has live tensors: they are dead
+  try {
+    tf.removeBackend('webgpu'); // also forgets the factory, so it is registered again below
+  } catch {
+    // a backend on a dead device may fail to free its buffers; it is gone either way
+  } finally {
+    console.warn = quiet;
+  }
+  let failed = 'tfjs has no webgpu registration';
+  if (reg) {
+    tf.registerBackend('webgpu', reg.factory, reg.priority);
+    try {
+      if ((await tf.setBackend('webgpu')) && tf.getBackend() === 'webgpu' && currentGpuDevice())
+        return { backend: 'webgpu', why: 'the browser gave a new GPU device' };
+      failed = 'the webgpu backend did not start again';
+    } catch (e) {
+      failed = `no new GPU device (${(e as Error).message})`;
+    }
+  }
+  try {
+    if ((await tf.setBackend(fallback)) && tf.getBackend() === fallback)
+      return { backend: fallback, why: `${failed}, so the run moved to ${fallback}` };
+  } catch {
+    // reported below
+  }
+  throw new BackendError(
+    `the GPU device was lost and neither a new device nor ${fallback} could start (${failed}): reload the page and resume from the last checkpoint`,
+  );
+}
+
+/** What a run is made of on one backend: the caller builds it and frees it. */
+export interface RunParts {
+  trainer: Trainer;
+  /** Frees the model, adapter and trainer (on a lost device their memory is already gone). */
+  dispose(): void;
+}
+
+export interface RecoverableOptions {
+  /** Builds the model, adapter and trainer on the backend now current. */
+  build: () => RunParts | Promise<RunParts>;
+  /** How often the run's state is copied to the CPU while on WebGPU (0: after every step). */
+  snapshotEveryMs?: number;
+  /** The backend to fall back to when no new GPU device can be had. */
+  fallback?: string;
+  onRecovered?: (r: DeviceRecovery) => void;
+  /** Tries at most this many recoveries in one run (a device that keeps going is not a GPU to train on). */
+  maxRecoveries?: number;
+}
+
+/**
+ * A training run that carries on past a lost GPU device (see the top of this file). `step()` is
+ * `trainer.trainStep()`; after a loss it rebuilds, restores and returns the next step made on the
+ * new backend, so the caller's loop does not change. `trainer` may change after any step.
+ */
+export class RecoverableRun {
+  private watch: DeviceWatch | null = null;
+  private snapshot: CheckpointFiles | null = null;
+  private snapshotAt = 0;
+  recoveries: DeviceRecovery[] = [];
+
+  private constructor(
+    private parts: RunParts,
+    private readonly opts: RecoverableOptions,
+  ) {}
+
+  /** Builds the run on the current backend and, on WebGPU, starts watching and takes the first snapshot. */
+  static async start(opts: RecoverableOptions): Promise<RecoverableRun> {
+    const run = new RecoverableRun(await opts.build(), opts);
+    await run.arm();
+    return run;
+  }
+
+  get trainer(): Trainer {
+    return this.parts.trainer;
+  }
+
+  /** Takes over a trainer that was changed from outside (a checkpoint loaded into it): snapshot now. */
+  async arm(): Promise<void> {
+    this.watch?.close();
+    const device = currentGpuDevice();
+    this.watch = device ? new DeviceWatch(device) : null;
+    this.snapshot = null;
+    if (this.watch) await this.takeSnapshot();
+  }
+
+  private async takeSnapshot(): Promise<void> {
+    this.snapshot = await saveCheckpoint(this.trainer);
+    this.snapshotAt = performance.now();
+  }
+
+  async step(): Promise<StepStats> {
+    for (;;) {
+      let st: StepStats;
+      try {
+        st = await this.trainer.trainStep();
+      } catch (e) {
+        if (!this.watch || !(await this.watch.isLost())) throw e;
+        await this.recover();
+        continue;
+      }
+      // A step on a device that went while it ran may read back anything: it does not count.
+      if (this.watch && (await this.watch.isLost())) {
+        await this.recover();
+        continue;
+      }
+      if (this.watch && !st.skipped) {
+        const every = this.opts.snapshotEveryMs ?? 15_000;
+        if (every <= 0 || performance.now() - this.snapshotAt >= every) await this.takeSnapshot();
+      }
+      return st;
+    }
+  }
+
+  private async recover(): Promise<void> {
+    const loss = this.watch!.lost!;
+    const snapshot = this.snapshot;
+    if (!snapshot)
+      throw new BackendError(`the GPU device was lost (${loss.message}) before the run had started`);
+    if (this.recoveries.length >= (this.opts.maxRecoveries ?? 3)) {
+      throw new BackendError(
+        `the GPU device was lost ${this.recoveries.length + 1} times in one run (last: ${loss.message}): choose wasm and resume from the last checkpoint`,
+      );
+    }
+    const lostAtStep = this.trainer.step;
+    this.watch!.close();
+    try {
+      this.parts.dispose();
+    } catch {
+      // freeing memory on a dead device may fail; it is gone either way
+    }
+    const { backend, why } = await replaceLostBackend(this.opts.fallback ?? 'wasm');
+    this.parts = await this.opts.build();
+    const state = loadCheckpoint(this.trainer, snapshot, 'the state kept before the GPU device was lost');
+    const device = currentGpuDevice();
+    this.watch = device ? new DeviceWatch(device) : null;
+    this.snapshot = this.watch ? snapshot : null;
+    const fromStep = Number(state.step);
+    const r: DeviceRecovery = { loss, backend, why, fromStep, redone: Math.max(0, lostAtStep - fromStep) };
+    this.recoveries.push(r);
+    this.opts.onRecovered?.(r);
+  }
+
+  close(): void {
+    this.watch?.close();
+  }
+}
+
+/** One line for a person: what happened and where the run is now. */
+export function describeRecovery(r: DeviceRecovery): string {
+  const again = r.redone > 0 ? `, doing ${r.redone} step${r.redone === 1 ? '' : 's'} again` : '';
+  return `the GPU device was lost (${r.loss.reason}: ${r.loss.message || 'no message'}): ${r.why}; training goes on from step ${r.fromStep}${again}`;
+}
