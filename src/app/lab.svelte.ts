@@ -157,6 +157,8 @@ export class LabState {
    * about it while a fresh worker starts and the run's checkpoint is offered in the Resume banner.
    */
   workerCrash = $state<string | null>(null);
+  /** What the engine said when a run's GPU device was lost and the run moved on (a new device or wasm). */
+  deviceLost = $state<string | null>(null);
   /** The step the current run resumed from (its checkpoint's), or null for a fresh run. */
   resumedFrom = $state<number | null>(null);
   /** A run a reload (or a closed tab) interrupted, found in IndexedDB at start: the Resume banner. */
@@ -240,6 +242,13 @@ export class LabState {
       if (c.resumed) this.resumedFrom = c.step;
     });
     this.engine.on('download', (d) => (this.download = d));
+    this.engine.on('deviceLost', (d) => {
+      // The run goes on elsewhere: the header shows the new backend with the reason, and the steps
+      // after the state it went back to are drawn again as they are redone.
+      this.backend = d.backend;
+      this.deviceLost = d.message;
+      this.progress = this.progress.filter((p) => p.step <= d.fromStep);
+    });
     this.engine.onCrash((e) => void this.recoverFromCrash(e));
     this.engine.on('status', (s) => {
       this.phase = s.phase;
@@ -403,6 +412,7 @@ export class LabState {
     this.offloadEvents = [];
     this.lastCheckpoint = null;
     this.resumedFrom = null;
+    this.deviceLost = null;
     this.result = null;
     this.answers = { base: null, adapted: null };
     this.classification = null;

@@ -278,3 +278,22 @@ export async function chooseBackend(choice: BackendChoice, wasmBaseUrl: string):
   );
   return info(measurement.winner, gpu, describeMeasurement(measurement, reused));
 }
+
+/**
+ * What runs now, for a backend tfjs switched to without a choice here: a run that lost its GPU
+ * device moves on by itself (train/device-loss.ts), and the Lab shows this with `reason`.
+ */
+export async function currentBackendInfo(reason: string): Promise<BackendInfo> {
+  const name = tf.getBackend();
+  const gpu = name === 'webgpu' ? await probeWebGpu() : null;
+  const id: CandidateId =
+    name === WASM_ONE_THREAD
+      ? 'wasm'
+      : name === 'wasm'
+        ? wasmThreads > 0 || (await wasmThreadsPossible())
+          ? 'wasm-threads'
+          : 'wasm'
+        : (name as CandidateId);
+  if (id === 'wasm-threads') wasmThreads ||= getThreadsCount();
+  return info(id, gpu, reason);
+}

@@ -4,10 +4,12 @@
  * The worker (src/workers/train.worker.ts) wraps this class; tests call it directly.
  */
 import * as tf from '@tensorflow/tfjs';
-import { chooseBackend } from '../backend/backend';
+import { chooseBackend, currentBackendInfo } from '../backend/backend';
 import { outOfMemoryAdvice } from '../backend/out-of-memory';
 import { classifyText, tagWords } from './answers';
 import { fetchModelFiles, modelFromFiles } from './model-files';
+import { RecoverableRun, describeRecovery } from '../train/device-loss';
+import type { RunParts } from '../train/device-loss';
 import type { FetchBytes } from './model-files';
 import {
   BusyError,
@@ -91,6 +93,12 @@ const decoder = new TextDecoder('utf-8');
 export class LabEngine implements LabApi {
   private model: DecoderModel | null = null;
   private modelId = '';
+  /**
+   * How to get the model's files again, to rebuild it on a new backend when a run's GPU device is
+   * lost (train/device-loss.ts): a bundled model is fetched again (from the service worker's cache
+   * offline); other models keep their bytes while loaded.
+   */
+  private modelFilesAgain: (() => Promise<ModelFileBytes>) | null = null;
   private tokenizer: TextTokenizer | null = null;
   /** Adapters resident on the model, one active; the one just trained is named TRAINED_ADAPTER. */
   private readonly adapters = new AdapterSet();
@@ -126,7 +134,12 @@ export class LabEngine implements LabApi {
 
   async loadModel(req: RequestOf<'loadModel'>): Promise<ModelSummary> {
     this.emit('status', { phase: 'loading', message: `loading ${req.id}` });
-    return this.loadModelFiles({ id: req.id, ...(await fetchModelFiles(this.fetchBytes, req.baseUrl)) });
+    const summary = await this.loadModelFiles({
+      id: req.id,
+      ...(await fetchModelFiles(this.fetchBytes, req.baseUrl)),
+    });
+    this.modelFilesAgain = () => fetchModelFiles(this.fetchBytes, req.baseUrl);
+    return summary;
   }
 
   async loadModelFiles(req: RequestOf<'loadModelFiles'>): Promise<ModelSummary> {
@@ -137,6 +150,10 @@ export class LabEngine implements LabApi {
     this.model = model;
     this.tokenizer = tokenizer;
     this.modelId = req.id;
+    const { config, weights, weightFileNames, tokenizer: tokenizerBytes } = req;
+    const kept: ModelFileBytes = { config, weights, tokenizer: tokenizerBytes };
+    if (weightFileNames) kept.weightFileNames = weightFileNames;
+    this.modelFilesAgain = async () => kept;
     this.taskCache.clear();
     this.emit('status', { phase: 'idle', message: `${req.id} loaded` });
     return summary;
@@ -289,7 +306,7 @@ export class LabEngine implements LabApi {
   }
 
   private async runTraining(
-    model: DecoderModel,
+    firstModel: DecoderModel,
     method: PeftMethod<PeftConfigBase>,
     config: PeftConfigBase,
     req: TrainRequest,
@@ -301,7 +318,9 @@ export class LabEngine implements LabApi {
     // A new run replaces the last trained adapter; loaded ones stay resident (parked).
     this.dropAdapterNow(TRAINED_ADAPTER);
     const { tokenizer } = this.need();
-    const adapter = this.adapters.add(TRAINED_ADAPTER, () =>
+    // Both change when a lost GPU device makes the run rebuild them on a new backend (below).
+    let model = firstModel;
+    let adapter = this.adapters.add(TRAINED_ADAPTER, () =>
       createAdapter(model, tokenizer, method, config, info, s.seed),
     );
     this.adapterInfo.set(TRAINED_ADAPTER, { method, labels: [...info.labels] });
@@ -329,12 +348,23 @@ export class LabEngine implements LabApi {
           throw e;
         })
       : null;
-    const trainer = new Trainer(model, adapter, taskBatchSource(data, s.seqLen), {
-      ...s,
-      gradAccumSteps: s.gradAccumSteps ?? 1,
-      maxGradNorm: s.maxGradNorm ?? 1.0,
-      gradients: offload?.gradients(),
-    });
+    const newTrainer = (): Trainer =>
+      new Trainer(model, adapter, taskBatchSource(data, s.seqLen), {
+        ...s,
+        gradAccumSteps: s.gradAccumSteps ?? 1,
+        maxGradNorm: s.maxGradNorm ?? 1.0,
+        gradients: offload?.gradients(),
+      });
+    // A run with offload keeps pages tied to its tensors: it does not move backends by itself.
+    const recoverable = offload
+      ? null
+      : await this.recoverableRun(newTrainer, (m) => {
+          model = m;
+          adapter = this.adapters.add(TRAINED_ADAPTER, () =>
+            createAdapter(m, tokenizer, method, config, info, s.seed),
+          );
+        });
+    let trainer = recoverable?.trainer ?? newTrainer();
     offload?.attach(trainer);
     offloading = offload;
     const ckpt = req.checkpoint;
@@ -357,6 +387,7 @@ export class LabEngine implements LabApi {
           throw new CheckpointError(
             `there is no checkpoint of ${req.checkpoint.runId} to resume: start the run again`,
           );
+        await recoverable?.arm();
         this.emit('checkpoint', { runId: m.runId, step: m.step, bytes: m.bytes, resumed: true });
       }
       this.emit('status', { phase: 'evaluating', message: 'held-out evaluation before training' });
@@ -367,8 +398,9 @@ export class LabEngine implements LabApi {
         if (this.gate.stopped) break;
         let st: Awaited<ReturnType<Trainer['trainStep']>>;
         try {
-          st = await trainer.trainStep();
+          st = recoverable ? await recoverable.step() : await trainer.trainStep();
         } catch (e) {
+          if (recoverable) trainer = recoverable.trainer;
           if (!(e instanceof NonFiniteLossError)) throw e;
           // Diverged past what halving the rate fixes: the run waits, naming the cause, with its
           // last good weights; resume tries again (at the lowered rate), stop ends it as usual.
@@ -376,6 +408,7 @@ export class LabEngine implements LabApi {
           trainer.clearNonFiniteStreak();
           continue;
         }
+        if (recoverable) trainer = recoverable.trainer;
         if (st.skipped) {
           this.emit('status', {
             phase: 'training',
@@ -409,12 +442,14 @@ export class LabEngine implements LabApi {
         if (s.evalEvery > 0 && st.step % s.evalEvery === 0 && st.step < s.steps) await evaluate(st.step);
       }
     } catch (e) {
+      recoverable?.close();
       trainer.dispose();
       offloading = null;
       await offload?.end();
       await dropPages();
       throw e;
     }
+    recoverable?.close();
     trainer.dispose();
     offloading = null;
     await offload?.end();
@@ -438,6 +473,61 @@ export class LabEngine implements LabApi {
     };
   }
 
+  /**
+   * The run wrapped so that it survives a lost GPU device (train/device-loss.ts): the first build is
+   * the model and adapter already made; a rebuild after a loss reads the model's files again, builds
+   * the model on the new backend and hands it to `rebuild` (which makes the run's adapter on it), and
+   * says what happened. Adapters parked on the model were on the lost device too: they are dropped,
+   * and the message says so.
+   */
+  private async recoverableRun(
+    newTrainer: () => Trainer,
+    rebuild: (model: DecoderModel) => void,
+  ): Promise<RecoverableRun> {
+    let first = true;
+    let dropped: string[] = [];
+    const build = async (): Promise<RunParts> => {
+      if (!first) {
+        const files = await this.modelFilesAgain?.();
+        if (!files)
+          throw new NotReadyError(
+            'the GPU device was lost and the model cannot be read again: load it again',
+          );
+        dropped = this.adapters.names().filter((n) => n !== TRAINED_ADAPTER);
+        const info = this.adapterInfo.get(TRAINED_ADAPTER);
+        try {
+          // Their memory went with the device; this only forgets them.
+          this.dropAllAdapters();
+          this.model?.dispose();
+        } catch {
+          // freeing on a dead device may fail
+        }
+        this.model = modelFromFiles(this.modelId, files).model;
+        rebuild(this.model);
+        if (info) this.adapterInfo.set(TRAINED_ADAPTER, info);
+      }
+      first = false;
+      const trainer = newTrainer();
+      return { trainer, dispose: () => trainer.dispose() };
+    };
+    return RecoverableRun.start({
+      build,
+      fallback: 'wasm',
+      onRecovered: async (r) => {
+        const parked = dropped.length
+          ? `; the adapters ${dropped.join(', ')} were on the lost device and must be opened again`
+          : '';
+        const message = describeRecovery(r) + parked;
+        this.emit('deviceLost', {
+          message,
+          backend: await currentBackendInfo(message),
+          fromStep: r.fromStep,
+        });
+        this.emit('status', { phase: 'training', message });
+      },
+    });
+  }
+
   private async checkpointDb(): Promise<LabDb> {
     if (typeof indexedDB === 'undefined')
       throw new StorageError(
@@ -447,7 +537,9 @@ export class LabEngine implements LabApi {
   }
 
   async checkpoints(): Promise<ReplyOf<'checkpoints'>> {
-    return typeof indexedDB === 'undefined' ? [] : listCheckpoints(await openLabDb());
+    if (typeof indexedDB === 'undefined') return [];
+    // A Compare race's lanes keep theirs in the same store: the Compare screen offers those.
+    return (await listCheckpoints(await openLabDb())).filter((m) => !m.runId.startsWith('race:'));
   }
 
   async deleteCheckpoint(req: RequestOf<'deleteCheckpoint'>): Promise<void> {

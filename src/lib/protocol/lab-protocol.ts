@@ -207,6 +207,11 @@ export interface LabEvents {
   /** A checkpoint was written (or, with `resumed`, read at the start). */
   checkpoint: { runId: string; step: number; bytes: number; resumed: boolean };
   eval: EvalPoint;
+  /**
+   * The run's GPU device was lost and the run went on on `backend` (a new device or wasm) from its
+   * state at `fromStep` (train/device-loss.ts); `message` says so for a person.
+   */
+  deviceLost: { message: string; backend: BackendInfo; fromStep: number };
   download: { file: string; loaded: number; total: number };
   status: {
     phase: 'loading' | 'tokenizing' | 'evaluating' | 'training' | 'paused' | 'idle';

@@ -84,7 +84,11 @@ describe.skipIf(!gpu)('a WebGPU device lost mid-run', () => {
   it('between steps: the run goes on on a new device from its last step, with the same losses', async () => {
     const want = await uninterrupted('webgpu');
     const said: DeviceRecovery[] = [];
-    const run = await RecoverableRun.start({ build, snapshotEveryMs: 0, onRecovered: (r) => said.push(r) });
+    const run = await RecoverableRun.start({
+      build,
+      snapshotEveryMs: 0,
+      onRecovered: (r) => void said.push(r),
+    });
     const losses: number[] = [];
     while (run.trainer.step < STEPS) {
       if (run.trainer.step === LOSE_AFTER && said.length === 0) currentGpuDevice()!.destroy();
@@ -111,7 +115,11 @@ describe.skipIf(!gpu)('a WebGPU device lost mid-run', () => {
     await tf.setBackend('webgpu');
     const said: DeviceRecovery[] = [];
     // Snapshots only at the start: the steps before the loss are done again, from the same batches.
-    const run = await RecoverableRun.start({ build, snapshotEveryMs: 1e9, onRecovered: (r) => said.push(r) });
+    const run = await RecoverableRun.start({
+      build,
+      snapshotEveryMs: 1e9,
+      onRecovered: (r) => void said.push(r),
+    });
     const losses: number[] = [];
     while (run.trainer.step < STEPS) {
       const step = run.step();

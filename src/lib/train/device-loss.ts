@@ -134,7 +134,8 @@ export interface RecoverableOptions {
   snapshotEveryMs?: number;
   /** The backend to fall back to when no new GPU device can be had. */
   fallback?: string;
-  onRecovered?: (r: DeviceRecovery) => void;
+  /** Told once the run is on its new backend, before the next step (awaited). */
+  onRecovered?: (r: DeviceRecovery) => void | Promise<void>;
   /** Tries at most this many recoveries in one run (a device that keeps going is not a GPU to train on). */
   maxRecoveries?: number;
 }
@@ -229,7 +230,7 @@ export class RecoverableRun {
     const fromStep = Number(state.step);
     const r: DeviceRecovery = { loss, backend, why, fromStep, redone: Math.max(0, lostAtStep - fromStep) };
     this.recoveries.push(r);
-    this.opts.onRecovered?.(r);
+    await this.opts.onRecovered?.(r);
   }
 
   close(): void {
