@@ -17,6 +17,8 @@ import type {
   LaneState,
   NearestTokens,
   ParameterMap,
+  RaceCheckpoint,
+  RaceRequest,
   RaceSettings,
   RaceSnapshot,
   RankHistory,
@@ -103,6 +105,23 @@ export class CompareState {
   tryAsked = $state('');
   trying = $state(false);
 
+  /**
+   * Seconds between checkpoints of every lane while a race runs (0: none). Two minutes, as the Lab's:
+   * a race shorter than that writes none, a longer one can be resumed when its worker dies.
+   */
+  checkpointEveryS = $state(120);
+  /** The running race's last checkpoint written (or read, when it resumed). */
+  lastCheckpoint = $state<CompareEvents['checkpoint'] | null>(null);
+  /** A race whose worker died, with the lanes' checkpoints it can resume from: the Resume banner. */
+  interruptedRace = $state<{
+    request: RaceRequest;
+    setup: CompareSetup;
+    taskType: TaskType;
+    checkpoint: RaceCheckpoint;
+  } | null>(null);
+  /** The running race's request and set-up, kept here for a resume after its worker died. */
+  private runningRace: { request: RaceRequest; setup: CompareSetup; taskType: TaskType } | null = null;
+
   savedRaces = $state<SavedRaceEntry[]>([]);
   viewing = $state<SavedRace | null>(null);
   savedKey = $state<string | null>(null);
@@ -179,6 +198,7 @@ export class CompareState {
     });
     client.on('step', ({ laneId, point }) => this.lanes.find((l) => l.id === laneId)?.steps.push(point));
     client.on('eval', ({ laneId, point }) => this.lanes.find((l) => l.id === laneId)?.evals.push(point));
+    client.on('checkpoint', (c) => (this.lastCheckpoint = c));
     client.onCrash((e) => void this.recoverFromCrash(e));
     client.on('status', (s) => {
       this.phase = s.phase;
@@ -251,10 +271,13 @@ export class CompareState {
 
   /**
    * After the worker died (the browser ends one that runs out of memory): a fresh one gets the
-   * backend and the model back. A race has no checkpoints, so one that was running starts again.
+   * backend and the model back. A race that was running is offered for resuming when its lanes have
+   * checkpoints (IndexedDB is the truth: the worker may have written one it never announced);
+   * without any it must start again.
    */
   async recoverFromCrash(e: Error): Promise<void> {
     const wasRacing = this.running;
+    const race = wasRacing ? this.runningRace : null;
     this.running = false;
     this.paused = false;
     this.engine.restart();
@@ -268,7 +291,51 @@ export class CompareState {
       return;
     }
     await this.loadModel();
-    this.error = `${e.name}: ${e.message}. A fresh worker has started${wasRacing ? '; the race was lost: start it again' : ''}.`;
+    let found: RaceCheckpoint | null = null;
+    const raceId = race?.request.checkpoint?.raceId;
+    if (race && raceId) {
+      try {
+        found = await this.engine.request('raceCheckpoint', { raceId });
+      } catch (err) {
+        this.fail(err);
+        return;
+      }
+    }
+    if (race && found) this.interruptedRace = { ...race, checkpoint: found };
+    const steps = (found?.lanes ?? [])
+      .map((l) => l.step)
+      .filter((x, i, all) => all.indexOf(x) === i)
+      .join(', ');
+    this.error =
+      `${e.name}: ${e.message}. A fresh worker has started` +
+      (!wasRacing
+        ? '.'
+        : found
+          ? `: resume the race from its lanes' checkpoints (step ${steps} of ${race!.setup.steps}) below.`
+          : '; the race was lost: start it again.');
+  }
+
+  /** Runs the interrupted race on from its lanes' checkpoints, showing its set-up and history. */
+  async resumeRace(): Promise<void> {
+    const r = this.interruptedRace;
+    if (!r || this.running || !this.model) return;
+    this.error = null;
+    this.viewing = null;
+    this.interruptedRace = null;
+    await this.runRace({ ...$state.snapshot(r.request), resume: true }, r.setup, r.taskType);
+  }
+
+  /** Forgets the interrupted race and deletes its checkpoints. */
+  async discardInterruptedRace(): Promise<void> {
+    const r = this.interruptedRace;
+    this.interruptedRace = null;
+    const raceId = r?.request.checkpoint?.raceId;
+    if (!raceId) return;
+    try {
+      await this.engine.request('deleteRaceCheckpoint', { raceId });
+    } catch (e) {
+      this.fail(e);
+    }
   }
 
   async loadModel(): Promise<void> {
@@ -369,20 +436,31 @@ export class CompareState {
       evalEvery: setup.evalEvery,
       ...(setup.timeBudgetS > 0 ? { timeBudgetMs: 1000 * setup.timeBudgetS } : {}),
     };
+    const every = Number(this.checkpointEveryS);
+    const request: RaceRequest = {
+      task: info.id,
+      corpusUrl: taskDataUrl(info, this.baseUrl),
+      settings,
+      lanes: setup.methods.map((m) => this.laneSpec(setup, m)),
+      equalBudget: this.equalBudget(setup),
+      ...(setup.template && info.taskType === 'SEQ_CLS' ? { template: setup.template } : {}),
+      ...(every > 0 ? { checkpoint: { raceId: crypto.randomUUID(), everyMs: 1000 * every } } : {}),
+    };
+    // A new race replaces the offer to resume the last one (its checkpoints stay until discarded).
+    this.interruptedRace = null;
+    await this.runRace(request, setup, info.taskType);
+  }
+
+  private async runRace(request: RaceRequest, setup: CompareSetup, taskType: TaskType): Promise<void> {
     this.raceSetup = setup;
-    this.raceTaskType = info.taskType;
-    this.tryText = TASK_SAMPLE[info.id] ?? SAMPLE_TEXT[info.taskType];
+    this.raceTaskType = taskType;
+    this.tryText = TASK_SAMPLE[request.task] ?? SAMPLE_TEXT[taskType];
+    this.lastCheckpoint = null;
+    this.runningRace = { request, setup, taskType };
     this.running = true;
     this.paused = false;
     try {
-      this.snapshot = await this.engine.request('race', {
-        task: info.id,
-        corpusUrl: taskDataUrl(info, this.baseUrl),
-        settings,
-        lanes: setup.methods.map((m) => this.laneSpec(setup, m)),
-        equalBudget: this.equalBudget(setup),
-        ...(setup.template && info.taskType === 'SEQ_CLS' ? { template: setup.template } : {}),
-      });
+      this.snapshot = await this.engine.request('race', request);
       this.lanes = this.snapshot.lanes;
     } catch (e) {
       this.fail(e);
@@ -394,6 +472,7 @@ export class CompareState {
     } finally {
       this.running = false;
       this.paused = false;
+      this.runningRace = null;
     }
     if (this.snapshot) await this.readBack();
   }

@@ -7,7 +7,23 @@
 import * as tf from '@tensorflow/tfjs';
 import { chooseBackend } from '../backend/backend';
 import { outOfMemoryAdvice } from '../backend/out-of-memory';
-import { BusyError, InputError, NotReadyError, SettingsError } from '../errors';
+import {
+  BusyError,
+  CheckpointError,
+  InputError,
+  NotReadyError,
+  SettingsError,
+  StorageError,
+} from '../errors';
+import { openLabDb } from '../storage/handle';
+import type { LabDb } from '../storage/handle';
+import type { JsonValue } from '../storage/db';
+import {
+  deleteCheckpoint,
+  readManifest,
+  resumeFromCheckpoint,
+  writeCheckpoint,
+} from '../offload/checkpoints';
 import { generate } from '../model/generate';
 import type { Gpt2Model } from '../model/gpt2';
 import { requireGpt2 } from '../model/decoder';
@@ -19,7 +35,7 @@ import type { TextTokenizer } from '../tokenizer/tokenizer';
 import { defaultBudget, sizeToBudget } from '../race/equal-budget';
 import { nearestTokenIds } from '../race/nearest-tokens';
 import { Race } from '../race/race';
-import type { LaneSpec } from '../race/race';
+import type { LaneSpec, LaneState } from '../race/race';
 import { raceResults } from '../race/results';
 import { loadTaskData } from '../data/task-data';
 import type { TaskData } from '../data/task-data';
@@ -35,6 +51,8 @@ import type {
   CompareEventSink,
   CompareReplyOf,
   CompareRequestOf,
+  RaceCheckpoint,
+  RaceRequest,
   RaceSnapshot,
   TryAnswer,
 } from '../protocol/compare-protocol';
@@ -45,11 +63,24 @@ import type { FetchBytes } from './model-files';
 
 const decoder = new TextDecoder('utf-8');
 
+/** Race lanes' checkpoints share the Lab's store under this prefix (the Lab's resume skips them). */
+export const RACE_CHECKPOINT_PREFIX = 'race:';
+const laneRunId = (raceId: string, laneId: string): string => `${RACE_CHECKPOINT_PREFIX}${raceId}/${laneId}`;
+
+/** What a lane's checkpoint keeps beside its tensors: the race it belongs to and the lane's history. */
+interface LaneCheckpointMeta {
+  raceId: string;
+  modelId: string;
+  lane: LaneState;
+}
+
 export class CompareEngine implements CompareApi {
   private model: Gpt2Model | null = null;
   private modelId = '';
   private tokenizer: TextTokenizer | null = null;
   private current: Race | null = null;
+  /** The running race's checkpoint settings (null: none, as for a lane added to a finished race). */
+  private checkpointing: RaceRequest['checkpoint'] | null = null;
   private readonly gate: RunGate;
 
   constructor(
@@ -166,7 +197,99 @@ export class CompareEngine implements CompareApi {
     } catch (e) {
       refuse(e, null);
     }
+    this.checkpointing = req.checkpoint ?? null;
+    if (req.resume) {
+      try {
+        await this.resumeLanes(race, req);
+      } catch (e) {
+        this.checkpointing = null;
+        refuse(e, null);
+      }
+    }
     return this.runRace();
+  }
+
+  private async checkpointDb(): Promise<LabDb> {
+    if (typeof indexedDB === 'undefined')
+      throw new StorageError('race checkpoints need IndexedDB, which this runtime lacks: race without them');
+    return openLabDb();
+  }
+
+  /** Loads each lane's last checkpoint into it; lanes without one start from the beginning. */
+  private async resumeLanes(race: Race, req: RaceRequest): Promise<void> {
+    const raceId = req.checkpoint?.raceId;
+    if (!raceId) throw new CheckpointError('a race resumes from its checkpoints: the request names none');
+    const db = await this.checkpointDb();
+    const resumed: RaceCheckpoint['lanes'] = [];
+    let bytes = 0;
+    for (const { state, trainer } of race.lanesWithTrainers()) {
+      const runId = laneRunId(raceId, state.id);
+      const meta = (await readManifest(db, runId))?.meta as unknown as LaneCheckpointMeta | undefined;
+      if (!meta) continue;
+      if (meta.modelId !== this.modelId) {
+        throw new CheckpointError(
+          `the race's checkpoints were made on ${meta.modelId}, not ${this.modelId}: load ${meta.modelId} and resume again`,
+        );
+      }
+      const m = await resumeFromCheckpoint(db, runId, trainer);
+      if (!m) continue;
+      race.restoreLane(state.id, meta.lane);
+      resumed.push({ laneId: state.id, name: state.name, step: m.step });
+      bytes += m.bytes;
+    }
+    if (resumed.length === 0)
+      throw new CheckpointError(`there are no checkpoints of race ${raceId} to resume: start the race again`);
+    this.emit('checkpoint', { raceId, lanes: resumed, savedAt: Date.now(), bytes, resumed: true });
+  }
+
+  /** Every lane's checkpoint, when the race's interval has passed since the last. */
+  private async writeRaceCheckpoint(race: Race): Promise<void> {
+    const c = this.checkpointing;
+    if (!c) return;
+    const db = await this.checkpointDb();
+    const lanes: RaceCheckpoint['lanes'] = [];
+    let bytes = 0;
+    for (const { state, trainer } of race.lanesWithTrainers()) {
+      const meta: LaneCheckpointMeta = { raceId: c.raceId, modelId: this.modelId, lane: state };
+      const m = await writeCheckpoint(
+        db,
+        laneRunId(c.raceId, state.id),
+        trainer,
+        JSON.parse(JSON.stringify(meta)) as JsonValue,
+      );
+      lanes.push({ laneId: state.id, name: state.name, step: m.step });
+      bytes += m.bytes;
+    }
+    this.emit('checkpoint', { raceId: c.raceId, lanes, savedAt: Date.now(), bytes, resumed: false });
+  }
+
+  /** A race that ended (finished or stopped) has nothing to resume: its checkpoints go. */
+  private async dropRaceCheckpoints(race: Race, raceId: string): Promise<void> {
+    const db = await this.checkpointDb();
+    for (const { state } of race.lanesWithTrainers()) await deleteCheckpoint(db, laneRunId(raceId, state.id));
+  }
+
+  async deleteRaceCheckpoint(req: CompareRequestOf<'deleteRaceCheckpoint'>): Promise<void> {
+    this.idle('deleting checkpoints');
+    const db = await this.checkpointDb();
+    for (const lane of (await this.raceCheckpoint(req))?.lanes ?? [])
+      await deleteCheckpoint(db, laneRunId(req.raceId, lane.laneId));
+  }
+
+  async raceCheckpoint(req: CompareRequestOf<'raceCheckpoint'>): Promise<CompareReplyOf<'raceCheckpoint'>> {
+    if (typeof indexedDB === 'undefined') return null;
+    const db = await openLabDb();
+    const lanes: RaceCheckpoint['lanes'] = [];
+    let savedAt = 0;
+    // Lane ids are lane-1, lane-2, ... in the request's order; a race has at most a few dozen.
+    for (let i = 1; i <= 64; i++) {
+      const m = await readManifest(db, laneRunId(req.raceId, `lane-${i}`));
+      if (!m) break;
+      const meta = m.meta as unknown as LaneCheckpointMeta;
+      lanes.push({ laneId: meta.lane.id, name: meta.lane.name, step: m.step });
+      savedAt = Math.max(savedAt, m.savedAt);
+    }
+    return lanes.length ? { raceId: req.raceId, lanes, savedAt } : null;
   }
 
   private async taskData(
@@ -204,15 +327,27 @@ export class CompareEngine implements CompareApi {
 
   private async runRace(): Promise<RaceSnapshot> {
     const race = this.needRace();
+    const c = this.checkpointing;
+    let lastWrite = performance.now();
     await this.gate
       .run(() => {
         this.emit('status', { phase: 'racing', message: `racing ${race.laneStates.length} methods` });
-        return race.run({ checkpoint: () => this.gate.checkpoint(), stopped: () => this.gate.stopped });
+        return race.run({
+          checkpoint: () => this.gate.checkpoint(),
+          stopped: () => this.gate.stopped,
+          afterRound: async () => {
+            if (!c || performance.now() - lastWrite < c.everyMs) return;
+            lastWrite = performance.now();
+            await this.writeRaceCheckpoint(race);
+          },
+        });
       })
       .catch((e: unknown) => {
         // A lane's own step failing fails only that lane (Race.run); this is the rest (evaluations).
         throw outOfMemoryAdvice(e, 'the race', { ...race.settings, model: this.modelId });
-      });
+      })
+      .finally(() => (this.checkpointing = null));
+    if (c) await this.dropRaceCheckpoints(race, c.raceId);
     this.emit('status', { phase: 'idle', message: this.gate.stopped ? 'stopped' : 'finished' });
     return this.snapshot();
   }

@@ -30,6 +30,20 @@ export interface RaceRequest {
   evalExamples?: number;
   /** Sequence classification: a manual prompt around each input, `"... {text} ..."` (P-tuning's MP). */
   template?: string;
+  /**
+   * Checkpoints of every lane (weights, optimizer, position, history) in IndexedDB after a round
+   * once `everyMs` has passed since the last, under `raceId`; removed when the race ends.
+   */
+  checkpoint?: { raceId: string; everyMs: number };
+  /** Starts the race from its lanes' last checkpoints (a race whose worker died): same request, resume: true. */
+  resume?: boolean;
+}
+
+/** A race's lanes' checkpoints: what a resume would start from. */
+export interface RaceCheckpoint {
+  raceId: string;
+  lanes: { laneId: string; name: string; step: number }[];
+  savedAt: number;
 }
 
 /** What a race has become: every lane (steps, evaluations, ledger) and the results table. */
@@ -127,6 +141,10 @@ export interface CompareRequests {
   parameterMaps: [Record<string, never>, ParameterMap[]];
   /** Where these lanes' parameters would live, before anything trains (adapters built and freed). */
   preview: [{ task: string; seqLen: number; lanes: LaneSpec[] }, ParameterMap[]];
+  /** The lanes' checkpoints of a race, or null when it has none (a race whose worker died). */
+  raceCheckpoint: [{ raceId: string }, RaceCheckpoint | null];
+  /** Deletes a race's lanes' checkpoints (an interrupted race the person does not resume). */
+  deleteRaceCheckpoint: [{ raceId: string }, void];
   /** A few steps of one method under offload settings and a memory budget (the finished race is kept). */
   offloadTrial: [OffloadTrialRequest, OffloadTrial];
 }
@@ -140,6 +158,8 @@ export interface CompareEvents {
   step: { laneId: string; point: StepPoint };
   eval: { laneId: string; point: EvalPoint };
   status: { phase: 'loading' | 'tokenizing' | 'racing' | 'paused' | 'idle'; message: string };
+  /** Every lane's checkpoint was written (or, with `resumed`, read at the start). */
+  checkpoint: RaceCheckpoint & { bytes: number; resumed: boolean };
 }
 export type CompareEventKind = keyof CompareEvents;
 

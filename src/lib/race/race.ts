@@ -93,6 +93,8 @@ export interface RaceControl {
   /** Awaited between steps: resolve at once to go on, later to pause. */
   checkpoint?(): Promise<void>;
   stopped?(): boolean;
+  /** Awaited after each round (every running lane stepped once): where checkpoints are written. */
+  afterRound?(): Promise<void>;
 }
 
 function headParams(adapter: Adapter): number {
@@ -187,6 +189,35 @@ export class Race {
     this.lanes.push({ state, method, adapter, trainer });
     this.hooks.onLane?.(state);
     return state;
+  }
+
+  /** Every lane's state and trainer, for writing checkpoints between rounds (engine/compare-engine.ts). */
+  lanesWithTrainers(): { state: LaneState; trainer: Trainer }[] {
+    return this.lanes.map((l) => ({ state: l.state, trainer: l.trainer }));
+  }
+
+  /**
+   * Puts back a lane's history (steps, evaluations, time, status) after its trainer was restored
+   * from a checkpoint written at the same step: a lane that was training runs on from there without
+   * the evaluation a new lane starts with; a finished one stays finished.
+   */
+  restoreLane(id: string, saved: LaneState): void {
+    const lane = this.lanes.find((l) => l.state.id === id);
+    if (!lane)
+      throw new NotReadyError(`no lane "${id}" in this race: the checkpoint belongs to another race`);
+    const { steps, evals, trainMs, tokens, status, error, skippedSteps, ledger } = saved;
+    const st = lane.state;
+    Object.assign(st, {
+      steps,
+      evals,
+      trainMs,
+      tokens,
+      status,
+      ledger: { ...st.ledger, measured: ledger.measured },
+    });
+    if (error !== undefined) st.error = error;
+    if (skippedSteps !== undefined) st.skippedSteps = skippedSteps;
+    this.hooks.onLane?.(st);
   }
 
   /** Checks a lane's method and config against the model and task (no tensors): refused here as addLane would. */
@@ -295,8 +326,10 @@ export class Race {
     if (this.running) throw new BusyError('the race is already running: stop it or let it finish');
     this.running = true;
     try {
-      const todo = this.lanes.filter((l) => l.state.status === 'ready');
+      // Lanes restored from a checkpoint mid-race ('training') go on where they were.
+      const todo = this.lanes.filter((l) => l.state.status === 'ready' || l.state.status === 'training');
       for (const l of todo) {
+        if (l.state.status === 'training') continue;
         await this.evaluate(l);
         l.state.status = 'training';
         this.hooks.onLane?.(l.state);
@@ -326,6 +359,7 @@ export class Race {
         for (const l of active)
           if (l.state.status === 'training' && this.done(l)) await this.finish(l, 'done');
         active = active.filter((l) => l.state.status === 'training');
+        if (active.length > 0) await control.afterRound?.();
       }
     } finally {
       this.running = false;
