@@ -17,6 +17,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { BackendError } from '../errors';
+import { guardAllocations } from '../backend/out-of-memory';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint';
 import type { CheckpointFiles } from './checkpoint';
 import type { StepStats, Trainer } from './trainer';
@@ -110,8 +111,11 @@ export async function replaceLostBackend(fallback: string): Promise<{ backend: s
     }
   }
   try {
-    if ((await tf.setBackend(fallback)) && tf.getBackend() === fallback)
+    if ((await tf.setBackend(fallback)) && tf.getBackend() === fallback) {
+      // As every backend start does (backend/backend.ts): a wasm heap that cannot grow is named.
+      guardAllocations();
       return { backend: fallback, why: `${failed}, so the run moved to ${fallback}` };
+    }
   } catch {
     // reported below
   }
