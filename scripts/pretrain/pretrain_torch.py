@@ -77,6 +77,10 @@ class GPT(nn.Module):
         return s.ln_f(x) @ s.wte.t()
 
 def hf_state(model):
+    """Our parameters under HuggingFace GPT2LMHeadModel's key names, as numpy arrays."""
+    return {k: v.detach().cpu().numpy() for k, v in hf_state_params(model).items()}
+
+def hf_state_params(model):
     """Our parameters under HuggingFace GPT2LMHeadModel's key names."""
     out = {"transformer.wte.weight": model.wte, "transformer.wpe.weight": model.wpe,
            "transformer.ln_f.weight": model.ln_f.weight, "transformer.ln_f.bias": model.ln_f.bias}
@@ -88,7 +92,7 @@ def hf_state(model):
                     p + "attn.c_proj.weight": b.c_proj_w, p + "attn.c_proj.bias": b.c_proj_b,
                     p + "mlp.c_fc.weight": b.fc_w, p + "mlp.c_fc.bias": b.fc_b,
                     p + "mlp.c_proj.weight": b.mlp_proj_w, p + "mlp.c_proj.bias": b.mlp_proj_b})
-    return {k: v.detach().cpu().numpy() for k, v in out.items()}
+    return out
 
 def write_safetensors(path, tensors, dtype="F32"):
     """safetensors by hand (no Python package here): u64 LE header length, JSON header, raw data."""
@@ -105,6 +109,29 @@ def write_safetensors(path, tensors, dtype="F32"):
         f.write(struct.pack("<Q", len(h))); f.write(h)
         for c in chunks: f.write(c)
     os.replace(path + ".tmp", path)
+
+def read_safetensors(path):
+    """The inverse of write_safetensors (F32 or F16), as float32 arrays."""
+    raw = open(path, "rb").read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n]); body = raw[8 + n:]
+    out = {}
+    for name, e in header.items():
+        if name == "__metadata__": continue
+        dt = {"F32": "<f4", "F16": "<f2"}[e["dtype"]]
+        a, b = e["data_offsets"]
+        out[name] = np.frombuffer(body[a:b], dtype=dt).astype(np.float32).reshape(e["shape"])
+    return out
+
+def load_hf_folder(model, folder):
+    """Loads a bundled HF GPT-2 folder's weights into our module (the inverse of hf_state)."""
+    tensors = read_safetensors(os.path.join(folder, "model.safetensors"))
+    with torch.no_grad():
+        for name, p in hf_state_params(model).items():
+            if name not in tensors: raise SystemExit(f"{folder}: {name} missing from model.safetensors")
+            src = torch.from_numpy(tensors[name])
+            if tuple(src.shape) != tuple(p.shape): raise SystemExit(f"{folder}: {name} is {tuple(src.shape)}, expected {tuple(p.shape)}")
+            p.copy_(src)
 
 def evaluate(model, data, max_windows=None):
     """Mean nats per token with a sliding window: context BLOCK, each window scores its last half."""
@@ -129,11 +156,19 @@ def main():
     ap.add_argument("--tokens", type=int, default=None, help="override the token budget")
     ap.add_argument("--ckpt-every", type=int, default=200)
     ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--continue-from", default=None,
+                    help="a bundled folder (public/models/<id>) whose weights this run trains on from, with a fresh "
+                         "optimizer and a new warmup + cosine schedule over --tokens more tokens")
+    ap.add_argument("--lr", type=float, default=None, help="override the peak learning rate")
+    ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args()
+    torch.set_num_threads(a.threads)
     d, L, H, budget, lr_max, bs = SIZES[a.id]
     budget = a.tokens or budget
+    lr_max = a.lr or lr_max
     # PEFT_LAB_PRETRAIN_DIR may point outside the work tree, so checkpoints outlive a fresh checkout.
-    corpus = ".cache/corpus"; work = os.path.join(os.environ.get("PEFT_LAB_PRETRAIN_DIR", ".cache/pretrain"), a.id)
+    run_id = a.id + ("-continued" if a.continue_from else "")
+    corpus = ".cache/corpus"; work = os.path.join(os.environ.get("PEFT_LAB_PRETRAIN_DIR", ".cache/pretrain"), run_id)
     os.makedirs(work, exist_ok=True)
     stats = json.load(open(f"{corpus}/stats.json"))
     V = stats["vocabSize"]
@@ -147,6 +182,16 @@ def main():
                             lr=lr_max, betas=(0.9, 0.95), eps=1e-8)
     total_steps = budget // (bs * BLOCK); warmup = min(300, total_steps // 10)
     step, wall, curve = 0, 0.0, []
+    # A continued run starts from the bundled weights; its figures add to the first run's (tokens, wall time,
+    # curve), so the card reports everything the model has seen. Batches are drawn from seed + 1 so they differ
+    # from the first run's.
+    prior = {"tokens_seen": 0, "wall_s": 0.0, "curve": [], "steps": 0}
+    if a.continue_from:
+        load_hf_folder(model, a.continue_from)
+        prior = json.load(open(os.path.join(a.continue_from, "training.json")))
+        prior.setdefault("phases", [{k: prior[k] for k in ("steps", "tokens_seen", "wall_s", "val_bits_per_byte")}])
+        warmup = min(100, total_steps // 10)
+        a.seed += 1
     ck = f"{work}/ckpt.pt"
     if os.path.exists(ck):
         s = torch.load(ck)
@@ -172,7 +217,7 @@ def main():
         run_loss = loss.item() if run_loss is None else 0.98 * run_loss + 0.02 * loss.item()
         if step % 50 == 0 or step == total_steps:
             now = time.time(); wall += now - t_last; t_last = now
-            entry = {"step": step, "tokens": step * bs * BLOCK, "train_loss": round(run_loss, 4), "wall_s": round(wall, 1)}
+            entry = {"step": prior["steps"] + step, "tokens": prior["tokens_seen"] + step * bs * BLOCK, "train_loss": round(run_loss, 4), "wall_s": round(prior["wall_s"] + wall, 1)}
             if step % 500 == 0 or step == total_steps:
                 entry["val_loss"] = round(evaluate(model, val, max_windows=256), 4)
                 t_last = time.time()
@@ -186,10 +231,15 @@ def main():
     vs = stats["splits"]["val"]
     # Every val token (EOS included) is scored, but only document bytes count: a slightly pessimistic bpb.
     bpb = val_nats * len(val) / vs["bytes"] / math.log(2)
-    result = {"id": a.id, "params": nparams, "n_embd": d, "n_layer": L, "n_head": H, "steps": step,
-              "tokens_seen": step * bs * BLOCK, "wall_s": round(wall, 1), "train_loss": curve[-1]["train_loss"],
+    result = {"id": a.id, "params": nparams, "n_embd": d, "n_layer": L, "n_head": H, "steps": prior["steps"] + step,
+              "tokens_seen": prior["tokens_seen"] + step * bs * BLOCK, "wall_s": round(prior["wall_s"] + wall, 1),
+              "train_loss": curve[-1]["train_loss"],
               "val_nats_per_token": round(val_nats, 4), "val_bits_per_byte": round(bpb, 4),
-              "val_tokens": int(len(val)), "val_bytes": vs["bytes"], "curve": curve}
+              "val_tokens": int(len(val)), "val_bytes": vs["bytes"], "curve": prior["curve"] + curve}
+    if a.continue_from:
+        result["phases"] = prior["phases"] + [{"steps": step, "tokens_seen": step * bs * BLOCK, "wall_s": round(wall, 1),
+                                              "peak_lr": lr_max, "val_bits_per_byte": round(bpb, 4),
+                                              "torch": torch.__version__}]
     out = f"public/models/{a.id}"; os.makedirs(out, exist_ok=True)
     cfg = {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "vocab_size": V, "n_positions": BLOCK,
            "n_ctx": BLOCK, "n_embd": d, "n_layer": L, "n_head": H, "n_inner": None, "activation_function": "gelu_new",
