@@ -86,6 +86,9 @@ export const DEFAULT_TASK = 'moby-dick';
 export const TRAINED_ADAPTER = 'trained';
 /** GPT-2's vocabulary size (50,000 merges + 256 bytes + <|endoftext|>). */
 const GPT2_VOCAB_SIZE = 50257;
+/** The app sends no Hub token (it would sit in the browser), so a gated repo comes in as a folder. */
+const APP_TOKEN_ADVICE =
+  "download its files there with your account and open them as a folder in the Lab's model panel (the app sends no token)";
 const decoder = new TextDecoder('utf-8');
 
 export class LabEngine implements LabApi {
@@ -162,6 +165,7 @@ export class LabEngine implements LabApi {
       this.emit('status', { phase: 'loading', message: `downloading ${repo}` });
       const got = await downloadHubModel(repo, {
         endpoint: req.endpoint,
+        tokenAdvice: APP_TOKEN_ADVICE,
         onProgress: (p) => this.emit('download', p),
       });
       let tokenizer = got.tokenizer;
@@ -574,6 +578,7 @@ export class LabEngine implements LabApi {
     this.emit('status', { phase: 'loading', message: `downloading the adapter ${repo}` });
     const got = await downloadHubAdapter(repo, {
       endpoint: req.endpoint,
+      tokenAdvice: APP_TOKEN_ADVICE,
       onProgress: (p) => this.emit('download', p),
     });
     this.emit('status', { phase: 'idle', message: `${repo} downloaded` });
