@@ -88,7 +88,7 @@ export const TRAINED_ADAPTER = 'trained';
 const GPT2_VOCAB_SIZE = 50257;
 /** The app sends no Hub token (it would sit in the browser), so a gated repo comes in as a folder. */
 const APP_TOKEN_ADVICE =
-  "download its files there with your account and open them as a folder in the Lab's model panel (the app sends no token)";
+  'download its files there with your account and open them as a folder under Base model in the Lab (the app sends no token)';
 const decoder = new TextDecoder('utf-8');
 
 export class LabEngine implements LabApi {
@@ -167,6 +167,10 @@ export class LabEngine implements LabApi {
         endpoint: req.endpoint,
         tokenAdvice: APP_TOKEN_ADVICE,
         onProgress: (p) => this.emit('download', p),
+      }).catch((e: unknown) => {
+        // The status line stops saying "downloading"; the error itself says why.
+        this.emit('status', { phase: 'idle', message: `${repo} was not downloaded` });
+        throw e;
       });
       let tokenizer = got.tokenizer;
       if (!tokenizer) {
@@ -580,6 +584,9 @@ export class LabEngine implements LabApi {
       endpoint: req.endpoint,
       tokenAdvice: APP_TOKEN_ADVICE,
       onProgress: (p) => this.emit('download', p),
+    }).catch((e: unknown) => {
+      this.emit('status', { phase: 'idle', message: `${repo} was not downloaded` });
+      throw e;
     });
     this.emit('status', { phase: 'idle', message: `${repo} downloaded` });
     return got;
