@@ -76,7 +76,8 @@ export function checkRepoId(repoId: string): string {
 /** The message's tail for a gated or private repo when the caller says nothing of its own. */
 const DEFAULT_TOKEN_ADVICE = 'give a Hub token with read access (huggingface.co/settings/tokens)';
 
-function mib(bytes: number): string {
+/** Sizes in messages: bytes under 1 MiB (what a cut-off small file shows), MiB above. */
+function sizeText(bytes: number): string {
   return bytes < 1024 * 1024 ? `${bytes} bytes` : `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
 }
 
@@ -145,7 +146,7 @@ async function fetchFile(w: Wanted, opts: HubOptions, optional = false): Promise
   };
   const stalled = (loaded: number): HubTimeoutError =>
     new HubTimeoutError(
-      `${what}: the server sent nothing for ${timeoutMs / 1000} s${loaded ? ` after ${mib(loaded)}` : ''}: it is stalled or very slow; try again later, or use a mirror; nothing of it was kept`,
+      `${what}: the server sent nothing for ${timeoutMs / 1000} s${loaded ? ` after ${sizeText(loaded)}` : ''}: it is stalled or very slow; try again later, or use a mirror; nothing of it was kept`,
     );
   arm();
   try {
@@ -201,7 +202,7 @@ async function readBody(
     signal.aborted
       ? stalled(loaded)
       : new HubConnectionError(
-          `${w.repo}/${w.file}: the connection broke after ${mib(loaded)}${total ? ` of ${mib(total)}` : ''}: try again; nothing of it was kept`,
+          `${w.repo}/${w.file}: the connection broke after ${sizeText(loaded)}${total ? ` of ${sizeText(total)}` : ''}: try again; nothing of it was kept`,
         );
   opts.onProgress?.({ file: w.file, loaded, total });
   if (!res.body) {
@@ -245,7 +246,7 @@ function checkWhole(bytes: ArrayBuffer, res: Response, w: Wanted, opts: HubOptio
   const what = `${w.repo}/${w.file}`;
   const cut = (got: number, want: number, by: string): HubResponseError =>
     new HubResponseError(
-      `${what} arrived cut short: ${mib(got)} of ${mib(want)} (${by}): try again; nothing of it was kept`,
+      `${what} arrived cut short: ${sizeText(got)} of ${sizeText(want)} (${by}): try again; nothing of it was kept`,
     );
   if (w.file.endsWith('.json')) {
     const head = new TextDecoder().decode(new Uint8Array(bytes, 0, Math.min(bytes.byteLength, 64)));
