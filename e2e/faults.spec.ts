@@ -100,3 +100,54 @@ test('the compare worker dies mid-race: the screen says so, starts a fresh one, 
   await expect(error).toHaveCount(0);
   expect(errors).toEqual([]);
 });
+
+/** The test Hub (e2e/hub-server.mjs); HUB_URL when a run serves it on another port. */
+const HUB = process.env.HUB_URL ?? 'http://127.0.0.1:4174';
+
+test('Hub faults in the browser: a gated repo and a download cut short are named, and nothing of them is cached', async ({
+  page,
+}) => {
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(`/?hub=${HUB}`);
+  await expect(page.getByTestId('model-facts')).toBeVisible();
+  const error = page.getByTestId('error');
+
+  // Gated: the Hub's X-Error-Code reaches the page (CORS exposes it), and the app says what to do
+  // without a token.
+  await page.getByTestId('hub-repo').fill('gated/model');
+  await page.getByTestId('hub-load').click();
+  await expect(error).toContainText(
+    `HubAccessError: gated/model/config.json: the Hub refused access (HTTP 401); the repo is gated: accept its licence at ${HUB}/gated/model while logged in, then download its files there with your account and open them as a folder under Base model in the Lab (the app sends no token)`,
+  );
+  await expect(page.getByTestId('status')).toHaveText('gated/model was not downloaded');
+  await page.screenshot({ path: `${SHOTS}/faults-hub-gated.png`, fullPage: true });
+  await page.getByRole('button', { name: 'Dismiss' }).click();
+
+  // Cut short: Chromium's own fetch errors under a true Content-Length; nothing is kept.
+  await page.getByTestId('hub-repo').fill('broken/cut');
+  await page.getByTestId('hub-load').click();
+  await expect(error).toContainText(
+    /HubConnectionError: broken\/cut\/model.safetensors: the connection broke after .* of 2\.1 MiB: try again; nothing of it was kept/,
+    { timeout: 60_000 },
+  );
+  await page.getByRole('button', { name: 'Dismiss' }).click();
+  await page.getByRole('link', { name: 'Models' }).click();
+  await expect(page.getByTestId('no-cached-models')).toBeVisible();
+
+  // A model cached before stays whole through a failed download of another.
+  await page.getByRole('link', { name: 'Lab' }).click();
+  await page.getByTestId('hub-repo').fill('peftlab/peftlab-s');
+  await page.getByTestId('hub-load').click();
+  await expect(page.getByTestId('status')).toHaveText('hub: peftlab/peftlab-s downloaded and cached', {
+    timeout: 60_000,
+  });
+  await page.getByTestId('hub-repo').fill('broken/cut');
+  await page.getByTestId('hub-load').click();
+  await expect(error).toContainText('HubConnectionError: broken/cut/model.safetensors', { timeout: 60_000 });
+  await page.getByRole('link', { name: 'Models' }).click();
+  await expect(page.getByTestId('cached-row')).toHaveCount(1);
+  await expect(page.getByTestId('cached-row')).toContainText('hub: peftlab/peftlab-s');
+  await expect(page.getByTestId('cached-row')).toContainText('2.2 MiB');
+  expect(errors).toEqual([]);
+});

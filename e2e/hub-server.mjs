@@ -5,7 +5,8 @@
 // `peftlab/lora-peftlab-s`, an adapter repo with only a pickled adapter_model.bin as `old/bin-adapter`,
 // and the Llama family in the real repos' layouts with tiny random weights written by transformers
 // (src/lib/model/fixtures): `HuggingFaceTB/SmolLM2-135M` with one model.safetensors (tiny-llama) and
-// `Qwen/Qwen2.5-0.5B` sharded, model.safetensors.index.json naming four shards (tiny-qwen2-sharded).
+// `Qwen/Qwen2.5-0.5B` sharded, model.safetensors.index.json naming four shards (tiny-qwen2-sharded);
+// and two faults, a gated repo `gated/model` and a download cut short, `broken/cut`.
 import { createServer } from 'node:http';
 import { readFileSync, readdirSync } from 'node:fs';
 
@@ -45,9 +46,25 @@ const repos = {
   },
 };
 const server = createServer((req, res) => {
-  // The app is served from another port: the Hub itself allows cross-origin reads.
+  // The app is served from another port: the Hub itself allows cross-origin reads, and lets pages
+  // read why it refused (X-Error-Code), as huggingface.co does.
   res.setHeader('access-control-allow-origin', '*');
+  res.setHeader('access-control-expose-headers', 'x-error-code, x-error-message');
   const m = /^\/([^/]+\/[^/]+)\/resolve\/[^/]+\/(.+)$/.exec(req.url ?? '');
+  // Faults (e2e/faults.spec.ts): a gated repo refuses without a token; `broken/cut` has the bundled
+  // model's config but its weights stop a third of the way, the connection closed under a true Content-Length.
+  if (m?.[1] === 'gated/model') return res.writeHead(401, { 'x-error-code': 'GatedRepo' }).end('gated');
+  if (m?.[1] === 'broken/cut' && m[2] !== 'model.safetensors') {
+    const file = repos['peftlab/peftlab-s'][m[2]];
+    return file
+      ? res.writeHead(200, { 'content-length': file.byteLength }).end(file)
+      : res.writeHead(404).end();
+  }
+  if (m?.[1] === 'broken/cut') {
+    const weights = repos['peftlab/peftlab-s']['model.safetensors'];
+    res.writeHead(200, { 'content-length': weights.byteLength });
+    return res.write(weights.subarray(0, weights.byteLength / 3), () => res.destroy());
+  }
   const body = m ? repos[m[1]]?.[m[2]] : undefined;
   if (req.url === '/') return res.writeHead(200).end('hub test server');
   if (!body) return res.writeHead(404).end('Entry not found');

@@ -30,7 +30,13 @@ import type { TaskType } from '../lib/data/tasks/registry';
 import type { CatalogEntry } from './catalog';
 import { loadCatalog } from './catalog';
 import { WorkerEngine } from './engine-client';
-import { deleteAdapter, getAdapter, listAdapters, saveAdapterRecord } from '../lib/storage/adapters';
+import {
+  deleteAdapter,
+  getAdapter,
+  listAdapters,
+  onAdaptersChanged,
+  saveAdapterRecord,
+} from '../lib/storage/adapters';
 import { deleteModel, listModels } from '../lib/storage/models';
 import { downloadFile } from './download';
 import type { DroppedFile } from './dropped-files';
@@ -211,6 +217,8 @@ export class LabState {
   hubAdapterRepo = $state('');
   opening = $state(false);
   openNote = $state<string | null>(null);
+  /** What the last "Save adapter" did: the name it was saved under, and why when not the one asked. */
+  saveNote = $state<string | null>(null);
   /** Which base the adapter names, when none here matches: shown whether or not it opens. */
   openBaseNote = $state<string | null>(null);
   /** The adapter in use (or the base) scored on the current task by "Evaluate". */
@@ -250,6 +258,8 @@ export class LabState {
       this.progress = this.progress.filter((p) => p.step <= d.fromStep);
     });
     this.engine.onCrash((e) => void this.recoverFromCrash(e));
+    // Another tab saved or deleted an adapter: this tab's list shows it.
+    onAdaptersChanged(() => void this.refreshAdapters());
     this.engine.on('status', (s) => {
       this.phase = s.phase;
       this.statusMessage = s.message;
@@ -670,13 +680,15 @@ export class LabState {
 
   async saveCurrentAdapter(name: string): Promise<void> {
     this.error = null;
+    this.saveNote = null;
+    const wanted = name || 'adapter';
     try {
       const files = await this.engine.request('exportAdapter', {});
       // The engine wrote this config itself from a registry method, so its types are ours.
       const peft = JSON.parse(files.config) as { peft_type: PeftType; task_type: TaskType };
-      await saveAdapterRecord({
+      const saved = await saveAdapterRecord({
         id: crypto.randomUUID(),
-        name: name || 'adapter',
+        name: wanted,
         createdAt: Date.now(),
         baseModel: this.model?.id ?? '',
         peftType: peft.peft_type,
@@ -689,6 +701,12 @@ export class LabState {
         weights: files.weights,
         sizeBytes: files.weights.byteLength + files.config.length,
       });
+      // Nothing is ever replaced by a save: a name already taken (here, or by another tab at the
+      // same moment) gets the next free number, and the note says so.
+      this.saveNote =
+        saved.name === wanted
+          ? `Saved as “${saved.name}”.`
+          : `Saved as “${saved.name}”: an adapter named “${wanted}” was already saved (in this tab or another), and it was kept as it was.`;
       await this.refreshAdapters();
     } catch (e) {
       this.fail(e);

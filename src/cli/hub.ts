@@ -2,9 +2,10 @@
  * `--model` may name a Hub repo (owner/name) instead of a folder: config.json, the weights
  * (model.safetensors, or model.safetensors.index.json and the shards it names) and tokenizer.json are downloaded
  * once into ~/.cache/peft-lab/hub/ and read from there afterwards, offline too. The endpoint is
- * HF_ENDPOINT when set (HuggingFace's own convention for mirrors), else huggingface.co.
+ * HF_ENDPOINT when set (HuggingFace's own convention for mirrors), else huggingface.co; HF_TOKEN,
+ * when set, is sent for private and gated repos (the same convention).
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,8 +32,11 @@ export async function resolveModelArg(arg: string): Promise<string> {
   const endpoint = process.env.HF_ENDPOINT ?? DEFAULT_HUB_ENDPOINT;
   let lastPct = -1;
   let lastFile = '';
+  const token = process.env.HF_TOKEN;
   const files = await downloadHubModel(repo, {
     endpoint,
+    ...(token ? { token } : {}),
+    tokenAdvice: 'set HF_TOKEN to a token with read access (huggingface.co/settings/tokens)',
     onProgress: (p) => {
       const pct = p.total ? Math.floor((100 * p.loaded) / p.total) : -1;
       if (p.file !== lastFile) {
@@ -54,7 +58,9 @@ export async function resolveModelArg(arg: string): Promise<string> {
     tokenizer = readFileSync(GPT2_TOKENIZER);
   }
   // Written to a temporary folder and renamed, so an interrupted download leaves no half folder.
+  // A `.partial` left by a process killed while writing is thrown away, not completed.
   const tmp = `${dir}.partial`;
+  rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
   writeFileSync(join(tmp, 'config.json'), new Uint8Array(files.config));
   files.weights.forEach((w, i) => writeFileSync(join(tmp, files.weightFileNames[i]!), new Uint8Array(w)));

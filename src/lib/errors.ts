@@ -75,6 +75,36 @@ export class AdapterFormatError extends AdapterError {
 export class FileLoadError extends PeftLabError {
   override name = 'FileLoadError';
 }
+/**
+ * A download from the Hub (or a mirror) that failed. One subclass per thing the user can do about
+ * it; all are FileLoadErrors, and none leaves anything of the download cached.
+ */
+export class HubError extends FileLoadError {
+  override name = 'HubError';
+}
+/** 401 or 403: a private or gated repo; the message says where to accept the licence and how to give a token. */
+export class HubAccessError extends HubError {
+  override name = 'HubAccessError';
+}
+/** 404 (or the Hub's 401 "RepoNotFound"): no such repo, revision or file. */
+export class HubNotFoundError extends HubError {
+  override name = 'HubNotFoundError';
+}
+/**
+ * An answer that is not the file: an HTTP error, a web page (HTML) where a file was asked for, or a
+ * body shorter than its Content-Length or than the safetensors header says.
+ */
+export class HubResponseError extends HubError {
+  override name = 'HubResponseError';
+}
+/** The server sent nothing for longer than the timeout (a stalled or very slow server). */
+export class HubTimeoutError extends HubError {
+  override name = 'HubTimeoutError';
+}
+/** The server could not be reached, or the connection broke in the middle of a file. */
+export class HubConnectionError extends HubError {
+  override name = 'HubConnectionError';
+}
 /** Training diverged (NaN or infinite loss). */
 export class NonFiniteLossError extends PeftLabError {
   override name = 'NonFiniteLossError';
@@ -244,6 +274,12 @@ const ERROR_CLASSES = {
   AdapterMismatchError,
   AdapterFormatError,
   FileLoadError,
+  HubError,
+  HubAccessError,
+  HubNotFoundError,
+  HubResponseError,
+  HubTimeoutError,
+  HubConnectionError,
   NonFiniteLossError,
   NonFiniteWeightsError,
   OutOfMemoryError,

@@ -88,6 +88,9 @@ export const DEFAULT_TASK = 'moby-dick';
 export const TRAINED_ADAPTER = 'trained';
 /** GPT-2's vocabulary size (50,000 merges + 256 bytes + <|endoftext|>). */
 const GPT2_VOCAB_SIZE = 50257;
+/** The app sends no Hub token (it would sit in the browser), so a gated repo comes in as a folder. */
+const APP_TOKEN_ADVICE =
+  'download its files there with your account and open them as a folder under Base model in the Lab (the app sends no token)';
 const decoder = new TextDecoder('utf-8');
 
 export class LabEngine implements LabApi {
@@ -179,7 +182,12 @@ export class LabEngine implements LabApi {
       this.emit('status', { phase: 'loading', message: `downloading ${repo}` });
       const got = await downloadHubModel(repo, {
         endpoint: req.endpoint,
+        tokenAdvice: APP_TOKEN_ADVICE,
         onProgress: (p) => this.emit('download', p),
+      }).catch((e: unknown) => {
+        // The status line stops saying "downloading"; the error itself says why.
+        this.emit('status', { phase: 'idle', message: `${repo} was not downloaded` });
+        throw e;
       });
       let tokenizer = got.tokenizer;
       if (!tokenizer) {
@@ -666,7 +674,11 @@ export class LabEngine implements LabApi {
     this.emit('status', { phase: 'loading', message: `downloading the adapter ${repo}` });
     const got = await downloadHubAdapter(repo, {
       endpoint: req.endpoint,
+      tokenAdvice: APP_TOKEN_ADVICE,
       onProgress: (p) => this.emit('download', p),
+    }).catch((e: unknown) => {
+      this.emit('status', { phase: 'idle', message: `${repo} was not downloaded` });
+      throw e;
     });
     this.emit('status', { phase: 'idle', message: `${repo} downloaded` });
     return got;

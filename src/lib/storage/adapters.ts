@@ -40,7 +40,25 @@ function utf8Length(s: string): number {
   return new TextEncoder().encode(s).byteLength;
 }
 
-/** Saves (or replaces) an adapter: metadata and weights in one transaction. */
+/**
+ * `name`, or the first of "name (2)", "name (3)"... that is not in `taken`: two adapters saved under
+ * one name, by two tabs at once or one after the other, stay two, each findable by its own name.
+ */
+export function freeAdapterName(name: string, taken: Iterable<string>): string {
+  const used = new Set(taken);
+  if (!used.has(name)) return name;
+  for (let n = 2; ; n++) {
+    const candidate = `${name} (${n})`;
+    if (!used.has(candidate)) return candidate;
+  }
+}
+
+/**
+ * Saves (or replaces, by id) an adapter: metadata and weights in one transaction. The name is made
+ * free (freeAdapterName) inside that transaction, and IndexedDB runs readwrite transactions on one
+ * store one at a time, across tabs too, so two saves never take one name; the returned metadata
+ * carries the name given, which the caller shows when it differs from the one asked for.
+ */
 export async function saveAdapterRecord(
   rec: AdapterInput,
   opts: BlobOptions = {},
@@ -58,7 +76,15 @@ export async function saveAdapterRecord(
     ['adapters', 'chunks'],
     'readwrite',
     `save adapter "${rec.id}"`,
-    (tx) => {
+    async (tx) => {
+      const store = tx.objectStore('adapters');
+      // Names first, before any write, so a write that fails is the error the caller sees. Only a
+      // request's result is awaited here, so the transaction stays open.
+      const others = await store.getAll();
+      meta.name = freeAdapterName(
+        rec.name,
+        others.filter((o) => o.id !== rec.id).map((o) => o.name),
+      );
       const requests = queueBlobWrite(
         tx.objectStore('chunks'),
         ADAPTER_OWNER + rec.id,
@@ -66,12 +92,43 @@ export async function saveAdapterRecord(
         weights,
         chunkBytes,
       );
-      queue(requests, tx.objectStore('adapters').put(meta));
+      queue(requests, store.put(meta));
       return Promise.all(requests);
     },
     meta.sizeBytes,
   );
+  announce(dbName);
   return meta;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Other tabs
+
+/** Tabs of one origin tell each other that the list of saved adapters changed. */
+const CHANNEL = 'peft-lab:adapters';
+/** This module instance's id, so a tab does not answer its own announcements. */
+const SELF = Math.random().toString(36).slice(2);
+
+function announce(dbName: string): void {
+  if (typeof BroadcastChannel === 'undefined') return;
+  const channel = new BroadcastChannel(CHANNEL);
+  channel.postMessage({ from: SELF, dbName });
+  channel.close();
+}
+
+/**
+ * Calls `changed` when another tab (or worker) saves or deletes an adapter in `dbName`, so its list
+ * shows what that tab did. Returns the function that stops listening.
+ */
+export function onAdaptersChanged(changed: () => void, dbName = DEFAULT_DB_NAME): () => void {
+  if (typeof BroadcastChannel === 'undefined') return () => undefined;
+  const channel = new BroadcastChannel(CHANNEL);
+  channel.onmessage = (e: MessageEvent<{ from?: unknown; dbName?: unknown }>) => {
+    if (e.data.from !== SELF && e.data.dbName === dbName) changed();
+  };
+  // In Node (tests, the CLI) a listening channel would keep the process alive.
+  (channel as { unref?: () => void }).unref?.();
+  return () => channel.close();
 }
 
 /** All saved adapters without their weights, newest first. */
@@ -112,15 +169,23 @@ export async function getAdapter(id: string, dbName = DEFAULT_DB_NAME): Promise<
 
 /** Deletes an adapter and its weights; false when there was none. */
 export async function deleteAdapter(id: string, dbName = DEFAULT_DB_NAME): Promise<boolean> {
-  return inTx(dbName, ['adapters', 'chunks'], 'readwrite', `delete adapter "${id}"`, async (tx) => {
-    const adapters = tx.objectStore('adapters');
-    const [key] = await Promise.all([
-      adapters.getKey(id),
-      adapters.delete(id),
-      tx.objectStore('chunks').delete(ownerRange(ADAPTER_OWNER + id)),
-    ]);
-    return key !== undefined;
-  });
+  const deleted = await inTx(
+    dbName,
+    ['adapters', 'chunks'],
+    'readwrite',
+    `delete adapter "${id}"`,
+    async (tx) => {
+      const adapters = tx.objectStore('adapters');
+      const [key] = await Promise.all([
+        adapters.getKey(id),
+        adapters.delete(id),
+        tx.objectStore('chunks').delete(ownerRange(ADAPTER_OWNER + id)),
+      ]);
+      return key !== undefined;
+    },
+  );
+  if (deleted) announce(dbName);
+  return deleted;
 }
 
 /** Renames an adapter (metadata only; the weights are not touched). */
