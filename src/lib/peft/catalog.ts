@@ -13,6 +13,7 @@ import { lnTuningInfo } from './ln-tuning/info';
 import { veraInfo } from './vera/info';
 import { lohaInfo } from './loha/info';
 import { lokrInfo } from './lokr/info';
+import { oftInfo } from './oft/info';
 import type { FieldSpec, MethodInfo } from './method-info';
 import { pTuningInfo } from './p-tuning/info';
 import { pTuningV2Info } from './p-tuning-v2/info';
@@ -32,6 +33,7 @@ const TABLE: MethodInfo[] = [
   veraInfo,
   lohaInfo,
   lokrInfo,
+  oftInfo,
   promptTuningInfo,
   prefixTuningInfo,
   pTuningInfo,

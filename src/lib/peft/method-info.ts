@@ -51,6 +51,7 @@ export type LedgerProfile =
   | 'vera'
   | 'loha'
   | 'lokr'
+  | 'oft'
   | 'prompt-table'
   | 'prompt-mlp'
   | 'prompt-lstm'

@@ -14,6 +14,7 @@ import { lnTuning } from './ln-tuning';
 import { vera } from './vera';
 import { loha } from './loha';
 import { lokr } from './lokr';
+import { oft } from './oft';
 import { pTuning } from './p-tuning';
 import { pTuningV2 } from './p-tuning-v2';
 import { prefixTuning } from './prefix-tuning';
@@ -32,6 +33,7 @@ const TABLE: Record<string, PeftMethod> = {
   vera,
   loha,
   lokr,
+  oft,
   'prompt-tuning': promptTuning,
   'prefix-tuning': prefixTuning,
   'p-tuning': pTuning,

@@ -274,6 +274,39 @@ export function activationTerms(
  * measured peak on every one of the 1200 steps.
  */
 export const ACTIVATION_COUNTS: Record<LedgerProfile, Partial<Record<ActivationTerm, number>>> = {
+  // OFT: fitted on 300 steps (probe.ts variant "oft", block sizes 2..8 dividing the width, the
+  // default Cayley-Neumann series; worst 5.2%). The exact Cayley transform's Gauss-Jordan keeps
+  // b steps of [r, b, 2b] for its backward, which these counts do not hold.
+  oft: {
+    'L*B*Tm*C': 70,
+    'L*B*Tm*I': 4,
+    'L*B*H*Tm*S': 7,
+    'L*B*Tm': 6,
+    'L*B*H*Tm': 1,
+    'L*C*C': 4,
+    'L*C*I': 2,
+    'L*C': -20,
+    L: 238,
+    'lm:B*T*C': -2,
+    'B*Tm*C': 2,
+    'B*Tm': 11,
+    'Tm*C': 1,
+    'P*C': 1,
+    C: 2,
+    const: 35,
+    'lm:B*T*V': 6,
+    'lm:B*T': -10,
+    'cls:C*K': 2,
+    'cls:K': 1,
+    'seq:B*T*K': 8,
+    'seq:B*K': -2,
+    'seq:B*T': -6,
+    'seq:B': 24,
+    'tok:B*T*K': 7,
+    'r*sites(in+out)': 13,
+    'sites*r*r': 16,
+    'sites*r': -131,
+  },
   // LoHa and LoKr: fitted on 300 steps each (probe.ts variants "loha" r 1..8, "lokr" r 1..8 with
   // and without decomposeBoth; worst 3.7% and 5.9%): the delta weight built per layer adds L*C*C.
   loha: {
@@ -750,6 +783,34 @@ export const ACTIVATION_COUNTS: Record<LedgerProfile, Partial<Record<ActivationT
  * LM whose logits outweigh its layers now peaks here (ledger.test.ts has one).
  */
 export const FORWARD_COUNTS: Record<LedgerProfile, Partial<Record<ActivationTerm, number>>> = {
+  oft: {
+    'L*B*Tm*C': 56,
+    'L*B*Tm*I': 4,
+    'L*B*H*Tm*S': 1,
+    'L*B*Tm': 6,
+    'L*B*H*Tm': -1,
+    'L*C': -9,
+    L: 120,
+    'B*H*Tm': 1,
+    'lm:B*T*C': -1,
+    'B*Tm*C': 8,
+    'B*Tm': 12,
+    'Tm*C': 2,
+    'P*C': 1,
+    'lm:B*T*V': 7,
+    'lm:B*T': -11,
+    'cls:B*Tm*S': 1,
+    'cls:C*K': 1,
+    'cls:K': 7,
+    'seq:B*T*K': 6,
+    'seq:B*K': 2,
+    'seq:B*T': -3,
+    'seq:B': 14,
+    'tok:B*T*K': 8,
+    'r*sites(in+out)': 7,
+    'sites*r*r': 9,
+    'sites*r': -64,
+  },
   loha: {
     'L*B*Tm*C': 65,
     'L*B*Tm*I': 4,
