@@ -80,6 +80,16 @@ export const VARIANTS: Variant[] = [
       return { oftBlockSize: sizes[int(0, sizes.length - 1)] ?? C };
     },
   },
+  {
+    name: 'boft',
+    method: 'boft',
+    config: {},
+    // One factor (PEFT's default); a block size dividing the width, which BOFT requires.
+    draw: (int, C) => {
+      const sizes = [2, 3, 4, 5, 6, 8].filter((b) => C % b === 0);
+      return { boftBlockSize: sizes[int(0, sizes.length - 1)] ?? C };
+    },
+  },
   { name: 'prompt-tuning', method: 'prompt-tuning', config: {}, draw: virtual },
   {
     name: 'p-tuning-mlp',

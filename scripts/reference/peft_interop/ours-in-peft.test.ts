@@ -133,6 +133,10 @@ const CASES: Case[] = [
     base: 'tiny-llama',
     config: { r: 4, oftBlockSize: 0, numCayleyNeumannTerms: 3, targetModules: ['q_proj', 'up_proj'] },
   },
+  // BOFT likewise, with one butterfly factor: PEFT without its CUDA extension (as here) builds
+  // one-factor layers whatever the config asks, so our multi-factor files load only where PEFT has
+  // it; their math is checked the other way (src/lib/peft/boft/boft.test.ts).
+  { name: 'boft_llama', method: 'boft', task: 'CAUSAL_LM', base: 'tiny-llama', config: { boftBlockSize: 4 } },
   { name: 'ia3', method: 'ia3', task: 'CAUSAL_LM' },
   { name: 'ia3_seq_cls', method: 'ia3', task: 'SEQ_CLS' },
   { name: 'prompt_tuning', method: 'prompt-tuning', task: 'CAUSAL_LM', config: { numVirtualTokens: 4 } },

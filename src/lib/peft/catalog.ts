@@ -14,6 +14,7 @@ import { veraInfo } from './vera/info';
 import { lohaInfo } from './loha/info';
 import { lokrInfo } from './lokr/info';
 import { oftInfo } from './oft/info';
+import { boftInfo } from './boft/info';
 import type { FieldSpec, MethodInfo } from './method-info';
 import { pTuningInfo } from './p-tuning/info';
 import { pTuningV2Info } from './p-tuning-v2/info';
@@ -34,6 +35,7 @@ const TABLE: MethodInfo[] = [
   lohaInfo,
   lokrInfo,
   oftInfo,
+  boftInfo,
   promptTuningInfo,
   prefixTuningInfo,
   pTuningInfo,

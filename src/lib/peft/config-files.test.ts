@@ -70,6 +70,18 @@ const REQUIRED: Record<string, string[]> = {
     'use_cayley_neumann',
     'num_cayley_neumann_terms',
   ],
+  BOFT: [
+    'boft_block_size',
+    'boft_block_num',
+    'boft_n_butterfly_factor',
+    'target_modules',
+    'boft_dropout',
+    'fan_in_fan_out',
+    'bias',
+    'modules_to_save',
+    'init_weights',
+    'layers_to_transform',
+  ],
   PROMPT_TUNING: [
     'num_virtual_tokens',
     'token_dim',

@@ -52,6 +52,7 @@ export type LedgerProfile =
   | 'loha'
   | 'lokr'
   | 'oft'
+  | 'boft'
   | 'prompt-table'
   | 'prompt-mlp'
   | 'prompt-lstm'

@@ -15,6 +15,7 @@ import { vera } from './vera';
 import { loha } from './loha';
 import { lokr } from './lokr';
 import { oft } from './oft';
+import { boft } from './boft';
 import { pTuning } from './p-tuning';
 import { pTuningV2 } from './p-tuning-v2';
 import { prefixTuning } from './prefix-tuning';
@@ -34,6 +35,7 @@ const TABLE: Record<string, PeftMethod> = {
   loha,
   lokr,
   oft,
+  boft,
   'prompt-tuning': promptTuning,
   'prefix-tuning': prefixTuning,
   'p-tuning': pTuning,

@@ -125,6 +125,8 @@ export const ACTIVATION_TERMS = [
   'r*sites(in+out)',
   'sites*r*r',
   'sites*r',
+  // OFT's exact Cayley transform and BOFT's (Gauss-Jordan): r steps of [in / r, r, 2r] per layer.
+  'r*r*sites(in)',
   // Prefix kinds: per-layer keys/values of the prefix, tiled over the batch and concatenated.
   'L*B*n*C',
   'L*n*C',
@@ -180,12 +182,14 @@ export function activationTerms(
   const cls = seq + tok;
   let sites = 0;
   let siteDims = 0;
+  let siteIn = 0;
   const r = methodInfoByPeftType(adapter.config.peftType).ledger.rank?.(adapter.config) ?? 0;
   if (kind === 'inject' && r > 0) {
     for (const site of targetedSites(c, f.targetModules ?? [], f.layersToTransform)) {
       const [i, o] = linearShape(c, site.module);
       sites++;
       siteDims += i + o;
+      siteIn += i;
     }
   }
   const enc = kind === 'prompt' || kind === 'prefix' ? 1 : 0;
@@ -236,6 +240,7 @@ export function activationTerms(
     'r*sites(in+out)': r * siteDims,
     'sites*r*r': sites * r * r,
     'sites*r': sites * r,
+    'r*r*sites(in)': r * r * siteIn,
     'L*B*n*C': (kind === 'prefix' ? 1 : 0) * L * B * n * C,
     'L*n*C': (kind === 'prefix' ? 1 : 0) * L * n * C,
     'n*C': enc * n * C,
@@ -274,6 +279,40 @@ export function activationTerms(
  * measured peak on every one of the 1200 steps.
  */
 export const ACTIVATION_COUNTS: Record<LedgerProfile, Partial<Record<ActivationTerm, number>>> = {
+  // BOFT: fitted on 300 steps (probe.ts variant "boft", block sizes 2..8 dividing the width, one
+  // butterfly factor; worst 1.5%): the exact Cayley transform's Gauss-Jordan keeps r steps of
+  // [in / r, r, 2r] per layer for its backward (r*r*sites(in)).
+  boft: {
+    'L*B*Tm*C': 88,
+    'L*B*Tm*I': 4,
+    'L*B*H*Tm*S': 7,
+    'L*B*Tm': 4,
+    'L*B*H*Tm': 1,
+    'L*C*C': 4,
+    'L*C*I': 2,
+    'L*C': 17,
+    L: -3,
+    'B*H*Tm': 1,
+    'lm:B*T*C': -2,
+    'B*Tm*C': 2,
+    'B*Tm': 4,
+    'Tm*C': 1,
+    'P*C': 1,
+    C: -1,
+    const: -5,
+    'lm:B*T*V': 6,
+    'lm:B*T': -3,
+    'cls:C*K': 2,
+    'cls:K': 8,
+    'seq:B*T*K': 8,
+    'seq:B*T': -2,
+    'seq:B': 14,
+    'tok:B*T*K': 8,
+    'r*sites(in+out)': 11,
+    'sites*r*r': 5,
+    'sites*r': 6,
+    'r*r*sites(in)': 20,
+  },
   // OFT: fitted on 300 steps (probe.ts variant "oft", block sizes 2..8 dividing the width, the
   // default Cayley-Neumann series; worst 5.2%). The exact Cayley transform's Gauss-Jordan keeps
   // b steps of [r, b, 2b] for its backward, which these counts do not hold.
@@ -783,6 +822,37 @@ export const ACTIVATION_COUNTS: Record<LedgerProfile, Partial<Record<ActivationT
  * LM whose logits outweigh its layers now peaks here (ledger.test.ts has one).
  */
 export const FORWARD_COUNTS: Record<LedgerProfile, Partial<Record<ActivationTerm, number>>> = {
+  boft: {
+    'L*B*Tm*C': 74,
+    'L*B*Tm*I': 4,
+    'L*B*H*Tm*S': 1,
+    'L*B*Tm': 4,
+    'L*C': 16,
+    L: 9,
+    'B*H*Tm': 1,
+    'lm:B*T*C': -1,
+    'B*Tm*C': 8,
+    'B*Tm': 11,
+    'Tm*C': 2,
+    'Tm*S': 1,
+    'P*C': 1,
+    C: -1,
+    const: -10,
+    'lm:B*T*V': 7,
+    'lm:B*T': -8,
+    'cls:B*Tm*S': 2,
+    'cls:C*K': 1,
+    'cls:K': 10,
+    'seq:B*T*K': 6,
+    'seq:B*K': 2,
+    'seq:B*T': -2,
+    'seq:B': 15,
+    'tok:B*T*K': 8,
+    'r*sites(in+out)': 5,
+    'sites*r*r': 5,
+    'sites*r': 1,
+    'r*r*sites(in)': 10,
+  },
   oft: {
     'L*B*Tm*C': 56,
     'L*B*Tm*I': 4,
