@@ -81,6 +81,15 @@ export const VARIANTS: Variant[] = [
     },
   },
   {
+    name: 'oft-exact',
+    method: 'oft',
+    config: { useCayleyNeumann: false },
+    draw: (int, C) => {
+      const sizes = [2, 3, 4, 5, 6, 8].filter((b) => C % b === 0);
+      return { oftBlockSize: sizes[int(0, sizes.length - 1)] ?? C };
+    },
+  },
+  {
     name: 'boft',
     method: 'boft',
     config: {},

@@ -52,6 +52,7 @@ export type LedgerProfile =
   | 'loha'
   | 'lokr'
   | 'oft'
+  | 'oft-exact'
   | 'boft'
   | 'prompt-table'
   | 'prompt-mlp'

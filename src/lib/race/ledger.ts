@@ -279,6 +279,40 @@ export function activationTerms(
  * measured peak on every one of the 1200 steps.
  */
 export const ACTIVATION_COUNTS: Record<LedgerProfile, Partial<Record<ActivationTerm, number>>> = {
+  // OFT with the exact Cayley transform: fitted the same way (probe.ts variant "oft-exact"; worst
+  // 3.90e-02): its Gauss-Jordan keeps r steps of [in / r, r, 2r] per layer (r*r*sites(in)).
+  'oft-exact': {
+    'L*B*Tm*C': 70,
+    'L*B*Tm*I': 4,
+    'L*B*H*Tm*S': 7,
+    'L*B*Tm': 4,
+    'L*B*H*Tm': 1,
+    'L*C*C': 4,
+    'L*C*I': 2,
+    'L*C': 3,
+    L: -14,
+    'B*H*Tm': 1,
+    'lm:B*T*C': -2,
+    'B*Tm*C': 2,
+    'B*Tm': 2,
+    'Tm*C': 1,
+    'P*C': 1,
+    const: 27,
+    'lm:B*T*V': 6,
+    'lm:B*T': -2,
+    'cls:B*Tm*S': 1,
+    'cls:C*K': 2,
+    'cls:K': 10,
+    'seq:B*T*K': 7,
+    'seq:B*K': 1,
+    'seq:B*T': -1,
+    'seq:B': 12,
+    'tok:B*T*K': 8,
+    'r*sites(in+out)': 9,
+    'sites*r*r': 5,
+    'sites*r': 13,
+    'r*r*sites(in)': 21,
+  },
   // BOFT: fitted on 300 steps (probe.ts variant "boft", block sizes 2..8 dividing the width, one
   // butterfly factor; worst 1.5%): the exact Cayley transform's Gauss-Jordan keeps r steps of
   // [in / r, r, 2r] per layer for its backward (r*r*sites(in)).
@@ -314,8 +348,7 @@ export const ACTIVATION_COUNTS: Record<LedgerProfile, Partial<Record<ActivationT
     'r*r*sites(in)': 20,
   },
   // OFT: fitted on 300 steps (probe.ts variant "oft", block sizes 2..8 dividing the width, the
-  // default Cayley-Neumann series; worst 5.2%). The exact Cayley transform's Gauss-Jordan keeps
-  // b steps of [r, b, 2b] for its backward, which these counts do not hold.
+  // default Cayley-Neumann series; worst 5.2%). The exact Cayley transform has its own (oft-exact).
   oft: {
     'L*B*Tm*C': 70,
     'L*B*Tm*I': 4,
@@ -822,6 +855,38 @@ export const ACTIVATION_COUNTS: Record<LedgerProfile, Partial<Record<ActivationT
  * LM whose logits outweigh its layers now peaks here (ledger.test.ts has one).
  */
 export const FORWARD_COUNTS: Record<LedgerProfile, Partial<Record<ActivationTerm, number>>> = {
+  'oft-exact': {
+    'L*B*Tm*C': 56,
+    'L*B*Tm*I': 4,
+    'L*B*H*Tm*S': 1,
+    'L*B*Tm': 4,
+    'L*B*H*Tm': -1,
+    'L*C': 1,
+    L: 19,
+    'B*H*Tm': 1,
+    'lm:B*T*C': -1,
+    'B*Tm*C': 8,
+    'B*Tm': 11,
+    'Tm*C': 2,
+    'Tm*S': 1,
+    'P*C': 1,
+    C: -1,
+    const: -2,
+    'lm:B*T*V': 7,
+    'lm:B*T': -7,
+    'cls:B*Tm*S': 2,
+    'cls:C*K': 1,
+    'cls:K': 9,
+    'seq:B*T*K': 6,
+    'seq:B*K': 1,
+    'seq:B*T': -2,
+    'seq:B': 15,
+    'tok:B*T*K': 8,
+    'r*sites(in+out)': 5,
+    'sites*r*r': 5,
+    'sites*r': -4,
+    'r*r*sites(in)': 10,
+  },
   boft: {
     'L*B*Tm*C': 74,
     'L*B*Tm*I': 4,

@@ -204,6 +204,10 @@ export const oftInfo: MethodInfo<OFTConfig> = {
   }),
   // The ledger's rank is the block size (its fit: race/ledger.ts); blocks sized by r have a size
   // per layer (width / r), which a config alone does not give: 1 stands in, and underestimates.
-  ledger: { profile: () => 'oft', rank: (c) => c.oftBlockSize || 1 },
+  // The exact Cayley transform's Gauss-Jordan holds tensors the series does not: its own counts.
+  ledger: {
+    profile: (c) => (c.useCayleyNeumann ? 'oft' : 'oft-exact'),
+    rank: (c) => c.oftBlockSize || 1,
+  },
   capabilities: {},
 };
