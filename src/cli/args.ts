@@ -28,6 +28,9 @@ export function parseCommand(command: string, argv: string[], options: OptionSpe
       options: { ...GLOBAL_OPTIONS, ...options },
       strict: true,
       allowPositionals: false,
+      // `--no-<switch>` sets a switch false: the way to turn off a method setting that PEFT has on
+      // by default (OFT's use_cayley_neumann).
+      allowNegative: true,
     });
     return values as Values;
   } catch (e) {

@@ -57,7 +57,7 @@ export function methodFlagsHelp(): string {
     .map((m) => {
       const lines = m.fields.map((f) => {
         const ARG: Record<FieldSpec['type'], string> = {
-          bool: '',
+          bool: ' / --no-…',
           int: ' N',
           number: ' X',
           text: ' TEXT',

@@ -70,6 +70,35 @@ export const VARIANTS: Variant[] = [
     config: {},
     draw: (int) => ({ r: int(1, 8), decomposeBoth: int(0, 1) === 1 }),
   },
+  {
+    name: 'oft',
+    method: 'oft',
+    config: {},
+    // A block size dividing the width, so the ledger's rank (oftBlockSize) is the size PEFT uses.
+    draw: (int, C) => {
+      const sizes = [2, 3, 4, 5, 6, 8].filter((b) => C % b === 0);
+      return { oftBlockSize: sizes[int(0, sizes.length - 1)] ?? C };
+    },
+  },
+  {
+    name: 'oft-exact',
+    method: 'oft',
+    config: { useCayleyNeumann: false },
+    draw: (int, C) => {
+      const sizes = [2, 3, 4, 5, 6, 8].filter((b) => C % b === 0);
+      return { oftBlockSize: sizes[int(0, sizes.length - 1)] ?? C };
+    },
+  },
+  {
+    name: 'boft',
+    method: 'boft',
+    config: {},
+    // One factor (PEFT's default); a block size dividing the width, which BOFT requires.
+    draw: (int, C) => {
+      const sizes = [2, 3, 4, 5, 6, 8].filter((b) => C % b === 0);
+      return { boftBlockSize: sizes[int(0, sizes.length - 1)] ?? C };
+    },
+  },
   { name: 'prompt-tuning', method: 'prompt-tuning', config: {}, draw: virtual },
   {
     name: 'p-tuning-mlp',

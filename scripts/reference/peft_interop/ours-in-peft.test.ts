@@ -109,6 +109,34 @@ const CASES: Case[] = [
     base: 'tiny-llama',
     config: { r: 2, alpha: 3, decomposeBoth: true, targetModules: ['q_proj', 'v_proj', 'down_proj'] },
   },
+  // PEFT 0.21's OFT also takes nn.Linear only: the series with PEFT's targets, then the exact
+  // Cayley transform with one shared block and COFT's projection, on other layers; blocks sized by r.
+  { name: 'oft_llama', method: 'oft', task: 'CAUSAL_LM', base: 'tiny-llama', config: { oftBlockSize: 8 } },
+  {
+    name: 'oft_llama_exact_share_coft',
+    method: 'oft',
+    task: 'CAUSAL_LM',
+    base: 'tiny-llama',
+    config: {
+      oftBlockSize: 4,
+      useCayleyNeumann: false,
+      blockShare: true,
+      coft: true,
+      eps: 0.5,
+      targetModules: ['k_proj', 'o_proj', 'down_proj'],
+    },
+  },
+  {
+    name: 'oft_llama_r',
+    method: 'oft',
+    task: 'CAUSAL_LM',
+    base: 'tiny-llama',
+    config: { r: 4, oftBlockSize: 0, numCayleyNeumannTerms: 3, targetModules: ['q_proj', 'up_proj'] },
+  },
+  // BOFT likewise, with one butterfly factor: PEFT without its CUDA extension (as here) builds
+  // one-factor layers whatever the config asks, so our multi-factor files load only where PEFT has
+  // it; their math is checked the other way (src/lib/peft/boft/boft.test.ts).
+  { name: 'boft_llama', method: 'boft', task: 'CAUSAL_LM', base: 'tiny-llama', config: { boftBlockSize: 4 } },
   { name: 'ia3', method: 'ia3', task: 'CAUSAL_LM' },
   { name: 'ia3_seq_cls', method: 'ia3', task: 'SEQ_CLS' },
   { name: 'prompt_tuning', method: 'prompt-tuning', task: 'CAUSAL_LM', config: { numVirtualTokens: 4 } },

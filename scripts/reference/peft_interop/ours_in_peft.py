@@ -91,7 +91,14 @@ class Capture:
         for w in self.list:
             if self.only_peft and not w.filename.startswith(peft_dir):
                 continue
-            self.lines.append(f"{w.category.__name__}: {str(w.message).splitlines()[0][:300]}")
+            msg = str(w.message).splitlines()[0][:300]
+            # BOFT's CUDA kernel (peft/tuners/boft/layer.py, get_fbd_cuda) is tried for every BOFT
+            # layer PEFT builds, ours or its own, and the failure's detail differs between the first
+            # try in a process (no CUDA_HOME) and later ones (the cached build): keep the warning,
+            # drop the detail, so it is told apart from a warning about our file alone.
+            if msg.startswith("Failed to load the CUDA extension"):
+                msg = "Failed to load the CUDA extension"
+            self.lines.append(f"{w.category.__name__}: {msg}")
         for line in self.handler.lines:
             if self.only_peft and not line.startswith("log peft"):
                 continue

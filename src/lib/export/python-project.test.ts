@@ -114,6 +114,12 @@ describe('the Python project', () => {
     expect(peftConfigPython(spec('lokr', {}, { targetModules: ['q_proj'], decomposeBoth: true }))).toContain(
       '        decompose_both=True,',
     );
+    expect(
+      peftConfigPython(spec('oft', {}, { targetModules: ['q_proj'], oftBlockSize: 8, coft: true })),
+    ).toContain('        coft=True,');
+    expect(
+      peftConfigPython(spec('boft', {}, { targetModules: ['q_proj'], boftNButterflyFactor: 2 })),
+    ).toContain('        boft_n_butterfly_factor=2,');
   });
 
   it('refuses what PEFT has no form for, naming it', () => {
@@ -121,6 +127,8 @@ describe('the Python project', () => {
     expect(() => peftConfigPython(spec('p-tuning-v2', {}, { verbalizer: true }))).toThrow(/verbalizer/);
     expect(() => peftConfigPython(spec('lora', {}, { initLoraWeights: 'olora' }))).toThrow(/fan_in_fan_out/);
     expect(() => peftConfigPython(spec('loha'))).toThrow(/Conv1D/);
+    expect(() => peftConfigPython(spec('oft'))).toThrow(/OFT takes nn.Linear/);
+    expect(() => peftConfigPython(spec('boft'))).toThrow(/BOFT takes nn.Linear/);
     expect(() => peftConfigPython(spec('lokr', {}, { targetModules: ['mlp.c_fc'] }))).toThrow(ExportError);
     expect(() =>
       peftConfigPython(spec('lora', {}, { initLoraWeights: 'olora', fanInFanOut: false })),

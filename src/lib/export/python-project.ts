@@ -40,6 +40,8 @@ const PEFT_CLASS: Readonly<Record<string, string>> = {
   VERA: 'VeraConfig',
   LOHA: 'LoHaConfig',
   LOKR: 'LoKrConfig',
+  OFT: 'OFTConfig',
+  BOFT: 'BOFTConfig',
 };
 
 /** Fields of the saved file that are not settings: PEFT fills them itself. */
@@ -132,13 +134,13 @@ export function peftConfigPython(spec: Pick<PythonProjectSpec, 'method' | 'confi
   }
   const targets = (spec.config as PeftConfigBase & { targetModules?: unknown }).targetModules;
   if (
-    (spec.config.peftType === 'LOHA' || spec.config.peftType === 'LOKR') &&
+    ['LOHA', 'LOKR', 'OFT', 'BOFT'].includes(spec.config.peftType) &&
     Array.isArray(targets) &&
     targets.some((t) => /(^|\.)c_(attn|proj|fc)$/.test(String(t)))
   ) {
-    // GPT-2's c_attn / c_proj / c_fc are Conv1D layers, which PEFT 0.21's LoHa and LoKr refuse.
+    // GPT-2's c_attn / c_proj / c_fc are Conv1D layers, which PEFT 0.21's LoHa, LoKr, OFT and BOFT refuse.
     throw new ExportError(
-      `${spec.method.label} on GPT-2's Conv1D layers (${targets.join(', ')}) is refused by PEFT 0.21 ("not implemented for base layers of type Conv1D"): export it on a Llama-family model, or export LoRA for GPT-2`,
+      `${spec.method.label} on GPT-2's Conv1D layers (${targets.join(', ')}) is refused by PEFT 0.21, whose ${spec.method.label} takes nn.Linear layers and not Conv1D: export it on a Llama-family model, or export LoRA for GPT-2`,
     );
   }
   const json = configToPeftJson(spec.config);

@@ -149,6 +149,8 @@ export function familyDefaults(peftType: string, family: ModelFamily): Record<st
     return { targetModules: [...d.lora], fanInFanOut: false };
   // LoHa and LoKr take LoRA's targets (PEFT copies its mapping) and have no fan_in_fan_out.
   if (peftType === 'LOHA' || peftType === 'LOKR') return { targetModules: [...d.lora] };
+  // OFT and BOFT too; their fan_in_fan_out is already false, which PEFT keeps for nn.Linear.
+  if (peftType === 'OFT' || peftType === 'BOFT') return { targetModules: [...d.lora] };
   if (peftType === 'IA3')
     return { targetModules: [...d.ia3], feedforwardModules: [...d.ia3FeedForward], fanInFanOut: false };
   return {};

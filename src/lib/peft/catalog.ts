@@ -13,6 +13,8 @@ import { lnTuningInfo } from './ln-tuning/info';
 import { veraInfo } from './vera/info';
 import { lohaInfo } from './loha/info';
 import { lokrInfo } from './lokr/info';
+import { oftInfo } from './oft/info';
+import { boftInfo } from './boft/info';
 import type { FieldSpec, MethodInfo } from './method-info';
 import { pTuningInfo } from './p-tuning/info';
 import { pTuningV2Info } from './p-tuning-v2/info';
@@ -32,6 +34,8 @@ const TABLE: MethodInfo[] = [
   veraInfo,
   lohaInfo,
   lokrInfo,
+  oftInfo,
+  boftInfo,
   promptTuningInfo,
   prefixTuningInfo,
   pTuningInfo,

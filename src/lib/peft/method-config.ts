@@ -14,6 +14,8 @@ import type { LnTuningConfig } from './ln-tuning/info';
 import type { VeraConfig } from './vera/info';
 import type { LoHaConfig } from './loha/info';
 import type { LoKrConfig } from './lokr/info';
+import type { OFTConfig } from './oft/info';
+import type { BOFTConfig } from './boft/info';
 import type { PTuningV2Config } from './p-tuning-v2/config';
 import type { PromptEncoderConfig } from './p-tuning/config';
 import type { PrefixTuningConfig } from './prefix-tuning/config';
@@ -32,6 +34,8 @@ export interface MethodConfigs {
   vera: VeraConfig;
   loha: LoHaConfig;
   lokr: LoKrConfig;
+  oft: OFTConfig;
+  boft: BOFTConfig;
   'prompt-tuning': PromptTuningConfig;
   'prefix-tuning': PrefixTuningConfig;
   'p-tuning': PromptEncoderConfig;

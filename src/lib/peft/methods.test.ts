@@ -130,6 +130,30 @@ const VARIANTS: Case[] = [
     task: 'CAUSAL_LM',
     config: { r: 2, decomposeBoth: true, initWeights: 'lycoris', rankDropout: 0.1, moduleDropout: 0.1 },
   },
+  {
+    name: 'OFT, exact Cayley, one shared block, COFT',
+    method: 'oft',
+    task: 'CAUSAL_LM',
+    config: {
+      oftBlockSize: 8,
+      useCayleyNeumann: false,
+      blockShare: true,
+      coft: true,
+      eps: 1,
+      targetModules: ['c_attn', 'mlp.c_fc', 'mlp.c_proj'],
+    },
+  },
+  {
+    name: 'BOFT, two butterfly factors, block dropout',
+    method: 'boft',
+    task: 'CAUSAL_LM',
+    config: {
+      boftBlockSize: 4,
+      boftNButterflyFactor: 2,
+      boftDropout: 0.25,
+      targetModules: ['c_attn', 'mlp.c_fc'],
+    },
+  },
   { name: 'full fine-tuning', method: 'full', task: 'CAUSAL_LM', drop: 0.8 },
 ];
 
@@ -142,6 +166,9 @@ const SMALL: Record<string, Record<string, unknown>> = {
   vera: { r: 8 },
   loha: { r: 4 },
   lokr: { r: 4 },
+  // One block over the whole width of c_attn and mlp.c_fc: a rotation has few parameters to move.
+  oft: { oftBlockSize: 16, targetModules: ['c_attn', 'mlp.c_fc'] },
+  boft: { boftBlockSize: 8, targetModules: ['c_attn', 'mlp.c_fc'] },
 };
 
 /** Every method on every task type it supports (unless a variant above already runs that pair), then the variants. */
@@ -169,6 +196,9 @@ const LR: Record<string, number> = {
   vera: 5e-2,
   loha: 2e-2,
   lokr: 2e-2,
+  // A rotation of the input, bounded in what it can change: it needs larger steps.
+  oft: 5e-2,
+  boft: 5e-2,
   'prompt-tuning': 1e-1,
   'prefix-tuning': 5e-2,
   'p-tuning': 1e-2,

@@ -14,6 +14,8 @@ import { lnTuning } from './ln-tuning';
 import { vera } from './vera';
 import { loha } from './loha';
 import { lokr } from './lokr';
+import { oft } from './oft';
+import { boft } from './boft';
 import { pTuning } from './p-tuning';
 import { pTuningV2 } from './p-tuning-v2';
 import { prefixTuning } from './prefix-tuning';
@@ -32,6 +34,8 @@ const TABLE: Record<string, PeftMethod> = {
   vera,
   loha,
   lokr,
+  oft,
+  boft,
   'prompt-tuning': promptTuning,
   'prefix-tuning': prefixTuning,
   'p-tuning': pTuning,

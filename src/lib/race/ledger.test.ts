@@ -65,6 +65,9 @@ const VARIANTS: { name: string; method: string; config: Record<string, unknown> 
   { name: 'vera', method: 'vera', config: { r: 6 } },
   { name: 'loha', method: 'loha', config: { r: 4 } },
   { name: 'lokr', method: 'lokr', config: { r: 2, decomposeBoth: true } },
+  { name: 'oft', method: 'oft', config: { oftBlockSize: 4 } },
+  { name: 'oft (exact Cayley)', method: 'oft', config: { oftBlockSize: 4, useCayleyNeumann: false } },
+  { name: 'boft', method: 'boft', config: { boftBlockSize: 4 } },
   { name: 'prompt-tuning', method: 'prompt-tuning', config: { numVirtualTokens: 3 } },
   { name: 'prefix-tuning', method: 'prefix-tuning', config: { numVirtualTokens: 3 } },
   {

@@ -197,6 +197,22 @@ describe('equal budget', () => {
     expect(ada.config.targetR).toBe(
       Math.max(1, Math.round(((ada.config.initR as number) * d.targetR) / d.initR)),
     );
+    // OFT grows with its block size; an r set in the form goes to 0 with it (PEFT takes one of the two).
+    const oftMethod = methodByCliName('oft');
+    const oft = sizeToBudget(model, 'oft', { r: 4 }, 'SEQ_CLS', target, 24);
+    expect([oft.knob, oft.config.r]).toEqual(['oftBlockSize', 0]);
+    expect(oft.params).toBe(
+      oftMethod.countParams(model, { ...oftMethod.defaults('SEQ_CLS'), ...oft.config }),
+    );
+    expect(oft.params).toBeGreaterThan(target / 2);
+    // BOFT's block size must divide every targeted layer: sizes that do not are passed over.
+    const boftMethod = methodByCliName('boft');
+    const boft = sizeToBudget(model, 'boft', { boftBlockNum: 4 }, 'SEQ_CLS', target, 24);
+    expect([boft.knob, boft.config.boftBlockNum]).toEqual(['boftBlockSize', 0]);
+    expect(C % (boft.config.boftBlockSize as number)).toBe(0);
+    expect(boft.params).toBe(
+      boftMethod.countParams(model, { ...boftMethod.defaults('SEQ_CLS'), ...boft.config }),
+    );
     // Virtual tokens never overrun the positions left by the sequence.
     const big = sizeToBudget(model, 'prompt-tuning', {}, 'SEQ_CLS', 1e9, 24);
     expect(big.config.numVirtualTokens).toBe(model.config.nPositions - 24);

@@ -1,0 +1,40 @@
+/**
+ * The parameter diagram's map for every inject method of the catalog (OFT's and BOFT's rotations
+ * included): built from the live adapter's state-dict names on the tiny GPT-2, every trainable
+ * parameter lands in the layer and module it adapts, and none is left to the input or output.
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import { initNodeBackend } from '../backend/node';
+import { tinyGpt2 } from '../model/testing';
+import { METHOD_INFO, configForRun } from '../peft/catalog';
+import { methodByCliName } from '../peft/registry';
+import { parameterMap } from './where';
+
+const INJECT = METHOD_INFO.filter((m) => m.kind === 'inject' && !m.capabilities.targetsNorms);
+
+describe('parameter map', () => {
+  beforeAll(async () => {
+    await initNodeBackend('cpu');
+  });
+
+  it.each(INJECT.map((m) => m.cliName))('%s: every parameter sits at the layer it adapts', (name) => {
+    const model = tinyGpt2();
+    const method = methodByCliName(name);
+    // configForRun: AdaLoRA's schedule needs its step count.
+    const config = configForRun(
+      { ...method.defaults('CAUSAL_LM'), targetModules: ['c_attn', 'mlp.c_proj'] },
+      10,
+    );
+    const adapter = method.create(model, config, 1);
+    const sizes = [...adapter.trainable()].map(([k, v]) => [k, v.size] as [string, number]);
+    const map = parameterMap('lane', name, adapter.kind, model.config.nLayer, 0, sizes);
+    expect(map.total).toBe(method.countParams(model, config));
+    expect([map.input, map.output, map.head, map.everyLayer]).toEqual([0, 0, 0, 0]);
+    for (const row of map.layers) {
+      expect(Object.keys(row).sort()).toEqual(['attn.c_attn', 'mlp.c_proj']);
+      for (const n of Object.values(row)) expect(n).toBeGreaterThan(0);
+    }
+    adapter.dispose();
+    model.dispose();
+  });
+});
