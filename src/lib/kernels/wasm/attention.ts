@@ -15,27 +15,12 @@
  * (the softmax-attention gradient as in ops.ts's attentionCore; Vaswani et al. 2017 for the forward).
  */
 import * as tf from '@tensorflow/tfjs';
-import { heapOf, onWasm } from './heap';
+import { heapOf, onWasm, scratch, simdOn } from './heap';
 import { shareIdentityOnWasm } from './identity';
 import { wasmBackendName } from '../../model/wasm-kernels';
-import { simdKernels, type SimdKernels } from './simd';
 
 export const ATTENTION_FORWARD = 'PeftLabCausalAttention';
 export const ATTENTION_BACKWARD = 'PeftLabCausalAttentionGrad';
-
-/** What these kernels use of tfjs-backend-wasm's backend beyond heap.ts's (typed here, not imported). */
-interface WasmHeapAlloc {
-  _malloc(bytes: number): number;
-  _free(ptr: number): void;
-}
-interface WasmInternals {
-  wasm?: WasmHeapAlloc & { asm?: { memory: WebAssembly.Memory } }; // absent on other backends
-  dataIdMap: { get(dataId: tf.DataId): { memoryOffset: number } };
-}
-interface Ready {
-  be: { wasm: WasmHeapAlloc; dataIdMap: WasmInternals['dataIdMap'] };
-  k: SimdKernels;
-}
 
 interface Attrs {
   B: number;
@@ -45,25 +30,11 @@ interface Attrs {
 
 const pad8 = (n: number): number => Math.ceil(n / 8) * 8;
 
-function internals(backend: unknown): Ready | null {
-  const be = backend as WasmInternals;
-  const memory = be.wasm?.asm?.memory;
-  const k = memory ? simdKernels(memory) : null;
-  return k && be.wasm ? { be: { wasm: be.wasm, dataIdMap: be.dataIdMap }, k } : null;
-}
-
-/** A scratch area of `floats` floats in the heap, zeroed; freed by the caller. */
-function scratch(be: Ready['be'], k: SimdKernels, floats: number): number {
-  const ptr = be.wasm._malloc(4 * floats);
-  k.zero(ptr, 4 * floats);
-  return ptr;
-}
-
 function register(): boolean {
-  if (!wasmBackendName() || !internals(tf.backend())) return false;
+  if (!wasmBackendName() || !simdOn(tf.backend())) return false;
   const fwd = onWasm(ATTENTION_FORWARD, ({ inputs, backend, attrs }) => {
     const { B, T, H } = attrs as unknown as Attrs;
-    const { be, k } = internals(backend)!;
+    const { be, k } = simdOn(backend)!;
     const heap = heapOf(backend);
     const qkv = inputs.qkv as tf.TensorInfo;
     const C = qkv.shape[1]! / 3;
@@ -99,7 +70,7 @@ function register(): boolean {
   });
   const bwd = onWasm(ATTENTION_BACKWARD, ({ inputs, backend, attrs }) => {
     const { B, T, H } = attrs as unknown as Attrs;
-    const { be, k } = internals(backend)!;
+    const { be, k } = simdOn(backend)!;
     const heap = heapOf(backend);
     const qkv = inputs.qkv as tf.TensorInfo;
     const C = qkv.shape[1]! / 3;

@@ -64,6 +64,8 @@ const SIMD = {
   f32x4Add: 0xe4,
   f32x4Sub: 0xe5,
   f32x4Mul: 0xe6,
+  f32x4Div: 0xe7,
+  f32x4Min: 0xe8,
   f32x4Max: 0xe9,
   i32x4TruncSatF32x4S: 0xf8,
 } as const;
@@ -166,6 +168,12 @@ export class Body {
   }
   vMul(): this {
     return this.simd(SIMD.f32x4Mul);
+  }
+  vDiv(): this {
+    return this.simd(SIMD.f32x4Div);
+  }
+  vMin(): this {
+    return this.simd(SIMD.f32x4Min);
   }
   vMax(): this {
     return this.simd(SIMD.f32x4Max);

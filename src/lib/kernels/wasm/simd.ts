@@ -22,6 +22,9 @@
  *   dsoftmax  dS = P * (dP - sum_j P dP) per row in place in dP (softmax's Jacobian-vector product).
  *   copy      dst = scale * src over rows x cols with any element strides (gathers a head's q, k, v
  *             out of c_attn's [B*T, 3C], transposes, scatters gradients back).
+ *   scale     dst = s * src (cross-entropy's gradient pass, cross-entropy.ts).
+ *   gelu      gelu_new forward (y and the sigmoid s) and gradient, one pass each (elementwise.ts),
+ *   geluGrad  with the sigmoid from the same expf: 1 / (1 + e^-z).
  */
 import { Body, emitModule, F32, I32, V128 } from './emit';
 
@@ -136,15 +139,18 @@ function gemm(): Body {
 }
 
 const LOG2E = 1.4426950408889634;
+const GELU_A = 2 * Math.sqrt(2 / Math.PI);
+const GELU_B = GELU_A * 0.044715;
 const LN2_HI = 0.693359375;
 const LN2_LO = -2.1219444e-4;
 const EXP_P = [
   1.98756915e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1,
 ];
 
-/** Emits e^x for the f32x4 in local x (x <= 0 after a max subtraction), leaving it on the stack. */
+/** Emits e^x for the f32x4 in local x (clamped to [-87.3, 88]), leaving it on the stack. */
 function expInto(f: Body, x: number, fx: number, y: number): void {
-  f.get(x).vSplatConst(-87.3).vMax().set(x); // below this e^x is not a normal float (and -inf lands here)
+  // Below -87.3 e^x is not a normal float (and -inf lands here); above 88 it overflows.
+  f.get(x).vSplatConst(-87.3).vMax().vSplatConst(88).vMin().set(x);
   f.get(x).vSplatConst(LOG2E).vMul().vNearest().set(fx);
   f.get(x).get(fx).vSplatConst(LN2_HI).vMul().vSub().get(fx).vSplatConst(LN2_LO).vMul().vSub().set(x);
   f.vSplatConst(EXP_P[0]!).set(y);
@@ -309,6 +315,87 @@ function copy(): Body {
   return f;
 }
 
+/** dst = s * src over `bytes` (a multiple of 16). */
+function scale(): Body {
+  const [src, dst, bytes, sc] = [0, 1, 2, 3];
+  const f = new Body([I32, I32, I32, F32]);
+  const i = f.local(I32);
+  const vs = f.local(V128);
+  f.get(sc).splat().set(vs);
+  f.i32(0).set(i);
+  f.loopWhile(
+    () => f.get(i).get(bytes).ltS(),
+    () => {
+      f.get(dst).get(i).add().get(src).get(i).add().vLoad().get(vs).vMul().vStore();
+      f.inc(i, 16);
+    },
+  );
+  return f;
+}
+
+/**
+ * gelu_new over `bytes` (a multiple of 16) of x: s = sigmoid(z), z = A x + B x^3, y = x s (elementwise.ts
+ * gives the formula); writes y and s (the backward reads s).
+ */
+function gelu(): Body {
+  const [px, py, ps, bytes] = [0, 1, 2, 3];
+  const f = new Body([I32, I32, I32, I32]);
+  const i = f.local(I32);
+  const x = f.local(V128);
+  const z = f.local(V128);
+  const fx = f.local(V128);
+  const y = f.local(V128);
+  f.i32(0).set(i);
+  f.loopWhile(
+    () => f.get(i).get(bytes).ltS(),
+    () => {
+      f.get(px).get(i).add().vLoad().set(x);
+      // -z = -x (A + B x^2); s = 1 / (1 + e^-z)
+      f.get(x).get(x).vMul().vSplatConst(-GELU_B).vMul().vSplatConst(-GELU_A).vAdd().get(x).vMul().set(z);
+      expInto(f, z, fx, y);
+      f.set(z);
+      f.vSplatConst(1).vSplatConst(1).get(z).vAdd().vDiv().set(z);
+      f.get(ps).get(i).add().get(z).vStore();
+      f.get(py).get(i).add().get(x).get(z).vMul().vStore();
+      f.inc(i, 16);
+    },
+  );
+  return f;
+}
+
+/** gelu_new's gradient over `bytes` (a multiple of 16): dx = dy (s + x s (1 - s) (A + 3 B x^2)). */
+function geluGrad(): Body {
+  const [px, ps, pdy, pdx, bytes] = [0, 1, 2, 3, 4];
+  const f = new Body([I32, I32, I32, I32, I32]);
+  const i = f.local(I32);
+  const x = f.local(V128);
+  const sv = f.local(V128);
+  f.i32(0).set(i);
+  f.loopWhile(
+    () => f.get(i).get(bytes).ltS(),
+    () => {
+      f.get(px).get(i).add().vLoad().set(x);
+      f.get(ps).get(i).add().vLoad().set(sv);
+      f.get(pdx).get(i).add();
+      f.get(pdy).get(i).add().vLoad();
+      // s + x s (1 - s) (A + 3B x^2)
+      f.get(sv);
+      f.get(x).get(sv).vMul().vSplatConst(1).get(sv).vSub().vMul();
+      f.get(x)
+        .get(x)
+        .vMul()
+        .vSplatConst(3 * GELU_B)
+        .vMul()
+        .vSplatConst(GELU_A)
+        .vAdd()
+        .vMul();
+      f.vAdd().vMul().vStore();
+      f.inc(i, 16);
+    },
+  );
+  return f;
+}
+
 function zero(): Body {
   const f = new Body([I32, I32]);
   f.get(0).i32(0).get(1).fill();
@@ -345,6 +432,9 @@ export interface SimdKernels {
     scale: number,
   ): void;
   zero(ptr: number, bytes: number): void;
+  scale(src: number, dst: number, bytes: number, s: number): void;
+  gelu(x: number, y: number, s: number, bytes: number): void;
+  geluGrad(x: number, s: number, dy: number, dx: number, bytes: number): void;
 }
 
 let bytes: Uint8Array<ArrayBuffer> | null = null;
@@ -358,6 +448,9 @@ export function simdModuleBytes(): Uint8Array<ArrayBuffer> {
     { name: 'dsoftmax', body: dsoftmax(), results: [] },
     { name: 'copy', body: copy(), results: [] },
     { name: 'zero', body: zero(), results: [] },
+    { name: 'scale', body: scale(), results: [] },
+    { name: 'gelu', body: gelu(), results: [] },
+    { name: 'geluGrad', body: geluGrad(), results: [] },
   ]);
   return bytes;
 }
