@@ -229,13 +229,22 @@ function softmax(): Body {
           f.inc(p, 16);
         },
       );
-      // Exactly zero past the diagonal, to the end of the row.
+      // Exactly zero past the diagonal: the (at most 3) masked lanes, then whole vectors to the row's end.
       f.get(i).i32(1).add().set(j);
       f.loopWhile(
-        () => f.get(j).get(T).ltS(),
+        () => f.get(row).get(j).i32(4).mul().add().get(end).ltS(),
         () => {
           f.get(row).get(j).i32(4).mul().add().f32(0).f32Store();
           f.inc(j, 1);
+        },
+      );
+      f.get(end).set(p);
+      f.get(row).get(T).i32(4).mul().add().set(end);
+      f.loopWhile(
+        () => f.get(p).get(end).ltS(),
+        () => {
+          f.get(p).vSplatConst(0).vStore();
+          f.inc(p, 16);
         },
       );
       f.inc(i, 1);
