@@ -195,6 +195,13 @@ export class Body {
     return this;
   }
 
+  /** if (i32 on the stack) then. */
+  when(then: () => void): this {
+    this.op(0x04, 0x40);
+    then();
+    return this.op(0x0b);
+  }
+
   /** while (cond) body: cond leaves an i32 on the stack. */
   loopWhile(cond: () => void, body: () => void): this {
     this.op(0x02, 0x40, 0x03, 0x40);

@@ -25,6 +25,7 @@
  *   scale     dst = s * src (cross-entropy's gradient pass, cross-entropy.ts).
  *   gelu      gelu_new forward (y and the sigmoid s) and gradient, one pass each (elementwise.ts),
  *   geluGrad  with the sigmoid from the same expf: 1 / (1 + e^-z).
+ *   normForward, normBackward   LayerNorm and RMSNorm (norms.ts gives the formulas), rows of C % 4 == 0.
  */
 import { Body, emitModule, F32, I32, V128 } from './emit';
 
@@ -405,6 +406,152 @@ function geluGrad(): Body {
   return f;
 }
 
+/** Sum of the four lanes of local v, left on the stack as an f32 (f32.add 0x92). */
+function hsum(f: Body, v: number): void {
+  f.get(v).lane(0).get(v).lane(1).op(0x92).get(v).lane(2).op(0x92).get(v).lane(3).op(0x92);
+}
+
+/**
+ * LayerNorm / RMSNorm forward over rows of Cb bytes (C % 4 == 0), the formulas of norms.ts:
+ * y = (x - mean) rstd g + b (mean 0 for RMSNorm, whose b the caller points at zeros), and per row
+ * (mean, rstd) into st.
+ */
+function normForward(): Body {
+  const [x, g, b, y, st, rows, Cb, invC, eps, rms] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+  const f = new Body([I32, I32, I32, I32, I32, I32, I32, F32, F32, I32]);
+  const r = f.local(I32);
+  const j = f.local(I32);
+  const px = f.local(I32);
+  const py = f.local(I32);
+  const mean = f.local(F32);
+  const rstd = f.local(F32);
+  const vs = f.local(V128);
+  const vm = f.local(V128);
+  const c = f.local(V128);
+  f.i32(0).set(r);
+  f.loopWhile(
+    () => f.get(r).get(rows).ltS(),
+    () => {
+      f.get(x).get(r).get(Cb).mul().add().set(px);
+      f.get(y).get(r).get(Cb).mul().add().set(py);
+      f.vSplatConst(0).set(vs);
+      f.i32(0).set(j);
+      f.loopWhile(
+        () => f.get(j).get(Cb).ltS(),
+        () => {
+          f.get(vs).get(px).get(j).add().vLoad().vAdd().set(vs);
+          f.inc(j, 16);
+        },
+      );
+      hsum(f, vs);
+      f.get(invC).op(0x94).f32(0).get(rms).op(0x45).select().tee(mean).splat().set(vm); // rms ? 0 : mean
+      f.vSplatConst(0).set(vs);
+      f.i32(0).set(j);
+      f.loopWhile(
+        () => f.get(j).get(Cb).ltS(),
+        () => {
+          f.get(px).get(j).add().vLoad().get(vm).vSub().set(c);
+          f.get(vs).get(c).get(c).vMul().vAdd().set(vs);
+          f.inc(j, 16);
+        },
+      );
+      f.f32(1);
+      hsum(f, vs);
+      f.get(invC).op(0x94).get(eps).op(0x92).op(0x91).op(0x95).set(rstd); // 1 / sqrt(var + eps)
+      f.get(st).get(r).i32(8).mul().add().get(mean).f32Store();
+      f.get(st).get(r).i32(8).mul().add().get(rstd).f32Store(4);
+      f.get(rstd).splat().set(c);
+      f.i32(0).set(j);
+      f.loopWhile(
+        () => f.get(j).get(Cb).ltS(),
+        () => {
+          f.get(py).get(j).add();
+          f.get(px).get(j).add().vLoad().get(vm).vSub().get(c).vMul();
+          f.get(g).get(j).add().vLoad().vMul().get(b).get(j).add().vLoad().vAdd().vStore();
+          f.inc(j, 16);
+        },
+      );
+      f.inc(r, 1);
+    },
+  );
+  return f;
+}
+
+/**
+ * LayerNorm / RMSNorm backward (norms.ts's formulas): dx = rstd (dy g - mean(dy g) - xhat mean(dy g
+ * xhat)), mean(dy g) taken as 0 for RMSNorm; with `params`, dg += dy xhat and db += dy (zeroed by
+ * the caller; RMSNorm's db points at scratch).
+ */
+function normBackward(): Body {
+  const [x, dy, st, g, dx, dg, db, rows, Cb, invC, rms, params] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
+  const f = new Body([I32, I32, I32, I32, I32, I32, I32, I32, I32, F32, I32, I32]);
+  const r = f.local(I32);
+  const j = f.local(I32);
+  const o = f.local(I32);
+  const vm = f.local(V128);
+  const vr = f.local(V128);
+  const vsg = f.local(V128);
+  const vsgx = f.local(V128);
+  const xh = f.local(V128);
+  const gd = f.local(V128);
+  const d = f.local(V128);
+  const xhat = (): void => {
+    f.get(x).get(o).add().get(j).add().vLoad().get(vm).vSub().get(vr).vMul().set(xh);
+  };
+  f.i32(0).set(r);
+  f.loopWhile(
+    () => f.get(r).get(rows).ltS(),
+    () => {
+      f.get(r).get(Cb).mul().set(o);
+      f.get(st).get(r).i32(8).mul().add().f32Load().splat().set(vm);
+      f.get(st).get(r).i32(8).mul().add().f32Load(4).splat().set(vr);
+      f.vSplatConst(0).set(vsg);
+      f.vSplatConst(0).set(vsgx);
+      f.i32(0).set(j);
+      f.loopWhile(
+        () => f.get(j).get(Cb).ltS(),
+        () => {
+          xhat();
+          f.get(dy).get(o).add().get(j).add().vLoad().get(g).get(j).add().vLoad().vMul().set(gd);
+          f.get(vsg).get(gd).vAdd().set(vsg);
+          f.get(vsgx).get(gd).get(xh).vMul().vAdd().set(vsgx);
+          f.inc(j, 16);
+        },
+      );
+      f.get(params).when(() => {
+        f.i32(0).set(j);
+        f.loopWhile(
+          () => f.get(j).get(Cb).ltS(),
+          () => {
+            xhat();
+            f.get(dy).get(o).add().get(j).add().vLoad().set(d);
+            f.get(dg).get(j).add().get(dg).get(j).add().vLoad().get(d).get(xh).vMul().vAdd().vStore();
+            f.get(db).get(j).add().get(db).get(j).add().vLoad().get(d).vAdd().vStore();
+            f.inc(j, 16);
+          },
+        );
+      });
+      hsum(f, vsg);
+      f.get(invC).op(0x94).f32(0).get(rms).op(0x45).select().splat().set(vsg); // mean(dy g), 0 for RMSNorm
+      hsum(f, vsgx);
+      f.get(invC).op(0x94).splat().set(vsgx);
+      f.i32(0).set(j);
+      f.loopWhile(
+        () => f.get(j).get(Cb).ltS(),
+        () => {
+          xhat();
+          f.get(dx).get(o).add().get(j).add();
+          f.get(dy).get(o).add().get(j).add().vLoad().get(g).get(j).add().vLoad().vMul();
+          f.get(vsg).vSub().get(xh).get(vsgx).vMul().vSub().get(vr).vMul().vStore();
+          f.inc(j, 16);
+        },
+      );
+      f.inc(r, 1);
+    },
+  );
+  return f;
+}
+
 function zero(): Body {
   const f = new Body([I32, I32]);
   f.get(0).i32(0).get(1).fill();
@@ -444,6 +591,32 @@ export interface SimdKernels {
   scale(src: number, dst: number, bytes: number, s: number): void;
   gelu(x: number, y: number, s: number, bytes: number): void;
   geluGrad(x: number, s: number, dy: number, dx: number, bytes: number): void;
+  normForward(
+    x: number,
+    g: number,
+    b: number,
+    y: number,
+    st: number,
+    rows: number,
+    Cb: number,
+    invC: number,
+    eps: number,
+    rms: number,
+  ): void;
+  normBackward(
+    x: number,
+    dy: number,
+    st: number,
+    g: number,
+    dx: number,
+    dg: number,
+    db: number,
+    rows: number,
+    Cb: number,
+    invC: number,
+    rms: number,
+    params: number,
+  ): void;
 }
 
 let bytes: Uint8Array<ArrayBuffer> | null = null;
@@ -460,6 +633,8 @@ export function simdModuleBytes(): Uint8Array<ArrayBuffer> {
     { name: 'scale', body: scale(), results: [] },
     { name: 'gelu', body: gelu(), results: [] },
     { name: 'geluGrad', body: geluGrad(), results: [] },
+    { name: 'normForward', body: normForward(), results: [] },
+    { name: 'normBackward', body: normBackward(), results: [] },
   ]);
   return bytes;
 }
