@@ -16,6 +16,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { heapOf, onWasm, scratch, simdOn } from './heap';
+import type { SimdKernels } from './simd';
 import { shareIdentityOnWasm } from './identity';
 import { wasmBackendName } from '../../model/wasm-kernels';
 
@@ -29,6 +30,21 @@ interface Attrs {
 }
 
 const pad8 = (n: number): number => Math.ceil(n / 8) * 8;
+
+/** T rows of D contiguous floats from src to dst (row strides in bytes), times scale: in vectors when 4 | D. */
+function rows(
+  k: SimdKernels,
+  src: number,
+  sRow: number,
+  dst: number,
+  dRow: number,
+  T: number,
+  D: number,
+  scale = 1,
+): void {
+  if (D % 4 === 0) k.copyRows(src, sRow, dst, dRow, T, 4 * D, scale);
+  else k.copy(src, sRow, 4, dst, dRow, 4, T, D, scale);
+}
 
 function register(): boolean {
   if (!wasmBackendName() || !simdOn(tf.backend())) return false;
@@ -55,14 +71,14 @@ function register(): boolean {
     for (let b = 0; b < B; b++) {
       for (let h = 0; h < H; h++) {
         const q = src + 4 * (b * T * 3 * C + h * D);
-        k.copy(q, row, 4, Qs, 4 * Dp, 4, T, D, scale);
+        rows(k, q, row, Qs, 4 * Dp, T, D, scale);
         k.copy(q + 4 * C, row, 4, KT, 4, 4 * Tp, T, D, 1); // K^T [Dp, Tp]
-        k.copy(q + 8 * C, row, 4, V, 4 * Dp, 4, T, D, 1);
+        rows(k, q + 8 * C, row, V, 4 * Dp, T, D);
         const P = P0 + 4 * (b * H + h) * Tp * Tp;
         k.gemm(Tp, Tp, Dp, Qs, 4 * Dp, 4, KT, 4 * Tp, P, 4 * Tp, 1, 0, 1);
         k.softmax(P, Tp);
         k.gemm(Tp, Dp, Tp, P, 4 * Tp, 4, V, 4 * Dp, Y, 4 * Dp, 1, 1, 0);
-        k.copy(Y, 4 * Dp, 4, out + 4 * (b * T * C + h * D), 4 * C, 4, T, D, 1);
+        rows(k, Y, 4 * Dp, out + 4 * (b * T * C + h * D), 4 * C, T, D);
       }
     }
     be.wasm._free(s);
@@ -99,10 +115,10 @@ function register(): boolean {
       for (let h = 0; h < H; h++) {
         const at = 4 * (b * T * 3 * C + h * D);
         const q = src + at;
-        k.copy(q, row, 4, Qs, 4 * Dp, 4, T, D, scale);
-        k.copy(q + 4 * C, row, 4, K, 4 * Dp, 4, T, D, 1);
+        rows(k, q, row, Qs, 4 * Dp, T, D, scale);
+        rows(k, q + 4 * C, row, K, 4 * Dp, T, D);
         k.copy(q + 8 * C, row, 4, VT, 4, 4 * Tp, T, D, 1); // V^T [Dp, Tp]
-        k.copy(dy0 + 4 * (b * T * C + h * D), 4 * C, 4, dY, 4 * Dp, 4, T, D, 1);
+        rows(k, dy0 + 4 * (b * T * C + h * D), 4 * C, dY, 4 * Dp, T, D);
         const P = P0 + 4 * (b * H + h) * Tp * Tp;
         k.gemm(Tp, Tp, Dp, dY, 4 * Dp, 4, VT, 4 * Tp, dS, 4 * Tp, 1, 0, 1); // dP
         k.dsoftmax(P, dS, Tp);
@@ -110,9 +126,9 @@ function register(): boolean {
         k.gemm(Tp, Dp, Tp, dS, 4, 4 * Tp, Qs, 4 * Dp, dK, 4 * Dp, 1, 2, 0); // dS^T Qs
         k.gemm(Tp, Dp, Tp, P, 4, 4 * Tp, dY, 4 * Dp, dV, 4 * Dp, 1, 2, 0); // P^T dY
         const d = dst + at;
-        k.copy(dQ, 4 * Dp, 4, d, row, 4, T, D, 1);
-        k.copy(dK, 4 * Dp, 4, d + 4 * C, row, 4, T, D, 1);
-        k.copy(dV, 4 * Dp, 4, d + 8 * C, row, 4, T, D, 1);
+        rows(k, dQ, 4 * Dp, d, row, T, D);
+        rows(k, dK, 4 * Dp, d + 4 * C, row, T, D);
+        rows(k, dV, 4 * Dp, d + 8 * C, row, T, D);
       }
     }
     be.wasm._free(s);

@@ -22,6 +22,7 @@
  *   dsoftmax  dS = P * (dP - sum_j P dP) per row in place in dP (softmax's Jacobian-vector product).
  *   copy      dst = scale * src over rows x cols with any element strides (gathers a head's q, k, v
  *             out of c_attn's [B*T, 3C], transposes, scatters gradients back).
+ *   copyRows  copy's contiguous case (rows of a multiple of 4 floats) in vectors.
  *   scale     dst = s * src (cross-entropy's gradient pass, cross-entropy.ts).
  *   gelu      gelu_new forward (y and the sigmoid s) and gradient, one pass each (elementwise.ts),
  *   geluGrad  with the sigmoid from the same expf: 1 / (1 + e^-z).
@@ -325,6 +326,34 @@ function copy(): Body {
   return f;
 }
 
+/** copy's contiguous case in vectors: rows of `bytes` (a multiple of 16), any row strides. */
+function copyRows(): Body {
+  const [src, sRow, dst, dRow, rows, bytes, sc] = [0, 1, 2, 3, 4, 5, 6];
+  const f = new Body([I32, I32, I32, I32, I32, I32, F32]);
+  const r = f.local(I32);
+  const j = f.local(I32);
+  const vs = f.local(V128);
+  f.get(sc).splat().set(vs);
+  f.i32(0).set(r);
+  f.loopWhile(
+    () => f.get(r).get(rows).ltS(),
+    () => {
+      f.i32(0).set(j);
+      f.loopWhile(
+        () => f.get(j).get(bytes).ltS(),
+        () => {
+          f.get(dst).get(j).add().get(src).get(j).add().vLoad().get(vs).vMul().vStore();
+          f.inc(j, 16);
+        },
+      );
+      f.inc(src, () => f.get(sRow));
+      f.inc(dst, () => f.get(dRow));
+      f.inc(r, 1);
+    },
+  );
+  return f;
+}
+
 /** dst = s * src over `bytes` (a multiple of 16). */
 function scale(): Body {
   const [src, dst, bytes, sc] = [0, 1, 2, 3];
@@ -588,6 +617,15 @@ export interface SimdKernels {
     scale: number,
   ): void;
   zero(ptr: number, bytes: number): void;
+  copyRows(
+    src: number,
+    sRow: number,
+    dst: number,
+    dRow: number,
+    rows: number,
+    bytes: number,
+    scale: number,
+  ): void;
   scale(src: number, dst: number, bytes: number, s: number): void;
   gelu(x: number, y: number, s: number, bytes: number): void;
   geluGrad(x: number, s: number, dy: number, dx: number, bytes: number): void;
@@ -630,6 +668,7 @@ export function simdModuleBytes(): Uint8Array<ArrayBuffer> {
     { name: 'dsoftmax', body: dsoftmax(), results: [] },
     { name: 'copy', body: copy(), results: [] },
     { name: 'zero', body: zero(), results: [] },
+    { name: 'copyRows', body: copyRows(), results: [] },
     { name: 'scale', body: scale(), results: [] },
     { name: 'gelu', body: gelu(), results: [] },
     { name: 'geluGrad', body: geluGrad(), results: [] },
