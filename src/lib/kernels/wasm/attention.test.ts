@@ -11,7 +11,7 @@ import { attentionBias } from '../../model/gpt2';
 import { packedSelfAttention } from '../../model/ops';
 import { simdCausalAttention } from './attention';
 import { setWasmKernels } from './heap';
-import { simdKernels, simdModuleBytes } from './simd';
+import { simdKernels, simdModuleBytes, THREADED_HEAP_MAX_PAGES } from './simd';
 import { maxDiff, onBoth } from './testing';
 
 describe('SIMD module', () => {
@@ -51,6 +51,20 @@ describe('SIMD module', () => {
       }
     }
     expect(err).toBeLessThan(1e-6);
+  });
+});
+
+describe('SIMD module over a shared memory', () => {
+  it("links to a heap like the threaded build's (shared, 4 GiB maximum) and computes there too", () => {
+    const memory = new WebAssembly.Memory({ initial: 1, maximum: THREADED_HEAP_MAX_PAGES, shared: true });
+    const k = simdKernels(memory);
+    expect(k).not.toBeNull();
+    const f = new Float32Array(memory.buffer);
+    f.set([1, 2, 3, 4, 5, 6, 7, 8], 0);
+    k!.scale(0, 64, 32, 0.5);
+    expect([...f.subarray(16, 24)]).toEqual([0.5, 1, 1.5, 2, 2.5, 3, 3.5, 4]);
+    // An import declared with maximum M accepts any shared memory whose maximum is at most M.
+    expect(simdKernels(new WebAssembly.Memory({ initial: 1, maximum: 2, shared: true }))).not.toBeNull();
   });
 });
 

@@ -139,7 +139,7 @@ function register(): boolean {
 
 /**
  * Causal self-attention of qkv [B*T, 3C] with nHead heads -> [B*T, C] through our SIMD kernels, or
- * null where they do not run (not wasm, switched off by setWasmKernels, no SIMD or a shared memory):
+ * null where they do not run (not wasm, switched off by setWasmKernels, or our module cannot link to the heap):
  * the caller then takes ops.ts's packedSelfAttention.
  */
 export function simdCausalAttention(

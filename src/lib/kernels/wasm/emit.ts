@@ -245,9 +245,14 @@ export interface FunctionDef {
   results: ValType[];
 }
 
-/** The module's bytes: one imported memory (`env.memory`, no maximum) and the exported functions. */
-export function emitModule(functions: FunctionDef[]): Uint8Array<ArrayBuffer> {
+/**
+ * The module's bytes: one imported memory (`env.memory`) and the exported functions. The memory is
+ * declared unshared with no maximum, or, with `sharedMaxPages`, shared with that maximum (a shared
+ * memory's import must declare shared and a maximum: the threaded wasm build's heap).
+ */
+export function emitModule(functions: FunctionDef[], sharedMaxPages?: number): Uint8Array<ArrayBuffer> {
   const section = (id: number, content: number[]): number[] => [id, ...uleb(content.length), ...content];
+  const limits = sharedMaxPages === undefined ? [0x00, 0x00] : [0x03, 0x00, ...uleb(sharedMaxPages)];
   const types = functions.map((f) => [
     0x60,
     ...vec(f.body.params.map((t) => [t])),
@@ -256,7 +261,8 @@ export function emitModule(functions: FunctionDef[]): Uint8Array<ArrayBuffer> {
   const bytes = [
     ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
     ...section(1, vec(types)),
-    ...section(2, vec([[...name('env'), ...name('memory'), 0x02, 0x00, 0x00]])), // memory, limits {min 0}
+    // memory; limits {min 0} (flag 0), or {min 0, max, shared} (flag 3, threads proposal)
+    ...section(2, vec([[...name('env'), ...name('memory'), 0x02, ...limits]])),
     ...section(3, vec(functions.map((_, i) => uleb(i)))),
     ...section(7, vec(functions.map((f, i) => [...name(f.name), 0x00, ...uleb(i)]))),
     ...section(10, vec(functions.map((f) => f.body.encode()))),

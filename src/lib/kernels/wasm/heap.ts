@@ -98,7 +98,9 @@ interface WasmHeapAlloc {
   _free(ptr: number): void;
 }
 interface WasmInternals {
-  wasm?: WasmHeapAlloc & { asm?: { memory: WebAssembly.Memory } }; // absent on other backends
+  // Absent on other backends. The heap is exported as asm.memory by the unthreaded builds; the
+  // threaded build imports it, and its glue keeps it as wasmMemory.
+  wasm?: WasmHeapAlloc & { asm?: { memory?: WebAssembly.Memory }; wasmMemory?: WebAssembly.Memory };
   dataIdMap: { get(dataId: tf.DataId): { memoryOffset: number } };
 }
 export interface Ready {
@@ -106,10 +108,10 @@ export interface Ready {
   k: SimdKernels;
 }
 
-/** The backend's heap and our SIMD kernels over it, or null (not wasm, no SIMD, a shared memory). */
+/** The backend's heap and our SIMD kernels over it, or null (not wasm, or our module cannot link to it). */
 export function simdOn(backend: unknown): Ready | null {
   const be = backend as WasmInternals;
-  const memory = be.wasm?.asm?.memory;
+  const memory = be.wasm?.asm?.memory ?? be.wasm?.wasmMemory;
   const k = memory ? simdKernels(memory) : null;
   return k && be.wasm ? { be: { wasm: be.wasm, dataIdMap: be.dataIdMap }, k } : null;
 }

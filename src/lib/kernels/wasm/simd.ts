@@ -657,37 +657,54 @@ export interface SimdKernels {
   ): void;
 }
 
-let bytes: Uint8Array<ArrayBuffer> | null = null;
+const bytes = new Map<number | undefined, Uint8Array<ArrayBuffer>>();
 const instances = new WeakMap<WebAssembly.Memory, SimdKernels | null>();
 
-/** The module's bytes (built once). */
-export function simdModuleBytes(): Uint8Array<ArrayBuffer> {
-  bytes ??= emitModule([
-    { name: 'gemm', body: gemm(), results: [] },
-    { name: 'softmax', body: softmax(), results: [] },
-    { name: 'dsoftmax', body: dsoftmax(), results: [] },
-    { name: 'copy', body: copy(), results: [] },
-    { name: 'zero', body: zero(), results: [] },
-    { name: 'copyRows', body: copyRows(), results: [] },
-    { name: 'scale', body: scale(), results: [] },
-    { name: 'gelu', body: gelu(), results: [] },
-    { name: 'geluGrad', body: geluGrad(), results: [] },
-    { name: 'normForward', body: normForward(), results: [] },
-    { name: 'normBackward', body: normBackward(), results: [] },
-  ]);
-  return bytes;
+/**
+ * The maximum our shared-memory variant declares: wasm32's 4 GiB (65536 pages of 64 KiB), which is
+ * also the threaded build's heap (tfjs-backend-wasm 4.22's glue: `new WebAssembly.Memory({...,
+ * maximum: 4294967296 / 65536, shared: true})`).
+ */
+export const THREADED_HEAP_MAX_PAGES = 65536;
+
+/** The module's bytes (built once per memory kind): unshared, or shared with `sharedMaxPages`. */
+export function simdModuleBytes(sharedMaxPages?: number): Uint8Array<ArrayBuffer> {
+  let b = bytes.get(sharedMaxPages);
+  if (!b) {
+    b = emitModule(
+      [
+        { name: 'gemm', body: gemm(), results: [] },
+        { name: 'softmax', body: softmax(), results: [] },
+        { name: 'dsoftmax', body: dsoftmax(), results: [] },
+        { name: 'copy', body: copy(), results: [] },
+        { name: 'zero', body: zero(), results: [] },
+        { name: 'copyRows', body: copyRows(), results: [] },
+        { name: 'scale', body: scale(), results: [] },
+        { name: 'gelu', body: gelu(), results: [] },
+        { name: 'geluGrad', body: geluGrad(), results: [] },
+        { name: 'normForward', body: normForward(), results: [] },
+        { name: 'normBackward', body: normBackward(), results: [] },
+      ],
+      sharedMaxPages,
+    );
+    bytes.set(sharedMaxPages, b);
+  }
+  return b;
 }
 
 /**
  * Our kernels over `memory` (instantiated once per memory, synchronously: the module is a few KB),
- * or null where they cannot run: no WebAssembly SIMD, or a shared memory (the threaded build), whose
- * import would have to declare it shared with its maximum.
+ * or null where they cannot run (no WebAssembly SIMD). A shared memory (the threaded build) takes
+ * the variant whose import is declared shared with wasm32's largest maximum, which accepts any
+ * shared memory's (import matching: the memory's maximum at most the declared one). Our kernels
+ * run on the calling thread only, between tfjs kernels, so a shared heap needs no atomics here.
  */
 export function simdKernels(memory: WebAssembly.Memory): SimdKernels | null {
   if (instances.has(memory)) return instances.get(memory)!;
+  const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
   let k: SimdKernels | null;
   try {
-    const mod = new WebAssembly.Module(simdModuleBytes());
+    const mod = new WebAssembly.Module(simdModuleBytes(shared ? THREADED_HEAP_MAX_PAGES : undefined));
     k = new WebAssembly.Instance(mod, { env: { memory } }).exports as unknown as SimdKernels;
   } catch {
     k = null;
