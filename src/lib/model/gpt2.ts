@@ -24,6 +24,7 @@ import {
 } from './ops';
 import { fusedKernelsOn } from '../kernels/webgpu/active';
 import { causalAttentionPacked } from '../kernels/webgpu/attention';
+import { simdCausalAttention } from '../kernels/wasm/attention';
 import { biasGelu } from '../kernels/webgpu/bias-gelu';
 import { layerNorm as fusedLayerNorm } from '../kernels/webgpu/layer-norm';
 import { InternalError, SettingsError } from '../errors';
@@ -228,7 +229,9 @@ export class Gpt2Model extends DecoderWeights implements DecoderModel {
     if (!past && ctx.causal && fusedKernelsOn()) return this.fusedAttention(layer, qkv, B, T, ctx);
     if (!past) {
       // No past keys: attention reads qkv whole (one transpose to the heads' layout, see ops.ts).
-      const y = packedSelfAttention(qkv, mask, B, T, H); // [B, T, C]
+      // Plain causal attention on wasm: our SIMD kernels (kernels/wasm/attention.ts), lower triangle only.
+      const y =
+        (ctx.causal ? simdCausalAttention(qkv, B, T, H) : null) ?? packedSelfAttention(qkv, mask, B, T, H);
       const out = this.linear(layer, 'attn.c_proj', tf.reshape(y, [B * T, C]) as tf.Tensor2D, ctx);
       const block = (i: 1 | 2): tf.Tensor3D => tf.reshape(tf.slice(qkv, [0, i * C], [B * T, C]), [B, T, C]);
       return { out: tf.reshape(out, [B, T, C]) as tf.Tensor3D, present: lazyKV(block, H, D) };

@@ -15,6 +15,7 @@ import { fusedNormsOn, normBackward, normForward } from '../kernels/wasm/norms';
 import { shareIdentityOnWasm } from '../kernels/wasm/identity';
 import { fusedGelu } from '../kernels/wasm/elementwise';
 import { gatherRows } from '../kernels/wasm/gather';
+import { matMulTransposedA } from '../kernels/wasm/matmul';
 import { crossEntropyGrad, crossEntropyRows, fusedCrossEntropyOn } from '../kernels/wasm/cross-entropy';
 
 /** True when `w` is a variable the optimizer does not update: its weight gradient is skipped. */
@@ -54,7 +55,8 @@ export const bmm = tf.customGrad((a, b, save) => {
     gradFunc: (dy, saved) => {
       const [sa, sb] = saved as [tf.Tensor, tf.Tensor];
       const g = dy as tf.Tensor;
-      return [tf.matMul(g, swapLast(sb)), tf.matMul(swapLast(sa), g)];
+      // The weight side, a^T dy: on wasm our SIMD kernel reads a transposed in place (matmul.ts).
+      return [tf.matMul(g, swapLast(sb)), matMulTransposedA(sa, g) ?? tf.matMul(swapLast(sa), g)];
     },
   };
 }) as (a: tf.Tensor, b: tf.Tensor) => tf.Tensor;

@@ -5,13 +5,25 @@
  *                  on wasm), a log, a gather and a subtraction. Where p[label] underflows (< 1e-30)
  *                  the row falls back to log-sum-exp from x in doubles, so the loss stays finite.
  *   gradient       (p - onehot(label)) dy / count in one pass over [N, V], instead of OneHot, Cast,
- *                  Sub and Mul passes; rows whose label is negative (ignored) are zero.
+ *                  Sub and Mul passes; rows whose label is negative (ignored) are zero. That pass is
+ *                  WebAssembly SIMD where it runs (about 4x fewer instructions than the JS loop).
  */
 import * as tf from '@tensorflow/tfjs';
-import { f32, heapOf, onWasm } from './heap';
+import { wasmBackendName } from '../../model/wasm-kernels';
+import { f32, heapOf, offsetOf, onWasm, simdOn, wasmKernelOn } from './heap';
 
 export const CE_ROW_LOSS = 'PeftLabCrossEntropyRows';
 export const CE_GRAD = 'PeftLabCrossEntropyGrad';
+/** The same gradient with its pass over [N, V] (p dy / count) in WebAssembly SIMD (simd.ts: scale). */
+export const CE_GRAD_SIMD = 'PeftLabCrossEntropyGradSimd';
+
+/** The gradient kernel to run: the SIMD one where our SIMD module runs and is switched on. */
+function gradName(): string {
+  const backend = wasmBackendName();
+  return backend && wasmKernelOn(CE_GRAD_SIMD) && tf.getKernel(CE_GRAD_SIMD, backend)
+    ? CE_GRAD_SIMD
+    : CE_GRAD;
+}
 
 function register(): boolean {
   const rows = onWasm(CE_ROW_LOSS, ({ inputs, backend }) => {
@@ -43,27 +55,35 @@ function register(): boolean {
     }
     return out;
   });
-  const grad = onWasm(CE_GRAD, ({ inputs, backend }) => {
-    const be = heapOf(backend);
-    const pi = inputs.p as tf.TensorInfo;
-    const [N, V] = pi.shape as [number, number];
-    const out = be.makeOutput([N, V], 'float32');
-    const p = f32(be, pi);
-    const labels = be.typedArrayFromHeap(inputs.labels as tf.TensorInfo) as Int32Array;
-    const scale = f32(be, inputs.scale as tf.TensorInfo)[0]!;
-    const g = f32(be, out);
-    for (let r = 0; r < N; r++) {
-      const l = labels[r]!;
-      const o = r * V;
-      if (l < 0) {
-        g.fill(0, o, o + V);
-        continue;
+  const gradKernel =
+    (simdPass: boolean): tf.KernelConfig['kernelFunc'] =>
+    ({ inputs, backend }) => {
+      const be = heapOf(backend);
+      const pi = inputs.p as tf.TensorInfo;
+      const [N, V] = pi.shape as [number, number];
+      const out = be.makeOutput([N, V], 'float32');
+      const scale = f32(be, inputs.scale as tf.TensorInfo)[0]!;
+      const simd = simdPass ? simdOn(backend) : null;
+      let from = 0; // elements before this were scaled by the SIMD pass
+      if (simd) {
+        const n4 = N * V - ((N * V) % 4);
+        simd.k.scale(offsetOf(simd, pi), offsetOf(simd, out), 4 * n4, scale);
+        from = n4;
       }
-      for (let j = o; j < o + V; j++) g[j] = p[j]! * scale;
-      g[o + l] = (p[o + l]! - 1) * scale;
-    }
-    return out;
-  });
+      const p = f32(be, pi);
+      const labels = be.typedArrayFromHeap(inputs.labels as tf.TensorInfo) as Int32Array;
+      const g = f32(be, out);
+      for (let j = from; j < N * V; j++) g[j] = p[j]! * scale;
+      for (let r = 0; r < N; r++) {
+        const l = labels[r]!;
+        const o = r * V;
+        if (l < 0) g.fill(0, o, o + V);
+        else g[o + l] = (p[o + l]! - 1) * scale;
+      }
+      return out;
+    };
+  const grad = onWasm(CE_GRAD, gradKernel(false));
+  if (simdOn(tf.backend())) onWasm(CE_GRAD_SIMD, gradKernel(true)); // null when switched off
   return rows !== null && grad !== null;
 }
 
@@ -79,5 +99,5 @@ export function crossEntropyRows(x: tf.Tensor2D, p: tf.Tensor2D, labels: tf.Tens
 
 /** (p - onehot(labels)) * scale, zero rows where label < 0; scale a scalar tensor. Wasm only. */
 export function crossEntropyGrad(p: tf.Tensor2D, labels: tf.Tensor1D, scale: tf.Scalar): tf.Tensor2D {
-  return tf.engine().runKernel(CE_GRAD, { p, labels, scale }, {}) as tf.Tensor2D;
+  return tf.engine().runKernel(gradName(), { p, labels, scale }, {}) as tf.Tensor2D;
 }

@@ -6,6 +6,9 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { initNodeBackend } from '../../backend/node';
 import { crossEntropy, geluNew } from '../../model/ops';
+import { CE_GRAD_SIMD } from './cross-entropy';
+import { GELU_SIMD, GELU_SIMD_BACKWARD } from './elementwise';
+import { setWasmKernels } from './heap';
 import { maxDiff, onBoth } from './testing';
 
 const arrays = (ts: tf.Tensor[]): Float32Array[] => ts.map((t) => t.dataSync().slice() as Float32Array);
@@ -15,34 +18,54 @@ describe('fused elementwise kernels on wasm', () => {
     await initNodeBackend('wasm');
   });
 
-  it('gelu_new: values and gradient match cpu', async () => {
-    const [cpu, wasm] = await onBoth(() =>
-      tf.tidy(() => {
-        // Wide enough to reach both tails, where sigmoid saturates.
-        const x = tf.mul(tf.randomNormal([37, 50], 0, 1, 'float32', 1), 6);
-        const dy = tf.randomNormal([37, 50], 0, 1, 'float32', 2);
-        return arrays([geluNew(x), tf.grad((xi: tf.Tensor) => tf.sum(tf.mul(geluNew(xi), dy)))(x)]);
-      }),
-    );
-    expect(maxDiff(cpu[0]!, wasm[0]!)).toBeLessThan(1e-5);
-    expect(maxDiff(cpu[1]!, wasm[1]!)).toBeLessThan(1e-5);
-  });
+  // SIMD: our WebAssembly SIMD kernels (simd.ts); JS: the JS-over-heap ones they fall back to.
+  for (const simd of [true, false]) {
+    it(`gelu_new: values and gradient match cpu (${simd ? 'SIMD' : 'JS'} kernels)`, async () => {
+      setWasmKernels((k) => simd || !k.startsWith(GELU_SIMD));
+      try {
+        const [cpu, wasm] = await onBoth(() =>
+          tf.tidy(() => {
+            // Wide enough to reach both tails, where sigmoid saturates; 1850 elements, so the
+            // SIMD kernels' scalar tail (size % 4) runs too.
+            const x = tf.mul(tf.randomNormal([37, 50], 0, 1, 'float32', 1), 6);
+            const dy = tf.randomNormal([37, 50], 0, 1, 'float32', 2);
+            return arrays([geluNew(x), tf.grad((xi: tf.Tensor) => tf.sum(tf.mul(geluNew(xi), dy)))(x)]);
+          }),
+        );
+        expect(maxDiff(cpu[0]!, wasm[0]!)).toBeLessThan(1e-5);
+        expect(maxDiff(cpu[1]!, wasm[1]!)).toBeLessThan(1e-5);
+      } finally {
+        setWasmKernels(true);
+      }
+    });
+  }
 
-  for (const ignored of [false, true]) {
-    it(`cross-entropy loss and gradient match cpu${ignored ? ', some labels ignored (-100)' : ''}`, async () => {
-      const N = 24;
-      const V = 40;
+  for (const [ignored, simd] of [
+    [false, true],
+    [true, true],
+    [true, false],
+  ] as const) {
+    const what = `${ignored ? ', some labels ignored (-100)' : ''} (${simd ? 'SIMD' : 'JS'} gradient pass)`;
+    it(`cross-entropy loss and gradient match cpu${what}`, async () => {
+      // 24 x 40 and 23 x 41 (943 = 4 * 235 + 3): the SIMD pass with and without its scalar tail.
+      const N = ignored ? 23 : 24;
+      const V = ignored ? 41 : 40;
       const labels = Int32Array.from({ length: N }, (_, i) => (ignored && i % 5 === 0 ? -100 : (i * 7) % V));
-      const [cpu, wasm] = await onBoth(() =>
-        tf.tidy(() => {
-          const x = tf.mul(tf.randomNormal([N, V], 0, 1, 'float32', 5), 3) as tf.Tensor2D;
-          // A factor on the loss reaches the gradient through dy.
-          const f = (xi: tf.Tensor): tf.Scalar => tf.mul(crossEntropy(xi as tf.Tensor2D, labels), 1.5);
-          return arrays([crossEntropy(x, labels), tf.grad(f)(x)]);
-        }),
-      );
-      expect(Math.abs(cpu[0]![0]! - wasm[0]![0]!)).toBeLessThan(1e-5);
-      expect(maxDiff(cpu[1]!, wasm[1]!)).toBeLessThan(1e-6);
+      setWasmKernels((k) => simd || k !== CE_GRAD_SIMD);
+      try {
+        const [cpu, wasm] = await onBoth(() =>
+          tf.tidy(() => {
+            const x = tf.mul(tf.randomNormal([N, V], 0, 1, 'float32', 5), 3) as tf.Tensor2D;
+            // A factor on the loss reaches the gradient through dy.
+            const f = (xi: tf.Tensor): tf.Scalar => tf.mul(crossEntropy(xi as tf.Tensor2D, labels), 1.5);
+            return arrays([crossEntropy(x, labels), tf.grad(f)(x)]);
+          }),
+        );
+        expect(Math.abs(cpu[0]![0]! - wasm[0]![0]!)).toBeLessThan(1e-5);
+        expect(maxDiff(cpu[1]!, wasm[1]!)).toBeLessThan(1e-6);
+      } finally {
+        setWasmKernels(true);
+      }
     });
   }
 
@@ -84,10 +107,10 @@ describe('fused elementwise kernels on wasm', () => {
     });
     tf.dispose(out);
     expect(info.kernelNames.filter((k) => k.startsWith('PeftLab'))).toEqual([
-      'PeftLabGeluArg',
-      'PeftLabGeluBackward',
+      GELU_SIMD,
+      GELU_SIMD_BACKWARD,
       'PeftLabCrossEntropyRows',
-      'PeftLabCrossEntropyGrad',
+      CE_GRAD_SIMD,
     ]);
     expect(tf.memory().numTensors).toBe(before);
     x.dispose();

@@ -10,10 +10,12 @@
  *              sigmoid, a multiply) and 1 backward.
  */
 import * as tf from '@tensorflow/tfjs';
-import { f32, heapOf, onWasm } from './heap';
+import { f32, heapOf, offsetOf, onWasm, simdOn } from './heap';
 
 export const GELU_ARG = 'PeftLabGeluArg';
 export const GELU_BACKWARD = 'PeftLabGeluBackward';
+export const GELU_SIMD = 'PeftLabGeluSimd';
+export const GELU_SIMD_BACKWARD = 'PeftLabGeluSimdBackward';
 
 const GELU_A = 2 * Math.sqrt(2 / Math.PI);
 const GELU_B = GELU_A * 0.044715;
@@ -51,8 +53,69 @@ function registerGelu(): boolean {
   return fwd !== null && bwd !== null;
 }
 
+/**
+ * gelu_new as ONE kernel each way in WebAssembly SIMD (simd.ts: gelu, geluGrad, with Cephes' expf
+ * for the sigmoid), where the JS kernels above take 3 forward (a JS pass, XNNPACK's Sigmoid, a
+ * Multiply) and a scalar JS pass backward. The last size % 4 elements run in JS.
+ */
+function registerGeluSimd(): boolean {
+  if (!simdOn(tf.backend())) return false;
+  const fwd = onWasm(GELU_SIMD, ({ inputs, backend }) => {
+    const be = heapOf(backend);
+    const xi = inputs.x as tf.TensorInfo;
+    const yo = be.makeOutput(xi.shape, 'float32');
+    const so = be.makeOutput(xi.shape, 'float32');
+    const r = simdOn(backend)!;
+    const n = tf.util.sizeFromShape(xi.shape);
+    const n4 = n - (n % 4);
+    r.k.gelu(offsetOf(r, xi), offsetOf(r, yo), offsetOf(r, so), 4 * n4);
+    const [x, y, s] = [f32(be, xi), f32(be, yo), f32(be, so)];
+    for (let i = n4; i < n; i++) {
+      const v = x[i]!;
+      s[i] = 1 / (1 + Math.exp(-v * (GELU_A + GELU_B * v * v)));
+      y[i] = v * s[i]!;
+    }
+    return [yo, so];
+  });
+  const bwd = onWasm(GELU_SIMD_BACKWARD, ({ inputs, backend }) => {
+    const be = heapOf(backend);
+    const xi = inputs.x as tf.TensorInfo;
+    const si = inputs.s as tf.TensorInfo;
+    const dyi = inputs.dy as tf.TensorInfo;
+    const dxo = be.makeOutput(xi.shape, 'float32');
+    const r = simdOn(backend)!;
+    const n = tf.util.sizeFromShape(xi.shape);
+    const n4 = n - (n % 4);
+    r.k.geluGrad(offsetOf(r, xi), offsetOf(r, si), offsetOf(r, dyi), offsetOf(r, dxo), 4 * n4);
+    const [x, s, dy, dx] = [f32(be, xi), f32(be, si), f32(be, dyi), f32(be, dxo)];
+    for (let i = n4; i < n; i++) {
+      const v = x[i]!;
+      const sv = s[i]!;
+      dx[i] = dy[i]! * (sv + v * sv * (1 - sv) * (GELU_A + 3 * GELU_B * v * v));
+    }
+    return dxo;
+  });
+  return fwd !== null && bwd !== null;
+}
+
 /** gelu_new through our wasm kernels, or null when the backend is not wasm (take ops.ts's composition). */
 export function fusedGelu(x: tf.Tensor): tf.Tensor | null {
+  if (x.dtype === 'float32' && registerGeluSimd()) {
+    const f = tf.customGrad((xi, save) => {
+      const [y, s] = tf.engine().runKernel(GELU_SIMD, { x: xi as tf.Tensor }, {}) as [tf.Tensor, tf.Tensor];
+      (save as tf.GradSaveFunc)([xi as tf.Tensor, s]);
+      return {
+        value: y,
+        gradFunc: (dy, saved) => {
+          const [xs, ss] = saved as [tf.Tensor, tf.Tensor];
+          return tf
+            .engine()
+            .runKernel(GELU_SIMD_BACKWARD, { dy: dy as tf.Tensor, x: xs, s: ss }, {}) as tf.Tensor;
+        },
+      };
+    }) as (x: tf.Tensor) => tf.Tensor;
+    return f(x);
+  }
   if (!registerGelu()) return null;
   const f = tf.customGrad((xi, save) => {
     const x = xi as tf.Tensor;

@@ -13,6 +13,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { wasmBackendName } from '../../model/wasm-kernels';
+import { simdKernels, type SimdKernels } from './simd';
 
 export interface WasmBackendHeap {
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
@@ -56,6 +57,11 @@ export function setWasmKernels(on: boolean | ((kernelName: string) => boolean)):
   }
 }
 
+/** Whether our kernel `kernelName` is switched on (setWasmKernels). */
+export function wasmKernelOn(kernelName: string): boolean {
+  return enabled(kernelName);
+}
+
 /**
  * Registers `kernelFunc` as `kernelName` on the running wasm backend (`wasm` or `wasm-1t`) once,
  * replacing a stock kernel of that name if there is one. Returns the backend name, or null when
@@ -81,4 +87,43 @@ export function rowsCols(shape: readonly number[]): [number, number] {
   const cols = shape[shape.length - 1] ?? 1;
   const size = shape.reduce((p, d) => p * d, 1);
   return [cols === 0 ? 0 : size / cols, cols];
+}
+
+/**
+ * What our SIMD kernels (simd.ts) use of tfjs-backend-wasm's backend: its memory (to run over the
+ * heap in place), malloc for scratch space, and tensors' offsets in the heap.
+ */
+interface WasmHeapAlloc {
+  _malloc(bytes: number): number;
+  _free(ptr: number): void;
+}
+interface WasmInternals {
+  // Absent on other backends. The heap is exported as asm.memory by the unthreaded builds; the
+  // threaded build imports it, and its glue keeps it as wasmMemory.
+  wasm?: WasmHeapAlloc & { asm?: { memory?: WebAssembly.Memory }; wasmMemory?: WebAssembly.Memory };
+  dataIdMap: { get(dataId: tf.DataId): { memoryOffset: number } };
+}
+export interface Ready {
+  be: { wasm: WasmHeapAlloc; dataIdMap: WasmInternals['dataIdMap'] };
+  k: SimdKernels;
+}
+
+/** The backend's heap and our SIMD kernels over it, or null (not wasm, or our module cannot link to it). */
+export function simdOn(backend: unknown): Ready | null {
+  const be = backend as WasmInternals;
+  const memory = be.wasm?.asm?.memory ?? be.wasm?.wasmMemory;
+  const k = memory ? simdKernels(memory) : null;
+  return k && be.wasm ? { be: { wasm: be.wasm, dataIdMap: be.dataIdMap }, k } : null;
+}
+
+/** A scratch area of `floats` floats in the heap, zeroed; freed by the caller. */
+export function scratch(be: Ready['be'], k: SimdKernels, floats: number): number {
+  const ptr = be.wasm._malloc(4 * floats);
+  k.zero(ptr, 4 * floats);
+  return ptr;
+}
+
+/** Byte offset of a tensor's data in the heap. Read it after the call's last allocation. */
+export function offsetOf(r: Ready, t: tf.TensorInfo): number {
+  return r.be.dataIdMap.get(t.dataId).memoryOffset;
 }

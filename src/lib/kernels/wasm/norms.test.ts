@@ -2,16 +2,19 @@
  * Our wasm LayerNorm and RMSNorm kernels (norms.ts, reached through ops.ts) against the stock
  * composition on the cpu backend: values and gradients for x, gamma and beta, frozen and trained.
  */
-import { describe, it, expect, beforeAll } from 'vitest';
+import { describe, it, expect, beforeAll, afterEach } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { initNodeBackend } from '../../backend/node';
 import { layerNorm, rmsNorm } from '../../model/ops';
+import { setWasmKernels } from './heap';
+import { NORM_SIMD } from './norms';
 import { onBoth, maxDiff } from './testing';
 
 describe('fused norms on wasm', () => {
   beforeAll(async () => {
     await initNodeBackend('wasm');
   });
+  afterEach(() => setWasmKernels(true));
 
   const shapes: number[][] = [
     [2, 5, 16],
@@ -19,9 +22,12 @@ describe('fused norms on wasm', () => {
     [3, 1, 33],
   ];
 
-  for (const shape of shapes) {
+  // C 16 and 96 run the SIMD kernels (simd.ts) unless switched off, C 33 the JS loops.
+  for (const [shape, simd] of [...shapes.map((s) => [s, true] as const), [shapes[1]!, false] as const]) {
     for (const frozen of [false, true]) {
-      it(`LayerNorm [${shape}] matches cpu's composition, params ${frozen ? 'frozen' : 'trained'}`, async () => {
+      const how = simd ? '' : ', SIMD switched off';
+      it(`LayerNorm [${shape}] matches cpu's composition, params ${frozen ? 'frozen' : 'trained'}${how}`, async () => {
+        setWasmKernels((k) => simd || k !== NORM_SIMD);
         const C = shape[shape.length - 1]!;
         const [cpu, wasm] = await onBoth(() => {
           const x = tf.randomNormal(shape, 0.3, 2, 'float32', 1);
@@ -45,7 +51,8 @@ describe('fused norms on wasm', () => {
         for (let i = 0; i < cpu.length; i++) expect(maxDiff(cpu[i]!, wasm[i]!)).toBeLessThan(2e-5 * (i + 1));
       });
 
-      it(`RMSNorm [${shape}] matches cpu's composition, gamma ${frozen ? 'frozen' : 'trained'}`, async () => {
+      it(`RMSNorm [${shape}] matches cpu's composition, gamma ${frozen ? 'frozen' : 'trained'}${how}`, async () => {
+        setWasmKernels((k) => simd || k !== NORM_SIMD);
         const C = shape[shape.length - 1]!;
         const [cpu, wasm] = await onBoth(() => {
           const x = tf.randomNormal(shape, 0.3, 2, 'float32', 5);

@@ -14,10 +14,20 @@
  * RMSNorm; the backward recomputes xhat from x and them (x is alive anyway: the residual stream).
  */
 import * as tf from '@tensorflow/tfjs';
-import { f32, heapOf, onWasm, rowsCols } from './heap';
+import { f32, heapOf, offsetOf, onWasm, rowsCols, scratch, simdOn, wasmKernelOn } from './heap';
 
 export const NORM_FORWARD = 'PeftLabNormForward';
 export const NORM_BACKWARD = 'PeftLabNormBackward';
+/**
+ * Not a kernel of its own: the switch (setWasmKernels) for running both kernels above in
+ * WebAssembly SIMD (simd.ts: normForward, normBackward; sums in float32 over 4 lanes, where the JS
+ * loops below sum in doubles). Rows whose C is not a multiple of 4 keep the JS loops.
+ */
+export const NORM_SIMD = 'PeftLabNormSimd';
+
+function simdFor(backend: unknown, C: number): ReturnType<typeof simdOn> {
+  return C % 4 === 0 && wasmKernelOn(NORM_SIMD) ? simdOn(backend) : null;
+}
 
 interface NormAttrs {
   eps: number;
@@ -33,6 +43,16 @@ function registerForward(): string | null {
     const [rows, C] = rowsCols(xi.shape);
     const yo = be.makeOutput(xi.shape, 'float32');
     const so = be.makeOutput([rows, 2], 'float32');
+    const simd = simdFor(backend, C);
+    if (simd) {
+      const zeros = rms ? scratch(simd.be, simd.k, C) : 0; // RMSNorm's beta
+      const gamma = offsetOf(simd, inputs.gamma as tf.TensorInfo);
+      const beta = rms ? zeros : offsetOf(simd, inputs.beta as tf.TensorInfo);
+      const [x, y, st] = [offsetOf(simd, xi), offsetOf(simd, yo), offsetOf(simd, so)];
+      simd.k.normForward(x, gamma, beta, y, st, rows, 4 * C, 1 / C, eps, rms);
+      if (rms) simd.be.wasm._free(zeros);
+      return [yo, so];
+    }
     const x = f32(be, xi);
     const g = f32(be, inputs.gamma as tf.TensorInfo);
     const b = rms ? null : f32(be, inputs.beta as tf.TensorInfo);
@@ -68,6 +88,22 @@ function registerBackward(): string | null {
     const dxo = be.makeOutput(xi.shape, 'float32');
     const dgo = params ? be.makeOutput([C], 'float32') : null;
     const dbo = params && !rms ? be.makeOutput([C], 'float32') : null;
+    const simd = simdFor(backend, C);
+    if (simd) {
+      const { k } = simd;
+      const spare = params && rms ? scratch(simd.be, k, C) : 0; // RMSNorm's unused db
+      const dg = dgo ? offsetOf(simd, dgo) : 0;
+      const db = dbo ? offsetOf(simd, dbo) : spare;
+      if (dgo) k.zero(dg, 4 * C);
+      if (dbo) k.zero(db, 4 * C);
+      const at = (t: tf.TensorInfo): number => offsetOf(simd, t);
+      const [x, dy, st, g] = [inputs.x, inputs.dy, inputs.stats, inputs.gamma].map((t) =>
+        at(t as tf.TensorInfo),
+      );
+      k.normBackward(x!, dy!, st!, g!, at(dxo), dg, db, rows, 4 * C, 1 / C, rms, params);
+      if (spare) simd.be.wasm._free(spare);
+      return [dxo, ...(dgo ? [dgo] : []), ...(dbo ? [dbo] : [])];
+    }
     const x = f32(be, xi);
     const dy = f32(be, inputs.dy as tf.TensorInfo);
     const st = f32(be, inputs.stats as tf.TensorInfo);

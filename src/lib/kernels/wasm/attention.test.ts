@@ -1,0 +1,118 @@
+/**
+ * Our SIMD causal attention on wasm (attention.ts over simd.ts) against the stock composition on
+ * the cpu backend (ops.ts's packedSelfAttention with gpt2.ts's causal mask): values and the
+ * gradient for qkv, at the bench's shape and at shapes whose T and head size need padding to 8.
+ * Also the kernel's building blocks against plain JS loops, and the switch that turns it off.
+ */
+import { describe, it, expect, beforeAll } from 'vitest';
+import * as tf from '@tensorflow/tfjs';
+import { initNodeBackend } from '../../backend/node';
+import { attentionBias } from '../../model/gpt2';
+import { packedSelfAttention } from '../../model/ops';
+import { simdCausalAttention } from './attention';
+import { setWasmKernels } from './heap';
+import { simdKernels, simdModuleBytes, THREADED_HEAP_MAX_PAGES } from './simd';
+import { maxDiff, onBoth } from './testing';
+
+describe('SIMD module', () => {
+  it('is valid WebAssembly and its gemm and causal softmax match JS loops', () => {
+    expect(WebAssembly.validate(simdModuleBytes())).toBe(true);
+    const memory = new WebAssembly.Memory({ initial: 1 });
+    const k = simdKernels(memory)!;
+    expect(k).not.toBeNull();
+    const f = new Float32Array(memory.buffer);
+    const [M, N, K, A, B, C] = [8, 16, 12, 0, 1000, 2000];
+    for (let i = 0; i < M * K; i++) f[A + i] = Math.sin(i);
+    for (let i = 0; i < K * N; i++) f[B + i] = Math.cos(i);
+    k.gemm(M, N, K, 4 * A, 4 * K, 4, 4 * B, 4 * N, 4 * C, 4 * N, 0.5, 0, 0);
+    let err = 0;
+    for (let m = 0; m < M; m++) {
+      for (let n = 0; n < N; n++) {
+        let s = 0;
+        for (let q = 0; q < K; q++) s += f[A + m * K + q]! * f[B + q * N + n]!;
+        err = Math.max(err, Math.abs(0.5 * s - f[C + m * N + n]!));
+      }
+    }
+    expect(err).toBeLessThan(1e-5);
+    const [T, S] = [8, 3000];
+    for (let i = 0; i < T * T; i++) f[S + i] = 30 * Math.sin(1.3 * i); // wide range: exp's reduction
+    const x = f.slice(S, S + T * T);
+    k.softmax(4 * S, T);
+    err = 0;
+    for (let i = 0; i < T; i++) {
+      let mx = -Infinity;
+      for (let j = 0; j <= i; j++) mx = Math.max(mx, x[i * T + j]!);
+      let s = 0;
+      for (let j = 0; j <= i; j++) s += Math.exp(x[i * T + j]! - mx);
+      for (let j = 0; j < T; j++) {
+        const p = j <= i ? Math.exp(x[i * T + j]! - mx) / s : 0;
+        if (j > i) expect(f[S + i * T + j]).toBe(0);
+        err = Math.max(err, Math.abs(p - f[S + i * T + j]!));
+      }
+    }
+    expect(err).toBeLessThan(1e-6);
+  });
+});
+
+describe('SIMD module over a shared memory', () => {
+  it("links to a heap like the threaded build's (shared, 4 GiB maximum) and computes there too", () => {
+    const memory = new WebAssembly.Memory({ initial: 1, maximum: THREADED_HEAP_MAX_PAGES, shared: true });
+    const k = simdKernels(memory);
+    expect(k).not.toBeNull();
+    const f = new Float32Array(memory.buffer);
+    f.set([1, 2, 3, 4, 5, 6, 7, 8], 0);
+    k!.scale(0, 64, 32, 0.5);
+    expect([...f.subarray(16, 24)]).toEqual([0.5, 1, 1.5, 2, 2.5, 3, 3.5, 4]);
+    // An import declared with maximum M accepts any shared memory whose maximum is at most M.
+    expect(simdKernels(new WebAssembly.Memory({ initial: 1, maximum: 2, shared: true }))).not.toBeNull();
+  });
+});
+
+describe('SIMD causal attention on wasm', () => {
+  beforeAll(async () => {
+    await initNodeBackend('wasm');
+  });
+
+  for (const [B, T, H, D] of [
+    [2, 128, 4, 24], // peftlab-s's layer at the bench's sequence length
+    [3, 13, 3, 10], // T and head size both padded to 8
+    [1, 1, 2, 8],
+    [2, 33, 1, 4],
+  ] as const) {
+    it(`matches cpu's stock composition: B ${B}, T ${T}, ${H} heads of ${D}`, async () => {
+      const C = H * D;
+      const [cpu, wasm] = await onBoth((backend) =>
+        tf.tidy(() => {
+          const qkv = tf.randomNormal([B * T, 3 * C], 0, 2, 'float32', 7) as tf.Tensor2D;
+          const w = tf.randomNormal([B * T, C], 0, 1, 'float32', 8);
+          const mask = attentionBias(T, 0, B);
+          const f = (x: tf.Tensor2D): tf.Tensor =>
+            backend === 'wasm'
+              ? simdCausalAttention(x, B, T, H)!
+              : tf.reshape(packedSelfAttention(x, mask, B, T, H), [B * T, C]);
+          const y = f(qkv);
+          const g = tf.grad((x: tf.Tensor) => tf.sum(tf.mul(f(x as tf.Tensor2D), w)))(qkv);
+          return [y.dataSync().slice(), g.dataSync().slice()];
+        }),
+      );
+      expect(maxDiff(cpu[0]!, wasm[0]!)).toBeLessThan(2e-5);
+      expect(maxDiff(cpu[1]!, wasm[1]!)).toBeLessThan(1e-4);
+    });
+  }
+
+  it('leaks no tensor and is off when our wasm kernels are switched off', () => {
+    const qkv = tf.randomNormal([16, 24], 0, 1, 'float32', 9) as tf.Tensor2D;
+    const before = tf.memory().numTensors;
+    tf.tidy(() => {
+      tf.grad((x: tf.Tensor) => tf.sum(simdCausalAttention(x as tf.Tensor2D, 2, 8, 2)!))(qkv);
+    });
+    expect(tf.memory().numTensors).toBe(before);
+    setWasmKernels(false);
+    try {
+      expect(simdCausalAttention(qkv, 2, 8, 2)).toBeNull();
+    } finally {
+      setWasmKernels(true);
+    }
+    qkv.dispose();
+  });
+});
