@@ -18,6 +18,7 @@ import { layerwiseGradientFn, layerwiseGradients } from './layerwise';
 import { MemoryPageStore } from './page-store';
 import { FilePageStore } from './file-page-store';
 import { OptimizerPager } from './optimizer-pager';
+import { OffloadSession } from './session';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -319,6 +320,37 @@ describe('ZeRO-3 paging of the frozen layers', () => {
     expect(ahead.stats.peakHeldBytes).toBeLessThanOrEqual(1.5 * layerBytes);
     expect(ahead.stats.peakHeldBytes).toBeGreaterThan(ahead.stats.peakResidentBytes);
     expect(onDemand.stats.peakHeldBytes).toBe(onDemand.stats.peakResidentBytes);
+  });
+
+  it.each([
+    ['indexeddb', 'auto', true],
+    ['memory', 'auto', false],
+    ['indexeddb', false, false],
+    ['memory', true, true],
+  ] as const)('pages read from %s, int8 %s: int8 pages %s', async (device, choice, int8) => {
+    const adapter = build(model, 'lora', 'CAUSAL_LM');
+    const layers = new MemoryPageStore();
+    const session = await OffloadSession.start(
+      model,
+      adapter,
+      {
+        stage: 3,
+        budgetMB: (1.5 * layerBytes) / 2 ** 20,
+        prefetch: true,
+        policy: 'trace',
+        int8: choice,
+        gradientCheckpointing: false,
+        device,
+      },
+      async (kind) => (kind === 'layers' ? layers : new MemoryPageStore()),
+    );
+    // int8 keeps a record of the float32 originals beside each layer's record, for restore.
+    expect(layers.size).toBe(int8 ? 6 : 3);
+    expect(session.notes.some((n) => n.startsWith('int8 pages, chosen automatically'))).toBe(
+      choice === 'auto' && int8,
+    );
+    await session.end();
+    adapter.dispose();
   });
 
   it('int8 rounding is within half a step of each output channel', () => {
