@@ -343,15 +343,10 @@ export class LayerPager {
         const tensors = l.names.map((_, k) => {
           const shape = l.shapes[k]!;
           const at = bytes.byteOffset + offsets[k]!;
-          const data =
-            this.isQuantized(shape) && !fromOriginals
-              ? dequantizeInt8(
-                  new Uint8Array(bytes.buffer, at, 4 * shape[1]! + sizeOf(shape)),
-                  shape[0]!,
-                  shape[1]!,
-                )
-              : new Float32Array(bytes.buffer, at, sizeOf(shape));
-          return newVariable(tf.tensor(data, shape), false);
+          if (this.isQuantized(shape) && !fromOriginals) {
+            return newVariable(dequantizeOnBackend(bytes.buffer, at, shape[0]!, shape[1]!), false);
+          }
+          return newVariable(tf.tensor(new Float32Array(bytes.buffer, at, sizeOf(shape)), shape), false);
         });
         l.names.forEach((name, k) => this.model.weights.set(name, tensors[k]!));
         l.resident = true;
@@ -526,6 +521,19 @@ export function quantizeInt8(w: Float32Array, rows: number, cols: number): Uint8
       q[i * cols + j] = Math.max(-127, Math.min(127, Math.round(w[i * cols + j]! / scales[j]!)));
   }
   return out;
+}
+
+/**
+ * dequantizeInt8 as a tensor, the scaling done by the backend: the int8 values widen to float32 in
+ * one native typed-array conversion and the backend multiplies by the column scales (on wasm a
+ * compiled loop, where JavaScript's loop over every value cost a page-in more than its read). The
+ * same values: an int8 times a float32 scale is exact in double and in float32 alike before the one
+ * rounding to float32.
+ */
+function dequantizeOnBackend(buffer: ArrayBufferLike, at: number, rows: number, cols: number): tf.Tensor {
+  const scales = new Float32Array(buffer, at, cols);
+  const q = new Float32Array(new Int8Array(buffer, at + 4 * cols, rows * cols));
+  return tf.tidy(() => tf.mul(tf.tensor2d(q, [rows, cols]), tf.tensor1d(scales)));
 }
 
 export function dequantizeInt8(bytes: Uint8Array, rows: number, cols: number): Float32Array {
