@@ -2,10 +2,12 @@
  * `npm run bench:offload:browser`: what ZeRO stage 3 costs in Chromium, through the Lab's own worker
  * and its IndexedDB page store, against the production build (`vite build` first) served by
  * `vite preview`. One tab trains LoRA (the Lab's defaults) resident (stage 0), then at stage 3 under a
- * budget of a quarter of the model's layer bytes, from IndexedDB and from page memory, float32 and
- * int8 pages; each run's every step time is read off the page as it trains and the median of the
- * steps after the first (which pages out and records the prefetch trace) is reported, with its share
- * of the resident run's speed.
+ * budget of a quarter of the model's layer bytes, from IndexedDB (float32 and int8 pages, int8 being
+ * the automatic choice there) and from page memory (float32, the automatic choice there); each run's
+ * every step time is read off the page as it trains and the median of the steps after the first
+ * (which pages out and records the prefetch trace) is reported, with its share of the resident run's
+ * speed, and, from the Offload screen, the time per step spent waiting for pages, the bytes moved and
+ * the share of layer page-ins whose record had been read ahead.
  *   npm run bench:offload:browser -- [--model peftlab-l] [--steps 8] [--batch 8] [--seqlen 64]
  *     [--backend wasm] [--share 0.25] [--port 4179]
  */
@@ -39,6 +41,23 @@ async function setCheck(page: Page, testId: string, on: boolean): Promise<void> 
 }
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/** The last run's totals from the Offload screen (stall, bytes moved), then back to the Lab. */
+async function offloadTotals(page: Page): Promise<{ stallMs: number; moved: string; readAhead: string }> {
+  await page.goto(`${base}/#/offload`);
+  await page.getByTestId('stall-ms').waitFor();
+  const stallMs = Number.parseFloat((await page.getByTestId('stall-ms').textContent()) ?? '');
+  const moved = (await page.getByTestId('bytes-moved').textContent()) ?? '';
+  const readAhead = (await page.getByTestId('read-ahead-rate').textContent())?.trim() ?? '';
+  await page.goto(`${base}/#/lab`);
+  await page.getByTestId('offload-settings').waitFor();
+  return { stallMs, moved, readAhead };
+}
+
+async function openOffloadSettings(page: Page): Promise<void> {
+  const details = page.getByTestId('offload-settings');
+  if ((await details.getAttribute('open')) === null) await page.getByText('Memory and offload').click();
+}
 
 /** Trains once with the form as it is; every step's ms as the Lab showed it. */
 async function run(page: Page): Promise<{ ms: number[]; loss: string }> {
@@ -100,10 +119,15 @@ try {
 
   const rows: string[] = [];
   let residentMs = NaN;
-  const report = (label: string, r: { ms: number[]; loss: string }): void => {
+  const report = (
+    label: string,
+    r: { ms: number[]; loss: string },
+    paging?: { stallMs: number; moved: string; readAhead: string },
+  ): void => {
     const m = median(r.ms.slice(1));
     if (Number.isNaN(residentMs)) residentMs = m;
-    const line = `| ${label} | ${r.ms.length} | ${r.ms[0]?.toFixed(0)} | ${m.toFixed(0)} | ${((100 * residentMs) / m).toFixed(0)}% | ${r.loss} |`;
+    const stall = paging ? `${(paging.stallMs / r.ms.length).toFixed(0)}` : '';
+    const line = `| ${label} | ${r.ms.length} | ${r.ms[0]?.toFixed(0)} | ${m.toFixed(0)} | ${((100 * residentMs) / m).toFixed(0)}% | ${stall} | ${paging?.moved ?? ''} | ${paging?.readAhead ?? ''} | ${r.loss} |`;
     console.error(line);
     rows.push(line);
   };
@@ -121,22 +145,26 @@ try {
   const budget = (layersMB * Number(values.share)).toFixed(3);
   await setNumber(page, 'offload-budget', budget);
   await setNumber(page, 'checkpoint-every', 0);
-  for (const [device, int8] of [
-    ['indexeddb', false],
-    ['indexeddb', true],
-    ['memory', false],
+  for (const [device, pages, label] of [
+    ['indexeddb', 'false', 'float32'],
+    ['indexeddb', 'auto', 'int8 (automatic)'],
+    ['memory', 'auto', 'float32 (automatic)'],
   ] as const) {
+    await openOffloadSettings(page);
     await page.getByTestId('offload-device').selectOption(device);
     await setCheck(page, 'offload-prefetch', true);
-    await setCheck(page, 'offload-int8', int8);
-    report(`stage 3, ${budget} MB, ${device}${int8 ? ', int8' : ''}`, await run(page));
+    await page.getByTestId('offload-pages').selectOption(pages);
+    const r = await run(page);
+    report(`stage 3, ${budget} MB, ${device}, ${label}`, r, await offloadTotals(page));
   }
   const ua = await page.evaluate(() => navigator.userAgent);
   console.log(
     `${ua.match(/Chrome\/[\d.]+/)?.[0] ?? ua}; backend ${values.backend}; ${values.model} (layers about ${layersMB} MB); LoRA (the Lab's defaults); batch ${values.batch} x ${values.seqlen}; ${values.steps} steps, median of the steps after the first\n`,
   );
-  console.log('| run | steps | first step ms | median ms/step | share of resident speed | last loss |');
-  console.log('|---|---|---|---|---|---|');
+  console.log(
+    '| run | steps | first step ms | median ms/step | share of resident speed | waiting for pages, ms/step | bytes moved | read ahead | last loss |',
+  );
+  console.log('|---|---|---|---|---|---|---|---|---|');
   for (const r of rows) console.log(r);
 } finally {
   await browser.close();

@@ -29,6 +29,8 @@ const ev = (step: number, pageIns: number, bytesIn: number, stallMs: number, hit
     prefetchHits: hits,
     misses: 2,
     peakResidentBytes: 0,
+    readAheadHits: pageIns - 1,
+    peakHeldBytes: 0,
   },
   optimizer: { pageIns: step, pageOuts: step, bytesIn: 0, bytesOut: 2 ** 20 * step, stallMs: 0 },
   ms: 10 * step,
@@ -53,7 +55,7 @@ describe('offload form and rows', () => {
       budgetMB: 0.5,
       prefetch: true,
       policy: 'trace',
-      int8: false,
+      int8: 'auto',
       gradientCheckpointing: false,
       device: 'indexeddb',
     });
@@ -104,6 +106,7 @@ describe('offload form and rows', () => {
     const t = offloadTotals(ev(2, 7, 7 * 2 ** 20, 6, 6));
     expect(t.hitRate).toBe(0.75);
     expect(t.pageIns).toBe(9);
+    expect(t.readAheadRate).toBe(6 / 7); // of the layers' 7 page-ins (the optimizer's 2 are not read ahead)
     expect(typicalStepMs([100, 9, 11, 10])).toBe(10);
     expect(typicalStepMs([])).toBeNull();
   });

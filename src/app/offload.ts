@@ -11,6 +11,7 @@ import type {
 } from '../lib/protocol/lab-protocol';
 import { mapDeepSpeedConfig } from '../lib/offload/deepspeed';
 import type { DeepSpeedMapping } from '../lib/offload/deepspeed';
+export { pageFormatLabel } from '../lib/offload/page-format';
 
 /** The offload request's settings plus how often to checkpoint (0: never). */
 export interface OffloadForm extends OffloadRequest {
@@ -22,7 +23,8 @@ export const DEFAULT_OFFLOAD_FORM: OffloadForm = {
   budgetMB: 1,
   prefetch: true,
   policy: 'trace',
-  int8: false,
+  // int8 pages where they are read from IndexedDB, float32 in page memory (page-format.ts).
+  int8: 'auto',
   gradientCheckpointing: false,
   device: 'indexeddb',
   checkpointEvery: 0,
@@ -184,6 +186,8 @@ export function offloadTotals(last: OffloadEvent): {
   stallMs: number;
   /** Prefetch hits / (hits + misses), or null before any layer was acquired. */
   hitRate: number | null;
+  /** Layer page-ins whose record had been read ahead / all layer page-ins, or null before any. */
+  readAheadRate: number | null;
 } {
   const p = last.pager;
   const acquires = (p?.prefetchHits ?? 0) + (p?.misses ?? 0);
@@ -194,6 +198,7 @@ export function offloadTotals(last: OffloadEvent): {
     bytesMoved: t.bytes,
     stallMs: t.stallMs,
     hitRate: acquires > 0 ? (p?.prefetchHits ?? 0) / acquires : null,
+    readAheadRate: p && p.pageIns > 0 ? p.readAheadHits / p.pageIns : null,
   };
 }
 

@@ -157,14 +157,14 @@ describe('LabEngine with offload and checkpoints', () => {
       sizeBytes: 0,
     };
     await saveAdapterRecord(kept);
-    // The disk fills after a few pages are written.
+    // The disk fills once the first layer's record is written (a layer is one record).
     const realPut = IDBObjectStore.prototype.put;
     let puts = 0;
     IDBObjectStore.prototype.put = function (
       this: IDBObjectStore,
       ...args: Parameters<IDBObjectStore['put']>
     ) {
-      if (++puts > 6) throw new DOMException('The quota has been exceeded.', 'QuotaExceededError');
+      if (++puts > 1) throw new DOMException('The quota has been exceeded.', 'QuotaExceededError');
       return realPut.apply(this, args);
     };
     let err: unknown;

@@ -31,6 +31,16 @@ export class FilePageStore implements PageStore {
     }
   }
 
+  /** Page by page (each renamed into place whole; not all or none as one IndexedDB transaction is). */
+  async putMany(entries: readonly (readonly [string, Uint8Array])[]): Promise<void> {
+    for (const [key, bytes] of entries) checkPageSize(key, bytes);
+    for (const [key, bytes] of entries) await this.put(key, bytes);
+  }
+
+  getMany(keys: readonly string[]): Promise<Uint8Array[]> {
+    return Promise.all(keys.map((k) => this.get(k)));
+  }
+
   async delete(key: string): Promise<void> {
     await rm(join(this.dir, fileOf(key)), { force: true });
   }

@@ -8,7 +8,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { GradientPaging } from '../train/trainer';
 import type { PageStore } from './page-store';
-import { deleteSplit, getSplit, putSplit } from './page-store';
+import { deleteSplit, getSplitMany, putSplitMany } from './page-store';
 import { InternalError } from '../errors';
 
 export interface GradientPagerStats {
@@ -35,13 +35,15 @@ export class GradientPager implements GradientPaging {
   async pageOut(sum: Map<string, tf.Tensor>): Promise<void> {
     const shapes = new Map<string, number[]>();
     try {
+      const items: [string, Uint8Array][] = [];
       for (const [name, g] of sum) {
         const data = (await g.data()) as Float32Array;
-        const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-        await putSplit(this.store, this.key(name), bytes);
-        this.stats.bytesOut += bytes.byteLength;
+        items.push([this.key(name), new Uint8Array(data.buffer, data.byteOffset, data.byteLength)]);
         shapes.set(name, g.shape);
       }
+      // The whole sum in one write (one IndexedDB transaction, not one per tensor).
+      await putSplitMany(this.store, items);
+      this.stats.bytesOut += items.reduce((a, [, b]) => a + b.byteLength, 0);
     } finally {
       tf.dispose([...sum.values()]);
     }
@@ -53,14 +55,17 @@ export class GradientPager implements GradientPaging {
   async pageIn(): Promise<Map<string, tf.Tensor>> {
     const shapes = this.shapes;
     if (!shapes) throw new InternalError('no gradients were paged out');
+    const datas = new Map<string, Float32Array>();
+    for (const [name, shape] of shapes) datas.set(name, new Float32Array(shape.reduce((a, b) => a * b, 1)));
+    await getSplitMany(
+      this.store,
+      [...datas].map(([name, data]) => [this.key(name), new Uint8Array(data.buffer)] as const),
+    );
     const out = new Map<string, tf.Tensor>();
-    for (const [name, shape] of shapes) {
-      const n = shape.reduce((a, b) => a * b, 1);
-      const data = new Float32Array(n);
-      await getSplit(this.store, this.key(name), new Uint8Array(data.buffer));
+    for (const [name, data] of datas) {
       await deleteSplit(this.store, this.key(name), data.byteLength);
       this.stats.bytesIn += data.byteLength;
-      out.set(name, tf.tensor(data, shape));
+      out.set(name, tf.tensor(data, shapes.get(name)!));
     }
     this.shapes = null;
     this.stats.pageIns++;

@@ -18,6 +18,7 @@ import { layerwiseGradientFn, layerwiseGradients } from './layerwise';
 import { MemoryPageStore } from './page-store';
 import { FilePageStore } from './file-page-store';
 import { OptimizerPager } from './optimizer-pager';
+import { OffloadSession } from './session';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -268,6 +269,88 @@ describe('ZeRO-3 paging of the frozen layers', () => {
     const vectors = 4 * (2 * 16 + 48 + 16 + 2 * 16 + 64 + 16);
     expect(stats.pageIns).toBe(f32.pageIns);
     expect(stats.bytesIn / f32.bytesIn).toBeCloseTo((int8Layer + vectors) / layerBytes, 10);
+  });
+
+  it('reads int8 records ahead along the trace, nearest first and one at a time, within the budget', async () => {
+    /** Pages in memory that take a moment to read, with every read logged and the most at once counted. */
+    class SlowStore extends MemoryPageStore {
+      readonly reads: string[] = [];
+      private inFlight = 0;
+      mostAtOnce = 0;
+      override async get(key: string): Promise<Uint8Array> {
+        this.reads.push(key);
+        this.mostAtOnce = Math.max(this.mostAtOnce, ++this.inFlight);
+        await new Promise((r) => setTimeout(r, 2));
+        try {
+          return await super.get(key);
+        } finally {
+          this.inFlight--;
+        }
+      }
+    }
+    const pagedRun = async (prefetch: boolean) => {
+      const store = new SlowStore();
+      // Room for one float32 layer and one int8 record (about a third of a layer here), not two.
+      const p = await LayerPager.create(model, store, {
+        budgetBytes: 1.5 * layerBytes,
+        policy: 'trace',
+        prefetch,
+        int8: true,
+      });
+      try {
+        const losses = await run(p, 4);
+        return { losses, stats: { ...p.stats }, store };
+      } finally {
+        await p.restore();
+      }
+    };
+    const ahead = await pagedRun(true);
+    const onDemand = await pagedRun(false);
+    expect(ahead.losses).toEqual(onDemand.losses); // reading ahead changes when, never what
+    const layers = ahead.store.reads
+      .filter((k) => !k.includes('/f32/'))
+      .map((k) => Number(/h\.(\d+)#/.exec(k)![1]));
+    // Step 1 records the trace 0 1 2 1 0 on demand. From then on layer 0 is still resident when a
+    // step starts, and each later layer's record is read while the one before computes: 1 (at the end
+    // of the step before), 2, 1, 0; the last step reads the next one's layer 1 too.
+    expect(layers).toEqual([0, 1, 2, 1, 0, 1, 2, 1, 0, 1, 2, 1, 0, 1, 2, 1, 0, 1]);
+    expect(ahead.stats.readAheadHits).toBe(12);
+    expect(onDemand.stats.readAheadHits).toBe(0);
+    expect(ahead.store.mostAtOnce).toBe(1);
+    expect(ahead.stats.peakHeldBytes).toBeLessThanOrEqual(1.5 * layerBytes);
+    expect(ahead.stats.peakHeldBytes).toBeGreaterThan(ahead.stats.peakResidentBytes);
+    expect(onDemand.stats.peakHeldBytes).toBe(onDemand.stats.peakResidentBytes);
+  });
+
+  it.each([
+    ['indexeddb', 'auto', true],
+    ['memory', 'auto', false],
+    ['indexeddb', false, false],
+    ['memory', true, true],
+  ] as const)('pages read from %s, int8 %s: int8 pages %s', async (device, choice, int8) => {
+    const adapter = build(model, 'lora', 'CAUSAL_LM');
+    const layers = new MemoryPageStore();
+    const session = await OffloadSession.start(
+      model,
+      adapter,
+      {
+        stage: 3,
+        budgetMB: (1.5 * layerBytes) / 2 ** 20,
+        prefetch: true,
+        policy: 'trace',
+        int8: choice,
+        gradientCheckpointing: false,
+        device,
+      },
+      async (kind) => (kind === 'layers' ? layers : new MemoryPageStore()),
+    );
+    // int8 keeps a record of the float32 originals beside each layer's record, for restore.
+    expect(layers.size).toBe(int8 ? 6 : 3);
+    expect(session.notes.some((n) => n.startsWith('int8 pages, chosen automatically'))).toBe(
+      choice === 'auto' && int8,
+    );
+    await session.end();
+    adapter.dispose();
   });
 
   it('int8 rounding is within half a step of each output channel', () => {

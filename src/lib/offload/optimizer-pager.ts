@@ -8,7 +8,7 @@
 import type { AdamW } from '../train/adamw';
 import type { OptimizerPaging } from '../train/trainer';
 import type { PageStore } from './page-store';
-import { getSplit, putSplit } from './page-store';
+import { getSplitMany, putSplitMany } from './page-store';
 
 export interface OptimizerPagerStats {
   pageIns: number;
@@ -40,17 +40,22 @@ export class OptimizerPager implements OptimizerPaging {
     await this.writing;
     const st = this.stored;
     if (!st) return; // nothing paged out yet: the first update creates the moments
-    const read = async (which: 'm' | 'v'): Promise<Map<string, Float32Array>> => {
-      const out = new Map<string, Float32Array>();
+    // Every moment in one read (one IndexedDB transaction, not two per trainable tensor).
+    const m = new Map<string, Float32Array>();
+    const v = new Map<string, Float32Array>();
+    const items: [string, Uint8Array][] = [];
+    for (const [which, into] of [
+      ['m', m],
+      ['v', v],
+    ] as const) {
       for (const [name, n] of st.sizes) {
         const data = new Float32Array(n);
-        await getSplit(this.store, this.key(which, name), new Uint8Array(data.buffer));
-        this.stats.bytesIn += data.byteLength;
-        out.set(name, data);
+        into.set(name, data);
+        items.push([this.key(which, name), new Uint8Array(data.buffer)]);
       }
-      return out;
-    };
-    const [m, v] = await Promise.all([read('m'), read('v')]);
+    }
+    await getSplitMany(this.store, items);
+    this.stats.bytesIn += items.reduce((a, [, b]) => a + b.byteLength, 0);
     this.optimizer.loadState({ t: st.t, m, v }, this.shapes);
     this.stored = null;
     this.stats.pageIns++;
@@ -61,17 +66,19 @@ export class OptimizerPager implements OptimizerPaging {
     this.writing = (async () => {
       const st = await this.optimizer.state();
       const sizes = new Map<string, number>();
+      const items: [string, Uint8Array][] = [];
       for (const [which, src] of [
         ['m', st.m],
         ['v', st.v],
       ] as const) {
         for (const [name, data] of src) {
           sizes.set(name, data.length);
-          const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-          await putSplit(this.store, this.key(which, name), bytes);
-          this.stats.bytesOut += bytes.byteLength;
+          items.push([this.key(which, name), new Uint8Array(data.buffer, data.byteOffset, data.byteLength)]);
         }
       }
+      // Every moment in one write (one IndexedDB transaction: all of them or none).
+      await putSplitMany(this.store, items);
+      this.stats.bytesOut += items.reduce((a, [, b]) => a + b.byteLength, 0);
       this.optimizer.dispose();
       this.stored = { t: st.t, sizes };
       this.stats.pageOuts++;

@@ -17,6 +17,13 @@ export interface PageStore {
   delete(key: string): Promise<void>;
   /** Deletes every page of this store. */
   clear(): Promise<void>;
+  /**
+   * put() of each entry, together: IndexedDB writes them in one transaction (all of them or, on a
+   * failure, none), which costs far less than a transaction per page.
+   */
+  putMany(entries: readonly (readonly [string, Uint8Array])[]): Promise<void>;
+  /** get() of each key, together (IndexedDB: in one transaction); a missing page is named. */
+  getMany(keys: readonly string[]): Promise<Uint8Array[]>;
 }
 
 export function checkPageSize(key: string, bytes: Uint8Array): void {
@@ -50,6 +57,15 @@ export class MemoryPageStore implements PageStore {
     this.pages.clear();
   }
 
+  async putMany(entries: readonly (readonly [string, Uint8Array])[]): Promise<void> {
+    for (const [key, bytes] of entries) checkPageSize(key, bytes);
+    for (const [key, bytes] of entries) await this.put(key, bytes);
+  }
+
+  getMany(keys: readonly string[]): Promise<Uint8Array[]> {
+    return Promise.all(keys.map((k) => this.get(k)));
+  }
+
   get size(): number {
     return this.pages.size;
   }
@@ -72,6 +88,38 @@ export async function getSplit(store: PageStore, key: string, into: Uint8Array):
     into.set(await store.get(`${key}#${part}`), part * MAX_PAGE_BYTES);
   }
   return into;
+}
+
+/** putSplit of several values at once (one putMany: with IndexedDB, one transaction). */
+export async function putSplitMany(
+  store: PageStore,
+  items: readonly (readonly [string, Uint8Array])[],
+): Promise<void> {
+  const entries: [string, Uint8Array][] = [];
+  for (const [key, bytes] of items) {
+    for (let part = 0; part < partsOf(bytes.byteLength); part++) {
+      const off = part * MAX_PAGE_BYTES;
+      entries.push([`${key}#${part}`, bytes.subarray(off, off + MAX_PAGE_BYTES)]);
+    }
+  }
+  await store.putMany(entries);
+}
+
+/** getSplit of several values at once (one getMany: with IndexedDB, one transaction). */
+export async function getSplitMany(
+  store: PageStore,
+  items: readonly (readonly [string, Uint8Array])[],
+): Promise<void> {
+  const where: { into: Uint8Array; at: number }[] = [];
+  const keys: string[] = [];
+  for (const [key, into] of items) {
+    for (let part = 0; part < partsOf(into.byteLength); part++) {
+      keys.push(`${key}#${part}`);
+      where.push({ into, at: part * MAX_PAGE_BYTES });
+    }
+  }
+  const pages = await store.getMany(keys);
+  pages.forEach((p, i) => where[i]!.into.set(p, where[i]!.at));
 }
 
 /** Deletes the pages putSplit wrote under `key` for `byteLength` bytes. */

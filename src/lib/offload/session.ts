@@ -19,6 +19,8 @@ import type { OptimizerPagerStats } from './optimizer-pager';
 import type { PageKind, PageStore } from './page-store';
 import { GradientPager } from './gradient-pager';
 import type { GradientPagerStats } from './gradient-pager';
+import { int8Pages } from './page-format';
+import type { Int8Choice } from './page-format';
 
 export interface OffloadRequest {
   stage: 0 | 1 | 2 | 3;
@@ -26,7 +28,8 @@ export interface OffloadRequest {
   budgetMB: number;
   prefetch: boolean;
   policy: EvictionPolicy;
-  int8: boolean;
+  /** int8 or float32 pages of the frozen layers, or 'auto': int8 when they are read from IndexedDB (page-format.ts). */
+  int8: Int8Choice;
   gradientCheckpointing: boolean;
   /**
    * Where pages go when they leave the backend: `memory` keeps them in the page's JavaScript memory
@@ -81,6 +84,7 @@ export class OffloadSession {
     if (settings.stage === 3 || settings.gradientCheckpointing) {
       requireGpt2(model, settings.stage === 3 ? 'Offload stage 3 (paging layers)' : 'Gradient checkpointing');
     }
+    const int8 = int8Pages(settings);
     const pager =
       settings.stage === 3
         ? await LayerPager.create(
@@ -90,7 +94,7 @@ export class OffloadSession {
               budgetBytes: settings.budgetMB * 1024 * 1024,
               policy: settings.policy,
               prefetch: settings.prefetch,
-              int8: settings.int8,
+              int8,
             },
           )
         : null;
@@ -102,7 +106,13 @@ export class OffloadSession {
       settings.stage >= 1 ? await store('optimizer') : null,
       settings.stage >= 2 ? await store('gradients') : null,
     );
-    if (settings.int8 && settings.stage !== 3) s.notes.push('int8 applies to paged layers: it takes stage 3');
+    if (settings.int8 === true && settings.stage !== 3)
+      s.notes.push('int8 applies to paged layers: it takes stage 3');
+    if (settings.int8 === 'auto' && int8) {
+      s.notes.push(
+        'int8 pages, chosen automatically: the layers are read back from IndexedDB, and int8 reads a quarter of the bytes; choose float32 pages to train exactly as the resident model',
+      );
+    }
     return s;
   }
 

@@ -34,6 +34,45 @@ export async function putBlob(
   );
 }
 
+/**
+ * Stores several blobs of one owner in one transaction (offload's pages of a step): either every one
+ * is replaced or, on any failure (a full disk), none is and the error names the total size.
+ */
+export async function putBlobs(
+  ownerId: string,
+  entries: readonly (readonly [name: string, bytes: ArrayBuffer | ArrayBufferView])[],
+  opts: BlobOptions = {},
+  dbName = DEFAULT_DB_NAME,
+): Promise<void> {
+  checkOwner(ownerId);
+  const chunkBytes = opts.chunkBytes ?? DEFAULT_CHUNK_BYTES;
+  checkChunkBytes(chunkBytes);
+  await inTx(
+    dbName,
+    ['chunks'],
+    'readwrite',
+    `save ${entries.length} blobs of "${ownerId}"`,
+    (tx) =>
+      Promise.all(
+        entries.flatMap(([name, bytes]) =>
+          queueBlobWrite(tx.objectStore('chunks'), ownerId, name, bytes, chunkBytes),
+        ),
+      ),
+    entries.reduce((a, [, b]) => a + b.byteLength, 0),
+  );
+}
+
+/** The bytes of several blobs of one owner, read in one transaction; undefined for each that is missing. */
+export async function getBlobs(
+  ownerId: string,
+  names: readonly string[],
+  dbName = DEFAULT_DB_NAME,
+): Promise<(ArrayBuffer | undefined)[]> {
+  return inTx(dbName, ['chunks'], 'readonly', `read ${names.length} blobs of "${ownerId}"`, (tx) =>
+    Promise.all(names.map((name) => readBlob(tx.objectStore('chunks'), ownerId, name))),
+  );
+}
+
 /** The bytes of blob (ownerId, name), or undefined when there is none. */
 export async function getBlob(
   ownerId: string,

@@ -99,6 +99,18 @@ export class LabDb {
     return blobs.getBlob(ownerId, name, this.name);
   }
 
+  putBlobs(
+    ownerId: string,
+    entries: readonly (readonly [name: string, bytes: ArrayBuffer | ArrayBufferView])[],
+    opts?: BlobOptions,
+  ): Promise<void> {
+    return blobs.putBlobs(ownerId, entries, opts, this.name);
+  }
+
+  getBlobs(ownerId: string, names: readonly string[]): Promise<(ArrayBuffer | undefined)[]> {
+    return blobs.getBlobs(ownerId, names, this.name);
+  }
+
   deleteBlob(ownerId: string, name: string): Promise<void> {
     return blobs.deleteBlob(ownerId, name, this.name);
   }
