@@ -165,7 +165,7 @@ export const swarmLesson: Lesson = {
               ? `The swarm beat offloading at every latency measured, up to ${last.latencyMs} ms.`
               : `The swarm beat offloading at ${wins.join(', ')} ms and lost at ${losses.join(', ')} ms${at !== null ? `; its step first reached the offloaded one at about ${Math.round(at)} ms of latency per link, beyond which paging from local storage wins` : ''}.`,
           f.killed
-            ? `With ${f.latencyMs} ms links, peer ${f.killed} died as step ${k} began: the client rerouted its blocks to the other peer holding them (${f.failures} failure(s) survived); that step took ${sec(killedMs)} against about ${sec(normalMs)} without a failure at that latency (${killedMs > normalMs ? `${sec(killedMs - normalMs)} for the failure, its reroute and the replay` : 'no slower: the failure cost less than the noise of this machine'}), and the losses ${sameLosses < 1e-5 ? `equal those of the run without a failure (largest difference ${sameLosses.toExponential(1)})` : `differ from the run without a failure by ${num(sameLosses, 6)}`}.`
+            ? `With ${f.latencyMs} ms links, peer ${f.killed} died as step ${k} began: the client rerouted its blocks to the other peer holding them (${f.failures} failure(s) survived); that step took ${sec(killedMs)} against about ${sec(normalMs)} without a failure at that latency (${killedMs > normalMs ? `${sec(killedMs - normalMs)} for the failure, its reroute and the replay` : 'no slower: the failure cost less than the noise of this machine'}). In traffic, which no noise blurs, the failure cost ${f.requests - first.requests} extra round trips and ${((f.bytes - first.bytes) / 1024).toFixed(0)} KiB resent over the run. Its losses ${sameLosses < 1e-5 ? `equal those of the run without a failure (largest difference ${sameLosses.toExponential(1)})` : `differ from the run without a failure by ${num(sameLosses, 6)}`}.`
             : 'No peer was killed: the run was too short to reach the middle.',
         ];
         return {
@@ -190,7 +190,7 @@ export const swarmLesson: Lesson = {
           },
         };
       },
-      cost: 'about 45 s in Chromium on wasm, 2 cores',
+      cost: 'about 35 s in Chromium on wasm, 2 cores',
     },
   ],
 };
