@@ -186,7 +186,7 @@ describe('SwarmEngine with a WebSocket peer', () => {
     });
   });
 
-  it('generates through the served peer what a local run gives, and sees it go when it stops', async () => {
+  it('generates and trains through the served peer as a local run does, and sees it go when it stops', async () => {
     const view = await engine.addRemote({ url: served.url, token: 'sesame' });
     expect(view).toMatchObject({
       peerId: 'lan-1',
@@ -203,6 +203,18 @@ describe('SwarmEngine with a WebSocket peer', () => {
     await expect(engine.addRemote({ url: served.url, token: 'sesame' })).rejects.toThrow(
       /already in the swarm/,
     );
+    // Training through it too: the client's LoRA travels with each request; the same losses as local.
+    const t = await engine.train({
+      method: 'lora',
+      steps: 2,
+      lr: 0.05,
+      batchSize: 2,
+      seqLen: 16,
+      seed: 1,
+      dataBaseUrl: '',
+    });
+    expect(t.swarm).toHaveLength(2);
+    expect(t.maxDiff).toBeLessThan(1e-5);
     await served.close();
     await expect
       .poll(() => logs.some((l) => l.level === 'failure' && l.message.includes('peer lan-1')))
