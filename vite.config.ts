@@ -2,7 +2,7 @@ import { svelte } from '@sveltejs/vite-plugin-svelte';
 import { defineConfig } from 'vite';
 import { VitePWA } from 'vite-plugin-pwa';
 import { tfjsWasmFiles } from './scripts/vite-wasm-files.ts';
-import { contentSecurityPolicy, cspMeta, mirrorsFromEnv } from './scripts/csp.ts';
+import { contentSecurityPolicy, cspMeta, mirrorsFromEnv, peersFromEnv } from './scripts/csp.ts';
 import pkg from './package.json' with { type: 'json' };
 
 /**
@@ -17,7 +17,7 @@ const isolation = {
 };
 
 /** What the app may run and connect to (scripts/csp.ts); the build's mirrors come from PEFT_LAB_HUB_MIRRORS. */
-const csp = contentSecurityPolicy(mirrorsFromEnv());
+const csp = contentSecurityPolicy(mirrorsFromEnv(), peersFromEnv());
 const headers = { ...isolation, 'Content-Security-Policy': csp };
 
 /**

@@ -13,14 +13,22 @@
  * loopback mirror (http://localhost or 127.0.0.1, any port: a mirror on one's own machine, and the
  * tests' stand-in) always, and others listed, space-separated, in PEFT_LAB_HUB_MIRRORS at build time
  * (`PEFT_LAB_HUB_MIRRORS="https://hf-mirror.com" vite build`). Any other ?hub= is refused by the browser.
+ *
+ * Swarm peers (`peft-lab swarm serve`, reached over WebSocket from the Swarm screen's worker) follow
+ * the same rule: ws:// on this machine (localhost, 127.0.0.1, any port) always, and the peers of a
+ * LAN listed in PEFT_LAB_SWARM_PEERS at build time (`PEFT_LAB_SWARM_PEERS="ws://192.168.1.20:8765"`).
  */
 import type { Plugin } from 'vite';
 
 export const HUB_HOSTS = ['https://huggingface.co', 'https://*.huggingface.co', 'https://*.hf.co'];
 export const LOOPBACK_MIRRORS = ['http://localhost:*', 'http://127.0.0.1:*'];
+export const LOOPBACK_PEERS = ['ws://localhost:*', 'ws://127.0.0.1:*'];
 
-export function contentSecurityPolicy(mirrors: readonly string[] = []): string {
-  const connect = ["'self'", ...HUB_HOSTS, ...LOOPBACK_MIRRORS, ...mirrors];
+export function contentSecurityPolicy(
+  mirrors: readonly string[] = [],
+  peers: readonly string[] = [],
+): string {
+  const connect = ["'self'", ...HUB_HOSTS, ...LOOPBACK_MIRRORS, ...mirrors, ...LOOPBACK_PEERS, ...peers];
   return [
     "default-src 'self'",
     "script-src 'self' 'wasm-unsafe-eval' blob:",
@@ -44,6 +52,18 @@ export function mirrorsFromEnv(value = process.env.PEFT_LAB_HUB_MIRRORS ?? ''): 
     if (url.protocol !== 'https:' && url.protocol !== 'http:')
       throw new Error(`PEFT_LAB_HUB_MIRRORS: ${m} is not an http(s) origin`);
     out.push(url.origin);
+  }
+  return out;
+}
+
+/** Swarm peers from PEFT_LAB_SWARM_PEERS: ws(s)://host[:port] only (a path or a quote would change the policy). */
+export function peersFromEnv(value = process.env.PEFT_LAB_SWARM_PEERS ?? ''): string[] {
+  const out: string[] = [];
+  for (const p of value.split(/\s+/).filter(Boolean)) {
+    const url = new URL(p); // throws on a typo, failing the build rather than the connection
+    if (url.protocol !== 'ws:' && url.protocol !== 'wss:')
+      throw new Error(`PEFT_LAB_SWARM_PEERS: ${p} is not a ws:// or wss:// address`);
+    out.push(`${url.protocol}//${url.host}`);
   }
   return out;
 }

@@ -109,6 +109,19 @@ function laneName(lane: LaneSpec): string {
 /** The links that open one run's set-up (a probe reads its race: nothing of its own to open). */
 export function runLinks(run: LessonRun): LabLink[] {
   if (run.kind === 'probe') return [];
+  if (run.kind === 'swarm') {
+    // The Swarm screen spreads its own model over peers the reader adds: nothing of the run carries.
+    return [
+      {
+        href: '#/swarm',
+        label: 'The swarm on the Swarm screen',
+        notCarried: [
+          `the model (${run.model}), method and task: the Swarm screen spreads peftlab-s and trains on Moby-Dick`,
+          'the peers and link latencies: add peers and set the network there',
+        ],
+      },
+    ];
+  }
   if (run.kind === 'offload') {
     const r = run.request;
     const q = new URLSearchParams({ task: r.task, method: r.method });

@@ -201,6 +201,7 @@ export class LearnState {
           loadModel: (req) => client.request('loadModel', req),
           race: (req) => client.request('race', req),
           offloadTrial: (req) => client.request('offloadTrial', req),
+          swarmTrial: (req) => client.request('swarmTrial', req),
           nearestTokens: (req) => client.request('nearestTokens', req),
           rankHistory: (req) => client.request('rankHistory', req),
         };
@@ -219,7 +220,7 @@ export class LearnState {
               steps:
                 run.kind === 'race'
                   ? run.request.settings.steps
-                  : run.kind === 'offload'
+                  : run.kind === 'offload' || run.kind === 'swarm'
                     ? run.request.steps
                     : 0,
             };

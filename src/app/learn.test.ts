@@ -102,6 +102,7 @@ describe('stopping an experiment', () => {
       return snap;
     },
     offloadTrial: async () => ({}) as never,
+    swarmTrial: async () => ({}) as never,
     nearestTokens: async () => ({}) as never,
     rankHistory: async () => ({}) as never,
   });

@@ -5,7 +5,7 @@
  * in its worker name, and the engine hears of its death when the lock is released.
  */
 import { SwarmPeerError } from '../lib/errors';
-import type { SwarmEvents, SwarmRequests } from '../lib/protocol/swarm-protocol';
+import type { FromBroker, SwarmEvents, SwarmRequests, ToBroker } from '../lib/protocol/swarm-protocol';
 import { WORKER_ALIVE } from '../lib/protocol/wire';
 import { WorkerClient } from './worker-client';
 
@@ -43,4 +43,25 @@ export function startBlockWorker(): Promise<BlockWorker> {
       reject(new SwarmPeerError(`the block worker failed to start: ${e.message}`));
     };
   });
+}
+
+/**
+ * This tab's line to the tab broker (a SharedWorker of the app's origin): offers of blocks from other
+ * tabs, and this tab's own offers. Null where the browser has no SharedWorker (Chrome on Android).
+ */
+export function connectTabBroker(
+  onMessage: (m: FromBroker, ports: readonly MessagePort[]) => void,
+): MessagePort | null {
+  if (typeof SharedWorker === 'undefined') return null;
+  const shared = new SharedWorker(new URL('../workers/swarm-broker.worker.ts', import.meta.url), {
+    type: 'module',
+    name: 'peft-lab-swarm-broker',
+  });
+  const port = shared.port;
+  port.onmessage = (e: MessageEvent<FromBroker>) => onMessage(e.data, e.ports);
+  return port;
+}
+
+export function postToBroker(port: MessagePort, m: ToBroker, transfer: Transferable[] = []): void {
+  port.postMessage(m, transfer);
 }

@@ -8,14 +8,17 @@ import type {
   LinkConditions,
   PeerView,
   RoutingMode,
+  FromBroker,
   SwarmGenerateReply,
   SwarmLogLine,
   SwarmMethod,
   SwarmModelSummary,
   SwarmTrainReply,
+  TabOffer,
 } from '../lib/protocol/swarm-protocol';
+import { SwarmPeerError } from '../lib/errors';
 import type { BlockWorker } from './swarm-client';
-import { startBlockWorker, SwarmWorker } from './swarm-client';
+import { connectTabBroker, postToBroker, startBlockWorker, SwarmWorker } from './swarm-client';
 
 /** The bundled model the swarm spreads: the smallest, so a few workers start in seconds. */
 export const SWARM_MODEL = 'peftlab-s';
@@ -42,11 +45,23 @@ export class SwarmState {
   localLosses = $state<[number, number][]>([]);
   training = $state(false);
   trainResult = $state<SwarmTrainReply | null>(null);
+  /** Block workers other tabs offer, not yet taken (this tab's own offers left out). */
+  offers = $state<TabOffer[]>([]);
+  /** This tab's offers to other tabs' swarms, and whether one took each. */
+  hosting = $state<(TabOffer & { joined: boolean })[]>([]);
+  /** False where the browser has no SharedWorker: no tab peers either way. */
+  tabsSupported = $state(true);
 
   private engine: SwarmWorker | null = null;
+  private broker: MessagePort | null = null;
+  /** Takes in flight, by offer id: the broker answers each with `taken` (and its port) or `gone`. */
+  private readonly taking: Record<string, (r: { offer: TabOffer; control: MessagePort } | null) => void> = {};
+  /** The block workers this tab hosts for other tabs, by offer id. */
+  private readonly hosted: Record<string, BlockWorker> = {};
   /** The block workers by peer id (not drawn: the engine's `peers` event is what the screen shows). */
   private readonly workers: Record<string, BlockWorker> = {};
   private nextPeer = 1;
+  private nextTab = 1;
 
   constructor(private readonly baseUrl: string) {}
 
@@ -65,6 +80,8 @@ export class SwarmState {
       else this.localLosses = [...this.localLosses, [p.step, p.loss]];
     });
     engine.onCrash((e) => (this.error = e.message));
+    this.broker = connectTabBroker((m, ports) => this.fromBroker(m, ports));
+    this.tabsSupported = this.broker !== null;
     await this.run(async () => {
       await engine.request('init', { wasmBaseUrl: `${this.baseUrl}wasm/` });
       this.status = `loading ${SWARM_MODEL}`;
@@ -101,12 +118,96 @@ export class SwarmState {
       const { port1, port2 } = new MessageChannel();
       bw.worker.postMessage({ control: port2 }, [port2]);
       try {
-        await engine.request('addPeer', { peerId, start, end, control: port1, lock: bw.lock }, [port1]);
+        await engine.request(
+          'addPeer',
+          { peerId, start, end, control: port1, lock: bw.lock, kind: 'worker' },
+          [port1],
+        );
       } catch (e) {
         bw.worker.terminate();
         throw e;
       }
       this.workers[peerId] = bw;
+    });
+    this.adding = false;
+  }
+
+  private fromBroker(m: FromBroker, ports: readonly MessagePort[]): void {
+    if ('offers' in m) {
+      this.offers = m.offers.filter((o) => !(o.offerId in this.hosted));
+    } else if ('taken' in m) {
+      const control = ports[0];
+      this.taking[m.taken.offerId]?.(control ? { offer: m.taken, control } : null);
+    } else if ('gone' in m) {
+      this.taking[m.gone]?.(null);
+    } else {
+      this.hosting = this.hosting.map((h) => (h.offerId === m.joined ? { ...h, joined: true } : h));
+    }
+  }
+
+  /**
+   * Offers blocks start..end-1 to another tab's swarm: a block worker of this tab whose control port
+   * goes to the broker. The taker sends it the span's weights and connects to it directly.
+   */
+  async offerToTabs(start: number, end: number): Promise<void> {
+    this.adding = true;
+    await this.run(async () => {
+      const broker = this.broker;
+      if (!broker) throw new SwarmPeerError('this browser has no SharedWorker, which tab peers need');
+      const bw = await startBlockWorker();
+      const { port1, port2 } = new MessageChannel();
+      bw.worker.postMessage({ control: port2 }, [port2]);
+      const offer: TabOffer = { offerId: `o-${crypto.randomUUID()}`, start, end, lock: bw.lock };
+      this.hosted[offer.offerId] = bw;
+      this.hosting = [...this.hosting, { ...offer, joined: false }];
+      postToBroker(broker, { offer }, [port1]);
+    });
+    this.adding = false;
+  }
+
+  /** Ends a block worker hosted for other tabs: to a swarm that took it, a peer that died. */
+  stopHosting(offerId: string): void {
+    if (this.broker) postToBroker(this.broker, { withdraw: offerId });
+    this.hosted[offerId]?.worker.terminate();
+    delete this.hosted[offerId];
+    this.hosting = this.hosting.filter((h) => h.offerId !== offerId);
+  }
+
+  /** Takes another tab's offer into this tab's swarm, as a peer named tab1, tab2... */
+  async joinTab(offerId: string): Promise<void> {
+    this.adding = true;
+    await this.run(async () => {
+      const engine = this.need();
+      const broker = this.broker;
+      if (!broker) throw new SwarmPeerError('this browser has no SharedWorker, which tab peers need');
+      const got = await new Promise<{ offer: TabOffer; control: MessagePort } | null>((resolve) => {
+        this.taking[offerId] = resolve;
+        postToBroker(broker, { take: offerId });
+      });
+      delete this.taking[offerId];
+      if (!got) throw new SwarmPeerError(`the tab offering ${offerId} has closed or another tab took it`);
+      const { offer, control } = got;
+      await engine.request(
+        'addPeer',
+        {
+          peerId: `tab${this.nextTab++}`,
+          start: offer.start,
+          end: offer.end,
+          control,
+          lock: offer.lock,
+          kind: 'tab',
+        },
+        [control],
+      );
+    });
+    this.adding = false;
+  }
+
+  /** A `peft-lab swarm serve` process at ws://host:port (and its token, if it was given one). */
+  async addRemote(url: string, token: string): Promise<void> {
+    this.adding = true;
+    await this.run(async () => {
+      await this.need().request('addRemote', { url: url.trim(), token });
     });
     this.adding = false;
   }
@@ -163,6 +264,9 @@ export class SwarmState {
 
   dispose(): void {
     for (const id of Object.keys(this.workers)) this.kill(id);
+    for (const id of Object.keys(this.hosted)) this.stopHosting(id);
+    this.broker?.close();
+    this.broker = null;
     this.engine?.terminate();
     this.engine = null;
   }

@@ -44,6 +44,7 @@ import { createAdapter, planAdapter } from '../train/plan';
 import { runPageStore } from '../offload/run-store';
 import type { PageStore } from '../offload/page-store';
 import { runOffloadTrial } from './offload-trial';
+import { runSwarmTrial } from './swarm-trial';
 import { RunGate } from './run-gate';
 import { parameterMap } from '../race/where';
 import type {
@@ -522,6 +523,22 @@ export class CompareEngine implements CompareApi {
       } finally {
         for (const s of opened) await s.clear();
         this.emit('status', { phase: 'idle', message: 'offload trial finished' });
+      }
+    });
+  }
+
+  async swarmTrial(req: CompareRequestOf<'swarmTrial'>): Promise<CompareReplyOf<'swarmTrial'>> {
+    const { model, tokenizer } = this.need();
+    this.idle('a swarm trial');
+    const info = await this.needTask(req.task);
+    const data = await this.taskData(info, req.corpusUrl, { seqLen: req.seqLen, evalExamples: 1 });
+    this.current?.useLane(null);
+    return this.gate.run(async () => {
+      this.emit('status', { phase: 'racing', message: `swarm trial: ${req.peers} spans` });
+      try {
+        return await runSwarmTrial(model, tokenizer, this.modelId, data, req);
+      } finally {
+        this.emit('status', { phase: 'idle', message: 'swarm trial finished' });
       }
     });
   }

@@ -47,7 +47,9 @@ import { modelHash } from '../swarm/model-hash';
 import type { PeerInfo } from '../swarm/protocol';
 import type { Hop, RoutingMode } from '../swarm/routing';
 import type { Channel, LinkConditions, LinkStats } from '../swarm/transport';
-import { EmulatedChannel, PERFECT_LINK, PortChannel } from '../swarm/transport';
+import { EmulatedChannel, PeerConnection, PERFECT_LINK, PortChannel } from '../swarm/transport';
+import type { WebSocketFactory, WebSocketLike } from '../swarm/ws-transport';
+import { openWebSocket } from '../swarm/ws-transport';
 import type { FetchBytes } from './model-files';
 import { fetchModelFiles, modelFromFiles } from './model-files';
 
@@ -67,9 +69,14 @@ interface Meter {
 }
 const newMeter = (): Meter => ({ requests: 0, rttMs: 0, bytesSent: 0, bytesReceived: 0 });
 
+/** How the engine reaches a peer: the control port of a block worker (this tab's or another's), or a socket. */
+type Reach =
+  | { kind: 'worker' | 'tab'; control: MessagePort }
+  | { kind: 'ws'; url: string; token: string; seed: PeerConnection };
+
 interface Peer {
   info: PeerInfo;
-  control: MessagePort;
+  reach: Reach;
   death: DeathWatch & { dead: string | null };
   /** Its own link conditions; null: the global ones. */
   link: LinkConditions | null;
@@ -152,9 +159,12 @@ export class SwarmEngine implements SwarmApi {
     private readonly watchLock: WatchLock = browserWatchLock,
     /** A request unanswered this long fails its peer (a lost frame is found this way). */
     private readonly timeoutMs = 8_000,
+    /** Opens a WebSocket (the worker's own WebSocket in the browser, `ws` in Node tests). */
+    private readonly openSocket: WebSocketFactory = (url) => new WebSocket(url) as unknown as WebSocketLike,
   ) {}
 
   dispose(): void {
+    for (const p of this.peers.values()) if (p.reach.kind === 'ws') p.reach.seed.close();
     this.model?.dispose();
   }
 
@@ -204,6 +214,8 @@ export class SwarmEngine implements SwarmApi {
     const m = p.op.requests > 0 ? p.op : p.total;
     return {
       peerId: p.info.peerId,
+      kind: p.reach.kind,
+      address: p.reach.kind === 'ws' ? p.reach.url : '',
       start: p.info.start,
       end: p.info.end,
       throughput: p.info.throughput,
@@ -270,26 +282,90 @@ export class SwarmEngine implements SwarmApi {
     ]);
     const peer: Peer = {
       info,
-      control,
+      reach: { kind: req.kind === 'tab' ? 'tab' : 'worker', control },
       death,
       link: null,
       channels: new Set(),
       total: newMeter(),
       op: newMeter(),
     };
+    return this.join(peer, req.kind === 'tab' ? 'in another tab' : 'in a worker of this tab');
+  }
+
+  /** A peer enters the directory; its death (however learnt) takes it out and is logged. */
+  private join(peer: Peer, where: string): PeerView {
+    const { peerId, start, end } = peer.info;
     this.peers.set(peerId, peer);
-    this.directory.announce(info);
-    death.on((reason) => {
+    this.directory.announce(peer.info);
+    peer.death.on((reason) => {
       this.directory.remove(peerId);
       this.log('failure', `peer ${peerId} [${start}:${end}] is gone: ${reason}`);
       this.emit('peers', this.views());
     });
     this.log(
       'info',
-      `peer ${peerId} joined, serving blocks ${start}:${end} at ${Math.round(info.throughput)} tokens/s`,
+      `peer ${peerId} joined ${where}, serving blocks ${start}:${end} at ${Math.round(peer.info.throughput)} tokens/s`,
     );
     this.emit('peers', this.views());
     return this.view(peer);
+  }
+
+  /**
+   * A `peft-lab swarm serve` process: the engine says hello with the token (the peer checks it), and
+   * takes the peer only if it serves this model (same hash) and a span of it. The hello connection
+   * stays open as the peer's heartbeat: when it closes, the peer is gone. Each operation opens its
+   * own connections, seen through the emulated link like every other peer's.
+   */
+  async addRemote(req: SwarmRequestOf<'addRemote'>): Promise<PeerView> {
+    const { model } = this.need();
+    const url = req.url.trim();
+    if (!/^wss?:\/\/[^/\s]+\/?$/.test(url))
+      throw new SettingsError(
+        `${JSON.stringify(url)} is not a peer address: give ws://host:port, as \`peft-lab swarm serve\` prints it`,
+      );
+    if (typeof req.token !== 'string' || req.token.length > 256)
+      throw new SettingsError('the token must be text of at most 256 characters');
+    for (const p of this.peers.values())
+      if (p.reach.kind === 'ws' && p.reach.url === url && p.death.dead === null)
+        throw new SettingsError(`${url} is already in the swarm`);
+    const seed = new PeerConnection(await openWebSocket(url, this.openSocket), url, {
+      timeoutMs: this.timeoutMs,
+    });
+    let remote: PeerInfo;
+    try {
+      remote = (await seed.request('hello', req.token === '' ? {} : { token: req.token })).fields.peer;
+      if (remote.modelHash !== this.hash)
+        throw new SettingsError(
+          `${url} serves another model (hash ${remote.modelHash.slice(0, 12)}, this swarm's is ${this.hash.slice(0, 12)}): start it with --model on this swarm's model`,
+        );
+      if (remote.end > model.config.nLayer)
+        throw new SettingsError(
+          `${url} serves blocks ${remote.start}:${remote.end}, past this model's ${model.config.nLayer}`,
+        );
+      if (this.peers.has(remote.peerId))
+        throw new SettingsError(`a peer named ${remote.peerId} is already in the swarm`);
+    } catch (e) {
+      seed.close();
+      throw e;
+    }
+    let died: (reason: string) => void = () => {};
+    const death = deathWatch(new Promise<string>((resolve) => (died = resolve)));
+    // The connection's own close handler fails its pending requests; this one tells the directory.
+    const onClose = seed.channel.onClose;
+    seed.channel.onClose = (reason) => {
+      onClose(reason);
+      died(`its connection closed (${reason})`);
+    };
+    const peer: Peer = {
+      info: { ...remote, address: url },
+      reach: { kind: 'ws', url, token: req.token, seed },
+      death,
+      link: null,
+      channels: new Set(),
+      total: newMeter(),
+      op: newMeter(),
+    };
+    return this.join(peer, `from ${url}`);
   }
 
   async setLink(req: SwarmRequestOf<'setLink'>): Promise<PeerView[]> {
@@ -329,13 +405,15 @@ export class SwarmEngine implements SwarmApi {
   private async connect(info: PeerInfo): Promise<Channel> {
     const p = this.peers.get(info.peerId);
     if (!p || p.death.dead !== null) throw new SwarmPeerError(`peer ${info.peerId} is gone`, info.peerId);
-    const { port1, port2 } = new MessageChannel();
-    p.control.postMessage({ connect: port2 } satisfies ToPeer, [port2]);
-    const link = new EmulatedChannel(
-      new PortChannel(domPort(port1, p.death)),
-      { ...this.linkOf(p) },
-      this.seed++,
-    );
+    let inner: Channel;
+    if (p.reach.kind === 'ws') {
+      inner = await openWebSocket(p.reach.url, this.openSocket);
+    } else {
+      const { port1, port2 } = new MessageChannel();
+      p.reach.control.postMessage({ connect: port2 } satisfies ToPeer, [port2]);
+      inner = new PortChannel(domPort(port1, p.death));
+    }
+    const link = new EmulatedChannel(inner, { ...this.linkOf(p) }, this.seed++);
     p.channels.add(link);
     return new MeteredChannel(
       link,
@@ -398,6 +476,11 @@ export class SwarmEngine implements SwarmApi {
       modelHash: this.hash,
       peers: { live: (hash) => this.live(hash) },
       connect: (p) => this.connect(p),
+      // Each serve process checks its own token; block workers ask for none.
+      token: (p) => {
+        const r = this.peers.get(p.peerId)?.reach;
+        return r?.kind === 'ws' && r.token !== '' ? r.token : undefined;
+      },
       mode: this.mode,
       timeoutMs: this.timeoutMs,
       onEvent,

@@ -1,5 +1,5 @@
 /** Shorthands the lessons build their runs and knobs with (same defaults everywhere, said once). */
-import type { LaneSpec, OffloadTrialRequest } from '../protocol/compare-protocol';
+import type { LaneSpec, OffloadTrialRequest, SwarmTrialRequest } from '../protocol/compare-protocol';
 import type { Knob, LessonRun } from './types';
 
 /** Defaults sized so an experiment finishes in under a minute on wasm on two cores (scripts/lessons.ts). */
@@ -53,6 +53,15 @@ export function offloadRun(
   request: Omit<OffloadTrialRequest, 'corpusUrl'>,
 ): LessonRun {
   return { kind: 'offload', id, label, model, request: { ...request, corpusUrl: `data/${request.task}/` } };
+}
+
+export function swarmRun(
+  id: string,
+  label: string,
+  model: string,
+  request: Omit<SwarmTrialRequest, 'corpusUrl'>,
+): LessonRun {
+  return { kind: 'swarm', id, label, model, request: { ...request, corpusUrl: `data/${request.task}/` } };
 }
 
 export const MODELS = [

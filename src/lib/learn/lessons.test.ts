@@ -4,6 +4,7 @@ import { CompareEngine } from '../engine/compare-engine';
 import { publicFetch } from '../engine/testing';
 import type { LaneState, RaceSnapshot } from '../protocol/compare-protocol';
 import { LESSONS, findLesson } from './lessons';
+import { crossover, stepMsAt, SWARM_LATENCIES } from './lessons/swarm';
 import { runExperiment } from './runner';
 import type { LessonBackend } from './runner';
 import { knobValues } from './types';
@@ -14,9 +15,9 @@ const experiments = LESSONS.flatMap((lesson) =>
 );
 
 describe('lessons are data', () => {
-  it('has the eight lessons of the survey, numbered, each with an experiment that costs under a minute', () => {
-    expect(LESSONS.map((l) => l.number)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
-    expect(new Set(LESSONS.map((l) => l.id)).size).toBe(8);
+  it('has the nine lessons of the survey, numbered, each with an experiment that costs under a minute', () => {
+    expect(LESSONS.map((l) => l.number)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(new Set(LESSONS.map((l) => l.id)).size).toBe(9);
     for (const l of LESSONS) {
       const ex = l.steps.filter((s) => s.run);
       expect(ex.length, l.id).toBeGreaterThan(0);
@@ -48,6 +49,7 @@ describe('every experiment runs to a verdict computed from its run (2 steps, was
       loadModel: (r) => engine.loadModel(r),
       race: (r) => engine.race({ ...r, evalExamples: 8 }),
       offloadTrial: (r) => engine.offloadTrial(r),
+      swarmTrial: (r) => engine.swarmTrial(r),
       nearestTokens: (r) => engine.nearestTokens(r),
       rankHistory: (r) => engine.rankHistory(r),
     };
@@ -76,6 +78,16 @@ describe('every experiment runs to a verdict computed from its run (2 steps, was
       // The verdict quotes the run's own numbers.
       expect(verdict.text).toMatch(/\d/);
       expect(verdict.text).not.toMatch(/NaN|undefined/);
+      for (const r of Object.values(o.results)) {
+        if (r.kind !== 'swarm') continue;
+        // A peer died in the failure run, was routed around, and the losses are those without it.
+        const f = r.trial.failure;
+        expect(f.killed).not.toBeNull();
+        expect(f.failures).toBeGreaterThanOrEqual(1);
+        for (const [i, l] of f.losses.entries())
+          expect(Math.abs(l - r.trial.runs[0]!.losses[i]!)).toBeLessThan(1e-5);
+        expect(r.trial.runs.map((x) => x.latencyMs)).toEqual(SWARM_LATENCIES);
+      }
     },
     120_000,
   );
@@ -182,5 +194,30 @@ describe('verdicts follow the numbers, not a script', () => {
     const verdict = step.check!(r, v);
     expect(verdict.text).toMatch(/PT answers the same class for nearly every e-mail/);
     expect(verdict.outcome).toBe('does-not-hold');
+  });
+});
+
+describe('lesson 9 reads the swarm trial', () => {
+  const run = (latencyMs: number, ms: number) => ({
+    latencyMs,
+    losses: [1, 1, 1],
+    ms: [999, ms, ms],
+    bytes: 0,
+    requests: 0,
+    failures: 0,
+    killed: null,
+    killedAtStep: null,
+  });
+  const runs = [run(0, 100), run(10, 200), run(50, 600)];
+  it('finds the latency at which the swarm reaches the offloaded step time (first step left out)', () => {
+    expect(crossover(runs, 150)).toBeCloseTo(5);
+    expect(crossover(runs, 400)).toBeCloseTo(30);
+    expect(crossover(runs, 50)).toBeNull();
+    expect(crossover(runs, 700)).toBeNull();
+  });
+  it('interpolates the step time at a latency between those measured, clamped outside', () => {
+    expect(stepMsAt(runs, 30)).toBeCloseTo(400);
+    expect(stepMsAt(runs, 500)).toBe(600);
+    expect(stepMsAt([], 5)).toBeNaN();
   });
 });

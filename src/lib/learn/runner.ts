@@ -12,7 +12,7 @@ import { InternalError } from '../errors';
 
 export type LessonBackend = Pick<
   CompareApi,
-  'loadModel' | 'race' | 'offloadTrial' | 'nearestTokens' | 'rankHistory'
+  'loadModel' | 'race' | 'offloadTrial' | 'swarmTrial' | 'nearestTokens' | 'rankHistory'
 >;
 
 /** Soft-prompt read-backs list this many nearest tokens per virtual token. */
@@ -117,6 +117,11 @@ async function runOne(
       return {
         kind: 'offload',
         trial: await backend.offloadTrial({ ...run.request, corpusUrl: base + run.request.corpusUrl }),
+      };
+    case 'swarm':
+      return {
+        kind: 'swarm',
+        trial: await backend.swarmTrial({ ...run.request, corpusUrl: base + run.request.corpusUrl }),
       };
     case 'probe': {
       const r = results[run.race];

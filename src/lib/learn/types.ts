@@ -14,6 +14,8 @@ import type {
   RaceRequest,
   RaceSnapshot,
   RankHistory,
+  SwarmTrial,
+  SwarmTrialRequest,
 } from '../protocol/compare-protocol';
 
 /** Something the reader can change before running (a number in a range, or a choice). */
@@ -43,6 +45,8 @@ export type KnobValues = Record<string, number | string>;
 export type LessonRun =
   | { kind: 'race'; id: string; label: string; model: string; request: RaceRequest }
   | { kind: 'offload'; id: string; label: string; model: string; request: OffloadTrialRequest }
+  /** Training through a swarm of peers at several link latencies, and with a peer killed. */
+  | { kind: 'swarm'; id: string; label: string; model: string; request: SwarmTrialRequest }
   /**
    * A look into a lane of the race run just before (same model): a soft prompt's nearest tokens,
    * or AdaLoRA's rank budget over the steps.
@@ -60,6 +64,7 @@ export type LessonRun =
 export type RunResult =
   | { kind: 'race'; snapshot: RaceSnapshot }
   | { kind: 'offload'; trial: OffloadTrial }
+  | { kind: 'swarm'; trial: SwarmTrial }
   | { kind: 'probe'; nearest?: NearestTokens; ranks?: RankHistory };
 
 /** Results by run id. */

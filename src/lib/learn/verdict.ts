@@ -3,7 +3,7 @@
  * and the number formats verdicts print. A missing run or lane is a programming error in a lesson
  * (its `run` and `check` disagree), so it throws with both names.
  */
-import type { LaneState, OffloadTrial, RaceSnapshot } from '../protocol/compare-protocol';
+import type { LaneState, OffloadTrial, RaceSnapshot, SwarmTrial } from '../protocol/compare-protocol';
 import type { LessonResults } from './types';
 import { InternalError } from '../errors';
 
@@ -16,6 +16,12 @@ export function raceOf(results: LessonResults, id: string): RaceSnapshot {
 export function trialOf(results: LessonResults, id: string): OffloadTrial {
   const r = results[id];
   if (!r || r.kind !== 'offload') throw new InternalError(`the lesson has no offload trial "${id}"`);
+  return r.trial;
+}
+
+export function swarmOf(results: LessonResults, id: string): SwarmTrial {
+  const r = results[id];
+  if (!r || r.kind !== 'swarm') throw new InternalError(`the lesson has no swarm trial "${id}"`);
   return r.trial;
 }
 

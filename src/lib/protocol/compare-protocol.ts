@@ -121,6 +121,51 @@ export interface OffloadTrial {
   notes: string[];
 }
 
+/**
+ * A few training steps through a swarm of peers in the compare worker (engine/swarm-trial.ts): at
+ * each emulated link latency, and once with a peer killed mid-run.
+ */
+export interface SwarmTrialRequest {
+  task: string;
+  corpusUrl: string;
+  method: string;
+  config?: Record<string, unknown>;
+  lr?: number;
+  steps: number;
+  batchSize: number;
+  seqLen: number;
+  seed: number;
+  /** Spans of the chain (machines a request passes through); each is held by two peers. */
+  peers: number;
+  /** One-way latency of every link, ms: one run of `steps` at each. */
+  latenciesMs: number[];
+  /** The latency of the run in which a peer dies. */
+  failureLatencyMs: number;
+}
+
+export interface SwarmTrialRun {
+  latencyMs: number;
+  losses: number[];
+  /** Wall time of each step, ms. */
+  ms: number[];
+  /** Bytes both ways and requests over every link of the run. */
+  bytes: number;
+  requests: number;
+  /** Peer failures the run survived, the peer killed and the step it died in (failure run only). */
+  failures: number;
+  killed: string | null;
+  killedAtStep: number | null;
+}
+
+export interface SwarmTrial {
+  /** The chain's spans: blocks [start, end) each. */
+  spans: [number, number][];
+  /** The same steps in the worker alone, no swarm. */
+  local: { losses: number[]; ms: number[] };
+  runs: SwarmTrialRun[];
+  failure: SwarmTrialRun;
+}
+
 export interface CompareRequests {
   init: [{ backend: BackendChoice; wasmBaseUrl: string }, BackendInfo];
   loadModel: [{ id: string; baseUrl: string }, ModelSummary];
@@ -147,6 +192,8 @@ export interface CompareRequests {
   deleteRaceCheckpoint: [{ raceId: string }, void];
   /** A few steps of one method under offload settings and a memory budget (the finished race is kept). */
   offloadTrial: [OffloadTrialRequest, OffloadTrial];
+  /** A few steps through a swarm of peers at several link latencies, and with a peer killed. */
+  swarmTrial: [SwarmTrialRequest, SwarmTrial];
 }
 
 export type CompareKind = keyof CompareRequests;

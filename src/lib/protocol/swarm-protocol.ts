@@ -24,9 +24,18 @@ export interface SwarmModelSummary {
   blockBytes: number;
 }
 
+/**
+ * Where a peer runs: a block worker of this tab, a block worker of another tab of the app (reached
+ * through the tab broker, swarm-broker.worker.ts), or a `peft-lab swarm serve` process (WebSocket).
+ */
+export type PeerKind = 'worker' | 'tab' | 'ws';
+
 /** A peer as the screen draws it. */
 export interface PeerView {
   peerId: string;
+  kind: PeerKind;
+  /** ws://host:port for a serve process; empty for the others. */
+  address: string;
   start: number;
   end: number;
   /** Measured tokens/s through its span. */
@@ -111,7 +120,19 @@ export interface SwarmRequests {
   init: [{ wasmBaseUrl: string }, BackendInfo];
   loadModel: [{ id: string; baseUrl: string }, SwarmModelSummary];
   /** A block worker the page started: `control` reaches it, `lock` is held by it while it lives. */
-  addPeer: [{ peerId: string; start: number; end: number; control: MessagePort; lock: string }, PeerView];
+  addPeer: [
+    {
+      peerId: string;
+      start: number;
+      end: number;
+      control: MessagePort;
+      lock: string;
+      kind: 'worker' | 'tab';
+    },
+    PeerView,
+  ];
+  /** A `peft-lab swarm serve` process at ws://host:port, with the token it was started with. */
+  addRemote: [{ url: string; token: string }, PeerView];
   /** Conditions for one peer's link, or (peerId null) the global ones every link without its own uses. */
   setLink: [{ peerId: string | null; link: LinkConditions }, PeerView[]];
   setMode: [{ mode: RoutingMode }, void];
@@ -153,3 +174,34 @@ export interface PeerInit {
 }
 export type ToPeer = { init: PeerInit } | { connect: MessagePort };
 export type FromPeer = { ready: PeerInfo } | { failed: SerializedError };
+
+/**
+ * The tab broker (a SharedWorker every tab of the app reaches, src/workers/swarm-broker.worker.ts).
+ * A tab that offers to host blocks starts a block worker and hands the broker the worker's control
+ * port; a tab whose swarm takes the offer gets that port, so from then on the two tabs talk directly
+ * over a MessageChannel, as with a block worker of its own. `lock` is the Web Lock the block worker
+ * holds while it lives (Web Locks are shared by the tabs of an origin): the taker learns of the
+ * offering tab's death, closed or crashed, as it learns of its own workers'.
+ */
+export interface TabOffer {
+  offerId: string;
+  start: number;
+  end: number;
+  lock: string;
+}
+export type ToBroker =
+  /** Offer this tab's block worker (its control port travels with the message). */
+  | { offer: TabOffer }
+  /** Take an offer: the broker answers `taken` with its control port, or `gone`. */
+  | { take: string }
+  /** Withdraw an offer not yet taken. */
+  | { withdraw: string };
+export type FromBroker =
+  /** The offers not yet taken (sent to every tab on each change). */
+  | { offers: TabOffer[] }
+  /** To the taker: the offer and (in the message's ports) its control port. */
+  | { taken: TabOffer }
+  /** To the taker: the offer was taken by another tab, withdrawn, or its tab closed. */
+  | { gone: string }
+  /** To the offering tab: its offer was taken. */
+  | { joined: string };

@@ -72,7 +72,8 @@ export interface SwarmClientOptions {
   /** Opens a channel to a peer (a worker's port, a WebSocket, an in-process server). */
   connect: (peer: PeerInfo) => Promise<Channel>;
   mode?: RoutingMode;
-  token?: string;
+  /** The token to say hello with: one for every peer, or each peer's own (undefined: none). */
+  token?: string | ((peer: PeerInfo) => string | undefined);
   timeoutMs?: number;
   /** Peer failures one operation survives before giving up. */
   maxFailures?: number;
@@ -138,10 +139,9 @@ export class SwarmClient {
           timeoutMs: this.opts.timeoutMs,
         });
         const t0 = performance.now();
-        const { fields } = await conn.request(
-          'hello',
-          this.opts.token === undefined ? {} : { token: this.opts.token },
-        );
+        const t = this.opts.token;
+        const token = typeof t === 'function' ? t(peer) : t;
+        const { fields } = await conn.request('hello', token === undefined ? {} : { token });
         this.rtt.set(peer.peerId, performance.now() - t0);
         if (fields.peer.modelHash !== this.opts.modelHash) {
           conn.close();

@@ -7,6 +7,7 @@ import { pTuningLesson } from './p-tuning';
 import { pTuningV2Lesson } from './p-tuning-v2';
 import { prefixTuningLesson } from './prefix-tuning';
 import { promptTuningLesson } from './prompt-tuning';
+import { swarmLesson } from './swarm';
 import { whatChangesLesson } from './what-changes';
 
 export const LESSONS: readonly Lesson[] = [
@@ -18,6 +19,7 @@ export const LESSONS: readonly Lesson[] = [
   pTuningV2Lesson,
   adaloraLesson,
   offloadLesson,
+  swarmLesson,
 ];
 
 export function findLesson(id: string): Lesson | undefined {
