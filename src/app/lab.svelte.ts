@@ -54,7 +54,7 @@ import {
   requestConfig,
   unsupportedReason,
 } from './method-form';
-import { offloadFamilyReason, readModelFolder } from './models';
+import { readModelFolder } from './models';
 
 export const DEFAULT_TASK = 'moby-dick';
 
@@ -121,13 +121,8 @@ export class LabState {
     unsupportedReason(this.methodInfo, this.taskInfo.taskType) ??
       familyReason(this.methodInfo, this.family, this.taskInfo.taskType),
   );
-  /** Why Train is off as the set-up stands (method vs task and family, offload, an empty field), or null. */
-  trainBlocker = $derived.by(
-    () =>
-      this.methodUnsupported ??
-      offloadFamilyReason(this.offloadForm, this.family) ??
-      formProblem(this.methodInfo, this.form),
-  );
+  /** Why Train is off as the set-up stands (method vs task and family, an empty field), or null. */
+  trainBlocker = $derived.by(() => this.methodUnsupported ?? formProblem(this.methodInfo, this.form));
   /** The query the nav links carry, so moving between screens keeps the set-up. */
   linkQuery = $derived(
     `task=${encodeURIComponent(this.task)}` +

@@ -11,11 +11,11 @@
  *   the trace makes possible); LRU, the usual baseline, frees the least recently used one.
  * - Frozen pages never change, so evicting one only frees memory: nothing is written back.
  *
- * Embeddings and ln_f stay resident (the embedding is needed at both ends of a step).
+ * Embeddings and the final norm stay resident (the embedding is needed at both ends of a step).
  */
 import * as tf from '@tensorflow/tfjs';
 import { SettingsError } from '../errors';
-import type { Gpt2Model } from '../model/gpt2';
+import type { DecoderModel } from '../model/decoder';
 import { newVariable } from '../model/ops';
 import { deleteSplit, getSplit, putSplit } from './page-store';
 import type { PageStore } from './page-store';
@@ -31,7 +31,7 @@ export interface PagerOptions {
   /**
    * Store matrices as int8 with one scale per output channel and dequantize on page-in, as
    * bitsandbytes' LLM.int8() weights let PEFT's prepare_model_for_kbit_training train LoRA on an
-   * 8-bit base: pages are 4x smaller; LayerNorm gains and biases stay float32 (as PEFT keeps them).
+   * 8-bit base: pages are 4x smaller; norm gains and biases stay float32 (as PEFT keeps them).
    */
   int8?: boolean;
 }
@@ -65,8 +65,9 @@ interface Layer {
   lastUse: number;
 }
 
+/** The layer a weight belongs to: `h.3.` (GPT-2) or `layers.3.` (Llama family); null outside the layers. */
 const layerOf = (name: string): number | null => {
-  const m = /^h\.(\d+)\./.exec(name);
+  const m = /^(?:h|layers)\.(\d+)\./.exec(name);
   return m ? Number(m[1]) : null;
 };
 
@@ -90,7 +91,7 @@ export class LayerPager {
   private budgetBytes: number;
 
   private constructor(
-    private readonly model: Gpt2Model,
+    private readonly model: DecoderModel,
     private readonly store: PageStore,
     private readonly opts: PagerOptions,
     private readonly prefix: string,
@@ -103,7 +104,7 @@ export class LayerPager {
    * base weights (full fine-tuning) cannot be paged here: they are refused.
    */
   static async create(
-    model: Gpt2Model,
+    model: DecoderModel,
     store: PageStore,
     opts: PagerOptions,
     prefix = 'base',
