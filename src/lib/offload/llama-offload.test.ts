@@ -17,7 +17,7 @@ import { Trainer, lmBatchSource } from '../train/trainer';
 import { layerwiseGradients } from './layerwise';
 import { MemoryPageStore } from './page-store';
 import { OffloadSession } from './session';
-import type { OffloadRequest } from './session';
+import type { OffloadRequest, OffloadSnapshot } from './session';
 
 const ALL_SEVEN = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
 const STREAM = Int32Array.from({ length: 800 }, (_, i) => (i * 7 + ((i * i) % 13)) % 290);
@@ -105,7 +105,7 @@ describe('an offload session on the Llama family', () => {
     });
     session?.attach(trainer);
     const out: number[] = [];
-    let snapshot = null;
+    let snapshot: OffloadSnapshot | null;
     try {
       for (let s = 0; s < steps; s++) out.push((await trainer.trainStep()).loss);
       snapshot = session?.snapshot(steps, trainer) ?? null;
