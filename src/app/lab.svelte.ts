@@ -118,8 +118,7 @@ export class LabState {
   family = $derived(this.model?.family ?? 'gpt2');
   /** Why the picked method cannot train the current task on the loaded model's family, or null. */
   methodUnsupported = $derived(
-    unsupportedReason(this.methodInfo, this.taskInfo.taskType) ??
-      familyReason(this.methodInfo, this.family, this.taskInfo.taskType),
+    unsupportedReason(this.methodInfo, this.taskInfo.taskType) ?? familyReason(this.methodInfo, this.family),
   );
   /** Why Train is off as the set-up stands (method vs task and family, an empty field), or null. */
   trainBlocker = $derived.by(() => this.methodUnsupported ?? formProblem(this.methodInfo, this.form));
