@@ -54,6 +54,7 @@ describe('layer-by-layer gradients (gradient checkpointing) on the Llama family'
       },
     ],
     ['LoRA with a sliding window', 'tiny-mistral', 'lora', {}],
+    ['full fine-tuning (tied head)', 'tiny-qwen2', 'full', {}],
   ];
 
   it.each(CASES)('%s equal the one-tape gradients', async (_name, fixture, method, extra) => {
