@@ -49,9 +49,11 @@ test('load sharded Qwen2.5 from the Hub on the Models screen, see its architectu
   await expect(page.getByTestId('field-targetModules-v_proj')).toBeChecked();
   await expect(page.getByTestId('field-targetModules-k_proj')).not.toBeChecked();
   await expect(page.getByTestId('field-targetModules-c_attn')).toHaveCount(0);
-  await expect(page.getByTestId('method-full')).toBeDisabled();
-  await expect(page.getByTestId('method-option-full')).toContainText('runs on GPT-2 models only for now');
+  await expect(page.getByTestId('method-full')).toBeEnabled();
   await expect(page.getByTestId('method-ln-tuning')).toBeDisabled();
+  await expect(page.getByTestId('method-option-ln-tuning')).toContainText(
+    'runs on GPT-2 models only for now',
+  );
   await expect(page.getByTestId('method-lora')).toBeEnabled();
   await expect(page.getByTestId('method-ia3')).toBeEnabled();
 

@@ -14,7 +14,8 @@
  * Then, unless skipped, GPT-2 small's shape (bench/gpt2-small.ts): a 124M-parameter model with random
  * weights is saved to a temp folder, loaded from it in a fresh Node process, and generates.
  * Then SmolLM2-135M's shape (bench/smollm2.ts): the Llama family at a size people use, random BF16
- * weights saved and loaded, memory, and LoRA tokens/s.
+ * weights saved and loaded, memory, and LoRA tokens/s resident and under stage-3 offload with
+ * gradient checkpointing.
  */
 import * as tf from '@tensorflow/tfjs';
 import { writeFileSync } from 'node:fs';

@@ -39,7 +39,7 @@ import type { CompareSetup } from './compare-hash';
 import { deleteSavedRace, listSavedRaces, loadSavedRace, saveRace } from './compare-saved';
 import type { SavedRace, SavedRaceEntry } from './compare-saved';
 import { parseHash } from './hash';
-import { findMethod, formProblem, requestConfig, unsupportedReason } from './method-form';
+import { findMethod, formProblem, formsForFamily, requestConfig, unsupportedReason } from './method-form';
 import { methodRequest } from '../lib/peft/method-config';
 
 export type ComparePhase = CompareEvents['status']['phase'] | 'starting' | 'error';
@@ -342,9 +342,13 @@ export class CompareState {
     const id = this.setup.model;
     if (!id) return;
     this.error = null;
+    const family = this.model?.family ?? 'gpt2';
     this.model = null;
     try {
       this.model = await this.engine.request('loadModel', { id, baseUrl: `${this.baseUrl}models/${id}/` });
+      // Layer names differ between families: module fields start again from the new family's defaults.
+      if (this.model.family !== family)
+        this.setup.forms = formsForFamily(this.setup.forms, this.taskInfo.taskType, this.model.family);
       // The engine freed the old model's race with it.
       this.clearRace();
       await this.refreshBudget();

@@ -60,7 +60,7 @@ import {
   requestConfig,
   unsupportedReason,
 } from './method-form';
-import { offloadFamilyReason, readModelFolder } from './models';
+import { readModelFolder } from './models';
 
 export const DEFAULT_TASK = 'moby-dick';
 
@@ -124,16 +124,10 @@ export class LabState {
   family = $derived(this.model?.family ?? 'gpt2');
   /** Why the picked method cannot train the current task on the loaded model's family, or null. */
   methodUnsupported = $derived(
-    unsupportedReason(this.methodInfo, this.taskInfo.taskType) ??
-      familyReason(this.methodInfo, this.family, this.taskInfo.taskType),
+    unsupportedReason(this.methodInfo, this.taskInfo.taskType) ?? familyReason(this.methodInfo, this.family),
   );
-  /** Why Train is off as the set-up stands (method vs task and family, offload, an empty field), or null. */
-  trainBlocker = $derived.by(
-    () =>
-      this.methodUnsupported ??
-      offloadFamilyReason(this.offloadForm, this.family) ??
-      formProblem(this.methodInfo, this.form),
-  );
+  /** Why Train is off as the set-up stands (method vs task and family, an empty field), or null. */
+  trainBlocker = $derived.by(() => this.methodUnsupported ?? formProblem(this.methodInfo, this.form));
   /** The query the nav links carry, so moving between screens keeps the set-up. */
   linkQuery = $derived(
     `task=${encodeURIComponent(this.task)}` +

@@ -108,15 +108,10 @@ export function unsupportedReason(info: MethodInfo, taskType: TaskType): string 
   return info.taskTypes.includes(taskType) ? null : `${info.label}: ${listWords(info.taskTypes)} only`;
 }
 
-/**
- * Null when the method trains on the loaded model's family, else why not: methods marked GPT-2 only
- * (full fine-tuning, LN tuning), and classification heads, which the Llama family does not have yet.
- */
-export function familyReason(info: MethodInfo, family: ModelFamily, taskType: TaskType): string | null {
+/** Null when the method trains on the loaded model's family, else why not: methods marked GPT-2 only (LN tuning). */
+export function familyReason(info: MethodInfo, family: ModelFamily): string | null {
   if (family === 'gpt2') return null;
   if (info.gpt2Only) return `${info.label} runs on GPT-2 models only for now: ${info.gpt2Only}`;
-  if (taskType !== 'CAUSAL_LM')
-    return `${taskType} heads run on GPT-2 models only for now: pick a CAUSAL_LM task for this model`;
   return null;
 }
 

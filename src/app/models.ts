@@ -80,19 +80,6 @@ export async function readModelFolder(picked: readonly File[], source: string): 
   };
 }
 
-/** Why the offload settings cannot train on this family (paging and layer-by-layer gradients walk GPT-2's blocks), or null. */
-export function offloadFamilyReason(
-  form: { stage: number; gradientCheckpointing: boolean },
-  family: ModelFamily,
-): string | null {
-  if (family === 'gpt2') return null;
-  if (form.stage === 3)
-    return 'Offload stage 3 (paging layers) runs on GPT-2 models only for now: pick stage 0, 1 or 2';
-  if (form.gradientCheckpointing)
-    return 'Gradient checkpointing runs on GPT-2 models only for now: turn it off';
-  return null;
-}
-
 /** A kept folder (IndexedDB record) as the engine's request; null when a file is lost. */
 export function keptModelBytes(files: Record<string, ArrayBuffer>, id: string): ModelFileBytes | null {
   const config = files['config.json'];

@@ -2,7 +2,8 @@
  * `peft-lab` on Llama-family folders written by transformers (src/lib/model/fixtures/tiny-*): info
  * names the family and reads shards, generate runs (its tokens against transformers' are checked in
  * src/lib/model/llama.test.ts), train writes a
- * LoRA adapter with PEFT's llama key names and defaults, merge refuses plainly. Spawns
+ * LoRA adapter with PEFT's llama key names and defaults, compare races methods with their memory
+ * ledgers, merge refuses plainly. Spawns
  * `node bin/peft-lab.mjs`, as cli.test.ts does.
  */
 import { spawn } from 'node:child_process';
@@ -98,5 +99,22 @@ describe('peft-lab on Llama-family folders', () => {
 
     expect(merge.code).not.toBe(0);
     expect(merge.stderr).toMatch(/^peft-lab: peft-lab merge runs on GPT-2 models only for now/);
+  });
+
+  it('compare races LoRA and prompt tuning on tiny-llama and writes each memory ledger', async () => {
+    const json = join(tmp, 'race.json');
+    const r = await cli([
+      ...['compare', '--model', join(FIX, 'tiny-llama'), '--methods', 'lora,prompt-tuning'],
+      ...['--task', 'moby-dick', '--steps', '2', '--batch-size', '2', '--seq-len', '16', '--json', json],
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const race = JSON.parse(readFileSync(json, 'utf8')) as {
+      lanes: { method: string; status: string; ledger: { measured: unknown } }[];
+    };
+    expect(race.lanes.map((l) => [l.method, l.status])).toEqual([
+      ['lora', 'done'],
+      ['prompt-tuning', 'done'],
+    ]);
+    for (const l of race.lanes) expect(l.ledger.measured).not.toBeNull();
   });
 });

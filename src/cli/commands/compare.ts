@@ -97,10 +97,9 @@ ${GLOBAL_HELP}`,
     const { loadTaskData } = await import('../../lib/data/task-data');
     const { defaultBudget, sizeToBudget } = await import('../../lib/race/equal-budget');
     const { raceResults, resultsCsv } = await import('../../lib/race/results');
-    const { requireGpt2 } = await import('../../lib/model/decoder');
     const m = loadModel(files);
     const tokenizer = needTokenizer(m, 'compare');
-    const model = requireGpt2(m.model, 'peft-lab compare (the race)');
+    const model = m.model;
     if (settings.seqLen > model.config.nPositions) {
       throw new UsageError(
         `--seq-len ${settings.seqLen} is longer than the model's n_positions ${model.config.nPositions}`,

@@ -25,7 +25,7 @@ import {
   writeCheckpoint,
 } from '../offload/checkpoints';
 import { generate } from '../model/generate';
-import type { Gpt2Model } from '../model/gpt2';
+import type { DecoderModel } from '../model/decoder';
 import { requireGpt2 } from '../model/decoder';
 import { findTask, isImportedUrl, readImportedFile } from '../data/imported';
 import { METHOD_INFO } from '../peft/catalog';
@@ -75,8 +75,14 @@ interface LaneCheckpointMeta {
   lane: LaneState;
 }
 
+/** What the parameter diagram needs to know of the model: its family's names, a tied LM head. */
+const mapModel = (model: DecoderModel): { family: DecoderModel['family']; tiedHead: boolean } => ({
+  family: model.family,
+  tiedHead: model.lmHeadKey === model.embeddingKey,
+});
+
 export class CompareEngine implements CompareApi {
-  private model: Gpt2Model | null = null;
+  private model: DecoderModel | null = null;
   private modelId = '';
   private tokenizer: TextTokenizer | null = null;
   private current: Race | null = null;
@@ -98,7 +104,7 @@ export class CompareEngine implements CompareApi {
     return chooseBackend(req.backend, req.wasmBaseUrl);
   }
 
-  private need(): { model: Gpt2Model; tokenizer: TextTokenizer } {
+  private need(): { model: DecoderModel; tokenizer: TextTokenizer } {
     if (!this.model || !this.tokenizer) throw new NotReadyError('no model is loaded: pick a model first');
     return { model: this.model, tokenizer: this.tokenizer };
   }
@@ -116,14 +122,7 @@ export class CompareEngine implements CompareApi {
     this.idle('switching models');
     this.emit('status', { phase: 'loading', message: `loading ${req.id}` });
     const loaded = modelFromFiles(req.id, await fetchModelFiles(this.fetchBytes, req.baseUrl));
-    const { tokenizer, summary } = loaded;
-    let model: Gpt2Model;
-    try {
-      model = requireGpt2(loaded.model, 'The race');
-    } catch (e) {
-      loaded.model.dispose();
-      throw e;
-    }
+    const { tokenizer, summary, model } = loaded;
     this.current?.dispose();
     this.current = null;
     this.model?.dispose();
@@ -409,7 +408,7 @@ export class CompareEngine implements CompareApi {
   }
 
   private async continueText(
-    model: Gpt2Model,
+    model: DecoderModel,
     tokenizer: TextTokenizer,
     adapter: Adapter | null,
     req: { text: string; maxNewTokens: number },
@@ -472,7 +471,7 @@ export class CompareEngine implements CompareApi {
       const adapter = race.laneAdapter(l.id);
       const n = (adapter.config as { numVirtualTokens?: number }).numVirtualTokens ?? 0;
       const sizes = [...adapter.trainable()].map(([k, v]) => [k, v.size] as [string, number]);
-      return parameterMap(l.id, l.name, adapter.kind, model.config.nLayer, n, sizes);
+      return parameterMap(l.id, l.name, adapter.kind, model.config.nLayer, n, sizes, mapModel(model));
     });
   }
 
@@ -496,6 +495,7 @@ export class CompareEngine implements CompareApi {
           model.config.nLayer,
           n,
           sizes,
+          mapModel(model),
         );
       } finally {
         adapter.dispose();
@@ -536,7 +536,13 @@ export class CompareEngine implements CompareApi {
     return this.gate.run(async () => {
       this.emit('status', { phase: 'racing', message: `swarm trial: ${req.peers} spans` });
       try {
-        return await runSwarmTrial(model, tokenizer, this.modelId, data, req);
+        return await runSwarmTrial(
+          requireGpt2(model, 'The swarm lesson'),
+          tokenizer,
+          this.modelId,
+          data,
+          req,
+        );
       } finally {
         this.emit('status', { phase: 'idle', message: 'swarm trial finished' });
       }

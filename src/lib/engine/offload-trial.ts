@@ -7,7 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { methodInfo } from '../peft/catalog';
-import type { Gpt2Model } from '../model/gpt2';
+import type { DecoderModel } from '../model/decoder';
 import { OffloadSession } from '../offload/session';
 import type { PageKind, PageStore } from '../offload/page-store';
 import { createAdapter, planAdapter } from '../train/plan';
@@ -20,7 +20,7 @@ import type { OffloadTrial, OffloadTrialRequest } from '../protocol/compare-prot
 const MIB = 1024 * 1024;
 
 export async function runOffloadTrial(
-  model: Gpt2Model,
+  model: DecoderModel,
   tokenizer: TextTokenizer,
   modelId: string,
   data: TaskData,
@@ -31,7 +31,7 @@ export async function runOffloadTrial(
   const { method, config } = planAdapter(model, req.method, req.config ?? {}, data.info, run, modelId);
   const adapter = createAdapter(model, tokenizer, method, config, data.info, req.seed);
   let layerBytes = 0;
-  for (const [name, v] of model.weights) if (/^h\.\d+\./.test(name)) layerBytes += 4 * v.size;
+  for (const [name, v] of model.weights) if (/^(h|layers)\.\d+\./.test(name)) layerBytes += 4 * v.size;
   const out: OffloadTrial = {
     refused: null,
     losses: [],

@@ -6,7 +6,8 @@
 import { AdapterError, AdapterMismatchError, PeftConfigError } from '../errors';
 import { isTaskType } from '../data/tasks/registry';
 import type { DecoderModel } from '../model/decoder';
-import { HEAD_MODULE } from '../model/heads';
+import { headModule } from '../model/heads';
+import type { ClsTask } from '../model/heads';
 import { headFor, verbalizerClasses } from '../peft/task-head';
 import { targetedSites } from '../peft/inject';
 import { FAMILY_LABEL, linearModules } from '../model/family';
@@ -163,7 +164,7 @@ export function checkAdapterFits(
     );
   }
   if (config.taskType === 'SEQ_CLS' || config.taskType === 'TOKEN_CLS') {
-    const module = HEAD_MODULE[config.taskType];
+    const module = headModule(model.family, config.taskType);
     const key = [...tensors.keys()].find((k) => k === `${module}.weight` || k.endsWith(`.${module}.weight`));
     const shape = key ? tensors.get(key)!.shape : null;
     if (key && shape && (shape.length !== 2 || shape[1] !== c.nEmbd)) {
@@ -187,8 +188,9 @@ export function checkAdapterFits(
  * read from the saved weight, `[num_labels, n_embd]`, and a head of that size is attached before loading.
  */
 function attachSavedHead(model: DecoderModel, adapter: Adapter, tensors: StateDict, source: string): void {
-  const task = adapter.config.taskType as keyof typeof HEAD_MODULE;
-  const module = HEAD_MODULE[task];
+  const task = adapter.config.taskType as ClsTask;
+  // GPT-2's token head is `classifier`; the Llama family's (LlamaForTokenClassification) `score`.
+  const module = headModule(model.family, task);
   if (!adapter.attachHead) {
     throw new AdapterError(`${source}: this method cannot carry a ${task} head`);
   }

@@ -8,12 +8,19 @@
  */
 import type * as tf from '@tensorflow/tfjs';
 import { ModelConfigError } from '../errors';
-import type { ForwardOptions, ForwardResult, LinearHook } from './gpt2';
+import type { ForwardContext, ForwardOptions, ForwardResult, LayerKV, LinearHook } from './gpt2';
 import { Gpt2Model } from './gpt2';
 import type { DecoderConfig, ModelFamily } from './family';
 import { FAMILY_LABEL } from './family';
+import type { LlamaShared } from './llama';
 
 export type { ForwardContext, ForwardOptions, ForwardResult, LayerKV, LinearHook } from './gpt2';
+
+/**
+ * What `prelude` hands every block of one call: GPT-2's attention bias, or Llama's rotary tables and
+ * biases per window. Only the model that made it reads it; tf.dispose frees it.
+ */
+export type BlockShared = tf.Tensor4D | LlamaShared;
 
 export interface DecoderModel {
   readonly family: ModelFamily;
@@ -36,12 +43,25 @@ export interface DecoderModel {
   embedTokens(ids: tf.Tensor2D): tf.Tensor3D;
   /** Final hidden states (after the last norm), with presents when asked. */
   forward(opts: ForwardOptions): ForwardResult;
+  /**
+   * `forward` in pieces, for running a layer at a time (gradient checkpointing, paging layers):
+   * forward = prelude, block 0..nLayer-1 (each reading the prelude's `mask`), finalNorm.
+   */
+  prelude(opts: ForwardOptions): { x: tf.Tensor3D; mask: BlockShared; ctx: ForwardContext };
+  block(
+    i: number,
+    x: tf.Tensor3D,
+    mask: BlockShared,
+    past: LayerKV | undefined,
+    ctx: ForwardContext,
+  ): { x: tf.Tensor3D; present: LayerKV };
+  finalNorm(x: tf.Tensor3D): tf.Tensor3D;
   dispose(): void;
 }
 
 /**
- * The model as a GPT-2 where a feature has not come to the other families yet (layer-by-layer
- * offload, the Lab's engine); any other family is a ModelConfigError that says so.
+ * The model as a GPT-2 where a feature has not come to the other families yet (the swarm, merging
+ * into a folder); any other family is a ModelConfigError that says so.
  */
 export function requireGpt2(model: DecoderModel, feature: string): Gpt2Model {
   if (model instanceof Gpt2Model) return model;

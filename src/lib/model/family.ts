@@ -57,6 +57,11 @@ export function parseModelConfig(raw: unknown, file = 'config.json'): DecoderCon
   );
 }
 
+/** The MLP's hidden width: GPT-2's n_inner, the Llama family's intermediate_size. */
+export function mlpWidth(c: DecoderConfig): number {
+  return isLlamaConfig(c) ? c.intermediateSize : c.nInner;
+}
+
 export function modelFamily(c: DecoderConfig): ModelFamily {
   return isLlamaConfig(c) ? c.modelType : 'gpt2';
 }

@@ -6,11 +6,16 @@
  * - TOKEN_CLS: GPT2ForTokenClassification's `classifier`, dropout then Linear(n_embd, num_labels)
  *   with bias on every token. The dropout is HF's classifier_dropout, else resid_pdrop: 0 for our
  *   models, so there is none here.
+ * The Llama family's (LlamaForSequenceClassification, LlamaForTokenClassification: transformers'
+ * GenericFor*Classification) are the same two heads, except that the token head is named `score`
+ * too (with bias). Its dropout defaults to 0.1 in training (classifier_dropout, else 0.1); we train
+ * it without, as GPT-2's, so evaluation logits are HF's and training differs by that dropout.
  * Classification heads are not part of the frozen base: one is made per run (or per loaded
  * adapter) and trains in full, as PEFT's `modules_to_save` does.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { DecoderModel } from './decoder';
+import type { ModelFamily } from './family';
 import { isFrozen, matmul, matmulFrozen, newVariable } from './ops';
 import { InternalError, PeftConfigError } from '../errors';
 
@@ -31,6 +36,11 @@ export type ClsTask = 'SEQ_CLS' | 'TOKEN_CLS';
 /** HF's module name of each task's head, as its state dict spells it. */
 export const HEAD_MODULE = { SEQ_CLS: 'score', TOKEN_CLS: 'classifier' } as const;
 export type HeadModule = (typeof HEAD_MODULE)[ClsTask];
+
+/** The head's module name in a family's HF class: the Llama family names both heads `score`. */
+export function headModule(family: ModelFamily, task: ClsTask): HeadModule {
+  return family === 'gpt2' ? HEAD_MODULE[task] : 'score';
+}
 
 /**
  * What classification needs of a head: a trained linear one (ClsHead) or a verbalizer that reads
@@ -62,18 +72,22 @@ export class ClsHead implements TaskHead {
   /** [numLabels] for TOKEN_CLS, none for SEQ_CLS. */
   readonly bias: tf.Variable | null;
 
-  /** HF's `_init_weights` for nn.Linear: weight N(0, initializer_range = 0.02), bias zero. */
+  /**
+   * HF's `_init_weights` for nn.Linear: weight N(0, initializer_range = 0.02), bias zero. `module`
+   * is the head's HF name (headModule: GPT-2's by default); TOKEN_CLS heads have a bias either way.
+   */
   constructor(
     readonly task: ClsTask,
     readonly nEmbd: number,
     readonly numLabels: number,
     seed: number,
+    module: HeadModule = HEAD_MODULE[task],
   ) {
     if (!Number.isInteger(numLabels) || numLabels < 1) {
       // Internal: numLabels is a task's label count; built-in tasks have several and import refuses one.
       throw new InternalError(`numLabels must be a positive integer, got ${numLabels}`);
     }
-    this.module = HEAD_MODULE[task];
+    this.module = module;
     this.weightT = newVariable(tf.randomNormal([nEmbd, numLabels], 0, 0.02, 'float32', seed), true);
     this.bias = task === 'TOKEN_CLS' ? newVariable(tf.zeros([numLabels]), true) : null;
   }

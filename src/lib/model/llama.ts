@@ -21,6 +21,20 @@ import { InternalError } from '../errors';
 const MASKED = -1e9;
 
 /**
+ * What every layer of one call shares: cos and sin of the positions ([1, T, 1, D]) and one attention
+ * bias per distinct window (keyed by windowKey). Tensors only, so tf.tidy returns it and tf.dispose
+ * frees it.
+ */
+// A type alias (not an interface) so tf.tidy accepts it as a TensorContainer.
+export type LlamaShared = {
+  cos: tf.Tensor4D;
+  sin: tf.Tensor4D;
+  masks: Record<string, tf.Tensor4D>;
+};
+
+const windowKey = (window: number | null): string => (window === null ? 'full' : `window${window}`);
+
+/**
  * Inverse rotary frequencies [D/2] after the config's scaling (HF's ROPE_INIT_FUNCTIONS:
  * _compute_default_rope_parameters, _compute_linear_scaling_rope_parameters,
  * _compute_llama3_parameters). Exported for tests.
@@ -97,41 +111,64 @@ export class LlamaModel extends DecoderWeights implements DecoderModel {
   }
 
   forward(opts: ForwardOptions): ForwardResult {
+    const { x: x0, mask: shared, ctx } = this.prelude(opts);
+    let x = x0;
+    const presents: LayerKV[] = [];
+    for (let i = 0; i < this.config.nLayer; i++) {
+      const out = this.block(i, x, shared, opts.past?.[i], ctx);
+      if (opts.returnPresents) presents.push(out.present);
+      x = out.x;
+    }
+    return { hidden: this.finalNorm(x), presents: opts.returnPresents ? presents : undefined };
+  }
+
+  /**
+   * What comes before the first layer: token (or given) embeddings, what every layer shares (the
+   * rotary tables and one attention bias per distinct window), and the per-call context. `forward`
+   * is prelude, blocks, finalNorm; the offload trainer (src/lib/offload) runs them a layer at a time.
+   */
+  prelude(opts: ForwardOptions): { x: tf.Tensor3D; mask: LlamaShared; ctx: ForwardContext } {
     const c = this.config;
     const ctx: ForwardContext = {
       training: opts.training ?? false,
       seed: opts.seed ?? 0,
       causal: !opts.past?.length && !opts.attentionMask,
     };
-    let x = opts.inputsEmbeds ?? (opts.ids ? this.embedTokens(opts.ids) : null);
+    const x = opts.inputsEmbeds ?? (opts.ids ? this.embedTokens(opts.ids) : null);
     if (!x) throw new InternalError('forward needs ids or inputsEmbeds');
     const [B, T] = x.shape;
     const pastLen = opts.past?.[0]?.k.shape[2] ?? 0;
     const offset = opts.positionOffset ?? pastLen;
     const { cos, sin } = this.rope(offset, T);
     // One additive bias per distinct window (full causal, or Mistral's sliding window).
-    const masks = new Map<number | null, tf.Tensor4D>();
-    const maskFor = (window: number | null): tf.Tensor4D => {
-      let m = masks.get(window);
-      if (!m) masks.set(window, (m = llamaAttentionBias(T, pastLen, B, window, opts.attentionMask)));
-      return m;
-    };
-    const presents: LayerKV[] = [];
-    for (let i = 0; i < c.nLayer; i++) {
-      const n = rmsNorm(x, this.w(`layers.${i}.input_layernorm.weight`) as tf.Tensor1D, c.rmsNormEps);
-      const mask = maskFor(c.slidingWindow[i] ?? null);
-      const { out, present } = this.attention(i, n, cos, sin, mask, opts.past?.[i], ctx);
-      if (opts.returnPresents) presents.push(present);
-      const y = tf.add(x, out) as tf.Tensor3D;
-      const m = rmsNorm(
-        y,
-        this.w(`layers.${i}.post_attention_layernorm.weight`) as tf.Tensor1D,
-        c.rmsNormEps,
-      );
-      x = tf.add(y, this.mlp(i, m, ctx)) as tf.Tensor3D;
+    const masks: Record<string, tf.Tensor4D> = {};
+    for (const window of new Set(c.slidingWindow)) {
+      masks[windowKey(window)] = llamaAttentionBias(T, pastLen, B, window, opts.attentionMask);
     }
-    const hidden = rmsNorm(x, this.w('norm.weight') as tf.Tensor1D, c.rmsNormEps);
-    return { hidden, presents: opts.returnPresents ? presents : undefined };
+    return { x, mask: { cos, sin, masks }, ctx };
+  }
+
+  /** One decoder layer: x + attn(input_layernorm(x)), then + mlp(post_attention_layernorm(.)). */
+  block(
+    i: number,
+    x: tf.Tensor3D,
+    shared: LlamaShared,
+    past: LayerKV | undefined,
+    ctx: ForwardContext,
+  ): { x: tf.Tensor3D; present: LayerKV } {
+    const c = this.config;
+    const mask = shared.masks[windowKey(c.slidingWindow[i] ?? null)];
+    if (!mask) throw new InternalError(`no attention bias for layer ${i}: build it with prelude()`);
+    const n = rmsNorm(x, this.w(`layers.${i}.input_layernorm.weight`) as tf.Tensor1D, c.rmsNormEps);
+    const { out, present } = this.attention(i, n, shared.cos, shared.sin, mask, past, ctx);
+    const y = tf.add(x, out) as tf.Tensor3D;
+    const m = rmsNorm(y, this.w(`layers.${i}.post_attention_layernorm.weight`) as tf.Tensor1D, c.rmsNormEps);
+    return { x: tf.add(y, this.mlp(i, m, ctx)) as tf.Tensor3D, present };
+  }
+
+  /** The final RMSNorm: the hidden states the heads read. */
+  finalNorm(x: tf.Tensor3D): tf.Tensor3D {
+    return rmsNorm(x, this.w('norm.weight') as tf.Tensor1D, this.config.rmsNormEps);
   }
 
   /** cos and sin of every (position, frequency) pair, [1, T, 1, D], in HF's cat(freqs, freqs) order. */

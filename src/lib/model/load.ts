@@ -69,17 +69,25 @@ export function llamaWeightName(key: string, config: LlamaConfig): string | null
   return key.startsWith('model.') ? key.slice('model.'.length) : key;
 }
 
+/** Block linear weights, which HF stores as nn.Linear's [out, in] and PEFT Lab holds [in, out]. */
+export const isLlamaLinearWeight = (name: string): boolean =>
+  name.startsWith('layers.') && name.endsWith('_proj.weight');
+
+/** Our Llama-family weight name -> HF's state-dict key (LlamaForCausalLM's), the inverse of llamaWeightName. */
+export function llamaStateKey(name: string): { key: string; transpose: boolean } {
+  if (name === 'lm_head.weight') return { key: name, transpose: false };
+  return { key: `model.${name}`, transpose: isLlamaLinearWeight(name) };
+}
+
 export function loadLlama(files: ModelFiles, parsed?: LlamaConfig): LlamaModel {
   const src = files.source ?? 'model';
   const config = parsed ?? (parseModelConfig(files.config, `${src}/config.json`) as LlamaConfig);
-  // Block linear weights are nn.Linear's [out, in]; PEFT Lab holds [in, out].
-  const transposed = (name: string): boolean => name.startsWith('layers.') && name.endsWith('_proj.weight');
   const weights = readWeights(
     files,
     expectedLlamaWeightShapes(config),
     (k) => llamaWeightName(k, config),
     `a ${config.architecture}`,
-    transposed,
+    isLlamaLinearWeight,
   );
   return new LlamaModel(config, weights);
 }

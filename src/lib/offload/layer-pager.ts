@@ -20,11 +20,11 @@
  *   the trace makes possible); LRU, the usual baseline, frees the least recently used one.
  * - Frozen pages never change, so evicting one only frees memory: nothing is written back.
  *
- * Embeddings and ln_f stay resident (the embedding is needed at both ends of a step).
+ * Embeddings and the final norm stay resident (the embedding is needed at both ends of a step).
  */
 import * as tf from '@tensorflow/tfjs';
 import { SettingsError } from '../errors';
-import type { Gpt2Model } from '../model/gpt2';
+import type { DecoderModel } from '../model/decoder';
 import { newVariable } from '../model/ops';
 import { deleteSplit, getSplit, putSplit } from './page-store';
 import type { PageStore } from './page-store';
@@ -40,7 +40,7 @@ export interface PagerOptions {
   /**
    * Store matrices as int8 with one scale per output channel and dequantize on page-in, as
    * bitsandbytes' LLM.int8() weights let PEFT's prepare_model_for_kbit_training train LoRA on an
-   * 8-bit base: pages are 4x smaller; LayerNorm gains and biases stay float32 (as PEFT keeps them).
+   * 8-bit base: pages are 4x smaller; norm gains and biases stay float32 (as PEFT keeps them).
    */
   int8?: boolean;
 }
@@ -80,8 +80,9 @@ interface Layer {
   lastUse: number;
 }
 
+/** The layer a weight belongs to: `h.3.` (GPT-2) or `layers.3.` (Llama family); null outside the layers. */
 const layerOf = (name: string): number | null => {
-  const m = /^h\.(\d+)\./.exec(name);
+  const m = /^(?:h|layers)\.(\d+)\./.exec(name);
   return m ? Number(m[1]) : null;
 };
 
@@ -112,7 +113,7 @@ export class LayerPager {
   private budgetBytes: number;
 
   private constructor(
-    private readonly model: Gpt2Model,
+    private readonly model: DecoderModel,
     private readonly store: PageStore,
     private readonly opts: PagerOptions,
     private readonly prefix: string,
@@ -126,7 +127,7 @@ export class LayerPager {
    * full disk) deletes the records already written and leaves the model whole.
    */
   static async create(
-    model: Gpt2Model,
+    model: DecoderModel,
     store: PageStore,
     opts: PagerOptions,
     prefix = 'base',

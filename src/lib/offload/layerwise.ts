@@ -12,13 +12,13 @@
  * Phases (the sums of the same chain rule the one-tape trainer applies):
  *   1. inputs and forward, no tape: x_0 (with virtual tokens), prefixes, the inputs x_0..x_(L-1);
  *   2. the last layer and the head on one tape: the loss, d loss / d x_(L-1), and the gradients of
- *      the head, ln_f, the adapter's extra loss and the last layer (so L-1 layers are recomputed);
+ *      the head, the final norm, the adapter's extra loss and the last layer (so L-1 layers are recomputed);
  *   3. layers L-2..0: recompute layer i on a tape; d x_i, d past_i, and the layer's own gradients;
  *   4. inputs again on a tape: sum(x_0 * d x_0) + sum(past_i * d past_i) gives the gradients of the
- *      prompt/prefix encoders (and, for full fine-tuning, of wte and wpe).
+ *      prompt/prefix encoders (and, for full fine-tuning, of the embeddings).
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Gpt2Model, LayerKV } from '../model/gpt2';
+import type { DecoderModel, LayerKV } from '../model/decoder';
 import type { Adapter } from '../peft/types';
 import type { GradientFn, MicroBatch } from '../train/trainer';
 import type { LayerPager } from './layer-pager';
@@ -38,7 +38,7 @@ function accumulate(acc: Map<string, tf.Tensor>, name: string, g: tf.Tensor): vo
 const probe = (t: tf.Tensor): tf.Variable => tf.variable(t, true);
 
 export async function layerwiseGradients(
-  model: Gpt2Model,
+  model: DecoderModel,
   adapter: Adapter,
   mb: MicroBatch,
   vars: tf.Variable[],
@@ -94,7 +94,7 @@ export async function layerwiseGradients(
     }
 
     // 2. The last layer and the head on one tape: the loss, d loss / d x_(L-1), and the gradients of
-    //    the head, ln_f, the adapter's extra loss and the last layer. The last layer is computed once
+    //    the head, the final norm, the adapter's extra loss and the last layer. The last layer is computed once
     //    (no recomputation, one page-in), since its backward follows its forward at once.
     const dPast: (LayerKV | null)[] = [];
     let dy: tf.Tensor;
@@ -152,7 +152,7 @@ export async function layerwiseGradients(
 
 /** The Trainer's gradient function for layer-by-layer recomputation (and paging, given a pager). */
 export function layerwiseGradientFn(
-  model: Gpt2Model,
+  model: DecoderModel,
   adapter: Adapter,
   pager: LayerPager | null = null,
 ): GradientFn {

@@ -8,7 +8,6 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { DecoderModel } from '../model/decoder';
-import { requireGpt2 } from '../model/decoder';
 import type { Adapter } from '../peft/types';
 import type { GradientFn, Trainer } from '../train/trainer';
 import { LayerPager } from './layer-pager';
@@ -80,23 +79,15 @@ export class OffloadSession {
     settings: OffloadRequest,
     store: (kind: PageKind) => Promise<PageStore>,
   ): Promise<OffloadSession> {
-    // Paging and layer-by-layer gradients walk GPT-2's blocks: refused before any store is opened.
-    if (settings.stage === 3 || settings.gradientCheckpointing) {
-      requireGpt2(model, settings.stage === 3 ? 'Offload stage 3 (paging layers)' : 'Gradient checkpointing');
-    }
     const int8 = int8Pages(settings);
     const pager =
       settings.stage === 3
-        ? await LayerPager.create(
-            requireGpt2(model, 'Offload stage 3 (paging layers)'),
-            await store('layers'),
-            {
-              budgetBytes: settings.budgetMB * 1024 * 1024,
-              policy: settings.policy,
-              prefetch: settings.prefetch,
-              int8,
-            },
-          )
+        ? await LayerPager.create(model, await store('layers'), {
+            budgetBytes: settings.budgetMB * 1024 * 1024,
+            policy: settings.policy,
+            prefetch: settings.prefetch,
+            int8,
+          })
         : null;
     const s = new OffloadSession(
       model,
@@ -119,11 +110,7 @@ export class OffloadSession {
   /** The trainer's gradient function: layer by layer when paging or checkpointing, else the default. */
   gradients(): GradientFn | undefined {
     return this.pager || this.settings.gradientCheckpointing
-      ? layerwiseGradientFn(
-          requireGpt2(this.model, 'Layer-by-layer gradients (stage 3, gradient checkpointing)'),
-          this.adapter,
-          this.pager,
-        )
+      ? layerwiseGradientFn(this.model, this.adapter, this.pager)
       : undefined;
   }
 

@@ -2,7 +2,9 @@
  * PEFT methods on the Llama family (tiny checkpoints written by transformers): an adapter PEFT 0.21
  * made on tiny-llama loads and gives PEFT's logits; every causal-LM method trains on tiny-llama
  * (loss falls, the base unchanged, no leaked tensors), saves with PEFT's key names, and loads into a
- * fresh model with identical outputs; prefix tuning also runs on Mistral's single key/value head.
+ * fresh model with identical outputs; prefix tuning also runs on Mistral's single key/value head;
+ * full fine-tuning saves transformers' own checkpoint layout, and LoRA trains SEQ_CLS and TOKEN_CLS
+ * heads named as LlamaFor*Classification name them.
  */
 import { describe, it, expect, beforeAll } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
@@ -12,10 +14,14 @@ import { initNodeBackend } from '../backend/node';
 import type { DecoderModel } from '../model/decoder';
 import { lmLogits } from '../model/heads';
 import { tinyLlama } from '../model/testing';
-import { parseSafetensorsHeader } from '../io/safetensors';
+import { parseSafetensorsHeader, readTensorAsFloat32 } from '../io/safetensors';
 import { loadAdapter, saveAdapter } from '../io/peft-format';
 import { withFamilyDefaults } from '../train/plan';
 import { Trainer } from '../train/trainer';
+import { clsBatchSource, clsLogits } from '../train/classification';
+import type { EncodedSet } from '../data/cls-data';
+import { padBatch } from '../data/cls-data';
+import { Rng } from '../util/rng';
 import { adapterDecorator } from './forward';
 import { methodByCliName } from './registry';
 import { countTrainable } from './state';
@@ -169,30 +175,104 @@ describe('PEFT methods on the Llama family', () => {
   });
 });
 
-describe('what is not there yet on the Llama family says so', () => {
+describe('full fine-tuning and classification heads on the Llama family', () => {
   beforeAll(async () => {
     await initNodeBackend('wasm');
   });
 
-  it('SEQ_CLS and TOKEN_CLS heads are refused with a PeftConfigError naming the family', () => {
-    const model = tinyLlama();
-    const lora = methodByCliName('lora');
-    for (const task of ['SEQ_CLS', 'TOKEN_CLS'] as const) {
-      expect(() => headFor(model, lora.defaults(task), task, 2, 0)).toThrow(
-        new RegExp(`${task} heads on llama models are not supported yet`),
+  it.each(['tiny-llama', 'tiny-qwen2'] as const)(
+    "%s: full fine-tuning's state dict is transformers' own checkpoint, then trains, saves and reloads",
+    async (name) => {
+      const model = tinyLlama(name);
+      const method = methodByCliName('full');
+      const config = method.defaults('CAUSAL_LM');
+      method.validate(config as never, model);
+      const adapter = method.create(model, config as never, 1);
+      // Before a step: the same keys, shapes ([out, in] linears) and values as the model.safetensors
+      // transformers wrote (an untied lm_head for tiny-llama, none for tied tiny-qwen2).
+      const file = new Uint8Array(
+        readFileSync(join(import.meta.dirname, '../model/fixtures', name, 'model.safetensors')),
       );
-    }
-    model.dispose();
-  });
+      const hf = parseSafetensorsHeader(file, name).tensors;
+      const ours = await adapter.stateDict();
+      expect([...ours.keys()].sort()).toEqual(hf.map((t) => t.name).sort());
+      for (const t of hf) {
+        expect(ours.get(t.name)!.shape, t.name).toEqual(t.shape);
+        expect(ours.get(t.name)!.data, t.name).toEqual(readTensorAsFloat32(file, t));
+      }
+      const trainer = new Trainer(model, adapter, STREAM, {
+        steps: 12,
+        lr: 3e-3,
+        batchSize: 4,
+        seqLen: 12,
+        seed: 7,
+      });
+      const losses: number[] = [];
+      for (let i = 0; i < 12; i++) losses.push((await trainer.trainStep()).loss);
+      expect(losses.at(-1)!).toBeLessThan(losses[0]! * 0.9);
+      const ids = [[5, 17, 42, 7, 99, 3]];
+      const trained = logitsOf(model, adapter, ids);
+      const files = await saveAdapter(adapter, name);
+      trainer.dispose();
+      adapter.dispose();
+      const fresh = tinyLlama(name);
+      const loaded = loadAdapter(fresh, files, 'saved');
+      expect(maxAbsDiff(logitsOf(fresh, loaded, ids), trained)).toBeLessThan(1e-5);
+      loaded.dispose();
+      fresh.dispose();
+      model.dispose();
+    },
+  );
 
-  it('full fine-tuning is refused with a PeftConfigError naming the family', () => {
-    const model = tinyLlama('tiny-qwen2');
-    const method = methodByCliName('full');
-    expect(() => method.validate(method.defaults('CAUSAL_LM') as never, model)).toThrow(
-      /this model is qwen2: not supported on the Llama family yet/,
-    );
-    model.dispose();
-  });
+  it.each(['SEQ_CLS', 'TOKEN_CLS'] as const)(
+    '%s: LoRA with its score head trains, saves the head as PEFT names it, and reloads',
+    async (task) => {
+      const model = tinyLlama();
+      const lora = methodByCliName('lora');
+      const config = withFamilyDefaults(lora.defaults(task), model);
+      lora.validate(config as never, model);
+      const adapter = lora.create(model, config as never, 3);
+      adapter.attachHead!(headFor(model, config, task, 3, 4));
+      const rng = new Rng(5);
+      const set: EncodedSet = {
+        task,
+        padId: 0,
+        examples: Array.from({ length: 24 }, () => {
+          const n = 3 + Math.floor(rng.next() * 6);
+          const ids = Array.from({ length: n }, () => 3 + Math.floor(rng.next() * 290));
+          return { ids, label: task === 'SEQ_CLS' ? ids[0]! % 3 : ids.map((t) => t % 3) };
+        }),
+      };
+      const trainer = new Trainer(model, adapter, clsBatchSource(set), {
+        steps: 20,
+        lr: 2e-2,
+        batchSize: 8,
+        seqLen: 12,
+        seed: 7,
+      });
+      const losses: number[] = [];
+      for (let i = 0; i < 20; i++) losses.push((await trainer.trainStep()).loss);
+      const head = losses.slice(0, 4).reduce((a, b) => a + b) / 4;
+      const tail = losses.slice(-4).reduce((a, b) => a + b) / 4;
+      expect(tail, losses.map((l) => l.toFixed(3)).join(' ')).toBeLessThan(head);
+      const files = await saveAdapter(adapter, 'tiny-llama');
+      const keys = parseSafetensorsHeader(files.weights, 'saved').tensors.map((t) => t.name);
+      // LlamaFor*Classification name both heads `score` (the token head with a bias).
+      expect(keys).toContain('base_model.model.score.weight');
+      expect(keys.includes('base_model.model.score.bias')).toBe(task === 'TOKEN_CLS');
+      const batch = padBatch(set, [0, 1, 2, 3]);
+      const before = tf.tidy(() => clsLogits(model, adapter, adapter.head!, batch, false, 0).dataSync());
+      trainer.dispose();
+      adapter.dispose();
+      const fresh = tinyLlama();
+      const loaded = loadAdapter(fresh, files, 'saved');
+      const after = tf.tidy(() => clsLogits(fresh, loaded, loaded.head!, batch, false, 0).dataSync());
+      expect(Array.from(after)).toEqual(Array.from(before));
+      loaded.dispose();
+      fresh.dispose();
+      model.dispose();
+    },
+  );
 });
 
 describe('merging on the Llama family (layers without biases)', () => {

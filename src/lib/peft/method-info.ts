@@ -5,8 +5,7 @@
  * profile and what can be read back from it. The code elsewhere asks these facts instead of
  * switching on a method's name. Shared field specs and size knobs live here too.
  */
-import type { Gpt2Config } from '../model/config';
-import type { ModelFamily } from '../model/family';
+import type { DecoderConfig, ModelFamily } from '../model/family';
 import type { TaskType } from '../data/tasks/registry';
 import type { MethodKind, PeftConfigBase, PeftType } from './types';
 
@@ -33,7 +32,7 @@ export interface FieldSpec {
 export interface SizeKnob {
   field: string;
   /** The largest value worth trying on this model at this sequence length. */
-  max(model: Gpt2Config, seqLen: number): number;
+  max(model: DecoderConfig, seqLen: number): number;
   /** Other fields that follow the knob (AdaLoRA's targetR keeps its ratio to initR). */
   with?(value: number, defaults: Record<string, unknown>): Record<string, unknown>;
 }

@@ -7,7 +7,7 @@
 import { PeftConfigError } from '../errors';
 import type { DecoderModel } from '../model/decoder';
 import type { ClsTask, TaskHead } from '../model/heads';
-import { ClsHead, VerbalizerHead, verbalizerTokenIds } from '../model/heads';
+import { ClsHead, VerbalizerHead, headModule, verbalizerTokenIds } from '../model/heads';
 import type { PeftConfigBase, VerbalizerFields } from './types';
 
 /** Fills the verbalizer's token ids from the class names (the label words) when the config wants one. */
@@ -33,15 +33,10 @@ export function headFor(
   numLabels: number,
   seed: number,
 ): TaskHead {
-  // HF's Llama-family heads are not GPT-2's (LlamaForTokenClassification names its head `score`,
-  // not `classifier`), and neither is checked against transformers yet: refused, not guessed.
-  if (model.family !== 'gpt2') {
-    throw new PeftConfigError(
-      `${task} heads on ${model.family} models are not supported yet; fine-tune this model on a CAUSAL_LM task`,
-    );
-  }
   const ids = (config as VerbalizerFields).verbalizerTokenIds;
-  if (!ids) return new ClsHead(task, model.config.nEmbd, numLabels, seed);
+  // The Llama family's token head is `score`, GPT-2's `classifier` (checked against transformers in
+  // model/llama-heads.test.ts).
+  if (!ids) return new ClsHead(task, model.config.nEmbd, numLabels, seed, headModule(model.family, task));
   if (ids.length !== numLabels) {
     throw new PeftConfigError(
       `verbalizerTokenIds has ${ids.length} tokens but the task has ${numLabels} classes: one label word per class`,

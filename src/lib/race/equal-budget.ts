@@ -6,8 +6,9 @@
  * count (the method's own countParams, the task head left out, as it is the same for every method)
  * comes closest to the target is chosen. A method without a knob (IA3, full fine-tuning) keeps its size.
  */
-import type { Gpt2Model } from '../model/gpt2';
+import type { DecoderModel } from '../model/decoder';
 import { methodByCliName } from '../peft/registry';
+import { withFamilyDefaults } from '../train/plan';
 import type { PeftConfigBase } from '../peft/types';
 import type { TaskType } from '../data/tasks/registry';
 
@@ -20,14 +21,14 @@ export interface SizedConfig {
 }
 
 /** The default budget: prompt tuning's default soft prompt on this model (n virtual tokens x width). */
-export function defaultBudget(model: Gpt2Model, taskType: TaskType): number {
+export function defaultBudget(model: DecoderModel, taskType: TaskType): number {
   const m = methodByCliName('prompt-tuning');
   return m.countParams(model, m.defaults(taskType));
 }
 
 /** The method's config (over `overrides`) with its size knob set so its count is closest to `target`. */
 export function sizeToBudget(
-  model: Gpt2Model,
+  model: DecoderModel,
   methodName: string,
   overrides: Record<string, unknown>,
   taskType: TaskType,
@@ -35,7 +36,8 @@ export function sizeToBudget(
   seqLen: number,
 ): SizedConfig {
   const method = methodByCliName(methodName);
-  const defaults = method.defaults(taskType);
+  // The family's defaults (PEFT's target modules for llama are q_proj and v_proj, not c_attn).
+  const defaults = withFamilyDefaults(method.defaults(taskType), model);
   // The overrides are a form's fields (unchecked here: the method validates the config it runs).
   const merge = (set: Record<string, unknown>): PeftConfigBase => ({ ...defaults, ...set }) as PeftConfigBase;
   const base = merge(overrides);

@@ -5,10 +5,10 @@
  * training step holds beyond that: the forward's tensors kept for the backward, and the
  * backward's own). Predicted from shapes before anything runs; measured from tfjs on one step.
  */
-import type { Gpt2Model } from '../model/gpt2';
-import type { Gpt2Config } from '../model/config';
-import { countParameters } from '../model/config';
-import { linearShape } from '../model/family';
+import type { DecoderModel } from '../model/decoder';
+import type { DecoderConfig } from '../model/family';
+import { countParameters, linearShape } from '../model/family';
+import { isLlamaConfig } from '../model/llama-config';
 import { methodInfoByPeftType } from '../peft/catalog';
 import { targetedSites } from '../peft/inject';
 import type { LedgerProfile } from '../peft/method-info';
@@ -68,6 +68,10 @@ function trainableValues(adapter: Adapter, kind: MethodKind): { trainable: numbe
  * layer and the matching once-only term (often negative) takes off what the first layer skips.
  * Inject kinds were fitted with their default targetModules (LoRA/AdaLoRA c_attn, IA3 c_attn and
  * mlp.c_proj); other targets are predicted by the same counts, which is an extrapolation.
+ * The counts were fitted on GPT-2; on the Llama family the same terms take its sizes (I is
+ * intermediate_size, H the query heads) and the counts stay GPT-2's: an extrapolation too (its
+ * SwiGLU holds more I-sized tensors, rotary embeddings more [B, T, C]-sized ones, and its grouped
+ * keys are repeated to H heads), which the race shows beside the measured ledger.
  */
 export const ACTIVATION_TERMS = [
   // Per layer: the residual stream and attention, the MLP, scores, row statistics, the causal
@@ -163,7 +167,7 @@ export function ledgerProfile(adapter: Adapter): LedgerProfile {
 
 /** The shape products of ACTIVATION_TERMS for a model, adapter and step. */
 export function activationTerms(
-  c: Gpt2Config,
+  c: DecoderConfig,
   adapter: Adapter,
   s: StepShape,
 ): Record<ActivationTerm, number> {
@@ -172,7 +176,8 @@ export function activationTerms(
   const n = kind === 'prompt' || kind === 'prefix' ? (f.numVirtualTokens ?? 0) : 0;
   const h = f.encoderHiddenSize ?? c.nEmbd;
   const { batchSize: B, seqLen: T } = s;
-  const { nLayer: L, nEmbd: C, nInner: I, nHead: H, vocabSize: V, nPositions: P } = c;
+  const { nLayer: L, nEmbd: C, nHead: H, vocabSize: V, nPositions: P } = c;
+  const I = isLlamaConfig(c) ? c.intermediateSize : c.nInner;
   const Tm = T + (kind === 'prompt' ? n : 0);
   const S = Tm + (kind === 'prefix' ? n : 0);
   const K = adapter.head?.numLabels ?? 0;
@@ -1387,7 +1392,7 @@ function optimizerPhase(adapter: Adapter): number {
  * size) and the optimizer's (clipping and AdamW after it).
  */
 export function activationPhases(
-  c: Gpt2Config,
+  c: DecoderConfig,
   adapter: Adapter,
   s: StepShape,
 ): { forward: number; backward: number; optimizer: number } {
@@ -1413,12 +1418,17 @@ export function activationPhases(
  * head), and for full fine-tuning of small batches, where one weight matrix's AdamW update
  * outweighs the activations.
  */
-export function predictActivations(c: Gpt2Config, adapter: Adapter, s: StepShape): number {
+export function predictActivations(c: DecoderConfig, adapter: Adapter, s: StepShape): number {
   const { forward, backward, optimizer } = activationPhases(c, adapter, s);
   return Math.max(forward, backward, optimizer);
 }
 
-export function predictLedger(c: Gpt2Config, adapter: Adapter, kind: MethodKind, s: StepShape): MemoryLedger {
+export function predictLedger(
+  c: DecoderConfig,
+  adapter: Adapter,
+  kind: MethodKind,
+  s: StepShape,
+): MemoryLedger {
   const base = countParameters(c);
   const { trainable, extra } = trainableValues(adapter, kind);
   // A full fine-tune keeps a copy of the original weights (to compare against and to restore).
@@ -1431,7 +1441,7 @@ export function predictLedger(c: Gpt2Config, adapter: Adapter, kind: MethodKind,
  * tf.profile's peak during one step above the bytes resident before it, less the gradients.
  */
 export function measureLedger(
-  model: Gpt2Model,
+  model: DecoderModel,
   adapter: Adapter,
   trainer: Trainer,
   kind: MethodKind,

@@ -5,16 +5,16 @@
  * point: a continuous prompt need not be a sentence.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Gpt2Model } from '../model/gpt2';
+import type { DecoderModel } from '../model/decoder';
 
 export interface NearestRow {
   ids: number[];
   cosines: number[];
 }
 
-/** prompts [n, C] against wte [V, C]: the k nearest token ids per row, most similar first. */
+/** prompts [n, C] against the input embeddings [V, C] (wte, embed_tokens): the k nearest token ids per row, most similar first. */
 export async function nearestTokenIds(
-  model: Gpt2Model,
+  model: DecoderModel,
   prompts: tf.Tensor2D,
   k: number,
 ): Promise<NearestRow[]> {
@@ -23,8 +23,8 @@ export async function nearestTokenIds(
   const { values, indices } = tf.tidy(() => {
     const unit = (x: tf.Tensor2D): tf.Tensor2D =>
       tf.div(x, tf.maximum(tf.norm(x, 'euclidean', 1, true), 1e-12)) as tf.Tensor2D;
-    const wte = model.w('wte.weight') as tf.Tensor2D;
-    const cos = tf.matMul(unit(prompts), unit(wte), false, true); // [n, V]
+    const table = model.w(model.embeddingKey) as tf.Tensor2D;
+    const cos = tf.matMul(unit(prompts), unit(table), false, true); // [n, V]
     return tf.topk(cos, kk);
   });
   const [v, i] = await Promise.all([values.data(), indices.data()]);

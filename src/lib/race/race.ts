@@ -9,8 +9,8 @@
 import type { LaneMethod } from '../peft/method-config';
 import * as tf from '@tensorflow/tfjs';
 import { BusyError, CancelledError, NotReadyError, SettingsError } from '../errors';
-import type { Gpt2Model } from '../model/gpt2';
-import { countParameters } from '../model/config';
+import type { DecoderModel } from '../model/decoder';
+import { countParameters } from '../model/family';
 import { AdapterSet } from '../peft/adapter-set';
 import { methodInfo } from '../peft/catalog';
 import { countTrainable } from '../peft/state';
@@ -118,7 +118,7 @@ export class Race {
   private running = false;
 
   constructor(
-    readonly model: Gpt2Model,
+    readonly model: DecoderModel,
     private readonly tokenizer: TextTokenizer,
     readonly modelId: string,
     readonly data: TaskData,

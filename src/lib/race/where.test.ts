@@ -27,7 +27,10 @@ describe('parameter map', () => {
     );
     const adapter = method.create(model, config, 1);
     const sizes = [...adapter.trainable()].map(([k, v]) => [k, v.size] as [string, number]);
-    const map = parameterMap('lane', name, adapter.kind, model.config.nLayer, 0, sizes);
+    const map = parameterMap('lane', name, adapter.kind, model.config.nLayer, 0, sizes, {
+      family: 'gpt2',
+      tiedHead: true,
+    });
     expect(map.total).toBe(method.countParams(model, config));
     expect([map.input, map.output, map.head, map.everyLayer]).toEqual([0, 0, 0, 0]);
     for (const row of map.layers) {

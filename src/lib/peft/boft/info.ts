@@ -9,7 +9,7 @@
 import { PeftConfigError } from '../../errors';
 import type { DecoderModel } from '../../model/decoder';
 import type { TaskType } from '../../data/tasks/registry';
-import { linearShape } from '../../model/family';
+import { linearShape, mlpWidth } from '../../model/family';
 import { targetedSites } from '../inject';
 import type { MethodInfo } from '../method-info';
 import { TARGETS } from '../method-info';
@@ -184,7 +184,7 @@ export const boftInfo: MethodInfo<BOFTConfig> = {
   // Per layer factors x in x size + out: the count grows with the block size (boftBlockNum then 0).
   sizeKnob: () => ({
     field: 'boftBlockSize',
-    max: (m) => Math.max(m.nEmbd, m.nInner),
+    max: (m) => Math.max(m.nEmbd, mlpWidth(m)),
     with: () => ({ boftBlockNum: 0 }),
   }),
   // The ledger's rank is the block size (blocks sized by their number: 1 stands in, as OFT's).

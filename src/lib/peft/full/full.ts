@@ -4,7 +4,6 @@
  * app can still show base and fine-tuned answers side by side.
  */
 import * as tf from '@tensorflow/tfjs';
-import { PeftConfigError } from '../../errors';
 import { configFromPeftJson, configToPeftJson } from '../peft-json';
 import type { FullAdapter as FullAdapterApi, PeftMethod } from '../types';
 import { fullInfo } from './info';
@@ -13,6 +12,7 @@ import { fullDefaults } from './config';
 import type { DecoderModel } from '../../model/decoder';
 import type { TaskHead } from '../../model/heads';
 import { countParameters } from '../../model/family';
+import { llamaStateKey } from '../../model/load';
 import type { StateDict } from '../state';
 import {
   assignFromState,
@@ -25,11 +25,15 @@ import {
 } from '../state';
 
 /**
- * Weights are saved under HF names, as a full checkpoint would be: `transformer.*` for the decoder
- * and, for classification, `score.weight` (GPT2ForSequenceClassification) or `classifier.*`
- * (GPT2ForTokenClassification) at the top level.
+ * Weights are saved under HF names and layouts, as a full checkpoint would be: GPT-2's
+ * `transformer.*` (Conv1D, [in, out] as held), the Llama family's `model.*` and an untied
+ * `lm_head.weight` (LlamaForCausalLM's; nn.Linear's [out, in], so the block linears are transposed);
+ * for classification, the head at the top level: `score.weight` (…ForSequenceClassification),
+ * `classifier.*` (GPT2ForTokenClassification) or `score.*` (LlamaForTokenClassification).
  */
-const key = (name: string): string => `transformer.${name}`;
+function stateKey(model: DecoderModel, name: string): { key: string; transpose: boolean } {
+  return model.family === 'gpt2' ? { key: `transformer.${name}`, transpose: false } : llamaStateKey(name);
+}
 
 export class FullFineTune implements FullAdapterApi<FullConfig> {
   readonly kind = 'full' as const;
@@ -53,21 +57,27 @@ export class FullFineTune implements FullAdapterApi<FullConfig> {
   }
 
   trainable(): Map<string, tf.Variable> {
-    const m = new Map([...this.model.weights].map(([n, v]) => [key(n), v]));
+    const m = new Map([...this.model.weights].map(([n, v]) => [stateKey(this.model, n).key, v]));
     for (const [k, p] of headKeys(this.clsHead, '')) m.set(k, p.variable);
     return m;
   }
 
   async stateDict(): Promise<StateDict> {
     const out: StateDict = new Map();
-    for (const [n, v] of this.model.weights) out.set(key(n), await readForState(v));
+    for (const [n, v] of this.model.weights) {
+      const { key, transpose } = stateKey(this.model, n);
+      out.set(key, await readForState(v, transpose));
+    }
     await headState(out, this.clsHead, '');
     return out;
   }
 
   loadStateDict(tensors: StateDict, source: string): void {
     checkNoExtraKeys(tensors, new Set(this.trainable().keys()), source);
-    for (const [n, v] of this.model.weights) assignFromState(tensors, key(n), v, source);
+    for (const [n, v] of this.model.weights) {
+      const { key, transpose } = stateKey(this.model, n);
+      assignFromState(tensors, key, v, source, transpose);
+    }
     loadHeadState(tensors, this.clsHead, '', source);
     this.model.invalidateCaches();
   }
@@ -101,14 +111,7 @@ export class FullFineTune implements FullAdapterApi<FullConfig> {
 
 export const full: PeftMethod<FullConfig> = {
   ...fullInfo,
-  // Its file is a GPT-2 checkpoint (`transformer.*`, Conv1D layout); a Llama-family one is not written yet.
-  validate: (_c, model) => {
-    if (model && model.family !== 'gpt2') {
-      throw new PeftConfigError(
-        `full fine-tuning saves a GPT-2 checkpoint, and this model is ${model.family}: not supported on the Llama family yet; use LoRA, AdaLoRA, IA3 or a prompt method`,
-      );
-    }
-  },
+  validate: () => {},
   toPeftJson: (c) => configToPeftJson(c),
   fromPeftJson: (json, source) => configFromPeftJson(json, fullDefaults('CAUSAL_LM'), source),
   create: (model, config) => new FullFineTune(model, config),

@@ -18,5 +18,4 @@ export const fullInfo: MethodInfo<FullConfig> = {
   sizeKnob: () => null,
   ledger: { profile: () => 'full' },
   capabilities: {},
-  gpt2Only: "its file is a GPT-2 checkpoint; the Llama family's is not written yet",
 };

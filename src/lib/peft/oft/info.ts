@@ -10,7 +10,7 @@
 import { PeftConfigError } from '../../errors';
 import type { DecoderModel } from '../../model/decoder';
 import type { TaskType } from '../../data/tasks/registry';
-import { linearShape } from '../../model/family';
+import { linearShape, mlpWidth } from '../../model/family';
 import { targetedSites } from '../inject';
 import type { MethodInfo } from '../method-info';
 import { TARGETS } from '../method-info';
@@ -199,7 +199,7 @@ export const oftInfo: MethodInfo<OFTConfig> = {
   // wants exactly one of the two). Past a layer's input width the block is that width.
   sizeKnob: () => ({
     field: 'oftBlockSize',
-    max: (m) => Math.max(m.nEmbd, m.nInner),
+    max: (m) => Math.max(m.nEmbd, mlpWidth(m)),
     with: () => ({ r: 0 }),
   }),
   // The ledger's rank is the block size (its fit: race/ledger.ts); blocks sized by r have a size
