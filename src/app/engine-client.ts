@@ -31,6 +31,7 @@ export class WorkerEngine extends WorkerClient<LabRequests, LabEvents> {
       resume: call('resume'),
       stop: call('stop'),
       generate: call('generate'),
+      stopGenerate: call('stopGenerate'),
       classify: call('classify'),
       tag: call('tag'),
       exportAdapter: call('exportAdapter'),

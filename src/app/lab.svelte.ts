@@ -40,6 +40,8 @@ import { TASKS, taskById } from '../lib/data/tasks/registry';
 import type { TaskInfo } from '../lib/data/tasks/registry';
 import { IMPORTED_PREFIX, importedTasks, taskDataUrl } from '../lib/data/imported';
 import { hashWithParam, parseHash } from './hash';
+import type { GenSettings } from './gen-settings';
+import { DEFAULT_GEN, genFromParams, genToParams, hashWithGen } from './gen-settings';
 import type { MethodInfo } from '../lib/peft/catalog';
 import { METHOD_INFO } from '../lib/peft/catalog';
 import { methodRequest } from '../lib/peft/method-config';
@@ -128,10 +130,18 @@ export class LabState {
       offloadFamilyReason(this.offloadForm, this.family) ??
       formProblem(this.methodInfo, this.form),
   );
+  /**
+   * Try it's sampling (new tokens, temperature, top-k, top-p, repetition penalty, seed), kept in the
+   * address like the task and the method; the seed makes a sampled answer repeat exactly.
+   */
+  gen = $state<GenSettings>({ ...DEFAULT_GEN });
   /** The query the nav links carry, so moving between screens keeps the set-up. */
   linkQuery = $derived(
     `task=${encodeURIComponent(this.task)}` +
-      (this.method !== DEFAULT_METHOD ? `&method=${encodeURIComponent(this.method)}` : ''),
+      (this.method !== DEFAULT_METHOD ? `&method=${encodeURIComponent(this.method)}` : '') +
+      genToParams(this.gen)
+        .map(([k, v]) => `&${k}=${encodeURIComponent(v)}`)
+        .join(''),
   );
 
   train = $state<TrainForm>({
@@ -184,15 +194,15 @@ export class LabState {
   adapterTaskType = $state<TaskType | null>(null);
 
   prompt = $state('Call me Ishmael. Some years ago');
-  maxNewTokens = $state(40);
-  /** 0 is greedy; above 0 samples with top-p 0.95 from a fixed seed, so answers still repeat exactly. */
-  temperature = $state(0);
-  sampleSeed = $state(0);
   answers = $state<{ base: GenerateResult | null; adapted: GenerateResult | null }>({
     base: null,
     adapted: null,
   });
+  /** The text streamed so far for each side, as the worker's token events bring it. */
+  live = $state<{ base: string; adapted: string }>({ base: '', adapted: '' });
   generating = $state(false);
+  /** Stop was pressed: the answer being streamed ends, and the next one is not started. */
+  genStopped = $state(false);
   /** Try-it text for classification tasks. */
   clsText = $state(SAMPLE_TEXT['spam']!);
   classification = $state<ClassifyResult | null>(null);
@@ -240,6 +250,9 @@ export class LabState {
       if (c.resumed) this.resumedFrom = c.step;
     });
     this.engine.on('download', (d) => (this.download = d));
+    this.engine.on('token', (t) => {
+      if (t.stream === 'base' || t.stream === 'adapted') this.live[t.stream] += t.piece;
+    });
     this.engine.onCrash((e) => void this.recoverFromCrash(e));
     this.engine.on('status', (s) => {
       this.phase = s.phase;
@@ -438,6 +451,9 @@ export class LabState {
           `the link names an unknown method "${method}": pick one of ${METHOD_INFO.map((m) => m.cliName).join(', ')}`,
         );
     }
+    const fromLink = genFromParams(params, this.gen);
+    problems.push(...fromLink.problems);
+    if (genToParams(fromLink.gen).join() !== genToParams(this.gen).join()) this.gen = fromLink.gen;
     if (!problems.length) return;
     const problem = problems.join('; ');
     // Before start() the engine's first errors would clear it, so it waits until then.
@@ -888,26 +904,60 @@ export class LabState {
     }
   }
 
+  /** Writes the generation settings into the address (defaults left out), keeping the rest of it. */
+  writeGenHash(): void {
+    if (typeof location === 'undefined' || parseHash(location.hash).route !== '#/lab') return;
+    const next = hashWithGen(location.hash, this.gen);
+    if (next !== location.hash) history.replaceState(history.state, '', next);
+  }
+
+  /**
+   * The base model, then the adapted one, answer the prompt with the same settings and seed; each
+   * answer streams in token by token (the worker's `token` events fill `live`), and Stop ends the
+   * one streaming and skips the other.
+   */
   async generateBoth(): Promise<void> {
     this.error = null;
     this.generating = true;
+    this.genStopped = false;
+    this.answers = { base: null, adapted: null };
+    this.live = { base: '', adapted: '' };
     try {
+      const g = $state.snapshot(this.gen);
       const req = {
         prompt: this.prompt,
-        maxNewTokens: this.maxNewTokens,
-        temperature: this.temperature,
-        topP: 0.95,
-        seed: this.sampleSeed,
+        maxNewTokens: g.maxNewTokens,
+        temperature: g.temperature,
+        topK: g.topK,
+        topP: g.topP,
+        repetitionPenalty: g.repetitionPenalty,
+        seed: g.sampleSeed,
       };
-      const base = await this.engine.request('generate', { ...req, useAdapter: false });
-      const adapted = this.hasAdapter
-        ? await this.engine.request('generate', { ...req, useAdapter: true })
-        : null;
-      this.answers = { base, adapted };
+      const base = await this.engine.request('generate', { ...req, useAdapter: false, stream: 'base' });
+      this.answers = { base, adapted: null };
+      if (this.hasAdapter && !this.genStopped) {
+        const adapted = await this.engine.request('generate', {
+          ...req,
+          useAdapter: true,
+          stream: 'adapted',
+        });
+        this.answers = { base, adapted };
+      }
     } catch (e) {
       this.fail(e);
     } finally {
       this.generating = false;
+    }
+  }
+
+  /** Ends the answer being streamed after its current token; the adapted one is then not started. */
+  async stopGenerating(): Promise<void> {
+    if (!this.generating) return;
+    this.genStopped = true;
+    try {
+      await this.engine.request('stopGenerate', {});
+    } catch (e) {
+      this.fail(e);
     }
   }
 

@@ -39,7 +39,9 @@ import {
 import { RunGate } from './run-gate';
 import { countParameters } from '../model/family';
 import { SHARD_INDEX, folderWeights } from '../model/shards';
-import { generate } from '../model/generate';
+import { checkSampling, generate } from '../model/generate';
+import type { GenerateOptions } from '../model/generate';
+import { TextStream } from '../tokenizer/text-stream';
 import type { DecoderModel } from '../model/decoder';
 import { countTrainable } from '../peft/state';
 import { adapterDecorator, reservedPositions } from '../peft/forward';
@@ -99,6 +101,9 @@ export class LabEngine implements LabApi {
   /** Tokenized task data by folder, task and length. */
   private readonly taskCache = new Map<string, TaskData>();
   private readonly gate: RunGate;
+  /** A generation is running, and a stopGenerate asked it to end after its current token. */
+  private generating = false;
+  private stopGenerating = false;
 
   constructor(
     private readonly fetchBytes: FetchBytes,
@@ -472,29 +477,64 @@ export class LabEngine implements LabApi {
       throw new BusyError('training is running: pause or stop it to generate');
     const promptIds = tokenizer.encode(req.prompt);
     if (promptIds.length === 0) throw new InputError('the prompt is empty: type some text first');
+    if (this.generating) throw new BusyError('an answer is being generated: stop it or let it finish first');
+    const opts: GenerateOptions = {
+      maxNewTokens: req.maxNewTokens,
+      temperature: req.temperature,
+      topK: req.topK,
+      topP: req.topP,
+      repetitionPenalty: req.repetitionPenalty,
+      seed: req.seed,
+      eosTokenId: tokenizer.eosTokenId,
+    };
+    // Refused before anything runs, naming the setting (the library checks the same).
+    checkSampling(opts);
     const t0 = performance.now();
     const useAdapter = req.useAdapter && this.adapter !== null;
     const restore = !useAdapter && this.adapter ? this.adapter.disableAdapter() : null;
+    const label = req.stream;
+    const text = new TextStream((ids) => tokenizer.decode(ids));
+    this.generating = true;
+    this.stopGenerating = false;
     let ids: number[];
     try {
       ids = await generate(
         model,
         promptIds,
         {
-          maxNewTokens: req.maxNewTokens,
-          temperature: req.temperature,
-          topK: req.topK,
-          topP: req.topP,
-          seed: req.seed,
-          eosTokenId: tokenizer.eosTokenId,
+          ...opts,
           reservedPositions: useAdapter ? reservedPositions(this.adapter) : 0,
+          onToken:
+            label === undefined
+              ? undefined
+              : async (id) => {
+                  const piece = text.push(id);
+                  if (piece) this.emit('token', { stream: label, piece });
+                  // A macrotask between tokens lets a stopGenerate message in: tfjs's data() on
+                  // wasm and cpu resolves in a microtask, which would starve the message queue.
+                  await new Promise((r) => setTimeout(r, 0));
+                  return !this.stopGenerating;
+                },
         },
         adapterDecorator(model, useAdapter ? this.adapter : null),
       );
     } finally {
       restore?.();
+      this.generating = false;
     }
-    return { text: tokenizer.decode(ids), promptIds, generatedIds: ids, ms: performance.now() - t0 };
+    const rest = label === undefined ? '' : text.flush();
+    if (rest) this.emit('token', { stream: label!, piece: rest });
+    return {
+      text: tokenizer.decode(ids),
+      promptIds,
+      generatedIds: ids,
+      ms: performance.now() - t0,
+      stopped: this.stopGenerating,
+    };
+  }
+
+  async stopGenerate(): Promise<void> {
+    if (this.generating) this.stopGenerating = true;
   }
 
   /** The adapter's head of the given kind, or a message that says how to get one. */

@@ -114,11 +114,19 @@ export interface GenerateRequest {
   prompt: string;
   maxNewTokens: number;
   temperature: number;
+  /** 0 or absent: off. */
   topK?: number;
   topP?: number;
+  /** transformers' repetition_penalty; 1 or absent: off. */
+  repetitionPenalty?: number;
   seed: number;
   /** false: the base model answers (adapter disabled). */
   useAdapter: boolean;
+  /**
+   * Stream the answer: each whole piece of text goes out as a `token` event carrying this label as
+   * it is sampled, and a `stopGenerate` request ends it between two tokens. Absent: only the reply.
+   */
+  stream?: string;
 }
 
 export interface GenerateResult {
@@ -126,6 +134,8 @@ export interface GenerateResult {
   promptIds: number[];
   generatedIds: number[];
   ms: number;
+  /** Ended by stopGenerate before maxNewTokens or the end-of-text token. */
+  stopped?: boolean;
 }
 
 /** SEQ_CLS: the adapted model's class probabilities for one text (the base has no head). */
@@ -172,6 +182,8 @@ export interface LabRequests {
   resume: [Record<string, never>, void];
   stop: [Record<string, never>, void];
   generate: [GenerateRequest, GenerateResult];
+  /** Ends a streaming generation after the token being sampled (the reply holds the text so far). */
+  stopGenerate: [Record<string, never>, void];
   classify: [{ text: string }, ClassifyResult];
   tag: [{ text: string }, TagResult];
   exportAdapter: [Record<string, never>, AdapterPayload];
@@ -207,6 +219,8 @@ export interface LabEvents {
   /** A checkpoint was written (or, with `resumed`, read at the start). */
   checkpoint: { runId: string; step: number; bytes: number; resumed: boolean };
   eval: EvalPoint;
+  /** One piece of a streaming generation's text, in order; `stream` is the request's label. */
+  token: { stream: string; piece: string };
   download: { file: string; loaded: number; total: number };
   status: {
     phase: 'loading' | 'tokenizing' | 'evaluating' | 'training' | 'paused' | 'idle';
