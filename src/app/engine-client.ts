@@ -36,6 +36,7 @@ export class WorkerEngine extends WorkerClient<LabRequests, LabEvents> {
       tag: call('tag'),
       exportAdapter: call('exportAdapter'),
       importAdapter: call('importAdapter'),
+      combineAdapters: call('combineAdapters'),
       dropAdapter: call('dropAdapter'),
       useAdapter: call('useAdapter'),
       evaluate: call('evaluate'),

@@ -2,7 +2,8 @@
  * App-wide state of the Lab, in one runes class shared through context (setLab/useLab).
  * It talks to the training worker only through WorkerEngine; it never touches tensors.
  */
-import { NotReadyError } from '../lib/errors';
+import { AdapterCombineError, NotReadyError, SettingsError } from '../lib/errors';
+import type { CombinationType, CombineOptions } from '../lib/peft/lora/combine-types';
 import { baseModelOf, matchBaseModel, pickAdapterFiles } from '../lib/io/adapter-files';
 import { getContext, setContext } from 'svelte';
 import type { BackendChoice, BackendInfo } from '../lib/backend/backend';
@@ -221,6 +222,10 @@ export class LabState {
   openNote = $state<string | null>(null);
   /** Which base the adapter names, when none here matches: shown whether or not it opens. */
   openBaseNote = $state<string | null>(null);
+  /** "Combine saved adapters": whether it runs, what it made, and why it refused. */
+  combining = $state(false);
+  combineNote = $state<string | null>(null);
+  combineError = $state<string | null>(null);
   /** The adapter in use (or the base) scored on the current task by "Evaluate". */
   evaluation = $state<ReplyOf<'evaluate'> | null>(null);
   evaluating = $state(false);
@@ -751,6 +756,81 @@ export class LabState {
       await this.openAdapter({ config, weights }, picked.folder ?? 'PEFT adapter');
     } catch (e) {
       this.fail(e);
+    }
+  }
+
+  /**
+   * add_weighted_adapter over saved LoRA adapters: the worker combines their files, the result is
+   * opened on their base model (checked like any adapter), kept in IndexedDB under `name`, and put
+   * in use, so Try it and Evaluate answer with it at once. Refusals (different bases, ranks or
+   * layers where the type needs them equal) are named in `combineError`.
+   */
+  async combineSaved(
+    picks: { id: string; weight: number }[],
+    type: CombinationType,
+    options: CombineOptions,
+    name: string,
+  ): Promise<boolean> {
+    this.combineError = null;
+    this.combineNote = null;
+    this.combining = true;
+    try {
+      if (picks.length < 2) throw new SettingsError('pick two or more saved LoRA adapters to combine');
+      const recs = await Promise.all(picks.map((p) => getAdapter(p.id)));
+      const gone = recs.findIndex((r) => r === undefined);
+      if (gone >= 0) throw new NotReadyError('an adapter picked is no longer stored; the list was refreshed');
+      const saved = recs as NonNullable<(typeof recs)[number]>[];
+      const first = saved[0]!;
+      // The records know which model here each was made on, also for adapters opened from Python.
+      const other = saved.find((r) => r.baseModel !== first.baseModel);
+      if (other) {
+        throw new AdapterCombineError(
+          `${other.name} was made on ${other.baseModel} and ${first.name} on ${first.baseModel}: combine adapters made on the same base model`,
+          'base',
+        );
+      }
+      const out = await this.engine.request('combineAdapters', {
+        adapters: saved.map((r) => ({ name: r.name, config: r.configJson, weights: r.weights.slice(0) })),
+        weights: picks.map((p) => p.weight),
+        type,
+        options,
+      });
+      if (this.model?.id !== first.baseModel) await this.loadModel(first.baseModel);
+      const summary = await this.engine.request('importAdapter', {
+        config: out.config,
+        weights: out.weights.slice(0),
+        source: name,
+      });
+      await saveAdapterRecord({
+        id: crypto.randomUUID(),
+        name,
+        createdAt: Date.now(),
+        baseModel: first.baseModel,
+        peftType: 'LORA',
+        taskType: 'CAUSAL_LM',
+        method: 'lora',
+        trainableParams: summary.trainableParams,
+        steps: 0,
+        finalLoss: NaN,
+        configJson: out.config,
+        weights: out.weights,
+        sizeBytes: out.weights.byteLength + out.config.length,
+      });
+      this.addResident({
+        name: summary.name,
+        label: `${name} (LoRA, ${type} of ${saved.length}, r ${out.r})`,
+        method: 'lora',
+        taskType: 'CAUSAL_LM',
+      });
+      this.answers = { base: null, adapted: null };
+      this.combineNote = `Combined ${saved.map((r) => r.name).join(', ')} (${type}) into ${name}, r ${out.r}: it is in use now and saved`;
+      await this.refreshAdapters();
+      return true;
+    } catch (e) {
+      this.combineError = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+      return false;
+    } finally {
+      this.combining = false;
     }
   }
 

@@ -21,6 +21,7 @@ import {
   StorageError,
 } from '../errors';
 import { loadAdapterAndMethod, saveAdapter } from '../io/peft-format';
+import { combineAdapterFiles } from '../io/combine-files';
 import { checkRepoId, downloadHubAdapter, downloadHubModel } from '../io/hub';
 import { openLabDb } from '../storage/handle';
 import { getModel, saveModel } from '../storage/models';
@@ -606,6 +607,21 @@ export class LabEngine implements LabApi {
     const n = this.adapters.active!.head?.numLabels ?? 0;
     this.adapterInfo.set(name, { method: method!, labels: req.labels?.length === n ? [...req.labels] : [] });
     return this.summary(name);
+  }
+
+  /**
+   * PEFT's add_weighted_adapter over saved LoRA adapters' files (no model needed): the new adapter's
+   * files. The UI keeps them and opens them with importAdapter, whose checks against the model are
+   * those of any adapter.
+   */
+  async combineAdapters(req: RequestOf<'combineAdapters'>): Promise<ReplyOf<'combineAdapters'>> {
+    const out = combineAdapterFiles(
+      req.adapters.map((a) => ({ name: a.name, config: a.config, weights: new Uint8Array(a.weights) })),
+      req.weights,
+      req.type,
+      req.options,
+    );
+    return { config: out.config, weights: out.weights.slice().buffer, r: out.r };
   }
 
   /** Downloads an adapter repo's two files; opening them is importAdapter's, so the checks are the same. */

@@ -9,8 +9,17 @@ import type { CheckpointManifest } from '../offload/checkpoints';
 import type { MethodRequest } from '../peft/method-config';
 import type { OffloadRequest, OffloadSnapshot } from '../offload/session';
 import type { ModelFamily } from '../model/family';
+import type { CombinationType, CombineOptions } from '../peft/lora/combine-types';
 
-export type { CheckpointManifest, EvalPoint, OffloadRequest, OffloadSnapshot, TaskMetric };
+export type {
+  CheckpointManifest,
+  CombinationType,
+  CombineOptions,
+  EvalPoint,
+  OffloadRequest,
+  OffloadSnapshot,
+  TaskMetric,
+};
 
 export interface ModelSummary {
   id: string;
@@ -157,6 +166,15 @@ export interface AdapterPayload {
   weights: ArrayBuffer;
 }
 
+export interface CombineRequest {
+  /** Two or more LoRA adapters' files, each with the name messages use. */
+  adapters: (AdapterPayload & { name: string })[];
+  /** One weight per adapter (negative subtracts). */
+  weights: number[];
+  type: CombinationType;
+  options: CombineOptions;
+}
+
 export interface AdapterSummary {
   peftType: string;
   method: string;
@@ -190,6 +208,11 @@ export interface LabRequests {
   /** labels: class names in label-id order, for a classification head (else LABEL_0, LABEL_1...). */
   importAdapter: [AdapterPayload & { source: string; labels?: string[] }, AdapterSummary];
   dropAdapter: [Record<string, never>, void];
+  /**
+   * PEFT's add_weighted_adapter over saved LoRA adapters' files: a new adapter's files (nothing is
+   * loaded; importAdapter opens the result). Incompatible adapters fail with AdapterCombineError.
+   */
+  combineAdapters: [CombineRequest, AdapterPayload & { r: number }];
   /** A PEFT adapter repo's adapter_config.json and adapter_model.safetensors from the Hub or a mirror. */
   fetchHubAdapter: [{ repoId: string; endpoint: string }, AdapterPayload];
   /** The active adapter (or the base) on a task's held-out split, as a run scores it before and after. */
