@@ -39,6 +39,8 @@ import type { SavedRace, SavedRaceEntry } from './compare-saved';
 import { parseHash } from './hash';
 import { findMethod, formProblem, requestConfig, unsupportedReason } from './method-form';
 import { methodRequest } from '../lib/peft/method-config';
+import { downloadFile } from './download';
+import { laneProjectZip } from './export-project';
 
 export type ComparePhase = CompareEvents['status']['phase'] | 'starting' | 'error';
 
@@ -102,6 +104,11 @@ export class CompareState {
   /** The input the answers are to (a continuation is shown after its prompt). */
   tryAsked = $state('');
   trying = $state(false);
+
+  /** The lane whose Python project is being written, and what the last export did. */
+  exportingLane = $state<string | null>(null);
+  exportNote = $state<string | null>(null);
+  exportError = $state<string | null>(null);
 
   savedRaces = $state<SavedRaceEntry[]>([]);
   viewing = $state<SavedRace | null>(null);
@@ -472,6 +479,42 @@ export class CompareState {
       this.fail(e);
     } finally {
       this.trying = false;
+    }
+  }
+
+  /**
+   * "Export as a Python project" on a finished lane (of the live race or a saved one): the Lab's
+   * project for the lane's method, the config it trained with, its rate and the race's settings.
+   */
+  async exportLane(laneId: string): Promise<void> {
+    const view = this.view;
+    const setup = view.saved?.setup ?? this.raceSetup;
+    const lane = view.lanes.find((l) => l.id === laneId);
+    if (!setup || !lane) return;
+    this.exportError = null;
+    this.exportingLane = laneId;
+    try {
+      const task = this.findTask(setup.task);
+      if (!task) {
+        throw new NotReadyError(
+          `the race's task "${setup.task}" is not in this browser any more: import it on the Data screen to export this lane`,
+        );
+      }
+      const { name, zip } = await laneProjectZip({
+        modelId: setup.model,
+        bundled: this.catalog.map((c) => c.id),
+        baseUrl: this.baseUrl,
+        lane: $state.snapshot({ name: lane.name, method: lane.method, config: lane.config, lr: lane.lr }),
+        task,
+        settings: { steps: setup.steps, batchSize: setup.batchSize, seqLen: setup.seqLen, seed: setup.seed },
+        template: setup.template || null,
+      });
+      downloadFile(name, new Blob([zip as Uint8Array<ArrayBuffer>], { type: 'application/zip' }));
+      this.exportNote = `${name}: ${lane.name}'s run as a Python project (train.py, settings, data, the model)`;
+    } catch (e) {
+      this.exportError = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+    } finally {
+      this.exportingLane = null;
     }
   }
 
