@@ -4,7 +4,9 @@
  * events build it, what is read back from a finished race, Try it, and saved races. It talks to its
  * own worker (src/workers/compare.worker.ts) through CompareClient and never touches tensors.
  */
-import { NotReadyError } from '../lib/errors';
+import { AdapterMismatchError, NotReadyError } from '../lib/errors';
+import { getAdapter, listAdapters } from '../lib/storage/adapters';
+import type { AdapterMeta } from '../lib/storage/adapters';
 import { getContext, setContext } from 'svelte';
 import type { BackendInfo } from '../lib/backend/backend';
 import { TASKS, taskById } from '../lib/data/tasks/registry';
@@ -110,6 +112,8 @@ export class CompareState {
   exportNote = $state<string | null>(null);
   exportError = $state<string | null>(null);
 
+  /** Adapters kept in this browser, which can join a finished race as evaluated lanes. */
+  savedAdapters = $state<AdapterMeta[]>([]);
   savedRaces = $state<SavedRaceEntry[]>([]);
   viewing = $state<SavedRace | null>(null);
   savedKey = $state<string | null>(null);
@@ -402,7 +406,7 @@ export class CompareState {
       this.running = false;
       this.paused = false;
     }
-    if (this.snapshot) await this.readBack();
+    if (this.snapshot) await Promise.all([this.readBack(), this.refreshAdapters()]);
   }
 
   /** Adds a method (with its settings from the set-up) to the finished race and runs it. */
@@ -424,6 +428,52 @@ export class CompareState {
       this.savedKey = null;
     } catch (e) {
       this.fail(e);
+    } finally {
+      this.running = false;
+      this.paused = false;
+    }
+    this.tryAnswers = [];
+    await this.readBack();
+  }
+
+  /** Reads the adapters kept in this browser (the Lab's Saved adapters), to offer as lanes. */
+  async refreshAdapters(): Promise<void> {
+    try {
+      this.savedAdapters = await listAdapters();
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  /**
+   * A saved adapter (opened from PEFT in the Lab, or trained and saved there) joins the finished
+   * race as an evaluated lane: scored on the race's held-out data beside the trained lanes, in the
+   * results, Try it and the parameter diagram, but never trained (its training happened elsewhere).
+   */
+  async addSavedAdapter(id: string): Promise<void> {
+    const race = this.raceSetup;
+    if (this.running || !this.snapshot || !race) return;
+    this.error = null;
+    this.running = true;
+    try {
+      const rec = await getAdapter(id);
+      if (!rec) throw new NotReadyError('that adapter is no longer stored; the list was refreshed');
+      if (rec.baseModel !== race.model) {
+        throw new AdapterMismatchError(
+          `${rec.name} was made on ${rec.baseModel} and this race runs on ${race.model}: race it on ${rec.baseModel}`,
+          'config',
+        );
+      }
+      this.snapshot = await this.engine.request('addOpenedLane', {
+        name: rec.name,
+        config: rec.configJson,
+        weights: rec.weights.slice(0),
+      });
+      this.lanes = this.snapshot.lanes;
+      this.savedKey = null;
+    } catch (e) {
+      this.fail(e);
+      await this.refreshAdapters();
     } finally {
       this.running = false;
       this.paused = false;
