@@ -34,12 +34,16 @@ test('generation streams with top-k, top-p and repetition penalty, stops on Stop
   await page.getByTestId('generate').click();
   await expect(page.getByTestId('generate-stop')).toBeVisible();
   const answer = page.getByTestId('answer-base');
+  const live = page.getByTestId('answer-base-live');
   const lengths = new Set<number>();
   await expect
     .poll(
       async () => {
-        const text = (await answer.textContent()) ?? '';
-        if ((await answer.getAttribute('data-done')) === 'false' && text.length > 1) lengths.add(text.length);
+        // The final answer stays hidden (and "–") while the streamed text grows beside it.
+        if ((await answer.getAttribute('data-done')) === 'false' && (await live.count()) === 1) {
+          const text = (await live.textContent()) ?? '';
+          if (text.length > 1) lengths.add(text.length);
+        }
         return lengths.size;
       },
       { timeout: 60_000, intervals: [50] },
@@ -49,6 +53,8 @@ test('generation streams with top-k, top-p and repetition penalty, stops on Stop
   await page.getByTestId('generate-stop').click();
   await expect(page.getByTestId('gen-stopped')).toBeVisible({ timeout: 30_000 });
   await expect(answer).toHaveAttribute('data-done', 'true');
+  await expect(answer).toBeVisible();
+  await expect(live).toHaveCount(0);
   await expect(page.getByTestId('generate')).toBeEnabled();
   const stopped = ((await answer.textContent()) ?? '').replace('Call me Ishmael. Some years ago', '');
   // 400 tokens of about 4 characters would be some 1,600 characters: Stop ended it well before.
