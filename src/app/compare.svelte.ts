@@ -4,7 +4,9 @@
  * events build it, what is read back from a finished race, Try it, and saved races. It talks to its
  * own worker (src/workers/compare.worker.ts) through CompareClient and never touches tensors.
  */
-import { NotReadyError } from '../lib/errors';
+import { AdapterMismatchError, NotReadyError } from '../lib/errors';
+import { getAdapter, listAdapters } from '../lib/storage/adapters';
+import type { AdapterMeta } from '../lib/storage/adapters';
 import { getContext, setContext } from 'svelte';
 import type { BackendInfo } from '../lib/backend/backend';
 import { TASKS, taskById } from '../lib/data/tasks/registry';
@@ -41,6 +43,8 @@ import type { SavedRace, SavedRaceEntry } from './compare-saved';
 import { parseHash } from './hash';
 import { findMethod, formProblem, formsForFamily, requestConfig, unsupportedReason } from './method-form';
 import { methodRequest } from '../lib/peft/method-config';
+import { downloadFile } from './download';
+import { laneProjectZip } from './export-project';
 
 export type ComparePhase = CompareEvents['status']['phase'] | 'starting' | 'error';
 
@@ -122,6 +126,13 @@ export class CompareState {
   /** The running race's request and set-up, kept here for a resume after its worker died. */
   private runningRace: { request: RaceRequest; setup: CompareSetup; taskType: TaskType } | null = null;
 
+  /** The lane whose Python project is being written, and what the last export did. */
+  exportingLane = $state<string | null>(null);
+  exportNote = $state<string | null>(null);
+  exportError = $state<string | null>(null);
+
+  /** Adapters kept in this browser, which can join a finished race as evaluated lanes. */
+  savedAdapters = $state<AdapterMeta[]>([]);
   savedRaces = $state<SavedRaceEntry[]>([]);
   viewing = $state<SavedRace | null>(null);
   savedKey = $state<string | null>(null);
@@ -478,7 +489,7 @@ export class CompareState {
       this.paused = false;
       this.runningRace = null;
     }
-    if (this.snapshot) await this.readBack();
+    if (this.snapshot) await Promise.all([this.readBack(), this.refreshAdapters()]);
   }
 
   /** Adds a method (with its settings from the set-up) to the finished race and runs it. */
@@ -500,6 +511,52 @@ export class CompareState {
       this.savedKey = null;
     } catch (e) {
       this.fail(e);
+    } finally {
+      this.running = false;
+      this.paused = false;
+    }
+    this.tryAnswers = [];
+    await this.readBack();
+  }
+
+  /** Reads the adapters kept in this browser (the Lab's Saved adapters), to offer as lanes. */
+  async refreshAdapters(): Promise<void> {
+    try {
+      this.savedAdapters = await listAdapters();
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  /**
+   * A saved adapter (opened from PEFT in the Lab, or trained and saved there) joins the finished
+   * race as an evaluated lane: scored on the race's held-out data beside the trained lanes, in the
+   * results, Try it and the parameter diagram, but never trained (its training happened elsewhere).
+   */
+  async addSavedAdapter(id: string): Promise<void> {
+    const race = this.raceSetup;
+    if (this.running || !this.snapshot || !race) return;
+    this.error = null;
+    this.running = true;
+    try {
+      const rec = await getAdapter(id);
+      if (!rec) throw new NotReadyError('that adapter is no longer stored; the list was refreshed');
+      if (rec.baseModel !== race.model) {
+        throw new AdapterMismatchError(
+          `${rec.name} was made on ${rec.baseModel} and this race runs on ${race.model}: race it on ${rec.baseModel}`,
+          'config',
+        );
+      }
+      this.snapshot = await this.engine.request('addOpenedLane', {
+        name: rec.name,
+        config: rec.configJson,
+        weights: rec.weights.slice(0),
+      });
+      this.lanes = this.snapshot.lanes;
+      this.savedKey = null;
+    } catch (e) {
+      this.fail(e);
+      await this.refreshAdapters();
     } finally {
       this.running = false;
       this.paused = false;
@@ -555,6 +612,42 @@ export class CompareState {
       this.fail(e);
     } finally {
       this.trying = false;
+    }
+  }
+
+  /**
+   * "Export as a Python project" on a finished lane (of the live race or a saved one): the Lab's
+   * project for the lane's method, the config it trained with, its rate and the race's settings.
+   */
+  async exportLane(laneId: string): Promise<void> {
+    const view = this.view;
+    const setup = view.saved?.setup ?? this.raceSetup;
+    const lane = view.lanes.find((l) => l.id === laneId);
+    if (!setup || !lane) return;
+    this.exportError = null;
+    this.exportingLane = laneId;
+    try {
+      const task = this.findTask(setup.task);
+      if (!task) {
+        throw new NotReadyError(
+          `the race's task "${setup.task}" is not in this browser any more: import it on the Data screen to export this lane`,
+        );
+      }
+      const { name, zip } = await laneProjectZip({
+        modelId: setup.model,
+        bundled: this.catalog.map((c) => c.id),
+        baseUrl: this.baseUrl,
+        lane: $state.snapshot({ name: lane.name, method: lane.method, config: lane.config, lr: lane.lr }),
+        task,
+        settings: { steps: setup.steps, batchSize: setup.batchSize, seqLen: setup.seqLen, seed: setup.seed },
+        template: setup.template || null,
+      });
+      downloadFile(name, new Blob([zip as Uint8Array<ArrayBuffer>], { type: 'application/zip' }));
+      this.exportNote = `${name}: ${lane.name}'s run as a Python project (train.py, settings, data, the model)`;
+    } catch (e) {
+      this.exportError = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+    } finally {
+      this.exportingLane = null;
     }
   }
 

@@ -2,7 +2,8 @@
  * App-wide state of the Lab, in one runes class shared through context (setLab/useLab).
  * It talks to the training worker only through WorkerEngine; it never touches tensors.
  */
-import { NotReadyError } from '../lib/errors';
+import { AdapterCombineError, NotReadyError, SettingsError } from '../lib/errors';
+import type { CombinationType, CombineOptions } from '../lib/peft/lora/combine-types';
 import { baseModelOf, matchBaseModel, pickAdapterFiles } from '../lib/io/adapter-files';
 import { getContext, setContext } from 'svelte';
 import type { BackendChoice, BackendInfo } from '../lib/backend/backend';
@@ -46,6 +47,8 @@ import { TASKS, taskById } from '../lib/data/tasks/registry';
 import type { TaskInfo } from '../lib/data/tasks/registry';
 import { IMPORTED_PREFIX, importedTasks, taskDataUrl } from '../lib/data/imported';
 import { hashWithParam, parseHash } from './hash';
+import type { GenSettings } from './gen-settings';
+import { DEFAULT_GEN, genFromParams, genToParams, hashWithGen } from './gen-settings';
 import type { MethodInfo } from '../lib/peft/catalog';
 import { METHOD_INFO } from '../lib/peft/catalog';
 import { methodRequest } from '../lib/peft/method-config';
@@ -128,10 +131,18 @@ export class LabState {
   );
   /** Why Train is off as the set-up stands (method vs task and family, an empty field), or null. */
   trainBlocker = $derived.by(() => this.methodUnsupported ?? formProblem(this.methodInfo, this.form));
+  /**
+   * Try it's sampling (new tokens, temperature, top-k, top-p, repetition penalty, seed), kept in the
+   * address like the task and the method; the seed makes a sampled answer repeat exactly.
+   */
+  gen = $state<GenSettings>({ ...DEFAULT_GEN });
   /** The query the nav links carry, so moving between screens keeps the set-up. */
   linkQuery = $derived(
     `task=${encodeURIComponent(this.task)}` +
-      (this.method !== DEFAULT_METHOD ? `&method=${encodeURIComponent(this.method)}` : ''),
+      (this.method !== DEFAULT_METHOD ? `&method=${encodeURIComponent(this.method)}` : '') +
+      genToParams(this.gen)
+        .map(([k, v]) => `&${k}=${encodeURIComponent(v)}`)
+        .join(''),
   );
 
   train = $state<TrainForm>({
@@ -186,15 +197,15 @@ export class LabState {
   adapterTaskType = $state<TaskType | null>(null);
 
   prompt = $state('Call me Ishmael. Some years ago');
-  maxNewTokens = $state(40);
-  /** 0 is greedy; above 0 samples with top-p 0.95 from a fixed seed, so answers still repeat exactly. */
-  temperature = $state(0);
-  sampleSeed = $state(0);
   answers = $state<{ base: GenerateResult | null; adapted: GenerateResult | null }>({
     base: null,
     adapted: null,
   });
+  /** The text streamed so far for each side, as the worker's token events bring it. */
+  live = $state<{ base: string; adapted: string }>({ base: '', adapted: '' });
   generating = $state(false);
+  /** Stop was pressed: the answer being streamed ends, and the next one is not started. */
+  genStopped = $state(false);
   /** Try-it text for classification tasks. */
   clsText = $state(SAMPLE_TEXT['spam']!);
   classification = $state<ClassifyResult | null>(null);
@@ -215,6 +226,10 @@ export class LabState {
   saveNote = $state<string | null>(null);
   /** Which base the adapter names, when none here matches: shown whether or not it opens. */
   openBaseNote = $state<string | null>(null);
+  /** "Combine saved adapters": whether it runs, what it made, and why it refused. */
+  combining = $state(false);
+  combineNote = $state<string | null>(null);
+  combineError = $state<string | null>(null);
   /** The adapter in use (or the base) scored on the current task by "Evaluate". */
   evaluation = $state<ReplyOf<'evaluate'> | null>(null);
   evaluating = $state(false);
@@ -250,6 +265,9 @@ export class LabState {
       this.backend = d.backend;
       this.deviceLost = d.message;
       this.progress = this.progress.filter((p) => p.step <= d.fromStep);
+    });
+    this.engine.on('token', (t) => {
+      if (t.stream === 'base' || t.stream === 'adapted') this.live[t.stream] += t.piece;
     });
     this.engine.onCrash((e) => void this.recoverFromCrash(e));
     // Another tab saved or deleted an adapter: this tab's list shows it.
@@ -452,6 +470,9 @@ export class LabState {
           `the link names an unknown method "${method}": pick one of ${METHOD_INFO.map((m) => m.cliName).join(', ')}`,
         );
     }
+    const fromLink = genFromParams(params, this.gen);
+    problems.push(...fromLink.problems);
+    if (genToParams(fromLink.gen).join() !== genToParams(this.gen).join()) this.gen = fromLink.gen;
     if (!problems.length) return;
     const problem = problems.join('; ');
     // Before start() the engine's first errors would clear it, so it waits until then.
@@ -760,6 +781,81 @@ export class LabState {
     }
   }
 
+  /**
+   * add_weighted_adapter over saved LoRA adapters: the worker combines their files, the result is
+   * opened on their base model (checked like any adapter), kept in IndexedDB under `name`, and put
+   * in use, so Try it and Evaluate answer with it at once. Refusals (different bases, ranks or
+   * layers where the type needs them equal) are named in `combineError`.
+   */
+  async combineSaved(
+    picks: { id: string; weight: number }[],
+    type: CombinationType,
+    options: CombineOptions,
+    name: string,
+  ): Promise<boolean> {
+    this.combineError = null;
+    this.combineNote = null;
+    this.combining = true;
+    try {
+      if (picks.length < 2) throw new SettingsError('pick two or more saved LoRA adapters to combine');
+      const recs = await Promise.all(picks.map((p) => getAdapter(p.id)));
+      const gone = recs.findIndex((r) => r === undefined);
+      if (gone >= 0) throw new NotReadyError('an adapter picked is no longer stored; the list was refreshed');
+      const saved = recs as NonNullable<(typeof recs)[number]>[];
+      const first = saved[0]!;
+      // The records know which model here each was made on, also for adapters opened from Python.
+      const other = saved.find((r) => r.baseModel !== first.baseModel);
+      if (other) {
+        throw new AdapterCombineError(
+          `${other.name} was made on ${other.baseModel} and ${first.name} on ${first.baseModel}: combine adapters made on the same base model`,
+          'base',
+        );
+      }
+      const out = await this.engine.request('combineAdapters', {
+        adapters: saved.map((r) => ({ name: r.name, config: r.configJson, weights: r.weights.slice(0) })),
+        weights: picks.map((p) => p.weight),
+        type,
+        options,
+      });
+      if (this.model?.id !== first.baseModel) await this.loadModel(first.baseModel);
+      const summary = await this.engine.request('importAdapter', {
+        config: out.config,
+        weights: out.weights.slice(0),
+        source: name,
+      });
+      await saveAdapterRecord({
+        id: crypto.randomUUID(),
+        name,
+        createdAt: Date.now(),
+        baseModel: first.baseModel,
+        peftType: 'LORA',
+        taskType: 'CAUSAL_LM',
+        method: 'lora',
+        trainableParams: summary.trainableParams,
+        steps: 0,
+        finalLoss: NaN,
+        configJson: out.config,
+        weights: out.weights,
+        sizeBytes: out.weights.byteLength + out.config.length,
+      });
+      this.addResident({
+        name: summary.name,
+        label: `${name} (LoRA, ${type} of ${saved.length}, r ${out.r})`,
+        method: 'lora',
+        taskType: 'CAUSAL_LM',
+      });
+      this.answers = { base: null, adapted: null };
+      this.combineNote = `Combined ${saved.map((r) => r.name).join(', ')} (${type}) into ${name}, r ${out.r}: it is in use now and saved`;
+      await this.refreshAdapters();
+      return true;
+    } catch (e) {
+      this.combineError = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+      return false;
+    } finally {
+      this.combining = false;
+    }
+  }
+
   /** Downloads a PEFT adapter repo from the Hub (or the mirror in use) and opens it. */
   async openHubAdapter(): Promise<void> {
     this.error = null;
@@ -910,26 +1006,60 @@ export class LabState {
     }
   }
 
+  /** Writes the generation settings into the address (defaults left out), keeping the rest of it. */
+  writeGenHash(): void {
+    if (typeof location === 'undefined' || parseHash(location.hash).route !== '#/lab') return;
+    const next = hashWithGen(location.hash, this.gen);
+    if (next !== location.hash) history.replaceState(history.state, '', next);
+  }
+
+  /**
+   * The base model, then the adapted one, answer the prompt with the same settings and seed; each
+   * answer streams in token by token (the worker's `token` events fill `live`), and Stop ends the
+   * one streaming and skips the other.
+   */
   async generateBoth(): Promise<void> {
     this.error = null;
     this.generating = true;
+    this.genStopped = false;
+    this.answers = { base: null, adapted: null };
+    this.live = { base: '', adapted: '' };
     try {
+      const g = $state.snapshot(this.gen);
       const req = {
         prompt: this.prompt,
-        maxNewTokens: this.maxNewTokens,
-        temperature: this.temperature,
-        topP: 0.95,
-        seed: this.sampleSeed,
+        maxNewTokens: g.maxNewTokens,
+        temperature: g.temperature,
+        topK: g.topK,
+        topP: g.topP,
+        repetitionPenalty: g.repetitionPenalty,
+        seed: g.sampleSeed,
       };
-      const base = await this.engine.request('generate', { ...req, useAdapter: false });
-      const adapted = this.hasAdapter
-        ? await this.engine.request('generate', { ...req, useAdapter: true })
-        : null;
-      this.answers = { base, adapted };
+      const base = await this.engine.request('generate', { ...req, useAdapter: false, stream: 'base' });
+      this.answers = { base, adapted: null };
+      if (this.hasAdapter && !this.genStopped) {
+        const adapted = await this.engine.request('generate', {
+          ...req,
+          useAdapter: true,
+          stream: 'adapted',
+        });
+        this.answers = { base, adapted };
+      }
     } catch (e) {
       this.fail(e);
     } finally {
       this.generating = false;
+    }
+  }
+
+  /** Ends the answer being streamed after its current token; the adapted one is then not started. */
+  async stopGenerating(): Promise<void> {
+    if (!this.generating) return;
+    this.genStopped = true;
+    try {
+      await this.engine.request('stopGenerate', {});
+    } catch (e) {
+      this.fail(e);
     }
   }
 

@@ -71,6 +71,32 @@ export class AdapterMismatchError extends AdapterError {
 export class AdapterFormatError extends AdapterError {
   override name = 'AdapterFormatError';
 }
+/** Which condition of add_weighted_adapter two or more adapters fail together (for the UI). */
+export type AdapterCombineReason =
+  /** Not LoRA: only LoRA adapters combine. */
+  | 'method'
+  /** Made on different base models (base_model_name_or_path). */
+  | 'base'
+  /** A classification head or trained biases, which have no weighted sum. */
+  | 'task'
+  /** Different target modules (layers). */
+  | 'targets'
+  /** Different ranks where the combination type needs them equal. */
+  | 'rank';
+
+/**
+ * Adapters that cannot be combined with each other by the chosen combination type: refused before
+ * anything is written. `reason` says which condition failed.
+ */
+export class AdapterCombineError extends AdapterError {
+  override name = 'AdapterCombineError';
+  readonly reason: AdapterCombineReason;
+
+  constructor(message: string, reason: AdapterCombineReason = 'method') {
+    super(message);
+    this.reason = reason;
+  }
+}
 /** A file that is missing or cannot be read. */
 export class FileLoadError extends PeftLabError {
   override name = 'FileLoadError';
@@ -273,6 +299,7 @@ const ERROR_CLASSES = {
   AdapterError,
   AdapterMismatchError,
   AdapterFormatError,
+  AdapterCombineError,
   FileLoadError,
   HubError,
   HubAccessError,

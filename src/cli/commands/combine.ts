@@ -13,7 +13,7 @@ export const combine: Command = {
   summary: "weighted combination of LoRA adapters (PEFT's add_weighted_adapter)",
   usage: `Usage: peft-lab combine --adapters DIR,DIR,... --weights W,W,... --out DIR [--type TYPE]
 
-  --adapters LIST     LoRA adapter folders trained on the same base with the same targetModules
+  --adapters LIST     two or more LoRA adapter folders trained on the same base with the same targetModules
   --weights LIST      one weight per adapter (negative subtracts)
   --type TYPE         cat (default): exact weighted sum of the updates, ranks add up;
                       linear: PEFT's task arithmetic on A and B, equal ranks needed;
@@ -49,8 +49,7 @@ ${GLOBAL_HELP}`,
       if (!Number.isFinite(n)) throw new UsageError(`--weights: ${JSON.stringify(w)} is not a number`);
       return n;
     });
-    const { readAdapterConfig, readAdapterWeights } = await import('../../lib/io/peft-format');
-    const { COMBINATION_TYPES, addWeightedAdapter } = await import('../../lib/peft/lora/combine');
+    const { COMBINATION_TYPES } = await import('../../lib/peft/lora/combine-types');
     const type = str(values, 'type') ?? 'cat';
     if (!(COMBINATION_TYPES as readonly string[]).includes(type))
       throw new UsageError(
@@ -70,31 +69,21 @@ ${GLOBAL_HELP}`,
       svdClamp: num('svd-clamp'),
       seed: num('seed'),
     };
-    const { lora } = await import('../../lib/peft/lora');
-    const { writeSafetensors } = await import('../../lib/io/safetensors');
-    const { PeftConfigError } = await import('../../lib/errors');
+    const { combineAdapterFiles } = await import('../../lib/io/combine-files');
+    const { AdapterCombineError, PeftConfigError } = await import('../../lib/errors');
     const inputs = dirs.map((d) => {
       const files = readAdapterDir(d);
-      return {
-        config: readAdapterConfig(files.config, files.source) as never,
-        state: readAdapterWeights(files.weights, files.source),
-      };
+      return { name: files.source, config: files.config, weights: files.weights };
     });
     let combined;
     try {
-      combined = addWeightedAdapter(inputs, weights, type as (typeof COMBINATION_TYPES)[number], options);
+      combined = combineAdapterFiles(inputs, weights, type as (typeof COMBINATION_TYPES)[number], options);
     } catch (e) {
-      if (e instanceof PeftConfigError) throw new UsageError(e.message);
+      if (e instanceof PeftConfigError || e instanceof AdapterCombineError) throw new UsageError(e.message);
       throw e;
     }
     prepareOutDir(out);
-    const tensors = new Map([...combined.state].map(([k, t]) => [k, { dtype: 'F32' as const, ...t }]));
-    const written = writeAdapterDir(out, {
-      config: JSON.stringify(lora.toPeftJson({ ...combined.config, inferenceMode: true }), null, 2),
-      weights: writeSafetensors(tensors, { format: 'pt' }),
-    });
-    print(
-      `combined ${dirs.length} LoRA adapters (${type}, r ${combined.config.r}) into ${written.join(', ')}`,
-    );
+    const written = writeAdapterDir(out, { config: combined.config, weights: combined.weights });
+    print(`combined ${dirs.length} LoRA adapters (${type}, r ${combined.r}) into ${written.join(', ')}`);
   },
 };

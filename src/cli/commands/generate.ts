@@ -21,6 +21,8 @@ Options:
   --temperature T        0 = greedy (default 0)
   --top-k K              sample only from the K most likely tokens
   --top-p P              sample from the smallest set of tokens whose probability reaches P
+  --repetition-penalty X transformers' repetition_penalty: tokens already seen are made less likely
+                         (1 = off, the default; 1.1-1.3 is usual); not with --swarm
   --seed S               sampling seed (default 0); the same seed gives the same text
   --json                 print one JSON line: {"prompt_ids", "generated_ids", "text"}
 ${SWARM_HELP}
@@ -34,6 +36,7 @@ ${GLOBAL_HELP}`,
     temperature: { type: 'string' },
     'top-k': { type: 'string' },
     'top-p': { type: 'string' },
+    'repetition-penalty': { type: 'string' },
     seed: { type: 'string' },
     json: { type: 'boolean' },
     ...SWARM_OPTIONS,
@@ -46,9 +49,16 @@ ${GLOBAL_HELP}`,
       temperature: num(values, 'temperature', 0, { min: 0 }),
       topK: int(values, 'top-k', undefined, { min: 1 }),
       topP: num(values, 'top-p', undefined, { min: 0, max: 1, exclusiveMin: true }),
+      repetitionPenalty: num(values, 'repetition-penalty', 1, { min: 0, exclusiveMin: true }),
       seed: int(values, 'seed', 0, { min: 0, max: 2 ** 32 - 1 }),
     };
     const swarm = swarmFlags(values);
+    if (swarm && opts.repetitionPenalty !== 1) {
+      // The swarm client samples on its own path (src/lib/swarm/client.ts), without the penalty.
+      throw new UsageError(
+        '--repetition-penalty is not taken with --swarm yet: leave it out, or run without --swarm',
+      );
+    }
     const adapterPath = str(values, 'adapter');
     const modelFiles = readModelDir(await resolveModelArg(dir));
     const adapterFiles = adapterPath === undefined ? null : readAdapterDir(adapterPath);
@@ -66,24 +76,18 @@ ${GLOBAL_HELP}`,
       throw new UsageError(`--prompt ${JSON.stringify(prompt)} gives no tokens with ${dir}/tokenizer.json`);
     }
 
-    // Text mode streams: each new token's text is written as soon as it is whole (a multi-byte
-    // character split across tokens decodes to U+FFFD until its last byte arrives).
-    const ids: number[] = [];
-    let shown = '';
-    const stream = (): void => {
-      const text = tokenizer.decode(ids);
-      if (text.endsWith('\uFFFD') || !text.startsWith(shown)) return;
-      process.stdout.write(text.slice(shown.length));
-      shown = text;
-    };
+    // Text mode streams: each new token's text is written as soon as it is whole (TextStream holds
+    // a multi-byte character split across tokens until its last byte arrives).
+    const { TextStream } = await import('../../lib/tokenizer/text-stream');
+    const stream = new TextStream((ids) => tokenizer.decode(ids));
     if (!values.json) process.stdout.write(prompt);
     const genOpts = {
       ...opts,
       eosTokenId: tokenizer.eosTokenId,
       reservedPositions: reservedPositions(adapter),
       onToken: (id: number) => {
-        ids.push(id);
-        if (!values.json) stream();
+        const piece = stream.push(id);
+        if (!values.json) process.stdout.write(piece);
       },
     };
     let generated: number[];
@@ -109,6 +113,6 @@ ${GLOBAL_HELP}`,
       print(JSON.stringify({ prompt_ids: promptIds, generated_ids: generated, text }));
       return;
     }
-    process.stdout.write(`${text.startsWith(shown) ? text.slice(shown.length) : ''}\n`);
+    process.stdout.write(`${text.startsWith(stream.text) ? text.slice(stream.text.length) : ''}\n`);
   },
 };

@@ -325,6 +325,13 @@ export class CompareEngine implements CompareApi {
     return this.runRace();
   }
 
+  async addOpenedLane(req: CompareRequestOf<'addOpenedLane'>): Promise<RaceSnapshot> {
+    const race = this.needRace();
+    this.idle('adding an adapter');
+    race.addOpenedLane({ name: req.name, config: req.config, weights: new Uint8Array(req.weights) });
+    return this.runRace();
+  }
+
   private async runRace(): Promise<RaceSnapshot> {
     const race = this.needRace();
     const c = this.checkpointing;

@@ -23,6 +23,7 @@ import {
   StorageError,
 } from '../errors';
 import { loadAdapterAndMethod, saveAdapter } from '../io/peft-format';
+import { combineAdapterFiles } from '../io/combine-files';
 import { checkRepoId, downloadHubAdapter, downloadHubModel } from '../io/hub';
 import { openLabDb } from '../storage/handle';
 import { getModel, saveModel } from '../storage/models';
@@ -41,7 +42,9 @@ import {
 import { RunGate } from './run-gate';
 import { countParameters } from '../model/family';
 import { SHARD_INDEX, folderWeights } from '../model/shards';
-import { generate } from '../model/generate';
+import { checkSampling, generate } from '../model/generate';
+import type { GenerateOptions } from '../model/generate';
+import { TextStream } from '../tokenizer/text-stream';
 import type { DecoderModel } from '../model/decoder';
 import { countTrainable } from '../peft/state';
 import { adapterDecorator, reservedPositions } from '../peft/forward';
@@ -110,6 +113,9 @@ export class LabEngine implements LabApi {
   /** Tokenized task data by folder, task and length. */
   private readonly taskCache = new Map<string, TaskData>();
   private readonly gate: RunGate;
+  /** A generation is running, and a stopGenerate asked it to end after its current token. */
+  private generating = false;
+  private stopGenerating = false;
 
   constructor(
     private readonly fetchBytes: FetchBytes,
@@ -572,29 +578,64 @@ export class LabEngine implements LabApi {
       throw new BusyError('training is running: pause or stop it to generate');
     const promptIds = tokenizer.encode(req.prompt);
     if (promptIds.length === 0) throw new InputError('the prompt is empty: type some text first');
+    if (this.generating) throw new BusyError('an answer is being generated: stop it or let it finish first');
+    const opts: GenerateOptions = {
+      maxNewTokens: req.maxNewTokens,
+      temperature: req.temperature,
+      topK: req.topK,
+      topP: req.topP,
+      repetitionPenalty: req.repetitionPenalty,
+      seed: req.seed,
+      eosTokenId: tokenizer.eosTokenId,
+    };
+    // Refused before anything runs, naming the setting (the library checks the same).
+    checkSampling(opts);
     const t0 = performance.now();
     const useAdapter = req.useAdapter && this.adapter !== null;
     const restore = !useAdapter && this.adapter ? this.adapter.disableAdapter() : null;
+    const label = req.stream;
+    const text = new TextStream((ids) => tokenizer.decode(ids));
+    this.generating = true;
+    this.stopGenerating = false;
     let ids: number[];
     try {
       ids = await generate(
         model,
         promptIds,
         {
-          maxNewTokens: req.maxNewTokens,
-          temperature: req.temperature,
-          topK: req.topK,
-          topP: req.topP,
-          seed: req.seed,
-          eosTokenId: tokenizer.eosTokenId,
+          ...opts,
           reservedPositions: useAdapter ? reservedPositions(this.adapter) : 0,
+          onToken:
+            label === undefined
+              ? undefined
+              : async (id) => {
+                  const piece = text.push(id);
+                  if (piece) this.emit('token', { stream: label, piece });
+                  // A macrotask between tokens lets a stopGenerate message in: tfjs's data() on
+                  // wasm and cpu resolves in a microtask, which would starve the message queue.
+                  await new Promise((r) => setTimeout(r, 0));
+                  return !this.stopGenerating;
+                },
         },
         adapterDecorator(model, useAdapter ? this.adapter : null),
       );
     } finally {
       restore?.();
+      this.generating = false;
     }
-    return { text: tokenizer.decode(ids), promptIds, generatedIds: ids, ms: performance.now() - t0 };
+    const rest = label === undefined ? '' : text.flush();
+    if (rest) this.emit('token', { stream: label!, piece: rest });
+    return {
+      text: tokenizer.decode(ids),
+      promptIds,
+      generatedIds: ids,
+      ms: performance.now() - t0,
+      stopped: this.stopGenerating,
+    };
+  }
+
+  async stopGenerate(): Promise<void> {
+    if (this.generating) this.stopGenerating = true;
   }
 
   /** The adapter's head of the given kind, or a message that says how to get one. */
@@ -666,6 +707,21 @@ export class LabEngine implements LabApi {
     const n = this.adapters.active!.head?.numLabels ?? 0;
     this.adapterInfo.set(name, { method: method!, labels: req.labels?.length === n ? [...req.labels] : [] });
     return this.summary(name);
+  }
+
+  /**
+   * PEFT's add_weighted_adapter over saved LoRA adapters' files (no model needed): the new adapter's
+   * files. The UI keeps them and opens them with importAdapter, whose checks against the model are
+   * those of any adapter.
+   */
+  async combineAdapters(req: RequestOf<'combineAdapters'>): Promise<ReplyOf<'combineAdapters'>> {
+    const out = combineAdapterFiles(
+      req.adapters.map((a) => ({ name: a.name, config: a.config, weights: new Uint8Array(a.weights) })),
+      req.weights,
+      req.type,
+      req.options,
+    );
+    return { config: out.config, weights: out.weights.slice().buffer, r: out.r };
   }
 
   /** Downloads an adapter repo's two files; opening them is importAdapter's, so the checks are the same. */

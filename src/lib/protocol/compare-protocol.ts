@@ -175,6 +175,11 @@ export interface CompareRequests {
   race: [RaceRequest, RaceSnapshot];
   /** Adds a lane to the finished race and runs it to its end. */
   addLane: [{ lane: LaneSpec; equalBudget?: number | null }, RaceSnapshot];
+  /**
+   * A saved adapter (opened from PEFT, or trained earlier) joins the finished race as an evaluated
+   * lane: checked against the model and the race's task, scored on its held-out data, never trained.
+   */
+  addOpenedLane: [{ name: string; config: string; weights: ArrayBuffer }, RaceSnapshot];
   pause: [Record<string, never>, void];
   resume: [Record<string, never>, void];
   stop: [Record<string, never>, void];

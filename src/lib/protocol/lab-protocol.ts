@@ -9,8 +9,17 @@ import type { CheckpointManifest } from '../offload/checkpoints';
 import type { MethodRequest } from '../peft/method-config';
 import type { OffloadRequest, OffloadSnapshot } from '../offload/session';
 import type { ModelFamily } from '../model/family';
+import type { CombinationType, CombineOptions } from '../peft/lora/combine-types';
 
-export type { CheckpointManifest, EvalPoint, OffloadRequest, OffloadSnapshot, TaskMetric };
+export type {
+  CheckpointManifest,
+  CombinationType,
+  CombineOptions,
+  EvalPoint,
+  OffloadRequest,
+  OffloadSnapshot,
+  TaskMetric,
+};
 
 export interface ModelSummary {
   id: string;
@@ -114,11 +123,19 @@ export interface GenerateRequest {
   prompt: string;
   maxNewTokens: number;
   temperature: number;
+  /** 0 or absent: off. */
   topK?: number;
   topP?: number;
+  /** transformers' repetition_penalty; 1 or absent: off. */
+  repetitionPenalty?: number;
   seed: number;
   /** false: the base model answers (adapter disabled). */
   useAdapter: boolean;
+  /**
+   * Stream the answer: each whole piece of text goes out as a `token` event carrying this label as
+   * it is sampled, and a `stopGenerate` request ends it between two tokens. Absent: only the reply.
+   */
+  stream?: string;
 }
 
 export interface GenerateResult {
@@ -126,6 +143,8 @@ export interface GenerateResult {
   promptIds: number[];
   generatedIds: number[];
   ms: number;
+  /** Ended by stopGenerate before maxNewTokens or the end-of-text token. */
+  stopped?: boolean;
 }
 
 /** SEQ_CLS: the adapted model's class probabilities for one text (the base has no head). */
@@ -145,6 +164,15 @@ export interface AdapterPayload {
   config: string;
   /** adapter_model.safetensors bytes. */
   weights: ArrayBuffer;
+}
+
+export interface CombineRequest {
+  /** Two or more LoRA adapters' files, each with the name messages use. */
+  adapters: (AdapterPayload & { name: string })[];
+  /** One weight per adapter (negative subtracts). */
+  weights: number[];
+  type: CombinationType;
+  options: CombineOptions;
 }
 
 export interface AdapterSummary {
@@ -172,12 +200,19 @@ export interface LabRequests {
   resume: [Record<string, never>, void];
   stop: [Record<string, never>, void];
   generate: [GenerateRequest, GenerateResult];
+  /** Ends a streaming generation after the token being sampled (the reply holds the text so far). */
+  stopGenerate: [Record<string, never>, void];
   classify: [{ text: string }, ClassifyResult];
   tag: [{ text: string }, TagResult];
   exportAdapter: [Record<string, never>, AdapterPayload];
   /** labels: class names in label-id order, for a classification head (else LABEL_0, LABEL_1...). */
   importAdapter: [AdapterPayload & { source: string; labels?: string[] }, AdapterSummary];
   dropAdapter: [Record<string, never>, void];
+  /**
+   * PEFT's add_weighted_adapter over saved LoRA adapters' files: a new adapter's files (nothing is
+   * loaded; importAdapter opens the result). Incompatible adapters fail with AdapterCombineError.
+   */
+  combineAdapters: [CombineRequest, AdapterPayload & { r: number }];
   /** A PEFT adapter repo's adapter_config.json and adapter_model.safetensors from the Hub or a mirror. */
   fetchHubAdapter: [{ repoId: string; endpoint: string }, AdapterPayload];
   /** The active adapter (or the base) on a task's held-out split, as a run scores it before and after. */
@@ -212,6 +247,8 @@ export interface LabEvents {
    * state at `fromStep` (train/device-loss.ts); `message` says so for a person.
    */
   deviceLost: { message: string; backend: BackendInfo; fromStep: number };
+  /** One piece of a streaming generation's text, in order; `stream` is the request's label. */
+  token: { stream: string; piece: string };
   download: { file: string; loaded: number; total: number };
   status: {
     phase: 'loading' | 'tokenizing' | 'evaluating' | 'training' | 'paused' | 'idle';

@@ -8,7 +8,8 @@
  */
 import type { LaneMethod } from '../peft/method-config';
 import * as tf from '@tensorflow/tfjs';
-import { BusyError, CancelledError, NotReadyError, SettingsError } from '../errors';
+import { AdapterMismatchError, BusyError, CancelledError, NotReadyError, SettingsError } from '../errors';
+import { loadAdapterAndMethod } from '../io/peft-format';
 import type { DecoderModel } from '../model/decoder';
 import { countParameters } from '../model/family';
 import { AdapterSet } from '../peft/adapter-set';
@@ -71,6 +72,11 @@ export interface LaneState {
   /** Parameters of the adapted model (base + adapter parameters outside the base + head). */
   totalParams: number;
   status: LaneStatus;
+  /**
+   * 'opened': a saved adapter (one opened from PEFT, or trained earlier) that joined as an evaluated
+   * lane: scored on the race's held-out data, never trained here (no steps, no optimizer).
+   */
+  origin?: 'opened';
   error?: string;
   /** Steps skipped because the loss or a gradient was not finite (each halved the lane's rate). */
   skippedSteps?: number;
@@ -107,7 +113,18 @@ interface Lane {
   state: LaneState;
   method: PeftMethod<PeftConfigBase>;
   adapter: Adapter;
-  trainer: Trainer;
+  /** Null for an opened lane, which is only evaluated. */
+  trainer: Trainer | null;
+}
+
+/** A saved adapter's PEFT files, to join a race as an evaluated lane (Race.addOpenedLane). */
+export interface OpenedLaneSpec {
+  /** Shown name (the saved adapter's). */
+  name: string;
+  /** adapter_config.json text. */
+  config: string;
+  /** adapter_model.safetensors bytes. */
+  weights: Uint8Array;
 }
 
 export class Race {
@@ -193,7 +210,8 @@ export class Race {
 
   /** Every lane's state and trainer, for writing checkpoints between rounds (engine/compare-engine.ts). */
   lanesWithTrainers(): { state: LaneState; trainer: Trainer }[] {
-    return this.lanes.map((l) => ({ state: l.state, trainer: l.trainer }));
+    // An opened lane has no trainer and nothing to keep: it is added only once a race has finished.
+    return this.lanes.flatMap((l) => (l.trainer ? [{ state: l.state, trainer: l.trainer }] : []));
   }
 
   /**
@@ -218,6 +236,73 @@ export class Race {
     if (error !== undefined) st.error = error;
     if (skippedSteps !== undefined) st.skippedSteps = skippedSteps;
     this.hooks.onLane?.(st);
+  }
+
+  /**
+   * A saved adapter joins as an evaluated lane: loaded onto the model with every check an opened
+   * adapter gets (peft_type, task_type and head, target modules, shapes), refused unless it answers
+   * this race's task (its task type, and a head with the task's number of classes), then scored on
+   * the race's held-out data when the race runs, as the trained lanes are at their end. It never
+   * trains: the race's equal budget is of steps taken here, and its own training happened
+   * elsewhere, so training it on would mix two budgets (and change a person's adapter).
+   */
+  addOpenedLane(spec: OpenedLaneSpec): LaneState {
+    if (this.running) throw new BusyError('the race is running: add an adapter when it has finished');
+    const s = this.settings;
+    const id = `lane-${this.nextId++}`;
+    const info = this.data.info;
+    let method: PeftMethod<PeftConfigBase> | null = null;
+    const adapter = this.adapters.add(id, () => {
+      const loaded = loadAdapterAndMethod(
+        this.model,
+        { config: spec.config, weights: spec.weights },
+        spec.name,
+      );
+      method = loaded.method;
+      const a = loaded.adapter;
+      const problem =
+        a.config.taskType !== info.taskType
+          ? `${spec.name} is a ${a.config.taskType} adapter and the race's task ${info.title} is ${info.taskType}: add it to a ${a.config.taskType} race`
+          : info.taskType !== 'CAUSAL_LM' && a.head?.numLabels !== info.labels.length
+            ? `${spec.name}'s head has ${a.head?.numLabels ?? 0} classes and ${info.title} has ${info.labels.length}: add it to a race on a task with ${a.head?.numLabels ?? 0} classes`
+            : null;
+      if (problem) {
+        a.dispose();
+        throw new AdapterMismatchError(problem, info.taskType !== a.config.taskType ? 'task-type' : 'head');
+      }
+      return a;
+    });
+    const m = method as PeftMethod<PeftConfigBase> | null;
+    if (!m) throw new NotReadyError(`${spec.name} did not load`);
+    const trainable = countTrainable(adapter);
+    const state: LaneState = {
+      id,
+      name: spec.name,
+      method: m.cliName,
+      peftType: m.peftType,
+      config: adapter.config,
+      lr: 0,
+      trainableParams: trainable,
+      totalParams: countParameters(this.model.config) + (m.kind === 'full' ? headParams(adapter) : trainable),
+      status: 'ready',
+      origin: 'opened',
+      steps: [],
+      evals: [],
+      trainMs: 0,
+      tokens: 0,
+      ledger: {
+        // What training it would take, for comparison; nothing trains, so nothing is measured.
+        predicted: predictLedger(this.model.config, adapter, m.kind, {
+          batchSize: s.batchSize,
+          seqLen: s.seqLen,
+          taskType: info.taskType,
+        }),
+        measured: null,
+      },
+    };
+    this.lanes.push({ state, method: m, adapter, trainer: null });
+    this.hooks.onLane?.(state);
+    return state;
   }
 
   /** Checks a lane's method and config against the model and task (no tensors): refused here as addLane would. */
@@ -256,6 +341,7 @@ export class Race {
     return (
       l.state.status === 'failed' ||
       l.state.status === 'stopped' ||
+      l.trainer === null ||
       l.trainer.step >= s.steps ||
       (s.timeBudgetMs !== undefined && l.state.trainMs >= s.timeBudgetMs)
     );
@@ -268,12 +354,13 @@ export class Race {
       batchSize: s.batchSize,
       seqLen: s.seqLen,
     });
-    const point: EvalPoint = { step: l.trainer.step, ...score };
+    const point: EvalPoint = { step: l.trainer?.step ?? 0, ...score };
     l.state.evals.push(point);
     this.hooks.onEval?.(l.state, point);
   }
 
   private async step(l: Lane): Promise<void> {
+    if (!l.trainer) return; // an opened lane has no steps
     this.adapters.use(l.state.id);
     // Memory is measured on the second step: the optimizer state exists from the first one.
     const measure = l.trainer.step === 1 && l.state.ledger.measured === null;
@@ -281,8 +368,9 @@ export class Race {
     let st: Awaited<ReturnType<Trainer['trainStep']>>;
     if (measure) {
       let got: typeof st | undefined;
+      const trainer = l.trainer;
       const prof = await tf.profile(async () => {
-        got = await l.trainer.trainStep();
+        got = await trainer.trainStep();
       });
       st = got!;
       l.state.ledger.measured = measureLedger(this.model, l.adapter, l.trainer, l.method.kind, {
@@ -310,7 +398,7 @@ export class Race {
 
   private async finish(l: Lane, status: LaneStatus, error?: string): Promise<void> {
     if (status === 'done' || status === 'stopped') {
-      if (l.state.evals.at(-1)?.step !== l.trainer.step) await this.evaluate(l);
+      if (l.state.evals.at(-1)?.step !== (l.trainer?.step ?? 0)) await this.evaluate(l);
     }
     l.state.status = status;
     if (error !== undefined) l.state.error = error;
@@ -331,10 +419,11 @@ export class Race {
       for (const l of todo) {
         if (l.state.status === 'training') continue;
         await this.evaluate(l);
-        l.state.status = 'training';
+        // An opened lane is scored once and is done: it takes no steps.
+        l.state.status = l.trainer ? 'training' : 'done';
         this.hooks.onLane?.(l.state);
       }
-      let active = todo;
+      let active = todo.filter((l) => l.trainer !== null);
       while (active.length > 0) {
         for (const l of active) {
           await control.checkpoint?.();
@@ -343,7 +432,7 @@ export class Race {
             await this.step(l);
           } catch (e) {
             if (e instanceof CancelledError) throw e;
-            if (l.trainer.skippedSteps > 0) l.state.skippedSteps = l.trainer.skippedSteps;
+            if (l.trainer && l.trainer.skippedSteps > 0) l.state.skippedSteps = l.trainer.skippedSteps;
             const err = outOfMemoryAdvice(e, `the ${l.state.name} lane`, {
               batchSize: this.settings.batchSize,
               seqLen: this.settings.seqLen,
@@ -371,7 +460,7 @@ export class Race {
 
   /** Frees every lane's adapter, optimizer state and head; the base model is the caller's. */
   dispose(): void {
-    for (const l of this.lanes) l.trainer.dispose();
+    for (const l of this.lanes) l.trainer?.dispose();
     this.adapters.dispose();
     this.lanes.length = 0;
   }

@@ -32,6 +32,8 @@ export interface ResultRow {
   /** First evaluated step at which the metric reached the race's target; null if it never did. */
   stepsToTarget: number | null;
   status: string;
+  /** An opened adapter, evaluated only (never trained in the race): no time or memory of its own. */
+  evaluatedOnly?: boolean;
 }
 
 export interface RaceResults {
@@ -97,6 +99,7 @@ export function resultRows(metric: TaskMetric, lanes: readonly LaneState[], targ
       metric: last?.metric ?? NaN,
       stepsToTarget: hit ? hit.step : null,
       status: l.status,
+      ...(l.origin === 'opened' ? { evaluatedOnly: true } : {}),
     };
   });
 }
@@ -155,8 +158,10 @@ export function verdicts(metric: TaskMetric, rows: ResultRow[], target: number):
     );
   }
   const smallest = pick(done, (r) => r.trainableParams, true)!;
-  const lightest = pick(done, (r) => r.peakBytes, true)!;
-  const quickest = pick(done, (r) => r.msPerStep, true)!;
+  // An opened lane's memory is only predicted and it took no steps: time and memory are the trained lanes'.
+  const trained = done.filter((r) => !r.evaluatedOnly);
+  const lightest = pick(trained.length ? trained : done, (r) => r.peakBytes, true)!;
+  const quickest = pick(trained.length ? trained : done, (r) => r.msPerStep, true)!;
   if (done.length > 1) {
     out.push(
       `${smallest.name} trained the fewest parameters (${smallest.trainableParams.toLocaleString('en-US')}); ` +
@@ -170,6 +175,10 @@ export function verdicts(metric: TaskMetric, rows: ResultRow[], target: number):
     }
   }
   for (const r of rows.filter((x) => x.status === 'failed')) out.push(`${r.name} failed.`);
+  for (const r of done.filter((x) => x.evaluatedOnly))
+    out.push(
+      `${r.name} was opened, not trained here: it is evaluated on the same held-out data, as trained elsewhere.`,
+    );
   return out;
 }
 

@@ -19,36 +19,17 @@
  * PEFT's dare draws its masks with torch's RNG; ours come from our seeded PRNG, so a dare result
  * has PEFT's distribution, not its numbers.
  */
-import { PeftConfigError } from '../../errors';
+import { AdapterCombineError, PeftConfigError } from '../../errors';
 import { Rng } from '../../util/rng';
 import type { StateDict } from '../state';
 import type { LoraConfig } from './config';
 import { mat, topSvd } from './linalg';
 import { loraScaling } from './lora';
+import { COMBINATION_TYPES } from './combine-types';
+import type { CombinationType, CombineOptions } from './combine-types';
 
-export const COMBINATION_TYPES = [
-  'linear',
-  'cat',
-  'svd',
-  'ties',
-  'dare_linear',
-  'dare_ties',
-  'magnitude_prune',
-] as const;
-export type CombinationType = (typeof COMBINATION_TYPES)[number];
-
-export interface CombineOptions {
-  /** The fraction of each tensor's entries kept by ties / dare / magnitude_prune, in [0, 1]. */
-  density?: number;
-  /** How ties / dare_ties elect each entry's sign: by the sum ("total") or by count ("frequency"). */
-  majoritySignMethod?: 'total' | 'frequency';
-  /** Rank of the svd result (default: the largest input rank). */
-  svdRank?: number;
-  /** Quantile in (0, 1] at which the svd result's entries are clamped (default: none). */
-  svdClamp?: number | null;
-  /** Seed of dare's random masks. */
-  seed?: number;
-}
+export { COMBINATION_TYPES };
+export type { CombinationType, CombineOptions };
 
 /** Types that merge A's and B's entry by entry with PEFT's merge_utils (equal ranks). */
 const ENTRYWISE = new Set<CombinationType>(['linear', 'ties', 'dare_linear', 'dare_ties', 'magnitude_prune']);
@@ -164,10 +145,19 @@ export function addWeightedAdapter(
     .map((k) => k.slice(0, -A_SUFFIX.length));
   adapters.forEach((a, i) => {
     if (a.config.peftType !== 'LORA')
-      throw new PeftConfigError(`adapter ${i + 1} is ${a.config.peftType}: only LoRA adapters combine`);
+      throw new AdapterCombineError(
+        `adapter ${i + 1} is ${a.config.peftType}: only LoRA adapters combine`,
+        'method',
+      );
+    if (a.config.useDora)
+      throw new AdapterCombineError(
+        `adapter ${i + 1} is DoRA: its magnitude vectors have no weighted combination here; combine plain LoRA adapters`,
+        'method',
+      );
     if (a.config.taskType !== 'CAUSAL_LM' || a.config.bias !== 'none') {
-      throw new PeftConfigError(
+      throw new AdapterCombineError(
         `adapter ${i + 1} carries a head or biases: only plain CAUSAL_LM LoRA adapters combine`,
+        'task',
       );
     }
     const mine = [...a.state.keys()]
@@ -175,8 +165,9 @@ export function addWeightedAdapter(
       .map((k) => k.slice(0, -A_SUFFIX.length));
     const missing = modules.filter((m) => !mine.includes(m));
     if (missing.length || mine.length !== modules.length) {
-      throw new PeftConfigError(
+      throw new AdapterCombineError(
         `adapter ${i + 1} targets other layers than adapter 1 (${missing[0] ?? mine.find((m) => !modules.includes(m))}): combine adapters with the same targetModules`,
+        'targets',
       );
     }
   });
@@ -184,8 +175,9 @@ export function addWeightedAdapter(
   // PEFT: one adapter is always combined linearly.
   const kind: CombinationType = adapters.length === 1 ? 'linear' : type;
   if (ENTRYWISE.has(kind) && new Set(ranks).size !== 1) {
-    throw new PeftConfigError(
+    throw new AdapterCombineError(
       `${kind} combination needs equal ranks, got r = ${ranks.join(', ')}: use "cat" or "svd"`,
+      'rank',
     );
   }
   const r =
