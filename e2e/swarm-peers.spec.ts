@@ -1,7 +1,8 @@
 /**
  * The swarm's two other kinds of peers, from the Swarm screen: a second page of the app (a tab in the
- * same browser context) hosting blocks for the first page's swarm, and a `peft-lab swarm serve`
- * process started here, added by its ws:// address and token.
+ * same browser context) hosting blocks for the first page's swarm, and `peft-lab swarm serve`
+ * processes started here, added by their ws:// address and token. Through each kind the screen both
+ * generates and trains, with the tokens and the losses of the same run done locally.
  */
 import { expect, test } from '@playwright/test';
 import type { Page } from '@playwright/test';
@@ -25,7 +26,7 @@ async function generate(page: Page, tokens: number): Promise<void> {
   await page.getByTestId('swarm-generate').click();
 }
 
-test('a second page as a tab peer: generation through it equals local, and closing it is survived', async ({
+test('a second page as a tab peer: generation and prompt tuning through it equal local, and closing it is survived', async ({
   context,
 }) => {
   test.setTimeout(300_000);
@@ -135,7 +136,7 @@ function serve(args: string[], started: ChildProcess[]): Promise<{ url: string; 
   });
 }
 
-test('a swarm serve process added by its address and token: shown in the chain, same tokens', async ({
+test('swarm serve processes added by address and token: same tokens, and LoRA through them survives one killed mid-training with the local losses', async ({
   page,
 }) => {
   test.setTimeout(300_000);
