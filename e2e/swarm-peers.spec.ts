@@ -1,7 +1,8 @@
 /**
  * The swarm's two other kinds of peers, from the Swarm screen: a second page of the app (a tab in the
- * same browser context) hosting blocks for the first page's swarm, and a `peft-lab swarm serve`
- * process started here, added by its ws:// address and token.
+ * same browser context) hosting blocks for the first page's swarm, and `peft-lab swarm serve`
+ * processes started here, added by their ws:// address and token. Through each kind the screen both
+ * generates and trains, with the tokens and the losses of the same run done locally.
  */
 import { expect, test } from '@playwright/test';
 import type { Page } from '@playwright/test';
@@ -25,9 +26,10 @@ async function generate(page: Page, tokens: number): Promise<void> {
   await page.getByTestId('swarm-generate').click();
 }
 
-test('a second page as a tab peer: generation through it equals local, and closing it is survived', async ({
+test('a second page as a tab peer: generation and prompt tuning through it equal local, and closing it is survived', async ({
   context,
 }) => {
+  test.setTimeout(300_000);
   const errors: string[] = [];
   const a = await context.newPage();
   const b = await context.newPage();
@@ -56,6 +58,22 @@ test('a second page as a tab peer: generation through it equals local, and closi
     tabPeer,
   ]);
   await a.screenshot({ path: `${SHOTS}/swarm-tab-peer.png`, fullPage: true });
+
+  // Prompt tuning through the other tab alone: the same losses as the same run (same seed) in page
+  // A's worker, every step's activations and their gradients through page B's blocks.
+  await a.getByTestId('swarm-method').selectOption('prompt-tuning');
+  await a.getByTestId('swarm-steps').fill('4');
+  await a.getByTestId('swarm-train').click();
+  await expect(a.getByTestId('swarm-train-verdict')).toBeVisible({ timeout: 120_000 });
+  await expect(a.getByTestId('swarm-loss-chart')).toHaveAttribute('data-points', '4,4');
+  await expect(a.getByTestId('swarm-train-verdict')).not.toContainText('failure');
+  const tabDiff = Number(await a.getByTestId('swarm-train-verdict').getAttribute('data-max-diff'));
+  expect(tabDiff).toBeGreaterThanOrEqual(0);
+  expect(tabDiff).toBeLessThan(1e-5);
+  expect(await a.getByTestId('hop').evaluateAll((r) => r.map((x) => x.getAttribute('data-peer')))).toEqual([
+    tabPeer,
+  ]);
+  await a.screenshot({ path: `${SHOTS}/swarm-tab-trained.png`, fullPage: true });
 
   // Again on a slow network, with a worker of page A joining mid-generation; then page B closes:
   // the client routes around the dead tab to the new worker and replays, with the same tokens.
@@ -118,9 +136,10 @@ function serve(args: string[], started: ChildProcess[]): Promise<{ url: string; 
   });
 }
 
-test('a swarm serve process added by its address and token: shown in the chain, same tokens', async ({
+test('swarm serve processes added by address and token: same tokens, and LoRA through them survives one killed mid-training with the local losses', async ({
   page,
 }) => {
+  test.setTimeout(300_000);
   const started: ChildProcess[] = [];
   try {
     const errors: string[] = [];
@@ -160,10 +179,70 @@ test('a swarm serve process added by its address and token: shown in the chain, 
     await expect(page.locator('[data-testid="hop"][data-peer="lan-a"]')).toContainText(/\d+\.\d (KiB|MiB)/);
     await page.screenshot({ path: `${SHOTS}/swarm-serve-peer.png`, fullPage: true });
 
-    // The process stops: the screen shows the peer dead.
-    started[0]!.kill('SIGTERM');
-    await expect(row).toHaveAttribute('data-alive', 'false', { timeout: 30_000 });
-    await expect(page.getByTestId('log-line').filter({ hasText: 'peer lan-a [1:3] is gone' })).toHaveCount(1);
+    // A second process serving the same blocks, then LoRA through the serve peers (the adapter stays
+    // in this tab and travels with each request). On 60 ms links a step takes a visible while: once
+    // the swarm's first step is in, the process in the chain is killed mid-run; the step is retried
+    // through the other one and every loss still equals the same run's (same seed) in the worker.
+    const second = serve(
+      ['--blocks', '1:3', '--port', '0', '--token', 'e2e-token', '--peer-id', 'lan-b'],
+      started,
+    );
+    await page.getByTestId('remote-url').fill((await second).url);
+    await page.getByTestId('add-remote').click();
+    await expect(row).toHaveCount(2, { timeout: 30_000 });
+    await page.getByTestId('link-latency').fill('60');
+    await page.getByTestId('link-latency').dispatchEvent('change');
+    await expect(page.getByText('Latency 60 ms')).toBeVisible();
+    await page.getByTestId('swarm-method').selectOption('lora');
+    await page.getByTestId('swarm-steps').fill('6');
+    await page.getByTestId('swarm-train').click();
+    const chart = page.getByTestId('swarm-loss-chart');
+    // data-points: the swarm's steps, then the local run's (which runs first).
+    await expect
+      .poll(async () => Number((await chart.getAttribute('data-points'))?.split(',')[0] ?? 0), {
+        timeout: 120_000,
+        intervals: [50],
+      })
+      .toBeGreaterThanOrEqual(1);
+    const inChain = await page
+      .getByTestId('hop')
+      .evaluateAll((r) => r.map((x) => x.getAttribute('data-peer')).filter((p) => p?.startsWith('lan-')));
+    expect(inChain).toHaveLength(1);
+    const victim = inChain[0]!;
+    expect((await chart.getAttribute('data-points'))?.split(',')[0]).not.toBe('6');
+    started[victim === 'lan-a' ? 0 : 1]!.kill('SIGKILL');
+    await expect(page.locator(`[data-testid="peer-row"][data-peer="${victim}"]`)).toHaveAttribute(
+      'data-alive',
+      'false',
+      { timeout: 30_000 },
+    );
+    const verdict = page.getByTestId('swarm-train-verdict');
+    await expect(verdict).toBeVisible({ timeout: 180_000 });
+    await expect(chart).toHaveAttribute('data-points', '6,6');
+    await expect(verdict).toContainText(/; \d+ peer failure\(s\) survived/);
+    const loraDiff = Number(await verdict.getAttribute('data-max-diff'));
+    expect(loraDiff).toBeGreaterThanOrEqual(0);
+    expect(loraDiff).toBeLessThan(1e-5);
+    const survivor = victim === 'lan-a' ? 'lan-b' : 'lan-a';
+    expect(
+      await page.getByTestId('hop').evaluateAll((r) => r.map((x) => x.getAttribute('data-peer'))),
+    ).toEqual(['w1', survivor]);
+    await expect(
+      page.getByTestId('log-line').filter({ hasText: `peer ${victim} [1:3] is gone` }),
+    ).toHaveCount(1);
+    await expect(page.locator('[data-testid="log-line"][data-level="failure"]').first()).toBeVisible();
+    await page.screenshot({ path: `${SHOTS}/swarm-serve-trained.png`, fullPage: true });
+
+    // The other process stops too: the screen shows it dead.
+    started[survivor === 'lan-a' ? 0 : 1]!.kill('SIGTERM');
+    await expect(page.locator(`[data-testid="peer-row"][data-peer="${survivor}"]`)).toHaveAttribute(
+      'data-alive',
+      'false',
+      { timeout: 30_000 },
+    );
+    await expect(
+      page.getByTestId('log-line').filter({ hasText: `peer ${survivor} [1:3] is gone` }),
+    ).toHaveCount(1);
     expect(errors).toEqual([]);
   } finally {
     for (const c of started) c.kill('SIGKILL');
