@@ -17,6 +17,7 @@ import type {
   TabOffer,
 } from '../lib/protocol/swarm-protocol';
 import { SwarmPeerError } from '../lib/errors';
+import { methodInfo } from '../lib/peft/catalog';
 import type { BlockWorker } from './swarm-client';
 import { connectTabBroker, postToBroker, startBlockWorker, SwarmWorker } from './swarm-client';
 
@@ -252,7 +253,8 @@ export class SwarmState {
       this.trainResult = await this.need().request('train', {
         method,
         steps,
-        lr: 0.05,
+        // Each method's own default rate (as the Lab starts with): one rate for all made LoRA diverge.
+        lr: methodInfo(method).defaultLr,
         batchSize: 2,
         seqLen: 16,
         seed: 1,
