@@ -140,8 +140,12 @@ describe('LabEngine (in-process, the worker runs the same class)', () => {
     // A file that does not load leaves the active adapter as it was.
     await engine.useAdapter({ name: 'trained' });
     await expect(
-      engine.importAdapter({ config: '{"peft_type": "BOFT"}', weights: prefixFiles.weights, source: 'bad' }),
-    ).rejects.toThrow(/BOFT/);
+      engine.importAdapter({
+        config: '{"peft_type": "FOURIERFT"}',
+        weights: prefixFiles.weights,
+        source: 'bad',
+      }),
+    ).rejects.toThrow(/FOURIERFT/);
     await expect(
       engine.importAdapter({ config: 'not json', weights: prefixFiles.weights, source: 'bad' }),
     ).rejects.toThrow(AdapterError);
