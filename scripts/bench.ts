@@ -1,8 +1,13 @@
 /**
  * `npm run bench`: training and inference speed of our engine against @genai-fi/nanogpt, both on
- * tfjs wasm in this Node process, on models of the same shape, and against HF PEFT (torch +
- * transformers + peft on one thread, in a Python child process, on the same model folder: see
- * bench/peft.ts). Prints one table from one run.
+ * tfjs wasm on models of the same shape, and against HF PEFT (torch + transformers + peft on one
+ * thread, on the same model folder: see bench/peft.ts). Prints one table from one run.
+ *
+ * Each engine runs in a child process of its own (ours and nanogpt in Node, bench/engine-worker.ts;
+ * PEFT in Python), as it would for its users, and times its runs there in its own CPU time. With
+ * nanogpt imported into our process its import re-registers all of tfjs-core's gradients from its
+ * bundled copy and adds 19 wasm kernels, and its steps grow the wasm heap and leave garbage for V8:
+ * one engine's state must not be charged to another (bench/nanogpt-effect.ts measures that case).
  *
  *   --batch N (8)  --seq N (128)  --steps N (5 timed runs, after --warmup N (2) untimed ones)
  *   --model DIR (public/models/peftlab-s; a random model of its shape when absent)
@@ -24,7 +29,6 @@ import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { initNodeBackend } from '../src/lib/backend/node';
-import { randomLmBatch } from '../src/lib/data/lm-data';
 import { countParameters } from '../src/lib/model/config';
 import { Rng } from '../src/lib/util/rng';
 import type { Gpt2SmallReport } from './bench/gpt2-small';
@@ -33,9 +37,11 @@ import type { SmolLm2Report } from './bench/smollm2';
 import { runSmolLm2, smolLm2Text } from './bench/smollm2';
 import type { Job, JobResult, Timing } from './bench/measure';
 import { errorMessage, runInterleaved } from './bench/measure';
-import type { NanoSetup } from './bench/nanogpt';
-import { nanoConfig, nanoJobs, setupNanogpt } from './bench/nanogpt';
-import { chooseModel, ourJobs } from './bench/ours';
+import type { EngineChild } from './bench/engine-child';
+import { startEngine } from './bench/engine-child';
+import type { NanoConfig } from './bench/nanogpt';
+import { nanoConfig } from './bench/nanogpt';
+import { chooseModel } from './bench/ours';
 import type { PeftInfo } from './bench/peft';
 import { setupPeft } from './bench/peft';
 import type { Ratio } from './bench/report';
@@ -100,22 +106,26 @@ const tokens = new Int32Array(Math.max(1 << 16, 4 * shape.batch * shape.seq));
 for (let i = 0; i < tokens.length; i++) tokens[i] = rng.int(c.vocabSize);
 const dataNote = `random token ids (uniform over the ${c.vocabSize}-token vocab, ${tokens.length} ids, seeded); speed does not depend on the ids`;
 
-// nanogpt first: its import and model must exist before the interleaved rounds start.
-let setup: NanoSetup | null = null;
+const childOptions = {
+  modelDir: choice.dir ?? modelDir,
+  explicit: flags.model !== undefined,
+  batch: shape.batch,
+  seq: shape.seq,
+  steps: shape.warmup + shape.iters,
+  tokens,
+};
+const oursChild = await startEngine('ours', 'PEFT Lab', childOptions);
+if ('error' in oursChild)
+  throw new Error(`our engine did not start in its child process: ${oursChild.error}`);
+let nano: EngineChild | null = null;
 let nanoError: string | null = flags['no-nanogpt'] ? 'skipped (--no-nanogpt)' : null;
-let nano: ReturnType<typeof nanoJobs> | null = null;
-const nanoCfg = nanoConfig(c);
+const nanoCfg: NanoConfig = nanoConfig(c);
 if (!nanoError) {
-  try {
-    setup = await setupNanogpt();
-    const batchRng = new Rng(99);
-    nano = nanoJobs(setup, nanoCfg, tokens, shape, () =>
-      randomLmBatch(tokens, shape.batch, shape.seq, batchRng),
-    );
-  } catch (e) {
-    nanoError = errorMessage(e);
-  }
+  const r = await startEngine('nanogpt', 'nanogpt', childOptions);
+  if ('error' in r) nanoError = r.error;
+  else nano = r;
 }
+const nanoFacts = nano?.facts as { version: string; shims: string[]; params: number } | undefined;
 let peft: { jobs: Job[]; info: PeftInfo } | null = null;
 let peftError: string | null = flags['no-peft'] ? 'skipped (--no-peft)' : null;
 if (!peftError) {
@@ -126,7 +136,7 @@ if (!peftError) {
     else peft = r;
   }
 }
-const ours = ourJobs(choice, tokens, shape, shape.warmup + shape.iters);
+const ours = oursChild.jobs;
 // Side by side: our forward, nanogpt's, PEFT's, our LoRA step, theirs, ..., our full step, theirs.
 const jobs: Job[] = [];
 for (let i = 0; i < ours.length; i++) {
@@ -134,8 +144,15 @@ for (let i = 0; i < ours.length; i++) {
   if (nano) jobs.push(nano.jobs[i]!);
   if (peft) jobs.push(peft.jobs[i]!);
 }
-const { results, tensors } = await runInterleaved(jobs, shape.warmup, shape.iters);
+const engines = [oursChild, ...(nano ? [nano] : [])];
+const { results, tensors } = await runInterleaved(jobs, shape.warmup, shape.iters, {
+  // Both Node engines' live tensors: a leak in either shows.
+  countTensors: async () =>
+    (await Promise.all(engines.map((e) => e.numTensors()))).reduce((a, b) => a + b, 0),
+  afterRuns: async () => void (await Promise.all(engines.map((e) => e.trained()))),
+});
 for (const j of jobs) j.dispose();
+await Promise.all(engines.map((e) => e.close()));
 const totalS = (performance.now() - t0) / 1000;
 
 // ---- report ----
@@ -164,12 +181,12 @@ const header = [
   `shape     GPT-2, vocab ${c.vocabSize}, ${c.nLayer} layers, ${c.nEmbd} wide, ${c.nHead} heads, MLP ${c.nInner}, n_positions ${c.nPositions}; ${fmt(countParameters(c))} params`,
   `batch     ${shape.batch} x ${shape.seq} = ${tokPerStep} tokens per forward / step`,
   `timing    ${shape.warmup} warm-up + ${shape.iters} timed rounds, the ${jobs.length} measurements interleaved; median shown; each run ends in a read-back`,
-  `          tokens/s from wall time; cpu ms = the engine's process's CPU time per run (robust to other processes; HF PEFT's timed in its child)`,
+  `          each engine in a child process of its own, timing its runs there; tokens/s from wall time; cpu ms = that process's CPU time per run (robust to other processes)`,
   `data      ${dataNote}`,
 ];
-if (setup && nano) {
+if (nanoFacts) {
   header.push(
-    `nanogpt   @genai-fi/nanogpt ${setup.version}, NanoGPTV1 {vocab ${nanoCfg.vocabSize}, blockSize ${nanoCfg.blockSize}, ${nanoCfg.nLayer} layers, nEmbed ${nanoCfg.nEmbed}, ${nanoCfg.nHead} heads, mlpFactor ${nanoCfg.mlpFactor}, learned positions}; ${fmt(nano.params)} params (RMSNorm, no biases)`,
+    `nanogpt   @genai-fi/nanogpt ${nanoFacts.version}, NanoGPTV1 {vocab ${nanoCfg.vocabSize}, blockSize ${nanoCfg.blockSize}, ${nanoCfg.nLayer} layers, nEmbed ${nanoCfg.nEmbed}, ${nanoCfg.nHead} heads, mlpFactor ${nanoCfg.mlpFactor}, learned positions}; ${fmt(nanoFacts.params)} params (RMSNorm, no biases)`,
   );
 }
 
@@ -204,12 +221,16 @@ if (tensors.afterTimed !== tensors.afterWarmup) {
   notes.push(
     `LEAK: ${tensors.afterTimed - tensors.afterWarmup} tensors more after the ${shape.iters} timed rounds than after warm-up`,
   );
-} else notes.push(`no tensor leak: ${tensors.afterTimed} tensors after warm-up and after the timed rounds`);
-if (setup && nano) {
+} else {
+  notes.push(
+    `no tensor leak: ${tensors.afterTimed} tensors (the engines' processes together) after warm-up and after the timed rounds`,
+  );
+}
+if (nanoFacts) {
   notes.push(
     'nanogpt runs on wasm in Node only with these shims (it computes the same; none of its files is edited):',
   );
-  for (const s of setup.shims) notes.push(`  - ${s}`);
+  for (const s of nanoFacts.shims) notes.push(`  - ${s}`);
   notes.push(
     '  its step takes gradients of every trainable tfjs variable: in LoRA mode its position table (a tfjs-layers Embedding outside its WeightStore) trains too, hence its LoRA count',
   );
@@ -278,10 +299,9 @@ if (flags.json) {
       timedRounds: shape.iters,
     },
     data: dataNote,
-    nanogpt:
-      setup && nano
-        ? { version: setup.version, config: nanoCfg, params: nano.params, shims: setup.shims }
-        : { error: nanoError },
+    nanogpt: nanoFacts
+      ? { version: nanoFacts.version, config: nanoCfg, params: nanoFacts.params, shims: nanoFacts.shims }
+      : { error: nanoError },
     peft: peft ? peft.info : { error: peftError },
     results: rows,
     ratios: Object.fromEntries(

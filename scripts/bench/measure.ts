@@ -79,13 +79,20 @@ export async function runInterleaved(
   jobs: Job[],
   warmup: number,
   iters: number,
+  hooks: {
+    /** Live tensors wherever the jobs run (their child processes); this process's by default. */
+    countTensors?: () => Promise<number>;
+    /** After the last round, before trainedParams() is read (a child is asked for its counts). */
+    afterRuns?: () => Promise<void>;
+  } = {},
 ): Promise<{ results: JobResult[]; tensors: { afterWarmup: number; afterTimed: number } }> {
-  let afterWarmup = tf.memory().numTensors;
+  const countTensors = hooks.countTensors ?? (() => Promise.resolve(tf.memory().numTensors));
+  let afterWarmup = await countTensors();
   const failed = new Map<Job, string>();
   const wall = new Map<Job, number[]>(jobs.map((j) => [j, []]));
   const cpu = new Map<Job, number[]>(jobs.map((j) => [j, []]));
   for (let round = 0; round < warmup + iters; round++) {
-    if (round === warmup) afterWarmup = tf.memory().numTensors;
+    if (round === warmup) afterWarmup = await countTensors();
     for (const job of jobs) {
       if (failed.has(job)) continue;
       try {
@@ -105,7 +112,8 @@ export async function runInterleaved(
       }
     }
   }
-  const afterTimed = tf.memory().numTensors;
+  const afterTimed = await countTensors();
+  await hooks.afterRuns?.();
   const results = jobs.map((job): JobResult => {
     const base = { engine: job.engine, what: job.what };
     const reason = failed.get(job);

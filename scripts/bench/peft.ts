@@ -7,12 +7,10 @@
  * `npm run setup:python`). When neither exists or it lacks torch, transformers or peft, the rows
  * are skipped with a message saying how to get one.
  */
-import { spawn } from 'node:child_process';
-import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { JsonLineChild } from './child';
 import type { Job, SelfTimed } from './measure';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -43,65 +41,6 @@ export function findPython(): { python: string } | { error: string } {
   return { error: `no Python with torch, transformers and peft found; ${SETUP_HINT}` };
 }
 
-type Reply = { ok: true; [k: string]: unknown } | { ok: false; error: string; trace?: string };
-
-/** One request at a time: each reply answers the request before it. */
-class Child {
-  private readonly proc: ChildProcessWithoutNullStreams;
-  private readonly waiting: ((r: Reply) => void)[] = [];
-  private stderrTail = '';
-  private exited: string | null = null;
-
-  constructor(python: string) {
-    this.proc = spawn(python, [WORKER], {
-      env: {
-        ...process.env,
-        OMP_NUM_THREADS: '1',
-        MKL_NUM_THREADS: '1',
-        OPENBLAS_NUM_THREADS: '1',
-        HF_HUB_OFFLINE: '1',
-        TRANSFORMERS_VERBOSITY: 'error',
-        TQDM_DISABLE: '1',
-        PYTHONUNBUFFERED: '1',
-      },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    createInterface({ input: this.proc.stdout }).on('line', (line) => {
-      const next = this.waiting.shift();
-      if (!next) return;
-      try {
-        next(JSON.parse(line) as Reply);
-      } catch {
-        next({ ok: false, error: `unreadable reply from Python: ${line.slice(0, 200)}` });
-      }
-    });
-    this.proc.stderr.on('data', (d: Buffer) => {
-      this.stderrTail = (this.stderrTail + d.toString()).slice(-2000);
-    });
-    const fail = (why: string): void => {
-      this.exited = why;
-      for (const w of this.waiting.splice(0)) w({ ok: false, error: why });
-    };
-    this.proc.on('error', (e) => fail(`could not start ${python}: ${e.message}`));
-    this.proc.on('exit', (code) =>
-      fail(`Python exited (code ${code}): ${this.stderrTail.trim().split('\n').slice(-3).join(' | ')}`),
-    );
-  }
-
-  request(obj: object): Promise<Reply> {
-    if (this.exited) return Promise.resolve({ ok: false, error: this.exited });
-    return new Promise((resolve) => {
-      this.waiting.push(resolve);
-      this.proc.stdin.write(JSON.stringify(obj) + '\n');
-    });
-  }
-
-  async close(): Promise<void> {
-    if (!this.exited) await this.request({ cmd: 'quit' });
-    this.proc.stdin.end();
-  }
-}
-
 /**
  * Starts the child and loads the model three times (forward, LoRA, full), or says why not.
  * A Python without torch/transformers/peft fails its imports; that becomes the skip message.
@@ -112,7 +51,16 @@ export async function setupPeft(
 ): Promise<{ jobs: Job[]; info: PeftInfo } | { error: string }> {
   const found = findPython();
   if ('error' in found) return found;
-  const child = new Child(found.python);
+  const child = new JsonLineChild(found.python, [WORKER], {
+    ...process.env,
+    OMP_NUM_THREADS: '1',
+    MKL_NUM_THREADS: '1',
+    OPENBLAS_NUM_THREADS: '1',
+    HF_HUB_OFFLINE: '1',
+    TRANSFORMERS_VERBOSITY: 'error',
+    TQDM_DISABLE: '1',
+    PYTHONUNBUFFERED: '1',
+  });
   const r = await child.request({ cmd: 'setup', model: modelDir, batch: s.batch, seq: s.seq, seed: 1234 });
   if (!r.ok) {
     await child.close();

@@ -107,7 +107,7 @@ export interface SmolLm2Options {
 }
 
 /** Random weights of the config's shape as HF names them; norms at 1, the rest N(0, 0.02)-ish. */
-function randomCheckpoint(c: LlamaConfig, rng: Rng): Uint8Array {
+export function randomCheckpoint(c: LlamaConfig, rng: Rng): Uint8Array {
   const tensors = new Map<string, TensorToWrite>();
   for (const [name, shape] of expectedLlamaWeightShapes(c)) {
     const n = shape.reduce((a, b) => a * b, 1);

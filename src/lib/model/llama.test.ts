@@ -1,6 +1,8 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { initNodeBackend } from '../backend/node';
+import { GQA_FORWARD } from '../kernels/wasm/attention';
+import { setWasmKernels } from '../kernels/wasm/heap';
 import { ModelConfigError, WeightsMismatchError } from '../errors';
 import { parseModelConfig } from './family';
 import { generate } from './generate';
@@ -50,6 +52,39 @@ describe('Llama-family checkpoints written by transformers', () => {
       model.dispose();
       expect(tf.memory().numTensors).toBe(before);
       expect(out).toEqual(expected.greedy);
+    },
+  );
+
+  it.each([
+    ['tiny-llama', 9],
+    ['tiny-qwen2', 9],
+    ['tiny-mistral', 6], // its sliding window of 6 hides no key from 6 positions: fused too
+  ] as const)(
+    '%s: attention fused on wasm gives the stock path hidden states and gradients (T %i)',
+    async (name, T) => {
+      const model = tinyLlama(name);
+      const C = model.config.nEmbd;
+      const run = (): Float32Array[] =>
+        tf.tidy(() => {
+          const e = tf.randomNormal([2, T, C], 0, 1, 'float32', 5) as tf.Tensor3D;
+          const w = tf.randomNormal([2, T, C], 0, 1, 'float32', 6);
+          const f = (x: tf.Tensor): tf.Tensor =>
+            model.forward({ inputsEmbeds: x as tf.Tensor3D, training: true }).hidden;
+          const [h, g] = [f(e), tf.grad((x: tf.Tensor) => tf.sum(tf.mul(f(x), w)))(e)];
+          return [h.dataSync() as Float32Array, g.dataSync() as Float32Array];
+        });
+      const fused = run();
+      const profile = await tf.profile(() => void run());
+      expect(profile.kernelNames).toContain(GQA_FORWARD);
+      setWasmKernels(false);
+      try {
+        const stock = run();
+        expect(maxAbsDiff(fused[0]!, [...stock[0]!])).toBeLessThan(1e-4);
+        expect(maxAbsDiff(fused[1]!, [...stock[1]!])).toBeLessThan(1e-4);
+      } finally {
+        setWasmKernels(true);
+        model.dispose();
+      }
     },
   );
 

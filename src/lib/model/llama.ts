@@ -16,6 +16,7 @@ import type { ForwardContext, ForwardOptions, ForwardResult, LayerKV, LinearHook
 import type { LlamaConfig, LlamaLinearModule } from './llama-config';
 import { dense, embed, isFrozen, matmulFrozen, multiHeadAttention } from './ops';
 import { InternalError } from '../errors';
+import { simdCausalAttentionGqa } from '../kernels/wasm/attention';
 
 /** A large negative number instead of -inf: a fully masked row stays finite instead of NaN. */
 const MASKED = -1e9;
@@ -160,7 +161,10 @@ export class LlamaModel extends DecoderWeights implements DecoderModel {
     const mask = shared.masks[windowKey(c.slidingWindow[i] ?? null)];
     if (!mask) throw new InternalError(`no attention bias for layer ${i}: build it with prelude()`);
     const n = rmsNorm(x, this.w(`layers.${i}.input_layernorm.weight`) as tf.Tensor1D, c.rmsNormEps);
-    const { out, present } = this.attention(i, n, shared.cos, shared.sin, mask, past, ctx);
+    const window = c.slidingWindow[i] ?? null;
+    // Our fused kernel is plain causal: a window that hides keys within these T positions needs the mask.
+    const fusable = ctx.causal === true && (window === null || window >= x.shape[1]);
+    const { out, present } = this.attention(i, n, shared.cos, shared.sin, mask, past, ctx, fusable);
     const y = tf.add(x, out) as tf.Tensor3D;
     const m = rmsNorm(y, this.w(`layers.${i}.post_attention_layernorm.weight`) as tf.Tensor1D, c.rmsNormEps);
     return { x: tf.add(y, this.mlp(i, m, ctx)) as tf.Tensor3D, present };
@@ -211,6 +215,7 @@ export class LlamaModel extends DecoderWeights implements DecoderModel {
     mask: tf.Tensor4D,
     past: LayerKV | undefined,
     ctx: ForwardContext,
+    fusable: boolean,
   ): { out: tf.Tensor3D; present: LayerKV } {
     const { nHead: H, nKvHead: K, headDim: D, nEmbd: C } = this.config;
     const [B, T] = n.shape;
@@ -223,7 +228,13 @@ export class LlamaModel extends DecoderWeights implements DecoderModel {
       tf.reshape(tf.transpose(t, [0, 2, 1, 3]), [B, t.shape[2], K * D]) as tf.Tensor3D;
     const kAll = past ? (tf.concat([merge(past.k), k], 1) as tf.Tensor3D) : k; // [B, S, K*D]
     const vAll = past ? (tf.concat([merge(past.v), v], 1) as tf.Tensor3D) : v;
-    const y = multiHeadAttention(q, repeatKv(kAll, K, H / K, D), repeatKv(vAll, K, H / K, D), mask, H); // [B, T, H*D]
+    // On wasm, plain causal attention with no past runs fused (kernels/wasm/attention.ts), each
+    // key/value head read in place by its query heads; elsewhere the stock composition.
+    const flat = (t: tf.Tensor3D, w: number): tf.Tensor2D => tf.reshape(t, [B * T, w]) as tf.Tensor2D;
+    const y =
+      (fusable && !past
+        ? simdCausalAttentionGqa(flat(q, H * D), flat(k, K * D), flat(v, K * D), B, T, H, K)
+        : null) ?? multiHeadAttention(q, repeatKv(kAll, K, H / K, D), repeatKv(vAll, K, H / K, D), mask, H); // [B, T, H*D] or [B*T, H*D]
     const out = this.linear(layer, 'self_attn.o_proj', tf.reshape(y, [B * T, H * D]) as tf.Tensor2D, ctx);
     return { out: tf.reshape(out, [B, T, C]) as tf.Tensor3D, present: lazyKV(kAll, vAll, K, D) };
   }
@@ -246,9 +257,9 @@ export class LlamaModel extends DecoderWeights implements DecoderModel {
 
 /**
  * HF's repeat_kv in the side-by-side layout: [B, S, K*D] -> [B, S, K*rep*D], query head h reading
- * key/value head floor(h / rep).
+ * key/value head floor(h / rep). Exported for tests.
  */
-function repeatKv(x: tf.Tensor3D, K: number, rep: number, D: number): tf.Tensor3D {
+export function repeatKv(x: tf.Tensor3D, K: number, rep: number, D: number): tf.Tensor3D {
   if (rep === 1) return x;
   const [B, S] = x.shape;
   // Rank 4: tfjs has no tile gradient above it.

@@ -8,8 +8,9 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { initNodeBackend } from '../../backend/node';
 import { attentionBias } from '../../model/gpt2';
-import { packedSelfAttention } from '../../model/ops';
-import { simdCausalAttention } from './attention';
+import { llamaAttentionBias, repeatKv } from '../../model/llama';
+import { multiHeadAttention, packedSelfAttention } from '../../model/ops';
+import { simdCausalAttention, simdCausalAttentionGqa } from './attention';
 import { setWasmKernels } from './heap';
 import { simdKernels, simdModuleBytes, THREADED_HEAP_MAX_PAGES } from './simd';
 import { maxDiff, onBoth } from './testing';
@@ -114,5 +115,74 @@ describe('SIMD causal attention on wasm', () => {
       setWasmKernels(true);
     }
     qkv.dispose();
+  });
+});
+
+describe('SIMD grouped-query causal attention on wasm (the Llama family)', () => {
+  beforeAll(async () => {
+    await initNodeBackend('wasm');
+  });
+
+  for (const [B, T, H, KV, D] of [
+    [2, 128, 9, 3, 64], // SmolLM2-135M's heads (9 query, 3 key/value, 64 wide)
+    [3, 13, 4, 2, 10], // T and head size padded to 8
+    [2, 9, 4, 4, 8], // no grouping (multi-head)
+    [1, 5, 6, 1, 4], // one key/value head for all (multi-query)
+  ] as const) {
+    it(`matches cpu's repeat_kv + multi-head attention: B ${B}, T ${T}, ${H} query / ${KV} kv heads of ${D}`, async () => {
+      const [cpu, wasm] = await onBoth((backend) =>
+        tf.tidy(() => {
+          const q = tf.randomNormal([B * T, H * D], 0, 2, 'float32', 1) as tf.Tensor2D;
+          const k = tf.randomNormal([B * T, KV * D], 0, 2, 'float32', 2) as tf.Tensor2D;
+          const v = tf.randomNormal([B * T, KV * D], 0, 1, 'float32', 3) as tf.Tensor2D;
+          const w = tf.randomNormal([B * T, H * D], 0, 1, 'float32', 4);
+          const mask = llamaAttentionBias(T, 0, B, null);
+          const f = (qi: tf.Tensor, ki: tf.Tensor, vi: tf.Tensor): tf.Tensor => {
+            if (backend === 'wasm') {
+              return simdCausalAttentionGqa(
+                qi as tf.Tensor2D,
+                ki as tf.Tensor2D,
+                vi as tf.Tensor2D,
+                B,
+                T,
+                H,
+                KV,
+              )!;
+            }
+            const r3 = (x: tf.Tensor, c: number): tf.Tensor3D => tf.reshape(x, [B, T, c]);
+            const kr = repeatKv(r3(ki, KV * D), KV, H / KV, D);
+            const vr = repeatKv(r3(vi, KV * D), KV, H / KV, D);
+            return tf.reshape(multiHeadAttention(r3(qi, H * D), kr, vr, mask, H), [B * T, H * D]);
+          };
+          const y = f(q, k, v);
+          const g = tf.grads((qi: tf.Tensor, ki: tf.Tensor, vi: tf.Tensor) =>
+            tf.sum(tf.mul(f(qi, ki, vi), w)),
+          )([q, k, v]);
+          return [y, ...g].map((t) => t.dataSync().slice());
+        }),
+      );
+      expect(maxDiff(cpu[0]!, wasm[0]!)).toBeLessThan(2e-5);
+      for (const i of [1, 2, 3]) expect(maxDiff(cpu[i]!, wasm[i]!)).toBeLessThan(1e-4);
+    });
+  }
+
+  it('leaks no tensor, refuses shapes that do not group, and is off when switched off', () => {
+    const q = tf.randomNormal([16, 32], 0, 1, 'float32', 9) as tf.Tensor2D;
+    const kv = tf.randomNormal([16, 16], 0, 1, 'float32', 10) as tf.Tensor2D;
+    const before = tf.memory().numTensors;
+    tf.tidy(() => {
+      tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) =>
+        tf.sum(simdCausalAttentionGqa(a as tf.Tensor2D, b as tf.Tensor2D, c as tf.Tensor2D, 2, 8, 4, 2)!),
+      )([q, kv, kv]);
+    });
+    expect(tf.memory().numTensors).toBe(before);
+    expect(simdCausalAttentionGqa(q, kv, kv, 2, 8, 4, 3)).toBeNull(); // 4 query heads do not share 3
+    setWasmKernels(false);
+    try {
+      expect(simdCausalAttentionGqa(q, kv, kv, 2, 8, 4, 2)).toBeNull();
+    } finally {
+      setWasmKernels(true);
+    }
+    tf.dispose([q, kv]);
   });
 });

@@ -13,9 +13,15 @@
  *   forward   Qs = q / sqrt(D),  S = Qs K^T (lower triangle),  P = causal softmax(S),  Y = P V
  *   backward  dP = dY V^T,  dS = P (dP - rowsum(P dP)),  dQ = dS K / sqrt(D),  dK = dS^T Qs,  dV = P^T dY
  * (the softmax-attention gradient as in ops.ts's attentionCore; Vaswani et al. 2017 for the forward).
+ *
+ * The Llama family (llama.ts) runs the same loops over its separate q [B*T, H*D] and k, v
+ * [B*T, KV*D] after RoPE, with grouped-query attention: each key/value head is copied into scratch
+ * once and read by its H / KV query heads, and its dK, dV are summed over them there (no repeat_kv
+ * copies of k and v, no tile gradient).
  */
 import * as tf from '@tensorflow/tfjs';
 import { heapOf, onWasm, scratch, simdOn } from './heap';
+import type { Ready } from './heap';
 import type { SimdKernels } from './simd';
 import { shareIdentityOnWasm } from './identity';
 import { wasmBackendName } from '../../model/wasm-kernels';
@@ -23,10 +29,18 @@ import { wasmBackendName } from '../../model/wasm-kernels';
 export const ATTENTION_FORWARD = 'PeftLabCausalAttention';
 export const ATTENTION_BACKWARD = 'PeftLabCausalAttentionGrad';
 
+export const GQA_FORWARD = 'PeftLabCausalAttentionGqa';
+export const GQA_BACKWARD = 'PeftLabCausalAttentionGqaGrad';
+
 interface Attrs {
   B: number;
   T: number;
   H: number;
+}
+
+/** The grouped-query kernels' attributes: KV key/value heads, each read by H / KV query heads. */
+interface GqaAttrs extends Attrs {
+  KV: number;
 }
 
 const pad8 = (n: number): number => Math.ceil(n / 8) * 8;
@@ -46,93 +60,199 @@ function rows(
   else k.copy(src, sRow, 4, dst, dRow, 4, T, D, scale);
 }
 
-function register(): boolean {
-  if (!wasmBackendName() || !simdOn(tf.backend())) return false;
-  const fwd = onWasm(ATTENTION_FORWARD, ({ inputs, backend, attrs }) => {
-    const { B, T, H } = attrs as unknown as Attrs;
-    const { be, k } = simdOn(backend)!;
-    const heap = heapOf(backend);
-    const qkv = inputs.qkv as tf.TensorInfo;
-    const C = qkv.shape[1]! / 3;
-    const D = C / H;
-    const [Tp, Dp] = [pad8(T), pad8(D)];
-    const y = heap.makeOutput([B * T, C], 'float32');
-    const p = heap.makeOutput([B * H, Tp, Tp], 'float32');
-    const hd = Tp * Dp;
-    // Offsets are read after the last allocation (an allocation may grow and move the heap's buffer,
-    // but not a tensor's offset in it).
-    const s = scratch(be, k, 4 * hd);
-    const [Qs, KT, V, Y] = [s, s + 4 * hd, s + 8 * hd, s + 12 * hd];
-    const src = be.dataIdMap.get(qkv.dataId).memoryOffset;
-    const out = be.dataIdMap.get(y.dataId).memoryOffset;
-    const P0 = be.dataIdMap.get(p.dataId).memoryOffset;
-    const row = 4 * 3 * C; // bytes between rows of qkv
-    const scale = 1 / Math.sqrt(D);
-    for (let b = 0; b < B; b++) {
-      for (let h = 0; h < H; h++) {
-        const q = src + 4 * (b * T * 3 * C + h * D);
-        rows(k, q, row, Qs, 4 * Dp, T, D, scale);
-        k.copy(q + 4 * C, row, 4, KT, 4, 4 * Tp, T, D, 1); // K^T [Dp, Tp]
-        rows(k, q + 8 * C, row, V, 4 * Dp, T, D);
+/**
+ * Where the heads of one operand lie in the heap, in bytes: head h of batch item b starts at
+ * base + b * item + 4 h D, its T rows `row` apart. c_attn's [B*T, 3C] is three of them at column
+ * offsets 0, C, 2C of the same tensor; Llama's q, k, v are three tensors.
+ */
+interface Heads {
+  base: number;
+  row: number;
+  item: number;
+}
+
+/** An operand [B*T, cols] whose columns from `col` on hold heads of D side by side. */
+function heads(offset: number, T: number, cols: number, col = 0): Heads {
+  return { base: offset + 4 * col, row: 4 * cols, item: 4 * T * cols };
+}
+
+const at = (m: Heads, b: number, h: number, D: number): number => m.base + b * m.item + 4 * h * D;
+
+interface Shape {
+  B: number;
+  T: number;
+  H: number;
+  KV: number;
+  D: number;
+}
+
+/**
+ * Y = causal softmax(Q K^T / sqrt(D)) V for every (item, query head), query head h reading key/value
+ * head floor(h / (H / KV)) (HF's repeat_kv, without the copies); P [B*H, Tp, Tp] kept for the backward.
+ */
+function forwardHeads(r: Ready, s: Shape, q: Heads, kk: Heads, v: Heads, y: Heads, P0: number): void {
+  const { be, k } = r;
+  const { B, T, H, KV, D } = s;
+  const [Tp, Dp] = [pad8(T), pad8(D)];
+  const hd = Tp * Dp;
+  const rep = H / KV;
+  const sc = scratch(be, k, 4 * hd);
+  const [Qs, KT, V, Y] = [sc, sc + 4 * hd, sc + 8 * hd, sc + 12 * hd];
+  const scale = 1 / Math.sqrt(D);
+  for (let b = 0; b < B; b++) {
+    for (let g = 0; g < KV; g++) {
+      k.copy(at(kk, b, g, D), kk.row, 4, KT, 4, 4 * Tp, T, D, 1); // K^T [Dp, Tp]
+      rows(k, at(v, b, g, D), v.row, V, 4 * Dp, T, D);
+      for (let h = g * rep; h < (g + 1) * rep; h++) {
+        rows(k, at(q, b, h, D), q.row, Qs, 4 * Dp, T, D, scale);
         const P = P0 + 4 * (b * H + h) * Tp * Tp;
         k.gemm(Tp, Tp, Dp, Qs, 4 * Dp, 4, KT, 4 * Tp, P, 4 * Tp, 1, 0, 1);
         k.softmax(P, Tp);
         k.gemm(Tp, Dp, Tp, P, 4 * Tp, 4, V, 4 * Dp, Y, 4 * Dp, 1, 1, 0);
-        rows(k, Y, 4 * Dp, out + 4 * (b * T * C + h * D), 4 * C, T, D);
+        rows(k, Y, 4 * Dp, at(y, b, h, D), y.row, T, D);
       }
     }
-    be.wasm._free(s);
+  }
+  be.wasm._free(sc);
+}
+
+/**
+ * The gradient of forwardHeads: dQ per query head; dK and dV of a key/value head summed over the
+ * query heads that read it (in scratch, then written once).
+ */
+function backwardHeads(
+  r: Ready,
+  s: Shape,
+  io: { q: Heads; k: Heads; v: Heads; dy: Heads; dq: Heads; dk: Heads; dv: Heads },
+  P0: number,
+): void {
+  const { be, k } = r;
+  const { B, T, H, KV, D } = s;
+  const [Tp, Dp] = [pad8(T), pad8(D)];
+  const hd = Tp * Dp;
+  const rep = H / KV;
+  const sc = scratch(be, k, 9 * hd + Tp * Tp);
+  const [Qs, K, VT, dY, dQ, dK, dV, dKsum, dVsum, dS] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9].map(
+    (i) => sc + 4 * i * hd,
+  ) as [number, number, number, number, number, number, number, number, number, number];
+  const scale = 1 / Math.sqrt(D);
+  for (let b = 0; b < B; b++) {
+    for (let g = 0; g < KV; g++) {
+      rows(k, at(io.k, b, g, D), io.k.row, K, 4 * Dp, T, D);
+      k.copy(at(io.v, b, g, D), io.v.row, 4, VT, 4, 4 * Tp, T, D, 1); // V^T [Dp, Tp]
+      for (let h = g * rep; h < (g + 1) * rep; h++) {
+        rows(k, at(io.q, b, h, D), io.q.row, Qs, 4 * Dp, T, D, scale);
+        rows(k, at(io.dy, b, h, D), io.dy.row, dY, 4 * Dp, T, D);
+        const P = P0 + 4 * (b * H + h) * Tp * Tp;
+        // The first query head of the group writes the sums, the others add to them.
+        const [dKh, dVh] = h === g * rep ? [dKsum, dVsum] : [dK, dV];
+        k.gemm(Tp, Tp, Dp, dY, 4 * Dp, 4, VT, 4 * Tp, dS, 4 * Tp, 1, 0, 1); // dP
+        k.dsoftmax(P, dS, Tp);
+        k.gemm(Tp, Dp, Tp, dS, 4 * Tp, 4, K, 4 * Dp, dQ, 4 * Dp, scale, 1, 0);
+        k.gemm(Tp, Dp, Tp, dS, 4, 4 * Tp, Qs, 4 * Dp, dKh, 4 * Dp, 1, 2, 0); // dS^T Qs
+        k.gemm(Tp, Dp, Tp, P, 4, 4 * Tp, dY, 4 * Dp, dVh, 4 * Dp, 1, 2, 0); // P^T dY
+        if (dKh === dK) {
+          k.addTo(dK, dKsum, 4 * hd);
+          k.addTo(dV, dVsum, 4 * hd);
+        }
+        rows(k, dQ, 4 * Dp, at(io.dq, b, h, D), io.dq.row, T, D);
+      }
+      rows(k, dKsum, 4 * Dp, at(io.dk, b, g, D), io.dk.row, T, D);
+      rows(k, dVsum, 4 * Dp, at(io.dv, b, g, D), io.dv.row, T, D);
+    }
+  }
+  be.wasm._free(sc);
+}
+
+const offset = (r: Ready, t: tf.TensorInfo): number => r.be.dataIdMap.get(t.dataId).memoryOffset;
+
+function register(): boolean {
+  if (!wasmBackendName() || !simdOn(tf.backend())) return false;
+  // Offsets are read after the last allocation of each call (an allocation may grow and move the
+  // heap's buffer, but not a tensor's offset in it).
+  const fwd = onWasm(ATTENTION_FORWARD, ({ inputs, backend, attrs }) => {
+    const { B, T, H } = attrs as unknown as Attrs;
+    const heap = heapOf(backend);
+    const qkv = inputs.qkv as tf.TensorInfo;
+    const C = qkv.shape[1]! / 3;
+    const Tp = pad8(T);
+    const y = heap.makeOutput([B * T, C], 'float32');
+    const p = heap.makeOutput([B * H, Tp, Tp], 'float32');
+    const r = simdOn(backend)!;
+    const src = offset(r, qkv);
+    const cols = (col: number): Heads => heads(src, T, 3 * C, col);
+    const s = { B, T, H, KV: H, D: C / H };
+    forwardHeads(r, s, cols(0), cols(C), cols(2 * C), heads(offset(r, y), T, C), offset(r, p));
     return [y, p];
   });
   const bwd = onWasm(ATTENTION_BACKWARD, ({ inputs, backend, attrs }) => {
     const { B, T, H } = attrs as unknown as Attrs;
-    const { be, k } = simdOn(backend)!;
     const heap = heapOf(backend);
     const qkv = inputs.qkv as tf.TensorInfo;
     const C = qkv.shape[1]! / 3;
-    const D = C / H;
-    const [Tp, Dp] = [pad8(T), pad8(D)];
     const dqkv = heap.makeOutput([B * T, 3 * C], 'float32');
-    const hd = Tp * Dp;
-    const s = scratch(be, k, 7 * hd + Tp * Tp);
-    const [Qs, K, VT, dY, dQ, dK, dV, dS] = [0, 1, 2, 3, 4, 5, 6, 7].map((i) => s + 4 * i * hd) as [
-      number,
-      number,
-      number,
-      number,
-      number,
-      number,
-      number,
-      number,
-    ];
-    const src = be.dataIdMap.get(qkv.dataId).memoryOffset;
-    const P0 = be.dataIdMap.get((inputs.p as tf.TensorInfo).dataId).memoryOffset;
-    const dy0 = be.dataIdMap.get((inputs.dy as tf.TensorInfo).dataId).memoryOffset;
-    const dst = be.dataIdMap.get(dqkv.dataId).memoryOffset;
-    const row = 4 * 3 * C;
-    const scale = 1 / Math.sqrt(D);
-    for (let b = 0; b < B; b++) {
-      for (let h = 0; h < H; h++) {
-        const at = 4 * (b * T * 3 * C + h * D);
-        const q = src + at;
-        rows(k, q, row, Qs, 4 * Dp, T, D, scale);
-        rows(k, q + 4 * C, row, K, 4 * Dp, T, D);
-        k.copy(q + 8 * C, row, 4, VT, 4, 4 * Tp, T, D, 1); // V^T [Dp, Tp]
-        rows(k, dy0 + 4 * (b * T * C + h * D), 4 * C, dY, 4 * Dp, T, D);
-        const P = P0 + 4 * (b * H + h) * Tp * Tp;
-        k.gemm(Tp, Tp, Dp, dY, 4 * Dp, 4, VT, 4 * Tp, dS, 4 * Tp, 1, 0, 1); // dP
-        k.dsoftmax(P, dS, Tp);
-        k.gemm(Tp, Dp, Tp, dS, 4 * Tp, 4, K, 4 * Dp, dQ, 4 * Dp, scale, 1, 0);
-        k.gemm(Tp, Dp, Tp, dS, 4, 4 * Tp, Qs, 4 * Dp, dK, 4 * Dp, 1, 2, 0); // dS^T Qs
-        k.gemm(Tp, Dp, Tp, P, 4, 4 * Tp, dY, 4 * Dp, dV, 4 * Dp, 1, 2, 0); // P^T dY
-        const d = dst + at;
-        rows(k, dQ, 4 * Dp, d, row, T, D);
-        rows(k, dK, 4 * Dp, d + 4 * C, row, T, D);
-        rows(k, dV, 4 * Dp, d + 8 * C, row, T, D);
-      }
-    }
-    be.wasm._free(s);
+    const r = simdOn(backend)!;
+    const [src, dst] = [offset(r, qkv), offset(r, dqkv)];
+    const [x, dx] = [(col: number) => heads(src, T, 3 * C, col), (col: number) => heads(dst, T, 3 * C, col)];
+    const io = {
+      q: x(0),
+      k: x(C),
+      v: x(2 * C),
+      dy: heads(offset(r, inputs.dy as tf.TensorInfo), T, C),
+      dq: dx(0),
+      dk: dx(C),
+      dv: dx(2 * C),
+    };
+    backwardHeads(r, { B, T, H, KV: H, D: C / H }, io, offset(r, inputs.p as tf.TensorInfo));
     return dqkv;
+  });
+  return fwd !== null && bwd !== null;
+}
+
+function registerGqa(): boolean {
+  if (!wasmBackendName() || !simdOn(tf.backend())) return false;
+  const fwd = onWasm(GQA_FORWARD, ({ inputs, backend, attrs }) => {
+    const { B, T, H, KV } = attrs as unknown as GqaAttrs;
+    const heap = heapOf(backend);
+    const [q, k, v] = [inputs.q, inputs.k, inputs.v] as tf.TensorInfo[] as [
+      tf.TensorInfo,
+      tf.TensorInfo,
+      tf.TensorInfo,
+    ];
+    const D = q.shape[1]! / H;
+    const Tp = pad8(T);
+    const y = heap.makeOutput([B * T, H * D], 'float32');
+    const p = heap.makeOutput([B * H, Tp, Tp], 'float32');
+    const r = simdOn(backend)!;
+    const [hq, hk] = [
+      (t: tf.TensorInfo) => heads(offset(r, t), T, H * D),
+      (t: tf.TensorInfo) => heads(offset(r, t), T, KV * D),
+    ];
+    forwardHeads(r, { B, T, H, KV, D }, hq(q), hk(k), hk(v), hq(y), offset(r, p));
+    return [y, p];
+  });
+  const bwd = onWasm(GQA_BACKWARD, ({ inputs, backend, attrs }) => {
+    const { B, T, H, KV } = attrs as unknown as GqaAttrs;
+    const heap = heapOf(backend);
+    const [q, k, v, p, dy] = [inputs.q, inputs.k, inputs.v, inputs.p, inputs.dy] as tf.TensorInfo[] as [
+      tf.TensorInfo,
+      tf.TensorInfo,
+      tf.TensorInfo,
+      tf.TensorInfo,
+      tf.TensorInfo,
+    ];
+    const D = q.shape[1]! / H;
+    const dq = heap.makeOutput([B * T, H * D], 'float32');
+    const dk = heap.makeOutput([B * T, KV * D], 'float32');
+    const dv = heap.makeOutput([B * T, KV * D], 'float32');
+    const r = simdOn(backend)!;
+    const [hq, hk] = [
+      (t: tf.TensorInfo) => heads(offset(r, t), T, H * D),
+      (t: tf.TensorInfo) => heads(offset(r, t), T, KV * D),
+    ];
+    const io = { q: hq(q), k: hk(k), v: hk(v), dy: hq(dy), dq: hq(dq), dk: hk(dk), dv: hk(dv) };
+    backwardHeads(r, { B, T, H, KV, D }, io, offset(r, p));
+    return [dq, dk, dv];
   });
   return fwd !== null && bwd !== null;
 }
@@ -168,4 +288,52 @@ export function simdCausalAttention(
     };
   }) as (x: tf.Tensor2D) => tf.Tensor2D;
   return f(qkv);
+}
+
+/**
+ * Grouped-query causal attention (the Llama family, after RoPE) through our SIMD kernels: q
+ * [B*T, H*D], k and v [B*T, KV*D] (heads side by side) -> [B*T, H*D], query head h reading
+ * key/value head floor(h / (H / KV)) straight from k and v (no repeat_kv copies), with gradients
+ * for all three. Null where the kernels do not run (as simdCausalAttention): the caller takes the
+ * stock path.
+ */
+export function simdCausalAttentionGqa(
+  q: tf.Tensor2D,
+  k: tf.Tensor2D,
+  v: tf.Tensor2D,
+  B: number,
+  T: number,
+  H: number,
+  KV: number,
+): tf.Tensor2D | null {
+  const D = q.shape[1] / H;
+  const ok =
+    q.dtype === 'float32' &&
+    k.dtype === 'float32' &&
+    v.dtype === 'float32' &&
+    Number.isInteger(D) &&
+    H % KV === 0 &&
+    k.shape[1] === KV * D &&
+    v.shape[1] === KV * D &&
+    q.shape[0] === B * T &&
+    k.shape[0] === B * T &&
+    v.shape[0] === B * T;
+  if (!ok || !registerGqa()) return null;
+  shareIdentityOnWasm(); // customGrad's save keeps q, k, v and P through Identity: shared, not copied
+  const attrs = { B, T, H, KV } as unknown as tf.NamedAttrMap;
+  const f = tf.customGrad((qi, ki, vi, save) => {
+    const inputs = { q: qi as tf.Tensor, k: ki as tf.Tensor, v: vi as tf.Tensor };
+    const [y, p] = tf.engine().runKernel(GQA_FORWARD, inputs, attrs) as [tf.Tensor2D, tf.Tensor];
+    (save as tf.GradSaveFunc)([inputs.q, inputs.k, inputs.v, p]);
+    return {
+      value: y,
+      gradFunc: (dy, saved) => {
+        const [qs, ks, vs, ps] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+        return tf
+          .engine()
+          .runKernel(GQA_BACKWARD, { q: qs, k: ks, v: vs, p: ps, dy: dy as tf.Tensor }, attrs) as tf.Tensor[];
+      },
+    };
+  }) as (q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D) => tf.Tensor2D;
+  return f(q, k, v);
 }

@@ -24,6 +24,7 @@
  *             out of c_attn's [B*T, 3C], transposes, scatters gradients back).
  *   copyRows  copy's contiguous case (rows of a multiple of 4 floats) in vectors.
  *   scale     dst = s * src (cross-entropy's gradient pass, cross-entropy.ts).
+ *   addTo     dst += src (grouped-query attention sums a key/value head's gradient over its query heads).
  *   gelu      gelu_new forward (y and the sigmoid s) and gradient, one pass each (elementwise.ts),
  *   geluGrad  with the sigmoid from the same expf: 1 / (1 + e^-z).
  *   normForward, normBackward   LayerNorm and RMSNorm (norms.ts gives the formulas), rows of C % 4 == 0.
@@ -372,6 +373,23 @@ function scale(): Body {
   return f;
 }
 
+/** dst += src over `bytes` (a multiple of 16). */
+function addTo(): Body {
+  const [src, dst, bytes] = [0, 1, 2];
+  const f = new Body([I32, I32, I32]);
+  const i = f.local(I32);
+  f.i32(0).set(i);
+  f.loopWhile(
+    () => f.get(i).get(bytes).ltS(),
+    () => {
+      f.get(dst).get(i).add();
+      f.get(dst).get(i).add().vLoad().get(src).get(i).add().vLoad().vAdd().vStore();
+      f.inc(i, 16);
+    },
+  );
+  return f;
+}
+
 /**
  * gelu_new over `bytes` (a multiple of 16) of x: s = sigmoid(z), z = A x + B x^3, y = x s (elementwise.ts
  * gives the formula); writes y and s (the backward reads s).
@@ -627,6 +645,7 @@ export interface SimdKernels {
     scale: number,
   ): void;
   scale(src: number, dst: number, bytes: number, s: number): void;
+  addTo(src: number, dst: number, bytes: number): void;
   gelu(x: number, y: number, s: number, bytes: number): void;
   geluGrad(x: number, s: number, dy: number, dx: number, bytes: number): void;
   normForward(
@@ -684,6 +703,7 @@ export function simdModuleBytes(sharedMaxPages?: number): Uint8Array<ArrayBuffer
         { name: 'geluGrad', body: geluGrad(), results: [] },
         { name: 'normForward', body: normForward(), results: [] },
         { name: 'normBackward', body: normBackward(), results: [] },
+        { name: 'addTo', body: addTo(), results: [] },
       ],
       sharedMaxPages,
     );
