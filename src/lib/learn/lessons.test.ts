@@ -179,7 +179,10 @@ describe('verdicts follow the numbers, not a script', () => {
     expect(none.outcome).toBe('does-not-hold');
     expect(none.text).toMatch(/a gap under 0\.010 is read as noise: DoRA is within it/);
     expect(none.text).toMatch(/PiSSA is behind LoRA by 0\.060, more than that/);
-    expect(none.text).toMatch(/the seed moves the result as much as the choice of variant/);
+    expect(none.text).toMatch(/All three train at the same learning rate \(0\.001, LoRA's\)/);
+    const noise = step.check!(results(0.495, 0.505, 0.5), v);
+    expect(noise.outcome).toBe('does-not-hold');
+    expect(noise.text).toMatch(/the seed moves the result as much as the choice of variant/);
     expect(none.table!.rows.map((r) => r[0])).toEqual(['LoRA', 'DoRA', 'PiSSA', 'LoRA, next seed']);
   });
 

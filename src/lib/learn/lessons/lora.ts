@@ -248,9 +248,11 @@ export const loraLesson: Lesson = {
         const outcome = ahead === 2 ? 'holds' : ahead === 1 ? 'mixed' : 'does-not-hold';
         const why =
           `${reading("DoRA's magnitude", d.standing)} ${reading("PiSSA's start", p.standing)}` +
-          (ahead === 0
-            ? ' At this size and length the seed moves the result as much as the choice of variant: the gains reported for them come from larger models and longer runs.'
-            : '');
+          ([d, p].some((x) => x.standing === 'behind')
+            ? ` All three train at the same learning rate (${lora.lr}, LoRA's); the papers tune each method's own, so a variant behind here may be one that wants another rate.`
+            : ahead === 0
+              ? ' At this size and length the seed moves the result as much as the choice of variant: the gains reported for them come from larger models and longer runs.'
+              : '');
         return {
           outcome,
           claim:
@@ -270,7 +272,7 @@ export const loraLesson: Lesson = {
           },
         };
       },
-      cost: 'about 40 s in Chromium on wasm, 2 cores',
+      cost: 'about 45 s in Chromium on wasm, 2 cores',
     },
   ],
 };
