@@ -4,11 +4,11 @@ import type { Page } from '@playwright/test';
 const shot = (page: Page, name: string) =>
   page.screenshot({ path: `test-results/screens/${name}.png`, fullPage: true });
 
-test('open a lesson, run its experiment at 2 steps, read the verdict, open it in Compare, find it kept after a reload', async ({
+test('open a lesson, run its two experiments at 2 steps, read the verdicts, open one in Compare, find them kept after a reload', async ({
   page,
 }) => {
-  // The race of three lanes at 2 steps takes 15-60 s (evaluation included) on a busy 2-core machine.
-  test.setTimeout(420_000);
+  // Each experiment at 2 steps takes 15-60 s (evaluation included) on a busy 2-core machine.
+  test.setTimeout(600_000);
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(e.message));
   await page.goto('/');
@@ -26,28 +26,32 @@ test('open a lesson, run its experiment at 2 steps, read the verdict, open it in
   // The figure is drawn from the live model: one diagram per lane.
   await expect(page.getByTestId('lesson-figure').locator('svg').first()).toBeVisible({ timeout: 60_000 });
 
-  const steps = page.getByTestId('knob-steps');
+  // The lesson has two experiments: full fine-tuning against LoRA (step 3), then the LoRA variants (step 4).
+  const first = page.getByTestId('lesson-step').nth(2);
+  const steps = first.getByTestId('knob-steps');
   await steps.fill('2');
   await steps.blur();
   await expect(steps).toHaveValue('2');
-  await page.getByTestId('experiment-run').click();
-  await expect(page.getByTestId('experiment-stop')).toBeVisible();
-  await expect(page.getByTestId('experiment-progress')).toContainText(/LoRA and full fine-tuning/);
-  await expect(page.getByTestId('learn-backend-name')).toHaveText(/wasm|webgpu|webgl|cpu/, {
+  await first.getByTestId('experiment-run').click();
+  await expect(first.getByTestId('experiment-stop')).toBeVisible();
+  await expect(first.getByTestId('experiment-progress')).toContainText(/LoRA and full fine-tuning/);
+  await expect(first.getByTestId('learn-backend-name')).toHaveText(/wasm|webgpu|webgl|cpu/, {
     timeout: 60_000,
   });
 
-  const outcome = page.getByTestId('verdict-outcome');
+  const outcome = first.getByTestId('verdict-outcome');
   await expect(outcome).toHaveText(/^(holds|does not hold|mixed)$/i, { timeout: 300_000 });
-  const text = page.getByTestId('verdict-text');
+  const text = first.getByTestId('verdict-text');
   await expect(text).toContainText(/\d[\d,.]* parameters/);
   await expect(text).toContainText(/MiB/);
-  await expect(page.getByTestId('verdict-table').locator('tbody tr')).toHaveCount(3);
+  await expect(first.getByTestId('verdict-table').locator('tbody tr')).toHaveCount(3);
   await expect(page.getByTestId('experiment-error')).toHaveCount(0);
   const verdictText = await text.textContent();
+  // One of two experiments has a verdict: the lesson is not done yet.
+  await expect(page.getByTestId('lesson-done')).toHaveCount(0);
 
   // The race runs LoRA twice (two configs), so each lane opens on its own in Compare.
-  const links = page.getByTestId('lab-link');
+  const links = first.getByTestId('lab-link');
   await expect(links).toHaveCount(3);
   await expect(links).toHaveText([
     'LoRA on c_attn in Compare',
@@ -62,8 +66,38 @@ test('open a lesson, run its experiment at 2 steps, read the verdict, open it in
   expect(q.get('methods')).toBe('lora');
   expect(q.get('steps')).toBe('2');
   expect(q.get('cfg.lora.targetModules')).toBe('c_attn,attn.c_proj,mlp.c_fc,mlp.c_proj');
-  await page.getByTestId('lesson-step').nth(2).scrollIntoViewIfNeeded();
+  await first.scrollIntoViewIfNeeded();
   await shot(page, 'learn-lesson');
+
+  // DoRA and PiSSA against LoRA at the same rank, with LoRA on the next seed as the yardstick.
+  const variants = page.getByTestId('lesson-step').nth(3);
+  await expect(variants).toContainText('DoRA and PiSSA against LoRA');
+  await variants.getByTestId('knob-steps').fill('2');
+  await variants.getByTestId('knob-steps').blur();
+  await variants.getByTestId('experiment-run').click();
+  await expect(variants.getByTestId('experiment-progress')).toContainText(/LoRA, DoRA and PiSSA/);
+  await expect(variants.getByTestId('verdict-outcome')).toHaveText(/^(holds|does not hold|mixed)$/i, {
+    timeout: 300_000,
+  });
+  const variantsText = variants.getByTestId('verdict-text');
+  await expect(variantsText).toContainText(/held-out loss is \d\.\d{3} for LoRA/);
+  await expect(variantsText).toContainText(/a gap under \d\.\d{3} is read as noise/);
+  await expect(variantsText).toContainText(/\d[\d,]* magnitudes/);
+  await expect(variants.getByTestId('verdict-table').locator('tbody tr')).toHaveCount(4);
+  await expect(page.getByTestId('experiment-error')).toHaveCount(0);
+  // Three LoRA configs and the rerun: one Compare link per lane, DoRA's and PiSSA's carrying their field.
+  const variantLinks = variants.getByTestId('lab-link');
+  await expect(variantLinks).toHaveCount(4);
+  const query = async (i: number) => {
+    const h = (await variantLinks.nth(i).getAttribute('href')) ?? '';
+    return new URLSearchParams(h.slice(h.indexOf('?') + 1));
+  };
+  expect((await query(0)).get('cfg.lora.useDora')).toBeNull();
+  expect((await query(1)).get('cfg.lora.useDora')).toBe('1');
+  expect((await query(2)).get('cfg.lora.initLoraWeights')).toBe('pissa');
+  await expect(page.getByTestId('lesson-done')).toBeVisible();
+  await variants.scrollIntoViewIfNeeded();
+  await shot(page, 'learn-lesson-variants');
 
   await links.nth(1).click();
   await expect(page).toHaveURL(/#\/compare\?/);
@@ -82,8 +116,8 @@ test('open a lesson, run its experiment at 2 steps, read the verdict, open it in
   await expect(page.getByTestId('learn-done-count')).toHaveText(/^done 1\/\d+$/);
   await lora.getByTestId('lesson-link').click();
   await expect(page.getByTestId('lesson-done')).toBeVisible();
-  await expect(page.getByTestId('verdict-text')).toHaveText(verdictText ?? '');
-  await expect(page.getByTestId('knob-steps')).toHaveValue('2');
+  await expect(page.getByTestId('verdict-text').first()).toHaveText(verdictText ?? '');
+  await expect(page.getByTestId('knob-steps').first()).toHaveValue('2');
   expect(errors).toEqual([]);
 });
 
@@ -93,13 +127,13 @@ test('Stop ends a running experiment with a verdict of what ran; every lesson re
   page.on('pageerror', (e) => errors.push(e.message));
   await page.goto('/#/learn?lesson=lora');
   await expect(page.getByTestId('lesson')).toHaveAttribute('data-lesson', 'lora');
-  await page.getByTestId('experiment-run').click();
+  await page.getByTestId('experiment-run').first().click();
   const progress = page.getByTestId('experiment-progress');
   await expect(progress).toContainText(/step \d+\/\d+ of /, { timeout: 150_000 });
   await page.getByTestId('experiment-stop').click();
   await expect(page.getByTestId('verdict-stopped')).toBeVisible({ timeout: 120_000 });
   await expect(page.getByTestId('verdict-outcome')).toHaveText(/^(holds|does not hold|mixed)$/i);
-  await expect(page.getByTestId('experiment-run')).toBeEnabled();
+  await expect(page.getByTestId('experiment-run').first()).toBeEnabled();
 
   // Every lesson renders in the same view (after the run: their figures queue behind nothing).
   await page.goto('/#/learn');

@@ -3,7 +3,8 @@
  * the Learn screen's own buttons (a click on Run, then the verdict read off the page), one after
  * another in one tab, against the production build (`vite build` first). Prints each verdict and
  * the wall time from the click to the verdict, model loading included.
- *   npm run bench:lessons:browser -- [--lesson lora] [--set knob=value ...] [--json FILE]
+ *   npm run bench:lessons:browser -- [--lesson lora] [--step DoRA] [--set knob=value ...] [--json FILE]
+ * --step runs only the experiments whose title contains it.
  * --set fills a knob of every experiment that has it (e.g. --lesson offload --set layers=7) before Run,
  * and the whole verdict table is printed too.
  */
@@ -15,7 +16,12 @@ import { findChromium } from './chromium-path.mjs';
 import { LESSONS } from '../src/lib/learn/lessons';
 
 const { values } = parseArgs({
-  options: { lesson: { type: 'string' }, json: { type: 'string' }, set: { type: 'string', multiple: true } },
+  options: {
+    lesson: { type: 'string' },
+    step: { type: 'string' },
+    json: { type: 'string' },
+    set: { type: 'string', multiple: true },
+  },
 });
 const sets = (values.set ?? []).map((kv) => kv.split('=') as [string, string]);
 const PORT = 4177;
@@ -31,7 +37,7 @@ try {
     await page.goto(`${base}/#/learn?lesson=${lesson.id}`);
     const steps = page.getByTestId('lesson-step');
     for (const [i, step] of lesson.steps.entries()) {
-      if (!step.run) continue;
+      if (!step.run || (values.step && !step.title.includes(values.step))) continue;
       const el = steps.nth(i);
       for (const [knob, value] of sets) {
         if (!step.setup?.some((k) => k.id === knob)) continue;

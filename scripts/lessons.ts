@@ -1,7 +1,8 @@
 /**
  * Runs every lesson's experiments at their defaults on wasm in Node, one after another, and prints
  * each verdict with its wall time: the figures the Learn section's `cost` lines and the closing
- * note quote. `npm run bench:lessons -- [--lesson lora] [--json FILE]`
+ * note quote. `npm run bench:lessons -- [--lesson lora] [--step DoRA] [--json FILE]` (--step: only
+ * the experiments whose title contains it)
  */
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -11,13 +12,15 @@ import { publicFetch } from '../src/lib/engine/testing';
 import { LESSONS } from '../src/lib/learn/lessons';
 import { runExperiment } from '../src/lib/learn/runner';
 
-const { values } = parseArgs({ options: { lesson: { type: 'string' }, json: { type: 'string' } } });
+const { values } = parseArgs({
+  options: { lesson: { type: 'string' }, step: { type: 'string' }, json: { type: 'string' } },
+});
 await initNodeBackend('wasm');
 const engine = new CompareEngine(publicFetch);
 const out: unknown[] = [];
 let loaded: string | null = null;
 for (const lesson of LESSONS.filter((l) => !values.lesson || l.id === values.lesson)) {
-  for (const step of lesson.steps.filter((s) => s.run)) {
+  for (const step of lesson.steps.filter((s) => s.run && (!values.step || s.title.includes(values.step)))) {
     const o = await runExperiment(step, {}, engine, { loadedModel: loaded });
     loaded = o.model;
     if (!o.verdict) throw new Error(`${lesson.id}: ${o.reason}`);

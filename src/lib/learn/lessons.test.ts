@@ -164,6 +164,40 @@ describe('verdicts follow the numbers, not a script', () => {
     expect(step.check!(not, v).text).toMatch(/LoRA on c_attn reached accuracy 90\.0%/);
   });
 
+  it("LoRA variants: a variant counts as ahead only by more than LoRA's seed-to-seed gap in held-out loss", () => {
+    const step = experiment('lora', /DoRA and PiSSA against LoRA/);
+    const v = knobValues(step.setup);
+    /** A lane whose held-out loss ends at `loss`. */
+    const at = (name: string, loss: number, trainable = 100): LaneState => {
+      const l = lane(name, 0.5, 0.8, trainable, 1);
+      l.evals[1]!.loss = loss;
+      return l;
+    };
+    const results = (dora: number, pissa: number, nextSeed: number): LessonResults => ({
+      race: race([at('LoRA', 0.5), at('DoRA', dora, 124), at('PiSSA', pissa)]),
+      again: race([at('LoRA, next seed', nextSeed)]),
+    });
+    // Seeds 0.02 apart: DoRA 0.05 and PiSSA 0.03 ahead both count.
+    const both = step.check!(results(0.45, 0.47, 0.52), v);
+    expect(both.outcome).toBe('holds');
+    expect(both.text).toMatch(/a gap under 0\.020 is read as noise: DoRA is ahead of LoRA by 0\.050/);
+    expect(both.text).toMatch(/DoRA trained 124 parameters against 100 \(24 magnitudes/);
+    // The same losses with seeds 0.04 apart: PiSSA's 0.03 is noise, DoRA's 0.05 is not.
+    const one = step.check!(results(0.45, 0.47, 0.46), v);
+    expect(one.outcome).toBe('mixed');
+    expect(one.text).toMatch(/PiSSA is within it \(ahead by 0\.030\)/);
+    // Seeds that agree exactly still leave the floor: 0.005 is not a difference.
+    const none = step.check!(results(0.495, 0.56, 0.5), v);
+    expect(none.outcome).toBe('does-not-hold');
+    expect(none.text).toMatch(/a gap under 0\.010 is read as noise: DoRA is within it/);
+    expect(none.text).toMatch(/PiSSA is behind LoRA by 0\.060, more than that/);
+    expect(none.text).toMatch(/All three train at the same learning rate \(0\.001, LoRA's\)/);
+    const noise = step.check!(results(0.495, 0.505, 0.5), v);
+    expect(noise.outcome).toBe('does-not-hold');
+    expect(noise.text).toMatch(/the seed moves the result as much as the choice of variant/);
+    expect(none.table!.rows.map((r) => r[0])).toEqual(['LoRA', 'DoRA', 'PiSSA', 'LoRA, next seed']);
+  });
+
   it('prompt tuning and scale: holds when the ratio to full fine-tuning rises with size, not when it falls', () => {
     const step = experiment('prompt-tuning', /scale/);
     const v = knobValues(step.setup);
