@@ -23,7 +23,7 @@ import { createAdapter, planAdapter } from '../train/plan';
 import { metricOf } from '../data/task-data';
 import { evaluateTask, taskBatchSource } from '../train/task-eval';
 import type { EvalPoint, TaskData, TaskMetric } from '../data/task-data';
-import { outOfMemoryAdvice } from '../backend/out-of-memory';
+import { isOutOfMemory, outOfMemoryAdvice } from '../backend/out-of-memory';
 
 /**
  * A lane: its method (registry cliName, e.g. "lora") with config fields (PEFT's camelCase names) over
@@ -95,6 +95,17 @@ export interface RaceControl {
   stopped?(): boolean;
   /** Awaited after each round (every running lane stepped once): where checkpoints are written. */
   afterRound?(): Promise<void>;
+  /**
+   * Runs one lane's training step (the work, to be run again if it must): the engine makes it
+   * survive a lost GPU device (train/device-loss.ts's RecoverableRun.attempt). Without it the work
+   * runs as it is.
+   */
+  guard?<T>(work: () => Promise<T>): Promise<T>;
+  /**
+   * A lane's step ran out of memory (the step was not made): pause the race with this message, so
+   * the next `checkpoint()` waits. Without it the lane fails alone, as on any other error.
+   */
+  pause?(reason: string): void;
 }
 
 function headParams(adapter: Adapter): number {
@@ -106,19 +117,22 @@ function headParams(adapter: Adapter): number {
 interface Lane {
   state: LaneState;
   method: PeftMethod<PeftConfigBase>;
+  /** The planned config, to build the lane again on another backend (rebuildOn). */
+  config: PeftConfigBase;
   adapter: Adapter;
   trainer: Trainer;
 }
 
 export class Race {
   readonly metric: TaskMetric;
-  private readonly adapters = new AdapterSet();
+  private adapters = new AdapterSet();
   private readonly lanes: Lane[] = [];
   private nextId = 1;
   private running = false;
 
   constructor(
-    readonly model: Gpt2Model,
+    /** The base; replaced only by rebuildOn (the same base read again onto a new backend). */
+    public model: Gpt2Model,
     private readonly tokenizer: TextTokenizer,
     readonly modelId: string,
     readonly data: TaskData,
@@ -150,15 +164,7 @@ export class Race {
       createAdapter(this.model, this.tokenizer, method, config, this.data.info, s.seed),
     );
     const lr = spec.lr ?? methodInfo(method.cliName).defaultLr;
-    const trainer = new Trainer(this.model, adapter, taskBatchSource(this.data, s.seqLen), {
-      steps: s.steps,
-      lr,
-      warmupSteps: s.warmupSteps,
-      batchSize: s.batchSize,
-      seqLen: s.seqLen,
-      seed: s.seed,
-      maxGradNorm: s.maxGradNorm ?? 1.0,
-    });
+    const trainer = this.newTrainer(adapter, lr);
     const trainable = countTrainable(adapter);
     const same = this.lanes.filter((l) => l.method.cliName === method.cliName).length;
     const state: LaneState = {
@@ -186,9 +192,63 @@ export class Race {
         measured: null,
       },
     };
-    this.lanes.push({ state, method, adapter, trainer });
+    this.lanes.push({ state, method, config, adapter, trainer });
     this.hooks.onLane?.(state);
     return state;
+  }
+
+  private newTrainer(adapter: Adapter, lr: number): Trainer {
+    const s = this.settings;
+    return new Trainer(this.model, adapter, taskBatchSource(this.data, s.seqLen), {
+      steps: s.steps,
+      lr,
+      warmupSteps: s.warmupSteps,
+      batchSize: s.batchSize,
+      seqLen: s.seqLen,
+      seed: s.seed,
+      maxGradNorm: s.maxGradNorm ?? 1.0,
+    });
+  }
+
+  /**
+   * Frees every lane's adapter and trainer for a rebuild after the GPU device was lost (their memory
+   * went with it; freeing may fail there, which is ignored). The lanes' states stay.
+   */
+  dropLaneTensors(): void {
+    for (const l of this.lanes) {
+      try {
+        l.trainer.dispose();
+      } catch {
+        // on a dead device
+      }
+    }
+    try {
+      this.adapters.dispose();
+    } catch {
+      // on a dead device
+    }
+    this.adapters = new AdapterSet();
+  }
+
+  /**
+   * Builds every lane again on `model`, the same base read again onto a new backend after the GPU
+   * device was lost (after dropLaneTensors): new adapters and trainers from each lane's method,
+   * config, rate and seed, in the order the lanes were added. Each lane's state and history stay;
+   * the caller loads each trainer's state back (train/device-loss.ts).
+   */
+  rebuildOn(model: Gpt2Model): void {
+    if (
+      model.config.nPositions !== this.model.config.nPositions ||
+      model.config.nEmbd !== this.model.config.nEmbd
+    )
+      throw new SettingsError('a race is rebuilt on the same base model only: start the race again');
+    this.model = model;
+    for (const l of this.lanes) {
+      l.adapter = this.adapters.add(l.state.id, () =>
+        createAdapter(model, this.tokenizer, l.method, l.config, this.data.info, this.settings.seed),
+      );
+      l.trainer = this.newTrainer(l.adapter, l.state.lr);
+    }
   }
 
   /** Every lane's state and trainer, for writing checkpoints between rounds (engine/compare-engine.ts). */
@@ -273,8 +333,13 @@ export class Race {
     this.hooks.onEval?.(l.state, point);
   }
 
-  private async step(l: Lane): Promise<void> {
-    this.adapters.use(l.state.id);
+  private async step(l: Lane, control: RaceControl): Promise<void> {
+    // Read afresh each time: after a lost GPU device the lane's trainer and adapter are new ones.
+    const work = (): ReturnType<Trainer['trainStep']> => {
+      this.adapters.use(l.state.id);
+      return l.trainer.trainStep();
+    };
+    const train = (): ReturnType<Trainer['trainStep']> => (control.guard ? control.guard(work) : work());
     // Memory is measured on the second step: the optimizer state exists from the first one.
     const measure = l.trainer.step === 1 && l.state.ledger.measured === null;
     const before = measure ? tf.memory().numBytes : 0;
@@ -282,7 +347,7 @@ export class Race {
     if (measure) {
       let got: typeof st | undefined;
       const prof = await tf.profile(async () => {
-        got = await l.trainer.trainStep();
+        got = await train();
       });
       st = got!;
       l.state.ledger.measured = measureLedger(this.model, l.adapter, l.trainer, l.method.kind, {
@@ -291,7 +356,7 @@ export class Race {
       });
       this.hooks.onLane?.(l.state); // the measured ledger is news: the screen shows it live
     } else {
-      st = await l.trainer.trainStep();
+      st = await train();
     }
     l.state.trainMs += st.ms;
     if (st.skipped) {
@@ -337,20 +402,31 @@ export class Race {
       let active = todo;
       while (active.length > 0) {
         for (const l of active) {
-          await control.checkpoint?.();
-          if (control.stopped?.()) break;
-          try {
-            await this.step(l);
-          } catch (e) {
-            if (e instanceof CancelledError) throw e;
-            if (l.trainer.skippedSteps > 0) l.state.skippedSteps = l.trainer.skippedSteps;
-            const err = outOfMemoryAdvice(e, `the ${l.state.name} lane`, {
-              batchSize: this.settings.batchSize,
-              seqLen: this.settings.seqLen,
-              model: this.modelId,
-            });
-            await this.finish(l, 'failed', (err as Error).message);
+          for (;;) {
+            await control.checkpoint?.();
+            if (control.stopped?.()) break;
+            try {
+              await this.step(l, control);
+            } catch (e) {
+              if (e instanceof CancelledError) throw e;
+              if (l.trainer.skippedSteps > 0) l.state.skippedSteps = l.trainer.skippedSteps;
+              const err = outOfMemoryAdvice(e, `the ${l.state.name} lane`, {
+                batchSize: this.settings.batchSize,
+                seqLen: this.settings.seqLen,
+                model: this.modelId,
+              });
+              // Every lane has the same batch and length, so the next would run out as well: the
+              // race waits with every lane as it was (the failed step was not made), saying what
+              // to lower; resume tries the step again, stop ends every lane where it is.
+              if (control.pause && isOutOfMemory(e)) {
+                control.pause(`paused: ${(err as Error).message}`);
+                continue;
+              }
+              await this.finish(l, 'failed', (err as Error).message);
+            }
+            break;
           }
+          if (control.stopped?.()) break;
         }
         if (control.stopped?.()) {
           for (const l of active) if (l.state.status === 'training') await this.finish(l, 'stopped');
