@@ -17,7 +17,7 @@
  * `limitGpuMemory` injects the fault (tests, or reproducing a smaller GPU's report on a bigger one).
  */
 import * as tf from '@tensorflow/tfjs';
-import { OutOfMemoryError } from '../errors';
+import { BackendError, OutOfMemoryError } from '../errors';
 
 const MIB = 1024 * 1024;
 
@@ -134,7 +134,7 @@ export function limitGpuMemory(bytes: number | null): void {
   const parts = webgpuParts();
   if (!parts) {
     if (bytes === null) return;
-    throw new OutOfMemoryError('limitGpuMemory needs the webgpu backend to be the current one');
+    throw new BackendError('limitGpuMemory needs the webgpu backend: set it first (tf.setBackend)');
   }
   const { device, bufferManager } = parts;
   const had = limited.get(device);
