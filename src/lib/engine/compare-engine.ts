@@ -7,6 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { chooseBackend } from '../backend/backend';
 import { outOfMemoryAdvice } from '../backend/out-of-memory';
+import { RecoverableRun, currentGpuDevice, describeRecovery } from '../train/device-loss';
 import {
   BusyError,
   CheckpointError,
@@ -83,6 +84,10 @@ const mapModel = (model: DecoderModel): { family: DecoderModel['family']; tiedHe
 
 export class CompareEngine implements CompareApi {
   private model: DecoderModel | null = null;
+  /** Where the model's files came from: read again when a lost GPU device makes a race rebuild it. */
+  private modelBaseUrl: string | null = null;
+  /** How often a race on WebGPU copies its lanes' state to the CPU (train/device-loss.ts). */
+  deviceSnapshotEveryMs = 15_000;
   private modelId = '';
   private tokenizer: TextTokenizer | null = null;
   private current: Race | null = null;
@@ -95,7 +100,8 @@ export class CompareEngine implements CompareApi {
     private readonly emit: CompareEventSink = () => {},
   ) {
     this.gate = new RunGate({
-      paused: () => this.emit('status', { phase: 'paused', message: 'paused' }),
+      // A race that paused itself (out of memory) says why while it waits.
+      paused: (reason) => this.emit('status', { phase: 'paused', message: reason ?? 'paused' }),
       resumed: () => this.emit('status', { phase: 'racing', message: 'resumed' }),
     });
   }
@@ -129,6 +135,7 @@ export class CompareEngine implements CompareApi {
     this.model = model;
     this.tokenizer = tokenizer;
     this.modelId = req.id;
+    this.modelBaseUrl = req.baseUrl;
     this.emit('status', { phase: 'idle', message: `${req.id} loaded` });
     return summary;
   }
@@ -336,13 +343,23 @@ export class CompareEngine implements CompareApi {
     const race = this.needRace();
     const c = this.checkpointing;
     let lastWrite = performance.now();
+    // Made at the first step, once every lane has had its first evaluation: a lost GPU device
+    // takes the race back to a point where all lanes were between steps.
+    let recoverable: RecoverableRun | null | undefined;
     await this.gate
       .run(() => {
         this.emit('status', { phase: 'racing', message: `racing ${race.laneStates.length} methods` });
         return race.run({
           checkpoint: () => this.gate.checkpoint(),
           stopped: () => this.gate.stopped,
+          pause: (reason) => this.gate.pause(reason),
+          guard: async (work) => {
+            if (recoverable === undefined)
+              recoverable = currentGpuDevice() ? await this.recoverableRace(race) : null;
+            return recoverable ? recoverable.attempt(work) : work();
+          },
           afterRound: async () => {
+            await recoverable?.snapshotIfDue();
             if (!c || performance.now() - lastWrite < c.everyMs) return;
             lastWrite = performance.now();
             await this.writeRaceCheckpoint(race);
@@ -353,10 +370,59 @@ export class CompareEngine implements CompareApi {
         // A lane's own step failing fails only that lane (Race.run); this is the rest (evaluations).
         throw outOfMemoryAdvice(e, 'the race', { ...race.settings, model: this.modelId });
       })
-      .finally(() => (this.checkpointing = null));
+      .finally(() => {
+        this.checkpointing = null;
+        recoverable?.close();
+      });
     if (c) await this.dropRaceCheckpoints(race, c.raceId);
     this.emit('status', { phase: 'idle', message: this.gate.stopped ? 'stopped' : 'finished' });
     return this.snapshot();
+  }
+
+  /**
+   * The race wrapped so that it survives a lost GPU device (train/device-loss.ts): on a loss every
+   * lane's adapter and trainer is dropped, the model read again from its files onto the new backend
+   * (a new device or wasm), every lane built again on it and put back to the last snapshot (state
+   * and history), and the race goes on from there, saying so.
+   */
+  private async recoverableRace(race: Race): Promise<RecoverableRun> {
+    let first = true;
+    return RecoverableRun.start({
+      fallback: 'wasm',
+      snapshotEveryMs: this.deviceSnapshotEveryMs,
+      build: async () => {
+        if (!first) {
+          const baseUrl = this.modelBaseUrl;
+          if (!baseUrl)
+            throw new NotReadyError(
+              'the GPU device was lost and the model cannot be read again: load it again',
+            );
+          const model = requireGpt2(
+            modelFromFiles(this.modelId, await fetchModelFiles(this.fetchBytes, baseUrl)).model,
+            'The race',
+          );
+          try {
+            this.model?.dispose(); // its memory went with the device; this only forgets it
+          } catch {
+            // freeing on a dead device may fail
+          }
+          this.model = model;
+          race.rebuildOn(model);
+        }
+        first = false;
+        return {
+          trainers: race.lanesWithTrainers().map((l) => l.trainer),
+          save: () => race.laneStates,
+          restore: (saved) => {
+            for (const st of saved as LaneState[]) race.restoreLane(st.id, st);
+          },
+          dispose: () => race.dropLaneTensors(),
+        };
+      },
+      onRecovered: (r) => {
+        this.emit('status', { phase: 'racing', message: describeRecovery(r) });
+      },
+    });
   }
 
   private snapshot(): RaceSnapshot {

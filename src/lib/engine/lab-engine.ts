@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { chooseBackend, currentBackendInfo } from '../backend/backend';
-import { outOfMemoryAdvice } from '../backend/out-of-memory';
+import { isOutOfMemory, outOfMemoryAdvice } from '../backend/out-of-memory';
 import { classifyText, tagWords } from './answers';
 import { fetchModelFiles, modelFromFiles } from './model-files';
 import { RecoverableRun, describeRecovery } from '../train/device-loss';
@@ -415,6 +415,20 @@ export class LabEngine implements LabApi {
           st = recoverable ? await recoverable.step() : await trainer.trainStep();
         } catch (e) {
           if (recoverable) trainer = recoverable.trainer;
+          if (isOutOfMemory(e)) {
+            // The step was not made (train/trainer.ts): weights, moments and the batch generator are
+            // as before it. The run waits, saying what to lower: stop ends it with what it trained
+            // so far (evaluated and savable as any run), resume tries the step again (once memory
+            // was freed elsewhere, another tab closed, say).
+            const advice = outOfMemoryAdvice(e, `training at step ${trainer.step + 1}`, {
+              batchSize: s.batchSize,
+              seqLen: s.seqLen,
+              budgetMB: req.offload?.budgetMB,
+              model: this.modelId,
+            }) as Error;
+            this.gate.pause(`paused: ${advice.message}`);
+            continue;
+          }
           if (!(e instanceof NonFiniteLossError)) throw e;
           // Diverged past what halving the rate fixes: the run waits, naming the cause, with its
           // last good weights; resume tries again (at the lowered rate), stop ends it as usual.

@@ -24,7 +24,7 @@ import { createAdapter, planAdapter } from '../train/plan';
 import { metricOf } from '../data/task-data';
 import { evaluateTask, taskBatchSource } from '../train/task-eval';
 import type { EvalPoint, TaskData, TaskMetric } from '../data/task-data';
-import { outOfMemoryAdvice } from '../backend/out-of-memory';
+import { isOutOfMemory, outOfMemoryAdvice } from '../backend/out-of-memory';
 
 /**
  * A lane: its method (registry cliName, e.g. "lora") with config fields (PEFT's camelCase names) over
@@ -101,6 +101,17 @@ export interface RaceControl {
   stopped?(): boolean;
   /** Awaited after each round (every running lane stepped once): where checkpoints are written. */
   afterRound?(): Promise<void>;
+  /**
+   * Runs one lane's training step (the work, to be run again if it must): the engine makes it
+   * survive a lost GPU device (train/device-loss.ts's RecoverableRun.attempt). Without it the work
+   * runs as it is.
+   */
+  guard?<T>(work: () => Promise<T>): Promise<T>;
+  /**
+   * A lane's step ran out of memory (the step was not made): pause the race with this message, so
+   * the next `checkpoint()` waits. Without it the lane fails alone, as on any other error.
+   */
+  pause?(reason: string): void;
 }
 
 function headParams(adapter: Adapter): number {
@@ -112,9 +123,13 @@ function headParams(adapter: Adapter): number {
 interface Lane {
   state: LaneState;
   method: PeftMethod<PeftConfigBase>;
+  /** The planned config, to build the lane again on another backend (rebuildOn). */
+  config: PeftConfigBase;
   adapter: Adapter;
   /** Null for an opened lane, which is only evaluated. */
   trainer: Trainer | null;
+  /** An opened lane's files, to load it again on another backend (rebuildOn). */
+  opened?: OpenedLaneSpec;
 }
 
 /** A saved adapter's PEFT files, to join a race as an evaluated lane (Race.addOpenedLane). */
@@ -129,13 +144,14 @@ export interface OpenedLaneSpec {
 
 export class Race {
   readonly metric: TaskMetric;
-  private readonly adapters = new AdapterSet();
+  private adapters = new AdapterSet();
   private readonly lanes: Lane[] = [];
   private nextId = 1;
   private running = false;
 
   constructor(
-    readonly model: DecoderModel,
+    /** The base; replaced only by rebuildOn (the same base read again onto a new backend). */
+    public model: DecoderModel,
     private readonly tokenizer: TextTokenizer,
     readonly modelId: string,
     readonly data: TaskData,
@@ -167,15 +183,7 @@ export class Race {
       createAdapter(this.model, this.tokenizer, method, config, this.data.info, s.seed),
     );
     const lr = spec.lr ?? methodInfo(method.cliName).defaultLr;
-    const trainer = new Trainer(this.model, adapter, taskBatchSource(this.data, s.seqLen), {
-      steps: s.steps,
-      lr,
-      warmupSteps: s.warmupSteps,
-      batchSize: s.batchSize,
-      seqLen: s.seqLen,
-      seed: s.seed,
-      maxGradNorm: s.maxGradNorm ?? 1.0,
-    });
+    const trainer = this.newTrainer(adapter, lr);
     const trainable = countTrainable(adapter);
     const same = this.lanes.filter((l) => l.method.cliName === method.cliName).length;
     const state: LaneState = {
@@ -203,9 +211,74 @@ export class Race {
         measured: null,
       },
     };
-    this.lanes.push({ state, method, adapter, trainer });
+    this.lanes.push({ state, method, config, adapter, trainer });
     this.hooks.onLane?.(state);
     return state;
+  }
+
+  private newTrainer(adapter: Adapter, lr: number): Trainer {
+    const s = this.settings;
+    return new Trainer(this.model, adapter, taskBatchSource(this.data, s.seqLen), {
+      steps: s.steps,
+      lr,
+      warmupSteps: s.warmupSteps,
+      batchSize: s.batchSize,
+      seqLen: s.seqLen,
+      seed: s.seed,
+      maxGradNorm: s.maxGradNorm ?? 1.0,
+    });
+  }
+
+  /**
+   * Frees every lane's adapter and trainer for a rebuild after the GPU device was lost (their memory
+   * went with it; freeing may fail there, which is ignored). The lanes' states stay.
+   */
+  dropLaneTensors(): void {
+    for (const l of this.lanes) {
+      try {
+        l.trainer?.dispose();
+      } catch {
+        // on a dead device
+      }
+    }
+    try {
+      this.adapters.dispose();
+    } catch {
+      // on a dead device
+    }
+    this.adapters = new AdapterSet();
+  }
+
+  /**
+   * Builds every lane again on `model`, the same base read again onto a new backend after the GPU
+   * device was lost (after dropLaneTensors): new adapters and trainers from each lane's method,
+   * config, rate and seed, in the order the lanes were added. Each lane's state and history stay;
+   * the caller loads each trainer's state back (train/device-loss.ts).
+   */
+  rebuildOn(model: DecoderModel): void {
+    if (
+      model.config.nPositions !== this.model.config.nPositions ||
+      model.config.nEmbd !== this.model.config.nEmbd
+    )
+      throw new SettingsError('a race is rebuilt on the same base model only: start the race again');
+    this.model = model;
+    for (const l of this.lanes) {
+      const opened = l.opened;
+      if (opened) {
+        // Its weights came from its files, not from training here: read them again.
+        l.adapter = this.adapters.add(
+          l.state.id,
+          () =>
+            loadAdapterAndMethod(model, { config: opened.config, weights: opened.weights }, opened.name)
+              .adapter,
+        );
+        continue;
+      }
+      l.adapter = this.adapters.add(l.state.id, () =>
+        createAdapter(model, this.tokenizer, l.method, l.config, this.data.info, this.settings.seed),
+      );
+      l.trainer = this.newTrainer(l.adapter, l.state.lr);
+    }
   }
 
   /** Every lane's state and trainer, for writing checkpoints between rounds (engine/compare-engine.ts). */
@@ -300,7 +373,7 @@ export class Race {
         measured: null,
       },
     };
-    this.lanes.push({ state, method: m, adapter, trainer: null });
+    this.lanes.push({ state, method: m, config: adapter.config, adapter, trainer: null, opened: spec });
     this.hooks.onLane?.(state);
     return state;
   }
@@ -359,9 +432,15 @@ export class Race {
     this.hooks.onEval?.(l.state, point);
   }
 
-  private async step(l: Lane): Promise<void> {
+  private async step(l: Lane, control: RaceControl): Promise<void> {
     if (!l.trainer) return; // an opened lane has no steps
-    this.adapters.use(l.state.id);
+    // Read afresh each time: after a lost GPU device the lane's trainer and adapter are new ones.
+    const work = (): ReturnType<Trainer['trainStep']> => {
+      if (!l.trainer) throw new NotReadyError(`the ${l.state.name} lane has no trainer`);
+      this.adapters.use(l.state.id);
+      return l.trainer.trainStep();
+    };
+    const train = (): ReturnType<Trainer['trainStep']> => (control.guard ? control.guard(work) : work());
     // Memory is measured on the second step: the optimizer state exists from the first one.
     const measure = l.trainer.step === 1 && l.state.ledger.measured === null;
     const before = measure ? tf.memory().numBytes : 0;
@@ -370,7 +449,7 @@ export class Race {
       let got: typeof st | undefined;
       const trainer = l.trainer;
       const prof = await tf.profile(async () => {
-        got = await trainer.trainStep();
+        got = await train();
       });
       st = got!;
       l.state.ledger.measured = measureLedger(this.model, l.adapter, l.trainer, l.method.kind, {
@@ -379,7 +458,7 @@ export class Race {
       });
       this.hooks.onLane?.(l.state); // the measured ledger is news: the screen shows it live
     } else {
-      st = await l.trainer.trainStep();
+      st = await train();
     }
     l.state.trainMs += st.ms;
     if (st.skipped) {
@@ -426,20 +505,31 @@ export class Race {
       let active = todo.filter((l) => l.trainer !== null);
       while (active.length > 0) {
         for (const l of active) {
-          await control.checkpoint?.();
-          if (control.stopped?.()) break;
-          try {
-            await this.step(l);
-          } catch (e) {
-            if (e instanceof CancelledError) throw e;
-            if (l.trainer && l.trainer.skippedSteps > 0) l.state.skippedSteps = l.trainer.skippedSteps;
-            const err = outOfMemoryAdvice(e, `the ${l.state.name} lane`, {
-              batchSize: this.settings.batchSize,
-              seqLen: this.settings.seqLen,
-              model: this.modelId,
-            });
-            await this.finish(l, 'failed', (err as Error).message);
+          for (;;) {
+            await control.checkpoint?.();
+            if (control.stopped?.()) break;
+            try {
+              await this.step(l, control);
+            } catch (e) {
+              if (e instanceof CancelledError) throw e;
+              if (l.trainer && l.trainer.skippedSteps > 0) l.state.skippedSteps = l.trainer.skippedSteps;
+              const err = outOfMemoryAdvice(e, `the ${l.state.name} lane`, {
+                batchSize: this.settings.batchSize,
+                seqLen: this.settings.seqLen,
+                model: this.modelId,
+              });
+              // Every lane has the same batch and length, so the next would run out as well: the
+              // race waits with every lane as it was (the failed step was not made), saying what
+              // to lower; resume tries the step again, stop ends every lane where it is.
+              if (control.pause && isOutOfMemory(e)) {
+                control.pause(`paused: ${(err as Error).message}`);
+                continue;
+              }
+              await this.finish(l, 'failed', (err as Error).message);
+            }
+            break;
           }
+          if (control.stopped?.()) break;
         }
         if (control.stopped?.()) {
           for (const l of active) if (l.state.status === 'training') await this.finish(l, 'stopped');

@@ -24,7 +24,7 @@ const LOSE_AFTER = 2;
 const TIMEOUT = 300_000;
 
 /** The model, a LoRA adapter and a trainer, built on the current backend from the same files and seeds. */
-function build(): RunParts {
+function build(): RunParts & { trainer: Trainer } {
   const model = loadGpt2({
     config: JSON.parse(readFileSync(join(FIX, 'config.json'), 'utf8')),
     weights: new Uint8Array(readFileSync(join(FIX, 'model.safetensors'))),

@@ -36,9 +36,9 @@ export interface DeviceRecovery {
   backend: string;
   /** Why that one: a new device, or the fallback and why no new device could be had. */
   why: string;
-  /** The step the run went back to (its last snapshot); steps after it are done again. */
+  /** The step the run went back to (its last snapshot; of several trainers, the earliest). */
   fromStep: number;
-  /** Steps done since that snapshot that are done again. */
+  /** Steps done since that snapshot that are done again (of all its trainers together). */
   redone: number;
 }
 
@@ -126,7 +126,14 @@ export async function replaceLostBackend(fallback: string): Promise<{ backend: s
 
 /** What a run is made of on one backend: the caller builds it and frees it. */
 export interface RunParts {
-  trainer: Trainer;
+  /** The run's trainer (a run of one trainer, the Lab's). */
+  trainer?: Trainer;
+  /** Or its several trainers, snapshotted and restored together (a race's lanes). */
+  trainers?: Trainer[];
+  /** What the run keeps beside its trainers' state (a race's lane histories), kept with each snapshot. */
+  save?(): unknown;
+  /** Puts back what `save` gave, after a rebuild and before the trainers' state is loaded. */
+  restore?(saved: unknown): void;
   /** Frees the model, adapter and trainer (on a lost device their memory is already gone). */
   dispose(): void;
 }
@@ -144,14 +151,25 @@ export interface RecoverableOptions {
   maxRecoveries?: number;
 }
 
+interface Snapshot {
+  trainers: CheckpointFiles[];
+  extra: unknown;
+}
+
+function trainersOf(parts: RunParts): Trainer[] {
+  return parts.trainers ?? (parts.trainer ? [parts.trainer] : []);
+}
+
 /**
  * A training run that carries on past a lost GPU device (see the top of this file). `step()` is
  * `trainer.trainStep()`; after a loss it rebuilds, restores and returns the next step made on the
- * new backend, so the caller's loop does not change. `trainer` may change after any step.
+ * new backend, so the caller's loop does not change. `trainer` may change after any step. A run of
+ * several trainers (a race) wraps each one's step in `attempt` and takes snapshots with
+ * `snapshotIfDue` where all of them are at a step boundary.
  */
 export class RecoverableRun {
   private watch: DeviceWatch | null = null;
-  private snapshot: CheckpointFiles | null = null;
+  private snapshot: Snapshot | null = null;
   private snapshotAt = 0;
   recoveries: DeviceRecovery[] = [];
 
@@ -168,7 +186,9 @@ export class RecoverableRun {
   }
 
   get trainer(): Trainer {
-    return this.parts.trainer;
+    const t = this.parts.trainer;
+    if (!t) throw new BackendError('this run has several trainers: use attempt() for each');
+    return t;
   }
 
   /** Takes over a trainer that was changed from outside (a checkpoint loaded into it): snapshot now. */
@@ -181,15 +201,35 @@ export class RecoverableRun {
   }
 
   private async takeSnapshot(): Promise<void> {
-    this.snapshot = await saveCheckpoint(this.trainer);
+    const trainers: CheckpointFiles[] = [];
+    for (const t of trainersOf(this.parts)) trainers.push(await saveCheckpoint(t));
+    this.snapshot = { trainers, extra: structuredClone(this.parts.save?.()) };
     this.snapshotAt = performance.now();
   }
 
+  /** On WebGPU, copies the run's state to the CPU when `snapshotEveryMs` has passed since the last copy. */
+  async snapshotIfDue(): Promise<void> {
+    if (!this.watch) return;
+    const every = this.opts.snapshotEveryMs ?? 15_000;
+    if (every <= 0 || performance.now() - this.snapshotAt >= every) await this.takeSnapshot();
+  }
+
   async step(): Promise<StepStats> {
+    const st = await this.attempt(() => this.trainer.trainStep());
+    if (!st.skipped) await this.snapshotIfDue();
+    return st;
+  }
+
+  /**
+   * Runs `work` (a step: GPU work whose result counts only if the device lived through it); when
+   * the device is lost during it, recovers (every trainer back to the last snapshot, on the new
+   * backend) and runs `work` again, which must read the trainers afresh.
+   */
+  async attempt<T>(work: () => Promise<T>): Promise<T> {
     for (;;) {
-      let st: StepStats;
+      let out: T;
       try {
-        st = await this.trainer.trainStep();
+        out = await work();
       } catch (e) {
         if (!this.watch || !(await this.watch.isLost())) throw e;
         await this.recover();
@@ -200,11 +240,7 @@ export class RecoverableRun {
         await this.recover();
         continue;
       }
-      if (this.watch && !st.skipped) {
-        const every = this.opts.snapshotEveryMs ?? 15_000;
-        if (every <= 0 || performance.now() - this.snapshotAt >= every) await this.takeSnapshot();
-      }
-      return st;
+      return out;
     }
   }
 
@@ -218,7 +254,7 @@ export class RecoverableRun {
         `the GPU device was lost ${this.recoveries.length + 1} times in one run (last: ${loss.message}): choose wasm and resume from the last checkpoint`,
       );
     }
-    const lostAtStep = this.trainer.step;
+    const lostAt = trainersOf(this.parts).map((t) => t.step);
     this.watch!.close();
     try {
       this.parts.dispose();
@@ -227,12 +263,21 @@ export class RecoverableRun {
     }
     const { backend, why } = await replaceLostBackend(this.opts.fallback ?? 'wasm');
     this.parts = await this.opts.build();
-    const state = loadCheckpoint(this.trainer, snapshot, 'the state kept before the GPU device was lost');
+    this.parts.restore?.(structuredClone(snapshot.extra));
+    const trainers = trainersOf(this.parts);
+    if (trainers.length !== snapshot.trainers.length)
+      throw new BackendError(
+        `the run was rebuilt with ${trainers.length} trainers after the GPU device was lost, not ${snapshot.trainers.length}: start it again`,
+      );
+    const from = trainers.map((t, i) =>
+      Number(loadCheckpoint(t, snapshot.trainers[i]!, 'the state kept before the GPU device was lost').step),
+    );
     const device = currentGpuDevice();
     this.watch = device ? new DeviceWatch(device) : null;
     this.snapshot = this.watch ? snapshot : null;
-    const fromStep = Number(state.step);
-    const r: DeviceRecovery = { loss, backend, why, fromStep, redone: Math.max(0, lostAtStep - fromStep) };
+    const fromStep = Math.min(...from);
+    const redone = from.reduce((n, f, i) => n + Math.max(0, (lostAt[i] ?? f) - f), 0);
+    const r: DeviceRecovery = { loss, backend, why, fromStep, redone };
     this.recoveries.push(r);
     await this.opts.onRecovered?.(r);
   }

@@ -15,6 +15,7 @@ import { lmLogits } from '../model/heads';
 import { crossEntropy, isFrozen } from '../model/ops';
 import { fusedKernelsOn } from '../kernels/webgpu/active';
 import { releaseFailedTape } from '../backend/out-of-memory';
+import { watchGpuMemory } from '../backend/gpu-memory';
 import { FusedAdamW } from '../kernels/webgpu/adamw';
 import { lmHeadCrossEntropy } from '../kernels/webgpu/lm-head';
 import { adapterDecorator, virtualPositions } from '../peft/forward';
@@ -246,16 +247,23 @@ export class Trainer {
     const incoming = this.optimizerPaging?.pageIn();
     incoming?.catch(() => undefined); // observed where it is awaited
     const accum = Math.max(1, this.opts.gradAccumSteps ?? 1);
+    // On WebGPU a failed allocation throws nothing: the device reports it (backend/gpu-memory.ts).
+    const gpuMemory = watchGpuMemory();
+    gpuMemory?.begin();
     const names = [...this.vars.keys()];
     const list = [...this.vars.values()];
     const byVarName = new Map(list.map((v, i) => [v.name, names[i]!]));
     let sum: Map<string, tf.Tensor> | null = null;
     let paged = false;
     const losses: tf.Scalar[] = [];
+    // A step that fails for want of memory puts the generator back, so trying again (after memory
+    // was freed) draws the same batch and the run is as if the failed step never happened.
+    const rngBefore = this.rng.state;
     // Accumulation sees exactly the examples one batch of batchSize x accum would, split into
     // micro-batches, so the update equals the big batch's (up to float rounding).
     const micros = this.source.draw(this.rng, this.opts.batchSize, accum);
     const stepSeed = this.rng.seed();
+    const during = `a training step (batch ${this.opts.batchSize} x ${accum > 1 ? `${accum} micro-batches x ` : ''}${this.opts.seqLen} tokens)`;
     let tokens = 0;
     try {
       for (let micro = 0; micro < accum; micro++) {
@@ -287,6 +295,9 @@ export class Trainer {
       // the run can be tried again with a smaller batch in the same worker.
       tf.dispose([...losses, ...(sum?.values() ?? [])]);
       releaseFailedTape();
+      this.rng.state = rngBefore;
+      // A read from a buffer the GPU could not allocate fails: the cause is named, not the read.
+      await gpuMemory?.check(during);
       throw e;
     }
     const grads = sum!;
@@ -311,8 +322,28 @@ export class Trainer {
       tf.dispose([...grads.values()]);
     }
     const readback = tf.tidy(() => tf.concat([tf.stack(losses), tf.reshape(clipped.norm, [1])]));
-    const values = (await readback.data()) as Float32Array;
+    // Before any weight or moment changes: a step whose buffers the GPU could not allocate computed
+    // from invalid memory (or could not read back at all), so its numbers are not used and the run
+    // stays as it was.
+    const unmade = (): void => {
+      tf.dispose([...clipped.grads.values(), ...(clipScale ? [clipScale] : [])]);
+      this.rng.state = rngBefore;
+      // As a skipped step: the optimizer state that came in goes back out unchanged.
+      if (incoming)
+        this.optimizerPaging!.ready(incoming)
+          .then(() => this.optimizerPaging!.pageOut())
+          .catch(() => undefined);
+    };
+    let values: Float32Array;
+    try {
+      values = (await readback.data()) as Float32Array;
+    } catch (e) {
+      tf.dispose([readback, clipped.norm, ...losses]);
+      await gpuMemory?.check(during, unmade);
+      throw e;
+    }
     tf.dispose([readback, clipped.norm, ...losses]);
+    await gpuMemory?.check(during, unmade);
     const loss = values.slice(0, accum).reduce((a, b) => a + b, 0) / accum;
     const gradNorm = values[accum]!;
     // The global norm sums every gradient's squares, so one NaN or infinity anywhere shows in it:
