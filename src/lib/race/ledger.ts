@@ -77,8 +77,9 @@ function trainableValues(adapter: Adapter, kind: MethodKind): { trainable: numbe
  * mlp.c_proj); other targets are predicted by the same counts, which is an extrapolation.
  * The counts were fitted on GPT-2; on the Llama family the same terms take its sizes (I is
  * intermediate_size, H the query heads) and the counts stay GPT-2's: an extrapolation too (its
- * SwiGLU holds more I-sized tensors, rotary embeddings more [B, T, C]-sized ones, and its grouped
- * keys are repeated to H heads), which the race shows beside the measured ledger.
+ * SwiGLU holds more I-sized tensors, rotary embeddings more [B, T, C]-sized ones, and off the
+ * fused path its grouped keys are repeated to H heads; on it, the GQA kernel keeps q, k, v and one
+ * P per query head), which the race shows beside the measured ledger.
  */
 export const ACTIVATION_TERMS = [
   // Per layer: the residual stream and attention, the MLP, scores, row statistics, the causal
