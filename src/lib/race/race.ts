@@ -447,7 +447,6 @@ export class Race {
     let st: Awaited<ReturnType<Trainer['trainStep']>>;
     if (measure) {
       let got: typeof st | undefined;
-      const trainer = l.trainer;
       const prof = await tf.profile(async () => {
         got = await train();
       });
