@@ -335,6 +335,23 @@ describe('models', () => {
     expect(await deleteModel('tiny')).toBe(false);
     expect((await rawChunks()).filter((c) => c.ownerId === 'model:tiny')).toEqual([]);
   });
+
+  it('a model download that fills storage caches nothing of it and keeps the model cached before', async () => {
+    const old = bytes(3 * KiB, 21);
+    await saveModel({ id: 'kept', source: 'hub', files: { 'model.safetensors': old } }, { chunkBytes: KiB });
+    failNthPut(3, () => Promise.reject(new DOMException('quota', 'QuotaExceededError')) as never);
+    const err = await saveModel(
+      { id: 'big', source: 'hub', files: { 'model.safetensors': bytes(8 * KiB, 22) } },
+      { chunkBytes: KiB },
+    ).catch((e: unknown) => e);
+    IDBObjectStore.prototype.put = realPut;
+    expect(err).toBeInstanceOf(StorageError);
+    expect((err as Error).message).toMatch(/storage is full/);
+    expect(await getModel('big')).toBeUndefined();
+    expect((await rawChunks()).filter((c) => c.ownerId === 'model:big')).toEqual([]);
+    expect((await listModels()).map((m) => m.id)).toEqual(['kept']);
+    expect(new Uint8Array((await getModelFile('kept', 'model.safetensors'))!)).toEqual(old);
+  });
 });
 
 describe('settings', () => {
