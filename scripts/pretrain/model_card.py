@@ -1,11 +1,15 @@
 """Writes README.md (model card) and loss-curve.svg for a pretrained bundled model from its
-training.json. Run: /usr/bin/python3 scripts/pretrain/model_card.py peftlab-s
+training.json. Run: /usr/bin/python3 scripts/pretrain/model_card.py peftlab-s [FOLDER]
+(FOLDER defaults to public/models/<id>; a smoke run's folder lies elsewhere). GPT-2 and Llama folders
+(config.json model_type "gpt2" or "llama") each get their family's description.
 """
 import json, sys
 
 mid = sys.argv[1]
-d = f"public/models/{mid}"
+d = sys.argv[2] if len(sys.argv) > 2 else f"public/models/{mid}"
 t = json.load(open(f"{d}/training.json"))
+cfg = json.load(open(f"{d}/config.json"))
+llama = cfg["model_type"] == "llama"
 curve = t["curve"]
 
 def svg(curve, w=640, h=300, pad=48):
@@ -42,18 +46,35 @@ NOTES = {
                  "upcast them to F32.\n",
 }
 note = NOTES.get(mid, "")
+if llama:
+    intro = f"""A small Llama (HuggingFace `LlamaForCausalLM`, built and saved by transformers itself) pretrained from
+scratch for PEFT Lab, on the same documents and tokenizer, with the same optimizer and schedule, as the GPT-2 base
+of about the same size ({mid.removesuffix("-llama")}), so lessons can set the two families side by side. Any Llama reader of HuggingFace folders loads it
+(`config.json`, `model.safetensors`, `tokenizer.json`)."""
+    shape = (f"{t['n_layer']} layers, width {t['n_embd']}, {t['n_head']} query heads sharing {t['n_kv_head']} key/value "
+             f"heads, SwiGLU width {t['intermediate_size']}, RMSNorm, RoPE (theta {cfg['rope_parameters']['rope_theta']:g}), "
+             f"context 256, tied embeddings")
+    checked = "transformers' logits (its own reading of this folder)"
+else:
+    intro = """A small GPT-2 (HuggingFace `gpt2` architecture and file layout) pretrained from scratch for PEFT Lab,
+so parameter-efficient methods have a real pretrained base to adapt. Any GPT-2 reader of HuggingFace
+folders loads it (`config.json`, `model.safetensors`, `tokenizer.json`)."""
+    shape = f"{t['n_layer']} layers, width {t['n_embd']}, {t['n_head']} heads, context 256, tied embeddings"
+    checked = "PyTorch's logits"
+# Runs before training.json recorded the torch version used Debian's python3-torch 1.13.
+torch_version = t.get("torch", "1.13").split("+")[0]
+python = "/work/venv/bin/python" if llama else "/usr/bin/python3"
+arch_flag = " --arch llama" if llama else ""
 card = f"""# {mid}
 
-A small GPT-2 (HuggingFace `gpt2` architecture and file layout) pretrained from scratch for PEFT Lab,
-so parameter-efficient methods have a real pretrained base to adapt. Any GPT-2 reader of HuggingFace
-folders loads it (`config.json`, `model.safetensors`, `tokenizer.json`).
+{intro}
 
 | | |
 |---|---|
-| parameters | {t['params']:,} ({t['n_layer']} layers, width {t['n_embd']}, {t['n_head']} heads, context 256, tied embeddings) |
-| tokenizer | byte-level BPE, {json.load(open(f"{d}/config.json"))['vocab_size']} entries, trained by PEFT Lab's own BPE trainer on the training documents only |
+| parameters | {t['params']:,} ({shape}) |
+| tokenizer | byte-level BPE, {cfg['vocab_size']} entries, trained by PEFT Lab's own BPE trainer on the training documents only |
 | tokens seen | {t['tokens_seen']:,} ({t['steps']} steps of 16 x 256 tokens) |
-| wall time | {t['wall_s'] / 60:.1f} min on one CPU core (PyTorch 1.13, OpenBLAS, `OPENBLAS_NUM_THREADS=1`) |
+| wall time | {t['wall_s'] / 60:.1f} min on one CPU core (PyTorch {torch_version}, OpenBLAS, `OPENBLAS_NUM_THREADS=1`) |
 | final training loss | {t['train_loss']:.3f} nats/token (running average) |
 | held-out loss | **{t['val_nats_per_token']:.3f} nats/token = {t['val_bits_per_byte']:.3f} bits per byte** of raw text |
 
@@ -75,10 +96,10 @@ exclude those end markers, so the figure is slightly pessimistic.
 {note}
 ## How it was made
 `npx tsx scripts/prepare-corpus.ts` (corpus, held-out split, tokenizer), then
-`OPENBLAS_NUM_THREADS=1 /usr/bin/python3 scripts/pretrain/pretrain_torch.py --id {mid}` (resumable; see
+`OPENBLAS_NUM_THREADS=1 {python} scripts/pretrain/pretrain_torch.py{arch_flag} --id {mid}` (resumable; see
 `scripts/pretrain/README.md`). AdamW (betas 0.9/0.95, weight decay 0.1 on matrices), linear warmup then cosine
 decay, gradient clipping at 1.0, no dropout. `src/lib/model/bundled.test.ts` checks that PEFT Lab's tfjs engine
-gives PyTorch's logits within 1e-4.
+gives {checked} within 1e-4.
 """
 open(f"{d}/README.md", "w").write(card)
 print("wrote", f"{d}/README.md")

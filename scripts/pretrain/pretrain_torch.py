@@ -1,11 +1,17 @@
-"""Pretrains a bundled PEFT Lab base model with Debian's python3-torch (build-time tool only).
+"""Pretrains a bundled PEFT Lab base model with PyTorch (build-time tool only).
 
 Our own engine (TypeScript, tfjs on wasm) trains several times slower than PyTorch on these CPUs,
-so the larger bundled models are trained here and written in the same HuggingFace GPT-2 folder
-format our engine reads; a unit test checks our logits against this model's to 1e-4.
+so the larger bundled models are trained here and written in the same HuggingFace folder formats
+our engine reads; a unit test checks our logits against this model's to 1e-4.
 
-The model is GPT-2 exactly as HF modeling_gpt2.py defines it (pre-LN blocks, gelu_new, tied
-lm_head, Conv1D weights stored [in, out]) so any GPT-2 reader loads the result.
+Two families (--arch, implied by --id):
+- gpt2: GPT-2 exactly as HF modeling_gpt2.py defines it (pre-LN blocks, gelu_new, tied lm_head,
+  Conv1D weights stored [in, out]), written by hand so Debian's python3-torch (no transformers) runs it.
+- llama: transformers' own LlamaForCausalLM built from a LlamaConfig (RMSNorm, RoPE, SwiGLU,
+  grouped-query attention, tied embeddings) and written by its save_pretrained, so the folder is
+  exactly what transformers reads. Needs transformers: /work/venv/bin/python (torch 2.13,
+  transformers 5.18 from the local wheel mirror).
+Both train on the same corpus and tokenizer with the same optimizer, schedule and batches.
 
 Resumable: a checkpoint (weights, optimizer, step) is written every --ckpt-every steps to
 .cache/pretrain/<id>/ckpt.pt; batches are drawn from an RNG seeded by the step number, so a
@@ -13,6 +19,7 @@ resumed run sees exactly the batches an uninterrupted one would.
 
 Run (see scripts/pretrain/README.md):
   OPENBLAS_NUM_THREADS=1 /usr/bin/python3 scripts/pretrain/pretrain_torch.py --id peftlab-s
+  OPENBLAS_NUM_THREADS=1 /work/venv/bin/python scripts/pretrain/pretrain_torch.py --arch llama --id peftlab-m-llama
 """
 import argparse, json, math, os, struct, time, shutil
 import numpy as np
@@ -27,7 +34,40 @@ SIZES = {
     # peftlab-l: budget sized to finish inside one working session on one core (about 2 hours).
     "peftlab-l": (320, 6, 8, 5_600_000, 1.5e-3, 16),
 }
+# Llama-style bases: sized to match the GPT-2 base of the same letter in parameters, trained on the same budget.
+LLAMA_SIZES = {
+    # peftlab-m-llama: peftlab-m's width (192) and depth (4); 6 query heads of 32 sharing 2 key/value heads
+    # (GQA 3:1, as SmolLM2-135M's 9:3); SwiGLU width 624 brings the total to 2,225,856 parameters, within 0.2%
+    # of peftlab-m's 2,222,208 (GQA and RoPE save the parameters that go to the MLP instead).
+    "peftlab-m-llama": dict(hidden=192, layers=4, heads=6, kv_heads=2, intermediate=624,
+                            tokens=10_000_000, lr=2e-3, batch=16),
+}
 BLOCK = 256
+ROPE_THETA = 10000.0
+
+def llama_config(V, eos, size):
+    """The LlamaConfig of a LLAMA_SIZES entry (transformers imported here so the gpt2 path runs without it)."""
+    from transformers import LlamaConfig
+    return LlamaConfig(vocab_size=V, hidden_size=size["hidden"], intermediate_size=size["intermediate"],
+                       num_hidden_layers=size["layers"], num_attention_heads=size["heads"],
+                       num_key_value_heads=size["kv_heads"], head_dim=size["hidden"] // size["heads"],
+                       hidden_act="silu", max_position_embeddings=BLOCK, rms_norm_eps=1e-5,
+                       rope_parameters={"rope_type": "default", "rope_theta": ROPE_THETA},
+                       tie_word_embeddings=True, attention_bias=False, mlp_bias=False, initializer_range=0.02,
+                       bos_token_id=eos, eos_token_id=eos, pad_token_id=None, dtype="float32")
+
+class LlamaLM(nn.Module):
+    """transformers' LlamaForCausalLM with the GPT class's interface: token ids [B, T] -> logits [B, T, V].
+    SDPA attention for training speed; the reference fixture is computed with eager attention."""
+    def __init__(s, config):
+        super().__init__()
+        from transformers import LlamaForCausalLM
+        config._attn_implementation = "sdpa"
+        # Built (and initialized, HF's normal(0, 0.02) with RMSNorm weights at 1) under the caller's torch seed.
+        s.hf = LlamaForCausalLM(config)
+
+    def forward(s, idx):
+        return s.hf(input_ids=idx, use_cache=False).logits
 
 class Block(nn.Module):
     def __init__(s, d, h):
@@ -124,7 +164,16 @@ def read_safetensors(path):
     return out
 
 def load_hf_folder(model, folder):
-    """Loads a bundled HF GPT-2 folder's weights into our module (the inverse of hf_state)."""
+    """Loads a bundled HF folder's weights into our module (the inverse of hf_state / save_pretrained)."""
+    if isinstance(model, LlamaLM):
+        from safetensors.torch import load_file
+        state = load_file(os.path.join(folder, "model.safetensors"))
+        # The tied lm_head is not stored; load_state_dict reports it missing and it stays tied to embed_tokens.
+        res = model.hf.load_state_dict(state, strict=False)
+        missing = [k for k in res.missing_keys if k != "lm_head.weight"]
+        if missing or res.unexpected_keys:
+            raise SystemExit(f"{folder}: model.safetensors lacks {missing} / has unexpected {res.unexpected_keys}")
+        return
     tensors = read_safetensors(os.path.join(folder, "model.safetensors"))
     with torch.no_grad():
         for name, p in hf_state_params(model).items():
@@ -152,7 +201,11 @@ def evaluate(model, data, max_windows=None):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--id", required=True, choices=SIZES.keys())
+    ap.add_argument("--id", required=True, choices=list(SIZES) + list(LLAMA_SIZES))
+    ap.add_argument("--arch", choices=["gpt2", "llama"], default=None,
+                    help="the model family; implied by --id (gpt2 for peftlab-s/m/l, llama for peftlab-m-llama)")
+    ap.add_argument("--out", default=None,
+                    help="the HF folder to write (default public/models/<id>); a smoke run writes elsewhere")
     ap.add_argument("--tokens", type=int, default=None, help="override the token budget")
     ap.add_argument("--ckpt-every", type=int, default=200)
     ap.add_argument("--seed", type=int, default=1234)
@@ -163,7 +216,15 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    d, L, H, budget, lr_max, bs = SIZES[a.id]
+    arch = "llama" if a.id in LLAMA_SIZES else "gpt2"
+    if a.arch and a.arch != arch:
+        raise SystemExit(f"--id {a.id} is a {arch} model, not {a.arch}; {a.arch} ids: "
+                         f"{', '.join(LLAMA_SIZES if a.arch == 'llama' else SIZES)}")
+    if arch == "llama":
+        size = LLAMA_SIZES[a.id]
+        d, L, H, budget, lr_max, bs = size["hidden"], size["layers"], size["heads"], size["tokens"], size["lr"], size["batch"]
+    else:
+        d, L, H, budget, lr_max, bs = SIZES[a.id]
     budget = a.tokens or budget
     lr_max = a.lr or lr_max
     # PEFT_LAB_PRETRAIN_DIR may point outside the work tree, so checkpoints outlive a fresh checkout.
@@ -175,7 +236,7 @@ def main():
     train = np.fromfile(f"{corpus}/train.bin", dtype=np.uint16)
     val = np.fromfile(f"{corpus}/val.bin", dtype=np.uint16)
     torch.manual_seed(a.seed)
-    model = GPT(V, BLOCK, d, L, H)
+    model = LlamaLM(llama_config(V, stats["eosId"], size)) if arch == "llama" else GPT(V, BLOCK, d, L, H)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
@@ -236,11 +297,24 @@ def main():
               "train_loss": curve[-1]["train_loss"],
               "val_nats_per_token": round(val_nats, 4), "val_bits_per_byte": round(bpb, 4),
               "val_tokens": int(len(val)), "val_bytes": vs["bytes"], "curve": prior["curve"] + curve}
+    if arch == "llama":
+        result.update({"arch": "llama", "n_kv_head": size["kv_heads"], "intermediate_size": size["intermediate"],
+                       "torch": torch.__version__})
     if a.continue_from:
         result["phases"] = prior["phases"] + [{"steps": step, "tokens_seen": step * bs * BLOCK, "wall_s": round(wall, 1),
                                               "peak_lr": lr_max, "val_bits_per_byte": round(bpb, 4),
                                               "torch": torch.__version__}]
-    out = f"public/models/{a.id}"; os.makedirs(out, exist_ok=True)
+    out = a.out or f"public/models/{a.id}"; os.makedirs(out, exist_ok=True)
+    if arch == "llama":
+        # config.json and model.safetensors exactly as transformers writes them (tied lm_head not stored).
+        model.hf.save_pretrained(out)
+        # The GPT-2 folders carry no generation_config.json and the app reads only config.json; keep the layout alike.
+        gen = os.path.join(out, "generation_config.json")
+        if os.path.exists(gen): os.remove(gen)
+        shutil.copy(f"{corpus}/tokenizer.json", f"{out}/tokenizer.json")
+        json.dump(result, open(f"{out}/training.json", "w"), indent=1)
+        print(json.dumps({k: v for k, v in result.items() if k != "curve"}), flush=True)
+        return
     cfg = {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "vocab_size": V, "n_positions": BLOCK,
            "n_ctx": BLOCK, "n_embd": d, "n_layer": L, "n_head": H, "n_inner": None, "activation_function": "gelu_new",
            "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0, "layer_norm_epsilon": 1e-5,

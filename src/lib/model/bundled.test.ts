@@ -1,13 +1,15 @@
 /**
  * The bundled base models load in our engine and match PyTorch, which trained them, to 1e-4
- * (fixtures written by scripts/pretrain/reference_logits.py), and their tokenizers load.
+ * (fixtures written by scripts/pretrain/reference_logits.py: for GPT-2 folders its own torch GPT, for
+ * Llama folders transformers' reading of the folder), and their tokenizers load. Every fixture names a
+ * bundled folder; either family loads through loadModel, as the app loads them.
  */
 import { describe, it, expect, beforeAll } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { initNodeBackend } from '../backend/node';
-import { loadGpt2 } from './load';
+import { loadModel } from './load';
 import { lmLogits } from './heads';
 import { loadTokenizer } from '../tokenizer/tokenizer';
 
@@ -28,14 +30,14 @@ describe.each(withReference)('bundled model %s', (id) => {
     }
   });
 
-  it("matches PyTorch's logits within 1e-4", () => {
+  it("matches PyTorch's (or transformers') logits within 1e-4", () => {
     const ref = JSON.parse(readFileSync(join(FIX, `${id}-torch-logits.json`), 'utf8')) as {
       input_ids: number[];
       vocab_slice: number;
       logits_slice: number[][];
       argmax: number[];
     };
-    const model = loadGpt2({
+    const model = loadModel({
       config: JSON.parse(readFileSync(join(MODELS, id, 'config.json'), 'utf8')),
       weights: new Uint8Array(readFileSync(join(MODELS, id, 'model.safetensors'))),
       source: id,
