@@ -1,7 +1,7 @@
 /**
- * What every inject-kind adapter (LoRA's siblings AdaLoRA and IA3) shares: hooks installed on the
- * targeted linear layers, the state dict (each site's tensors, then the classification head saved
- * as PEFT's modules_to_save), merge into the base weights with the originals kept so unmerge
+ * What every inject-kind adapter (LoRA and its siblings, AdaLoRA to BOFT) shares: hooks installed
+ * on the targeted linear layers, the state dict (each site's tensors, then the classification head
+ * saved as PEFT's modules_to_save), merge into the base weights with the originals kept so unmerge
  * restores them bit for bit, switching the adapter off so the base answers, and disposal. A method
  * adds its variables, hook and delta, and says how a site is saved where PEFT's layout differs.
  */
