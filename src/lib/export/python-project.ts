@@ -10,6 +10,7 @@ import type { TaskType } from '../data/tasks/registry';
 import { parseTemplate } from '../data/cls-data';
 import type { OffloadSettings } from '../offload/deepspeed';
 import { toDeepSpeedConfig } from '../offload/deepspeed';
+import { methodInfo } from '../peft/catalog';
 import { configToPeftJson } from '../peft/peft-json';
 import type { PeftConfigBase } from '../peft/types';
 import { validateDeepSpeedConfig } from './ds-schema';
@@ -143,9 +144,8 @@ export function peftConfigPython(spec: Pick<PythonProjectSpec, 'method' | 'confi
       `${spec.method.label} on GPT-2's Conv1D layers (${targets.join(', ')}) is refused by PEFT 0.21, whose ${spec.method.label} takes nn.Linear layers and not Conv1D: export it on a Llama-family model, or export LoRA for GPT-2`,
     );
   }
-  const json = configToPeftJson(spec.config);
-  // LoRA's form gives PEFT's default init as the option "true" (a select holds strings); PEFT wants the bool.
-  if (json.init_lora_weights === 'true') json.init_lora_weights = true;
+  const info = methodInfo(spec.method.cliName);
+  const json = configToPeftJson(info.peftValues?.(spec.config) ?? spec.config);
   // PEFT's TEXT init reads the text with the base model's tokenizer.
   if (c.promptTuningInit === 'TEXT' && json.tokenizer_name_or_path == null) {
     json.tokenizer_name_or_path = spec.baseModel;

@@ -1,15 +1,26 @@
 /**
- * What every inject-kind adapter (LoRA's siblings AdaLoRA and IA3) shares: hooks installed on the
- * targeted linear layers, the classification head saved as PEFT's modules_to_save, merge into the
- * base weights with the originals kept so unmerge restores them bit for bit, switching the adapter
- * off so the base answers, and disposal. A method adds its variables, hook and delta.
+ * What every inject-kind adapter (LoRA and its siblings, AdaLoRA to BOFT) shares: hooks installed
+ * on the targeted linear layers, the state dict (each site's tensors, then the classification head
+ * saved as PEFT's modules_to_save), merge into the base weights with the originals kept so unmerge
+ * restores them bit for bit, switching the adapter off so the base answers, and disposal. A method
+ * adds its variables, hook and delta, and says how a site is saved where PEFT's layout differs.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { ForwardContext, DecoderModel, LinearHook } from '../model/decoder';
 import type { TaskHead } from '../model/heads';
 import type { LinearSite } from './inject';
 import type { PeftConfigBase } from './types';
-import { PEFT_PREFIX, checkHeadFits, headKeys } from './state';
+import type { StateDict } from './state';
+import {
+  PEFT_PREFIX,
+  assignFromState,
+  checkHeadFits,
+  checkNoExtraKeys,
+  headKeys,
+  headState,
+  loadHeadState,
+  readForState,
+} from './state';
 import { InternalError } from '../errors';
 
 /** Dropout on an adapter's input while training, seeded per step and per layer (salt). */
@@ -70,6 +81,42 @@ export abstract class InjectBase<C extends PeftConfigBase, S extends InjectSite>
     for (const s of this.sites) for (const [k, v] of s.vars) m.set(k, v);
     for (const [k, p] of headKeys(this.clsHead, PEFT_PREFIX)) m.set(k, p.variable);
     return m;
+  }
+
+  /**
+   * Tensors the file carries beside the sites' own, shared by all of them and not trained (VeRA's
+   * projections), each with whether it is kept transposed against PEFT's layout; none by default.
+   */
+  protected sharedState(): Map<string, { variable: tf.Variable; transpose: boolean }> {
+    return new Map();
+  }
+
+  /** Writes one site's tensors in PEFT's layout: by default each variable as it is, under its key. */
+  protected async saveSite(s: S, out: StateDict): Promise<void> {
+    for (const [k, v] of s.vars) out.set(k, await readForState(v));
+  }
+
+  /** Reads one site's tensors back, shapes checked: by default each variable as it is, under its key. */
+  protected loadSite(s: S, tensors: StateDict, source: string): void {
+    for (const [k, v] of s.vars) assignFromState(tensors, k, v, source);
+  }
+
+  /** PEFT's state dict: the sites' tensors, the shared ones, then the head (modules_to_save). */
+  async stateDict(): Promise<StateDict> {
+    const out: StateDict = new Map();
+    for (const s of this.sites) await this.saveSite(s, out);
+    for (const [k, p] of this.sharedState()) out.set(k, await readForState(p.variable, p.transpose));
+    await headState(out, this.head, PEFT_PREFIX);
+    return out;
+  }
+
+  /** Loads what stateDict saves (or Python PEFT), refusing tensors this adapter does not know. */
+  loadStateDict(tensors: StateDict, source: string): void {
+    const shared = this.sharedState();
+    checkNoExtraKeys(tensors, new Set([...this.trainable().keys(), ...shared.keys()]), source);
+    for (const [k, p] of shared) assignFromState(tensors, k, p.variable, source, p.transpose);
+    for (const s of this.sites) this.loadSite(s, tensors, source);
+    loadHeadState(tensors, this.head, PEFT_PREFIX, source);
   }
 
   /**

@@ -23,15 +23,7 @@ import type { LinearSite } from './inject';
 import { targetedSites } from './inject';
 import type { InjectSite } from './inject-base';
 import { InjectBase } from './inject-base';
-import type { StateDict } from './state';
-import {
-  PEFT_PREFIX,
-  assignFromState,
-  checkNoExtraKeys,
-  headState,
-  loadHeadState,
-  readForState,
-} from './state';
+import { PEFT_PREFIX } from './state';
 import type { LycorisConfig } from './lycoris-info';
 
 /** Kaiming-uniform with a = sqrt(5), as torch's nn.init does: bound 1 / sqrt(fan_in), fan_in = shape[1]. */
@@ -125,19 +117,6 @@ export abstract class LycorisAdapter<C extends LycorisConfig> extends InjectBase
 
   protected mergeSite(s: LycorisSite, weight: tf.Variable): void {
     weight.assign(tf.add(weight, this.deltaT(s)));
-  }
-
-  async stateDict(): Promise<StateDict> {
-    const out: StateDict = new Map();
-    for (const s of this.sites) for (const [k, v] of s.vars) out.set(k, await readForState(v));
-    await headState(out, this.head, PEFT_PREFIX);
-    return out;
-  }
-
-  loadStateDict(tensors: StateDict, source: string): void {
-    checkNoExtraKeys(tensors, new Set(this.trainable().keys()), source);
-    for (const s of this.sites) for (const [k, v] of s.vars) assignFromState(tensors, k, v, source);
-    loadHeadState(tensors, this.head, PEFT_PREFIX, source);
   }
 }
 

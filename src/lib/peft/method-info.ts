@@ -97,6 +97,11 @@ export interface MethodInfo<C extends PeftConfigBase = PeftConfigBase> {
   fields: FieldSpec[];
   /** Where the Lab's form starts instead of PEFT's defaults, field by field (absent: PEFT's). */
   labDefaults?: Record<string, unknown>;
+  /**
+   * The config with its values as PEFT's config class takes them, where the Lab's differ (LoRA's
+   * form and flags give init_lora_weights's default as the option "true"); absent: as they are.
+   */
+  peftValues?(config: C): C;
   /** The size knob under a config (prefix tuning's depends on prefixProjection); null: fixed size. */
   sizeKnob(config: C): SizeKnob | null;
   ledger: LedgerFacts<C>;

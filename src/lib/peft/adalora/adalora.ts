@@ -21,7 +21,7 @@ import type { InjectSite } from '../inject-base';
 import { InjectBase, adapterDropout } from '../inject-base';
 import type { AdapterTrainingState, InjectAdapter, RankBudget, StepContext } from '../types';
 import type { StateDict } from '../state';
-import { PEFT_PREFIX, checkNoExtraKeys, headState, loadHeadState, readForState } from '../state';
+import { PEFT_PREFIX, readForState } from '../state';
 import type { AdaLoraConfig } from './config';
 import { RankAllocator, budgetSchedule } from './rank-allocator';
 import type { Triplet } from './rank-allocator';
@@ -198,44 +198,37 @@ export class AdaLoraAdapter
     return keep && keep.length === s.rank ? all.filter((i) => keep[i]) : all;
   }
 
-  async stateDict(): Promise<StateDict> {
-    const out: StateDict = new Map();
-    for (const s of this.sites) {
-      const idx = tf.tensor1d(this.kept(s), 'int32');
-      const p = `${PEFT_PREFIX}${s.site.hfName}`;
-      const [a, e, b] = tf.tidy(() => [tf.gather(s.a, idx, 1), tf.gather(s.e, idx), tf.gather(s.b, idx, 0)]);
-      const k = idx.size;
-      out.set(`${p}.lora_A`, await readForState(a!, true)); // [k, in]
-      out.set(`${p}.lora_E`, { shape: [k, 1], data: (await e!.data()) as Float32Array });
-      out.set(`${p}.lora_B`, await readForState(b!, true)); // [out, k]
-      tf.dispose([idx, a!, e!, b!]);
-    }
-    await headState(out, this.head, PEFT_PREFIX);
-    return out;
+  /** Each matrix cut to the ranks its pattern keeps, in PEFT's layout; lora_E as [k, 1]. */
+  protected override async saveSite(s: SvdSite, out: StateDict): Promise<void> {
+    const idx = tf.tensor1d(this.kept(s), 'int32');
+    const p = `${PEFT_PREFIX}${s.site.hfName}`;
+    const [a, e, b] = tf.tidy(() => [tf.gather(s.a, idx, 1), tf.gather(s.e, idx), tf.gather(s.b, idx, 0)]);
+    const k = idx.size;
+    out.set(`${p}.lora_A`, await readForState(a!, true)); // [k, in]
+    out.set(`${p}.lora_E`, { shape: [k, 1], data: (await e!.data()) as Float32Array });
+    out.set(`${p}.lora_B`, await readForState(b!, true)); // [out, k]
+    tf.dispose([idx, a!, e!, b!]);
   }
 
-  loadStateDict(tensors: StateDict, source: string): void {
-    checkNoExtraKeys(tensors, new Set(this.trainable().keys()), source);
-    for (const s of this.sites) {
-      const p = `${PEFT_PREFIX}${s.site.hfName}`;
-      const [inDim, outDim] = [s.a.shape[0]!, s.b.shape[1]!];
-      const want: [string, number[], tf.Variable, (d: Float32Array) => tf.Tensor][] = [
-        [`${p}.lora_A`, [s.rank, inDim], s.a, (d) => tf.transpose(tf.tensor2d(d, [s.rank, inDim]))],
-        [`${p}.lora_E`, [s.rank, 1], s.e, (d) => tf.tensor1d(d)],
-        [`${p}.lora_B`, [outDim, s.rank], s.b, (d) => tf.transpose(tf.tensor2d(d, [outDim, s.rank]))],
-      ];
-      for (const [key, shape, v, make] of want) {
-        const t = tensors.get(key);
-        if (!t) throw new AdapterError(`${source}: tensor ${key} is missing`);
-        if (t.shape.length !== 2 || t.shape[0] !== shape[0] || t.shape[1] !== shape[1]) {
-          throw new AdapterError(
-            `${source}: tensor ${key} has shape [${t.shape}] but this model and rank_pattern need [${shape}]`,
-          );
-        }
-        tf.tidy(() => v.assign(make(t.data)));
+  /** The ranks the loaded config's pattern kept; AdaLoRA's own shape check names the pattern. */
+  protected override loadSite(s: SvdSite, tensors: StateDict, source: string): void {
+    const p = `${PEFT_PREFIX}${s.site.hfName}`;
+    const [inDim, outDim] = [s.a.shape[0]!, s.b.shape[1]!];
+    const want: [string, number[], tf.Variable, (d: Float32Array) => tf.Tensor][] = [
+      [`${p}.lora_A`, [s.rank, inDim], s.a, (d) => tf.transpose(tf.tensor2d(d, [s.rank, inDim]))],
+      [`${p}.lora_E`, [s.rank, 1], s.e, (d) => tf.tensor1d(d)],
+      [`${p}.lora_B`, [outDim, s.rank], s.b, (d) => tf.transpose(tf.tensor2d(d, [outDim, s.rank]))],
+    ];
+    for (const [key, shape, v, make] of want) {
+      const t = tensors.get(key);
+      if (!t) throw new AdapterError(`${source}: tensor ${key} is missing`);
+      if (t.shape.length !== 2 || t.shape[0] !== shape[0] || t.shape[1] !== shape[1]) {
+        throw new AdapterError(
+          `${source}: tensor ${key} has shape [${t.shape}] but this model and rank_pattern need [${shape}]`,
+        );
       }
+      tf.tidy(() => v.assign(make(t.data)));
     }
-    loadHeadState(tensors, this.head, PEFT_PREFIX, source);
   }
 
   override dispose(): void {

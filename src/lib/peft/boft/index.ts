@@ -28,14 +28,7 @@ import { InjectBase } from '../inject-base';
 import { targetedSites } from '../inject';
 import { configFromPeftJson, configToPeftJson } from '../peft-json';
 import type { StateDict } from '../state';
-import {
-  PEFT_PREFIX,
-  assignFromState,
-  checkNoExtraKeys,
-  headState,
-  loadHeadState,
-  readForState,
-} from '../state';
+import { PEFT_PREFIX } from '../state';
 import { cayleyExact } from '../oft';
 import type { InjectAdapter, PeftMethod } from '../types';
 import type { BOFTConfig, BoftShape } from './info';
@@ -168,27 +161,17 @@ class BoftAdapter extends InjectBase<BOFTConfig, BoftSite> implements InjectAdap
     weight.assign(tf.mul(tf.matMul(m, weight as tf.Tensor2D), tf.reshape(s.scale, [1, s.outDim])));
   }
 
-  async stateDict(): Promise<StateDict> {
-    const out: StateDict = new Map();
-    for (const s of this.sites) for (const [k, v] of s.vars) out.set(k, await readForState(v));
-    await headState(out, this.head, PEFT_PREFIX);
-    return out;
-  }
-
-  loadStateDict(tensors: StateDict, source: string): void {
-    checkNoExtraKeys(tensors, new Set(this.trainable().keys()), source);
-    for (const s of this.sites) {
-      const rKey = `${PEFT_PREFIX}${s.site.hfName}.boft_R`;
-      const saved = tensors.get(rKey);
-      if (saved && saved.shape[0] !== s.shape.factors) {
-        // A file trained where PEFT had no CUDA extension holds one factor whatever its config says.
-        throw new AdapterError(
-          `${source}: ${rKey} has ${saved.shape[0]} butterfly factor(s) but boft_n_butterfly_factor is ${s.shape.factors}: PEFT without its CUDA extension trains one factor whatever the config asks; set boft_n_butterfly_factor to ${saved.shape[0]} in adapter_config.json`,
-        );
-      }
-      for (const [k, v] of s.vars) assignFromState(tensors, k, v, source);
+  /** Refuses a file whose butterfly factor count differs from the config's, then loads as usual. */
+  protected override loadSite(s: BoftSite, tensors: StateDict, source: string): void {
+    const rKey = `${PEFT_PREFIX}${s.site.hfName}.boft_R`;
+    const saved = tensors.get(rKey);
+    if (saved && saved.shape[0] !== s.shape.factors) {
+      // A file trained where PEFT had no CUDA extension holds one factor whatever its config says.
+      throw new AdapterError(
+        `${source}: ${rKey} has ${saved.shape[0]} butterfly factor(s) but boft_n_butterfly_factor is ${s.shape.factors}: PEFT without its CUDA extension trains one factor whatever the config asks; set boft_n_butterfly_factor to ${saved.shape[0]} in adapter_config.json`,
+      );
     }
-    loadHeadState(tensors, this.head, PEFT_PREFIX, source);
+    super.loadSite(s, tensors, source);
   }
 }
 

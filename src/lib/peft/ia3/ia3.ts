@@ -14,7 +14,7 @@ import type { InjectSite } from '../inject-base';
 import { InjectBase } from '../inject-base';
 import type { InjectAdapter } from '../types';
 import type { StateDict } from '../state';
-import { PEFT_PREFIX, checkNoExtraKeys, headState, loadHeadState, readForState } from '../state';
+import { PEFT_PREFIX, readForState } from '../state';
 import { AdapterError } from '../../errors';
 import type { IA3Config } from './config';
 import { isFeedforward } from './config';
@@ -69,33 +69,25 @@ export class Ia3Adapter extends InjectBase<IA3Config, Ia3Site> implements Inject
     return s.feedforward ? [1, s.l.size] : [s.l.size, 1];
   }
 
-  async stateDict(): Promise<StateDict> {
-    const out: StateDict = new Map();
-    for (const s of this.sites) {
-      const t = await readForState(s.l);
-      out.set(this.key(s.site.hfName), { shape: this.savedShape(s), data: t.data });
-    }
-    await headState(out, this.head, PEFT_PREFIX);
-    return out;
+  /** The vector as PEFT's ia3_l: [1, in] for an input scale, [out, 1] for an output scale. */
+  protected override async saveSite(s: Ia3Site, out: StateDict): Promise<void> {
+    const t = await readForState(s.l);
+    out.set(this.key(s.site.hfName), { shape: this.savedShape(s), data: t.data });
   }
 
-  loadStateDict(tensors: StateDict, source: string): void {
-    checkNoExtraKeys(tensors, new Set(this.trainable().keys()), source);
-    for (const s of this.sites) {
-      const key = this.key(s.site.hfName);
-      const t = tensors.get(key);
-      if (!t) throw new AdapterError(`${source}: tensor ${key} is missing`);
-      // PEFT's [out, 1] / [1, in] holds our vector: check the saved shape, then take it flat.
-      const want = this.savedShape(s);
-      if (t.shape.length !== 2 || t.shape[0] !== want[0] || t.shape[1] !== want[1]) {
-        const swapped = t.shape.length === 2 && t.shape[0] === want[1] && t.shape[1] === want[0];
-        throw new AdapterError(
-          `${source}: tensor ${key} has shape [${t.shape}] but this model needs [${want}]${swapped ? '; was it saved with other feedforwardModules?' : ''}`,
-        );
-      }
-      tf.tidy(() => s.l.assign(tf.tensor1d(t.data)));
+  protected override loadSite(s: Ia3Site, tensors: StateDict, source: string): void {
+    const key = this.key(s.site.hfName);
+    const t = tensors.get(key);
+    if (!t) throw new AdapterError(`${source}: tensor ${key} is missing`);
+    // PEFT's [out, 1] / [1, in] holds our vector: check the saved shape, then take it flat.
+    const want = this.savedShape(s);
+    if (t.shape.length !== 2 || t.shape[0] !== want[0] || t.shape[1] !== want[1]) {
+      const swapped = t.shape.length === 2 && t.shape[0] === want[1] && t.shape[1] === want[0];
+      throw new AdapterError(
+        `${source}: tensor ${key} has shape [${t.shape}] but this model needs [${want}]${swapped ? '; was it saved with other feedforwardModules?' : ''}`,
+      );
     }
-    loadHeadState(tensors, this.head, PEFT_PREFIX, source);
+    tf.tidy(() => s.l.assign(tf.tensor1d(t.data)));
   }
 }
 

@@ -134,6 +134,11 @@ export function loraInit(c: { initLoraWeights: boolean | string }): LoraInit {
   );
 }
 
+/** The config with its init as PEFT's LoraConfig takes it (the bool true for the option "true"). */
+export function loraPeftValues(c: LoraConfig): LoraConfig {
+  return { ...c, initLoraWeights: loraInit(c) };
+}
+
 /** Whether the init starts from the base weight (and so is saved converted to plain LoRA). */
 export function startsFromWeight(c: { initLoraWeights: boolean | string }): boolean {
   return loraInit(c) !== true;

@@ -18,27 +18,15 @@ import { matmul, matmulFrozen, newVariable } from '../../model/ops';
 import { Rng } from '../../util/rng';
 import { fnv1a } from '../../util/hash';
 import { targetedSites } from '../inject';
-import type { InjectSite } from '../inject-base';
-import { InjectBase, adapterDropout } from '../inject-base';
+import { adapterDropout } from '../inject-base';
 import type { InjectAdapter } from '../types';
-import type { StateDict } from '../state';
-import {
-  PEFT_PREFIX,
-  assignFromState,
-  checkNoExtraKeys,
-  headState,
-  loadHeadState,
-  readForState,
-} from '../state';
 import type { LoraConfig } from './config';
 import { loraParamCount, loraScaling } from './lora';
+import type { LoraFamilySite } from './lora-family';
+import { LoraFamilyAdapter, loraFactors, loraVars } from './lora-family';
 
-interface DoraSite extends InjectSite {
-  aT: tf.Variable<tf.Rank.R2>; // [in, r]
-  bT: tf.Variable<tf.Rank.R2>; // [r, out]
+interface DoraSite extends LoraFamilySite {
   magnitude: tf.Variable<tf.Rank.R1>; // [out]
-  /** Trainable bias delta (bias "lora_only"): the saved bias is base bias + delta. */
-  biasDelta: tf.Variable | null;
 }
 
 /**
@@ -81,7 +69,7 @@ class DoraHook implements LinearHook {
   }
 }
 
-export class DoraAdapter extends InjectBase<LoraConfig, DoraSite> implements InjectAdapter<LoraConfig> {
+export class DoraAdapter extends LoraFamilyAdapter<DoraSite> implements InjectAdapter<LoraConfig> {
   constructor(model: DecoderModel, config: LoraConfig, seed: number) {
     super(model, config, 'DoRA adapter');
     // The same draws as LoRA's for A, so useDora changes nothing else about the start.
@@ -89,36 +77,20 @@ export class DoraAdapter extends InjectBase<LoraConfig, DoraSite> implements Inj
     const scaling = loraScaling(config);
     for (const site of targetedSites(model.config, config.targetModules, config.layersToTransform)) {
       const [inDim, outDim] = linearShape(model.config, site.module);
-      const bound = 1 / Math.sqrt(inDim); // kaiming_uniform_(a=sqrt(5)) on lora_A [r, in]
-      const aT = newVariable(
-        tf.randomUniform<tf.Rank.R2>([inDim, config.r], -bound, bound, 'float32', rng.seed()),
-        true,
-      );
-      const bT = newVariable(tf.zeros<tf.Rank.R2>([config.r, outDim]), true);
+      const f = loraFactors(config, inDim, outDim, rng.seed());
       // B is zero, so ||W + s B A|| = ||W||: the magnitude PEFT's update_layer starts from.
       const w = model.w(`${site.key}.weight`);
       const magnitude = newVariable(
         tf.tidy(() => tf.sqrt(tf.sum(tf.square(w), 0)) as tf.Tensor1D),
         true,
       );
-      const biasDelta = config.bias === 'lora_only' ? newVariable(tf.zeros([outDim]), true) : null;
-      const p = `${PEFT_PREFIX}${site.hfName}`;
-      const vars = new Map<string, tf.Variable>([
-        [`${p}.lora_A.weight`, aT],
-        [`${p}.lora_B.weight`, bT],
-        [`${p}.lora_magnitude_vector`, magnitude],
-        ...(biasDelta ? [[`${p}.bias`, biasDelta] as const] : []),
-      ]);
-      const s: DoraSite = { site, vars, aT, bT, magnitude, biasDelta };
+      const vars = loraVars(site, f, { lora_magnitude_vector: magnitude });
+      const s: DoraSite = { site, vars, ...f, magnitude };
       this.install(
         s,
         new DoraHook(s, model, scaling, config.loraDropout, fnv1a(site.key), () => this.merged),
       );
     }
-  }
-
-  private key(s: DoraSite, what: 'lora_A.weight' | 'lora_B.weight' | 'lora_magnitude_vector'): string {
-    return `${PEFT_PREFIX}${s.site.hfName}.${what}`;
   }
 
   /**
@@ -129,37 +101,6 @@ export class DoraAdapter extends InjectBase<LoraConfig, DoraSite> implements Inj
     const full = tf.add(weight, tf.mul(tf.matMul(s.aT, s.bT), loraScaling(this.config))); // [in, out]
     const norm = tf.sqrt(tf.sum(tf.square(full), 0)); // [out]
     weight.assign(tf.mul(full, tf.reshape(tf.div(s.magnitude, norm), [1, -1])));
-  }
-
-  async stateDict(): Promise<StateDict> {
-    const out: StateDict = new Map();
-    for (const s of this.sites) {
-      out.set(this.key(s, 'lora_A.weight'), await readForState(s.aT, true));
-      out.set(this.key(s, 'lora_B.weight'), await readForState(s.bT, true));
-      out.set(this.key(s, 'lora_magnitude_vector'), await readForState(s.magnitude));
-      if (s.biasDelta) {
-        const trained = tf.add(this.model.w(`${s.site.key}.bias`), s.biasDelta);
-        out.set(`${PEFT_PREFIX}${s.site.hfName}.bias`, await readForState(trained));
-        trained.dispose();
-      }
-    }
-    await headState(out, this.head, PEFT_PREFIX);
-    return out;
-  }
-
-  loadStateDict(tensors: StateDict, source: string): void {
-    checkNoExtraKeys(tensors, new Set(this.trainable().keys()), source);
-    for (const s of this.sites) {
-      assignFromState(tensors, this.key(s, 'lora_A.weight'), s.aT, source, true);
-      assignFromState(tensors, this.key(s, 'lora_B.weight'), s.bT, source, true);
-      assignFromState(tensors, this.key(s, 'lora_magnitude_vector'), s.magnitude, source);
-      if (s.biasDelta) {
-        assignFromState(tensors, `${PEFT_PREFIX}${s.site.hfName}.bias`, s.biasDelta, source);
-        const bias = this.model.w(`${s.site.key}.bias`);
-        tf.tidy(() => s.biasDelta!.assign(tf.sub(s.biasDelta!, bias)));
-      }
-    }
-    loadHeadState(tensors, this.head, PEFT_PREFIX, source);
   }
 }
 

@@ -2,7 +2,7 @@
 import { configFromPeftJson, configToPeftJson } from '../peft-json';
 import type { PeftMethod } from '../types';
 import type { LoraConfig } from './config';
-import { loraDefaults, loraInit, startsFromWeight, validateLora } from './config';
+import { loraDefaults, loraPeftValues, startsFromWeight, validateLora } from './config';
 import { DoraAdapter, doraParamCount } from './dora';
 import { LoraAdapter, loraParamCount } from './lora';
 import { WeightInitLoraAdapter, readInitLoraWeights } from './weight-init';
@@ -46,7 +46,7 @@ export const LORA_PEFT_EXTRA = {
 export const lora: PeftMethod<LoraConfig> = {
   ...loraInfo,
   validate: validateLora,
-  toPeftJson: (c) => configToPeftJson({ ...c, initLoraWeights: loraInit(c) }, LORA_PEFT_EXTRA),
+  toPeftJson: (c) => configToPeftJson(loraPeftValues(c), LORA_PEFT_EXTRA),
   fromPeftJson: (json, source) => {
     // init_lora_weights is a bool or a string in PEFT: read apart from the typed fields.
     const { init_lora_weights: init, ...rest } = json;

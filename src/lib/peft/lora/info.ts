@@ -2,7 +2,7 @@
 import type { MethodInfo } from '../method-info';
 import { LORA_ALPHA, LORA_DROPOUT, TARGETS } from '../method-info';
 import type { LoraConfig } from './config';
-import { loraDefaults } from './config';
+import { loraDefaults, loraPeftValues } from './config';
 
 export const loraInfo: MethodInfo<LoraConfig> = {
   cliName: 'lora',
@@ -30,6 +30,7 @@ export const loraInfo: MethodInfo<LoraConfig> = {
   // Alpha 16 (scale 2) and a little dropout train our 0.5M-2M parameter models faster and steadier
   // than PEFT's alpha 8, dropout 0.
   labDefaults: { r: 8, loraAlpha: 16, loraDropout: 0.05, initLoraWeights: 'true' },
+  peftValues: loraPeftValues,
   sizeKnob: () => ({ field: 'r', max: () => 256 }),
   ledger: { profile: (c) => (c.useDora ? 'dora' : 'lora'), rank: (c) => c.r },
   capabilities: {},

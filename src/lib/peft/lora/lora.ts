@@ -9,39 +9,24 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ForwardContext, DecoderModel, LinearHook } from '../../model/decoder';
 import { linearShape } from '../../model/family';
-import { isFrozen, matmul, newVariable } from '../../model/ops';
+import { isFrozen, matmul } from '../../model/ops';
 import { loraLinear } from '../../kernels/webgpu/lora-linear';
 import { Rng } from '../../util/rng';
 import { fnv1a } from '../../util/hash';
 import { targetedSites } from '../inject';
-import type { InjectSite } from '../inject-base';
-import { InjectBase, adapterDropout } from '../inject-base';
+import { adapterDropout } from '../inject-base';
 import type { InjectAdapter } from '../types';
-import type { StateDict } from '../state';
-import {
-  PEFT_PREFIX,
-  assignFromState,
-  checkNoExtraKeys,
-  headState,
-  loadHeadState,
-  readForState,
-} from '../state';
 import type { LoraConfig } from './config';
+import type { LoraFamilySite } from './lora-family';
+import { LoraFamilyAdapter, loraFactors, loraVars } from './lora-family';
 
 export function loraScaling(c: LoraConfig): number {
   return c.useRslora ? c.loraAlpha / Math.sqrt(c.r) : c.loraAlpha / c.r;
 }
 
-interface LoraSite extends InjectSite {
-  aT: tf.Variable<tf.Rank.R2>; // [in, r]
-  bT: tf.Variable<tf.Rank.R2>; // [r, out]
-  /** Trainable bias delta (bias "lora_only"): the saved bias is base bias + delta. */
-  biasDelta: tf.Variable | null;
-}
-
 class LoraHook implements LinearHook {
   constructor(
-    private readonly s: LoraSite,
+    private readonly s: LoraFamilySite,
     private readonly scaling: number,
     private readonly dropout: number,
     private readonly salt: number,
@@ -72,77 +57,27 @@ class LoraHook implements LinearHook {
   }
 }
 
-export class LoraAdapter extends InjectBase<LoraConfig, LoraSite> implements InjectAdapter<LoraConfig> {
+export class LoraAdapter extends LoraFamilyAdapter<LoraFamilySite> implements InjectAdapter<LoraConfig> {
   constructor(model: DecoderModel, config: LoraConfig, seed: number) {
     super(model, config, 'LoRA adapter');
     const rng = new Rng(seed);
     const scaling = loraScaling(config);
     for (const site of targetedSites(model.config, config.targetModules, config.layersToTransform)) {
       const [inDim, outDim] = linearShape(model.config, site.module);
-      // kaiming_uniform_(a=sqrt(5)) on lora_A [r, in]: bound = 1 / sqrt(in).
-      const bound = 1 / Math.sqrt(inDim);
-      const aT = newVariable(
-        tf.randomUniform<tf.Rank.R2>([inDim, config.r], -bound, bound, 'float32', rng.seed()),
-        true,
-      );
-      const bT = newVariable(tf.zeros<tf.Rank.R2>([config.r, outDim]), true);
-      const biasDelta = config.bias === 'lora_only' ? newVariable(tf.zeros([outDim]), true) : null;
-      const p = `${PEFT_PREFIX}${site.hfName}`;
-      const vars = new Map([
-        [`${p}.lora_A.weight`, aT],
-        [`${p}.lora_B.weight`, bT],
-        ...(biasDelta ? [[`${p}.bias`, biasDelta] as const] : []),
-      ]);
-      const s: LoraSite = { site, vars, aT, bT, biasDelta };
+      const f = loraFactors(config, inDim, outDim, rng.seed());
+      const s: LoraFamilySite = { site, vars: loraVars(site, f), ...f };
       this.install(s, new LoraHook(s, scaling, config.loraDropout, fnv1a(site.key), () => this.merged));
     }
   }
 
-  private key(s: LoraSite, what: 'lora_A' | 'lora_B'): string {
-    return `${PEFT_PREFIX}${s.site.hfName}.${what}.weight`;
-  }
-
-  private biasKey(s: LoraSite): string {
-    return `${PEFT_PREFIX}${s.site.hfName}.bias`;
-  }
-
   /** B A * scaling in Conv1D layout [in, out] (PEFT `get_delta_weight`, transposed by fan_in_fan_out). */
-  deltaWeight(s: LoraSite): tf.Tensor2D {
+  deltaWeight(s: LoraFamilySite): tf.Tensor2D {
     return tf.tidy(() => tf.mul(tf.matMul(s.aT, s.bT), loraScaling(this.config)));
   }
 
   /** The bias delta stays in the hook (it is applied merged or not), so only the weight changes. */
-  protected mergeSite(s: LoraSite, weight: tf.Variable): void {
+  protected mergeSite(s: LoraFamilySite, weight: tf.Variable): void {
     weight.assign(tf.add(weight, this.deltaWeight(s)));
-  }
-
-  async stateDict(): Promise<StateDict> {
-    const out: StateDict = new Map();
-    for (const s of this.sites) {
-      out.set(this.key(s, 'lora_A'), await readForState(s.aT, true));
-      out.set(this.key(s, 'lora_B'), await readForState(s.bT, true));
-      if (s.biasDelta) {
-        const trained = tf.add(this.model.w(`${s.site.key}.bias`), s.biasDelta);
-        out.set(this.biasKey(s), await readForState(trained));
-        trained.dispose();
-      }
-    }
-    await headState(out, this.head, PEFT_PREFIX);
-    return out;
-  }
-
-  loadStateDict(tensors: StateDict, source: string): void {
-    checkNoExtraKeys(tensors, new Set(this.trainable().keys()), source);
-    for (const s of this.sites) {
-      assignFromState(tensors, this.key(s, 'lora_A'), s.aT, source, true);
-      assignFromState(tensors, this.key(s, 'lora_B'), s.bT, source, true);
-      if (s.biasDelta) {
-        assignFromState(tensors, this.biasKey(s), s.biasDelta, source);
-        const bias = this.model.w(`${s.site.key}.bias`);
-        tf.tidy(() => s.biasDelta!.assign(tf.sub(s.biasDelta!, bias)));
-      }
-    }
-    loadHeadState(tensors, this.head, PEFT_PREFIX, source);
   }
 }
 

@@ -27,22 +27,16 @@ import { linearShape } from '../../model/family';
 import { matmul, newVariable } from '../../model/ops';
 import { fnv1a } from '../../util/hash';
 import { targetedSites } from '../inject';
-import type { InjectSite } from '../inject-base';
-import { InjectBase, adapterDropout } from '../inject-base';
+import { adapterDropout } from '../inject-base';
 import type { InjectAdapter } from '../types';
 import type { StateDict } from '../state';
-import {
-  PEFT_PREFIX,
-  assignFromState,
-  checkNoExtraKeys,
-  headState,
-  loadHeadState,
-  readForState,
-} from '../state';
+import { PEFT_PREFIX, readForState } from '../state';
 import type { LoraConfig, LoraInit } from './config';
 import { loraInit } from './config';
 import { mat, qr, topSvd, transpose } from './linalg';
 import { loraScaling } from './lora';
+import type { LoraFamilySite } from './lora-family';
+import { LoraFamilyAdapter, loraVars } from './lora-family';
 
 /**
  * A0^T [in, r] and B0^T [r, out] in our layout for a base weight W [in, out] (row-major), and the
@@ -85,9 +79,8 @@ export function weightInit(
   return { aT, bT, residual };
 }
 
-interface StartSite extends InjectSite {
-  aT: tf.Variable<tf.Rank.R2>; // [in, r], starts at A0^T
-  bT: tf.Variable<tf.Rank.R2>; // [r, out], starts at B0^T
+/** aT and bT start at A0^T and B0^T; no bias delta (validateLora refuses a bias with these inits). */
+interface StartSite extends LoraFamilySite {
   a0T: tf.Tensor2D; // [in, r], frozen
   negB0T: tf.Tensor2D; // [r, out], frozen, -B0^T
 }
@@ -111,10 +104,7 @@ class StartHook implements LinearHook {
   }
 }
 
-export class WeightInitLoraAdapter
-  extends InjectBase<LoraConfig, StartSite>
-  implements InjectAdapter<LoraConfig>
-{
+export class WeightInitLoraAdapter extends LoraFamilyAdapter<StartSite> implements InjectAdapter<LoraConfig> {
   private readonly starts: tf.Tensor[] = [];
 
   constructor(model: DecoderModel, config: LoraConfig) {
@@ -133,12 +123,8 @@ export class WeightInitLoraAdapter
         [config.r, outDim],
       );
       this.starts.push(a0T, negB0T);
-      const p = `${PEFT_PREFIX}${site.hfName}`;
-      const vars = new Map<string, tf.Variable>([
-        [`${p}.lora_A.weight`, aT],
-        [`${p}.lora_B.weight`, bT],
-      ]);
-      const s: StartSite = { site, vars, aT, bT, a0T, negB0T };
+      const f = { aT, bT, biasDelta: null };
+      const s: StartSite = { site, vars: loraVars(site, f), ...f, a0T, negB0T };
       this.install(s, new StartHook(s, scaling, config.loraDropout, fnv1a(site.key), () => this.merged));
     }
   }
@@ -162,29 +148,17 @@ export class WeightInitLoraAdapter
     weight.assign(tf.add(weight, tf.mul(d, loraScaling(super.config))));
   }
 
-  async stateDict(): Promise<StateDict> {
-    const out: StateDict = new Map();
-    for (const s of this.sites) {
-      const p = `${PEFT_PREFIX}${s.site.hfName}`;
-      const a = tf.concat([s.aT, s.a0T], 1); // [in, 2r]
-      const b = tf.concat([s.bT, s.negB0T], 0); // [2r, out]
-      out.set(`${p}.lora_A.weight`, await readForState(a, true));
-      out.set(`${p}.lora_B.weight`, await readForState(b, true));
-      tf.dispose([a, b]);
-    }
-    await headState(out, this.head, PEFT_PREFIX);
-    return out;
-  }
-
-  /** A file PEFT saved unconverted: A [r, in] and B [out, r] over the start computed here. */
-  loadStateDict(tensors: StateDict, source: string): void {
-    checkNoExtraKeys(tensors, new Set(this.trainable().keys()), source);
-    for (const s of this.sites) {
-      const p = `${PEFT_PREFIX}${s.site.hfName}`;
-      assignFromState(tensors, `${p}.lora_A.weight`, s.aT, source, true);
-      assignFromState(tensors, `${p}.lora_B.weight`, s.bT, source, true);
-    }
-    loadHeadState(tensors, this.head, PEFT_PREFIX, source);
+  /**
+   * PEFT's conversion to plain LoRA, [A | A0] and [B | -B0] at rank 2r. Loading reads a file PEFT
+   * saved unconverted, A [r, in] and B [out, r] over the start computed here, as LoRA's.
+   */
+  protected override async saveSite(s: StartSite, out: StateDict): Promise<void> {
+    const p = `${PEFT_PREFIX}${s.site.hfName}`;
+    const a = tf.concat([s.aT, s.a0T], 1); // [in, 2r]
+    const b = tf.concat([s.bT, s.negB0T], 0); // [2r, out]
+    out.set(`${p}.lora_A.weight`, await readForState(a, true));
+    out.set(`${p}.lora_B.weight`, await readForState(b, true));
+    tf.dispose([a, b]);
   }
 
   override dispose(): void {

@@ -23,15 +23,7 @@ import type { InjectSite } from '../inject-base';
 import { InjectBase } from '../inject-base';
 import { targetedSites } from '../inject';
 import { configFromPeftJson, configToPeftJson } from '../peft-json';
-import type { StateDict } from '../state';
-import {
-  PEFT_PREFIX,
-  assignFromState,
-  checkNoExtraKeys,
-  headState,
-  loadHeadState,
-  readForState,
-} from '../state';
+import { PEFT_PREFIX } from '../state';
 import { checkLycorisJson } from '../lycoris-info';
 import type { InjectAdapter, PeftMethod } from '../types';
 import type { OFTConfig } from './info';
@@ -178,19 +170,6 @@ class OftAdapter extends InjectBase<OFTConfig, OftSite> implements InjectAdapter
     const out = weight.shape[1]!;
     const w = tf.reshape(weight, [s.r, s.blockSize, out]); // [r, b, out]
     weight.assign(tf.reshape(tf.matMul(this.blocks(s), w), [s.r * s.blockSize, out]));
-  }
-
-  async stateDict(): Promise<StateDict> {
-    const out: StateDict = new Map();
-    for (const s of this.sites) for (const [k, v] of s.vars) out.set(k, await readForState(v));
-    await headState(out, this.head, PEFT_PREFIX);
-    return out;
-  }
-
-  loadStateDict(tensors: StateDict, source: string): void {
-    checkNoExtraKeys(tensors, new Set(this.trainable().keys()), source);
-    for (const s of this.sites) for (const [k, v] of s.vars) assignFromState(tensors, k, v, source);
-    loadHeadState(tensors, this.head, PEFT_PREFIX, source);
   }
 }
 

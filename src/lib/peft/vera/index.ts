@@ -18,14 +18,7 @@ import type { InjectSite } from '../inject-base';
 import { InjectBase, adapterDropout } from '../inject-base';
 import { configFromPeftJson, configToPeftJson } from '../peft-json';
 import type { StateDict } from '../state';
-import {
-  PEFT_PREFIX,
-  assignFromState,
-  checkNoExtraKeys,
-  headState,
-  loadHeadState,
-  readForState,
-} from '../state';
+import { PEFT_PREFIX } from '../state';
 import type { InjectAdapter, PeftMethod } from '../types';
 import type { VeraConfig } from './info';
 import { validateVera, veraDefaults, veraDims, veraInfo } from './info';
@@ -92,26 +85,21 @@ class VeraAdapter extends InjectBase<VeraConfig, VeraSite> implements InjectAdap
     weight.assign(tf.add(weight, tf.mul(tf.matMul(tf.mul(a, s.lambdaD), b), s.lambdaB)));
   }
 
-  async stateDict(): Promise<StateDict> {
-    const out: StateDict = new Map();
-    for (const s of this.sites) for (const [k, v] of s.vars) out.set(k, await readForState(v));
-    out.set(A_KEY, await readForState(this.aT, true));
-    out.set(B_KEY, await readForState(this.bT, true));
-    await headState(out, this.head, PEFT_PREFIX);
-    return out;
+  /** The shared projections, saved with the sites as PEFT's save_projection does, in PEFT's layout. */
+  protected override sharedState(): Map<string, { variable: tf.Variable; transpose: boolean }> {
+    return new Map([
+      [A_KEY, { variable: this.aT, transpose: true }],
+      [B_KEY, { variable: this.bT, transpose: true }],
+    ]);
   }
 
-  loadStateDict(tensors: StateDict, source: string): void {
+  override loadStateDict(tensors: StateDict, source: string): void {
     if (!tensors.has(A_KEY) || !tensors.has(B_KEY)) {
       throw new AdapterError(
         `${source}: ${A_KEY} / ${B_KEY} are missing (saved with save_projection false): PEFT redraws them with torch's generator, which PEFT Lab cannot reproduce; save the adapter with save_projection=True`,
       );
     }
-    checkNoExtraKeys(tensors, new Set([...this.trainable().keys(), A_KEY, B_KEY]), source);
-    assignFromState(tensors, A_KEY, this.aT, source, true);
-    assignFromState(tensors, B_KEY, this.bT, source, true);
-    for (const s of this.sites) for (const [k, v] of s.vars) assignFromState(tensors, k, v, source);
-    loadHeadState(tensors, this.head, PEFT_PREFIX, source);
+    super.loadStateDict(tensors, source);
   }
 
   override dispose(): void {

@@ -10,8 +10,7 @@ import { targetedSites } from '../../inject';
 import type { InjectSite } from '../../inject-base';
 import { InjectBase } from '../../inject-base';
 import { configFromPeftJson, configToPeftJson } from '../../peft-json';
-import type { StateDict } from '../../state';
-import { PEFT_PREFIX, assignFromState, checkNoExtraKeys, readForState } from '../../state';
+import { PEFT_PREFIX } from '../../state';
 import type { InjectAdapter, PeftMethod } from '../../types';
 import type { ChannelShiftConfig } from './info';
 import { channelShiftDefaults, channelShiftInfo } from './info';
@@ -64,17 +63,6 @@ class ShiftAdapter
     // A test method for GPT-2, whose every linear layer has a bias.
     if (!bias) throw new InternalError(`${s.site.key} has no bias to shift`);
     bias.assign(tf.add(bias, s.shift));
-  }
-
-  async stateDict(): Promise<StateDict> {
-    const out: StateDict = new Map();
-    for (const s of this.sites) for (const [k, v] of s.vars) out.set(k, await readForState(v));
-    return out;
-  }
-
-  loadStateDict(tensors: StateDict, source: string): void {
-    checkNoExtraKeys(tensors, new Set(this.trainable().keys()), source);
-    for (const s of this.sites) for (const [k, v] of s.vars) assignFromState(tensors, k, v, source);
   }
 }
 
