@@ -1473,12 +1473,14 @@ export const FORWARD_COUNTS: Record<LedgerProfile, Partial<Record<ActivationTerm
 };
 
 /**
- * Tensors of one variable's size that an AdamW update holds at once (train/adamw.ts apply: three
- * for the first moment, four for the second, five for the update, two for the step), counted
- * from the code and matched exactly by the probe: after the backward, the step's peak is the
- * update of the largest trainable variable, or clipping's squares of every gradient.
+ * Tensors of one variable's size that an AdamW update holds at once: on wasm, where the ledger is
+ * fitted, one (the variable's new value from our SIMD kernel, kernels/wasm/adamw.ts, before its old
+ * value is freed; the moments are updated in place). The stock update (train/adamw.ts apply: three
+ * for the first moment, four for the second, five for the update, two for the step) held 14, which
+ * other backends still do (there this is an extrapolation). After the backward, the step's peak is
+ * clipping's squares of every gradient (globalNormScale keeps them to the end of its tidy), or this.
  */
-const ADAMW_TEMPORARIES = 14;
+const ADAMW_TEMPORARIES = 1;
 
 /** Elements the step holds after the backward, beyond the gradients: clipping and AdamW. */
 function optimizerPhase(adapter: Adapter): number {

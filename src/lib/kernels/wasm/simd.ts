@@ -28,6 +28,8 @@
  *   gelu      gelu_new forward (y and the sigmoid s) and gradient, one pass each (elementwise.ts),
  *   geluGrad  with the sigmoid from the same expf: 1 / (1 + e^-z).
  *   normForward, normBackward   LayerNorm and RMSNorm (norms.ts gives the formulas), rows of C % 4 == 0.
+ *   adamw     one AdamW update (train/adamw.ts's formula, the same f32 operations in the same order):
+ *             m and v in place, the new parameter into another tensor (adamw.ts says why).
  */
 import { Body, emitModule, F32, I32, V128 } from './emit';
 
@@ -599,6 +601,56 @@ function normBackward(): Body {
   return f;
 }
 
+/**
+ * AdamW over `bytes` (a multiple of 16), each product rounded where the stock ops round it:
+ *   g' = g sc;  m = m b1 + g' (1 - b1);  v = v b2 + g'^2 (1 - b2)    (m, v written in place)
+ *   out = p - lr ((m / c1) / (sqrt(v / c2) + eps) + p wd)
+ */
+function adamw(): Body {
+  const [p, m, v, g, out, bytes, sc, b1, b1m, b2, b2m, c1, c2, eps, wd, lr] = [
+    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
+  ];
+  const f = new Body([I32, I32, I32, I32, I32, I32, F32, F32, F32, F32, F32, F32, F32, F32, F32, F32]);
+  const i = f.local(I32);
+  // The scalars splatted to four lanes, one local each.
+  const splats = [sc, b1, b1m, b2, b2m, c1, c2, eps, wd, lr].map((x) => [x, f.local(V128)] as const);
+  const [vsc, vb1, vb1m, vb2, vb2m, vc1, vc2, veps, vwd, vlr] = splats.map(([, l]) => l) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+  const gi = f.local(V128);
+  const mi = f.local(V128);
+  const vi = f.local(V128);
+  const pi = f.local(V128);
+  for (const [from, to] of splats) f.get(from).splat().set(to);
+  f.i32(0).set(i);
+  f.loopWhile(
+    () => f.get(i).get(bytes).ltS(),
+    () => {
+      f.get(g).get(i).add().vLoad().get(vsc).vMul().set(gi);
+      f.get(m).get(i).add().vLoad().get(vb1).vMul().get(gi).get(vb1m).vMul().vAdd().set(mi);
+      f.get(v).get(i).add().vLoad().get(vb2).vMul().get(gi).get(gi).vMul().get(vb2m).vMul().vAdd().set(vi);
+      f.get(m).get(i).add().get(mi).vStore();
+      f.get(v).get(i).add().get(vi).vStore();
+      f.get(p).get(i).add().vLoad().set(pi);
+      f.get(out).get(i).add().get(pi);
+      // (m / c1) / (sqrt(v / c2) + eps) + p wd, times lr, from p
+      f.get(mi).get(vc1).vDiv().get(vi).get(vc2).vDiv().vSqrt().get(veps).vAdd().vDiv();
+      f.get(pi).get(vwd).vMul().vAdd().get(vlr).vMul().vSub().vStore();
+      f.inc(i, 16);
+    },
+  );
+  return f;
+}
+
 function zero(): Body {
   const f = new Body([I32, I32]);
   f.get(0).i32(0).get(1).fill();
@@ -674,6 +726,24 @@ export interface SimdKernels {
     rms: number,
     params: number,
   ): void;
+  adamw(
+    p: number,
+    m: number,
+    v: number,
+    g: number,
+    out: number,
+    bytes: number,
+    scale: number,
+    b1: number,
+    oneMinusB1: number,
+    b2: number,
+    oneMinusB2: number,
+    c1: number,
+    c2: number,
+    eps: number,
+    wd: number,
+    lr: number,
+  ): void;
 }
 
 const bytes = new Map<number | undefined, Uint8Array<ArrayBuffer>>();
@@ -704,6 +774,7 @@ export function simdModuleBytes(sharedMaxPages?: number): Uint8Array<ArrayBuffer
         { name: 'normForward', body: normForward(), results: [] },
         { name: 'normBackward', body: normBackward(), results: [] },
         { name: 'addTo', body: addTo(), results: [] },
+        { name: 'adamw', body: adamw(), results: [] },
       ],
       sharedMaxPages,
     );
