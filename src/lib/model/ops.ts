@@ -6,7 +6,8 @@
  * - a frozen weight takes a separate path whose gradient function computes only dx, so no weight
  *   gradient is ever computed for it;
  * - `tf.gather` has no gradient on wasm (UnsortedSegmentSum is missing), so a trainable embedding
- *   gets its gradient as oneHot(ids)^T @ dy.
+ *   gets its gradient from our row scatter-add kernel there (kernels/wasm/gather.ts), elsewhere as
+ *   oneHot(ids)^T @ dy.
  */
 import * as tf from '@tensorflow/tfjs';
 import { InternalError } from '../errors';
@@ -14,7 +15,7 @@ import { itemMatMul, wasmBackendName } from './wasm-kernels';
 import { fusedNormsOn, normBackward, normForward } from '../kernels/wasm/norms';
 import { shareIdentityOnWasm } from '../kernels/wasm/identity';
 import { fusedGelu } from '../kernels/wasm/elementwise';
-import { gatherRows } from '../kernels/wasm/gather';
+import { gatherRows, scatterAddRows } from '../kernels/wasm/gather';
 import { matMulTransposedA } from '../kernels/wasm/matmul';
 import { crossEntropyGrad, crossEntropyRows, fusedCrossEntropyOn } from '../kernels/wasm/cross-entropy';
 
@@ -95,9 +96,11 @@ export function embed(table: tf.Tensor2D, ids: tf.Tensor): tf.Tensor {
   const f = tf.customGrad((t, save) => {
     (save as tf.GradSaveFunc)([flat]); // the forward scope disposes unsaved tensors
     return {
-      value: tf.gather(t as tf.Tensor2D, flat),
+      value: gatherRows(t as tf.Tensor2D, flat) as tf.Tensor2D,
       gradFunc: (dy, saved) => {
         const [ids] = saved as [tf.Tensor1D];
+        const summed = scatterAddRows(tf.reshape(dy, [-1, dim]) as tf.Tensor2D, ids, rows);
+        if (summed) return summed;
         const oneHotT = tf.transpose(tf.cast(tf.oneHot(ids, rows), 'float32')); // [rows, N]
         return tf.matMul(oneHotT as tf.Tensor2D, tf.reshape(dy, [-1, dim]) as tf.Tensor2D);
       },

@@ -119,7 +119,8 @@ export const ACTIVATION_TERMS = [
   'C',
   'I',
   'const',
-  // Full fine-tuning's trainable embedding: one-hot [V, B*T] and the table's gradient.
+  // Full fine-tuning's trainable embedding: one-hot [V, B*T] (off wasm: no count here now, since on
+  // wasm our scatter-add makes none) and the table's gradient.
   'B*T*V',
   'V*C',
   // Causal LM: logits [B, T, V] and their softmax/one-hot/gradient, the tied head's transpose.
@@ -918,7 +919,8 @@ export const ACTIVATION_COUNTS: Record<LedgerProfile, Partial<Record<ActivationT
     'P*C': 1,
     C: 1,
     const: 3,
-    'B*T*V': 3,
+    // 'B*T*V' was 3 (the embedding gradient's OneHot, its cast and its transpose), 0 since our
+    // wasm scatter-add (kernels/wasm/gather.ts) computes that gradient without a one-hot.
     'lm:B*T*V': 6,
     'lm:V*C': 5,
     'lm:B*T': -4,
