@@ -3,9 +3,11 @@
  * kernels (src/lib/kernels/wasm) in ONE process, in CPU time (process.cpuUsage), so that other
  * processes on a shared machine move both sides alike: "on" runs every kernel of ours, "off" switches
  * off (setWasmKernels) each kernel whose name starts with one of NAMEs, and the two alternate round
- * by round over the bench's forward and LoRA step jobs (scripts/bench/ours.ts, peftlab-s, batch 8 x
- * 128). Prints each median and minimum, and the LoRA step / forward ratio of both.
+ * by round over the bench's forward, LoRA step and full fine-tuning step jobs (scripts/bench/ours.ts,
+ * peftlab-s, batch 8 x 128; `--no-full` leaves the full step out). Prints each median and minimum,
+ * and the LoRA step / forward ratio of both.
  *   e.g. --off PeftLabCausalAttention,PeftLabGeluSimd,PeftLabCrossEntropyGradSimd,PeftLabMatMulTA,PeftLabNormSimd
+ *   --off PeftLab,Identity   every kernel of ours off (Identity is our sharing Identity, identity.ts)
  *
  * `--model smollm2 [--layers 4] [--vocab 8192] [--batch 1] [--seq 128]`: the same over SmolLM2-135M's
  * layer shape instead (bench/smollm2.ts: 576 wide, 9 query heads on 3 key/value heads of 64,
@@ -42,6 +44,7 @@ const { values: f } = parseArgs({
     vocab: { type: 'string' },
     batch: { type: 'string' },
     seq: { type: 'string' },
+    'no-full': { type: 'boolean' },
   },
 });
 const off = (f.off ?? '').split(',').filter(Boolean);
@@ -106,7 +109,8 @@ if (f.model === 'smollm2') jobs = smolJobs();
 else if (f.model === undefined) {
   const choice = chooseModel(join(root, 'public/models/peftlab-s'), false);
   const tokens = Int32Array.from({ length: 8 * 128 * 4 }, (_, i) => (i * 7919) % 2048);
-  jobs = ourJobs(choice, tokens, { batch: 8, seq: 128 }, 1000).slice(0, 2); // forward, LoRA step
+  jobs = ourJobs(choice, tokens, { batch: 8, seq: 128 }, 1000); // forward, LoRA step, full step
+  if (f['no-full']) jobs.pop()!.dispose();
 } else throw new Error(`--model: smollm2 or nothing (peftlab-s), got ${f.model}`);
 const sides: [string, (kernel: string) => boolean][] = [
   ['on', () => true],

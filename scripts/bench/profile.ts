@@ -1,6 +1,7 @@
 /**
- * `npm run bench:profile`: where a forward, a LoRA step's gradient and a whole LoRA training step
- * (Trainer.trainStep: clipping, AdamW, the loss read back) go, kernel by kernel, on
+ * `npm run bench:profile`: where a forward, a LoRA step's gradient, a whole LoRA training step
+ * (Trainer.trainStep: clipping, AdamW, the loss read back) and a whole full fine-tuning step go,
+ * kernel by kernel, on
  * tfjs wasm in this process (tf.profile: each kernel timed on its own, so the sum exceeds the
  * step's wall time a little). Only kernels registered on the backend count: tf.profile also lists
  * composite entries (customGrad's `forward`, ops' scopes) whose time includes their kernels', and
@@ -17,6 +18,7 @@ import { initNodeBackend } from '../../src/lib/backend/node';
 import { setWasmKernels } from '../../src/lib/kernels/wasm/heap';
 import { lmLogits } from '../../src/lib/model/heads';
 import { crossEntropy } from '../../src/lib/model/ops';
+import { full } from '../../src/lib/peft/full/full';
 import { lora } from '../../src/lib/peft/lora/index';
 import { Trainer } from '../../src/lib/train/trainer';
 import { chooseModel } from './ours';
@@ -69,6 +71,17 @@ const trainer = new Trainer(model, adapter, labels, {
   seed: 0,
 });
 const trainStep = async (): Promise<void> => void (await trainer.trainStep());
+// Full fine-tuning on a model of its own (the LoRA hooks stay out of it): AdamW over every weight.
+const fullModel = choice.make();
+const fullAdapter = full.create(fullModel, full.defaults('CAUSAL_LM'), 0);
+const fullTrainer = new Trainer(fullModel, fullAdapter, labels, {
+  steps: 100,
+  lr: 1e-3,
+  batchSize: B,
+  seqLen: T,
+  seed: 0,
+});
+const fullStep = async (): Promise<void> => void (await fullTrainer.trainStep());
 
 async function report(name: string, fn: () => void | Promise<void>): Promise<void> {
   await fn(); // warm-up: operator caches, first-call compilation
@@ -110,3 +123,4 @@ async function report(name: string, fn: () => void | Promise<void>): Promise<voi
 await report('forward + LM logits', forward);
 await report('LoRA step gradient (forward + backward, no optimizer)', step);
 await report('LoRA training step (Trainer.trainStep: gradient, clipping, AdamW)', trainStep);
+await report('full fine-tuning step (Trainer.trainStep over every weight)', fullStep);

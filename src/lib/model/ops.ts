@@ -6,15 +6,16 @@
  * - a frozen weight takes a separate path whose gradient function computes only dx, so no weight
  *   gradient is ever computed for it;
  * - `tf.gather` has no gradient on wasm (UnsortedSegmentSum is missing), so a trainable embedding
- *   gets its gradient as oneHot(ids)^T @ dy.
+ *   gets its gradient from our row scatter-add kernel there (kernels/wasm/gather.ts), elsewhere as
+ *   oneHot(ids)^T @ dy.
  */
 import * as tf from '@tensorflow/tfjs';
 import { InternalError } from '../errors';
 import { itemMatMul, wasmBackendName } from './wasm-kernels';
 import { fusedNormsOn, normBackward, normForward } from '../kernels/wasm/norms';
 import { shareIdentityOnWasm } from '../kernels/wasm/identity';
-import { fusedGelu } from '../kernels/wasm/elementwise';
-import { gatherRows } from '../kernels/wasm/gather';
+import { fusedGelu, sumRows } from '../kernels/wasm/elementwise';
+import { gatherRows, scatterAddRows } from '../kernels/wasm/gather';
 import { matMulTransposedA } from '../kernels/wasm/matmul';
 import { crossEntropyGrad, crossEntropyRows, fusedCrossEntropyOn } from '../kernels/wasm/cross-entropy';
 
@@ -84,8 +85,25 @@ export function dense(x: tf.Tensor2D, w: tf.Tensor2D, b?: tf.Tensor1D): tf.Tenso
     return f(x);
   }
   const y = matmul(x, w);
-  return b ? tf.add(y, b) : y;
+  if (!b) return y;
+  return b instanceof tf.Variable && b.trainable ? addBias(y, b) : tf.add(y, b);
 }
+
+/**
+ * y [N, out] + b [out] for a trainable b, whose gradient (dy summed over rows) is our wasm kernel's
+ * where it runs (elementwise.ts sumRows): tf.add's own gradient takes tfjs-wasm's Sum over axis 0,
+ * a transpose of dy and a reduction (about 8% of a full fine-tuning step of peftlab-s).
+ */
+const addBias = tf.customGrad((y, b, save) => {
+  (save as tf.GradSaveFunc)([]);
+  return {
+    value: tf.add(y as tf.Tensor2D, b as tf.Tensor1D),
+    gradFunc: (dy) => {
+      const d = dy as tf.Tensor2D;
+      return [tf.clone(d), sumRows(d) ?? tf.sum(d, 0)];
+    },
+  };
+}) as (y: tf.Tensor2D, b: tf.Tensor1D) => tf.Tensor2D;
 
 /** Row lookup table[ids] -> [..., dim]; gradient to a trainable table without UnsortedSegmentSum. */
 export function embed(table: tf.Tensor2D, ids: tf.Tensor): tf.Tensor {
@@ -95,9 +113,11 @@ export function embed(table: tf.Tensor2D, ids: tf.Tensor): tf.Tensor {
   const f = tf.customGrad((t, save) => {
     (save as tf.GradSaveFunc)([flat]); // the forward scope disposes unsaved tensors
     return {
-      value: tf.gather(t as tf.Tensor2D, flat),
+      value: gatherRows(t as tf.Tensor2D, flat) as tf.Tensor2D,
       gradFunc: (dy, saved) => {
         const [ids] = saved as [tf.Tensor1D];
+        const summed = scatterAddRows(tf.reshape(dy, [-1, dim]) as tf.Tensor2D, ids, rows);
+        if (summed) return summed;
         const oneHotT = tf.transpose(tf.cast(tf.oneHot(ids, rows), 'float32')); // [rows, N]
         return tf.matMul(oneHotT as tf.Tensor2D, tf.reshape(dy, [-1, dim]) as tf.Tensor2D);
       },

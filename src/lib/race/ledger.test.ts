@@ -266,11 +266,13 @@ describe('memory ledger on wasm', () => {
     expect(phases.backward / measured.activations).toBeLessThan(0.98);
   });
 
-  it('full fine-tuning of one short sequence peaks in AdamW, and the ledger says so', async () => {
-    // One 2-token example: the activations are small next to the embedding table [130, 20],
-    // whose AdamW update holds 14 tensors of its size.
+  it('full fine-tuning of one short sequence no longer peaks in AdamW on wasm, and the ledger says so', async () => {
+    // One 2-token example: the activations are small next to the embedding table [130, 20]. The
+    // stock AdamW update held 14 tensors of its size, which made the peak; our SIMD kernel
+    // (kernels/wasm/adamw.ts) holds one (the new value), so the backward's end peaks again.
     const { predicted, measured, phases } = await ledgers('full', {}, 'TOKEN_CLS', 1, 2);
-    expect(phases.optimizer).toBeGreaterThan(phases.backward);
+    expect(phases.optimizer).toBeLessThan(phases.backward);
+    expect(measured.activations).toBeLessThan(14 * 130 * 20 * 4);
     expect(Math.abs(predicted.activations / measured.activations - 1)).toBeLessThanOrEqual(ACT_TOLERANCE);
   });
 });

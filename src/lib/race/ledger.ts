@@ -119,7 +119,8 @@ export const ACTIVATION_TERMS = [
   'C',
   'I',
   'const',
-  // Full fine-tuning's trainable embedding: one-hot [V, B*T] and the table's gradient.
+  // Full fine-tuning's trainable embedding: one-hot [V, B*T] (off wasm: no count here now, since on
+  // wasm our scatter-add makes none) and the table's gradient.
   'B*T*V',
   'V*C',
   // Causal LM: logits [B, T, V] and their softmax/one-hot/gradient, the tied head's transpose.
@@ -918,7 +919,8 @@ export const ACTIVATION_COUNTS: Record<LedgerProfile, Partial<Record<ActivationT
     'P*C': 1,
     C: 1,
     const: 3,
-    'B*T*V': 3,
+    // 'B*T*V' was 3 (the embedding gradient's OneHot, its cast and its transpose), 0 since our
+    // wasm scatter-add (kernels/wasm/gather.ts) computes that gradient without a one-hot.
     'lm:B*T*V': 6,
     'lm:V*C': 5,
     'lm:B*T': -4,
@@ -1473,12 +1475,14 @@ export const FORWARD_COUNTS: Record<LedgerProfile, Partial<Record<ActivationTerm
 };
 
 /**
- * Tensors of one variable's size that an AdamW update holds at once (train/adamw.ts apply: three
- * for the first moment, four for the second, five for the update, two for the step), counted
- * from the code and matched exactly by the probe: after the backward, the step's peak is the
- * update of the largest trainable variable, or clipping's squares of every gradient.
+ * Tensors of one variable's size that an AdamW update holds at once: on wasm, where the ledger is
+ * fitted, one (the variable's new value from our SIMD kernel, kernels/wasm/adamw.ts, before its old
+ * value is freed; the moments are updated in place). The stock update (train/adamw.ts apply: three
+ * for the first moment, four for the second, five for the update, two for the step) held 14, which
+ * other backends still do (there this is an extrapolation). After the backward, the step's peak is
+ * clipping's squares of every gradient (globalNormScale keeps them to the end of its tidy), or this.
  */
-const ADAMW_TEMPORARIES = 14;
+const ADAMW_TEMPORARIES = 1;
 
 /** Elements the step holds after the backward, beyond the gradients: clipping and AdamW. */
 function optimizerPhase(adapter: Adapter): number {

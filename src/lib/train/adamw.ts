@@ -7,6 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { addMany, newVariable } from '../model/ops';
 import { CheckpointError } from '../errors';
+import { adamwOnWasm } from '../kernels/wasm/adamw';
 
 export interface AdamWOptions {
   beta1?: number;
@@ -32,12 +33,18 @@ export class AdamW {
     this.weightDecay = opts.weightDecay ?? 0.0;
   }
 
-  /** Applies one update to each named variable from its gradient. Gradients are not disposed. */
+  /**
+   * Applies one update to each named variable from its gradient, times `clipScale` when given (the
+   * factor globalNormScale computes, so no clipped copy of each gradient need be made). Gradients
+   * and the scale are not disposed. On wasm each variable's update is one SIMD pass of ours
+   * (kernels/wasm/adamw.ts) with the same numbers, where it runs.
+   */
   apply(
     vars: Map<string, tf.Variable>,
     grads: Map<string, tf.Tensor>,
     lr: number,
     decay?: (name: string) => boolean,
+    clipScale?: tf.Tensor,
   ): void {
     this.t++;
     const c1 = 1 - Math.pow(this.beta1, this.t);
@@ -54,9 +61,17 @@ export class AdamW {
         this.v.set(name, v);
       }
       const wd = decay === undefined || decay(name) ? this.weightDecay : 0;
+      const step = { beta1: this.beta1, beta2: this.beta2, c1, c2, eps: this.eps, wd, lr };
+      const fused = adamwOnWasm(p, m, v, g, clipScale ?? null, step);
+      if (fused) {
+        p.assign(fused);
+        fused.dispose();
+        continue;
+      }
       tf.tidy(() => {
-        const mNew = tf.add(tf.mul(m, this.beta1), tf.mul(g, 1 - this.beta1));
-        const vNew = tf.add(tf.mul(v, this.beta2), tf.mul(tf.square(g), 1 - this.beta2));
+        const gi = clipScale ? tf.mul(g, clipScale) : g;
+        const mNew = tf.add(tf.mul(m, this.beta1), tf.mul(gi, 1 - this.beta1));
+        const vNew = tf.add(tf.mul(v, this.beta2), tf.mul(tf.square(gi), 1 - this.beta2));
         m.assign(mNew);
         v.assign(vNew);
         let update = tf.div(tf.div(mNew, c1), tf.add(tf.sqrt(tf.div(vNew, c2)), this.eps));

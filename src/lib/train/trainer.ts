@@ -16,6 +16,7 @@ import { crossEntropy, isFrozen } from '../model/ops';
 import { fusedKernelsOn } from '../kernels/webgpu/active';
 import { releaseFailedTape } from '../backend/out-of-memory';
 import { watchGpuMemory } from '../backend/gpu-memory';
+import { wasmAdamWOn } from '../kernels/wasm/adamw';
 import { FusedAdamW } from '../kernels/webgpu/adamw';
 import { lmHeadCrossEntropy } from '../kernels/webgpu/lm-head';
 import { adapterDecorator, virtualPositions } from '../peft/forward';
@@ -308,9 +309,11 @@ export class Trainer {
       }
     }
     const maxNorm = this.opts.maxGradNorm ?? 1.0;
-    // FusedAdamW scales the raw gradients itself, so no clipped copy of each is made, unless the
-    // adapter's onStep reads the clipped gradients (AdaLoRA's importance).
-    const fused = this.optimizer instanceof FusedAdamW && fusedKernelsOn() && !this.adapter.onStep;
+    // FusedAdamW (WebGPU) and AdamW's SIMD kernel (wasm) scale the raw gradients themselves, so no
+    // clipped copy of each is made, unless the adapter's onStep reads the clipped gradients
+    // (AdaLoRA's importance).
+    const fused =
+      ((this.optimizer instanceof FusedAdamW && fusedKernelsOn()) || wasmAdamWOn()) && !this.adapter.onStep;
     let clipped: { norm: tf.Scalar; grads: Map<string, tf.Tensor> };
     let clipScale: tf.Scalar | null = null;
     if (fused) {
@@ -362,7 +365,7 @@ export class Trainer {
     // Decoupled weight decay applies to matrices, not to biases, LayerNorm gains or 1-D vectors.
     if (incoming) await this.optimizerPaging!.ready(incoming);
     const decay = (name: string): boolean => (this.vars.get(name)?.rank ?? 0) >= 2;
-    if (clipScale && this.optimizer instanceof FusedAdamW) {
+    if (clipScale) {
       this.optimizer.apply(this.vars, clipped.grads, lr, decay, clipScale);
       clipScale.dispose();
     } else this.optimizer.apply(this.vars, clipped.grads, lr, decay);

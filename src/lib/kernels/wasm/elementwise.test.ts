@@ -1,13 +1,13 @@
 /**
- * Our wasm GELU and cross-entropy kernels (reached through ops.ts) against the
+ * Our wasm GELU, cross-entropy and bias-gradient kernels (reached through ops.ts) against the
  * stock compositions on the cpu backend: values and gradients.
  */
 import { describe, it, expect, beforeAll } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { initNodeBackend } from '../../backend/node';
-import { crossEntropy, geluNew } from '../../model/ops';
+import { crossEntropy, dense, geluNew, newVariable } from '../../model/ops';
 import { CE_GRAD_SIMD } from './cross-entropy';
-import { GELU_SIMD, GELU_SIMD_BACKWARD } from './elementwise';
+import { GELU_SIMD, GELU_SIMD_BACKWARD, SUM_ROWS } from './elementwise';
 import { setWasmKernels } from './heap';
 import { maxDiff, onBoth } from './testing';
 
@@ -114,5 +114,44 @@ describe('fused elementwise kernels on wasm', () => {
     ]);
     expect(tf.memory().numTensors).toBe(before);
     x.dispose();
+  });
+
+  // C 96: our row sum; C 6: not a multiple of 4, tf.sum's route inside the same custom gradient.
+  for (const [N, I, C] of [
+    [70, 12, 96],
+    [9, 5, 6],
+  ] as const) {
+    it(`dense with a trainable bias [${C}]: value and gradients for x, w and b match cpu`, async () => {
+      const [cpu, wasm] = await onBoth(() => {
+        const x = tf.randomNormal([N, I], 0, 1, 'float32', 11) as tf.Tensor2D;
+        const w = newVariable(tf.randomNormal([I, C], 0, 1, 'float32', 12) as tf.Tensor2D, true);
+        const b = newVariable(tf.randomNormal([C], 0, 1, 'float32', 13) as tf.Tensor1D, true);
+        const dy = tf.randomNormal([N, C], 0, 1, 'float32', 14);
+        const y = dense(x, w, b);
+        const { grads } = tf.variableGrads(() => tf.sum(tf.mul(dense(x, w, b), dy)), [w, b]);
+        const gx = tf.grad((xi: tf.Tensor) => tf.sum(tf.mul(dense(xi as tf.Tensor2D, w, b), dy)))(x);
+        const out = arrays([y, gx, grads[w.name]!, grads[b.name]!]);
+        tf.dispose([x, w, b, dy, y, gx, ...Object.values(grads)]);
+        return out;
+      });
+      for (let i = 0; i < cpu.length; i++) expect(maxDiff(cpu[i]!, wasm[i]!)).toBeLessThan(1e-4);
+      expect(Math.max(...Array.from(cpu[3]!, Math.abs))).toBeGreaterThan(0.5);
+    });
+  }
+
+  it('a trainable bias takes our row sum on wasm, leaking nothing', async () => {
+    const x = tf.randomNormal([16, 8]) as tf.Tensor2D;
+    const w = newVariable(tf.randomNormal([8, 12]) as tf.Tensor2D, true);
+    const b = newVariable(tf.zeros([12]) as tf.Tensor1D, true);
+    const before = tf.memory().numTensors;
+    const info = await tf.profile(() => {
+      const { value, grads } = tf.variableGrads(() => tf.sum(dense(x, w, b)), [w, b]);
+      tf.dispose([value, ...Object.values(grads)]);
+    });
+    expect(info.kernelNames).toContain(SUM_ROWS);
+    // One Sum only: the loss's, none for the bias's gradient.
+    expect(info.kernels.filter((k) => k.name === 'Sum').length).toBe(1);
+    expect(tf.memory().numTensors).toBe(before);
+    tf.dispose([x, w, b]);
   });
 });

@@ -12,6 +12,13 @@
 import * as tf from '@tensorflow/tfjs';
 import { f32, heapOf, offsetOf, onWasm, simdOn } from './heap';
 
+/**
+ * x [N, C] summed over its rows -> [C]: a trainable bias's gradient. tfjs-backend-wasm's Sum over
+ * axis 0 transposes x first (its reductions run over the last axis) and then reduces row by row;
+ * here each row of x is added into the result in place (simd.ts addTo), one pass over x.
+ */
+export const SUM_ROWS = 'PeftLabSumRows';
+
 export const GELU_ARG = 'PeftLabGeluArg';
 export const GELU_BACKWARD = 'PeftLabGeluBackward';
 export const GELU_SIMD = 'PeftLabGeluSimd';
@@ -131,4 +138,27 @@ export function fusedGelu(x: tf.Tensor): tf.Tensor | null {
     };
   }) as (x: tf.Tensor) => tf.Tensor;
   return f(x);
+}
+
+function registerSumRows(): boolean {
+  if (!simdOn(tf.backend())) return false;
+  return (
+    onWasm(SUM_ROWS, ({ inputs, backend }) => {
+      const be = heapOf(backend);
+      const xi = inputs.x as tf.TensorInfo;
+      const [N, C] = xi.shape as [number, number];
+      const out = be.makeOutput([C], 'float32');
+      const r = simdOn(backend)!;
+      const [x, o] = [offsetOf(r, xi), offsetOf(r, out)];
+      r.k.zero(o, 4 * C);
+      for (let i = 0; i < N; i++) r.k.addTo(x + 4 * C * i, o, 4 * C);
+      return out;
+    }) !== null
+  );
+}
+
+/** x [N, C] summed over rows through our kernel, or null where it does not run (not wasm, off, C % 4). */
+export function sumRows(x: tf.Tensor2D): tf.Tensor1D | null {
+  if (x.dtype !== 'float32' || x.shape[1] % 4 !== 0 || !registerSumRows()) return null;
+  return tf.engine().runKernel(SUM_ROWS, { x }, {}) as tf.Tensor1D;
 }

@@ -68,6 +68,7 @@ const SIMD = {
   f32x4Min: 0xe8,
   f32x4Max: 0xe9,
   i32x4TruncSatF32x4S: 0xf8,
+  f32x4Sqrt: 0xe3,
 } as const;
 
 /**
@@ -177,6 +178,9 @@ export class Body {
   }
   vMax(): this {
     return this.simd(SIMD.f32x4Max);
+  }
+  vSqrt(): this {
+    return this.simd(SIMD.f32x4Sqrt);
   }
   vNearest(): this {
     return this.simd(SIMD.f32x4Nearest);

@@ -19,7 +19,9 @@ describe('SIMD a^T b on wasm', () => {
   for (const [N, I, O] of [
     [1024, 96, 8], // LoRA A: dA^T = x^T d(x A)
     [1024, 8, 288], // LoRA B: (x A)^T dy
-    [40, 96, 384], // a full weight
+    [40, 96, 384], // a full weight (these three by column panels)
+    [1024, 384, 16], // x [1024, 384] too large for panels: by rows
+    [1024, 8, 1032], // dy [1024, 1032] past MAX_B: the stock route
     [10, 6, 5], // neither 4 | 6 nor 8 | 5: the stock route
   ] as const) {
     it(`x [${N}, ${I}] @ w [${I}, ${O}]: gradients for x and w match cpu`, async () => {
@@ -32,7 +34,8 @@ describe('SIMD a^T b on wasm', () => {
           return gs.map((g) => g.dataSync().slice());
         }),
       );
-      expect(maxDiff(cpu[0]!, wasm[0]!)).toBeLessThan(1e-4);
+      // x's gradient sums O products: rounding grows with it (the largest case, O 1032, differs by 1.5e-4).
+      expect(maxDiff(cpu[0]!, wasm[0]!)).toBeLessThan(1e-4 * Math.max(1, Math.sqrt(O / 288)));
       expect(maxDiff(cpu[1]!, wasm[1]!)).toBeLessThan(1e-4 * Math.sqrt(N));
     });
   }
@@ -43,6 +46,9 @@ describe('SIMD a^T b on wasm', () => {
     const info = await tf.profile(() => matMulTransposedA(a, b)!);
     expect(info.kernelNames).toEqual([MATMUL_TA]);
     expect(matMulTransposedA(a, tf.randomNormal([12, 12]))).toBeNull();
+    const [x, dy] = [tf.zeros([1024, 8]), tf.zeros([1024, 1032])];
+    expect(matMulTransposedA(x, dy)).toBeNull(); // a large b: XNNPACK's product is faster there
+    tf.dispose([x, dy]);
     setWasmKernels((k) => k !== MATMUL_TA);
     try {
       expect(matMulTransposedA(a, b)).toBeNull();

@@ -28,10 +28,19 @@
  *   gelu      gelu_new forward (y and the sigmoid s) and gradient, one pass each (elementwise.ts),
  *   geluGrad  with the sigmoid from the same expf: 1 / (1 + e^-z).
  *   normForward, normBackward   LayerNorm and RMSNorm (norms.ts gives the formulas), rows of C % 4 == 0.
+ *   adamw     one AdamW update (train/adamw.ts's formula, the same f32 operations in the same order):
+ *             m and v in place, the new parameter into another tensor (adamw.ts says why).
  */
 import { Body, emitModule, F32, I32, V128 } from './emit';
 
-function gemm(): Body {
+/**
+ * The gemm above, or with `panels` its plain case (kmode = nmode = 0) with the loops swapped: column
+ * panels of 8 outside, row tiles of 4 inside, so one panel of B (K x 8 floats, 32 KB at K 1024)
+ * stays in cache for every row tile, and A (which must then fit in cache) is read again per panel.
+ * Rows outside stream all of B once per 4 rows of C: a weight gradient x^T dy of peftlab-s's LM
+ * head (B = dy [1024, 2048], 8 MB) read it 24 times from memory and ran at about 4 GFLOP/s.
+ */
+function gemm(panels = false): Body {
   const [M, N, K, A, sam, sak, B, sbk, C, scm, alpha, kmode, nmode] = [
     0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
   ];
@@ -56,6 +65,77 @@ function gemm(): Body {
   f.get(alpha).splat().set(va);
   f.get(sam).get(sam).add().set(sam2);
   f.get(sam2).get(sam).add().set(sam3);
+  // One 4 x 8 tile of C at (m0, n0), over k in [klo, khi).
+  const tile = (): void => {
+    for (const x of acc) f.vSplatConst(0).set(x);
+    // pa = A + m0 sam + klo sak;  pb = B + klo sbk + 4 n0
+    f.get(A).get(m0).get(sam).mul().add().get(klo).get(sak).mul().add().set(pa);
+    f.get(B).get(klo).get(sbk).mul().add().get(n0).i32(4).mul().add().set(pb);
+    f.get(klo).set(k);
+    f.loopWhile(
+      () => f.get(k).get(khi).ltS(),
+      () => {
+        f.get(pb).vLoad().set(b0);
+        f.get(pb).vLoad(16).set(b1);
+        const rowOff = [null, sam, sam2, sam3];
+        for (let r = 0; r < 4; r++) {
+          f.get(pa);
+          const off = rowOff[r];
+          if (off !== null && off !== undefined) f.get(off).add();
+          f.f32Load().splat().set(a);
+          f.get(acc[2 * r]!)
+            .get(a)
+            .get(b0)
+            .vMul()
+            .vAdd()
+            .set(acc[2 * r]!);
+          f.get(acc[2 * r + 1]!)
+            .get(a)
+            .get(b1)
+            .vMul()
+            .vAdd()
+            .set(acc[2 * r + 1]!);
+        }
+        f.inc(pa, () => f.get(sak));
+        f.inc(pb, () => f.get(sbk));
+        f.inc(k, 1);
+      },
+    );
+    f.get(C).get(m0).get(scm).mul().add().get(n0).i32(4).mul().add().set(pc);
+    for (let r = 0; r < 4; r++) {
+      f.get(pc)
+        .get(acc[2 * r]!)
+        .get(va)
+        .vMul()
+        .vStore();
+      f.get(pc)
+        .get(acc[2 * r + 1]!)
+        .get(va)
+        .vMul()
+        .vStore(16);
+      if (r < 3) f.inc(pc, () => f.get(scm));
+    }
+  };
+  if (panels) {
+    f.i32(0).set(klo);
+    f.get(K).set(khi);
+    f.i32(0).set(n0);
+    f.loopWhile(
+      () => f.get(n0).get(N).ltS(),
+      () => {
+        f.i32(0).set(m0);
+        f.loopWhile(
+          () => f.get(m0).get(M).ltS(),
+          () => {
+            tile();
+            f.inc(m0, 4);
+          },
+        );
+        f.inc(n0, 8);
+      },
+    );
+    return f;
+  }
   f.i32(0).set(m0);
   f.loopWhile(
     () => f.get(m0).get(M).ltS(),
@@ -72,54 +152,7 @@ function gemm(): Body {
       f.loopWhile(
         () => f.get(n0).get(nhi).ltS(),
         () => {
-          for (const x of acc) f.vSplatConst(0).set(x);
-          // pa = A + m0 sam + klo sak;  pb = B + klo sbk + 4 n0
-          f.get(A).get(m0).get(sam).mul().add().get(klo).get(sak).mul().add().set(pa);
-          f.get(B).get(klo).get(sbk).mul().add().get(n0).i32(4).mul().add().set(pb);
-          f.get(klo).set(k);
-          f.loopWhile(
-            () => f.get(k).get(khi).ltS(),
-            () => {
-              f.get(pb).vLoad().set(b0);
-              f.get(pb).vLoad(16).set(b1);
-              const rowOff = [null, sam, sam2, sam3];
-              for (let r = 0; r < 4; r++) {
-                f.get(pa);
-                const off = rowOff[r];
-                if (off !== null && off !== undefined) f.get(off).add();
-                f.f32Load().splat().set(a);
-                f.get(acc[2 * r]!)
-                  .get(a)
-                  .get(b0)
-                  .vMul()
-                  .vAdd()
-                  .set(acc[2 * r]!);
-                f.get(acc[2 * r + 1]!)
-                  .get(a)
-                  .get(b1)
-                  .vMul()
-                  .vAdd()
-                  .set(acc[2 * r + 1]!);
-              }
-              f.inc(pa, () => f.get(sak));
-              f.inc(pb, () => f.get(sbk));
-              f.inc(k, 1);
-            },
-          );
-          f.get(C).get(m0).get(scm).mul().add().get(n0).i32(4).mul().add().set(pc);
-          for (let r = 0; r < 4; r++) {
-            f.get(pc)
-              .get(acc[2 * r]!)
-              .get(va)
-              .vMul()
-              .vStore();
-            f.get(pc)
-              .get(acc[2 * r + 1]!)
-              .get(va)
-              .vMul()
-              .vStore(16);
-            if (r < 3) f.inc(pc, () => f.get(scm));
-          }
+          tile();
           f.inc(n0, 8);
         },
       );
@@ -599,6 +632,56 @@ function normBackward(): Body {
   return f;
 }
 
+/**
+ * AdamW over `bytes` (a multiple of 16), each product rounded where the stock ops round it:
+ *   g' = g sc;  m = m b1 + g' (1 - b1);  v = v b2 + g'^2 (1 - b2)    (m, v written in place)
+ *   out = p - lr ((m / c1) / (sqrt(v / c2) + eps) + p wd)
+ */
+function adamw(): Body {
+  const [p, m, v, g, out, bytes, sc, b1, b1m, b2, b2m, c1, c2, eps, wd, lr] = [
+    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
+  ];
+  const f = new Body([I32, I32, I32, I32, I32, I32, F32, F32, F32, F32, F32, F32, F32, F32, F32, F32]);
+  const i = f.local(I32);
+  // The scalars splatted to four lanes, one local each.
+  const splats = [sc, b1, b1m, b2, b2m, c1, c2, eps, wd, lr].map((x) => [x, f.local(V128)] as const);
+  const [vsc, vb1, vb1m, vb2, vb2m, vc1, vc2, veps, vwd, vlr] = splats.map(([, l]) => l) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+  const gi = f.local(V128);
+  const mi = f.local(V128);
+  const vi = f.local(V128);
+  const pi = f.local(V128);
+  for (const [from, to] of splats) f.get(from).splat().set(to);
+  f.i32(0).set(i);
+  f.loopWhile(
+    () => f.get(i).get(bytes).ltS(),
+    () => {
+      f.get(g).get(i).add().vLoad().get(vsc).vMul().set(gi);
+      f.get(m).get(i).add().vLoad().get(vb1).vMul().get(gi).get(vb1m).vMul().vAdd().set(mi);
+      f.get(v).get(i).add().vLoad().get(vb2).vMul().get(gi).get(gi).vMul().get(vb2m).vMul().vAdd().set(vi);
+      f.get(m).get(i).add().get(mi).vStore();
+      f.get(v).get(i).add().get(vi).vStore();
+      f.get(p).get(i).add().vLoad().set(pi);
+      f.get(out).get(i).add().get(pi);
+      // (m / c1) / (sqrt(v / c2) + eps) + p wd, times lr, from p
+      f.get(mi).get(vc1).vDiv().get(vi).get(vc2).vDiv().vSqrt().get(veps).vAdd().vDiv();
+      f.get(pi).get(vwd).vMul().vAdd().get(vlr).vMul().vSub().vStore();
+      f.inc(i, 16);
+    },
+  );
+  return f;
+}
+
 function zero(): Body {
   const f = new Body([I32, I32]);
   f.get(0).i32(0).get(1).fill();
@@ -607,6 +690,22 @@ function zero(): Body {
 
 export interface SimdKernels {
   gemm(
+    M: number,
+    N: number,
+    K: number,
+    A: number,
+    sam: number,
+    sak: number,
+    B: number,
+    sbk: number,
+    C: number,
+    scm: number,
+    alpha: number,
+    kmode: number,
+    nmode: number,
+  ): void;
+  /** gemm's plain case (kmode, nmode 0) by column panels: the same arguments, kmode and nmode ignored. */
+  gemmPanels(
     M: number,
     N: number,
     K: number,
@@ -674,6 +773,24 @@ export interface SimdKernels {
     rms: number,
     params: number,
   ): void;
+  adamw(
+    p: number,
+    m: number,
+    v: number,
+    g: number,
+    out: number,
+    bytes: number,
+    scale: number,
+    b1: number,
+    oneMinusB1: number,
+    b2: number,
+    oneMinusB2: number,
+    c1: number,
+    c2: number,
+    eps: number,
+    wd: number,
+    lr: number,
+  ): void;
 }
 
 const bytes = new Map<number | undefined, Uint8Array<ArrayBuffer>>();
@@ -693,6 +810,7 @@ export function simdModuleBytes(sharedMaxPages?: number): Uint8Array<ArrayBuffer
     b = emitModule(
       [
         { name: 'gemm', body: gemm(), results: [] },
+        { name: 'gemmPanels', body: gemm(true), results: [] },
         { name: 'softmax', body: softmax(), results: [] },
         { name: 'dsoftmax', body: dsoftmax(), results: [] },
         { name: 'copy', body: copy(), results: [] },
@@ -704,6 +822,7 @@ export function simdModuleBytes(sharedMaxPages?: number): Uint8Array<ArrayBuffer
         { name: 'normForward', body: normForward(), results: [] },
         { name: 'normBackward', body: normBackward(), results: [] },
         { name: 'addTo', body: addTo(), results: [] },
+        { name: 'adamw', body: adamw(), results: [] },
       ],
       sharedMaxPages,
     );
