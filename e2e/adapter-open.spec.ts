@@ -143,13 +143,8 @@ test('open a PEFT adapter repo from the Hub: its base_model_name_or_path picks t
   await page.goto('/?hub=http://127.0.0.1:4174');
   await ready(page);
   // Start on another bundled model: the adapter names peftlab-s, which is loaded for it.
-  // After two earlier journeys in the same browser the pick was seen to be lost (the first model
-  // stayed, with no error), reproducibly in the whole spec and never alone: picking again is what a
-  // person would do. Not yet explained (the closing note of 2026-12-05 says so).
-  await expect(async () => {
-    await page.getByTestId('model-select').selectOption('peftlab-m');
-    await expect(page.getByTestId('model-facts')).not.toContainText('556.9k', { timeout: 15_000 });
-  }).toPass({ timeout: 90_000 });
+  await page.getByTestId('model-select').selectOption('peftlab-m');
+  await expect(page.getByTestId('model-facts')).not.toContainText('556.9k');
   await page.getByTestId('hub-adapter-repo').fill('peftlab/lora-peftlab-s');
   await page.getByTestId('hub-adapter-open').click();
   await expect(page.getByTestId('adapter-opened')).toContainText(

@@ -163,6 +163,34 @@ test('open a GPT-2 folder from local files, and get a named error for an incompl
   await page.screenshot({ path: 'test-results/screens/lab-local.png', fullPage: true });
 });
 
+test('a picked model whose file cannot be fetched is named, and the menu shows the model still loaded', async ({
+  page,
+}) => {
+  await page.goto('/');
+  await expect(page.getByTestId('model-facts')).toContainText('556.9k', { timeout: 90_000 });
+  // Both tries fail (the engine tries a network failure once more): the first model stays in use.
+  let tries = 0;
+  await page.route('**/models/peftlab-m/model.safetensors', (route) => {
+    tries++;
+    return route.abort('failed');
+  });
+  await page.getByTestId('model-select').selectOption('peftlab-m');
+  await expect(page.getByTestId('error')).toContainText(
+    /FileLoadError: could not fetch .*models\/peftlab-m\/model\.safetensors \(tried twice\)/,
+  );
+  expect(tries).toBe(2);
+  await expect(page.getByTestId('model-select')).toHaveValue('peftlab-s');
+  await expect(page.getByTestId('model-facts')).toContainText('556.9k');
+  await expect(page.getByTestId('status')).toContainText('peftlab-m was not loaded');
+
+  // Picked again once the file can be fetched, it loads.
+  await page.unroute('**/models/peftlab-m/model.safetensors');
+  await page.getByRole('button', { name: 'Dismiss' }).click();
+  await page.getByTestId('model-select').selectOption('peftlab-m');
+  await expect(page.getByTestId('model-facts')).not.toContainText('556.9k');
+  await expect(page.getByTestId('model-select')).toHaveValue('peftlab-m');
+});
+
 test('load a GPT-2 repo from the Hub with progress, refuse other models, and load it again offline from the cache', async ({
   page,
 }) => {

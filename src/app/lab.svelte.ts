@@ -106,6 +106,16 @@ export class LabState {
   backendChoice = $state<BackendChoice>('auto');
   catalog = $state<CatalogEntry[]>([]);
   model = $state<ModelSummary | null>(null);
+  /** The model the latest pick is loading (the model menu shows it until it loads or fails), or null. */
+  loadingModel = $state<string | null>(null);
+  /** Counts model loads begun here: only the latest one's reply changes the model shown. */
+  private modelLoads = 0;
+  /** What the model menu shows: the bundled model the latest pick is loading, else the one loaded. */
+  menuModel = $derived(
+    this.loadingModel !== null && this.catalog.some((m) => m.id === this.loadingModel)
+      ? this.loadingModel
+      : (this.model?.id ?? ''),
+  );
   phase = $state<Phase>('starting');
   statusMessage = $state('starting the engine');
   error = $state<string | null>(null);
@@ -317,13 +327,34 @@ export class LabState {
   }
 
   async loadModel(id: string): Promise<void> {
-    this.error = null;
+    await this.changeModel(id, () =>
+      this.engine.request('loadModel', { id, baseUrl: `${this.baseUrl}models/${id}/` }),
+    );
+  }
+
+  /**
+   * One model load: the model menu shows `id` while it loads. Loads may overlap (a pick while the
+   * first model or another pick still loads): only the latest one's reply or error is shown, and when
+   * it fails the menu goes back to the model really loaded. The engine orders them the same way.
+   */
+  private async changeModel(
+    id: string,
+    load: () => Promise<ModelSummary>,
+    clearError = true,
+  ): Promise<ModelSummary | null> {
+    const ticket = ++this.modelLoads;
+    this.loadingModel = id;
+    if (clearError) this.error = null;
     try {
-      this.modelChanged(
-        await this.engine.request('loadModel', { id, baseUrl: `${this.baseUrl}models/${id}/` }),
-      );
+      const summary = await load();
+      if (ticket !== this.modelLoads) return null;
+      this.modelChanged(summary);
+      return summary;
     } catch (e) {
-      this.fail(e);
+      if (ticket === this.modelLoads) this.fail(e);
+      return null;
+    } finally {
+      if (ticket === this.modelLoads) this.loadingModel = null;
     }
   }
 
@@ -336,19 +367,18 @@ export class LabState {
     this.error = null;
     const config = files.find((f) => f.name === 'config.json');
     const folder = (config?.webkitRelativePath || '').split('/')[0] || 'files';
+    let bytes: ModelFileBytes;
     try {
-      const { bytes } = await readModelFolder(files, folder);
-      const weights = Array.isArray(bytes.weights) ? bytes.weights : [bytes.weights];
-      this.modelChanged(
-        await this.engine.request('loadModelFiles', { id: `local: ${folder}`, ...bytes }, [
-          bytes.config,
-          ...weights,
-          bytes.tokenizer,
-        ]),
-      );
+      bytes = (await readModelFolder(files, folder)).bytes;
     } catch (e) {
       this.fail(e);
+      return;
     }
+    const weights = Array.isArray(bytes.weights) ? bytes.weights : [bytes.weights];
+    const id = `local: ${folder}`;
+    await this.changeModel(id, () =>
+      this.engine.request('loadModelFiles', { id, ...bytes }, [bytes.config, ...weights, bytes.tokenizer]),
+    );
   }
 
   /**
@@ -356,32 +386,27 @@ export class LabState {
    * bytes; true when the engine took it (else the error is shown and the model in use stays).
    */
   async loadModelBytes(id: string, files: ModelFileBytes): Promise<boolean> {
-    this.error = null;
-    try {
-      this.modelChanged(await this.engine.request('loadModelFiles', { id, ...files }));
-      return true;
-    } catch (e) {
-      this.fail(e);
-      return false;
-    }
+    return (
+      (await this.changeModel(id, () => this.engine.request('loadModelFiles', { id, ...files }))) !== null
+    );
   }
 
   async loadFromHub(): Promise<void> {
-    this.error = null;
     this.downloading = true;
     this.download = null;
     try {
-      const summary = await this.engine.request('loadHubModel', {
-        repoId: this.hubRepo,
-        endpoint: this.hubEndpoint,
-        gpt2TokenizerUrl: `${this.baseUrl}tokenizers/gpt2/tokenizer.json`,
-      });
-      this.modelChanged(summary);
-      this.statusMessage = summary.cached
-        ? `${summary.id} loaded from this browser's cache`
-        : `${summary.id} downloaded and cached`;
-    } catch (e) {
-      this.fail(e);
+      const id = `hub: ${this.hubRepo.trim()}`;
+      const summary = await this.changeModel(id, () =>
+        this.engine.request('loadHubModel', {
+          repoId: this.hubRepo,
+          endpoint: this.hubEndpoint,
+          gpt2TokenizerUrl: `${this.baseUrl}tokenizers/gpt2/tokenizer.json`,
+        }),
+      );
+      if (summary && 'cached' in summary)
+        this.statusMessage = summary.cached
+          ? `${summary.id} loaded from this browser's cache`
+          : `${summary.id} downloaded and cached`;
     } finally {
       this.downloading = false;
     }
@@ -893,14 +918,14 @@ export class LabState {
       let loadedFirst: string | null = null;
       if (target && target !== this.model?.id) {
         const loaded = target.startsWith('hub: ')
-          ? await this.loadModelQuietly(() =>
+          ? await this.loadModelQuietly(target, () =>
               this.engine.request('loadHubModel', {
                 repoId: target.slice('hub: '.length),
                 endpoint: this.hubEndpoint,
                 gpt2TokenizerUrl: `${this.baseUrl}tokenizers/gpt2/tokenizer.json`,
               }),
             )
-          : await this.loadModelQuietly(() =>
+          : await this.loadModelQuietly(target, () =>
               this.engine.request('loadModel', { id: target, baseUrl: `${this.baseUrl}models/${target}/` }),
             );
         if (!loaded) return;
@@ -953,14 +978,8 @@ export class LabState {
   }
 
   /** Loads a base for an adapter; false (with the error shown) when it fails, and nothing is opened. */
-  private async loadModelQuietly(load: () => Promise<ModelSummary>): Promise<boolean> {
-    try {
-      this.modelChanged(await load());
-      return true;
-    } catch (e) {
-      this.fail(e);
-      return false;
-    }
+  private async loadModelQuietly(id: string, load: () => Promise<ModelSummary>): Promise<boolean> {
+    return (await this.changeModel(id, load, false)) !== null;
   }
 
   /** Scores the adapter in use (or the base model) on the current task's held-out split. */

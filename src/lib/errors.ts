@@ -161,7 +161,7 @@ export class StorageError extends PeftLabError {
 export class BackendError extends PeftLabError {
   override name = 'BackendError';
 }
-/** A training or generation request was cancelled. */
+/** A training or generation request was cancelled, or a model load that a newer pick superseded. */
 export class CancelledError extends PeftLabError {
   override name = 'CancelledError';
 }

@@ -74,14 +74,29 @@ import type {
 export type { FetchBytes };
 
 export const browserFetchBytes: FetchBytes = async (url) => {
-  let res: Response;
-  try {
-    res = await fetch(url);
-  } catch (e) {
-    throw new FileLoadError(`could not fetch ${url}: ${(e as Error).message}; check the network or reload`);
+  let failure = '';
+  // A network failure (no response, or its body cut off) is tried once more, past the HTTP cache.
+  // Chromium fails a request that meets another one writing the same URL into its HTTP cache
+  // (net::ERR_CACHE_WRITE_FAILURE, "Failed to fetch" while the body is read), and the service worker's
+  // precache fetches every bundled model right after the first one loads: a model picked then failed
+  // (the e2e adapter-open journey). With cache 'no-store' the second try meets no cache entry; a
+  // service worker that controls the page still answers it from its precache (offline too).
+  for (const cache of ['default', 'no-store'] as const) {
+    let res: Response;
+    try {
+      res = await fetch(url, { cache });
+    } catch (e) {
+      failure = (e as Error).message;
+      continue;
+    }
+    if (!res.ok) throw new FileLoadError(`could not fetch ${url}: HTTP ${res.status}`);
+    try {
+      return await res.arrayBuffer();
+    } catch (e) {
+      failure = `${(e as Error).message} while reading its body`;
+    }
   }
-  if (!res.ok) throw new FileLoadError(`could not fetch ${url}: HTTP ${res.status}`);
-  return res.arrayBuffer();
+  throw new FileLoadError(`could not fetch ${url} (tried twice): ${failure}; check the network or reload`);
 };
 
 /** Classification validation is scored on at most this many examples, so an evaluation takes seconds. */
@@ -116,6 +131,12 @@ export class LabEngine implements LabApi {
   /** A generation is running, and a stopGenerate asked it to end after its current token. */
   private generating = false;
   private stopGenerating = false;
+  /**
+   * Counts model loads begun, and names the latest: requests run concurrently in the worker, so a
+   * load whose files arrive after a newer load began must not replace the newer model (the last pick wins).
+   */
+  private loads = 0;
+  private latestLoad = '';
 
   constructor(
     private readonly fetchBytes: FetchBytes,
@@ -142,16 +163,39 @@ export class LabEngine implements LabApi {
   }
 
   async loadModel(req: RequestOf<'loadModel'>): Promise<ModelSummary> {
+    const ticket = this.beginLoad(req.id);
     this.emit('status', { phase: 'loading', message: `loading ${req.id}` });
-    const summary = await this.loadModelFiles({
-      id: req.id,
-      ...(await fetchModelFiles(this.fetchBytes, req.baseUrl)),
-    });
-    this.modelFilesAgain = () => fetchModelFiles(this.fetchBytes, req.baseUrl);
-    return summary;
+    try {
+      const summary = this.install(ticket, {
+        id: req.id,
+        ...(await fetchModelFiles(this.fetchBytes, req.baseUrl)),
+      });
+      this.modelFilesAgain = () => fetchModelFiles(this.fetchBytes, req.baseUrl);
+      return summary;
+    } catch (e) {
+      // The status line stops saying "loading" (the error says why); a newer load keeps its own line.
+      if (ticket === this.loads) this.emit('status', { phase: 'idle', message: `${req.id} was not loaded` });
+      throw e;
+    }
   }
 
   async loadModelFiles(req: RequestOf<'loadModelFiles'>): Promise<ModelSummary> {
+    return this.install(this.beginLoad(req.id), req);
+  }
+
+  /** A model load begins: refused while training, and every load begun before it is superseded. */
+  private beginLoad(id: string): number {
+    if (this.training) throw new BusyError('training is running: stop it before switching models');
+    this.latestLoad = id;
+    return ++this.loads;
+  }
+
+  /** Makes the model of load `ticket` the one in use, unless a newer load has begun since. */
+  private install(ticket: number, req: RequestOf<'loadModelFiles'>): ModelSummary {
+    if (ticket !== this.loads)
+      throw new CancelledError(
+        `${req.id} was not loaded: ${this.latestLoad} was picked after it, and the latest pick is the one loaded`,
+      );
     if (this.training) throw new BusyError('training is running: stop it before switching models');
     const { model, tokenizer, summary } = modelFromFiles(req.id, req);
     this.dropAllAdapters();
@@ -174,9 +218,9 @@ export class LabEngine implements LabApi {
    * own tokenizer (public/tokenizers/gpt2).
    */
   async loadHubModel(req: RequestOf<'loadHubModel'>): Promise<ModelSummary & { cached: boolean }> {
-    if (this.training) throw new BusyError('training is running: stop it before switching models');
     const repo = checkRepoId(req.repoId);
     const id = `hub: ${repo}`;
+    const ticket = this.beginLoad(id);
     const canCache = typeof indexedDB !== 'undefined';
     const hit = canCache ? await getModel(id) : undefined;
     let files: ModelFileBytes;
@@ -206,7 +250,7 @@ export class LabEngine implements LabApi {
         tokenizer = await this.fetchBytes(req.gpt2TokenizerUrl);
       }
       files = { config: got.config, weights: got.weights, weightFileNames: got.weightFileNames, tokenizer };
-      const summary = await this.loadModelFiles({ id, ...files });
+      const summary = this.install(ticket, { id, ...files });
       if (canCache) {
         const kept: Record<string, ArrayBuffer> = {
           'config.json': got.config,
@@ -218,7 +262,7 @@ export class LabEngine implements LabApi {
       }
       return { ...summary, cached: false };
     }
-    return { ...(await this.loadModelFiles({ id, ...files })), cached: true };
+    return { ...this.install(ticket, { id, ...files }), cached: true };
   }
 
   /**
