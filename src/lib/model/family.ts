@@ -145,6 +145,22 @@ export const DEFAULT_TARGET_MODULES: Record<
   },
 };
 
+/**
+ * The longest context generation keeps before cropping: max_position_embeddings, except where the
+ * rotary scaling is there to go past it. Dynamic NTK stretches the base for up to factor times
+ * max_position_embeddings; YaRN configs (Qwen2.5's) keep max_position_embeddings at the original
+ * length and reach factor times original_max_position_embeddings. transformers itself crops
+ * nothing; past these lengths the model is out of what its scaling was made for.
+ */
+export function generationWindow(c: DecoderConfig): number {
+  if (!isLlamaConfig(c)) return c.nPositions;
+  const s = c.ropeScaling;
+  if (s.type === 'dynamic') return Math.floor(c.nPositions * s.factor);
+  if (s.type === 'yarn')
+    return Math.max(c.nPositions, Math.floor(s.originalMaxPositionEmbeddings * s.factor));
+  return c.nPositions;
+}
+
 /** Parameter count of the base model (a tied LM head adds nothing). */
 export function countParameters(c: DecoderConfig): number {
   return isLlamaConfig(c) ? countLlamaParameters(c) : countGpt2Parameters(c);
