@@ -121,9 +121,21 @@ describe('method forms', () => {
       'down_proj',
     ]);
 
-    expect(familyReason(info('ln-tuning'), 'gpt2')).toBeNull();
-    expect(familyReason(info('ln-tuning'), 'qwen2')).toMatch(/runs on GPT-2 models only for now/);
-    for (const m of ['lora', 'adalora', 'ia3', 'vera', 'prompt-tuning', 'p-tuning', 'prefix-tuning', 'full'])
+    // A method marked GPT-2 only says why on another family (none is marked now).
+    const marked = { ...info('lora'), gpt2Only: 'its layers are Conv1D' };
+    expect(familyReason(marked, 'gpt2')).toBeNull();
+    expect(familyReason(marked, 'qwen2')).toMatch(/runs on GPT-2 models only for now: its layers are Conv1D/);
+    for (const m of [
+      'lora',
+      'adalora',
+      'ia3',
+      'ln-tuning',
+      'vera',
+      'prompt-tuning',
+      'p-tuning',
+      'prefix-tuning',
+      'full',
+    ])
       expect(familyReason(info(m), 'llama')).toBeNull();
   });
 });

@@ -108,7 +108,7 @@ export function unsupportedReason(info: MethodInfo, taskType: TaskType): string 
   return info.taskTypes.includes(taskType) ? null : `${info.label}: ${listWords(info.taskTypes)} only`;
 }
 
-/** Null when the method trains on the loaded model's family, else why not: methods marked GPT-2 only (LN tuning). */
+/** Null when the method trains on the loaded model's family, else why not: methods marked GPT-2 only (none now). */
 export function familyReason(info: MethodInfo, family: ModelFamily): string | null {
   if (family === 'gpt2') return null;
   if (info.gpt2Only) return `${info.label} runs on GPT-2 models only for now: ${info.gpt2Only}`;

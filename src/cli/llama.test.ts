@@ -2,8 +2,9 @@
  * `peft-lab` on Llama-family folders written by transformers (src/lib/model/fixtures/tiny-*): info
  * names the family and reads shards, generate runs (its tokens against transformers' are checked in
  * src/lib/model/llama.test.ts), train writes a
- * LoRA adapter with PEFT's llama key names and defaults, compare races methods with their memory
- * ledgers, merge refuses plainly. Spawns
+ * LoRA adapter with PEFT's llama key names and defaults, compare races methods (LN tuning on the
+ * RMSNorms among them) with their memory ledgers, export writes PEFT's llama targets, merge refuses
+ * plainly. Spawns
  * `node bin/peft-lab.mjs`, as cli.test.ts does.
  */
 import { spawn } from 'node:child_process';
@@ -101,10 +102,10 @@ describe('peft-lab on Llama-family folders', () => {
     expect(merge.stderr).toMatch(/^peft-lab: peft-lab merge runs on GPT-2 models only for now/);
   });
 
-  it('compare races LoRA and prompt tuning on tiny-llama and writes each memory ledger', async () => {
+  it('compare races LoRA, LN tuning and prompt tuning on tiny-llama and writes each memory ledger', async () => {
     const json = join(tmp, 'race.json');
     const r = await cli([
-      ...['compare', '--model', join(FIX, 'tiny-llama'), '--methods', 'lora,prompt-tuning'],
+      ...['compare', '--model', join(FIX, 'tiny-llama'), '--methods', 'lora,ln-tuning,prompt-tuning'],
       ...['--task', 'moby-dick', '--steps', '2', '--batch-size', '2', '--seq-len', '16', '--json', json],
     ]);
     expect(r.code, r.stderr).toBe(0);
@@ -113,8 +114,25 @@ describe('peft-lab on Llama-family folders', () => {
     };
     expect(race.lanes.map((l) => [l.method, l.status])).toEqual([
       ['lora', 'done'],
+      ['ln-tuning', 'done'],
       ['prompt-tuning', 'done'],
     ]);
     for (const l of race.lanes) expect(l.ledger.measured).not.toBeNull();
+  });
+
+  it("export writes PEFT's targets for the folder's family (LoRA's q_proj/v_proj, LN tuning's RMSNorms)", async () => {
+    const [lora, ln] = await Promise.all(
+      ['lora', 'ln-tuning'].map((m) =>
+        cli(['export', '--model', join(FIX, 'tiny-llama'), '--method', m, '--out', join(tmp, `export-${m}`)]),
+      ),
+    );
+    expect(lora!.code, lora!.stderr).toBe(0);
+    const loraPy = readFileSync(join(tmp, 'export-lora', 'train.py'), 'utf8');
+    expect(loraPy).toContain('target_modules=["q_proj", "v_proj"],');
+    expect(loraPy).toContain('fan_in_fan_out=False,');
+    expect(ln!.code, ln!.stderr).toBe(0);
+    expect(readFileSync(join(tmp, 'export-ln-tuning', 'train.py'), 'utf8')).toContain(
+      'return peft.LNTuningConfig(\n        target_modules=["input_layernorm", "post_attention_layernorm", "norm"],',
+    );
   });
 });

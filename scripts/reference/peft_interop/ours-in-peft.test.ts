@@ -93,6 +93,8 @@ const CASES: Case[] = [
   },
   { name: 'ln_tuning', method: 'ln-tuning', task: 'CAUSAL_LM' },
   { name: 'ln_tuning_seq_cls', method: 'ln-tuning', task: 'SEQ_CLS' },
+  // The Llama family's RMSNorms (gain only, model.norm included) with PEFT's llama defaults.
+  { name: 'ln_tuning_llama', method: 'ln-tuning', task: 'CAUSAL_LM', base: 'tiny-llama' },
   {
     name: 'vera',
     method: 'vera',

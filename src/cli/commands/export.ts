@@ -18,6 +18,7 @@ import { checkRunFits, checkTaskSupported, configForRun, methodInfo } from '../.
 import { DEFAULT_OFFLOAD, mapDeepSpeedConfig } from '../../lib/offload/deepspeed';
 import type { OffloadSettings, OffloadTarget } from '../../lib/offload/deepspeed';
 import { writePythonProject } from '../../lib/export/python-project';
+import { familyDefaults, modelFamily, parseModelConfig } from '../../lib/model/family';
 import { DEFAULT_TASK, taskByName } from '../tasks';
 import { train } from './train';
 
@@ -120,8 +121,15 @@ ${GLOBAL_HELP}`;
     const files = readModelDir(localDir);
     // A folder given on the command line is written as its absolute path; a Hub id stays an id.
     const baseModel = existsSync(modelArg) ? resolve(modelArg) : modelArg;
+    const defaults = method.defaults(task.info.taskType);
+    // PEFT's target modules for the folder's family, as `train` takes them (GPT-2's are the defaults).
+    const family = modelFamily(parseModelConfig(files.files.config, `${files.dir}/config.json`));
     const config = configForRun(
-      buildConfig(values, method, { ...method.defaults(task.info.taskType), baseModelNameOrPath: baseModel }),
+      buildConfig(values, method, {
+        ...defaults,
+        ...familyDefaults(defaults.peftType, family),
+        baseModelNameOrPath: baseModel,
+      }),
       steps,
     );
 

@@ -2,8 +2,8 @@
  * The Lab's engine on the Llama family: a sharded Qwen2 folder (written by transformers) loads
  * through loadModelFiles as the Models screen sends it, its summary names the architecture, it
  * generates, trains LoRA on q_proj/v_proj (PEFT's default for the
- * family), also under stage-3 offload with gradient checkpointing, and answers with the adapter; the
- * features that are GPT-2's only for now refuse with the reason.
+ * family) and LN tuning on its RMSNorms, also under stage-3 offload with gradient checkpointing, and
+ * answers with the adapter.
  */
 import 'fake-indexeddb/auto';
 import { describe, it, expect, beforeAll } from 'vitest';
@@ -74,10 +74,16 @@ describe('LabEngine on a Llama-family model', () => {
     const tuned = await engine.generate({ ...req, temperature: 0, seed: 0, useAdapter: true });
     expect(tuned.generatedIds.length).toBeGreaterThan(0);
 
-    // What is GPT-2's only for now says so and names the family.
-    await expect(
-      engine.train({ method: 'ln-tuning', config: {}, train: TRAIN, corpusUrl: 'data/moby-dick/' }),
-    ).rejects.toThrow(/LN tuning runs on GPT-2 models only for now; this model is Qwen2/);
+    // LN tuning with PEFT's default for qwen2: post_attention_layernorm's gain in each of 2 layers.
+    const ln = await engine.train({
+      method: 'ln-tuning',
+      config: {},
+      train: TRAIN,
+      corpusUrl: 'data/moby-dick/',
+    });
+    expect(ln.steps).toBe(4);
+    expect(Number.isFinite(ln.finalLoss)).toBe(true);
+    expect(ln.trainableParams).toBe(2 * 32);
     const offload = {
       stage: 3 as const,
       budgetMB: 0.06,
@@ -97,7 +103,16 @@ describe('LabEngine on a Llama-family model', () => {
       offload,
     });
     expect(paged.finalLoss).toBeCloseTo(result.finalLoss, 4);
-    // The refusals and the offloaded run left the engine usable, the base as it was.
+    // LN tuning's trained norm copies sit in the weight table: they stay resident while the rest pages.
+    const lnPaged = await engine.train({
+      method: 'ln-tuning',
+      config: {},
+      train: TRAIN,
+      corpusUrl: 'data/moby-dick/',
+      offload,
+    });
+    expect(lnPaged.finalLoss).toBeCloseTo(ln.finalLoss, 4);
+    // The LN tuning and offloaded runs left the engine usable, the base as it was.
     const again = await engine.generate({ ...req, temperature: 0, seed: 0, useAdapter: false });
     expect(again.generatedIds).toEqual(base.generatedIds);
   });

@@ -111,30 +111,55 @@ export function linearShape(c: DecoderConfig, module: LinearModule): [number, nu
 
 /**
  * PEFT's default target modules per model type (peft/utils/constants.py:
- * TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING, ..._TO_IA3_TARGET_MODULES_MAPPING and
- * ..._TO_IA3_FEEDFORWARD_MODULES_MAPPING).
+ * TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING, ..._TO_IA3_TARGET_MODULES_MAPPING,
+ * ..._TO_IA3_FEEDFORWARD_MODULES_MAPPING and ..._TO_LNTUNING_TARGET_MODULES_MAPPING).
  */
 export const DEFAULT_TARGET_MODULES: Record<
   ModelFamily,
-  { lora: string[]; ia3: string[]; ia3FeedForward: string[] }
+  { lora: string[]; ia3: string[]; ia3FeedForward: string[]; lnTuning: string[] }
 > = {
-  gpt2: { lora: ['c_attn'], ia3: ['c_attn', 'mlp.c_proj'], ia3FeedForward: ['mlp.c_proj'] },
+  gpt2: {
+    lora: ['c_attn'],
+    ia3: ['c_attn', 'mlp.c_proj'],
+    ia3FeedForward: ['mlp.c_proj'],
+    lnTuning: ['ln_1', 'ln_2', 'ln_f'],
+  },
   llama: {
     lora: ['q_proj', 'v_proj'],
     ia3: ['k_proj', 'v_proj', 'down_proj'],
     ia3FeedForward: ['down_proj'],
+    lnTuning: ['input_layernorm', 'post_attention_layernorm', 'norm'],
   },
   qwen2: {
     lora: ['q_proj', 'v_proj'],
     ia3: ['q_proj', 'v_proj', 'down_proj'],
     ia3FeedForward: ['down_proj'],
+    // PEFT's choice for qwen2: only the norm before each MLP.
+    lnTuning: ['post_attention_layernorm'],
   },
   mistral: {
     lora: ['q_proj', 'v_proj'],
     ia3: ['k_proj', 'v_proj', 'down_proj'],
     ia3FeedForward: ['down_proj'],
+    lnTuning: ['input_layernorm', 'post_attention_layernorm', 'norm'],
   },
 };
+
+/**
+ * The longest context generation keeps before cropping: max_position_embeddings, except where the
+ * rotary scaling is there to go past it. Dynamic NTK stretches the base for up to factor times
+ * max_position_embeddings; YaRN configs (Qwen2.5's) keep max_position_embeddings at the original
+ * length and reach factor times original_max_position_embeddings. transformers itself crops
+ * nothing; past these lengths the model is out of what its scaling was made for.
+ */
+export function generationWindow(c: DecoderConfig): number {
+  if (!isLlamaConfig(c)) return c.nPositions;
+  const s = c.ropeScaling;
+  if (s.type === 'dynamic') return Math.floor(c.nPositions * s.factor);
+  if (s.type === 'yarn')
+    return Math.max(c.nPositions, Math.floor(s.originalMaxPositionEmbeddings * s.factor));
+  return c.nPositions;
+}
 
 /** Parameter count of the base model (a tied LM head adds nothing). */
 export function countParameters(c: DecoderConfig): number {
@@ -144,7 +169,8 @@ export function countParameters(c: DecoderConfig): number {
 /**
  * What PEFT's target_modules=None means for this family, as overrides of a method's defaults (which
  * are GPT-2's): LoRA and AdaLoRA target q_proj and v_proj; IA3 its three modules, down_proj as
- * feed-forward; fan_in_fan_out false. Empty for GPT-2 and for methods without target modules.
+ * feed-forward; fan_in_fan_out false; LN tuning the family's RMSNorms. Empty for GPT-2 and for
+ * methods without target modules.
  */
 export function familyDefaults(peftType: string, family: ModelFamily): Record<string, unknown> {
   if (family === 'gpt2') return {};
@@ -158,5 +184,6 @@ export function familyDefaults(peftType: string, family: ModelFamily): Record<st
   if (peftType === 'OFT' || peftType === 'BOFT') return { targetModules: [...d.lora] };
   if (peftType === 'IA3')
     return { targetModules: [...d.ia3], feedforwardModules: [...d.ia3FeedForward], fanInFanOut: false };
+  if (peftType === 'LN_TUNING') return { targetModules: [...d.lnTuning] };
   return {};
 }

@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../util/rng';
 import type { DecoderModel, ForwardOptions, LayerKV } from './decoder';
 import { lmLogits } from './heads';
+import { generationWindow } from './family';
 import { InputError } from '../errors';
 
 export interface GenerateOptions {
@@ -130,7 +131,7 @@ export async function generate(
   let context = [...promptIds];
   // Everything seen, for the repetition penalty: the context above is cropped when it fills the window.
   const seen = [...promptIds];
-  const limit = model.config.nPositions;
+  const limit = generationWindow(model.config);
   // Virtual tokens (prompt and prefix methods) take positions before the text.
   const room = limit - (opts.reservedPositions ?? 0);
   const disposePast = (): void => past?.forEach((p) => tf.dispose([p.k, p.v]));

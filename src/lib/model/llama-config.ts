@@ -30,7 +30,39 @@ export type RopeScaling =
       lowFreqFactor: number;
       highFreqFactor: number;
       originalMaxPositionEmbeddings: number;
+    }
+  /**
+   * Dynamic NTK: past max_position_embeddings the rotary base grows with the sequence length, so
+   * the frequencies depend on how long the sequence is (HF's _compute_dynamic_ntk_parameters).
+   */
+  | { type: 'dynamic'; factor: number }
+  /**
+   * YaRN (Qwen2.5's long-context configs): low frequencies interpolated by factor, high ones kept,
+   * a linear ramp between by rotation count; cos and sin scaled by attentionFactor.
+   */
+  | {
+      type: 'yarn';
+      factor: number;
+      originalMaxPositionEmbeddings: number;
+      attentionFactor: number;
+      betaFast: number;
+      betaSlow: number;
+      truncate: boolean;
+    }
+  /**
+   * LongRoPE (Phi-3's): one rescale per frequency, the short list up to
+   * originalMaxPositionEmbeddings and the long one past it; cos and sin scaled by attentionFactor.
+   */
+  | {
+      type: 'longrope';
+      shortFactor: number[];
+      longFactor: number[];
+      originalMaxPositionEmbeddings: number;
+      attentionFactor: number;
     };
+
+/** The rope types transformers 5.18 has (ROPE_INIT_FUNCTIONS, and "default") that PEFT Lab reads. */
+export const ROPE_TYPES = ['default', 'linear', 'llama3', 'dynamic', 'yarn', 'longrope'] as const;
 
 export interface LlamaConfig {
   modelType: LlamaModelType;
@@ -135,9 +167,15 @@ function tokenId(
 
 /**
  * rope_theta and the scaling: transformers 5 writes both in `rope_parameters`; older folders (the
- * Hub's) write `rope_theta` and `rope_scaling` at the top level.
+ * Hub's) write `rope_theta` and `rope_scaling` at the top level. Defaults as transformers'
+ * standardize_rope_params and its ROPE_INIT_FUNCTIONS take them.
  */
-function parseRope(json: Record<string, unknown>, file: string): { theta: number; scaling: RopeScaling } {
+function parseRope(
+  json: Record<string, unknown>,
+  file: string,
+  headDim: number,
+  maxPositions: number,
+): { theta: number; scaling: RopeScaling } {
   const params = json.rope_parameters ?? json.rope_scaling ?? null;
   const where = json.rope_parameters !== undefined ? 'rope_parameters' : 'rope_scaling';
   if (params !== null && !isObject(params)) {
@@ -146,7 +184,32 @@ function parseRope(json: Record<string, unknown>, file: string): { theta: number
   const p = params ?? {};
   const theta = positive(isObject(params) && 'rope_theta' in p ? p : json, 'rope_theta', file, 10000);
   const type = p.rope_type ?? p.type ?? 'default';
-  const num = (key: string, fallback?: number): number => positive(p, key, `${file}: ${where}`, fallback);
+  const at = `${file}: ${where}`;
+  const num = (key: string, fallback?: number): number => positive(p, key, at, fallback);
+  // A derived attention factor can still overflow (LongRoPE's divides by ln of the original length).
+  const finite = (attentionFactor: number): number => {
+    if (!(attentionFactor > 0) || !Number.isFinite(attentionFactor)) {
+      throw new ModelConfigError(
+        `${at}: the attention factor comes out as ${attentionFactor}; give "attention_factor" or an original_max_position_embeddings above 1`,
+      );
+    }
+    return attentionFactor;
+  };
+  // A top-level original_max_position_embeddings wins over the one in the scaling (Phi-3 writes it
+  // there); with neither, transformers takes max_position_embeddings.
+  const originalMax = (): number =>
+    json.original_max_position_embeddings != null
+      ? int(json, 'original_max_position_embeddings', file)
+      : num('original_max_position_embeddings', maxPositions);
+  if (type !== 'default' && type !== 'linear' && type !== 'llama3') {
+    // Rotating a fraction of each head is other families' (Phi, GPT-NeoX); Llama's rotate_half takes all of it.
+    const partial = p.partial_rotary_factor ?? json.partial_rotary_factor ?? 1;
+    if (partial !== 1) {
+      throw new ModelConfigError(
+        `${at}: partial_rotary_factor ${showValue(partial)} is not supported on this family (it rotates the whole head); remove it or use a config of the model's own family`,
+      );
+    }
+  }
   switch (type) {
     case 'default':
       return { theta, scaling: { type: 'default' } };
@@ -160,12 +223,75 @@ function parseRope(json: Record<string, unknown>, file: string): { theta: number
           factor: num('factor'),
           lowFreqFactor: num('low_freq_factor'),
           highFreqFactor: num('high_freq_factor'),
-          originalMaxPositionEmbeddings: num('original_max_position_embeddings'),
+          originalMaxPositionEmbeddings: originalMax(),
         },
       };
+    case 'dynamic':
+      return { theta, scaling: { type: 'dynamic', factor: num('factor') } };
+    case 'yarn': {
+      const original = originalMax();
+      const factor = p.factor == null ? maxPositions / original : num('factor');
+      // YaRN's attention factor ("mscale"): given, else from mscale and mscale_all_dim, else from factor.
+      const mscale = (scale: number, m = 1): number => (scale <= 1 ? 1 : 0.1 * m * Math.log(scale) + 1);
+      let attentionFactor: number;
+      if (p.attention_factor != null) attentionFactor = num('attention_factor');
+      else if (p.mscale && p.mscale_all_dim)
+        attentionFactor = mscale(factor, num('mscale')) / mscale(factor, num('mscale_all_dim'));
+      else attentionFactor = mscale(factor);
+      const truncate = p.truncate ?? true;
+      if (typeof truncate !== 'boolean') {
+        throw new ModelConfigError(`${at}: "truncate" must be true or false, got ${showValue(truncate)}`);
+      }
+      return {
+        theta,
+        scaling: {
+          type: 'yarn',
+          factor,
+          originalMaxPositionEmbeddings: original,
+          attentionFactor: finite(attentionFactor),
+          // `or` in transformers: a 0 or null beta takes the default too.
+          betaFast: p.beta_fast ? num('beta_fast') : 32,
+          betaSlow: p.beta_slow ? num('beta_slow') : 1,
+          truncate,
+        },
+      };
+    }
+    case 'longrope': {
+      const original = originalMax();
+      const list = (key: string): number[] => {
+        const v = p[key];
+        if (
+          !Array.isArray(v) ||
+          v.length !== headDim / 2 ||
+          !v.every((x) => typeof x === 'number' && x > 0 && Number.isFinite(x))
+        ) {
+          throw new ModelConfigError(
+            `${at}: "${key}" must be a list of ${headDim / 2} positive numbers (one per rotary frequency, head_dim ${headDim} / 2), got ${showValue(v)}`,
+          );
+        }
+        return v as number[];
+      };
+      const factor = p.factor == null ? maxPositions / original : num('factor');
+      const attentionFactor =
+        p.attention_factor != null
+          ? num('attention_factor')
+          : factor <= 1
+            ? 1
+            : Math.sqrt(1 + Math.log(factor) / Math.log(original));
+      return {
+        theta,
+        scaling: {
+          type: 'longrope',
+          shortFactor: list('short_factor'),
+          longFactor: list('long_factor'),
+          originalMaxPositionEmbeddings: original,
+          attentionFactor: finite(attentionFactor),
+        },
+      };
+    }
     default:
       throw new ModelConfigError(
-        `${file}: ${where} type ${showValue(type)} is not supported; PEFT Lab reads "default", "linear" and "llama3"`,
+        `${file}: ${where} type ${showValue(type)} is not supported; PEFT Lab reads ${ROPE_TYPES.map((t) => `"${t}"`).join(', ')}. Use a config with one of these (or none, for plain rotary embeddings)`,
       );
   }
 }
@@ -218,7 +344,8 @@ export function parseLlamaConfig(raw: unknown, file = 'config.json'): LlamaConfi
     throw new ModelConfigError(`${file}: head_dim ${headDim} must be even for rotary embeddings`);
   const nLayer = int(json, 'num_hidden_layers', file);
   const vocabSize = int(json, 'vocab_size', file);
-  const { theta, scaling } = parseRope(json, file);
+  const nPositions = int(json, 'max_position_embeddings', file);
+  const { theta, scaling } = parseRope(json, file, headDim, nPositions);
   const attentionBias = bool(json, 'attention_bias', file, false);
   // Qwen2 has q/k/v biases and none on o_proj, with no config field for either.
   const qkvBias = modelType === 'qwen2' ? true : attentionBias;
@@ -230,7 +357,7 @@ export function parseLlamaConfig(raw: unknown, file = 'config.json'): LlamaConfi
         ? json.architectures[0]
         : Object.entries(LLAMA_ARCHITECTURES).find(([, t]) => t === modelType)![0],
     vocabSize,
-    nPositions: int(json, 'max_position_embeddings', file),
+    nPositions,
     nEmbd,
     nLayer,
     nHead,

@@ -7,10 +7,17 @@ import { ModelConfigError, WeightsMismatchError } from '../errors';
 import { parseModelConfig } from './family';
 import { generate } from './generate';
 import { lmLogits } from './heads';
-import { LlamaModel } from './llama';
+import { LlamaModel, ropeAttentionScaling, ropeInverseFrequencies } from './llama';
 import { parseLlamaConfig } from './llama-config';
 import { loadModel } from './load';
-import { TINY_LLAMA_FIXTURES, readFixtureFolder, tinyExpected, tinyLlama } from './testing';
+import { generationWindow } from './family';
+import {
+  TINY_LLAMA_FIXTURES,
+  TINY_ROPE_FIXTURES,
+  readFixtureFolder,
+  tinyExpected,
+  tinyLlama,
+} from './testing';
 
 function maxAbsDiff(a: Float32Array | number[], b: number[]): number {
   let m = 0;
@@ -54,6 +61,45 @@ describe('Llama-family checkpoints written by transformers', () => {
       expect(out).toEqual(expected.greedy);
     },
   );
+
+  // Past max_position_embeddings (dynamic: 16) or original_max_position_embeddings (longrope: 16,
+  // yarn: 32), where the frequencies depend on the length; the greedy runs above go there too (45
+  // positions) with the KV cache.
+  it.each(TINY_ROPE_FIXTURES)('%s: logits of a 40-token row match transformers within 1e-4', (name) => {
+    const model = tinyLlama(name);
+    const expected = tinyExpected(name);
+    const ids = expected.long_input_ids!;
+    const logits = tf.tidy(() =>
+      lmLogits(model, model.forward({ ids: tf.tensor2d(ids, undefined, 'int32') }).hidden),
+    );
+    const diff = maxAbsDiff(logits.dataSync() as Float32Array, expected.long_logits!.flat(2));
+    logits.dispose();
+    model.dispose();
+    expect(diff).toBeLessThan(1e-4);
+  });
+
+  it('rope scaling: length-dependent frequencies, attention factors and generation windows', () => {
+    const dynamic = parseLlamaConfig(readFixtureFolder('tiny-llama-dynamic').config);
+    const plain = parseLlamaConfig({
+      ...(readFixtureFolder('tiny-llama-dynamic').config as Record<string, unknown>),
+      rope_parameters: { rope_type: 'default', rope_theta: 10000 },
+    });
+    // Dynamic NTK is the plain rotary table up to max_position_embeddings, and slower past it.
+    expect(ropeInverseFrequencies(dynamic, 16)).toEqual(ropeInverseFrequencies(plain));
+    expect(ropeInverseFrequencies(dynamic, 40)[3]!).toBeLessThan(ropeInverseFrequencies(plain)[3]!);
+    expect(generationWindow(dynamic)).toBe(64);
+    const yarn = parseLlamaConfig(readFixtureFolder('tiny-qwen2-yarn').config);
+    expect(yarn.ropeScaling).toMatchObject({ type: 'yarn', factor: 4, originalMaxPositionEmbeddings: 32 });
+    expect(ropeAttentionScaling(yarn)).toBeCloseTo(0.1 * Math.log(4) + 1, 12);
+    expect(generationWindow(yarn)).toBe(128);
+    const longrope = parseLlamaConfig(readFixtureFolder('tiny-llama-longrope').config);
+    // No factor given: max_position_embeddings / original (64 / 16) sets the attention factor.
+    expect(ropeAttentionScaling(longrope)).toBeCloseTo(Math.sqrt(1 + Math.log(4) / Math.log(16)), 12);
+    expect(ropeInverseFrequencies(longrope, 16)[3]! / ropeInverseFrequencies(longrope, 17)[3]!).toBeCloseTo(
+      4,
+      12,
+    );
+  });
 
   it.each([
     ['tiny-llama', 9],
@@ -150,9 +196,50 @@ describe('Llama-family checkpoints written by transformers', () => {
     expect(() => parseModelConfig({ ...cfg, hidden_size: undefined })).toThrow(
       /"hidden_size" must be an integer/,
     );
+    // transformers' "proportional" (Gemma's partial rotation) has no place in this family.
     expect(() =>
-      parseModelConfig({ ...cfg, rope_parameters: { rope_type: 'yarn', factor: 4, rope_theta: 1e4 } }),
-    ).toThrow(/"yarn" is not supported; PEFT Lab reads "default", "linear" and "llama3"/);
+      parseModelConfig({
+        ...cfg,
+        rope_parameters: { rope_type: 'proportional', factor: 4, rope_theta: 1e4 },
+      }),
+    ).toThrow(
+      /rope_parameters type "proportional" is not supported; PEFT Lab reads "default", "linear", "llama3", "dynamic", "yarn", "longrope"/,
+    );
+    expect(() =>
+      parseModelConfig({
+        ...cfg,
+        rope_parameters: { rope_type: 'yarn', factor: 4, rope_theta: 1e4, partial_rotary_factor: 0.5 },
+      }),
+    ).toThrow(/partial_rotary_factor 0.5 is not supported/);
+    expect(() =>
+      parseModelConfig({
+        ...cfg,
+        rope_parameters: {
+          rope_type: 'longrope',
+          rope_theta: 1e4,
+          short_factor: [1, 1],
+          long_factor: [1, 2],
+        },
+      }),
+    ).toThrow(/"short_factor" must be a list of 4 positive numbers/);
+    // YaRN with no original length takes max_position_embeddings, as transformers does; the Hub's
+    // top-level original_max_position_embeddings wins over the scaling's.
+    expect(
+      parseLlamaConfig({ ...cfg, rope_parameters: { rope_type: 'yarn', factor: 2, rope_theta: 1e4 } })
+        .ropeScaling,
+    ).toMatchObject({ originalMaxPositionEmbeddings: 64, betaFast: 32, betaSlow: 1, truncate: true });
+    expect(
+      parseLlamaConfig({
+        ...cfg,
+        original_max_position_embeddings: 8,
+        rope_parameters: {
+          rope_type: 'yarn',
+          factor: 2,
+          rope_theta: 1e4,
+          original_max_position_embeddings: 16,
+        },
+      }).ropeScaling,
+    ).toMatchObject({ originalMaxPositionEmbeddings: 8 });
   });
 
   it('refuses weights that do not fit the config, naming the tensor', () => {

@@ -36,15 +36,22 @@ export type LlamaShared = {
 const windowKey = (window: number | null): string => (window === null ? 'full' : `window${window}`);
 
 /**
- * Inverse rotary frequencies [D/2] after the config's scaling (HF's ROPE_INIT_FUNCTIONS:
- * _compute_default_rope_parameters, _compute_linear_scaling_rope_parameters,
- * _compute_llama3_parameters). Exported for tests.
+ * Inverse rotary frequencies [D/2] after the config's scaling, for a call whose last position is
+ * seqLen - 1 (HF's ROPE_INIT_FUNCTIONS: _compute_default_rope_parameters, _compute_linear_scaling_,
+ * _compute_llama3_, _compute_dynamic_ntk_, _compute_yarn_ and _compute_longrope_parameters, with
+ * dynamic_rope_update's choice of length). Only dynamic and longrope read seqLen. Exported for tests.
  */
-export function ropeInverseFrequencies(c: LlamaConfig): Float64Array {
+export function ropeInverseFrequencies(c: LlamaConfig, seqLen = c.nPositions): Float64Array {
   const D = c.headDim;
-  const inv = new Float64Array(D / 2);
-  for (let i = 0; i < D / 2; i++) inv[i] = 1 / Math.pow(c.ropeTheta, (2 * i) / D);
   const s = c.ropeScaling;
+  let base = c.ropeTheta;
+  if (s.type === 'dynamic') {
+    // The base grows once the sequence passes max_position_embeddings (below it, the plain base).
+    const L = Math.max(seqLen, c.nPositions);
+    base *= Math.pow((s.factor * L) / c.nPositions - (s.factor - 1), D / (D - 2));
+  }
+  const inv = new Float64Array(D / 2);
+  for (let i = 0; i < D / 2; i++) inv[i] = 1 / Math.pow(base, (2 * i) / D);
   if (s.type === 'linear') for (let i = 0; i < inv.length; i++) inv[i]! /= s.factor;
   if (s.type === 'llama3') {
     const lowWavelen = s.originalMaxPositionEmbeddings / s.lowFreqFactor;
@@ -62,8 +69,38 @@ export function ropeInverseFrequencies(c: LlamaConfig): Float64Array {
       }
     }
   }
+  if (s.type === 'yarn') {
+    // The dimension at which a frequency turns `rotations` times over the original context.
+    const correctionDim = (rotations: number): number =>
+      (D * Math.log(s.originalMaxPositionEmbeddings / (rotations * 2 * Math.PI))) / (2 * Math.log(base));
+    let low = correctionDim(s.betaFast);
+    let high = correctionDim(s.betaSlow);
+    if (s.truncate) [low, high] = [Math.floor(low), Math.ceil(high)];
+    low = Math.max(low, 0);
+    high = Math.min(high, D - 1);
+    if (low === high) high += 0.001; // HF's guard against a zero-width ramp
+    for (let i = 0; i < inv.length; i++) {
+      // 1 where the frequency is kept (extrapolated), 0 where it is divided by factor, a ramp between.
+      const keep = 1 - Math.min(1, Math.max(0, (i - low) / (high - low)));
+      inv[i] = (inv[i]! / s.factor) * (1 - keep) + inv[i]! * keep;
+    }
+  }
+  if (s.type === 'longrope') {
+    const ext = seqLen > s.originalMaxPositionEmbeddings ? s.longFactor : s.shortFactor;
+    for (let i = 0; i < inv.length; i++) inv[i]! /= ext[i]!;
+  }
   return inv;
 }
+
+/** What HF multiplies cos and sin by (its attention_scaling): YaRN's and LongRoPE's attention factor, else 1. */
+export function ropeAttentionScaling(c: LlamaConfig): number {
+  const s = c.ropeScaling;
+  return s.type === 'yarn' || s.type === 'longrope' ? s.attentionFactor : 1;
+}
+
+/** True when the frequencies depend on the sequence length (dynamic NTK, LongRoPE). */
+const lengthDependent = (c: LlamaConfig): boolean =>
+  c.ropeScaling.type === 'dynamic' || c.ropeScaling.type === 'longrope';
 
 /**
  * HF's rotate_half as a [D, D] matrix R, so rotate_half(x) = x R: x = [x1, x2] -> [-x2, x1]. One
@@ -85,7 +122,9 @@ export class LlamaModel extends DecoderWeights implements DecoderModel {
   readonly hooks = new Map<string, LinearHook>();
   readonly embeddingKey = 'embed_tokens.weight';
   readonly lmHeadKey: string;
+  /** The frequencies when they do not depend on the sequence length (see ropeInverseFrequencies). */
   private readonly invFreq: Float64Array;
+  private readonly ropeScale: number;
   private readonly rotate: tf.Tensor2D;
 
   constructor(config: LlamaConfig, weights: Map<string, tf.Variable>) {
@@ -94,6 +133,7 @@ export class LlamaModel extends DecoderWeights implements DecoderModel {
     this.family = config.modelType;
     this.lmHeadKey = config.tieWordEmbeddings ? 'embed_tokens.weight' : 'lm_head.weight';
     this.invFreq = ropeInverseFrequencies(config);
+    this.ropeScale = ropeAttentionScaling(config);
     this.rotate = tf.keep(rotateHalfMatrix(config.headDim));
   }
 
@@ -175,17 +215,23 @@ export class LlamaModel extends DecoderWeights implements DecoderModel {
     return rmsNorm(x, this.w('norm.weight') as tf.Tensor1D, this.config.rmsNormEps);
   }
 
-  /** cos and sin of every (position, frequency) pair, [1, T, 1, D], in HF's cat(freqs, freqs) order. */
+  /**
+   * cos and sin of every (position, frequency) pair, [1, T, 1, D], in HF's cat(freqs, freqs) order,
+   * times the attention scaling. Dynamic NTK and LongRoPE take the frequencies for this call's
+   * length (offset + T), as HF's dynamic_rope_update does per forward: in generation each new token
+   * gets its own position's, while the cached keys keep those they were rotated with.
+   */
   private rope(offset: number, T: number): { cos: tf.Tensor4D; sin: tf.Tensor4D } {
     const D = this.config.headDim;
     const h = D / 2;
+    const inv = lengthDependent(this.config) ? ropeInverseFrequencies(this.config, offset + T) : this.invFreq;
     const cos = new Float32Array(T * D);
     const sin = new Float32Array(T * D);
     for (let t = 0; t < T; t++) {
       for (let i = 0; i < h; i++) {
-        const a = (offset + t) * this.invFreq[i]!;
-        cos[t * D + i] = cos[t * D + i + h] = Math.cos(a);
-        sin[t * D + i] = sin[t * D + i + h] = Math.sin(a);
+        const a = (offset + t) * inv[i]!;
+        cos[t * D + i] = cos[t * D + i + h] = this.ropeScale * Math.cos(a);
+        sin[t * D + i] = sin[t * D + i + h] = this.ropeScale * Math.sin(a);
       }
     }
     return { cos: tf.tensor4d(cos, [1, T, 1, D]), sin: tf.tensor4d(sin, [1, T, 1, D]) };

@@ -27,13 +27,22 @@ export const TINY_LLAMA_FIXTURES = [
   'tiny-mistral',
   'tiny-llama-bf16',
   'tiny-qwen2-sharded',
+  // scripts/reference/make_tiny_rope.py: the length-dependent and attention-scaled rope types.
+  'tiny-qwen2-yarn',
+  'tiny-llama-dynamic',
+  'tiny-llama-longrope',
 ] as const;
+
+/** The fixtures whose expected.json also has a row past the (original) context: long_input_ids, long_logits. */
+export const TINY_ROPE_FIXTURES = ['tiny-qwen2-yarn', 'tiny-llama-dynamic', 'tiny-llama-longrope'] as const;
 
 export interface TinyExpected {
   input_ids: number[][];
   logits: number[][][];
   prompt: number[];
   greedy: number[];
+  long_input_ids?: number[][];
+  long_logits?: number[][][];
 }
 
 /** A fixture folder's files as the loaders take them: one model.safetensors or the index's shards. */

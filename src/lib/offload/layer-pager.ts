@@ -43,6 +43,11 @@ export interface PagerOptions {
    * 8-bit base: pages are 4x smaller; norm gains and biases stay float32 (as PEFT keeps them).
    */
   int8?: boolean;
+  /**
+   * An adapter's own trainable variables that sit in the model's weight table (LN tuning swaps its
+   * trained norm copies in there): they stay resident with the adapter instead of being paged.
+   */
+  adapterOwned?: ReadonlySet<tf.Variable>;
 }
 
 export interface PagerStats {
@@ -148,7 +153,7 @@ export class LayerPager {
     }
     for (const [name, v] of model.weights) {
       const i = layerOf(name);
-      if (i === null) continue;
+      if (i === null || opts.adapterOwned?.has(v)) continue;
       if (v.trainable) {
         throw new SettingsError(
           `${name} trains, and this pager moves frozen weights only: page with an adapter method, not full fine-tuning`,

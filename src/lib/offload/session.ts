@@ -87,6 +87,8 @@ export class OffloadSession {
             policy: settings.policy,
             prefetch: settings.prefetch,
             int8,
+            // Not full fine-tuning's: its trainable variables are the base weights, which cannot page.
+            adapterOwned: new Set(adapter.kind === 'full' ? [] : adapter.trainable().values()),
           })
         : null;
     const s = new OffloadSession(

@@ -1,6 +1,7 @@
 /**
- * PEFT methods on the Llama family (tiny checkpoints written by transformers): an adapter PEFT 0.21
- * made on tiny-llama loads and gives PEFT's logits; every causal-LM method trains on tiny-llama
+ * PEFT methods on the Llama family (tiny checkpoints written by transformers): adapters PEFT 0.21
+ * made on tiny-llama (LoRA, LN tuning) and tiny-qwen2 (LN tuning) load and give PEFT's logits, and
+ * PEFT's LN tuning targets are the ones we pick; every causal-LM method trains on tiny-llama
  * (loss falls, the base unchanged, no leaked tensors), saves with PEFT's key names, and loads into a
  * fresh model with identical outputs; prefix tuning also runs on Mistral's single key/value head;
  * full fine-tuning saves transformers' own checkpoint layout, and LoRA trains SEQ_CLS and TOKEN_CLS
@@ -29,6 +30,7 @@ import { headFor } from './task-head';
 import type { Adapter, PeftConfigBase } from './types';
 
 const PEFT_LORA = join(import.meta.dirname, 'fixtures/peft-0.21-llama/lora');
+const PEFT_LN_TUNING = join(import.meta.dirname, 'fixtures/peft-0.21-llama/ln_tuning');
 const STREAM = Int32Array.from({ length: 600 }, (_, i) => (i * 7) % 11);
 const STEPS = 30;
 
@@ -84,6 +86,56 @@ describe('PEFT methods on the Llama family', () => {
     model.dispose();
   });
 
+  // scripts/reference/peft_interop/make_ln_tuning_llama_fixtures.py: target_modules left None, so
+  // PEFT picked its defaults for the model type; every RMSNorm gain copy is 1 + N(0, 0.2^2).
+  it.each([
+    ['ln_tuning', 'tiny-llama'],
+    ['ln_tuning_qwen2', 'tiny-qwen2'],
+  ] as const)(
+    "LN tuning saved by PEFT 0.21 (%s on %s) gives PEFT's logits within 1e-4, with PEFT's default targets",
+    async (fixture, base) => {
+      const dir = join(import.meta.dirname, 'fixtures/peft-0.21-llama', fixture);
+      const expected = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')) as {
+        input_ids: number[][];
+        logits: number[][][];
+      };
+      const config = readFileSync(join(dir, 'adapter_config.json'), 'utf8');
+      const weights = new Uint8Array(readFileSync(join(dir, 'adapter_model.safetensors')));
+      const model = tinyLlama(base);
+      const before = tf.memory().numTensors;
+      const method = methodByCliName('ln-tuning');
+      // What we would train on this model type is what PEFT filled in.
+      expect(withFamilyDefaults(method.defaults('CAUSAL_LM'), model)).toMatchObject({
+        targetModules: (JSON.parse(config) as { target_modules: string[] }).target_modules,
+      });
+      const adapter = loadAdapter(model, { config, weights }, fixture);
+      const want = expected.logits.flat(2);
+      const ours = logitsOf(model, adapter, expected.input_ids);
+      const restore = adapter.disableAdapter();
+      const plain = logitsOf(model, adapter, expected.input_ids);
+      restore();
+      expect(maxAbsDiff(plain, want), 'the adapter matters').toBeGreaterThan(0.1);
+      expect(maxAbsDiff(ours, want)).toBeLessThan(1e-4);
+      if (adapter.kind !== 'inject') throw new Error('LN tuning is an inject method');
+      adapter.merge();
+      expect(maxAbsDiff(logitsOf(model, adapter, expected.input_ids), want)).toBeLessThan(1e-4);
+      adapter.unmerge();
+      // Saved again: PEFT's tensor names and shapes, PEFT's config keys.
+      const files = await saveAdapter(adapter, base);
+      const layout = (b: Uint8Array): string[] =>
+        parseSafetensorsHeader(b, 'adapter_model.safetensors')
+          .tensors.map((t) => `${t.name} [${t.shape.join(', ')}]`)
+          .sort();
+      expect(layout(files.weights)).toEqual(layout(weights));
+      expect(Object.keys(JSON.parse(files.config) as object).sort()).toEqual(
+        Object.keys(JSON.parse(config) as object).sort(),
+      );
+      adapter.dispose();
+      expect(tf.memory().numTensors).toBe(before);
+      model.dispose();
+    },
+  );
+
   const CASES: {
     name: string;
     method: string;
@@ -99,6 +151,8 @@ describe('PEFT methods on the Llama family', () => {
       config: { initR: 6, targetR: 2, tinit: 5, tfinal: 5, totalStep: STEPS },
     },
     { name: 'IA3', method: 'ia3', lr: 5e-2 },
+    { name: 'LN tuning', method: 'ln-tuning', lr: 5e-2 },
+    { name: 'LN tuning on Mistral', method: 'ln-tuning', lr: 5e-2, model: 'tiny-mistral' },
     { name: 'prompt tuning', method: 'prompt-tuning', lr: 1e-1, config: { numVirtualTokens: 4 } },
     { name: 'P-tuning', method: 'p-tuning', lr: 1e-2, config: { numVirtualTokens: 4 } },
     { name: 'prefix tuning (GQA 4/2)', method: 'prefix-tuning', lr: 5e-2, config: { numVirtualTokens: 4 } },
@@ -160,6 +214,14 @@ describe('PEFT methods on the Llama family', () => {
       expect(JSON.parse(files.config).target_modules.sort()).toEqual(['q_proj', 'v_proj']);
     }
     if (c.method === 'ia3') expect(keys).toContain('base_model.model.model.layers.0.mlp.down_proj.ia3_l');
+    if (c.method === 'ln-tuning') {
+      // PEFT's keys for its llama (and mistral) defaults: every RMSNorm's gain, model.norm included.
+      const peftKeys = parseSafetensorsHeader(
+        new Uint8Array(readFileSync(join(PEFT_LN_TUNING, 'adapter_model.safetensors'))),
+        'peft',
+      ).tensors.map((t) => t.name);
+      expect(keys.sort()).toEqual(peftKeys.sort());
+    }
     trainer.dispose();
     adapter.dispose();
     for (const [k, v] of model.weights) expect(v.dataSync(), k).toEqual(base.get(k));

@@ -1,15 +1,14 @@
 /**
- * LN tuning's implementation and registry entry (see info.ts). Each tuned LayerNorm gets trained
- * copies of its gain and bias, swapped into the model's weight table in place of the frozen
- * originals, as PEFT's LNTuningLayer runs a deep copy of the norm instead of the base one; the
- * originals are kept and swapped back when the adapter is disabled or disposed, so the shared base
- * model never changes. Saved as PEFT saves it: `<norm>.ln_tuning_layers.weight` and `.bias`.
+ * LN tuning's implementation and registry entry (see info.ts). Each tuned norm gets trained copies
+ * of its parameters (a LayerNorm's gain and bias, an RMSNorm's gain), swapped into the model's
+ * weight table in place of the frozen originals, as PEFT's LNTuningLayer runs a deep copy of the
+ * norm instead of the base one; the originals are kept and swapped back when the adapter is disabled
+ * or disposed, so the shared base model never changes. Saved as PEFT saves it:
+ * `<norm>.ln_tuning_layers.weight` (and `.bias` for a LayerNorm).
  */
 import * as tf from '@tensorflow/tfjs';
 import { PeftConfigError } from '../../errors';
-import type { Gpt2Model } from '../../model/gpt2';
 import type { DecoderModel } from '../../model/decoder';
-import { requireGpt2 } from '../../model/decoder';
 import type { TaskHead } from '../../model/heads';
 import { newVariable } from '../../model/ops';
 import { linearSites, matchesTarget } from '../inject';
@@ -28,14 +27,16 @@ import {
 import type { InjectAdapter, PeftMethod } from '../types';
 import { CLS_HEAD_MODULES } from '../lora/config';
 import type { LnTuningConfig } from './info';
-import { lnTuningDefaults, lnTuningInfo, tunedNorms } from './info';
+import { lnTuningDefaults, lnTuningInfo, normNames, tunedNorms } from './info';
 
-interface NormSite {
-  /** Our weight names, e.g. `h.0.ln_1.weight`, and PEFT's keys for the copies. */
-  names: [string, string];
-  keys: [string, string];
-  copies: [tf.Variable, tf.Variable];
-  originals: [tf.Variable, tf.Variable];
+/** One tuned norm: parallel lists, one entry per parameter (weight, and bias for a LayerNorm). */
+interface TunedSite {
+  /** Our weight names, e.g. `h.0.ln_1.weight` or `layers.0.input_layernorm.weight`. */
+  names: string[];
+  /** PEFT's keys for the copies. */
+  keys: string[];
+  copies: tf.Variable[];
+  originals: tf.Variable[];
 }
 
 function validate(c: LnTuningConfig, decoder?: DecoderModel): void {
@@ -48,22 +49,20 @@ function validate(c: LnTuningConfig, decoder?: DecoderModel): void {
     }
   }
   if (!decoder) return;
-  // LayerNorm copies with gains and biases: the Llama family's RMSNorms (gain only) are not done yet.
-  const model = requireGpt2(decoder, 'LN tuning');
-  // PEFT would deep-copy any module it matches; here only LayerNorms are tuned, so a target that
-  // names a linear layer is a config for something else.
-  const linear = linearSites(model.config).find((s) => matchesTarget(s.hfName, c.targetModules));
+  // PEFT would deep-copy any module it matches; here only norms are tuned, so a target that names
+  // a linear layer is a config for something else.
+  const linear = linearSites(decoder.config).find((s) => matchesTarget(s.hfName, c.targetModules));
   if (linear) {
     throw new PeftConfigError(
-      `targetModules ${JSON.stringify(c.targetModules)} names the linear layer ${linear.hfName}: LN tuning trains LayerNorms only (ln_1, ln_2, ln_f); use LoRA or IA3 for linear layers`,
+      `targetModules ${JSON.stringify(c.targetModules)} names the linear layer ${linear.hfName}: LN tuning trains norms only (${normNames(decoder.config)}); use LoRA or IA3 for linear layers`,
     );
   }
-  tunedNorms(model.config, c);
+  tunedNorms(decoder.config, c);
 }
 
 class LnTuningAdapter implements InjectAdapter<LnTuningConfig> {
   readonly kind = 'inject' as const;
-  private readonly sites: NormSite[] = [];
+  private readonly sites: TunedSite[] = [];
   private clsHead: TaskHead | null = null;
   private isMerged = false;
   /** The originals' values while merged (they hold the tuned values then). */
@@ -71,16 +70,16 @@ class LnTuningAdapter implements InjectAdapter<LnTuningConfig> {
   private enabled = true;
 
   constructor(
-    private readonly model: Gpt2Model,
+    private readonly model: DecoderModel,
     readonly config: LnTuningConfig,
   ) {
     for (const n of tunedNorms(model.config, config)) {
-      const names: [string, string] = [`${n.key}.weight`, `${n.key}.bias`];
-      const originals = names.map((w) => model.w(w)) as [tf.Variable, tf.Variable];
+      const names = n.params.map((p) => `${n.key}.${p}`);
+      const originals = names.map((w) => model.w(w));
       // Copies start at the frozen values, so training starts from the base model exactly.
-      const copies = originals.map((o) => newVariable(tf.clone(o), true)) as [tf.Variable, tf.Variable];
-      const p = `${PEFT_PREFIX}${n.hfName}.ln_tuning_layers`;
-      this.sites.push({ names, keys: [`${p}.weight`, `${p}.bias`], copies, originals });
+      const copies = originals.map((o) => newVariable(tf.clone(o), true));
+      const keys = n.params.map((p) => `${PEFT_PREFIX}${n.hfName}.ln_tuning_layers.${p}`);
+      this.sites.push({ names, keys, copies, originals });
     }
     this.swapIn();
   }
@@ -153,7 +152,7 @@ class LnTuningAdapter implements InjectAdapter<LnTuningConfig> {
   async stateDict(): Promise<StateDict> {
     const out: StateDict = new Map();
     for (const s of this.sites) {
-      for (let i = 0; i < 2; i++) out.set(s.keys[i]!, await readForState(s.copies[i]!));
+      for (let i = 0; i < s.keys.length; i++) out.set(s.keys[i]!, await readForState(s.copies[i]!));
     }
     await headState(out, this.head, PEFT_PREFIX);
     return out;
@@ -162,7 +161,7 @@ class LnTuningAdapter implements InjectAdapter<LnTuningConfig> {
   loadStateDict(tensors: StateDict, source: string): void {
     checkNoExtraKeys(tensors, new Set(this.trainable().keys()), source);
     for (const s of this.sites) {
-      for (let i = 0; i < 2; i++) assignFromState(tensors, s.keys[i]!, s.copies[i]!, source);
+      for (let i = 0; i < s.keys.length; i++) assignFromState(tensors, s.keys[i]!, s.copies[i]!, source);
     }
     loadHeadState(tensors, this.head, PEFT_PREFIX, source);
   }
@@ -184,11 +183,9 @@ export const lnTuning: PeftMethod<LnTuningConfig> = {
   fromPeftJson: (json, source) => configFromPeftJson(json, lnTuningDefaults('CAUSAL_LM'), source),
   create: (model, config) => {
     validate(config, model);
-    return new LnTuningAdapter(requireGpt2(model, 'LN tuning'), config);
+    return new LnTuningAdapter(model, config);
   },
-  // A gain and a bias per feature of each tuned norm.
-  countParams: (model, c) => {
-    const g = requireGpt2(model, 'LN tuning');
-    return tunedNorms(g.config, c).length * 2 * g.config.nEmbd;
-  },
+  // A gain (and a LayerNorm's bias) per feature of each tuned norm.
+  countParams: (model, c) =>
+    tunedNorms(model.config, c).reduce((n, s) => n + s.params.length * model.config.nEmbd, 0),
 };

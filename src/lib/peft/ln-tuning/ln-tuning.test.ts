@@ -1,12 +1,13 @@
 /**
  * LN tuning: the trained copies replace the norms while the adapter is on, the frozen originals
  * answer when it is off, merge folds the copies into the originals with the same outputs and
- * unmerge restores them exactly; linear targets and unmatched names are refused.
+ * unmerge restores them exactly; linear targets and unmatched names are refused, on GPT-2 and on
+ * the Llama family (whose PEFT files are checked in ../llama-methods.test.ts).
  */
 import { describe, it, expect, beforeAll } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { initNodeBackend } from '../../backend/node';
-import { tinyGpt2 } from '../../model/testing';
+import { tinyGpt2, tinyLlama } from '../../model/testing';
 import type { Gpt2Model } from '../../model/gpt2';
 import { lnTuning } from '.';
 
@@ -54,10 +55,34 @@ describe('LN tuning', () => {
     const c = lnTuning.defaults('CAUSAL_LM');
     expect(lnTuning.countParams(model, { ...c, targetModules: ['ln_f'] })).toBe(32);
     expect(lnTuning.countParams(model, { ...c, excludeModules: ['ln_f'] })).toBe(4 * 32);
-    expect(() => lnTuning.create(model, { ...c, targetModules: ['c_attn'] }, 0)).toThrow(/LayerNorms only/);
-    expect(() => lnTuning.create(model, { ...c, targetModules: ['ln_3'] }, 0)).toThrow(
-      /matches no LayerNorm/,
+    expect(() => lnTuning.create(model, { ...c, targetModules: ['c_attn'] }, 0)).toThrow(
+      /trains norms only \(ln_1, ln_2 \(every block\) and ln_f\)/,
     );
+    expect(() => lnTuning.create(model, { ...c, targetModules: ['ln_3'] }, 0)).toThrow(
+      /matches no norm; GPT-2 \(GPT2LMHeadModel\)'s are ln_1, ln_2/,
+    );
+    model.dispose();
+  });
+
+  it("counts and refuses on the Llama family's RMSNorms (a gain each, no bias)", () => {
+    const model = tinyLlama();
+    const c = {
+      ...lnTuning.defaults('CAUSAL_LM'),
+      targetModules: ['input_layernorm', 'post_attention_layernorm', 'norm'],
+    };
+    // 2 blocks x 2 norms + model.norm, width 32, gain only.
+    expect(lnTuning.countParams(model, c)).toBe(5 * 32);
+    expect(lnTuning.countParams(model, { ...c, targetModules: ['norm'] })).toBe(32);
+    // GPT-2's names match nothing here, and the message names the family's norms.
+    expect(() => lnTuning.create(model, lnTuning.defaults('CAUSAL_LM'), 0)).toThrow(
+      /matches no norm; Llama \(LlamaForCausalLM\)'s are input_layernorm, post_attention_layernorm \(every block\) and norm/,
+    );
+    expect(() => lnTuning.create(model, { ...c, targetModules: ['q_proj'] }, 0)).toThrow(
+      /names the linear layer model.layers.0.self_attn.q_proj: LN tuning trains norms only/,
+    );
+    const adapter = lnTuning.create(model, c, 0);
+    expect([...adapter.trainable().keys()]).toContain('base_model.model.model.norm.ln_tuning_layers.weight');
+    adapter.dispose();
     model.dispose();
   });
 });
