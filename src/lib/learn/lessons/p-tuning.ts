@@ -53,9 +53,9 @@ export const pTuningLesson: Lesson = {
       body: [
         `The manual prompt wraps every e-mail: "${MANUAL_PROMPT.replace('\n', ' ')}". MP is the MP+FT lane before it trains (the frozen model reading the label words). FT fine-tunes with a linear head and no prompt. All on **peftlab-m**, the same batches.`,
       ],
-      setup: [stepsKnob(35), seedKnob()],
+      setup: [stepsKnob(55), seedKnob()],
       run: (v) => {
-        const o = { steps: Number(v.steps), seed: Number(v.seed), evalExamples: 96 };
+        const o = { steps: Number(v.steps), seed: Number(v.seed), evalExamples: 160 };
         return [
           raceRun(
             'ft',
@@ -122,7 +122,7 @@ export const pTuningLesson: Lesson = {
       body: [
         "The paper's encoder is a bidirectional LSTM followed by an MLP; PEFT offers both (`encoderReparameterizationType`). Both race on **peftlab-s** with the manual prompt and verbalizer; afterwards each learned virtual token is read back as its nearest vocabulary tokens by cosine similarity.",
       ],
-      setup: [stepsKnob(100), seedKnob()],
+      setup: [stepsKnob(200, 400), seedKnob()],
       run: (v) => [
         raceRun(
           'race',
