@@ -89,7 +89,7 @@ export const prefixTuningLesson: Lesson = {
           },
         };
       },
-      cost: 'about 25 s in Chromium on wasm, 2 cores',
+      cost: 'about 30 s on wasm, 2 cores',
     },
   ],
 };
