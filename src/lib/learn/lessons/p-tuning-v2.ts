@@ -173,7 +173,7 @@ export const pTuningV2Lesson: Lesson = {
           },
         };
       },
-      cost: 'about 25 s on wasm, 2 cores',
+      cost: 'about 30 s on wasm, 2 cores',
     },
   ],
 };
