@@ -33,7 +33,7 @@ describe('lessons are data', () => {
   it('clamps knob values into range and falls back to defaults', () => {
     const setup = findLesson('lora')!.steps.find((s) => s.setup)!.setup!;
     const v = knobValues(setup, { r: 1000, steps: 'x', seed: 3 });
-    expect(v).toMatchObject({ r: 64, steps: 40, seed: 3, loraAlpha: 16 });
+    expect(v).toMatchObject({ r: 64, steps: 60, seed: 3, loraAlpha: 16 });
   });
 });
 

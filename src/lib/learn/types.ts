@@ -98,7 +98,11 @@ export interface LessonStep {
   run?: (v: KnobValues) => LessonRun[];
   /** ... and the verdict, computed from the results. */
   check?: (results: LessonResults, v: KnobValues) => Verdict;
-  /** What the experiment costs at the defaults, measured in Chromium (scripts/lessons-browser.ts), e.g. "about 35 s in Chromium on wasm, 2 cores". */
+  /**
+   * What the experiment costs at the defaults, e.g. "about 35 s on wasm, 2 cores": measured in Chromium
+   * (scripts/lessons-browser.ts), or from the CPU seconds scripts/lessons.ts prints in Node where the
+   * machine was too loaded for a wall time to mean anything.
+   */
   cost?: string;
 }
 

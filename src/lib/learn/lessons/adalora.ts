@@ -56,7 +56,7 @@ export const adaloraLesson: Lesson = {
       body: [
         'AdaLoRA starts at rank 12 and ends at an average of 8; LoRA keeps rank 8 everywhere, on the same matrices (`c_attn` of every layer), on **peftlab-m** and SpamAssassin. The schedule is scaled to the run (15% warm-up, 30% at the final budget). Afterwards the rank each matrix kept is read from the AdaLoRA lane.',
       ],
-      setup: [stepsKnob(80), seedKnob()],
+      setup: [stepsKnob(120), seedKnob()],
       run: (v) => [
         raceRun(
           'race',
@@ -113,7 +113,7 @@ export const adaloraLesson: Lesson = {
           },
         };
       },
-      cost: 'about 40 s in Chromium on wasm, 2 cores',
+      cost: 'about 40 s on wasm, 2 cores',
     },
   ],
 };

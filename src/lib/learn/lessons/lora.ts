@@ -36,9 +36,10 @@ export const MIN_LOSS_GAP = 0.01;
 
 /**
  * Held-out examples the variants experiment scores each lane on: its eight evaluations (before and
- * after, four lanes) were half its time at 256, and every lane is scored on the same examples.
+ * after, four lanes) were half its time at 256, so it stays below the lessons' default (384), and
+ * every lane is scored on the same examples.
  */
-const VARIANTS_EVAL = 128;
+const VARIANTS_EVAL = 192;
 
 /** The held-out loss at the end (NaN when the lane failed before evaluating). */
 const heldOutLoss = (l: LaneState): number => l.evals.at(-1)?.loss ?? NaN;
@@ -121,7 +122,7 @@ export const loraLesson: Lesson = {
       setup: [
         { id: 'r', label: 'LoRA rank r', kind: 'number', min: 1, max: 64, default: 8 },
         { id: 'loraAlpha', label: 'loraAlpha', kind: 'number', min: 1, max: 128, default: 16 },
-        stepsKnob(40),
+        stepsKnob(60),
         seedKnob(),
       ],
       run: (v) => [
@@ -185,18 +186,18 @@ export const loraLesson: Lesson = {
           },
         };
       },
-      cost: 'about 45 s in Chromium on wasm, 2 cores',
+      cost: 'about 40 s on wasm, 2 cores',
     },
     {
       title: 'Experiment: DoRA and PiSSA against LoRA at the same rank',
       body: [
         "Two of the LoRA variants people use today change LoRA at one place each. **DoRA** (`useDora`) splits the adapted weight into a direction and a trained **magnitude** per output, `W' = m · (W + s B A) / ||W + s B A||`, so LoRA's update only has to turn the weight, not scale it; it adds one value per output of each adapted matrix, and its step computes that norm every time. **PiSSA** (`initLoraWeights: \"pissa\"`) keeps LoRA's shape but starts A and B at the top r singular directions of **W** instead of at zero (the model still starts unchanged: the start is subtracted), so training moves the weight's principal part from the first step.",
-        'Here the three race at the same rank on `c_attn` of **peftlab-m** (or the model you pick) and SpamAssassin (the same batches and seed, `loraAlpha` = 2r), and are judged on the held-out loss after the same steps, on the same 128 held-out e-mails. LoRA also runs once more on the next seed: how far its two runs land apart is the yardstick, and a variant counts as ahead or behind only by more than that (and at least 0.01).',
+        'Here the three race at the same rank on `c_attn` of **peftlab-m** (or the model you pick) and SpamAssassin (the same batches and seed, `loraAlpha` = 2r), and are judged on the held-out loss after the same steps, on the same 192 held-out e-mails. LoRA also runs once more on the next seed: how far its two runs land apart is the yardstick, and a variant counts as ahead or behind only by more than that (and at least 0.01).',
       ],
       setup: [
         { id: 'r', label: 'Rank r (all three)', kind: 'number', min: 1, max: 64, default: 8 },
         modelKnob('peftlab-m'),
-        stepsKnob(40),
+        stepsKnob(60),
         seedKnob(),
       ],
       run: (v) => {
@@ -272,7 +273,7 @@ export const loraLesson: Lesson = {
           },
         };
       },
-      cost: 'about 45 s in Chromium on wasm, 2 cores',
+      cost: 'about 40 s on wasm, 2 cores',
     },
   ],
 };

@@ -47,7 +47,7 @@ export const pTuningV2Lesson: Lesson = {
       body: [
         'The paper: on models below 10B parameters shallow prompts fall well behind fine-tuning, deep prompts match it. Prompt tuning, P-tuning v2 and full fine-tuning race on **peftlab-s**, our smallest model, with the same number of virtual tokens.',
       ],
-      setup: [stepsKnob(100), seedKnob()],
+      setup: [stepsKnob(150, 400), seedKnob()],
       run: (v) => [
         raceRun(
           'race',
@@ -87,14 +87,14 @@ export const pTuningV2Lesson: Lesson = {
           },
         };
       },
-      cost: 'about 30 s in Chromium on wasm, 2 cores',
+      cost: 'about 35 s on wasm, 2 cores',
     },
     {
       title: 'Experiment: a linear head or a verbalizer',
       body: [
         'P-tuning v1 read the class from the LM head\'s logits for label words (a **verbalizer**). v2 drops it for a randomly initialised **linear head**; the paper\'s ablation found the two about equal, the head being simpler and usable for any label set. Both race on **peftlab-s** (the verbalizer reads the words "ham" and "spam").',
       ],
-      setup: [stepsKnob(100), seedKnob()],
+      setup: [stepsKnob(250, 400), seedKnob()],
       run: (v) => [
         raceRun(
           'race',
@@ -128,14 +128,14 @@ export const pTuningV2Lesson: Lesson = {
           table: { columns: ['head', 'trainable', 'before', 'after'], rows: metricRows(snap, [head, verb]) },
         };
       },
-      cost: 'about 15 s in Chromium on wasm, 2 cores',
+      cost: 'about 25 s on wasm, 2 cores',
     },
     {
       title: 'Experiment: sequence tagging',
       body: [
         'With a linear head on every token, deep prompts can tag words. Part-of-speech tagging on the Brown corpus (12 universal tags), on **peftlab-s**: prompt tuning with a tagging head, P-tuning v2 and full fine-tuning.',
       ],
-      setup: [stepsKnob(100), seedKnob()],
+      setup: [stepsKnob(200, 400), seedKnob()],
       run: (v) => [
         raceRun(
           'race',
@@ -147,7 +147,7 @@ export const pTuningV2Lesson: Lesson = {
             { method: 'p-tuning-v2', name: 'P-tuning v2' },
             { method: 'full', name: 'Full fine-tuning' },
           ],
-          { steps: Number(v.steps), seed: Number(v.seed), evalExamples: 64 },
+          { steps: Number(v.steps), seed: Number(v.seed), evalExamples: 128 },
         ),
       ],
       check: (results) => {
@@ -173,7 +173,7 @@ export const pTuningV2Lesson: Lesson = {
           },
         };
       },
-      cost: 'about 20 s in Chromium on wasm, 2 cores',
+      cost: 'about 30 s on wasm, 2 cores',
     },
   ],
 };

@@ -53,9 +53,9 @@ export const pTuningLesson: Lesson = {
       body: [
         `The manual prompt wraps every e-mail: "${MANUAL_PROMPT.replace('\n', ' ')}". MP is the MP+FT lane before it trains (the frozen model reading the label words). FT fine-tunes with a linear head and no prompt. All on **peftlab-m**, the same batches.`,
       ],
-      setup: [stepsKnob(35), seedKnob()],
+      setup: [stepsKnob(55), seedKnob()],
       run: (v) => {
-        const o = { steps: Number(v.steps), seed: Number(v.seed), evalExamples: 96 };
+        const o = { steps: Number(v.steps), seed: Number(v.seed), evalExamples: 160 };
         return [
           raceRun(
             'ft',
@@ -115,14 +115,14 @@ export const pTuningLesson: Lesson = {
           },
         };
       },
-      cost: 'about 35 s in Chromium on wasm, 2 cores',
+      cost: 'about 35 s on wasm, 2 cores',
     },
     {
       title: 'Experiment: MLP or LSTM encoder, and the prompt read back',
       body: [
         "The paper's encoder is a bidirectional LSTM followed by an MLP; PEFT offers both (`encoderReparameterizationType`). Both race on **peftlab-s** with the manual prompt and verbalizer; afterwards each learned virtual token is read back as its nearest vocabulary tokens by cosine similarity.",
       ],
-      setup: [stepsKnob(100), seedKnob()],
+      setup: [stepsKnob(200, 400), seedKnob()],
       run: (v) => [
         raceRun(
           'race',
@@ -173,7 +173,7 @@ export const pTuningLesson: Lesson = {
             oneClassNote([mlp, lstm], 2, 'e-mail'),
         };
       },
-      cost: 'about 20 s in Chromium on wasm, 2 cores',
+      cost: 'about 25 s on wasm, 2 cores',
     },
   ],
 };

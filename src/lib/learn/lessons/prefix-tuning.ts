@@ -50,7 +50,7 @@ export const prefixTuningLesson: Lesson = {
       body: [
         'The paper: prefix tuning comes close to full fine-tuning while training about 0.1% of the parameters, and the MLP makes it train better. The three race on **peftlab-s** and SpamAssassin with the same batches. "Close" here means within 3 points of accuracy.',
       ],
-      setup: [stepsKnob(100), seedKnob()],
+      setup: [stepsKnob(200, 400), seedKnob()],
       run: (v) => [
         raceRun('race', 'Prefix tuning and full fine-tuning on peftlab-s, spam', 'peftlab-s', 'spam', LANES, {
           steps: Number(v.steps),
@@ -89,7 +89,7 @@ export const prefixTuningLesson: Lesson = {
           },
         };
       },
-      cost: 'about 25 s in Chromium on wasm, 2 cores',
+      cost: 'about 30 s on wasm, 2 cores',
     },
   ],
 };

@@ -60,7 +60,7 @@ export const promptTuningLesson: Lesson = {
       body: [
         `Lester et al. found that starting the soft prompt from real token embeddings trains better than random vectors. Two prompt-tuning lanes race on **peftlab-m** and SpamAssassin with the same seed: one starts from "${INIT_TEXT}", one from random vectors.`,
       ],
-      setup: [stepsKnob(60), seedKnob()],
+      setup: [stepsKnob(90), seedKnob()],
       run: (v) => [
         raceRun(
           'race',
@@ -116,14 +116,14 @@ export const promptTuningLesson: Lesson = {
           },
         };
       },
-      cost: 'about 35 s in Chromium on wasm, 2 cores',
+      cost: 'about 35 s on wasm, 2 cores',
     },
     {
       title: 'Experiment: does prompt tuning improve with scale?',
       body: [
         "Lester et al.'s headline: as models grow, prompt tuning closes the gap to full fine-tuning, matching it at about 10 billion parameters. Our three bundled models span 0.56M to 8.1M parameters: prompt tuning and full fine-tuning train the same number of steps on each, and the verdict compares prompt tuning's accuracy as a fraction of full fine-tuning's, size by size.",
       ],
-      setup: [stepsKnob(25, 100), seedKnob()],
+      setup: [stepsKnob(35, 100), seedKnob()],
       run: (v) =>
         SIZES.map((model) =>
           raceRun(
@@ -135,7 +135,7 @@ export const promptTuningLesson: Lesson = {
               { method: 'prompt-tuning', name: 'Prompt tuning', lr: LR },
               { method: 'full', name: 'Full fine-tuning' },
             ],
-            { steps: Number(v.steps), seed: Number(v.seed), batchSize: 4, seqLen: 32, evalExamples: 48 },
+            { steps: Number(v.steps), seed: Number(v.seed), batchSize: 4, seqLen: 32, evalExamples: 128 },
           ),
         ),
       check: (results) => {
@@ -160,14 +160,14 @@ export const promptTuningLesson: Lesson = {
           },
         };
       },
-      cost: 'about 40 s in Chromium on wasm, 2 cores',
+      cost: 'about 40 s on wasm, 2 cores',
     },
     {
       title: 'Experiment: one frozen model, many tasks',
       body: [
         'Because the base never changes, one copy of it can serve every task: each task keeps only its prompt (and head), swapped in per request. Here one frozen **peftlab-s** learns two prompts, one for spam and one for the genre of a Brown-corpus passage (four classes).',
       ],
-      setup: [stepsKnob(80), seedKnob()],
+      setup: [stepsKnob(200, 400), seedKnob()],
       run: (v) =>
         ['spam', 'brown-genre'].map((task) =>
           raceRun(
@@ -206,7 +206,7 @@ export const promptTuningLesson: Lesson = {
             oneClassNote([rows[1]!.l], 4, 'passage'),
         };
       },
-      cost: 'about 15 s in Chromium on wasm, 2 cores',
+      cost: 'about 25 s on wasm, 2 cores',
     },
   ],
 };
