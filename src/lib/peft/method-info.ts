@@ -106,8 +106,6 @@ export interface MethodInfo<C extends PeftConfigBase = PeftConfigBase> {
   sizeKnob(config: C): SizeKnob | null;
   ledger: LedgerFacts<C>;
   capabilities: Capabilities;
-  /** Set when the method runs on GPT-2 models only for now: why, shown where another family is loaded. */
-  gpt2Only?: string;
 }
 
 /** GPT-2's linear layers as targetModules entries, with what each one is. */
