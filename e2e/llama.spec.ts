@@ -41,8 +41,8 @@ test('load sharded Qwen2.5 from the Hub on the Models screen, see its architectu
   await expect(row).toContainText('Hugging Face Hub');
   await shot(page, 'models-qwen2');
 
-  // The Lab: the architecture, PEFT's default targets for Qwen2 with its module names, and the
-  // methods that do not run on the family off with the reason.
+  // The Lab: the architecture, PEFT's default targets for Qwen2 with its module names, and every
+  // method on (LN tuning too: it tunes the family's RMSNorms).
   await page.getByRole('link', { name: 'Lab' }).click();
   await expect(page.getByTestId('model-architecture')).toHaveText(ARCH);
   await expect(page.getByTestId('field-targetModules-q_proj')).toBeChecked();
@@ -50,10 +50,7 @@ test('load sharded Qwen2.5 from the Hub on the Models screen, see its architectu
   await expect(page.getByTestId('field-targetModules-k_proj')).not.toBeChecked();
   await expect(page.getByTestId('field-targetModules-c_attn')).toHaveCount(0);
   await expect(page.getByTestId('method-full')).toBeEnabled();
-  await expect(page.getByTestId('method-ln-tuning')).toBeDisabled();
-  await expect(page.getByTestId('method-option-ln-tuning')).toContainText(
-    'runs on GPT-2 models only for now',
-  );
+  await expect(page.getByTestId('method-ln-tuning')).toBeEnabled();
   await expect(page.getByTestId('method-lora')).toBeEnabled();
   await expect(page.getByTestId('method-ia3')).toBeEnabled();
 

@@ -55,7 +55,6 @@ import { methodRequest } from '../lib/peft/method-config';
 import type { MethodForm } from './method-form';
 import {
   DEFAULT_METHOD,
-  familyReason,
   findMethod,
   formProblem,
   formsForFamily,
@@ -133,13 +132,11 @@ export class LabState {
   /** One settings form per method (field name -> value), so switching methods keeps what was typed. */
   forms = $state<Record<string, MethodForm>>(initialForms(this.taskInfo.taskType));
   form = $derived<MethodForm>(this.forms[this.method] ?? {});
-  /** The loaded model's family (GPT-2 until a model says otherwise): module names and methods follow it. */
+  /** The loaded model's family (GPT-2 until a model says otherwise): the module names follow it. */
   family = $derived(this.model?.family ?? 'gpt2');
-  /** Why the picked method cannot train the current task on the loaded model's family, or null. */
-  methodUnsupported = $derived(
-    unsupportedReason(this.methodInfo, this.taskInfo.taskType) ?? familyReason(this.methodInfo, this.family),
-  );
-  /** Why Train is off as the set-up stands (method vs task and family, an empty field), or null. */
+  /** Why the picked method cannot train the current task, or null. */
+  methodUnsupported = $derived(unsupportedReason(this.methodInfo, this.taskInfo.taskType));
+  /** Why Train is off as the set-up stands (method vs task, an empty field), or null. */
   trainBlocker = $derived.by(() => this.methodUnsupported ?? formProblem(this.methodInfo, this.form));
   /**
    * Try it's sampling (new tokens, temperature, top-k, top-p, repetition penalty, seed), kept in the

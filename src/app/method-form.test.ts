@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { METHOD_INFO } from '../lib/peft/catalog';
 import {
-  familyReason,
   findMethod,
   formProblem,
   formsForFamily,
@@ -102,7 +101,7 @@ describe('method forms', () => {
     expect(toggleModule(undefined, 'mlp.c_fc', true)).toEqual(['mlp.c_fc']);
   });
 
-  it('follow the model family: PEFT’s default targets, Llama module names, and the methods that do not run there', () => {
+  it('follow the model family: PEFT’s default targets and Llama module names', () => {
     const llama = initialForms('CAUSAL_LM', 'llama');
     expect(llama.lora!.targetModules).toEqual(['q_proj', 'v_proj']);
     expect(llama.ia3!.targetModules).toEqual(['k_proj', 'v_proj', 'down_proj']);
@@ -120,22 +119,5 @@ describe('method forms', () => {
       'v_proj',
       'down_proj',
     ]);
-
-    // A method marked GPT-2 only says why on another family (none is marked now).
-    const marked = { ...info('lora'), gpt2Only: 'its layers are Conv1D' };
-    expect(familyReason(marked, 'gpt2')).toBeNull();
-    expect(familyReason(marked, 'qwen2')).toMatch(/runs on GPT-2 models only for now: its layers are Conv1D/);
-    for (const m of [
-      'lora',
-      'adalora',
-      'ia3',
-      'ln-tuning',
-      'vera',
-      'prompt-tuning',
-      'p-tuning',
-      'prefix-tuning',
-      'full',
-    ])
-      expect(familyReason(info(m), 'llama')).toBeNull();
   });
 });

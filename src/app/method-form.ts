@@ -108,13 +108,6 @@ export function unsupportedReason(info: MethodInfo, taskType: TaskType): string 
   return info.taskTypes.includes(taskType) ? null : `${info.label}: ${listWords(info.taskTypes)} only`;
 }
 
-/** Null when the method trains on the loaded model's family, else why not: methods marked GPT-2 only (none now). */
-export function familyReason(info: MethodInfo, family: ModelFamily): string | null {
-  if (family === 'gpt2') return null;
-  if (info.gpt2Only) return `${info.label} runs on GPT-2 models only for now: ${info.gpt2Only}`;
-  return null;
-}
-
 /** The modules field's value as a list in the family's layer order, with `id` ticked or not. */
 export function toggleModule(
   value: unknown,

@@ -126,25 +126,9 @@ export function peftConfigPython(spec: Pick<PythonProjectSpec, 'method' | 'confi
       `${spec.method.label} with a verbalizer has no form in PEFT (its PrefixTuningConfig trains a linear head): turn the verbalizer off to export`,
     );
   }
-  const lora = spec.config as PeftConfigBase & { initLoraWeights?: unknown; fanInFanOut?: boolean };
-  if (lora.initLoraWeights === 'olora' && lora.fanInFanOut) {
-    // PEFT 0.21's olora_init ignores fan_in_fan_out and fails on GPT-2's Conv1D with a shape error.
-    throw new ExportError(
-      `${spec.method.label} with initLoraWeights "olora" on a fan-in-fan-out model (GPT-2's Conv1D) fails in PEFT 0.21, whose OLoRA init ignores fan_in_fan_out: export with initLoraWeights "pissa" or true, or on a Llama-family model`,
-    );
-  }
-  const targets = (spec.config as PeftConfigBase & { targetModules?: unknown }).targetModules;
-  if (
-    ['LOHA', 'LOKR', 'OFT', 'BOFT'].includes(spec.config.peftType) &&
-    Array.isArray(targets) &&
-    targets.some((t) => /(^|\.)c_(attn|proj|fc)$/.test(String(t)))
-  ) {
-    // GPT-2's c_attn / c_proj / c_fc are Conv1D layers, which PEFT 0.21's LoHa, LoKr, OFT and BOFT refuse.
-    throw new ExportError(
-      `${spec.method.label} on GPT-2's Conv1D layers (${targets.join(', ')}) is refused by PEFT 0.21, whose ${spec.method.label} takes nn.Linear layers and not Conv1D: export it on a Llama-family model, or export LoRA for GPT-2`,
-    );
-  }
   const info = methodInfo(spec.method.cliName);
+  const refusal = info.peftRefusal?.(spec.config);
+  if (refusal) throw new ExportError(refusal);
   const json = configToPeftJson(info.peftValues?.(spec.config) ?? spec.config);
   // PEFT's TEXT init reads the text with the base model's tokenizer.
   if (c.promptTuningInit === 'TEXT' && json.tokenizer_name_or_path == null) {

@@ -1,9 +1,10 @@
 /**
- * What every inject-kind adapter (LoRA and its siblings, AdaLoRA to BOFT) shares: hooks installed
- * on the targeted linear layers, the state dict (each site's tensors, then the classification head
- * saved as PEFT's modules_to_save), merge into the base weights with the originals kept so unmerge
- * restores them bit for bit, switching the adapter off so the base answers, and disposal. A method
- * adds its variables, hook and delta, and says how a site is saved where PEFT's layout differs.
+ * What every inject-kind adapter (LoRA and its siblings, AdaLoRA to BOFT, and LN tuning) shares.
+ * SiteAdapter: the trainable set and the state dict (each site's tensors, then shared ones, then
+ * the classification head saved as PEFT's modules_to_save). InjectBase adds what the adapters that
+ * hook linear layers share: the hooks, merge into the base weights with the originals kept so
+ * unmerge restores them bit for bit, switching the adapter off so the base answers, and disposal. A
+ * method adds its variables, hook and delta, and says how a site is saved where PEFT's layout differs.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { ForwardContext, DecoderModel, LinearHook } from '../model/decoder';
@@ -30,22 +31,27 @@ export function adapterDropout(x: tf.Tensor2D, ctx: ForwardContext, rate: number
     : x;
 }
 
-export interface InjectSite {
-  site: LinearSite;
-  /** The adapter's variables at this layer, by PEFT state-dict key. */
+/** A site's trained tensors, as the state dict and the optimizer see them. */
+export interface AdapterSite {
+  /** The adapter's variables at this site, by PEFT state-dict key, in the order they are saved. */
   vars: Map<string, tf.Variable>;
 }
 
-export abstract class InjectBase<C extends PeftConfigBase, S extends InjectSite> {
+export interface InjectSite extends AdapterSite {
+  site: LinearSite;
+}
+
+/**
+ * What an inject-kind adapter's state is, however it changes the model (hooks on linear layers, or
+ * LN tuning's swapped-in norm copies): its sites' variables, tensors shared by all sites, and the
+ * classification head; so the trainable set, the state dict and its loading are written once.
+ */
+export abstract class SiteAdapter<C extends PeftConfigBase, S extends AdapterSite> {
   readonly kind = 'inject' as const;
   protected readonly sites: S[] = [];
-  private isMerged = false;
   private clsHead: TaskHead | null = null;
-  /** Base weights (and biases) as they were before merge, by model weight name. */
-  private originals = new Map<string, tf.Tensor>();
 
   constructor(
-    protected readonly model: DecoderModel,
     private readonly baseConfig: C,
     private readonly what: string,
   ) {}
@@ -53,19 +59,6 @@ export abstract class InjectBase<C extends PeftConfigBase, S extends InjectSite>
   /** The config it was made with (a method may add what training has learned, as AdaLoRA's rank pattern). */
   get config(): C {
     return this.baseConfig;
-  }
-
-  /** Adds a site and hooks its layer; a layer with another adapter is refused. */
-  protected install(s: S, hook: LinearHook): void {
-    // Internal: AdapterSet parks one adapter before it builds the next.
-    if (this.model.hooks.has(s.site.key))
-      throw new InternalError(`${s.site.key} already has an adapter attached`);
-    this.sites.push(s);
-    this.model.hooks.set(s.site.key, hook);
-  }
-
-  get merged(): boolean {
-    return this.isMerged;
   }
 
   get head(): TaskHead | null {
@@ -119,6 +112,46 @@ export abstract class InjectBase<C extends PeftConfigBase, S extends InjectSite>
     loadHeadState(tensors, this.head, PEFT_PREFIX, source);
   }
 
+  /** Frees the sites' variables and the head; the adapter holds nothing after. */
+  protected disposeState(): void {
+    for (const s of this.sites) tf.dispose([...s.vars.values()]);
+    this.sites.length = 0;
+    this.clsHead?.dispose();
+    this.clsHead = null;
+  }
+}
+
+/**
+ * An adapter that hooks the targeted linear layers: merge into the base weights with the originals
+ * kept so unmerge restores them bit for bit, switching the adapter off so the base answers, and
+ * disposal.
+ */
+export abstract class InjectBase<C extends PeftConfigBase, S extends InjectSite> extends SiteAdapter<C, S> {
+  private isMerged = false;
+  /** Base weights (and biases) as they were before merge, by model weight name. */
+  private originals = new Map<string, tf.Tensor>();
+
+  constructor(
+    protected readonly model: DecoderModel,
+    baseConfig: C,
+    what: string,
+  ) {
+    super(baseConfig, what);
+  }
+
+  /** Adds a site and hooks its layer; a layer with another adapter is refused. */
+  protected install(s: S, hook: LinearHook): void {
+    // Internal: AdapterSet parks one adapter before it builds the next.
+    if (this.model.hooks.has(s.site.key))
+      throw new InternalError(`${s.site.key} already has an adapter attached`);
+    this.sites.push(s);
+    this.model.hooks.set(s.site.key, hook);
+  }
+
+  get merged(): boolean {
+    return this.isMerged;
+  }
+
   /**
    * Folds this site's update into the weight (and bias) it names; called inside tf.tidy. The bias
    * is undefined for a layer without one (the Llama family's, but Qwen2's q/k/v).
@@ -166,12 +199,7 @@ export abstract class InjectBase<C extends PeftConfigBase, S extends InjectSite>
 
   dispose(): void {
     if (this.isMerged) this.unmerge();
-    for (const s of this.sites) {
-      this.model.hooks.delete(s.site.key);
-      tf.dispose([...s.vars.values()]);
-    }
-    this.sites.length = 0;
-    this.clsHead?.dispose();
-    this.clsHead = null;
+    for (const s of this.sites) this.model.hooks.delete(s.site.key);
+    this.disposeState();
   }
 }

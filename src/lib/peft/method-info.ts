@@ -102,12 +102,30 @@ export interface MethodInfo<C extends PeftConfigBase = PeftConfigBase> {
    * form and flags give init_lora_weights's default as the option "true"); absent: as they are.
    */
   peftValues?(config: C): C;
+  /**
+   * Why PEFT 0.21 refuses this config though the Lab trains it (an exported Python project would
+   * fail there), saying what to export instead; absent or null: PEFT takes it.
+   */
+  peftRefusal?(config: C): string | null;
   /** The size knob under a config (prefix tuning's depends on prefixProjection); null: fixed size. */
   sizeKnob(config: C): SizeKnob | null;
   ledger: LedgerFacts<C>;
   capabilities: Capabilities;
-  /** Set when the method runs on GPT-2 models only for now: why, shown where another family is loaded. */
-  gpt2Only?: string;
+}
+
+/**
+ * The peftRefusal of a method whose PEFT 0.21 class takes nn.Linear layers only (LoHa, LoKr, OFT,
+ * BOFT): GPT-2's c_attn / c_proj / c_fc are Conv1D layers, which it refuses.
+ */
+export function conv1dRefusal(
+  label: string,
+): (config: PeftConfigBase & { targetModules?: unknown }) => string | null {
+  return (c) => {
+    const targets = c.targetModules;
+    if (!Array.isArray(targets) || !targets.some((t) => /(^|\.)c_(attn|proj|fc)$/.test(String(t))))
+      return null;
+    return `${label} on GPT-2's Conv1D layers (${targets.join(', ')}) is refused by PEFT 0.21, whose ${label} takes nn.Linear layers and not Conv1D: export it on a Llama-family model, or export LoRA for GPT-2`;
+  };
 }
 
 /** GPT-2's linear layers as targetModules entries, with what each one is. */

@@ -12,7 +12,7 @@ import type { TaskType } from '../../data/tasks/registry';
 import { linearShape, mlpWidth } from '../../model/family';
 import { targetedSites } from '../inject';
 import type { MethodInfo } from '../method-info';
-import { TARGETS } from '../method-info';
+import { TARGETS, conv1dRefusal } from '../method-info';
 import type { PeftConfigBase } from '../types';
 
 export interface BOFTConfig extends PeftConfigBase {
@@ -181,6 +181,7 @@ export const boftInfo: MethodInfo<BOFTConfig> = {
     },
     TARGETS,
   ],
+  peftRefusal: conv1dRefusal('BOFT'),
   // Per layer factors x in x size + out: the count grows with the block size (boftBlockNum then 0).
   sizeKnob: () => ({
     field: 'boftBlockSize',

@@ -9,32 +9,24 @@
 import * as tf from '@tensorflow/tfjs';
 import { PeftConfigError } from '../../errors';
 import type { DecoderModel } from '../../model/decoder';
-import type { TaskHead } from '../../model/heads';
 import { newVariable } from '../../model/ops';
 import { linearSites, matchesTarget } from '../inject';
 import { configFromPeftJson, configToPeftJson } from '../peft-json';
-import type { StateDict } from '../state';
-import {
-  PEFT_PREFIX,
-  assignFromState,
-  checkHeadFits,
-  checkNoExtraKeys,
-  headKeys,
-  headState,
-  loadHeadState,
-  readForState,
-} from '../state';
+import { PEFT_PREFIX } from '../state';
+import type { AdapterSite } from '../inject-base';
+import { SiteAdapter } from '../inject-base';
 import type { InjectAdapter, PeftMethod } from '../types';
 import { CLS_HEAD_MODULES } from '../lora/config';
 import type { LnTuningConfig } from './info';
 import { lnTuningDefaults, lnTuningInfo, normNames, tunedNorms } from './info';
 
-/** One tuned norm: parallel lists, one entry per parameter (weight, and bias for a LayerNorm). */
-interface TunedSite {
+/**
+ * One tuned norm: the trained copies by PEFT key (vars), and parallel to them our weight names and
+ * the frozen originals, one entry per parameter (weight, and bias for a LayerNorm).
+ */
+interface TunedSite extends AdapterSite {
   /** Our weight names, e.g. `h.0.ln_1.weight` or `layers.0.input_layernorm.weight`. */
   names: string[];
-  /** PEFT's keys for the copies. */
-  keys: string[];
   copies: tf.Variable[];
   originals: tf.Variable[];
 }
@@ -60,10 +52,10 @@ function validate(c: LnTuningConfig, decoder?: DecoderModel): void {
   tunedNorms(decoder.config, c);
 }
 
-class LnTuningAdapter implements InjectAdapter<LnTuningConfig> {
-  readonly kind = 'inject' as const;
-  private readonly sites: TunedSite[] = [];
-  private clsHead: TaskHead | null = null;
+class LnTuningAdapter
+  extends SiteAdapter<LnTuningConfig, TunedSite>
+  implements InjectAdapter<LnTuningConfig>
+{
   private isMerged = false;
   /** The originals' values while merged (they hold the tuned values then). */
   private saved: tf.Tensor[] = [];
@@ -71,15 +63,17 @@ class LnTuningAdapter implements InjectAdapter<LnTuningConfig> {
 
   constructor(
     private readonly model: DecoderModel,
-    readonly config: LnTuningConfig,
+    config: LnTuningConfig,
   ) {
+    super(config, 'LN tuning adapter');
     for (const n of tunedNorms(model.config, config)) {
       const names = n.params.map((p) => `${n.key}.${p}`);
       const originals = names.map((w) => model.w(w));
       // Copies start at the frozen values, so training starts from the base model exactly.
       const copies = originals.map((o) => newVariable(tf.clone(o), true));
       const keys = n.params.map((p) => `${PEFT_PREFIX}${n.hfName}.ln_tuning_layers.${p}`);
-      this.sites.push({ names, keys, copies, originals });
+      const vars = new Map(keys.map((k, i) => [k, copies[i]!] as const));
+      this.sites.push({ vars, names, copies, originals });
     }
     this.swapIn();
   }
@@ -96,21 +90,6 @@ class LnTuningAdapter implements InjectAdapter<LnTuningConfig> {
 
   get merged(): boolean {
     return this.isMerged;
-  }
-
-  get head(): TaskHead | null {
-    return this.clsHead;
-  }
-
-  attachHead(head: TaskHead): void {
-    this.clsHead = checkHeadFits(this.clsHead, head, this.config.taskType, 'LN tuning adapter');
-  }
-
-  trainable(): Map<string, tf.Variable> {
-    const m = new Map<string, tf.Variable>();
-    for (const s of this.sites) s.keys.forEach((k, i) => m.set(k, s.copies[i]!));
-    for (const [k, p] of headKeys(this.clsHead, PEFT_PREFIX)) m.set(k, p.variable);
-    return m;
   }
 
   /** The tuned values become the base weights' (PEFT swaps the copy in as the base layer). */
@@ -149,30 +128,10 @@ class LnTuningAdapter implements InjectAdapter<LnTuningConfig> {
     };
   }
 
-  async stateDict(): Promise<StateDict> {
-    const out: StateDict = new Map();
-    for (const s of this.sites) {
-      for (let i = 0; i < s.keys.length; i++) out.set(s.keys[i]!, await readForState(s.copies[i]!));
-    }
-    await headState(out, this.head, PEFT_PREFIX);
-    return out;
-  }
-
-  loadStateDict(tensors: StateDict, source: string): void {
-    checkNoExtraKeys(tensors, new Set(this.trainable().keys()), source);
-    for (const s of this.sites) {
-      for (let i = 0; i < s.keys.length; i++) assignFromState(tensors, s.keys[i]!, s.copies[i]!, source);
-    }
-    loadHeadState(tensors, this.head, PEFT_PREFIX, source);
-  }
-
   dispose(): void {
     this.unmerge();
     this.swapOut();
-    for (const s of this.sites) tf.dispose(s.copies);
-    this.sites.length = 0;
-    this.clsHead?.dispose();
-    this.clsHead = null;
+    this.disposeState();
   }
 }
 

@@ -6,6 +6,7 @@
  */
 import type { TaskType } from '../../data/tasks/registry';
 import type { MethodInfo } from '../method-info';
+import { conv1dRefusal } from '../method-info';
 import type { LycorisConfig } from '../lycoris-info';
 import { LYCORIS_FIELDS, lycorisDefaults } from '../lycoris-info';
 
@@ -41,6 +42,7 @@ export const lohaInfo: MethodInfo<LoHaConfig> = {
     { field: 'alpha', doc: 'Scale of the update (alpha / r)', type: 'number', min: 0.01 },
     ...LYCORIS_FIELDS,
   ],
+  peftRefusal: conv1dRefusal('LoHa'),
   sizeKnob: () => ({ field: 'r', max: () => 256 }),
   ledger: { profile: () => 'loha', rank: (c) => c.r },
   capabilities: {},

@@ -9,6 +9,7 @@ import { PeftConfigError } from '../../errors';
 import type { DecoderModel } from '../../model/decoder';
 import type { TaskType } from '../../data/tasks/registry';
 import type { MethodInfo } from '../method-info';
+import { conv1dRefusal } from '../method-info';
 import type { LycorisConfig } from '../lycoris-info';
 import { LYCORIS_FIELDS, lycorisDefaults, validateLycoris } from '../lycoris-info';
 
@@ -130,6 +131,7 @@ export const lokrInfo: MethodInfo<LoKrConfig> = {
     },
     ...LYCORIS_FIELDS,
   ],
+  peftRefusal: conv1dRefusal('LoKr'),
   // r changes the size only where a factor is split: no knob that grows the count steadily.
   sizeKnob: () => null,
   ledger: { profile: () => 'lokr', rank: (c) => c.r },

@@ -139,6 +139,14 @@ export function loraPeftValues(c: LoraConfig): LoraConfig {
   return { ...c, initLoraWeights: loraInit(c) };
 }
 
+/** OLoRA's init on GPT-2's Conv1D (fanInFanOut) is the one LoRA config PEFT 0.21 cannot take. */
+export function loraPeftRefusal(c: LoraConfig): string | null {
+  // PEFT 0.21's olora_init ignores fan_in_fan_out and fails on GPT-2's Conv1D with a shape error.
+  return c.initLoraWeights === 'olora' && c.fanInFanOut
+    ? `LoRA with initLoraWeights "olora" on a fan-in-fan-out model (GPT-2's Conv1D) fails in PEFT 0.21, whose OLoRA init ignores fan_in_fan_out: export with initLoraWeights "pissa" or true, or on a Llama-family model`
+    : null;
+}
+
 /** Whether the init starts from the base weight (and so is saved converted to plain LoRA). */
 export function startsFromWeight(c: { initLoraWeights: boolean | string }): boolean {
   return loraInit(c) !== true;

@@ -2,7 +2,7 @@
 import type { MethodInfo } from '../method-info';
 import { LORA_ALPHA, LORA_DROPOUT, TARGETS } from '../method-info';
 import type { LoraConfig } from './config';
-import { loraDefaults, loraPeftValues } from './config';
+import { loraDefaults, loraPeftRefusal, loraPeftValues } from './config';
 
 export const loraInfo: MethodInfo<LoraConfig> = {
   cliName: 'lora',
@@ -31,6 +31,7 @@ export const loraInfo: MethodInfo<LoraConfig> = {
   // than PEFT's alpha 8, dropout 0.
   labDefaults: { r: 8, loraAlpha: 16, loraDropout: 0.05, initLoraWeights: 'true' },
   peftValues: loraPeftValues,
+  peftRefusal: loraPeftRefusal,
   sizeKnob: () => ({ field: 'r', max: () => 256 }),
   ledger: { profile: (c) => (c.useDora ? 'dora' : 'lora'), rank: (c) => c.r },
   capabilities: {},

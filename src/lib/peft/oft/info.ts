@@ -13,7 +13,7 @@ import type { TaskType } from '../../data/tasks/registry';
 import { linearShape, mlpWidth } from '../../model/family';
 import { targetedSites } from '../inject';
 import type { MethodInfo } from '../method-info';
-import { TARGETS } from '../method-info';
+import { TARGETS, conv1dRefusal } from '../method-info';
 import type { PeftConfigBase } from '../types';
 
 export interface OFTConfig extends PeftConfigBase {
@@ -195,6 +195,7 @@ export const oftInfo: MethodInfo<OFTConfig> = {
     },
     TARGETS,
   ],
+  peftRefusal: conv1dRefusal('OFT'),
   // The count per layer is in (b - 1) / 2: it grows with the block size (r is then 0, as PEFT
   // wants exactly one of the two). Past a layer's input width the block is that width.
   sizeKnob: () => ({
