@@ -59,15 +59,20 @@ export const bmm = tf.customGrad((a, b, save) => {
   const y = b as tf.Tensor;
   (save as tf.GradSaveFunc)([x, y]);
   return {
-    value: tf.matMul(x, y),
+    value: product(x, y),
     gradFunc: (dy, saved) => {
       const [sa, sb] = saved as [tf.Tensor, tf.Tensor];
       const g = dy as tf.Tensor;
       // The weight side, a^T dy: on wasm our SIMD kernel reads a transposed in place (matmul.ts).
-      return [tf.matMul(g, swapLast(sb)), matMulTransposedA(sa, g) ?? tf.matMul(swapLast(sa), g)];
+      return [product(g, swapLast(sb)), matMulTransposedA(sa, g) ?? tf.matMul(swapLast(sa), g)];
     },
   };
 }) as (a: tf.Tensor, b: tf.Tensor) => tf.Tensor;
+
+/** a @ b: 2-D products by our SIMD gemm on wasm where it runs with fused multiply-adds (matmul.ts), else stock. */
+function product(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
+  return (a.rank === 2 && b.rank === 2 && matMulSimd(a as tf.Tensor2D, b as tf.Tensor2D)) || tf.matMul(a, b);
+}
 
 /** Swaps the last two axes. */
 export function swapLast(x: tf.Tensor): tf.Tensor {

@@ -1,6 +1,6 @@
 /**
- * Our SIMD a @ b (+ bias) for the frozen weights' products (matmul.ts matMulSimd, through ops.ts's
- * dense and matmulFrozen) against the stock composition on the cpu backend: values and the input's
+ * Our SIMD a @ b (+ bias) for 2-D products (matmul.ts matMulSimd, through ops.ts's dense and
+ * matmulFrozen for frozen weights, bmm's value and input gradient for trainable ones) against the stock composition on the cpu backend: values and the input's
  * gradient, with and without a bias, shapes the 4 x 8 tile does not divide (the stock route), the
  * switch by name, and no leaked tensors. Runs with relaxed SIMD on (Node 20's V8 has it behind a
  * flag, set here before our module is first compiled; Node 22+ and Chromium 114+ have it by default):
@@ -10,7 +10,7 @@ import v8 from 'node:v8';
 import { describe, it, expect, beforeAll } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { initNodeBackend } from '../../backend/node';
-import { dense, matmulFrozen, newVariable } from '../../model/ops';
+import { bmm, dense, matmulFrozen, newVariable } from '../../model/ops';
 import { relaxedSimd } from './emit';
 import { fmaOn, RELAXED_SIMD, setWasmKernels } from './heap';
 import { MATMUL, matMulSimd } from './matmul';
@@ -80,6 +80,28 @@ describe('SIMD a @ b for frozen weights on wasm', () => {
       );
       expect(maxDiff(cpu[0]!, wasm[0]!)).toBeLessThan(2e-5 * Math.sqrt(I));
       expect(maxDiff(cpu[1]!, wasm[1]!)).toBeLessThan(2e-5 * Math.sqrt(O));
+    });
+  }
+
+  for (const [N, I, O] of [
+    [1024, 96, 8], // LoRA A: x A^T
+    [1024, 8, 288], // LoRA B: (x A) B^T
+    [64, 96, 384], // a full weight
+    [10, 6, 5], // the stock route
+  ] as const) {
+    it(`trainable x [${N}, ${I}] @ w [${I}, ${O}] (bmm): value and both gradients match cpu`, async () => {
+      const [cpu, wasm] = await onBoth(() =>
+        tf.tidy(() => {
+          const x = tf.randomNormal([N, I], 0, 1, 'float32', 3);
+          const w = tf.randomNormal([I, O], 0, 1, 'float32', 4);
+          const dy = tf.randomNormal([N, O], 0, 1, 'float32', 5);
+          const gs = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(bmm(a, b), dy)))([x, w]);
+          return [bmm(x, w), ...gs].map((g) => g.dataSync().slice());
+        }),
+      );
+      expect(maxDiff(cpu[0]!, wasm[0]!)).toBeLessThan(2e-5 * Math.sqrt(I));
+      expect(maxDiff(cpu[1]!, wasm[1]!)).toBeLessThan(2e-5 * Math.sqrt(O));
+      expect(maxDiff(cpu[2]!, wasm[2]!)).toBeLessThan(2e-5 * Math.sqrt(N));
     });
   }
 
