@@ -52,9 +52,10 @@ export function matMulTransposedA(a: tf.Tensor, b: tf.Tensor): tf.Tensor2D | nul
 export const MATMUL = 'PeftLabMatMul';
 
 /**
- * a [M, K] @ b [K, N] (+ bias [N]) as one call of our SIMD gemm, for the frozen weights' products
- * (ops.ts matmulFrozen and dense: the forward x W, the input gradient dy W^T with W^T transposed
- * explicitly, the tied LM head both ways).
+ * a [M, K] @ b [K, N] (+ bias [N]) as one call of our SIMD gemm, for the model's 2-D products
+ * (ops.ts: matmulFrozen and dense for frozen weights, the forward x W, the input gradient dy W^T
+ * with W^T transposed explicitly, the tied LM head both ways; bmm's value and input gradient for
+ * trainable ones).
  *
  * Why: where the engine has relaxed SIMD (Chromium 114+, Node 22+; emit.ts relaxedSimd) our gemm
  * accumulates by fused multiply-adds, which tfjs-wasm 4.22's XNNPACK build does not use: on
