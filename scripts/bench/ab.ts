@@ -8,6 +8,8 @@
  * and the LoRA step / forward ratio of both.
  *   e.g. --off PeftLabCausalAttention,PeftLabGeluSimd,PeftLabCrossEntropyGradSimd,PeftLabMatMulTA,PeftLabNormSimd
  *   --off PeftLab,Identity   every kernel of ours off (Identity is our sharing Identity, identity.ts)
+ *   --off PeftLabRelaxedSimd,PeftLabMatMul   our gemms without fused multiply-adds, and the frozen
+ *     weights' products by XNNPACK (matmul.ts matMulSimd runs only with them)
  *
  * `--model smollm2 [--layers 4] [--vocab 8192] [--batch 1] [--seq 128]`: the same over SmolLM2-135M's
  * layer shape instead (bench/smollm2.ts: 576 wide, 9 query heads on 3 key/value heads of 64,
@@ -15,11 +17,13 @@
  * seconds, and its LoRA (q_proj, v_proj, r 8) as the step.
  *   e.g. --model smollm2 --off PeftLabCausalAttentionGqa
  */
+import v8 from 'node:v8';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import { initNodeBackend } from '../../src/lib/backend/node';
+import { relaxedSimd } from '../../src/lib/kernels/wasm/emit';
 import { setWasmKernels } from '../../src/lib/kernels/wasm/heap';
 import { parseModelConfig } from '../../src/lib/model/family';
 import { lmLogits } from '../../src/lib/model/heads';
@@ -51,7 +55,11 @@ const off = (f.off ?? '').split(',').filter(Boolean);
 if (off.length === 0)
   throw new Error('--off: name at least one kernel (prefix) to switch off, e.g. PeftLabNormSimd');
 const rounds = Number(f.rounds ?? 12);
+// Relaxed SIMD as in Chromium 114+ and Node 22+ (Node 20's V8 has it behind this flag; set before
+// our module is first compiled, which is lazy). --off PeftLabRelaxedSimd compares without it.
+v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
 await initNodeBackend('wasm');
+console.log(`relaxed SIMD (fused multiply-add in our gemms): ${relaxedSimd() ? 'yes' : 'no'}`);
 
 /** Forward and LoRA step jobs on SmolLM2-135M's layer shape (see the header). */
 function smolJobs(): Job[] {

@@ -16,7 +16,7 @@ import { fusedNormsOn, normBackward, normForward } from '../kernels/wasm/norms';
 import { shareIdentityOnWasm } from '../kernels/wasm/identity';
 import { fusedGelu, sumRows } from '../kernels/wasm/elementwise';
 import { gatherRows, scatterAddRows } from '../kernels/wasm/gather';
-import { matMulTransposedA } from '../kernels/wasm/matmul';
+import { matMulSimd, matMulTransposedA } from '../kernels/wasm/matmul';
 import { crossEntropyGrad, crossEntropyRows, fusedCrossEntropyOn } from '../kernels/wasm/cross-entropy';
 
 /** True when `w` is a variable the optimizer does not update: its weight gradient is skipped. */
@@ -34,11 +34,18 @@ export function matmulFrozen(x: tf.Tensor2D, w: tf.Tensor2D, wT?: tf.Tensor2D): 
   const f = tf.customGrad((xi, save) => {
     (save as tf.GradSaveFunc)([]);
     return {
-      value: tf.matMul(xi as tf.Tensor2D, w),
-      gradFunc: (dy) => tf.matMul(dy as tf.Tensor2D, wT ?? tf.transpose(w)),
+      value: frozenProduct(xi as tf.Tensor2D, w),
+      gradFunc: (dy) => frozenProduct(dy as tf.Tensor2D, wT ?? tf.transpose(w)),
     };
   }) as (x: tf.Tensor2D) => tf.Tensor2D;
   return f(x);
+}
+
+/** a @ b (+ bias) by our SIMD gemm on wasm where it runs with fused multiply-adds (matmul.ts), else stock. */
+function frozenProduct(a: tf.Tensor2D, b: tf.Tensor2D, bias?: tf.Tensor1D): tf.Tensor2D {
+  const ours = matMulSimd(a, b, bias);
+  if (ours) return ours;
+  return bias ? (tf.fused.matMul({ a, b, bias }) as tf.Tensor2D) : tf.matMul(a, b);
 }
 
 /** x [N, in] @ w [in, out]: picks the frozen path when w is a non-trainable variable. */
@@ -52,15 +59,20 @@ export const bmm = tf.customGrad((a, b, save) => {
   const y = b as tf.Tensor;
   (save as tf.GradSaveFunc)([x, y]);
   return {
-    value: tf.matMul(x, y),
+    value: product(x, y),
     gradFunc: (dy, saved) => {
       const [sa, sb] = saved as [tf.Tensor, tf.Tensor];
       const g = dy as tf.Tensor;
       // The weight side, a^T dy: on wasm our SIMD kernel reads a transposed in place (matmul.ts).
-      return [tf.matMul(g, swapLast(sb)), matMulTransposedA(sa, g) ?? tf.matMul(swapLast(sa), g)];
+      return [product(g, swapLast(sb)), matMulTransposedA(sa, g) ?? tf.matMul(swapLast(sa), g)];
     },
   };
 }) as (a: tf.Tensor, b: tf.Tensor) => tf.Tensor;
+
+/** a @ b: 2-D products by our SIMD gemm on wasm where it runs with fused multiply-adds (matmul.ts), else stock. */
+function product(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
+  return (a.rank === 2 && b.rank === 2 && matMulSimd(a as tf.Tensor2D, b as tf.Tensor2D)) || tf.matMul(a, b);
+}
 
 /** Swaps the last two axes. */
 export function swapLast(x: tf.Tensor): tf.Tensor {
@@ -78,8 +90,8 @@ export function dense(x: tf.Tensor2D, w: tf.Tensor2D, b?: tf.Tensor1D): tf.Tenso
     const f = tf.customGrad((xi, save) => {
       (save as tf.GradSaveFunc)([]);
       return {
-        value: tf.fused.matMul({ a: xi as tf.Tensor2D, b: w, bias: b }) as tf.Tensor2D,
-        gradFunc: (dy) => tf.matMul(dy as tf.Tensor2D, tf.transpose(w)),
+        value: frozenProduct(xi as tf.Tensor2D, w, b),
+        gradFunc: (dy) => frozenProduct(dy as tf.Tensor2D, tf.transpose(w)),
       };
     }) as (x: tf.Tensor2D) => tf.Tensor2D;
     return f(x);

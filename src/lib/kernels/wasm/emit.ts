@@ -69,6 +69,8 @@ const SIMD = {
   f32x4Max: 0xe9,
   i32x4TruncSatF32x4S: 0xf8,
   f32x4Sqrt: 0xe3,
+  /** Relaxed SIMD proposal (WebAssembly 3.0): a * b + c, fused or not as the engine chooses. */
+  f32x4RelaxedMadd: 0x105,
 } as const;
 
 /**
@@ -170,6 +172,14 @@ export class Body {
   vMul(): this {
     return this.simd(SIMD.f32x4Mul);
   }
+  /**
+   * a b + c of the three f32x4 on the stack (a, b, c in that order): relaxed SIMD's f32x4.relaxed_madd,
+   * one FMA instruction where the CPU has one, or a mul then an add (its rounding is the engine's
+   * choice). Emit it only where `relaxedSimd()` says the engine validates it.
+   */
+  vMadd(): this {
+    return this.simd(SIMD.f32x4RelaxedMadd);
+  }
   vDiv(): this {
     return this.simd(SIMD.f32x4Div);
   }
@@ -241,6 +251,33 @@ export class Body {
     const body = [...vec(runs), ...this.code, 0x0b];
     return [...uleb(body.length), ...body];
   }
+}
+
+let relaxed: boolean | undefined;
+
+/**
+ * Whether this engine validates relaxed SIMD (f32x4.relaxed_madd): Chromium 114 and later by default;
+ * Node 20's V8 (11.3) only with --experimental-wasm-relaxed-simd, Node 22 and later by default.
+ * Decided once, on a module of one function `(v128, v128, v128) -> v128` that is one relaxed_madd.
+ */
+export function relaxedSimd(): boolean {
+  if (relaxed === undefined) {
+    const f = new Body([V128, V128, V128]);
+    f.get(0).get(1).get(2).vMadd();
+    const bytes = [
+      ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
+      ...[0x01, 0x08, 0x01, 0x60, 0x03, V128, V128, V128, 0x01, V128], // type (v128 x3) -> v128
+      ...[0x03, 0x02, 0x01, 0x00], // one function of type 0
+    ];
+    const body = f.encode();
+    bytes.push(0x0a, ...uleb(body.length + 1), 0x01, ...body);
+    try {
+      relaxed = WebAssembly.validate(new Uint8Array(bytes));
+    } catch {
+      relaxed = false;
+    }
+  }
+  return relaxed;
 }
 
 export interface FunctionDef {

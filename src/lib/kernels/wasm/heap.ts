@@ -13,6 +13,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { wasmBackendName } from '../../model/wasm-kernels';
+import { relaxedSimd } from './emit';
 import { simdKernels, type SimdKernels } from './simd';
 
 export interface WasmBackendHeap {
@@ -60,6 +61,17 @@ export function setWasmKernels(on: boolean | ((kernelName: string) => boolean)):
 /** Whether our kernel `kernelName` is switched on (setWasmKernels). */
 export function wasmKernelOn(kernelName: string): boolean {
   return enabled(kernelName);
+}
+
+/**
+ * Not a kernel but a switch under the same names (setWasmKernels, ab.ts --off): our gemms accumulate
+ * by relaxed SIMD's fused multiply-add (simd.ts) where the engine has it, unless this is off.
+ */
+export const RELAXED_SIMD = 'PeftLabRelaxedSimd';
+
+/** Whether our gemms run with fused multiply-adds: the engine has relaxed SIMD and RELAXED_SIMD is on. */
+export function fmaOn(): boolean {
+  return relaxedSimd() && enabled(RELAXED_SIMD);
 }
 
 /**
@@ -112,7 +124,7 @@ export interface Ready {
 export function simdOn(backend: unknown): Ready | null {
   const be = backend as WasmInternals;
   const memory = be.wasm?.asm?.memory ?? be.wasm?.wasmMemory;
-  const k = memory ? simdKernels(memory) : null;
+  const k = memory ? simdKernels(memory, fmaOn()) : null;
   return k && be.wasm ? { be: { wasm: be.wasm, dataIdMap: be.dataIdMap }, k } : null;
 }
 

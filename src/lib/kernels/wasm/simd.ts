@@ -9,9 +9,11 @@
  * separate passes. These kernels do only the lower triangle and keep each head's working set
  * (about 100 KB at T 128) in cache; attention.ts composes them.
  *
- *   gemm      C[m, n] = alpha sum_k A(m, k) B[k, n]: A read as scalars with any strides (so A^T
- *             costs nothing), B and C rows contiguous; register tile 4 rows x 8 columns (8 f32x4
- *             accumulators). M % 4 == 0, N % 8 == 0. Causal ranges per 4-row tile:
+ *   gemm      C[m, n] = alpha sum_k A(m, k) B[k, n] (+ bias[n]): A read as scalars with any strides
+ *             (so A^T costs nothing), B and C rows contiguous; register tile 4 rows x 8 columns (8 f32x4
+ *             accumulators), each step a mul and an add, or where the engine has relaxed SIMD one
+ *             relaxed_madd (an FMA on x86-64 with FMA3 and on ARM64: about 1.4x the mul + add gemm's
+ *             rate here, 38-45 GFLOP/s against 26-30). M % 4 == 0, N % 8 == 0. Causal ranges per 4-row tile:
  *             kmode 1: k < m0 + 4 (A is zero above its diagonal: P V, dS K);
  *             kmode 2: k >= m0   (A^T of a lower-triangular matrix: dS^T Q, P^T dY);
  *             nmode 1: n < ceil8(m0 + 4), the rest of the tile's rows written as zeros (Q K^T).
@@ -40,11 +42,11 @@ import { Body, emitModule, F32, I32, V128 } from './emit';
  * Rows outside stream all of B once per 4 rows of C: a weight gradient x^T dy of peftlab-s's LM
  * head (B = dy [1024, 2048], 8 MB) read it 24 times from memory and ran at about 4 GFLOP/s.
  */
-function gemm(panels = false): Body {
-  const [M, N, K, A, sam, sak, B, sbk, C, scm, alpha, kmode, nmode] = [
-    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+function gemm(panels = false, fma = false): Body {
+  const [M, N, K, A, sam, sak, B, sbk, C, scm, alpha, kmode, nmode, bias] = [
+    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
   ];
-  const f = new Body([I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, F32, I32, I32]);
+  const f = new Body([I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, F32, I32, I32, I32]);
   const m0 = f.local(I32);
   const n0 = f.local(I32);
   const k = f.local(I32);
@@ -62,6 +64,7 @@ function gemm(panels = false): Body {
   const b1 = f.local(V128);
   const a = f.local(V128);
   const va = f.local(V128);
+  const bv = [f.local(V128), f.local(V128)];
   f.get(alpha).splat().set(va);
   f.get(sam).get(sam).add().set(sam2);
   f.get(sam2).get(sam).add().set(sam3);
@@ -83,18 +86,11 @@ function gemm(panels = false): Body {
           const off = rowOff[r];
           if (off !== null && off !== undefined) f.get(off).add();
           f.f32Load().splat().set(a);
-          f.get(acc[2 * r]!)
-            .get(a)
-            .get(b0)
-            .vMul()
-            .vAdd()
-            .set(acc[2 * r]!);
-          f.get(acc[2 * r + 1]!)
-            .get(a)
-            .get(b1)
-            .vMul()
-            .vAdd()
-            .set(acc[2 * r + 1]!);
+          for (const [j, bj] of [b0, b1].entries()) {
+            const c = acc[2 * r + j]!;
+            if (fma) f.get(a).get(bj).get(c).vMadd().set(c);
+            else f.get(c).get(a).get(bj).vMul().vAdd().set(c);
+          }
         }
         f.inc(pa, () => f.get(sak));
         f.inc(pb, () => f.get(sbk));
@@ -102,17 +98,22 @@ function gemm(panels = false): Body {
       },
     );
     f.get(C).get(m0).get(scm).mul().add().get(n0).i32(4).mul().add().set(pc);
+    // The bias's 8 columns (bias 0: none, zeros).
+    for (const v of bv) f.vSplatConst(0).set(v);
+    f.get(bias).when(() => {
+      f.get(bias).get(n0).i32(4).mul().add().vLoad().set(bv[0]!);
+      f.get(bias).get(n0).i32(4).mul().add().vLoad(16).set(bv[1]!);
+    });
     for (let r = 0; r < 4; r++) {
-      f.get(pc)
-        .get(acc[2 * r]!)
-        .get(va)
-        .vMul()
-        .vStore();
-      f.get(pc)
-        .get(acc[2 * r + 1]!)
-        .get(va)
-        .vMul()
-        .vStore(16);
+      for (const j of [0, 1]) {
+        f.get(pc)
+          .get(acc[2 * r + j]!)
+          .get(va)
+          .vMul()
+          .get(bv[j]!)
+          .vAdd()
+          .vStore(16 * j);
+      }
       if (r < 3) f.inc(pc, () => f.get(scm));
     }
   };
@@ -703,6 +704,8 @@ export interface SimdKernels {
     alpha: number,
     kmode: number,
     nmode: number,
+    /** Byte offset of N floats added to every row of C after alpha; 0 or left out: none (a wasm i32 argument left out is 0). */
+    bias?: number,
   ): void;
   /** gemm's plain case (kmode, nmode 0) by column panels: the same arguments, kmode and nmode ignored. */
   gemmPanels(
@@ -719,6 +722,7 @@ export interface SimdKernels {
     alpha: number,
     kmode: number,
     nmode: number,
+    bias?: number,
   ): void;
   softmax(S: number, T: number): void;
   dsoftmax(P: number, dP: number, T: number): void;
@@ -793,8 +797,8 @@ export interface SimdKernels {
   ): void;
 }
 
-const bytes = new Map<number | undefined, Uint8Array<ArrayBuffer>>();
-const instances = new WeakMap<WebAssembly.Memory, SimdKernels | null>();
+const bytes = new Map<string, Uint8Array<ArrayBuffer>>();
+const instances = new WeakMap<WebAssembly.Memory, Map<boolean, SimdKernels | null>>();
 
 /**
  * The maximum our shared-memory variant declares: wasm32's 4 GiB (65536 pages of 64 KiB), which is
@@ -803,14 +807,18 @@ const instances = new WeakMap<WebAssembly.Memory, SimdKernels | null>();
  */
 export const THREADED_HEAP_MAX_PAGES = 65536;
 
-/** The module's bytes (built once per memory kind): unshared, or shared with `sharedMaxPages`. */
-export function simdModuleBytes(sharedMaxPages?: number): Uint8Array<ArrayBuffer> {
-  let b = bytes.get(sharedMaxPages);
+/**
+ * The module's bytes (built once per variant): unshared, or shared with `sharedMaxPages`; with `fma`
+ * the gemms accumulate by relaxed SIMD's relaxed_madd (emit.ts vMadd; only where relaxedSimd()).
+ */
+export function simdModuleBytes(sharedMaxPages?: number, fma = false): Uint8Array<ArrayBuffer> {
+  const key = `${sharedMaxPages}/${fma}`;
+  let b = bytes.get(key);
   if (!b) {
     b = emitModule(
       [
-        { name: 'gemm', body: gemm(), results: [] },
-        { name: 'gemmPanels', body: gemm(true), results: [] },
+        { name: 'gemm', body: gemm(false, fma), results: [] },
+        { name: 'gemmPanels', body: gemm(true, fma), results: [] },
         { name: 'softmax', body: softmax(), results: [] },
         { name: 'dsoftmax', body: dsoftmax(), results: [] },
         { name: 'copy', body: copy(), results: [] },
@@ -826,28 +834,31 @@ export function simdModuleBytes(sharedMaxPages?: number): Uint8Array<ArrayBuffer
       ],
       sharedMaxPages,
     );
-    bytes.set(sharedMaxPages, b);
+    bytes.set(key, b);
   }
   return b;
 }
 
 /**
- * Our kernels over `memory` (instantiated once per memory, synchronously: the module is a few KB),
- * or null where they cannot run (no WebAssembly SIMD). A shared memory (the threaded build) takes
- * the variant whose import is declared shared with wasm32's largest maximum, which accepts any
- * shared memory's (import matching: the memory's maximum at most the declared one). Our kernels
- * run on the calling thread only, between tfjs kernels, so a shared heap needs no atomics here.
+ * Our kernels over `memory` (instantiated once per memory and variant, synchronously: the module is
+ * a few KB), or null where they cannot run (no WebAssembly SIMD, or `fma` where the engine has no
+ * relaxed SIMD). A shared memory (the threaded build) takes the variant whose import is declared
+ * shared with wasm32's largest maximum, which accepts any shared memory's (import matching: the
+ * memory's maximum at most the declared one). Our kernels run on the calling thread only, between
+ * tfjs kernels, so a shared heap needs no atomics here.
  */
-export function simdKernels(memory: WebAssembly.Memory): SimdKernels | null {
-  if (instances.has(memory)) return instances.get(memory)!;
+export function simdKernels(memory: WebAssembly.Memory, fma = false): SimdKernels | null {
+  let byVariant = instances.get(memory);
+  if (!byVariant) instances.set(memory, (byVariant = new Map()));
+  if (byVariant.has(fma)) return byVariant.get(fma)!;
   const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
   let k: SimdKernels | null;
   try {
-    const mod = new WebAssembly.Module(simdModuleBytes(shared ? THREADED_HEAP_MAX_PAGES : undefined));
+    const mod = new WebAssembly.Module(simdModuleBytes(shared ? THREADED_HEAP_MAX_PAGES : undefined, fma));
     k = new WebAssembly.Instance(mod, { env: { memory } }).exports as unknown as SimdKernels;
   } catch {
     k = null;
   }
-  instances.set(memory, k);
+  byVariant.set(fma, k);
   return k;
 }
