@@ -160,7 +160,9 @@ export class Gpt2Model extends DecoderWeights implements DecoderModel {
     const w = this.w(`${p}.weight`) as tf.Tensor2D;
     const fused = hook?.fused && fusedKernelsOn() ? hook.fused(xin, w, b, ctx) : null;
     if (fused) return fused;
-    const base = dense(xin, w, b);
+    // A frozen layer on WebGPU: our tiled product, dx in one dispatch (stock: a transpose and a matMul).
+    const ours = fusedKernelsOn() && isFrozen(w) && isFrozen(b);
+    const base = ours ? frozenLinear(xin, w, b) : dense(xin, w, b);
     return hook ? hook.apply(xin, base, ctx) : base;
   }
 
@@ -308,9 +310,9 @@ export class Gpt2Model extends DecoderWeights implements DecoderModel {
       // No hook on c_fc: its bias rides in the GELU kernel (x W, then gelu_new(. + b) in one pass).
       const b = this.w(`${fc}.bias`) as tf.Tensor1D;
       const half = this.halves.get(`${fc}.weight`);
-      const xw: tf.Tensor2D = half
-        ? frozenLinear(x, half)
-        : tf.matMul(x, this.w(`${fc}.weight`) as tf.Tensor2D);
+      const wfc = half ?? (this.w(`${fc}.weight`) as tf.Tensor2D);
+      const xw: tf.Tensor2D =
+        half || isFrozen(wfc as tf.Tensor2D) ? frozenLinear(x, wfc) : tf.matMul(x, wfc as tf.Tensor2D);
       const up = biasGelu(xw, b, !isFrozen(b)); // [B*T, inner]
       const down = this.linear(layer, 'mlp.c_proj', up, ctx); // [B*T, C]
       return tf.reshape(down, [B, T, C]) as tf.Tensor3D;

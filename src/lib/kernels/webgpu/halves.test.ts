@@ -112,6 +112,16 @@ describe.skipIf(!gpu)('f16 halves on webgpu', () => {
     const stockHalf = await onBackend('cpu', run(false, d.wHalf));
     const stockF32 = await onBackend('cpu', run(false, d.w));
     const ours = await onBackend('webgpu', run(true, d.w));
+    // frozenLinear also takes an f32 W (the frozen layers without an adapter when weightsF16 is off).
+    const oursF32 = await onBackend('webgpu', () => {
+      const x = tf.tensor2d(d.x, [n, din]);
+      const bias = tf.tensor1d(d.bias);
+      const w = tf.tensor2d(d.w, [din, dout]);
+      const f = (xi: tf.Tensor2D) => frozenLinear(xi, w, bias);
+      return [f(x), tf.grads((xi) => weightedSum(f(xi as tf.Tensor2D), 9))([x])[0]!];
+    });
+    for (let i = 0; i < 2; i++)
+      expect(maxRelError(oursF32[i]!, stockF32[i]!), ['y', 'dx'][i]).toBeLessThan(1e-5);
     for (let i = 0; i < 2; i++) {
       // Same weights, f32 arithmetic on both sides: only the order of the sums differs.
       expect(maxRelError(ours[i]!, stockHalf[i]!), ['y', 'dx'][i]).toBeLessThan(1e-5);

@@ -155,11 +155,9 @@ export function registerHalves(): void {
       ],
     );
   });
-  const op = (t: Info, a: Shape, transpose: boolean) => ({
-    t,
-    transpose,
-    halves: [a.rows, a.cols] as [number, number],
-  });
+  // rows 0: W is a plain f32 matrix (frozenLinear serves both).
+  const op = (t: Info, a: Shape, transpose: boolean) =>
+    a.rows ? { t, transpose, halves: [a.rows, a.cols] as [number, number] } : { t, transpose };
   reg(HALF_LINEAR_Y, (i, be, a) =>
     fusedMatMul(be, { a1: { t: i.x!, transpose: false }, b1: op(i.w!, a, false), alpha1: 1, bias: i.bias }),
   );
@@ -188,11 +186,13 @@ export function unpackHalves(w: HalfMatrix): tf.Tensor2D {
 }
 
 /**
- * x [N, in] W [in, out] (+ bias [out]) with W frozen as halves: the gradient is dx = dy W^T only
- * (neither W nor the bias is given a gradient; a bias that trains is added by the caller instead).
- * One dispatch each way on webgpu, reading W's halves in place; elsewhere W is unpacked first.
+ * x [N, in] W [in, out] (+ bias [out]) with W frozen, as halves or f32: the gradient is dx = dy W^T
+ * only (neither W nor the bias is given a gradient; a bias that trains is added by the caller
+ * instead). One dispatch each way on webgpu (program.ts fusedMatMul, W read in place, transposed in
+ * place for dx); elsewhere stock ops, halves unpacked first.
  */
-export function frozenLinear(x: tf.Tensor2D, w: HalfMatrix, bias?: tf.Tensor1D): tf.Tensor2D {
+export function frozenLinear(x: tf.Tensor2D, w: HalfMatrix | tf.Tensor2D, bias?: tf.Tensor1D): tf.Tensor2D {
+  if (!(w instanceof HalfMatrix)) return frozenLinearF32(x, w, bias);
   if (!onWebGpu()) {
     // The unpacked W belongs to the caller's scope (the backward reads it after this returns).
     const wf = unpackHalves(w);
@@ -206,15 +206,34 @@ export function frozenLinear(x: tf.Tensor2D, w: HalfMatrix, bias?: tf.Tensor1D):
     }) as (x: tf.Tensor) => tf.Tensor2D;
     return f(x);
   }
+  return frozenLinearOnGpu(x, w.packed, shapeAttrs(w), bias);
+}
+
+function frozenLinearF32(x: tf.Tensor2D, w: tf.Tensor2D, bias?: tf.Tensor1D): tf.Tensor2D {
+  if (!onWebGpu()) {
+    const f = tf.customGrad((xi, save) => {
+      (save as tf.GradSaveFunc)([]);
+      const y = tf.matMul(xi as tf.Tensor2D, w) as tf.Tensor2D;
+      return {
+        value: bias ? (tf.add(y, bias) as tf.Tensor2D) : y,
+        gradFunc: (dy) => tf.matMul(dy as tf.Tensor2D, w, false, true),
+      };
+    }) as (x: tf.Tensor) => tf.Tensor2D;
+    return f(x);
+  }
+  return frozenLinearOnGpu(x, w, { rows: 0, cols: 0 }, bias);
+}
+
+/** W (packed words, or f32 with rows 0) enters through the closure: no gradient is asked of it. */
+function frozenLinearOnGpu(x: tf.Tensor2D, w: tf.Tensor, attrs: Shape, bias?: tf.Tensor1D): tf.Tensor2D {
   registerHalves();
-  const attrs = shapeAttrs(w);
   const f = tf.customGrad((xi, save) => {
     (save as tf.GradSaveFunc)([]);
-    const inputs: Record<string, tf.Tensor> = { x: xi as tf.Tensor, w: w.packed };
+    const inputs: Record<string, tf.Tensor> = { x: xi as tf.Tensor, w };
     if (bias) inputs.bias = bias;
     return {
       value: runKernel(HALF_LINEAR_Y, inputs, attrs) as tf.Tensor2D,
-      gradFunc: (dy) => runKernel(HALF_LINEAR_DX, { dy: dy as tf.Tensor, w: w.packed }, attrs),
+      gradFunc: (dy) => runKernel(HALF_LINEAR_DX, { dy: dy as tf.Tensor, w }, attrs),
     };
   }) as (x: tf.Tensor) => tf.Tensor2D;
   return f(x);
