@@ -27,6 +27,7 @@ import { causalAttentionPacked } from '../kernels/webgpu/attention';
 import { simdCausalAttention } from '../kernels/wasm/attention';
 import { biasGelu } from '../kernels/webgpu/bias-gelu';
 import { layerNorm as fusedLayerNorm } from '../kernels/webgpu/layer-norm';
+import { frozenLinear, type HalfMatrix } from '../kernels/webgpu/halves';
 import { InternalError, SettingsError } from '../errors';
 import type { DecoderModel } from './decoder';
 import { DecoderWeights } from './decoder-weights';
@@ -47,9 +48,15 @@ export interface LinearHook {
   /**
    * The whole layer, x W + b and the hook, as one fused kernel (WebGPU only: linear() asks only when
    * our kernels are on). Returns null where the kernel does not fit this call (merged weights,
-   * active dropout, ...), and linear() then runs dense and `apply` as everywhere else.
+   * active dropout, ...), and linear() then runs dense and `apply` as everywhere else. W is frozen
+   * f32 or, under weightsF16, frozen halves.
    */
-  fused?(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D, ctx: ForwardContext): tf.Tensor2D | null;
+  fused?(
+    x: tf.Tensor2D,
+    w: tf.Tensor2D | HalfMatrix,
+    b: tf.Tensor1D,
+    ctx: ForwardContext,
+  ): tf.Tensor2D | null;
 }
 
 /** Per-call state handed to hooks. */
@@ -128,16 +135,34 @@ export class Gpt2Model extends DecoderWeights implements DecoderModel {
     return embed(this.w('wte.weight') as tf.Tensor2D, ids) as tf.Tensor3D;
   }
 
+  /** weightsF16 holds every block's linear-layer matrices as halves (linear() and mlp() read them). */
+  protected override halfKeys(): string[] {
+    const modules: LinearModule[] = ['attn.c_attn', 'attn.c_proj', 'mlp.c_fc', 'mlp.c_proj'];
+    return Array.from({ length: this.config.nLayer }, (_, i) =>
+      modules.map((m) => `h.${i}.${m}.weight`),
+    ).flat();
+  }
+
   /** One named linear layer on x [N, in], with its hook if any. */
   linear(layer: number, module: LinearModule, x: tf.Tensor2D, ctx: ForwardContext): tf.Tensor2D {
     const p = `h.${layer}.${module}`;
     const hook = this.hooks.get(p);
     const xin = hook?.input ? hook.input(x, ctx) : x;
-    const w = this.w(`${p}.weight`) as tf.Tensor2D;
     const b = this.w(`${p}.bias`) as tf.Tensor1D;
+    const half = this.halves.get(`${p}.weight`);
+    if (half) {
+      // weightsF16: W is read as halves in place, by the hook's fused kernel or by frozenLinear.
+      const fusedHalf = hook?.fused && fusedKernelsOn() ? hook.fused(xin, half, b, ctx) : null;
+      if (fusedHalf) return fusedHalf;
+      const base = isFrozen(b) ? frozenLinear(xin, half, b) : tf.add(frozenLinear(xin, half), b);
+      return hook ? hook.apply(xin, base as tf.Tensor2D, ctx) : (base as tf.Tensor2D);
+    }
+    const w = this.w(`${p}.weight`) as tf.Tensor2D;
     const fused = hook?.fused && fusedKernelsOn() ? hook.fused(xin, w, b, ctx) : null;
     if (fused) return fused;
-    const base = dense(xin, w, b);
+    // A frozen layer on WebGPU: our tiled product, dx in one dispatch (stock: a transpose and a matMul).
+    const ours = fusedKernelsOn() && isFrozen(w) && isFrozen(b);
+    const base = ours ? frozenLinear(xin, w, b) : dense(xin, w, b);
     return hook ? hook.apply(xin, base, ctx) : base;
   }
 
@@ -284,7 +309,11 @@ export class Gpt2Model extends DecoderWeights implements DecoderModel {
     if (fusedKernelsOn() && !this.hooks.has(fc)) {
       // No hook on c_fc: its bias rides in the GELU kernel (x W, then gelu_new(. + b) in one pass).
       const b = this.w(`${fc}.bias`) as tf.Tensor1D;
-      const up = biasGelu(tf.matMul(x, this.w(`${fc}.weight`) as tf.Tensor2D), b, !isFrozen(b)); // [B*T, inner]
+      const half = this.halves.get(`${fc}.weight`);
+      const wfc = half ?? (this.w(`${fc}.weight`) as tf.Tensor2D);
+      const xw: tf.Tensor2D =
+        half || isFrozen(wfc as tf.Tensor2D) ? frozenLinear(x, wfc) : tf.matMul(x, wfc as tf.Tensor2D);
+      const up = biasGelu(xw, b, !isFrozen(b)); // [B*T, inner]
       const down = this.linear(layer, 'mlp.c_proj', up, ctx); // [B*T, C]
       return tf.reshape(down, [B, T, C]) as tf.Tensor3D;
     }

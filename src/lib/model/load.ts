@@ -6,7 +6,7 @@
  * are transposed to [in, out] on load. F32, F16 and BF16 load as float32.
  */
 import * as tf from '@tensorflow/tfjs';
-import { WeightsMismatchError } from '../errors';
+import { SettingsError, WeightsMismatchError } from '../errors';
 import { parseSafetensorsHeader, readTensorAsFloat32, writeSafetensors } from '../io/safetensors';
 import type { TensorToWrite } from '../io/safetensors';
 import type { TensorInfo } from '../io/safetensors';
@@ -158,6 +158,12 @@ export async function saveGpt2(
   model: Gpt2Model,
   dtype: 'F32' | 'F16' = 'F32',
 ): Promise<{ config: string; weights: Uint8Array }> {
+  if (model.weightsF16) {
+    // Halves are not in `weights`: a file written now would lack them.
+    throw new SettingsError(
+      'the model holds weights as f16 halves (weightsF16): unpack them (unpackWeightsF16) before saving the model',
+    );
+  }
   const tensors = new Map<string, TensorToWrite>();
   for (const [name, v] of model.weights) {
     tensors.set(`transformer.${name}`, { dtype, shape: v.shape, data: (await v.data()) as Float32Array });

@@ -21,7 +21,7 @@ function inputs() {
 
 describe.skipIf(!gpu)('loraLinear on webgpu', () => {
   it('matches the stock composition on cpu: values and the gradients of x, A and B', async () => {
-    const run = (f: typeof loraLinear) => () => {
+    const run = (f: typeof loraLinearStock) => () => {
       const { x, w, bias, a, b } = inputs();
       const y = f(x, w, bias, a, b, scale);
       const g = tf.grads((xi, ai, bi) =>
@@ -38,13 +38,13 @@ describe.skipIf(!gpu)('loraLinear on webgpu', () => {
   it('takes 2 dispatches forward and 4 backward, fewer than stock', async () => {
     await tf.setBackend('webgpu');
     const { x, w, bias, a, b } = inputs();
-    const fwd = async (f: typeof loraLinear) => {
+    const fwd = async (f: typeof loraLinearStock) => {
       const { result, counts } = await countDispatches(() => f(x, w, bias, a, b, scale));
       result.dispose();
       return counts.dispatches;
     };
     // Forward and backward together, minus the loss's own ops (the same on both sides).
-    const step = async (f: typeof loraLinear) => {
+    const step = async (f: typeof loraLinearStock) => {
       const { result, counts } = await countDispatches(() =>
         tf.grads((xi, ai, bi) => f(xi as tf.Tensor2D, w, bias, ai as tf.Tensor2D, bi as tf.Tensor2D, scale))([
           x,

@@ -14,7 +14,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
-import { fusedMatMul, onWebGpu, registerWebGpuKernel, runKernel } from './program';
+import { HalfMatrix, unpackHalves } from './halves';
+import { fusedMatMul, onWebGpu, registerWebGpuKernel, runKernel, type MatOperand } from './program';
 
 export const LORA_H = 'PeftLabLoraH';
 export const LORA_Y = 'PeftLabLoraY';
@@ -24,12 +25,19 @@ export const LORA_DA = 'PeftLabLoraDa';
 export const LORA_DB = 'PeftLabLoraDb';
 
 type Info = tf.TensorInfo;
+/** wRows, wCols: W's shape when it is stored as halves (halves.ts); absent or 0 for f32. */
+type Attrs = { scale: number; wRows?: number; wCols?: number };
 
 function kernel(
   name: string,
-  f: (inputs: Record<string, Info>, backend: WebGPUBackend, scale: number) => Info,
+  f: (inputs: Record<string, Info>, backend: WebGPUBackend, scale: number, attrs: Attrs) => Info,
 ): void {
-  registerWebGpuKernel<{ scale: number }>(name, (i, be, a) => f(i, be, a.scale));
+  registerWebGpuKernel<Attrs>(name, (i, be, a) => f(i, be, a.scale, a));
+}
+
+/** The frozen W as an operand: plain f32, or halves unpacked as the product stages them. */
+function weight(t: Info, a: Attrs, transpose: boolean): MatOperand {
+  return a.wRows && a.wCols ? { t, transpose, halves: [a.wRows, a.wCols] } : { t, transpose };
 }
 
 const N = (t: Info) => ({ t, transpose: false });
@@ -41,20 +49,20 @@ export function registerLoraLinear(): void {
   if (registered) return;
   registered = true;
   kernel(LORA_H, (i, be) => fusedMatMul(be, { a1: N(i.x!), b1: N(i.a!), alpha1: 1 }));
-  kernel(LORA_Y, (i, be, s) =>
+  kernel(LORA_Y, (i, be, s, a) =>
     fusedMatMul(be, {
       a1: N(i.x!),
-      b1: N(i.w!),
+      b1: weight(i.w!, a, false),
       alpha1: 1,
       second: { a2: N(i.h!), b2: N(i.b!), alpha2: s },
       bias: i.bias,
     }),
   );
   kernel(LORA_U, (i, be) => fusedMatMul(be, { a1: N(i.dy!), b1: T(i.b!), alpha1: 1 }));
-  kernel(LORA_DX, (i, be, s) =>
+  kernel(LORA_DX, (i, be, s, a) =>
     fusedMatMul(be, {
       a1: N(i.dy!),
-      b1: T(i.w!),
+      b1: weight(i.w!, a, true),
       alpha1: 1,
       second: { a2: N(i.u!), b2: T(i.a!), alpha2: s },
     }),
@@ -78,17 +86,20 @@ export function loraLinearStock(
 /**
  * y = x W + bias + scale (x A) B, with gradients for x, A and B only (W and bias are frozen: their
  * gradients are not computed, not even as zeros). x [N, in], W [in, out], bias [out], A [in, r],
- * B [r, out].
+ * B [r, out]. W may be held as f16 halves (weightsF16): on webgpu the two products that read it
+ * unpack it in place, accumulating in f32; elsewhere it is unpacked first.
  */
 export function loraLinear(
   x: tf.Tensor2D,
-  w: tf.Tensor2D,
+  wIn: tf.Tensor2D | HalfMatrix,
   bias: tf.Tensor1D,
   a: tf.Tensor2D,
   b: tf.Tensor2D,
   scale: number,
 ): tf.Tensor2D {
   if (!onWebGpu()) {
+    // The unpacked W belongs to the caller's scope (the backward reads it after this returns).
+    const w = wIn instanceof HalfMatrix ? unpackHalves(wIn) : wIn;
     // W and bias enter only through the closure, so no gradient is asked of them here either.
     const f = tf.customGrad((xi, ai, bi, save) => {
       (save as tf.GradSaveFunc)([xi as tf.Tensor, ai as tf.Tensor, bi as tf.Tensor]);
@@ -108,12 +119,15 @@ export function loraLinear(
     return f(x, a, b);
   }
   registerLoraLinear();
+  const w = wIn instanceof HalfMatrix ? wIn.packed : wIn;
+  const halves =
+    wIn instanceof HalfMatrix ? { wRows: wIn.shape[0], wCols: wIn.shape[1] } : { wRows: 0, wCols: 0 };
   const f = tf.customGrad((xi, ai, bi, save) => {
     const h = runKernel(LORA_H, { x: xi as tf.Tensor, a: ai as tf.Tensor }); // [N, r]
     const y = runKernel(
       LORA_Y,
       { x: xi as tf.Tensor, w, h, b: bi as tf.Tensor, bias },
-      { scale },
+      { scale, ...halves },
     ) as tf.Tensor2D;
     (save as tf.GradSaveFunc)([xi as tf.Tensor, ai as tf.Tensor, bi as tf.Tensor, h]);
     return {
@@ -123,7 +137,7 @@ export function loraLinear(
         const d = dy as tf.Tensor;
         const u = runKernel(LORA_U, { dy: d, b: bs! }); // [N, r]
         return [
-          runKernel(LORA_DX, { dy: d, w, u, a: as! }, { scale }),
+          runKernel(LORA_DX, { dy: d, w, u, a: as! }, { scale, ...halves }),
           runKernel(LORA_DA, { x: xs!, u }, { scale }),
           runKernel(LORA_DB, { h: hs!, dy: d }, { scale }),
         ];

@@ -74,6 +74,12 @@ export interface MatOperand {
    * dispatch): the LM head walks the vocabulary of the embedding in chunks this way.
    */
   view?: { offset: number; rows: number };
+  /**
+   * The matrix is stored as f16 halves, two to an i32 (halves.ts): `t` is the flat packed tensor
+   * and this its logical [rows, cols]. Elements are unpacked as they are staged (unpack2x16float,
+   * core WGSL, no extension) and the product accumulates in f32 as for any operand.
+   */
+  halves?: [number, number];
 }
 
 /**
@@ -162,9 +168,14 @@ export function pickTile(M: number, N: number): MatMulTileName {
   return wide >= 32 ? 'wide' : 'square';
 }
 
+/** The stored [rows, cols] of an operand: its tensor's shape, or the logical shape of its halves. */
+function stored(o: MatOperand): [number, number] {
+  return o.halves ?? [o.t.shape[0]!, o.t.shape[1]!];
+}
+
 function dims(o: MatOperand, outer: 'rows' | 'cols'): number {
-  const c = o.t.shape[1]!;
-  const r = o.view?.rows ?? o.t.shape[0]!;
+  const c = stored(o)[1];
+  const r = o.view?.rows ?? stored(o)[0];
   // For a left operand "outer" is M and inner K; for a right one, outer is N and inner K.
   if (outer === 'rows') return o.transpose ? c : r;
   return o.transpose ? r : c;
@@ -195,6 +206,8 @@ function stage(
   // (outer index, k) -> stored offset: op(a)(i, k) or op(b)(k, j), from the stored layout.
   const alongK = left ? !o.transpose : o.transpose;
   const at = alongK ? `o * ${ld} + kk` : `kk * ${ld} + o`;
+  const index = `uniforms.off${name} + ${at}`;
+  const read = o.halves ? `half_${name}(${index})` : `${name}[${index}]`;
   const split = alongK
     ? `let kq = u % ${bk}; let g = u / ${bk};`
     : `let g = u % ${groups}; let kq = u / ${groups};`;
@@ -206,7 +219,7 @@ function stage(
           if (kk < uniforms.${K}) {
             for (var c = 0; c < 4; c++) {
               let o = ${outerStart} + g * 4 + c;
-              if (o < uniforms.${outerSize}) { v[c] = ${name}[uniforms.off${name} + ${at}]; }
+              if (o < uniforms.${outerSize}) { v[c] = ${read}; }
             }
           }
           ${sub}[kq][g] = v;
@@ -276,7 +289,7 @@ export function tiledMatMul(
   const BN = tile.wx * TN;
   const inputs: tf.TensorInfo[] = [spec.a1.t, spec.b1.t];
   const names = ['a1', 'b1'];
-  const ld = (o: MatOperand): number => o.t.shape[1]!;
+  const ld = (o: MatOperand): number => stored(o)[1];
   const off = (o?: MatOperand): number => (o?.view ? o.view.offset * ld(o) : 0);
   const uniformData: Uniform[] = [
     { type: 'int32', data: [M] },
@@ -311,6 +324,24 @@ export function tiledMatMul(
     inputs.push(spec.accumulate);
     names.push('accIn');
   }
+  // An operand stored as halves gets a reader: element i is half (i & 1) of word i >> 1.
+  const halfOperands = (
+    [
+      ['a1', spec.a1],
+      ['b1', spec.b1],
+      ['a2', spec.second?.a2],
+      ['b2', spec.second?.b2],
+    ] as const
+  ).flatMap(([n, o]) => (o?.halves ? [n] : []));
+  const halfReaders = halfOperands
+    .map(
+      (n) => `
+      fn half_${n}(i: i32) -> f32 {
+        let p = unpack2x16float(bitcast<u32>(${n}[i >> 1u]));
+        return select(p.x, p.y, (i & 1) == 1);
+      }`,
+    )
+    .join('');
   const extra = reduce ?? spec.epilogue;
   if (extra) {
     inputs.push(...extra.inputs);
@@ -324,6 +355,7 @@ export function tiledMatMul(
     spec.a1.transpose ? 'T' : 'N',
     spec.b1.transpose ? 'T' : 'N',
     spec.second ? `2${spec.second.a2.transpose ? 'T' : 'N'}${spec.second.b2.transpose ? 'T' : 'N'}` : '1',
+    halfOperands.length ? `h${halfOperands.join('')}` : '',
     spec.bias ? 'b' : '',
     spec.accumulate ? 'acc' : '',
     spec.epilogue ? `e${spec.epilogue.key}` : '',
@@ -360,6 +392,7 @@ export function tiledMatMul(
       var<workgroup> tileA: array<array<vec4<f32>, ${BM / 4}>, ${tile.bk}>;
       var<workgroup> tileB: array<array<vec4<f32>, ${BN / 4}>, ${tile.bk}>;
       ${reduce?.shared ?? ''}
+      ${halfReaders}
       fn main() {
         let lx = i32(localId.x);
         let ly = i32(localId.y);

@@ -11,6 +11,7 @@ import type { ForwardContext, DecoderModel, LinearHook } from '../../model/decod
 import { linearShape } from '../../model/family';
 import { isFrozen, matmul } from '../../model/ops';
 import { loraLinear } from '../../kernels/webgpu/lora-linear';
+import { HalfMatrix } from '../../kernels/webgpu/halves';
 import { Rng } from '../../util/rng';
 import { fnv1a } from '../../util/hash';
 import { targetedSites } from '../inject';
@@ -49,10 +50,15 @@ class LoraHook implements LinearHook {
    * for x, A and B. It has no bias delta, no dropout mask and a frozen base, so anything else
    * falls back to dense + apply.
    */
-  fused(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D, ctx: ForwardContext): tf.Tensor2D | null {
+  fused(
+    x: tf.Tensor2D,
+    w: tf.Tensor2D | HalfMatrix,
+    b: tf.Tensor1D,
+    ctx: ForwardContext,
+  ): tf.Tensor2D | null {
     if (this.isMerged() || this.s.biasDelta) return null;
     if (ctx.training && this.dropout > 0) return null;
-    if (!isFrozen(w) || !isFrozen(b)) return null;
+    if (!(w instanceof HalfMatrix || isFrozen(w)) || !isFrozen(b)) return null;
     return loraLinear(x, w, b, this.s.aT, this.s.bT, this.scaling);
   }
 }
