@@ -227,7 +227,33 @@ describe('verdicts follow the numbers, not a script', () => {
     };
     const verdict = step.check!(r, v);
     expect(verdict.text).toMatch(/PT answers the same class for nearly every e-mail/);
+    expect(verdict.text).toMatch(/HF PEFT's own P-tuning does the same on this model and data/);
     expect(verdict.outcome).toBe('does-not-hold');
+  });
+
+  it('MLP vs LSTM: says the run cannot tell the encoders apart when both answer one class', () => {
+    const step = experiment('p-tuning', /MLP or LSTM/);
+    const v = knobValues(step.setup);
+    const oneClass = (name: string) => {
+      const l = lane(name, 0.3, 0.69, 100, 1);
+      l.evals[1]!.macroF1 = 0.41;
+      return l;
+    };
+    const probe = { kind: 'probe' as const, nearest: { rows: [] } } as unknown as LessonResults[string];
+    const stuck = step.check!(
+      { race: race([oneClass('MLP encoder'), oneClass('LSTM encoder')]), nearest: probe },
+      v,
+    );
+    expect(stuck.text).toMatch(/Neither encoder got past the class balance/);
+    expect(stuck.text).toMatch(/HF PEFT's own P-tuning does the same/);
+    const skilled = step.check!(
+      {
+        race: race([lane('MLP encoder', 0.3, 0.7, 100, 1), lane('LSTM encoder', 0.3, 0.8, 100, 1)]),
+        nearest: probe,
+      },
+      v,
+    );
+    expect(skilled.text).not.toMatch(/Neither encoder/);
   });
 });
 
