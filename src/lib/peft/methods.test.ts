@@ -328,10 +328,16 @@ describe('every method: train, save, load, no leaks', () => {
     model.invalidateCaches();
     expect(tf.memory().numTensors).toBe(tensorsBefore);
 
-    // A fresh model + the saved files give identical outputs.
+    // A fresh model + the saved files give identical outputs. AdaLoRA saves only the ranks its budget kept, so
+    // the loaded adapter multiplies narrower matrices than the trained one; where the wasm gemm fuses multiply-add
+    // (relaxed SIMD) the two shapes can take different product routes and round differently in the last bit.
     const fresh = tinyGpt2();
     const loaded = loadAdapter(fresh, files, 'saved');
-    expect(Array.from(outputsOf(fresh, loaded, c.task, set))).toEqual(Array.from(trained));
+    const again = Array.from(outputsOf(fresh, loaded, c.task, set));
+    if (c.method === 'adalora') {
+      const gap = Math.max(...again.map((x, i) => Math.abs(x - trained[i]!)));
+      expect(gap).toBeLessThan(1e-5);
+    } else expect(again).toEqual(Array.from(trained));
     loaded.dispose();
     fresh.dispose();
     model.dispose();
