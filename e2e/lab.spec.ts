@@ -231,7 +231,7 @@ test('load a GPT-2 repo from the Hub with progress, refuse other models, and loa
 
   // The Models screen lists the bundled models and the one this browser keeps, which can be deleted.
   await page.getByRole('link', { name: 'Models' }).click();
-  await expect(page.getByTestId('bundled-row')).toHaveCount(3);
+  await expect(page.getByTestId('bundled-row')).toHaveCount(4);
   await expect(page.getByTestId('cached-row')).toHaveCount(1);
   await expect(page.getByTestId('cached-row')).toContainText('hub: peftlab/peftlab-s');
   await expect(page.getByTestId('cached-row')).toContainText('2.2 MiB');

@@ -27,7 +27,7 @@ test('load sharded Qwen2.5 from the Hub on the Models screen, see its architectu
   page.on('pageerror', (e) => errors.push(e.message));
   // e2e/hub-server.mjs serves Qwen/Qwen2.5-0.5B's layout: model.safetensors.index.json and four shards.
   await page.goto('/?hub=http://127.0.0.1:4174#/models');
-  await expect(page.getByTestId('bundled-row')).toHaveCount(3);
+  await expect(page.getByTestId('bundled-row')).toHaveCount(4);
   await expect(page.getByTestId('current-model')).toBeVisible({ timeout: 90_000 });
 
   await page.getByTestId('models-hub-repo').fill('Qwen/Qwen2.5-0.5B');

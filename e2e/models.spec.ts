@@ -9,7 +9,8 @@ test('a bundled model’s card renders as HTML, with its heading, table and loss
   page.on('pageerror', (e) => errors.push(e.message));
   await page.goto('/#/models');
   const rows = page.getByTestId('bundled-row');
-  await expect(rows).toHaveCount(3);
+  await expect(rows).toHaveCount(4);
+  await expect(rows.filter({ hasText: 'PEFT Lab M, Llama' })).toHaveCount(1);
   const s = rows.filter({ hasText: 'PEFT Lab S' });
   // Size, parameters and tokenizer, read from the folder's files.
   await expect(s.getByTestId('model-params')).toHaveText('556.9k');

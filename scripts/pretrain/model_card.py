@@ -60,7 +60,7 @@ if len(phases) > 1:
 if llama:
     intro = f"""A small Llama (HuggingFace `LlamaForCausalLM`, built and saved by transformers itself) pretrained from
 scratch for PEFT Lab, on the same documents and tokenizer, with the same optimizer and schedule, as the GPT-2 base
-of about the same size ({mid.removesuffix("-llama")}), so lessons can set the two families side by side. Any Llama reader of HuggingFace folders loads it
+of about the same size ({mid.removesuffix("-llama")}), so the two families can be set side by side. Any Llama reader of HuggingFace folders loads it
 (`config.json`, `model.safetensors`, `tokenizer.json`)."""
     shape = (f"{t['n_layer']} layers, width {t['n_embd']}, {t['n_head']} query heads sharing {t['n_kv_head']} key/value "
              f"heads, SwiGLU width {t['intermediate_size']}, RMSNorm, RoPE (theta {cfg['rope_parameters']['rope_theta']:g}), "
