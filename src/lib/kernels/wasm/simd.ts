@@ -689,41 +689,32 @@ function zero(): Body {
   return f;
 }
 
+/**
+ * C = alpha A B (+ bias) on the heap: byte offsets and element strides of A, B and C; kmode and nmode pick the
+ * transposed and triangular variants.
+ */
+type Gemm = (
+  M: number,
+  N: number,
+  K: number,
+  A: number,
+  sam: number,
+  sak: number,
+  B: number,
+  sbk: number,
+  C: number,
+  scm: number,
+  alpha: number,
+  kmode: number,
+  nmode: number,
+  /** Byte offset of N floats added to every row of C after alpha; 0 or left out: none (a wasm i32 argument left out is 0). */
+  bias?: number,
+) => void;
+
 export interface SimdKernels {
-  gemm(
-    M: number,
-    N: number,
-    K: number,
-    A: number,
-    sam: number,
-    sak: number,
-    B: number,
-    sbk: number,
-    C: number,
-    scm: number,
-    alpha: number,
-    kmode: number,
-    nmode: number,
-    /** Byte offset of N floats added to every row of C after alpha; 0 or left out: none (a wasm i32 argument left out is 0). */
-    bias?: number,
-  ): void;
+  gemm: Gemm;
   /** gemm's plain case (kmode, nmode 0) by column panels: the same arguments, kmode and nmode ignored. */
-  gemmPanels(
-    M: number,
-    N: number,
-    K: number,
-    A: number,
-    sam: number,
-    sak: number,
-    B: number,
-    sbk: number,
-    C: number,
-    scm: number,
-    alpha: number,
-    kmode: number,
-    nmode: number,
-    bias?: number,
-  ): void;
+  gemmPanels: Gemm;
   softmax(S: number, T: number): void;
   dsoftmax(P: number, dP: number, T: number): void;
   copy(
