@@ -242,7 +242,7 @@ test('load a GPT-2 repo from the Hub with progress, refuse other models, and loa
   await expect(page.getByTestId('no-cached-models')).toBeVisible();
   await page
     .getByTestId('bundled-row')
-    .filter({ hasText: 'PEFT Lab M' })
+    .filter({ hasText: 'PEFT Lab M (' })
     .getByRole('button', { name: 'Open in the Lab' })
     .click();
   await expect(page).toHaveURL(/#\/lab/);
