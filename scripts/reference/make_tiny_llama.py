@@ -96,7 +96,9 @@ def sentencepiece_tokenizer():
 
 
 def common(cfg_cls, **extra):
-    return cfg_cls(
+    """The tiny shape every fixture shares; `extra` adds fields or overrides one (make_tiny_rope.py sets its own
+    max_position_embeddings)."""
+    base = dict(
         vocab_size=VOCAB,
         hidden_size=32,
         intermediate_size=80,
@@ -108,8 +110,9 @@ def common(cfg_cls, **extra):
         bos_token_id=1,
         eos_token_id=2,
         attn_implementation="eager",
-        **extra,
     )
+    base.update(extra)
+    return cfg_cls(**base)
 
 
 def random_model(cls, config, seed):

@@ -33,7 +33,7 @@ import subprocess
 import torch
 from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
-from make_tiny_llama import FIXTURES, INPUT_IDS, PROMPT, ROOT, VOCAB, byte_level_tokenizer, random_model
+from make_tiny_llama import FIXTURES, INPUT_IDS, PROMPT, ROOT, VOCAB, byte_level_tokenizer, common, random_model
 
 NEW_TOKENS = 40
 LONG_IDS = [[(7 * i + 3) % VOCAB for i in range(40)]]
@@ -79,23 +79,6 @@ def write(name, cls, config, seed, tok):
     return out
 
 
-def small(cfg_cls, **extra):
-    base = dict(
-        vocab_size=VOCAB,
-        hidden_size=32,
-        intermediate_size=80,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        rms_norm_eps=1e-5,
-        bos_token_id=1,
-        eos_token_id=2,
-        attn_implementation="eager",
-    )
-    base.update(extra)
-    return cfg_cls(**base)
-
-
 def main():
     os.chdir(ROOT)
     torch.set_num_threads(1)
@@ -103,7 +86,7 @@ def main():
     write(
         "tiny-qwen2-yarn",
         Qwen2ForCausalLM,
-        small(
+        common(
             Qwen2Config,
             num_attention_heads=2,
             num_key_value_heads=1,
@@ -118,7 +101,7 @@ def main():
     write(
         "tiny-llama-dynamic",
         LlamaForCausalLM,
-        small(
+        common(
             LlamaConfig,
             max_position_embeddings=16,
             tie_word_embeddings=False,
@@ -131,7 +114,7 @@ def main():
     write(
         "tiny-llama-longrope",
         LlamaForCausalLM,
-        small(
+        common(
             LlamaConfig,
             max_position_embeddings=64,
             tie_word_embeddings=False,
