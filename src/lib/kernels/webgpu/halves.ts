@@ -193,19 +193,9 @@ export function unpackHalves(w: HalfMatrix): tf.Tensor2D {
  */
 export function frozenLinear(x: tf.Tensor2D, w: HalfMatrix | tf.Tensor2D, bias?: tf.Tensor1D): tf.Tensor2D {
   if (!(w instanceof HalfMatrix)) return frozenLinearF32(x, w, bias);
-  if (!onWebGpu()) {
-    // The unpacked W belongs to the caller's scope (the backward reads it after this returns).
-    const wf = unpackHalves(w);
-    const f = tf.customGrad((xi, save) => {
-      (save as tf.GradSaveFunc)([]);
-      const y = tf.matMul(xi as tf.Tensor2D, wf) as tf.Tensor2D;
-      return {
-        value: bias ? (tf.add(y, bias) as tf.Tensor2D) : y,
-        gradFunc: (dy) => tf.matMul(dy as tf.Tensor2D, wf, false, true),
-      };
-    }) as (x: tf.Tensor) => tf.Tensor2D;
-    return f(x);
-  }
+  // Off webgpu: the f32 path on W unpacked; the unpacked W belongs to the caller's scope (the backward reads it
+  // after this returns).
+  if (!onWebGpu()) return frozenLinearF32(x, unpackHalves(w), bias);
   return frozenLinearOnGpu(x, w.packed, shapeAttrs(w), bias);
 }
 
