@@ -69,6 +69,12 @@ export interface ForwardContext {
    * windows). Only then can the fused attention kernel (WebGPU) replace the masked composition.
    */
   causal?: boolean;
+  /**
+   * The padding mask [B, T] (1 a real key, 0 padding) when the call has one and no past keys
+   * (classification batches): the fused kernels add MASKED to padded keys' scores, as the stock
+   * bias (attentionBias) does, so they can run where `causal` is false only because of padding.
+   */
+  keyMask?: tf.Tensor2D;
 }
 
 export interface ForwardOptions {
@@ -190,6 +196,7 @@ export class Gpt2Model extends DecoderWeights implements DecoderModel {
       training: opts.training ?? false,
       seed: opts.seed ?? 0,
       causal: !opts.past?.length && !opts.attentionMask,
+      keyMask: opts.past?.length ? undefined : opts.attentionMask,
     };
     const tokens = opts.inputsEmbeds ?? (opts.ids ? this.embedTokens(opts.ids) : null);
     if (!tokens) throw new InternalError('forward needs ids or inputsEmbeds');

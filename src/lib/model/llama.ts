@@ -174,6 +174,7 @@ export class LlamaModel extends DecoderWeights implements DecoderModel {
       training: opts.training ?? false,
       seed: opts.seed ?? 0,
       causal: !opts.past?.length && !opts.attentionMask,
+      keyMask: opts.past?.length ? undefined : opts.attentionMask,
     };
     const x = opts.inputsEmbeds ?? (opts.ids ? this.embedTokens(opts.ids) : null);
     if (!x) throw new InternalError('forward needs ids or inputsEmbeds');
