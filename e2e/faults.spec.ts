@@ -10,6 +10,20 @@ async function setNumber(page: Page, testId: string, value: number): Promise<voi
 
 const SHOTS = process.env.SHOTS_DIR ?? 'test-results/screens';
 
+/**
+ * Ends the page's workers whose name starts with `prefix` (the Lab's is "training#<lock>", Compare's
+ * "compare…") the way the browser ends one out of memory: no message, no error event reaches the page.
+ */
+async function killWorker(page: Page, prefix: string): Promise<boolean> {
+  let killed = false;
+  for (const w of page.workers()) {
+    if (!(await w.evaluate((p) => self.name.startsWith(p), prefix).catch(() => false))) continue;
+    await w.evaluate(() => setTimeout(() => self.close(), 0)).catch(() => undefined);
+    killed = true;
+  }
+  return killed;
+}
+
 test('the training worker dies mid-run: the Lab says so, starts a fresh one, and resumes from the last checkpoint', async ({
   page,
 }) => {
@@ -28,18 +42,7 @@ test('the training worker dies mid-run: the Lab says so, starts a fresh one, and
     timeout: 120_000,
   });
 
-  // The training worker ends itself, as the browser ends one out of memory: no message, no error
-  // event reaches the page. (The Lab's worker is the one named "training#<lock>".)
-  const training = page.workers().filter((w) => w.url().includes('engine.worker'));
-  expect(training.length).toBeGreaterThanOrEqual(1);
-  let killed = false;
-  for (const w of training) {
-    const isTraining = await w.evaluate(() => self.name.startsWith('training'));
-    if (!isTraining) continue;
-    await w.evaluate(() => setTimeout(() => self.close(), 0)).catch(() => undefined);
-    killed = true;
-  }
-  expect(killed).toBe(true);
+  expect(await killWorker(page, 'training')).toBe(true);
 
   const crash = page.getByTestId('crash-banner');
   await expect(crash).toContainText(
@@ -67,6 +70,36 @@ test('the training worker dies mid-run: the Lab says so, starts a fresh one, and
   expect(errors).toEqual([]);
 });
 
+test('the training worker dies while a picked model loads: the fresh worker loads the pick', async ({
+  page,
+}) => {
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto('/');
+  await expect(page.getByTestId('model-facts')).toContainText('556.9k', { timeout: 90_000 });
+  // peftlab-m's weights are held back until the worker is gone: the pick is still loading when it dies.
+  let release = (): void => undefined;
+  const held = new Promise<void>((r) => (release = r));
+  let requested = false;
+  await page.route('**/models/peftlab-m/model.safetensors', async (route) => {
+    requested = true;
+    await held;
+    await route.continue().catch(() => undefined);
+  });
+  await page.getByTestId('model-select').selectOption('peftlab-m');
+  await expect.poll(() => requested).toBe(true);
+  expect(await killWorker(page, 'training')).toBe(true);
+  release();
+  await expect(page.getByTestId('crash-banner')).toContainText('A fresh worker has started.', {
+    timeout: 90_000,
+  });
+  await expect(page.getByTestId('model-select')).toHaveValue('peftlab-m');
+  await expect(page.getByTestId('model-facts')).not.toContainText('556.9k', { timeout: 90_000 });
+  await expect(page.getByTestId('error')).toHaveCount(0);
+  await page.screenshot({ path: `${SHOTS}/faults-crash-while-loading.png`, fullPage: true });
+  expect(errors).toEqual([]);
+});
+
 test('the compare worker dies mid-race: the screen says so, starts a fresh one, and a new race runs', async ({
   page,
 }) => {
@@ -80,13 +113,7 @@ test('the compare worker dies mid-race: the screen says so, starts a fresh one, 
   await setNumber(page, 'compare-eval', 0);
   await page.getByTestId('compare-start').click();
   await expect(page.getByTestId('lane-step').first()).toHaveText(/^[1-9]\d* \/ 2000$/, { timeout: 60_000 });
-  let killed = false;
-  for (const w of page.workers()) {
-    if (!(await w.evaluate(() => self.name.startsWith('compare')).catch(() => false))) continue;
-    await w.evaluate(() => setTimeout(() => self.close(), 0)).catch(() => undefined);
-    killed = true;
-  }
-  expect(killed).toBe(true);
+  expect(await killWorker(page, 'compare')).toBe(true);
   const error = page.getByTestId('compare-error');
   await expect(error).toContainText(
     /WorkerCrashedError: the compare worker stopped .*A fresh worker has started; the race was lost: start it again\./,

@@ -561,7 +561,8 @@ export class LabState {
   /**
    * After the worker died: a fresh one gets the backend and the model back (a catalog model or one
    * cached from the Hub; files picked from disk must be picked again), then the run's last
-   * checkpoint is offered for resuming as after a reload.
+   * checkpoint is offered for resuming as after a reload. A pick still loading when the worker died
+   * is the model the user wants: it is loaded instead of the one on screen, where it can be.
    */
   async recoverFromCrash(e: Error): Promise<void> {
     const runId = this.running ? this.runRequest?.checkpoint?.runId : undefined;
@@ -569,14 +570,19 @@ export class LabState {
     this.running = false;
     this.paused = false;
     this.engine.restart();
-    const model = this.model;
+    const reloadable = (id: string | null | undefined): id is string =>
+      !!id && (this.catalog.some((m) => m.id === id) || id.startsWith('hub: '));
+    const id = [this.loadingModel, this.model?.id].find(reloadable);
+    // The dead worker's load, if one was running, is over: a new ticket makes its rejection
+    // (WorkerCrashedError, already said by the crash banner) stale, so it is not shown as an error.
+    this.modelLoads++;
+    this.loadingModel = null;
     this.model = null;
     await this.setBackend(this.backendChoice);
-    if (model && this.catalog.some((m) => m.id === model.id)) await this.loadModel(model.id);
-    else if (model?.id.startsWith('hub: ')) {
-      this.hubRepo = model.id.slice('hub: '.length);
+    if (id?.startsWith('hub: ')) {
+      this.hubRepo = id.slice('hub: '.length);
       await this.loadFromHub();
-    }
+    } else if (id) await this.loadModel(id);
     await this.findInterrupted();
     // The checkpoint in IndexedDB is the truth: the worker may have written one it never announced.
     const m = this.interrupted;
