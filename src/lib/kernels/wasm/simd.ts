@@ -21,6 +21,9 @@
  *             exp is Cephes' expf (S. L. Moshier, Cephes Math Library, expf.c): n = round(x log2 e),
  *             r = x - n ln 2 (two-part ln 2), e^r by a degree-5 polynomial, times 2^n built in the
  *             exponent bits; relative error about 1e-7 on [-87.3, 0].
+ *   keyBias   a padding mask's additive bias on S before softmax: column j of rows i >= j gets
+ *             (1 - mask[j]) MASKED, as gpt2.ts's attentionBias adds it (scalar loops over the masked
+ *             columns only: a handful per row of a classification batch).
  *   dsoftmax  dS = P * (dP - sum_j P dP) per row in place in dP (softmax's Jacobian-vector product).
  *   copy      dst = scale * src over rows x cols with any element strides (gathers a head's q, k, v
  *             out of c_attn's [B*T, 3C], transposes, scatters gradients back).
@@ -285,6 +288,49 @@ function softmax(): Body {
         },
       );
       f.inc(i, 1);
+    },
+  );
+  return f;
+}
+
+/** The stock path's bias for a padded key (gpt2.ts, llama.ts): large, finite, so a fully masked row stays finite. */
+const MASKED = -1e9;
+
+/**
+ * S [T rows of Tp floats] += the padding bias of one batch item: for every key j < T whose mask
+ * (T floats at `mask`) is not 1, add = (1 - mask[j]) MASKED (the same f32 operations as
+ * attentionBias's tf.sub and tf.mul) to S[i, j] for T > i >= j, the entries causal softmax reads.
+ */
+function keyBias(): Body {
+  const [S, Tp, T, mask] = [0, 1, 2, 3];
+  const f = new Body([I32, I32, I32, I32]);
+  const j = f.local(I32);
+  const i = f.local(I32);
+  const p = f.local(I32);
+  const add = f.local(F32);
+  f.i32(0).set(j);
+  f.loopWhile(
+    () => f.get(j).get(T).ltS(),
+    () => {
+      // add = (1 - mask[j]) MASKED  (f32.sub 0x93, f32.mul 0x94)
+      f.f32(1).get(mask).get(j).i32(4).mul().add().f32Load().op(0x93).f32(MASKED).op(0x94).set(add);
+      f.get(add)
+        .f32(0)
+        .op(0x5c)
+        .when(() => {
+          // a real key (mask 1) adds 0 and is skipped; f32.ne 0x5c
+          f.get(S).get(j).get(Tp).mul().get(j).add().i32(4).mul().add().set(p); // &S[j, j]
+          f.get(j).set(i);
+          f.loopWhile(
+            () => f.get(i).get(T).ltS(),
+            () => {
+              f.get(p).get(p).f32Load().get(add).op(0x92).f32Store(); // f32.add 0x92
+              f.inc(p, () => f.get(Tp).i32(4).mul());
+              f.inc(i, 1);
+            },
+          );
+        });
+      f.inc(j, 1);
     },
   );
   return f;
@@ -716,6 +762,8 @@ export interface SimdKernels {
   /** gemm's plain case (kmode, nmode 0) by column panels: the same arguments, kmode and nmode ignored. */
   gemmPanels: Gemm;
   softmax(S: number, T: number): void;
+  /** S: byte offset of T rows of Tp floats; mask: byte offset of T floats (1 a real key, 0 padding). */
+  keyBias(S: number, Tp: number, T: number, mask: number): void;
   dsoftmax(P: number, dP: number, T: number): void;
   copy(
     src: number,
@@ -822,6 +870,7 @@ export function simdModuleBytes(sharedMaxPages?: number, fma = false): Uint8Arra
         { name: 'normBackward', body: normBackward(), results: [] },
         { name: 'addTo', body: addTo(), results: [] },
         { name: 'adamw', body: adamw(), results: [] },
+        { name: 'keyBias', body: keyBias(), results: [] },
       ],
       sharedMaxPages,
     );
