@@ -71,6 +71,11 @@ describe('SIMD module', () => {
         expect(f[S + i * Tp + j]).toBe(Math.fround(i * Tp + j + add));
       }
     }
+    // Then softmax gives a key masked by 0 exactly 0 (as the stock path's), not a subnormal
+    // (e^-87.3 over the row's sum), which the products after it would multiply slowly.
+    k.softmax(4 * S, Tp);
+    for (let i = 1; i < T; i++) for (const j of [1, 4]) if (j <= i) expect(f[S + i * Tp + j]).toBe(0);
+    expect(f[S + 5 * Tp + 5]).toBeGreaterThan(0.9); // row 5: its largest real key takes most
   });
 });
 
