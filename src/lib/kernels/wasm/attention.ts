@@ -17,8 +17,8 @@
  * A padding mask (classification batches: right padding, keyMask [B, T], 1 a real token) rides
  * in as one more forward input: after S = Qs K^T, simd.ts's keyBias adds (1 - mask[j]) MASKED
  * to every column j a row's softmax reads, as attentionBias adds it to the stock path's scores.
- * The backward needs nothing more: P is saved masked, so a padded key's dK and dV are P's (zero up
- * to e^-87, where exp clamps) times what reaches them.
+ * The backward needs nothing more: P is saved masked (a padded key's entries exactly 0, as the
+ * stock softmax gives them), so a padded key gets dK and dV only from rows that do not mask it.
  *
  * The Llama family (llama.ts) runs the same loops over its separate q [B*T, H*D] and k, v
  * [B*T, KV*D] after RoPE, with grouped-query attention: each key/value head is copied into scratch
