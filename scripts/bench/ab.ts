@@ -16,6 +16,12 @@
  * SwiGLU 1536; random weights), with fewer layers and a smaller vocabulary so that a round takes
  * seconds, and its LoRA (q_proj, v_proj, r 8) as the step.
  *   e.g. --model smollm2 --off PeftLabCausalAttentionGqa
+ *
+ * `--cls [--batch 8] [--seq 64]`: sequence classification as the lessons run it (src/lib/learn:
+ * LoRA r 8 with its SEQ_CLS defaults and the spam task's 2-label head, batch 8) on peftlab-s, over one right-padded
+ * batch whose rows run evenly from 20 to `seq` tokens (the same batch every step, so both sides do
+ * the same work): the forward to the head's logits, and the LoRA step.
+ *   e.g. --cls --off PeftLabCausalAttention   fused attention under the padding mask vs the stock path
  */
 import v8 from 'node:v8';
 import { dirname, join } from 'node:path';
@@ -25,14 +31,18 @@ import * as tf from '@tensorflow/tfjs';
 import { initNodeBackend } from '../../src/lib/backend/node';
 import { relaxedSimd } from '../../src/lib/kernels/wasm/emit';
 import { setWasmKernels } from '../../src/lib/kernels/wasm/heap';
+import { padBatch, type EncodedSet } from '../../src/lib/data/cls-data';
 import { parseModelConfig } from '../../src/lib/model/family';
+import { taskById } from '../../src/lib/data/tasks/registry';
 import { lmLogits } from '../../src/lib/model/heads';
 import type { LlamaConfig } from '../../src/lib/model/llama-config';
 import { loadModel } from '../../src/lib/model/load';
 import { methodByCliName } from '../../src/lib/peft/registry';
 import type { PeftConfigBase } from '../../src/lib/peft/types';
-import { withFamilyDefaults } from '../../src/lib/train/plan';
-import { Trainer } from '../../src/lib/train/trainer';
+import { clsBatchLoss, clsLogits, clsParts } from '../../src/lib/train/classification';
+import { createAdapter, planAdapter, withFamilyDefaults } from '../../src/lib/train/plan';
+import { Trainer, type MicroBatch } from '../../src/lib/train/trainer';
+import type { TextTokenizer } from '../../src/lib/tokenizer/tokenizer';
 import { Rng } from '../../src/lib/util/rng';
 import type { Job } from './measure';
 import { chooseModel, ourJobs } from './ours';
@@ -49,6 +59,7 @@ const { values: f } = parseArgs({
     batch: { type: 'string' },
     seq: { type: 'string' },
     'no-full': { type: 'boolean' },
+    cls: { type: 'boolean' },
   },
 });
 const off = (f.off ?? '').split(',').filter(Boolean);
@@ -112,8 +123,90 @@ function smolJobs(): Job[] {
   ];
 }
 
+/** Forward and LoRA step of sequence classification on peftlab-s (see the header). */
+function clsJobs(): Job[] {
+  const [batch, seq] = [f.batch ?? 8, f.seq ?? 64].map(Number) as [number, number];
+  const choice = chooseModel(join(root, 'public/models/peftlab-s'), false);
+  const lens = Array.from({ length: batch }, (_, i) =>
+    Math.round(20 + ((seq - 20) * i) / Math.max(1, batch - 1)),
+  );
+  const task = taskById('spam')!; // two labels, as the lessons' SEQ_CLS lanes
+  const set: EncodedSet = {
+    task: 'SEQ_CLS',
+    padId: 0,
+    examples: lens.map((n, i) => ({
+      ids: Array.from({ length: n }, (_, t) => 1 + ((i * 131 + t * 7919) % 2040)),
+      label: i % task.labels.length,
+    })),
+  };
+  const b = padBatch(
+    set,
+    lens.map((_, i) => i),
+  );
+  const noTokenizer: TextTokenizer = {
+    vocabSize: 0,
+    eosTokenId: null,
+    encode: () => [1],
+    decode: () => '',
+    idToToken: () => undefined,
+  };
+  const make = (seed: number) => {
+    const model = choice.make();
+    const plan = planAdapter(model, 'lora', { r: 8 }, task, { steps: 1000, seqLen: seq, seed }, 'ab');
+    return { model, adapter: createAdapter(model, noTokenizer, plan.method, plan.config, task, seed) };
+  };
+  const fwd = make(7);
+  const step = make(7);
+  const tokens = lens.reduce((a, n) => a + n, 0);
+  // Every step the same batch: the source ignores the trainer's draw.
+  const micro: MicroBatch = {
+    tokens,
+    loss: (model, adapter, training, seed) => clsBatchLoss(model, adapter, adapter!.head!, b, training, seed),
+    parts: clsParts(b),
+  };
+  const trainer = new Trainer(
+    step.model,
+    step.adapter,
+    { draw: () => [micro] },
+    {
+      steps: 1000,
+      lr: 1e-4,
+      batchSize: batch,
+      seqLen: seq,
+      seed: 3,
+    },
+  );
+  const base = { engine: 'PEFT Lab', tokensPerRun: tokens, trainedParams: () => null };
+  return [
+    {
+      ...base,
+      what: `SEQ_CLS forward (${batch} rows of ${lens[0]}..${lens[batch - 1]} tokens)`,
+      run: () => {
+        const logits = tf.tidy(() => clsLogits(fwd.model, fwd.adapter, fwd.adapter.head!, b, false, 0));
+        logits.dataSync();
+        logits.dispose();
+      },
+      dispose: () => {
+        fwd.adapter.dispose();
+        fwd.model.dispose();
+      },
+    },
+    {
+      ...base,
+      what: 'SEQ_CLS LoRA step (c_attn, r 8, head)',
+      run: async () => void (await trainer.trainStep()),
+      dispose: () => {
+        trainer.dispose();
+        step.adapter.dispose();
+        step.model.dispose();
+      },
+    },
+  ];
+}
+
 let jobs: Job[];
-if (f.model === 'smollm2') jobs = smolJobs();
+if (f.cls) jobs = clsJobs();
+else if (f.model === 'smollm2') jobs = smolJobs();
 else if (f.model === undefined) {
   const choice = chooseModel(join(root, 'public/models/peftlab-s'), false);
   const tokens = Int32Array.from({ length: 8 * 128 * 4 }, (_, i) => (i * 7919) % 2048);

@@ -261,9 +261,11 @@ export class Gpt2Model extends DecoderWeights implements DecoderModel {
     if (!past && ctx.causal && fusedKernelsOn()) return this.fusedAttention(layer, qkv, B, T, ctx);
     if (!past) {
       // No past keys: attention reads qkv whole (one transpose to the heads' layout, see ops.ts).
-      // Plain causal attention on wasm: our SIMD kernels (kernels/wasm/attention.ts), lower triangle only.
+      // Causal attention on wasm, plain or under a padding mask (ctx.keyMask: classification):
+      // our SIMD kernels (kernels/wasm/attention.ts), lower triangle only.
       const y =
-        (ctx.causal ? simdCausalAttention(qkv, B, T, H) : null) ?? packedSelfAttention(qkv, mask, B, T, H);
+        (ctx.causal || ctx.keyMask ? simdCausalAttention(qkv, B, T, H, ctx.keyMask) : null) ??
+        packedSelfAttention(qkv, mask, B, T, H);
       const out = this.linear(layer, 'attn.c_proj', tf.reshape(y, [B * T, C]) as tf.Tensor2D, ctx);
       const block = (i: 1 | 2): tf.Tensor3D => tf.reshape(tf.slice(qkv, [0, i * C], [B * T, C]), [B, T, C]);
       return { out: tf.reshape(out, [B, T, C]) as tf.Tensor3D, present: lazyKV(block, H, D) };

@@ -203,8 +203,10 @@ export class LlamaModel extends DecoderWeights implements DecoderModel {
     if (!mask) throw new InternalError(`no attention bias for layer ${i}: build it with prelude()`);
     const n = rmsNorm(x, this.w(`layers.${i}.input_layernorm.weight`) as tf.Tensor1D, c.rmsNormEps);
     const window = c.slidingWindow[i] ?? null;
-    // Our fused kernel is plain causal: a window that hides keys within these T positions needs the mask.
-    const fusable = ctx.causal === true && (window === null || window >= x.shape[1]);
+    // Our fused kernel is causal (with the padding mask, ctx.keyMask, where there is one): a window
+    // that hides keys within these T positions needs the stock bias.
+    const fusable =
+      (ctx.causal === true || ctx.keyMask !== undefined) && (window === null || window >= x.shape[1]);
     const { out, present } = this.attention(i, n, shared.cos, shared.sin, mask, past, ctx, fusable);
     const y = tf.add(x, out) as tf.Tensor3D;
     const m = rmsNorm(y, this.w(`layers.${i}.post_attention_layernorm.weight`) as tf.Tensor1D, c.rmsNormEps);
@@ -275,12 +277,13 @@ export class LlamaModel extends DecoderWeights implements DecoderModel {
       tf.reshape(tf.transpose(t, [0, 2, 1, 3]), [B, t.shape[2], K * D]) as tf.Tensor3D;
     const kAll = past ? (tf.concat([merge(past.k), k], 1) as tf.Tensor3D) : k; // [B, S, K*D]
     const vAll = past ? (tf.concat([merge(past.v), v], 1) as tf.Tensor3D) : v;
-    // On wasm, plain causal attention with no past runs fused (kernels/wasm/attention.ts), each
-    // key/value head read in place by its query heads; elsewhere the stock composition.
+    // On wasm, causal attention with no past (plain, or under ctx.keyMask's padding) runs fused
+    // (kernels/wasm/attention.ts), each key/value head read in place by its query heads; elsewhere
+    // the stock composition.
     const flat = (t: tf.Tensor3D, w: number): tf.Tensor2D => tf.reshape(t, [B * T, w]) as tf.Tensor2D;
     const y =
       (fusable && !past
-        ? simdCausalAttentionGqa(flat(q, H * D), flat(k, K * D), flat(v, K * D), B, T, H, K)
+        ? simdCausalAttentionGqa(flat(q, H * D), flat(k, K * D), flat(v, K * D), B, T, H, K, ctx.keyMask)
         : null) ?? multiHeadAttention(q, repeatKv(kAll, K, H / K, D), repeatKv(vAll, K, H / K, D), mask, H); // [B, T, H*D] or [B*T, H*D]
     const out = this.linear(layer, 'self_attn.o_proj', tf.reshape(y, [B * T, H * D]) as tf.Tensor2D, ctx);
     return { out: tf.reshape(out, [B, T, C]) as tf.Tensor3D, present: lazyKV(kAll, vAll, K, D) };

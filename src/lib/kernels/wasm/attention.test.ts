@@ -2,7 +2,9 @@
  * Our SIMD causal attention on wasm (attention.ts over simd.ts) against the stock composition on
  * the cpu backend (ops.ts's packedSelfAttention with gpt2.ts's causal mask): values and the
  * gradient for qkv, at the bench's shape and at shapes whose T and head size need padding to 8.
- * Also the kernel's building blocks against plain JS loops, and the switch that turns it off.
+ * Also the kernel's building blocks against plain JS loops, and the switch that turns it off. With a
+ * padding mask (classification batches: right padding, rows of different lengths), the same against
+ * the stock composition under attentionBias / llamaAttentionBias with that mask.
  */
 import { describe, it, expect, beforeAll } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
@@ -10,7 +12,7 @@ import { initNodeBackend } from '../../backend/node';
 import { attentionBias } from '../../model/gpt2';
 import { llamaAttentionBias, repeatKv } from '../../model/llama';
 import { multiHeadAttention, packedSelfAttention } from '../../model/ops';
-import { simdCausalAttention, simdCausalAttentionGqa } from './attention';
+import { ATTENTION_FORWARD, GQA_FORWARD, simdCausalAttention, simdCausalAttentionGqa } from './attention';
 import { setWasmKernels } from './heap';
 import { simdKernels, simdModuleBytes, THREADED_HEAP_MAX_PAGES } from './simd';
 import { maxDiff, onBoth } from './testing';
@@ -52,6 +54,28 @@ describe('SIMD module', () => {
       }
     }
     expect(err).toBeLessThan(1e-6);
+  });
+
+  it("keyBias adds (1 - mask) * -1e9 to the lower triangle's masked columns only", () => {
+    const memory = new WebAssembly.Memory({ initial: 1 });
+    const k = simdKernels(memory)!;
+    const f = new Float32Array(memory.buffer);
+    const [Tp, T, S, M] = [8, 6, 0, 100];
+    for (let i = 0; i < Tp * Tp; i++) f[S + i] = i;
+    const mask = [1, 0, 1, 0.25, 0, 1];
+    f.set(mask, M);
+    k.keyBias(4 * S, Tp, T, 4 * M);
+    for (let i = 0; i < Tp; i++) {
+      for (let j = 0; j < Tp; j++) {
+        const add = i < T && j <= i ? Math.fround(Math.fround(1 - mask[j]!) * -1e9) : 0;
+        expect(f[S + i * Tp + j]).toBe(Math.fround(i * Tp + j + add));
+      }
+    }
+    // Then softmax gives a key masked by 0 exactly 0 (as the stock path's), not a subnormal
+    // (e^-87.3 over the row's sum), which the products after it would multiply slowly.
+    k.softmax(4 * S, Tp);
+    for (let i = 1; i < T; i++) for (const j of [1, 4]) if (j <= i) expect(f[S + i * Tp + j]).toBe(0);
+    expect(f[S + 5 * Tp + 5]).toBeGreaterThan(0.9); // row 5: its largest real key takes most
   });
 });
 
@@ -115,6 +139,72 @@ describe('SIMD causal attention on wasm', () => {
       setWasmKernels(true);
     }
     qkv.dispose();
+  });
+});
+
+/** A right-padded key mask [B, T]: row b has lens[b] real tokens (1), then padding (0). */
+function padMask(lens: readonly number[], T: number, dtype: 'float32' | 'int32' = 'float32'): tf.Tensor2D {
+  const m = lens.flatMap((n) => Array.from({ length: T }, (_, t) => (t < n ? 1 : 0)));
+  return tf.tensor2d(m, [lens.length, T], dtype);
+}
+
+describe('SIMD causal attention under a padding mask on wasm (classification batches)', () => {
+  beforeAll(async () => {
+    await initNodeBackend('wasm');
+  });
+
+  for (const [B, T, H, D, lens] of [
+    [4, 40, 4, 24, [40, 1, 23, 9]], // peftlab-s's heads, one row with a single real token
+    [3, 13, 3, 10, [13, 1, 6]], // T and head size padded to 8
+    [3, 9, 2, 8, [9, 0, 4]], // a row of padding only: finite, as the stock's -1e9 keeps it
+  ] as const) {
+    it(`matches cpu's stock composition under attentionBias's mask: B ${B}, T ${T}, ${H} heads of ${D}, lengths ${lens.join(' ')}`, async () => {
+      const C = H * D;
+      const [cpu, wasm] = await onBoth((backend) =>
+        tf.tidy(() => {
+          const qkv = tf.randomNormal([B * T, 3 * C], 0, 2, 'float32', 7) as tf.Tensor2D;
+          const w = tf.randomNormal([B * T, C], 0, 1, 'float32', 8);
+          const keyMask = padMask(lens, T);
+          const bias = attentionBias(T, 0, B, keyMask);
+          const f = (x: tf.Tensor2D, masked = true): tf.Tensor =>
+            backend === 'wasm'
+              ? simdCausalAttention(x, B, T, H, masked ? keyMask : undefined)!
+              : tf.reshape(packedSelfAttention(x, bias, B, T, H), [B * T, C]);
+          const y = f(qkv);
+          const g = tf.grad((x: tf.Tensor) => tf.sum(tf.mul(f(x as tf.Tensor2D), w)))(qkv);
+          // On wasm, also the kernel with the mask left out: the test must see the difference.
+          const unmasked = backend === 'wasm' ? f(qkv, false) : y;
+          return [y, g, unmasked].map((t) => t.dataSync().slice());
+        }),
+      );
+      expect(maxDiff(cpu[0]!, wasm[0]!)).toBeLessThan(2e-5);
+      expect(maxDiff(cpu[1]!, wasm[1]!)).toBeLessThan(1e-4);
+      expect(maxDiff(cpu[0]!, wasm[2]!)).toBeGreaterThan(1e-2);
+    });
+  }
+
+  it('runs our kernel for a padded batch, leaks no tensor, and is off when switched off', async () => {
+    const qkv = tf.randomNormal([16, 24], 0, 1, 'float32', 9) as tf.Tensor2D;
+    const keyMask = padMask([8, 3], 8, 'int32'); // an int mask is cast for the kernel, then freed
+    const before = tf.memory().numTensors;
+    const profile = await tf.profile(() =>
+      tf.tidy(() => {
+        tf.grad((x: tf.Tensor) => tf.sum(simdCausalAttention(x as tf.Tensor2D, 2, 8, 2, keyMask)!))(qkv);
+      }),
+    );
+    expect(profile.kernelNames).toContain(ATTENTION_FORWARD);
+    expect(profile.kernelNames).not.toContain('Softmax');
+    expect(tf.memory().numTensors).toBe(before);
+    const misfit = padMask([8, 3, 1], 8); // 3 rows for 2 items: the stock path says what is wrong
+    expect(simdCausalAttention(qkv, 2, 8, 2, misfit)).toBeNull();
+    misfit.dispose();
+    setWasmKernels(false);
+    try {
+      expect(simdCausalAttention(qkv, 2, 8, 2, keyMask)).toBeNull();
+    } finally {
+      setWasmKernels(true);
+    }
+    tf.dispose([qkv, keyMask]);
   });
 });
 
@@ -184,5 +274,78 @@ describe('SIMD grouped-query causal attention on wasm (the Llama family)', () =>
       setWasmKernels(true);
     }
     tf.dispose([q, kv]);
+  });
+});
+
+describe('SIMD grouped-query causal attention under a padding mask on wasm', () => {
+  beforeAll(async () => {
+    await initNodeBackend('wasm');
+  });
+
+  for (const [B, T, H, KV, D, lens, dtype] of [
+    [3, 20, 6, 2, 8, [20, 1, 11], 'float32'], // 3 query heads per key/value head
+    [3, 13, 4, 4, 10, [1, 13, 7], 'int32'], // no grouping; T and head size padded; an int mask
+    [2, 9, 3, 1, 16, [4, 9], 'float32'], // multi-query
+  ] as const) {
+    it(`matches cpu's repeat_kv + multi-head attention under llamaAttentionBias's mask: B ${B}, T ${T}, ${H} query / ${KV} kv heads of ${D}, lengths ${lens.join(' ')}`, async () => {
+      const [cpu, wasm] = await onBoth((backend) =>
+        tf.tidy(() => {
+          const q = tf.randomNormal([B * T, H * D], 0, 2, 'float32', 1) as tf.Tensor2D;
+          const k = tf.randomNormal([B * T, KV * D], 0, 2, 'float32', 2) as tf.Tensor2D;
+          const v = tf.randomNormal([B * T, KV * D], 0, 1, 'float32', 3) as tf.Tensor2D;
+          const w = tf.randomNormal([B * T, H * D], 0, 1, 'float32', 4);
+          const keyMask = padMask(lens, T, dtype);
+          const bias = llamaAttentionBias(T, 0, B, null, keyMask);
+          const f = (qi: tf.Tensor, ki: tf.Tensor, vi: tf.Tensor, masked = true): tf.Tensor => {
+            if (backend === 'wasm') {
+              const m = masked ? keyMask : undefined;
+              const [a, b, c] = [qi as tf.Tensor2D, ki as tf.Tensor2D, vi as tf.Tensor2D];
+              return simdCausalAttentionGqa(a, b, c, B, T, H, KV, m)!;
+            }
+            const r3 = (x: tf.Tensor, c: number): tf.Tensor3D => tf.reshape(x, [B, T, c]);
+            const kr = repeatKv(r3(ki, KV * D), KV, H / KV, D);
+            const vr = repeatKv(r3(vi, KV * D), KV, H / KV, D);
+            return tf.reshape(multiHeadAttention(r3(qi, H * D), kr, vr, bias, H), [B * T, H * D]);
+          };
+          const y = f(q, k, v);
+          const g = tf.grads((qi: tf.Tensor, ki: tf.Tensor, vi: tf.Tensor) =>
+            tf.sum(tf.mul(f(qi, ki, vi), w)),
+          )([q, k, v]);
+          const unmasked = backend === 'wasm' ? f(q, k, v, false) : y;
+          return [y, ...g, unmasked].map((t) => t.dataSync().slice());
+        }),
+      );
+      expect(maxDiff(cpu[0]!, wasm[0]!)).toBeLessThan(2e-5);
+      for (const i of [1, 2, 3]) expect(maxDiff(cpu[i]!, wasm[i]!)).toBeLessThan(1e-4);
+      expect(maxDiff(cpu[0]!, wasm[4]!)).toBeGreaterThan(1e-2);
+    });
+  }
+
+  it('runs our kernel for a padded batch and leaks no tensor', async () => {
+    const q = tf.randomNormal([16, 32], 0, 1, 'float32', 9) as tf.Tensor2D;
+    const kv = tf.randomNormal([16, 16], 0, 1, 'float32', 10) as tf.Tensor2D;
+    const keyMask = padMask([2, 8], 8);
+    const before = tf.memory().numTensors;
+    const profile = await tf.profile(() =>
+      tf.tidy(() => {
+        tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) =>
+          tf.sum(
+            simdCausalAttentionGqa(
+              a as tf.Tensor2D,
+              b as tf.Tensor2D,
+              c as tf.Tensor2D,
+              2,
+              8,
+              4,
+              2,
+              keyMask,
+            )!,
+          ),
+        )([q, kv, kv]);
+      }),
+    );
+    expect(profile.kernelNames).toContain(GQA_FORWARD);
+    expect(tf.memory().numTensors).toBe(before);
+    tf.dispose([q, kv, keyMask]);
   });
 });

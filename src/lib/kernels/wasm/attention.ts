@@ -14,6 +14,12 @@
  *   backward  dP = dY V^T,  dS = P (dP - rowsum(P dP)),  dQ = dS K / sqrt(D),  dK = dS^T Qs,  dV = P^T dY
  * (the softmax-attention gradient as in ops.ts's attentionCore; Vaswani et al. 2017 for the forward).
  *
+ * A padding mask (classification batches: right padding, keyMask [B, T], 1 a real token) rides
+ * in as one more forward input: after S = Qs K^T, simd.ts's keyBias adds (1 - mask[j]) MASKED
+ * to every column j a row's softmax reads, as attentionBias adds it to the stock path's scores.
+ * The backward needs nothing more: P is saved masked (a padded key's entries exactly 0, as the
+ * stock softmax gives them), so a padded key gets dK and dV only from rows that do not mask it.
+ *
  * The Llama family (llama.ts) runs the same loops over its separate q [B*T, H*D] and k, v
  * [B*T, KV*D] after RoPE, with grouped-query attention: each key/value head is copied into scratch
  * once and read by its H / KV query heads, and its dK, dV are summed over them there (no repeat_kv
@@ -90,7 +96,17 @@ interface Shape {
  * Y = causal softmax(Q K^T / sqrt(D)) V for every (item, query head), query head h reading key/value
  * head floor(h / (H / KV)) (HF's repeat_kv, without the copies); P [B*H, Tp, Tp] kept for the backward.
  */
-function forwardHeads(r: Ready, s: Shape, q: Heads, kk: Heads, v: Heads, y: Heads, P0: number): void {
+function forwardHeads(
+  r: Ready,
+  s: Shape,
+  q: Heads,
+  kk: Heads,
+  v: Heads,
+  y: Heads,
+  P0: number,
+  /** Byte offset of the key mask [B, T] (float32), if any. */
+  mask?: number,
+): void {
   const { be, k } = r;
   const { B, T, H, KV, D } = s;
   const [Tp, Dp] = [pad8(T), pad8(D)];
@@ -107,6 +123,7 @@ function forwardHeads(r: Ready, s: Shape, q: Heads, kk: Heads, v: Heads, y: Head
         rows(k, at(q, b, h, D), q.row, Qs, 4 * Dp, T, D, scale);
         const P = P0 + 4 * (b * H + h) * Tp * Tp;
         k.gemm(Tp, Tp, Dp, Qs, 4 * Dp, 4, KT, 4 * Tp, P, 4 * Tp, 1, 0, 1);
+        if (mask !== undefined) k.keyBias(P, Tp, T, mask + 4 * b * T);
         k.softmax(P, Tp);
         k.gemm(Tp, Dp, Tp, P, 4 * Tp, 4, V, 4 * Dp, Y, 4 * Dp, 1, 1, 0);
         rows(k, Y, 4 * Dp, at(y, b, h, D), y.row, T, D);
@@ -166,6 +183,10 @@ function backwardHeads(
 
 const offset = (r: Ready, t: tf.TensorInfo): number => r.be.dataIdMap.get(t.dataId).memoryOffset;
 
+/** The forward's optional key mask input [B, T] float32: its byte offset, or undefined. */
+const maskOffset = (r: Ready, m: unknown): number | undefined =>
+  m === undefined ? undefined : offset(r, m as tf.TensorInfo);
+
 function register(): boolean {
   if (!wasmBackendName() || !simdOn(tf.backend())) return false;
   // Offsets are read after the last allocation of each call (an allocation may grow and move the
@@ -182,7 +203,8 @@ function register(): boolean {
     const src = offset(r, qkv);
     const cols = (col: number): Heads => heads(src, T, 3 * C, col);
     const s = { B, T, H, KV: H, D: C / H };
-    forwardHeads(r, s, cols(0), cols(C), cols(2 * C), heads(offset(r, y), T, C), offset(r, p));
+    const mask = maskOffset(r, inputs.mask);
+    forwardHeads(r, s, cols(0), cols(C), cols(2 * C), heads(offset(r, y), T, C), offset(r, p), mask);
     return [y, p];
   });
   const bwd = onWasm(ATTENTION_BACKWARD, ({ inputs, backend, attrs }) => {
@@ -228,7 +250,8 @@ function registerGqa(): boolean {
       (t: tf.TensorInfo) => heads(offset(r, t), T, H * D),
       (t: tf.TensorInfo) => heads(offset(r, t), T, KV * D),
     ];
-    forwardHeads(r, { B, T, H, KV, D }, hq(q), hk(k), hk(v), hq(y), offset(r, p));
+    const mask = maskOffset(r, inputs.mask);
+    forwardHeads(r, { B, T, H, KV, D }, hq(q), hk(k), hk(v), hq(y), offset(r, p), mask);
     return [y, p];
   });
   const bwd = onWasm(GQA_BACKWARD, ({ inputs, backend, attrs }) => {
@@ -258,24 +281,46 @@ function registerGqa(): boolean {
 }
 
 /**
+ * The key mask as the forward kernel's input: float32 [B, T] (a cast copy of an int mask, which
+ * withMask frees after the forward), or undefined for none.
+ */
+function maskInput(keyMask: tf.Tensor2D | undefined): tf.Tensor2D | undefined {
+  if (!keyMask) return undefined;
+  return keyMask.dtype === 'float32' ? keyMask : (tf.cast(keyMask, 'float32') as tf.Tensor2D);
+}
+
+/** Runs `f` with the mask input, then frees the mask if it was cast for the call. */
+function withMask<R>(keyMask: tf.Tensor2D | undefined, m: tf.Tensor2D | undefined, f: () => R): R {
+  try {
+    return f();
+  } finally {
+    if (m && m !== keyMask) m.dispose();
+  }
+}
+
+/**
  * Causal self-attention of qkv [B*T, 3C] with nHead heads -> [B*T, C] through our SIMD kernels, or
  * null where they do not run (not wasm, switched off by setWasmKernels, or our module cannot link to the heap):
- * the caller then takes ops.ts's packedSelfAttention.
+ * the caller then takes ops.ts's packedSelfAttention. With keyMask [B, T] (1 a real key, 0
+ * padding; no past keys), padded keys are masked as attentionBias masks them.
  */
 export function simdCausalAttention(
   qkv: tf.Tensor2D,
   B: number,
   T: number,
   nHead: number,
+  keyMask?: tf.Tensor2D,
 ): tf.Tensor2D | null {
-  if (qkv.dtype !== 'float32' || qkv.shape[1] % (3 * nHead) !== 0 || !register()) return null;
+  if (qkv.dtype !== 'float32' || qkv.shape[1] % (3 * nHead) !== 0) return null;
+  // A mask that does not fit: the stock path says what is wrong (attentionBias).
+  if (keyMask && (keyMask.shape[0] !== B || keyMask.shape[1] !== T)) return null;
+  if (!register()) return null;
   shareIdentityOnWasm(); // customGrad's save keeps qkv and P through Identity: shared, not copied
   const attrs = { B, T, H: nHead } as unknown as tf.NamedAttrMap;
+  const m = maskInput(keyMask);
   const f = tf.customGrad((x, save) => {
-    const [y, p] = tf.engine().runKernel(ATTENTION_FORWARD, { qkv: x as tf.Tensor }, attrs) as [
-      tf.Tensor2D,
-      tf.Tensor,
-    ];
+    const inputs: tf.NamedTensorMap = m ? { qkv: x as tf.Tensor, mask: m } : { qkv: x as tf.Tensor };
+    const [y, p] = tf.engine().runKernel(ATTENTION_FORWARD, inputs, attrs) as [tf.Tensor2D, tf.Tensor];
     (save as tf.GradSaveFunc)([x as tf.Tensor, p]);
     return {
       value: y,
@@ -287,7 +332,7 @@ export function simdCausalAttention(
       },
     };
   }) as (x: tf.Tensor2D) => tf.Tensor2D;
-  return f(qkv);
+  return withMask(keyMask, m, () => f(qkv));
 }
 
 /**
@@ -295,7 +340,7 @@ export function simdCausalAttention(
  * [B*T, H*D], k and v [B*T, KV*D] (heads side by side) -> [B*T, H*D], query head h reading
  * key/value head floor(h / (H / KV)) straight from k and v (no repeat_kv copies), with gradients
  * for all three. Null where the kernels do not run (as simdCausalAttention): the caller takes the
- * stock path.
+ * stock path. keyMask [B, T] masks padded keys, as in simdCausalAttention.
  */
 export function simdCausalAttentionGqa(
   q: tf.Tensor2D,
@@ -305,6 +350,7 @@ export function simdCausalAttentionGqa(
   T: number,
   H: number,
   KV: number,
+  keyMask?: tf.Tensor2D,
 ): tf.Tensor2D | null {
   const D = q.shape[1] / H;
   const ok =
@@ -317,13 +363,16 @@ export function simdCausalAttentionGqa(
     v.shape[1] === KV * D &&
     q.shape[0] === B * T &&
     k.shape[0] === B * T &&
-    v.shape[0] === B * T;
+    v.shape[0] === B * T &&
+    (!keyMask || (keyMask.shape[0] === B && keyMask.shape[1] === T));
   if (!ok || !registerGqa()) return null;
   shareIdentityOnWasm(); // customGrad's save keeps q, k, v and P through Identity: shared, not copied
   const attrs = { B, T, H, KV } as unknown as tf.NamedAttrMap;
+  const m = maskInput(keyMask);
   const f = tf.customGrad((qi, ki, vi, save) => {
     const inputs = { q: qi as tf.Tensor, k: ki as tf.Tensor, v: vi as tf.Tensor };
-    const [y, p] = tf.engine().runKernel(GQA_FORWARD, inputs, attrs) as [tf.Tensor2D, tf.Tensor];
+    const kernelInputs = m ? { ...inputs, mask: m } : inputs;
+    const [y, p] = tf.engine().runKernel(GQA_FORWARD, kernelInputs, attrs) as [tf.Tensor2D, tf.Tensor];
     (save as tf.GradSaveFunc)([inputs.q, inputs.k, inputs.v, p]);
     return {
       value: y,
@@ -335,5 +384,5 @@ export function simdCausalAttentionGqa(
       },
     };
   }) as (q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D) => tf.Tensor2D;
-  return f(q, k, v);
+  return withMask(keyMask, m, () => f(q, k, v));
 }

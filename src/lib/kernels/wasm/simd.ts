@@ -20,7 +20,10 @@
  *   softmax   causal softmax of each row i of S [T, T] in place: columns > i get exactly 0.
  *             exp is Cephes' expf (S. L. Moshier, Cephes Math Library, expf.c): n = round(x log2 e),
  *             r = x - n ln 2 (two-part ln 2), e^r by a degree-5 polynomial, times 2^n built in the
- *             exponent bits; relative error about 1e-7 on [-87.3, 0].
+ *             exponent bits; relative error about 1e-7 on [-87.3, 0], exactly 0 below (no subnormals).
+ *   keyBias   a padding mask's additive bias on S before softmax: column j of rows i >= j gets
+ *             (1 - mask[j]) MASKED, as gpt2.ts's attentionBias adds it (scalar loops over the masked
+ *             columns only: a handful per row of a classification batch).
  *   dsoftmax  dS = P * (dP - sum_j P dP) per row in place in dP (softmax's Jacobian-vector product).
  *   copy      dst = scale * src over rows x cols with any element strides (gathers a head's q, k, v
  *             out of c_attn's [B*T, 3C], transposes, scatters gradients back).
@@ -184,8 +187,13 @@ const EXP_P = [
   1.98756915e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1,
 ];
 
-/** Emits e^x for the f32x4 in local x (clamped to [-87.3, 88]), leaving it on the stack. */
-function expInto(f: Body, x: number, fx: number, y: number): void {
+/**
+ * Emits e^x for the f32x4 in local x (clamped to [-87.3, 88]), leaving it on the stack. With
+ * `keep` (a v128 local), lanes where x <= -87.3 come out exactly 0 instead of about 2^-126.
+ */
+function expInto(f: Body, x: number, fx: number, y: number, keep?: number): void {
+  // keep = x > -87.3 (f32x4.gt 0xfd 0x44), before the clamp
+  if (keep !== undefined) f.get(x).vSplatConst(-87.3).op(0xfd, 0x44).set(keep);
   // Below -87.3 e^x is not a normal float (and -inf lands here); above 88 it overflows.
   f.get(x).vSplatConst(-87.3).vMax().vSplatConst(88).vMin().set(x);
   f.get(x).vSplatConst(LOG2E).vMul().vNearest().set(fx);
@@ -196,6 +204,7 @@ function expInto(f: Body, x: number, fx: number, y: number): void {
   f.get(y).get(x).get(x).vMul().vMul().get(x).vAdd().vSplatConst(1).vAdd();
   // times 2^n: (n + 127) << 23 as float bits
   f.get(fx).vTruncSatI32().vI32Const(127).vI32Add().i32(23).vI32Shl().vMul();
+  if (keep !== undefined) f.get(keep).op(0xfd, 0x4e); // v128.and
 }
 
 function softmax(): Body {
@@ -211,6 +220,7 @@ function softmax(): Body {
   const x = f.local(V128);
   const fx = f.local(V128);
   const y = f.local(V128);
+  const keep = f.local(V128);
   const m = f.local(F32);
   const hsum = (v: number): void => {
     f.get(v).lane(0).get(v).lane(1).op(0x92).get(v).lane(2).op(0x92).get(v).lane(3).op(0x92);
@@ -248,7 +258,10 @@ function softmax(): Body {
         () => f.get(p).get(end).ltS(),
         () => {
           f.get(p).vLoad().get(vm).vSub().set(x);
-          expInto(f, x, fx, y);
+          // Padded keys (keyBias's -1e9) get exactly 0, as the stock softmax gives them: the
+          // clamped 2^-126 over the row's sum is a subnormal, which P V and the backward then
+          // multiply at a fraction of the normal rate (a classification forward took a third longer).
+          expInto(f, x, fx, y, keep);
           f.set(x);
           f.get(p).get(x).vStore();
           f.get(vs).get(x).vAdd().set(vs);
@@ -285,6 +298,49 @@ function softmax(): Body {
         },
       );
       f.inc(i, 1);
+    },
+  );
+  return f;
+}
+
+/** The stock path's bias for a padded key (gpt2.ts, llama.ts): large, finite, so a fully masked row stays finite. */
+const MASKED = -1e9;
+
+/**
+ * S [T rows of Tp floats] += the padding bias of one batch item: for every key j < T whose mask
+ * (T floats at `mask`) is not 1, add = (1 - mask[j]) MASKED (the same f32 operations as
+ * attentionBias's tf.sub and tf.mul) to S[i, j] for T > i >= j, the entries causal softmax reads.
+ */
+function keyBias(): Body {
+  const [S, Tp, T, mask] = [0, 1, 2, 3];
+  const f = new Body([I32, I32, I32, I32]);
+  const j = f.local(I32);
+  const i = f.local(I32);
+  const p = f.local(I32);
+  const add = f.local(F32);
+  f.i32(0).set(j);
+  f.loopWhile(
+    () => f.get(j).get(T).ltS(),
+    () => {
+      // add = (1 - mask[j]) MASKED  (f32.sub 0x93, f32.mul 0x94)
+      f.f32(1).get(mask).get(j).i32(4).mul().add().f32Load().op(0x93).f32(MASKED).op(0x94).set(add);
+      f.get(add)
+        .f32(0)
+        .op(0x5c)
+        .when(() => {
+          // a real key (mask 1) adds 0 and is skipped; f32.ne 0x5c
+          f.get(S).get(j).get(Tp).mul().get(j).add().i32(4).mul().add().set(p); // &S[j, j]
+          f.get(j).set(i);
+          f.loopWhile(
+            () => f.get(i).get(T).ltS(),
+            () => {
+              f.get(p).get(p).f32Load().get(add).op(0x92).f32Store(); // f32.add 0x92
+              f.inc(p, () => f.get(Tp).i32(4).mul());
+              f.inc(i, 1);
+            },
+          );
+        });
+      f.inc(j, 1);
     },
   );
   return f;
@@ -716,6 +772,8 @@ export interface SimdKernels {
   /** gemm's plain case (kmode, nmode 0) by column panels: the same arguments, kmode and nmode ignored. */
   gemmPanels: Gemm;
   softmax(S: number, T: number): void;
+  /** S: byte offset of T rows of Tp floats; mask: byte offset of T floats (1 a real key, 0 padding). */
+  keyBias(S: number, Tp: number, T: number, mask: number): void;
   dsoftmax(P: number, dP: number, T: number): void;
   copy(
     src: number,
@@ -822,6 +880,7 @@ export function simdModuleBytes(sharedMaxPages?: number, fma = false): Uint8Arra
         { name: 'normBackward', body: normBackward(), results: [] },
         { name: 'addTo', body: addTo(), results: [] },
         { name: 'adamw', body: adamw(), results: [] },
+        { name: 'keyBias', body: keyBias(), results: [] },
       ],
       sharedMaxPages,
     );
