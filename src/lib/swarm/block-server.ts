@@ -412,7 +412,13 @@ export class BlockServer {
     const mask = attentionBias(T, P, B, keyMask);
     // In training, the client's seed: LoRA dropout draws the client's mask in forward and backward.
     const training = (lora?.fields.training ?? false) && presents === undefined;
-    const ctx = { training, seed: lora?.fields.seed ?? 0, causal: !past && !keyMask };
+    // The padding mask rides in the context where there is no past, so the fused kernels take it.
+    const ctx = {
+      training,
+      seed: lora?.fields.seed ?? 0,
+      causal: !past && !keyMask,
+      keyMask: past ? undefined : keyMask,
+    };
     // The client's LoRA goes in as hooks for this call only; the compute is synchronous, so no
     // other request can see them, and whatever hooks the model had are put back.
     const saved = new Map<string, LinearHook | undefined>();
