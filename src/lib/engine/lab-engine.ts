@@ -41,6 +41,7 @@ import {
 } from '../offload/checkpoints';
 import { RunGate } from './run-gate';
 import { weightsF16Problem } from '../train/weights-f16-rules';
+import { startsFromWeight } from '../peft/lora/config';
 import { countParameters } from '../model/family';
 import { SHARD_INDEX, folderWeights } from '../model/shards';
 import { checkSampling, generate } from '../model/generate';
@@ -389,8 +390,11 @@ export class LabEngine implements LabApi {
     // Both change when a lost GPU device makes the run rebuild them on a new backend (below).
     let model = firstModel;
     // A run without f16 weights after one with them gets f32 back (the values stay f16-rounded
-    // until the model is loaded again); the adapter is made on f32 weights (some inits read them).
-    if (!s.weightsF16) model.unpackWeightsF16();
+    // until the model is loaded again); so does a LoRA that starts from the weights (PiSSA, OLoRA
+    // read them once, here), and is packed again after.
+    const init = (config as { initLoraWeights?: boolean | string }).initLoraWeights;
+    if (!s.weightsF16 || (init !== undefined && startsFromWeight({ initLoraWeights: init })))
+      model.unpackWeightsF16();
     let adapter = this.adapters.add(TRAINED_ADAPTER, () =>
       createAdapter(model, tokenizer, method, config, info, s.seed),
     );
