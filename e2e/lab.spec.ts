@@ -113,6 +113,9 @@ test('WebGPU, chosen by hand, trains on the software adapter and agrees with was
     return Number(await page.getByTestId('loss').textContent());
   };
   await expect(page.getByTestId('backend-name')).toHaveText('wasm');
+  // f16 weights are for webgpu: on wasm the box is off, with the reason beside it.
+  await expect(page.getByTestId('weights-f16')).toBeDisabled();
+  await expect(page.getByTestId('weights-f16-reason')).toContainText('wasm is running: pick webgpu');
   const onWasm = await lossAfterThreeSteps();
 
   await page.getByTestId('backend-select').selectOption('webgpu');

@@ -52,6 +52,7 @@ import { DEFAULT_GEN, genFromParams, genToParams, hashWithGen } from './gen-sett
 import type { MethodInfo } from '../lib/peft/catalog';
 import { METHOD_INFO } from '../lib/peft/catalog';
 import { methodRequest } from '../lib/peft/method-config';
+import { weightsF16Problem } from '../lib/train/weights-f16-rules';
 import type { MethodForm } from './method-form';
 import {
   DEFAULT_METHOD,
@@ -162,10 +163,23 @@ export class LabState {
     evalEvery: 20,
     gradAccumSteps: 1,
     maxGradNorm: 1,
+    weightsF16: false,
   });
 
   /** Offload and checkpoint settings of the next run ("Memory and offload" in the train panel). */
   offloadForm = $state<OffloadForm>({ ...DEFAULT_OFFLOAD_FORM });
+  /**
+   * Why the next run cannot hold its weights as f16 (the backend running, the method, offload), or
+   * null: the train panel disables its box with this sentence, and a run sends weightsF16 only without one.
+   */
+  weightsF16Blocker = $derived(
+    weightsF16Problem({
+      backend: this.backend?.name ?? null,
+      methodKind: this.methodInfo.kind,
+      useDora: this.form.useDora === true,
+      offload: this.offloadForm.stage > 0 || this.offloadForm.gradientCheckpointing,
+    }),
+  );
   /** The current (or last) run's offload events, one per step, for the Offload screen. */
   offloadEvents = $state<OffloadEvent[]>([]);
   /** The current run's last checkpoint written (or read, when it resumed). */
@@ -657,7 +671,10 @@ export class LabState {
       const method = this.methodInfo;
       const req: TrainRequest = resumeRequest ?? {
         ...methodRequest(method.cliName, requestConfig(method, $state.snapshot(this.form))),
-        train: { ...$state.snapshot(this.train) },
+        train: {
+          ...$state.snapshot(this.train),
+          weightsF16: this.train.weightsF16 === true && this.weightsF16Blocker === null,
+        },
         task: info.id,
         corpusUrl: taskDataUrl(info, this.baseUrl),
         ...offloadParts($state.snapshot(this.offloadForm), newRunId()),

@@ -191,7 +191,25 @@ describe('peft-lab', () => {
         },
       ],
       ['--version', ['--version'], (r) => expect(r.stdout.trim()).toBe(VERSION)],
-      ['train --help', ['train', '--help'], (r) => expect(r.stdout).toContain('--target-modules')],
+      [
+        'train --help',
+        ['train', '--help'],
+        (r) => {
+          expect(r.stdout).toContain('--target-modules');
+          expect(r.stdout).toContain('--weights-f16');
+        },
+      ],
+      [
+        // The CLI runs wasm or cpu: f16 weights are refused before anything loads (SettingsError).
+        'train --weights-f16 on wasm',
+        ['train', '--model', TOK, '--method', 'lora', '--weights-f16'],
+        (r) =>
+          expectOneLineError(
+            r,
+            '--weights-f16: f16 weights are for the webgpu backend (its kernels read them in place), and wasm is running: train in the Lab on its webgpu backend',
+            1,
+          ),
+      ],
       [
         'generate without a tokenizer',
         ['generate', '--model', TINY, '--prompt', 'hi', '--json'],

@@ -5,7 +5,8 @@
 import { familyDefaults, modelFamily, parseModelConfig } from '../../lib/model/family';
 import { resolveModelArg } from '../hub';
 import { join } from 'node:path';
-import { UsageError } from '../../lib/errors';
+import { SettingsError, UsageError } from '../../lib/errors';
+import { weightsF16Problem } from '../../lib/train/weights-f16-rules';
 import { int, num, requiredStr, str } from '../args';
 import type { OptionSpec } from '../args';
 import type { Command } from '../command';
@@ -51,6 +52,9 @@ Options:
   --seq-len N             tokens per sequence (default 64)
   --seed S                seed for init, batches and dropout (default 0)
   --out DIR               write adapter_config.json and adapter_model.safetensors there
+  --weights-f16           hold the frozen linear-layer weights as f16 (half their memory): for the
+                          webgpu backend and adapter methods only, so refused on wasm and cpu (the
+                          CLI's backends); the Lab offers it on webgpu
   --json                  print the result as one JSON line
 ${SWARM_HELP}
 Method settings (PEFT's names; defaults are PEFT's; AdaLoRA's totalStep is --steps):
@@ -70,6 +74,7 @@ ${GLOBAL_HELP}`;
       'seq-len': { type: 'string' },
       seed: { type: 'string' },
       out: { type: 'string' },
+      'weights-f16': { type: 'boolean' },
       json: { type: 'boolean' },
       ...SWARM_OPTIONS,
       ...methodOptions(),
@@ -112,6 +117,17 @@ ${GLOBAL_HELP}`;
       }),
       steps,
     );
+    const weightsF16 = values['weights-f16'] === true;
+    if (weightsF16) {
+      // Refused before anything loads: the same rule as the Lab's (train/weights-f16-rules.ts).
+      const problem = weightsF16Problem({
+        backend: flags.backend,
+        methodKind: method.kind,
+        useDora: (config as { useDora?: boolean }).useDora === true,
+        toWebGpu: 'train in the Lab on its webgpu backend (the CLI runs wasm or cpu)',
+      });
+      if (problem) throw new SettingsError(`--weights-f16: ${problem}`);
+    }
     const out = str(values, 'out');
     if (out !== undefined) prepareOutDir(out);
 
@@ -150,6 +166,7 @@ ${GLOBAL_HELP}`;
       throw new UsageError(`--task ${task.name}: ${(e as Error).message}`);
     }
     const adapter = createAdapter(model, tokenizer, method, config, task.info, s.seed);
+    if (weightsF16) log(`f16 weights: ${((await model.packWeightsF16()) / 2 ** 20).toFixed(2)} MiB freed`);
     const trainable = countTrainable(adapter);
     let headParams = 0;
     for (const p of adapter.head?.params().values() ?? []) headParams += p.variable.size;

@@ -40,6 +40,8 @@ import {
   writeCheckpoint,
 } from '../offload/checkpoints';
 import { RunGate } from './run-gate';
+import { weightsF16Problem } from '../train/weights-f16-rules';
+import { startsFromWeight } from '../peft/lora/config';
 import { countParameters } from '../model/family';
 import { SHARD_INDEX, folderWeights } from '../model/shards';
 import { checkSampling, generate } from '../model/generate';
@@ -348,6 +350,15 @@ export class LabEngine implements LabApi {
       throw new SettingsError(`gradient clipping must be a norm of 0 (off) or more, got ${maxGradNorm}`);
     }
     const { method, config } = planAdapter(model, req.method, req.config, info, req.train, this.modelId);
+    if (req.train.weightsF16) {
+      const problem = weightsF16Problem({
+        backend: tf.getBackend(),
+        methodKind: method.kind,
+        useDora: (config as { useDora?: boolean }).useDora === true,
+        offload: req.offload !== undefined,
+      });
+      if (problem) throw new SettingsError(problem);
+    }
     // From here the engine is busy: model switches are refused, and a stop that arrives while the
     // corpus loads or the first evaluation runs still counts.
     return this.gate
@@ -378,9 +389,16 @@ export class LabEngine implements LabApi {
     const { tokenizer } = this.need();
     // Both change when a lost GPU device makes the run rebuild them on a new backend (below).
     let model = firstModel;
+    // A run without f16 weights after one with them gets f32 back (the values stay f16-rounded
+    // until the model is loaded again); so does a LoRA that starts from the weights (PiSSA, OLoRA
+    // read them once, here), and is packed again after.
+    const init = (config as { initLoraWeights?: boolean | string }).initLoraWeights;
+    if (!s.weightsF16 || (init !== undefined && startsFromWeight({ initLoraWeights: init })))
+      model.unpackWeightsF16();
     let adapter = this.adapters.add(TRAINED_ADAPTER, () =>
       createAdapter(model, tokenizer, method, config, info, s.seed),
     );
+    if (s.weightsF16) await this.packWeightsF16(model);
     this.adapterInfo.set(TRAINED_ADAPTER, { method, labels: [...info.labels] });
     let offloading: OffloadSession | null = null;
     const evaluate = async (step: number): Promise<EvalPoint> => {
@@ -416,12 +434,19 @@ export class LabEngine implements LabApi {
     // A run with offload keeps pages tied to its tensors: it does not move backends by itself.
     const recoverable = offload
       ? null
-      : await this.recoverableRun(newTrainer, (m) => {
-          model = m;
-          adapter = this.adapters.add(TRAINED_ADAPTER, () =>
-            createAdapter(m, tokenizer, method, config, info, s.seed),
-          );
-        });
+      : await this.recoverableRun(
+          newTrainer,
+          async (m) => {
+            model = m;
+            adapter = this.adapters.add(TRAINED_ADAPTER, () =>
+              createAdapter(m, tokenizer, method, config, info, s.seed),
+            );
+            // On a new GPU device the weights are halves again; on the wasm fallback they stay f32
+            // (halves are for the WebGPU kernels), and the recovery message says so.
+            if (s.weightsF16 && tf.getBackend() === 'webgpu') await this.packWeightsF16(m);
+          },
+          s.weightsF16 === true,
+        );
     let trainer = recoverable?.trainer ?? newTrainer();
     offload?.attach(trainer);
     offloading = offload;
@@ -554,7 +579,8 @@ export class LabEngine implements LabApi {
    */
   private async recoverableRun(
     newTrainer: () => Trainer,
-    rebuild: (model: DecoderModel) => void,
+    rebuild: (model: DecoderModel) => Promise<void>,
+    weightsF16: boolean,
   ): Promise<RecoverableRun> {
     let first = true;
     let dropped: string[] = [];
@@ -575,7 +601,7 @@ export class LabEngine implements LabApi {
           // freeing on a dead device may fail
         }
         this.model = modelFromFiles(this.modelId, files).model;
-        rebuild(this.model);
+        await rebuild(this.model);
         if (info) this.adapterInfo.set(TRAINED_ADAPTER, info);
       }
       first = false;
@@ -589,7 +615,11 @@ export class LabEngine implements LabApi {
         const parked = dropped.length
           ? `; the adapters ${dropped.join(', ')} were on the lost device and must be opened again`
           : '';
-        const message = describeRecovery(r) + parked;
+        const f32 =
+          weightsF16 && tf.getBackend() !== 'webgpu'
+            ? `; the base weights are f32 on ${tf.getBackend()} (f16 weights are for webgpu)`
+            : '';
+        const message = describeRecovery(r) + parked + f32;
         this.emit('deviceLost', {
           message,
           backend: await currentBackendInfo(message),
@@ -597,6 +627,15 @@ export class LabEngine implements LabApi {
         });
         this.emit('status', { phase: 'training', message });
       },
+    });
+  }
+
+  /** Holds the model's frozen linear-layer matrices as f16 halves, saying how much GPU memory that freed. */
+  private async packWeightsF16(model: DecoderModel): Promise<void> {
+    const freed = await model.packWeightsF16();
+    this.emit('status', {
+      phase: 'loading',
+      message: `frozen linear-layer weights held as f16: ${(freed / 2 ** 20).toFixed(2)} MiB of GPU memory freed`,
     });
   }
 

@@ -35,6 +35,12 @@ export interface DecoderModel {
   readonly lmHeadKey: string;
   w(name: string): tf.Variable;
   setTrainable(trainable: boolean): void;
+  /** True while the frozen linear-layer matrices are held as f16 halves (decoder-weights.ts). */
+  readonly weightsF16: boolean;
+  /** Holds the frozen linear-layer matrices as f16 halves (WebGPU only); returns the bytes freed. */
+  packWeightsF16(): Promise<number>;
+  /** Back to f32 variables holding the rounded values; a no-op when nothing is packed. */
+  unpackWeightsF16(): void;
   /** Call after changing base weights in place (merge, load), so derived tensors are rebuilt. */
   invalidateCaches(): void;
   /** The LM head transposed, [C, V]: cached while it is frozen. */

@@ -49,12 +49,12 @@ export interface LinearHook {
    * The whole layer, x W + b and the hook, as one fused kernel (WebGPU only: linear() asks only when
    * our kernels are on). Returns null where the kernel does not fit this call (merged weights,
    * active dropout, ...), and linear() then runs dense and `apply` as everywhere else. W is frozen
-   * f32 or, under weightsF16, frozen halves.
+   * f32 or, under weightsF16, frozen halves; b is absent for a layer without a bias (the Llama family's).
    */
   fused?(
     x: tf.Tensor2D,
     w: tf.Tensor2D | HalfMatrix,
-    b: tf.Tensor1D,
+    b: tf.Tensor1D | undefined,
     ctx: ForwardContext,
   ): tf.Tensor2D | null;
 }

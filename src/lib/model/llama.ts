@@ -14,8 +14,11 @@ import type { DecoderModel } from './decoder';
 import { DecoderWeights } from './decoder-weights';
 import type { ForwardContext, ForwardOptions, ForwardResult, LayerKV, LinearHook } from './gpt2';
 import type { LlamaConfig, LlamaLinearModule } from './llama-config';
+import { LLAMA_LINEAR_MODULES } from './llama-config';
 import { dense, embed, isFrozen, matmulFrozen, multiHeadAttention } from './ops';
 import { InternalError } from '../errors';
+import { fusedKernelsOn } from '../kernels/webgpu/active';
+import { frozenLinear } from '../kernels/webgpu/halves';
 import { simdCausalAttentionGqa } from '../kernels/wasm/attention';
 
 /** A large negative number instead of -inf: a fully masked row stays finite instead of NaN. */
@@ -141,13 +144,40 @@ export class LlamaModel extends DecoderWeights implements DecoderModel {
     return embed(this.w('embed_tokens.weight') as tf.Tensor2D, ids) as tf.Tensor3D;
   }
 
-  /** One named linear layer on x [N, in], with its hook if any. */
+  /**
+   * weightsF16 holds every layer's seven linear-layer matrices as halves (linear() reads them). The
+   * rest stays f32: the embedding (gathered by id), the RMSNorm weights (vectors), the biases
+   * (Qwen2's q/k/v) and the LM head, tied or not (read whole by heads.ts through lmHeadT).
+   */
+  protected override halfKeys(): string[] {
+    return Array.from({ length: this.config.nLayer }, (_, i) =>
+      LLAMA_LINEAR_MODULES.map((m) => `layers.${i}.${m}.weight`),
+    ).flat();
+  }
+
+  /** One named linear layer on x [N, in], with its hook if any (the bias only where the family has one). */
   linear(layer: number, module: LlamaLinearModule, x: tf.Tensor2D, ctx: ForwardContext): tf.Tensor2D {
     const p = `layers.${layer}.${module}`;
     const hook = this.hooks.get(p);
     const xin = hook?.input ? hook.input(x, ctx) : x;
     const b = this.weights.get(`${p}.bias`) as tf.Tensor1D | undefined;
-    const base = dense(xin, this.w(`${p}.weight`) as tf.Tensor2D, b);
+    const frozenBias = !b || isFrozen(b);
+    const half = this.halves.get(`${p}.weight`);
+    if (half) {
+      // weightsF16: W is read as halves in place, by the hook's fused kernel or by frozenLinear.
+      const fusedHalf = hook?.fused && fusedKernelsOn() ? hook.fused(xin, half, b, ctx) : null;
+      if (fusedHalf) return fusedHalf;
+      const base = frozenBias
+        ? frozenLinear(xin, half, b)
+        : (tf.add(frozenLinear(xin, half), b!) as tf.Tensor2D);
+      return hook ? hook.apply(xin, base, ctx) : base;
+    }
+    const w = this.w(`${p}.weight`) as tf.Tensor2D;
+    const fused = hook?.fused && fusedKernelsOn() ? hook.fused(xin, w, b, ctx) : null;
+    if (fused) return fused;
+    // A frozen layer on WebGPU: our tiled product, dx in one dispatch (as gpt2.ts's linear()).
+    const ours = fusedKernelsOn() && isFrozen(w) && frozenBias;
+    const base = ours ? frozenLinear(xin, w, b) : dense(xin, w, b);
     return hook ? hook.apply(xin, base, ctx) : base;
   }
 

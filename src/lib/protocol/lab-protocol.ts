@@ -64,6 +64,12 @@ export interface TrainSettings {
   gradAccumSteps?: number;
   /** Clip the gradients' global norm at this (0: no clipping); default 1.0. */
   maxGradNorm?: number;
+  /**
+   * Hold the frozen linear-layer matrices as f16 halves (half their GPU memory; each weight rounded
+   * to the nearest f16 once): webgpu only, adapter methods only (train/weights-f16-rules.ts says
+   * which; a run that cannot is refused with SettingsError). Off or absent: f32.
+   */
+  weightsF16?: boolean;
 }
 
 /**

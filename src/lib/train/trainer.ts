@@ -173,12 +173,15 @@ function stockLmLoss(model: DecoderModel, h: tf.Tensor3D, b: LmBatch): tf.Scalar
   return crossEntropy(tf.reshape(logits, [b.batch * b.seqLen, -1]) as tf.Tensor2D, b.labels);
 }
 
-/** The tied LM head and cross-entropy in our WebGPU kernel: no [N, V] logits or softmax kept. */
+/**
+ * The LM head ([V, C]: GPT-2's tied wte, a Llama's lm_head or tied embed_tokens) and cross-entropy
+ * in our WebGPU kernel: no [N, V] logits or softmax kept.
+ */
 function fusedLmLoss(model: DecoderModel, h: tf.Tensor3D, labels: Int32Array): tf.Scalar {
   const [B, T, C] = h.shape;
-  const wte = model.w('wte.weight') as tf.Tensor2D;
-  return lmHeadCrossEntropy(tf.reshape(h, [B * T, C]) as tf.Tensor2D, wte, labels, {
-    embeddingTrains: !isFrozen(wte),
+  const head = model.w(model.lmHeadKey) as tf.Tensor2D;
+  return lmHeadCrossEntropy(tf.reshape(h, [B * T, C]) as tf.Tensor2D, head, labels, {
+    embeddingTrains: !isFrozen(head),
   });
 }
 

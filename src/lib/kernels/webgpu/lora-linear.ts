@@ -75,24 +75,25 @@ export function registerLoraLinear(): void {
 export function loraLinearStock(
   x: tf.Tensor2D,
   w: tf.Tensor2D,
-  bias: tf.Tensor1D,
+  bias: tf.Tensor1D | undefined,
   a: tf.Tensor2D,
   b: tf.Tensor2D,
   scale: number,
 ): tf.Tensor2D {
-  return tf.add(tf.add(tf.matMul(x, w), bias), tf.mul(tf.matMul(tf.matMul(x, a), b), scale));
+  const xw = tf.matMul(x, w);
+  return tf.add(bias ? tf.add(xw, bias) : xw, tf.mul(tf.matMul(tf.matMul(x, a), b), scale));
 }
 
 /**
  * y = x W + bias + scale (x A) B, with gradients for x, A and B only (W and bias are frozen: their
- * gradients are not computed, not even as zeros). x [N, in], W [in, out], bias [out], A [in, r],
- * B [r, out]. W may be held as f16 halves (weightsF16): on webgpu the two products that read it
+ * gradients are not computed, not even as zeros). x [N, in], W [in, out], bias [out] or none (the
+ * Llama family's layers), A [in, r], B [r, out]. W may be held as f16 halves (weightsF16): on webgpu the two products that read it
  * unpack it in place, accumulating in f32; elsewhere it is unpacked first.
  */
 export function loraLinear(
   x: tf.Tensor2D,
   wIn: tf.Tensor2D | HalfMatrix,
-  bias: tf.Tensor1D,
+  bias: tf.Tensor1D | undefined,
   a: tf.Tensor2D,
   b: tf.Tensor2D,
   scale: number,
@@ -126,7 +127,7 @@ export function loraLinear(
     const h = runKernel(LORA_H, { x: xi as tf.Tensor, a: ai as tf.Tensor }); // [N, r]
     const y = runKernel(
       LORA_Y,
-      { x: xi as tf.Tensor, w, h, b: bi as tf.Tensor, bias },
+      { x: xi as tf.Tensor, w, h, b: bi as tf.Tensor, ...(bias ? { bias } : {}) },
       { scale, ...halves },
     ) as tf.Tensor2D;
     (save as tf.GradSaveFunc)([xi as tf.Tensor, ai as tf.Tensor, bi as tf.Tensor, h]);

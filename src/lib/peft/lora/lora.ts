@@ -53,12 +53,12 @@ class LoraHook implements LinearHook {
   fused(
     x: tf.Tensor2D,
     w: tf.Tensor2D | HalfMatrix,
-    b: tf.Tensor1D,
+    b: tf.Tensor1D | undefined,
     ctx: ForwardContext,
   ): tf.Tensor2D | null {
     if (this.isMerged() || this.s.biasDelta) return null;
     if (ctx.training && this.dropout > 0) return null;
-    if (!(w instanceof HalfMatrix || isFrozen(w)) || !isFrozen(b)) return null;
+    if (!(w instanceof HalfMatrix || isFrozen(w)) || (b && !isFrozen(b))) return null;
     return loraLinear(x, w, b, this.s.aT, this.s.bT, this.scaling);
   }
 }
