@@ -16,9 +16,11 @@ import { initNodeBackend } from '../backend/node';
 import { importDataset, importedTaskInfo, taskDataUrl } from '../data/imported';
 import { SettingsError } from '../errors';
 import { webgpuForTests } from '../kernels/webgpu/testing';
-import type { LabEvents, TrainRequest } from '../protocol/lab-protocol';
+import type { LabEvents, ModelFileBytes, TrainRequest } from '../protocol/lab-protocol';
 import type { MethodRequest } from '../peft/method-config';
+import type { DecoderModel } from '../model/decoder';
 import { LabEngine } from './lab-engine';
+import { modelFromFiles } from './model-files';
 import { PUBLIC_DIR, publicFetch } from './testing';
 
 const DIR = join(process.cwd(), 'src/lib/model/fixtures/tiny-llama');
@@ -27,6 +29,15 @@ const TRAIN = { steps: 2, lr: 2e-2, batchSize: 2, seqLen: 8, seed: 1, warmupStep
 function bytes(dir: string, file: string): ArrayBuffer {
   const b = readFileSync(join(dir, file));
   return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
+}
+
+/** tiny-llama's folder as the engine's loadModelFiles takes it. */
+function files(): ModelFileBytes {
+  return {
+    config: bytes(DIR, 'config.json'),
+    tokenizer: bytes(DIR, 'tokenizer.json'),
+    weights: bytes(DIR, 'model.safetensors'),
+  };
 }
 
 /** A short text as an imported task, so evaluating on SwiftShader takes a moment. */
@@ -52,12 +63,7 @@ async function engineWithLlama(): Promise<{ engine: LabEngine; losses: number[];
     if (kind === 'progress') losses.push((data as LabEvents['progress']).loss);
     if (kind === 'status') status.push((data as LabEvents['status']).message);
   });
-  await engine.loadModelFiles({
-    id: 'local: tiny-llama',
-    config: bytes(DIR, 'config.json'),
-    tokenizer: bytes(DIR, 'tokenizer.json'),
-    weights: bytes(DIR, 'model.safetensors'),
-  });
+  await engine.loadModelFiles({ id: 'local: tiny-llama', ...files() });
   return { engine, losses, status };
 }
 
@@ -94,7 +100,7 @@ describe('LabEngine weightsF16 on wasm', () => {
 const gpu = await webgpuForTests();
 
 describe.skipIf(!gpu)('LabEngine weightsF16 on webgpu', () => {
-  it('trains LoRA with f16 weights within the stated tolerance of f32, says what it freed, refuses full fine-tuning', async () => {
+  it('trains LoRA with f16 weights within the stated tolerance of f32, says what it freed, refuses full fine-tuning; a run without f16 after it has the weights as loaded', async () => {
     const task = await smallTask();
     await tf.setBackend('webgpu');
     const { engine, losses, status } = await engineWithLlama();
@@ -118,5 +124,17 @@ describe.skipIf(!gpu)('LabEngine weightsF16 on webgpu', () => {
     const full = engine.train(request(task, true, { method: 'full', config: {} }));
     await expect(full).rejects.toThrow(SettingsError);
     await expect(full).rejects.toThrow(/full fine-tuning trains the base weights/);
+
+    // A run without f16 after it trains on the weights as loaded, not on their f16 rounding.
+    await engine.train(request(task));
+    const model = (engine as unknown as { model: DecoderModel }).model;
+    expect(model.weightsF16).toBe(false);
+    const fresh = modelFromFiles('fresh', files()).model;
+    const names = [...fresh.weights.keys()].filter((k) => /_proj\.weight$/.test(k));
+    expect(names).toHaveLength(14);
+    for (const k of names) {
+      expect(await model.weights.get(k)!.data(), k).toEqual(await fresh.weights.get(k)!.data());
+    }
+    fresh.dispose();
   }, 120_000);
 });

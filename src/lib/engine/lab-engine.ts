@@ -389,12 +389,12 @@ export class LabEngine implements LabApi {
     const { tokenizer } = this.need();
     // Both change when a lost GPU device makes the run rebuild them on a new backend (below).
     let model = firstModel;
-    // A run without f16 weights after one with them gets f32 back (the values stay f16-rounded
-    // until the model is loaded again); so does a LoRA that starts from the weights (PiSSA, OLoRA
-    // read them once, here), and is packed again after.
+    // A run without f16 weights after one with them gets the f32 weights as loaded back (read
+    // again from the model's files, not the halves' rounded values); so does a LoRA that starts
+    // from the weights (PiSSA, OLoRA read them once, here), and is packed again after.
     const init = (config as { initLoraWeights?: boolean | string }).initLoraWeights;
     if (!s.weightsF16 || (init !== undefined && startsFromWeight({ initLoraWeights: init })))
-      model.unpackWeightsF16();
+      await this.exactWeights(model);
     let adapter = this.adapters.add(TRAINED_ADAPTER, () =>
       createAdapter(model, tokenizer, method, config, info, s.seed),
     );
@@ -628,6 +628,32 @@ export class LabEngine implements LabApi {
         this.emit('status', { phase: 'training', message });
       },
     });
+  }
+
+  /**
+   * The model's weights as loaded, where some are held as f16 halves: a fresh copy of the model is
+   * built from its files (as a lost device's rebuild does) and lends its f32 values to the halves'
+   * names, then goes. Without the files (never the case after a load) the rounded values stay,
+   * and the status line says so.
+   */
+  private async exactWeights(model: DecoderModel): Promise<void> {
+    if (!model.weightsF16) return;
+    const files = await this.modelFilesAgain?.();
+    if (!files) {
+      model.unpackWeightsF16();
+      this.emit('status', {
+        phase: 'loading',
+        message:
+          'weights back to f32 with their f16 rounding: load the model again for the weights as loaded',
+      });
+      return;
+    }
+    const fresh = modelFromFiles(this.modelId, files).model;
+    try {
+      model.unpackWeightsF16((k) => fresh.weights.get(k));
+    } finally {
+      fresh.dispose();
+    }
   }
 
   /** Holds the model's frozen linear-layer matrices as f16 halves, saying how much GPU memory that freed. */

@@ -89,14 +89,22 @@ export abstract class DecoderWeights {
     return freed;
   }
 
-  /** Back to f32 variables (frozen) holding the rounded values the halves held; a no-op when none are. */
-  unpackWeightsF16(): void {
+  /**
+   * Back to f32 variables (frozen); a no-op when none are held as halves. They hold the rounded
+   * values the halves held, or, given `exact` (the same weights as loaded, e.g. a fresh model's
+   * `weights.get`), the values as loaded: what a run without f16 weights after one with them needs.
+   */
+  unpackWeightsF16(exact?: (name: string) => tf.Tensor | undefined): void {
     if (!this.halves.size) return;
     for (const [k, h] of this.halves) {
+      const original = exact?.(k);
+      if (original && original.shape.join() !== h.shape.join()) {
+        throw new InternalError(`weight ${k} was [${h.shape}] but the exact copy is [${original.shape}]`);
+      }
       this.weights.set(
         k,
         newVariable(
-          tf.tidy(() => unpackHalves(h)),
+          tf.tidy(() => (original ? tf.clone(original) : unpackHalves(h))),
           false,
         ),
       );

@@ -39,8 +39,8 @@ export interface DecoderModel {
   readonly weightsF16: boolean;
   /** Holds the frozen linear-layer matrices as f16 halves (WebGPU only); returns the bytes freed. */
   packWeightsF16(): Promise<number>;
-  /** Back to f32 variables holding the rounded values; a no-op when nothing is packed. */
-  unpackWeightsF16(): void;
+  /** Back to f32 variables: the rounded values, or `exact`'s (decoder-weights.ts); a no-op when nothing is packed. */
+  unpackWeightsF16(exact?: (name: string) => tf.Tensor | undefined): void;
   /** Call after changing base weights in place (merge, load), so derived tensors are rebuilt. */
   invalidateCaches(): void;
   /** The LM head transposed, [C, V]: cached while it is frozen. */
