@@ -176,7 +176,7 @@ function stockLmLoss(model: DecoderModel, h: tf.Tensor3D, b: LmBatch): tf.Scalar
 /** The tied LM head and cross-entropy in our WebGPU kernel: no [N, V] logits or softmax kept. */
 function fusedLmLoss(model: DecoderModel, h: tf.Tensor3D, labels: Int32Array): tf.Scalar {
   const [B, T, C] = h.shape;
-  const wte = model.w('wte.weight') as tf.Tensor2D;
+  const wte = model.w(model.lmHeadKey) as tf.Tensor2D; // [V, C]: wte (GPT-2, tied) or Llama's lm_head
   return lmHeadCrossEntropy(tf.reshape(h, [B * T, C]) as tf.Tensor2D, wte, labels, {
     embeddingTrains: !isFrozen(wte),
   });
