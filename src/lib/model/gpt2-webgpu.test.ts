@@ -6,9 +6,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { loadGpt2 } from './load';
-import { maxRelError, onBackend, webgpuForTests } from '../kernels/webgpu/testing';
+import { ATT_PACKED_LSE } from '../kernels/webgpu/attention';
+import { maxRelError, onBackend, randomValues, webgpuForTests, weightedSum } from '../kernels/webgpu/testing';
 
 const gpu = await webgpuForTests();
 const FIX = join(import.meta.dirname, 'fixtures/tiny-gpt2');
@@ -36,5 +37,40 @@ describe.skipIf(!gpu)('Gpt2Model.forward on webgpu with the fused attention kern
     const got = await onBackend('webgpu', run);
     expect(got.length).toBe(want.length);
     want.forEach((w, i) => expect(maxRelError(got[i]!, w), `output ${i}`).toBeLessThan(1e-4));
+  });
+
+  it('with a padding mask: hidden states and their input-embedding gradient match cpu, attention fused', async () => {
+    const [B, T, C] = [3, 6, 16];
+    // A full row, a row with one real token, a left-padded row with a hole (its first queries see
+    // only padded keys; its real ones see padded keys among real ones).
+    const maskRows = [
+      [1, 1, 1, 1, 1, 1],
+      [1, 0, 0, 0, 0, 0],
+      [0, 0, 1, 1, 0, 1],
+    ];
+    const run = (masked: boolean) => () => {
+      const model = loadGpt2({
+        config: JSON.parse(readFileSync(join(FIX, 'config.json'), 'utf8')),
+        weights: new Uint8Array(readFileSync(join(FIX, 'model.safetensors'))),
+      });
+      const x = tf.mul(tf.tensor3d(randomValues(B * T * C, 71), [B, T, C]), 0.5) as tf.Tensor3D;
+      const attentionMask = masked ? tf.tensor2d(maskRows.flat(), [B, T]) : undefined;
+      const f = (e: tf.Tensor3D) => model.forward({ inputsEmbeds: e, attentionMask }).hidden;
+      const kept = [f(x), tf.grad((e) => weightedSum(f(e as tf.Tensor3D), 5))(x)].map((t) => t.clone());
+      model.dispose();
+      return kept;
+    };
+    const want = await onBackend('cpu', run(true));
+    const spy = vi.spyOn(tf.engine(), 'runKernel');
+    const got = await onBackend('webgpu', run(true));
+    const fused = spy.mock.calls.filter(([name, inputs]) => name === ATT_PACKED_LSE && 'keyMask' in inputs);
+    spy.mockRestore();
+    expect(fused.length).toBeGreaterThan(0);
+    expect(maxRelError(got[0]!, want[0]!), 'hidden').toBeLessThan(1e-4);
+    expect(maxRelError(got[1]!, want[1]!), 'd hidden / d inputsEmbeds').toBeLessThan(1e-4);
+    // The mask changes both here, so a kernel that ignored it would fail the comparison.
+    const unmasked = await onBackend('cpu', run(false));
+    expect(maxRelError(unmasked[0]!, want[0]!)).toBeGreaterThan(1e-2);
+    expect(maxRelError(unmasked[1]!, want[1]!)).toBeGreaterThan(1e-2);
   });
 });

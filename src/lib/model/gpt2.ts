@@ -258,7 +258,9 @@ export class Gpt2Model extends DecoderWeights implements DecoderModel {
     const H = this.config.nHead;
     const D = C / H;
     const qkv = this.linear(layer, 'attn.c_attn', tf.reshape(a, [B * T, C]) as tf.Tensor2D, ctx); // [B*T, 3C]
-    if (!past && ctx.causal && fusedKernelsOn()) return this.fusedAttention(layer, qkv, B, T, ctx);
+    // Causal, or causal but for padded keys (the kernel takes the key mask as the stock bias does).
+    if (!past && (ctx.causal || ctx.keyMask) && fusedKernelsOn())
+      return this.fusedAttention(layer, qkv, B, T, ctx);
     if (!past) {
       // No past keys: attention reads qkv whole (one transpose to the heads' layout, see ops.ts).
       // Causal attention on wasm, plain or under a padding mask (ctx.keyMask: classification):
@@ -290,10 +292,10 @@ export class Gpt2Model extends DecoderWeights implements DecoderModel {
   }
 
   /**
-   * Attention through the fused causal kernel (WebGPU, no past, no padding), reading c_attn's
-   * [B*T, 3C] in place and writing [B*T, C] for c_proj: no transposes, no unstack, and the gradient
-   * for qkv in one dispatch. The presents ([B, H, T, D]) are cut from qkv only when read
-   * (generation); training never reads them, so it never pays for them.
+   * Attention through the fused causal kernel (WebGPU, no past; padded keys masked when the call
+   * has a padding mask), reading c_attn's [B*T, 3C] in place and writing [B*T, C] for c_proj: no
+   * transposes, no unstack, and the gradient for qkv in one dispatch. The presents ([B, H, T, D])
+   * are cut from qkv only when read (generation); training never reads them, so it never pays.
    */
   private fusedAttention(
     layer: number,
@@ -305,7 +307,12 @@ export class Gpt2Model extends DecoderWeights implements DecoderModel {
     const H = this.config.nHead;
     const C = qkv.shape[1] / 3;
     const D = C / H;
-    const y = causalAttentionPacked(tf.reshape(qkv, [B, T, 3 * C]) as tf.Tensor3D, H, 1 / Math.sqrt(D));
+    const y = causalAttentionPacked(
+      tf.reshape(qkv, [B, T, 3 * C]) as tf.Tensor3D,
+      H,
+      1 / Math.sqrt(D),
+      ctx.keyMask,
+    );
     const out = this.linear(layer, 'attn.c_proj', tf.reshape(y, [B * T, C]) as tf.Tensor2D, ctx);
     const block = (i: 1 | 2): tf.Tensor3D => tf.reshape(tf.slice(qkv, [0, i * C], [B * T, C]), [B, T, C]);
     return { out: tf.reshape(out, [B, T, C]) as tf.Tensor3D, present: lazyKV(block, H, D) };

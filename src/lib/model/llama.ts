@@ -20,6 +20,8 @@ import { InternalError } from '../errors';
 import { fusedKernelsOn } from '../kernels/webgpu/active';
 import { frozenLinear } from '../kernels/webgpu/halves';
 import { simdCausalAttentionGqa } from '../kernels/wasm/attention';
+import { fusedKernelsOn } from '../kernels/webgpu/active';
+import { gqaCausalAttention } from '../kernels/webgpu/attention';
 
 /** A large negative number instead of -inf: a fully masked row stays finite instead of NaN. */
 const MASKED = -1e9;
@@ -302,6 +304,12 @@ export class LlamaModel extends DecoderWeights implements DecoderModel {
     const q = this.applyRope(this.linear(layer, 'self_attn.q_proj', x, ctx), B, T, H, cos, sin); // [B, T, H*D]
     const k = this.applyRope(this.linear(layer, 'self_attn.k_proj', x, ctx), B, T, K, cos, sin); // [B, T, K*D]
     const v = tf.reshape(this.linear(layer, 'self_attn.v_proj', x, ctx), [B, T, K * D]) as tf.Tensor3D;
+    if (!past && this.fusedOnWebGpu(layer, T, ctx)) {
+      // Our WebGPU kernel: each key/value head read in place by its query heads, padded keys masked.
+      const y = gqaCausalAttention(q, k, v, H, 1 / Math.sqrt(D), ctx.keyMask); // [B, T, H*D]
+      const out = this.linear(layer, 'self_attn.o_proj', tf.reshape(y, [B * T, H * D]) as tf.Tensor2D, ctx);
+      return { out: tf.reshape(out, [B, T, C]) as tf.Tensor3D, present: lazyKV(k, v, K, D) };
+    }
     // Past [B, K, P, D] -> [B, P, K*D], heads side by side as the new keys are.
     const merge = (t: tf.Tensor4D): tf.Tensor3D =>
       tf.reshape(tf.transpose(t, [0, 2, 1, 3]), [B, t.shape[2], K * D]) as tf.Tensor3D;
@@ -317,6 +325,16 @@ export class LlamaModel extends DecoderWeights implements DecoderModel {
         : null) ?? multiHeadAttention(q, repeatKv(kAll, K, H / K, D), repeatKv(vAll, K, H / K, D), mask, H); // [B, T, H*D] or [B*T, H*D]
     const out = this.linear(layer, 'self_attn.o_proj', tf.reshape(y, [B * T, H * D]) as tf.Tensor2D, ctx);
     return { out: tf.reshape(out, [B, T, C]) as tf.Tensor3D, present: lazyKV(kAll, vAll, K, D) };
+  }
+
+  /**
+   * True when this layer's attention (no past keys) can run through our WebGPU kernel: the call is
+   * causal, or causal but for padded keys, and the layer's sliding window (Mistral) hides no key
+   * within these T positions (the kernel knows no window).
+   */
+  private fusedOnWebGpu(layer: number, T: number, ctx: ForwardContext): boolean {
+    const window = this.config.slidingWindow[layer] ?? null;
+    return fusedKernelsOn() && (ctx.causal === true || !!ctx.keyMask) && (window === null || window >= T);
   }
 
   /** SwiGLU: down(silu(gate(m)) * up(m)). */

@@ -5,6 +5,8 @@ import {
   causalAttentionPacked,
   causalAttentionPackedStock,
   causalAttentionStock,
+  gqaCausalAttention,
+  gqaCausalAttentionStock,
 } from './attention';
 import { countDispatches } from './dispatch-counter';
 import { maxRelError, onBackend, randomValues, webgpuForTests, weightedSum } from './testing';
@@ -124,5 +126,126 @@ describe.skipIf(!gpu)('causalAttentionPacked on webgpu (qkv [B, T, 3C] -> y [B, 
     // 2 forward and 1 for dqkv (tf.grad's seed of ones is uploaded, not dispatched).
     expect(both.counts.dispatches).toBe(3);
     qkv.dispose();
+  });
+});
+
+/**
+ * Key masks [B, T] for the masked variants: a full row, a row with one real token, and a row with
+ * left padding and a hole, whose first query rows see only padded keys (the stock softmax makes
+ * them uniform, finite) and whose real rows see padded keys among real ones.
+ */
+function keyMask(B: number, T: number): tf.Tensor2D {
+  const rows = [
+    Array.from({ length: T }, () => 1),
+    Array.from({ length: T }, (_, j) => (j < 1 ? 1 : 0)),
+    Array.from({ length: T }, (_, j) => (j < 2 || j === 4 ? 0 : 1)),
+  ];
+  return tf.tensor2d(rows.slice(0, B).flat(), [B, T]);
+}
+
+describe.skipIf(!gpu)('masked causal attention on webgpu (padded keys get the stock bias)', () => {
+  const heads = 2;
+  const hd = 4;
+  const C = heads * hd;
+  const B = 3;
+  const sc = 1 / Math.sqrt(hd);
+  const packed = () => tf.mul(tf.tensor3d(randomValues(B * t * 3 * C, 43), [B, t, 3 * C]), 2) as tf.Tensor3D;
+
+  it('packed: output and dqkv match the stock composition on cpu, and differ from unmasked', async () => {
+    const run = (f: typeof causalAttentionPacked, masked: boolean) => () => {
+      const qkv = packed();
+      const m = masked ? keyMask(B, t) : undefined;
+      const g = tf.grad((x) => weightedSum(f(x as tf.Tensor3D, heads, sc, m), 9));
+      return [f(qkv, heads, sc, m), g(qkv)];
+    };
+    const want = await onBackend('cpu', run(causalAttentionPackedStock, true));
+    const got = await onBackend('webgpu', run(causalAttentionPacked, true));
+    expect(maxRelError(got[0]!, want[0]!), 'y').toBeLessThan(1e-4);
+    expect(maxRelError(got[1]!, want[1]!), 'dqkv').toBeLessThan(1e-4);
+    expect(got.every((a) => a.every(Number.isFinite))).toBe(true);
+    // The mask matters here: without it the outputs and gradients are far from these.
+    const unmasked = await onBackend('cpu', run(causalAttentionPackedStock, false));
+    expect(maxRelError(unmasked[0]!, want[0]!)).toBeGreaterThan(1e-2);
+    expect(maxRelError(unmasked[1]!, want[1]!)).toBeGreaterThan(1e-2);
+  });
+
+  it('[B, H, T, D]: output, dq, dk, dv match the stock composition on cpu', async () => {
+    const run = (f: typeof causalAttention) => () => {
+      const [q, k, v] = [51, 52, 53].map(
+        (s) => tf.mul(tf.tensor4d(randomValues(B * heads * t * hd, s), [B, heads, t, hd]), 2) as tf.Tensor4D,
+      );
+      const m = keyMask(B, t);
+      const g = tf.grads((qi, ki, vi) =>
+        weightedSum(f(qi as tf.Tensor4D, ki as tf.Tensor4D, vi as tf.Tensor4D, sc, m), 8),
+      );
+      return [f(q!, k!, v!, sc, m), ...g([q!, k!, v!])];
+    };
+    const want = await onBackend('cpu', run(causalAttentionStock));
+    const got = await onBackend('webgpu', run(causalAttention));
+    ['o', 'dq', 'dk', 'dv'].forEach((name, i) =>
+      expect(maxRelError(got[i]!, want[i]!), name).toBeLessThan(1e-4),
+    );
+  });
+});
+
+describe.skipIf(!gpu)('grouped-query causal attention on webgpu (q [B, T, H D], k, v [B, T, KV D])', () => {
+  const hd = 4;
+  const B = 3;
+  const T = 5;
+  const sc = 1 / Math.sqrt(hd);
+  const cases = [
+    { H: 3, KV: 1, masked: false },
+    { H: 3, KV: 1, masked: true },
+    { H: 2, KV: 2, masked: false },
+    { H: 2, KV: 2, masked: true },
+  ];
+  const qkv = (H: number, KV: number): tf.Tensor3D[] =>
+    [
+      [61, H],
+      [62, KV],
+      [63, KV],
+    ].map(
+      ([s, n]) => tf.mul(tf.tensor3d(randomValues(B * T * n! * hd, s!), [B, T, n! * hd]), 2) as tf.Tensor3D,
+    );
+
+  for (const { H, KV, masked } of cases) {
+    it(`H ${H}, KV ${KV}${masked ? ', masked' : ''}: output, dq, dk, dv match repeat_kv and the stock composition on cpu`, async () => {
+      const run = (f: typeof gqaCausalAttention) => () => {
+        const [q, k, v] = qkv(H, KV);
+        const m = masked ? keyMask(B, T) : undefined;
+        const g = tf.grads((qi, ki, vi) =>
+          weightedSum(f(qi as tf.Tensor3D, ki as tf.Tensor3D, vi as tf.Tensor3D, H, sc, m), 7),
+        );
+        return [f(q!, k!, v!, H, sc, m), ...g([q!, k!, v!])];
+      };
+      const want = await onBackend('cpu', run(gqaCausalAttentionStock));
+      const got = await onBackend('webgpu', run(gqaCausalAttention));
+      ['o', 'dq', 'dk', 'dv'].forEach((name, i) =>
+        expect(maxRelError(got[i]!, want[i]!), name).toBeLessThan(1e-4),
+      );
+    });
+  }
+
+  it('takes 2 dispatches forward and 3 backward, no repeat_kv', async () => {
+    await tf.setBackend('webgpu');
+    const [q, k, v] = qkv(3, 1);
+    const m = keyMask(B, T);
+    const fwd = await countDispatches(() => gqaCausalAttention(q!, k!, v!, 3, sc, m));
+    tf.dispose(fwd.result);
+    expect(fwd.counts.dispatches).toBe(2);
+    const grads = (f: typeof gqaCausalAttention) => () =>
+      tf.grads((qi, ki, vi) => f(qi as tf.Tensor3D, ki as tf.Tensor3D, vi as tf.Tensor3D, 3, sc, m))([
+        q!,
+        k!,
+        v!,
+      ]);
+    const ours = await countDispatches(grads(gqaCausalAttention));
+    const stock = await countDispatches(grads(gqaCausalAttentionStock));
+    tf.dispose([ours.result, stock.result]);
+    expect(ours.counts.dispatches).toBe(5);
+    console.log(
+      `gqaCausalAttention dispatches (masked, forward+backward): ${stock.counts.dispatches} stock vs ${ours.counts.dispatches} ours`,
+    );
+    tf.dispose([q!, k!, v!, m]);
   });
 });

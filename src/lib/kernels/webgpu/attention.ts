@@ -12,11 +12,17 @@
  * The head size D is compiled in (a private accumulator of D floats per thread), so it is in the
  * shader key; T, B*H and the scale are uniforms. One thread per row is the simple form; a tiled
  * form (a workgroup per block of rows, k and v tiles in shared memory) is the next step on a GPU.
- * Two layouts: q, k, v [B, H, T, D] (causalAttention), or packed as c_attn writes them, qkv
+ * Three layouts: q, k, v [B, H, T, D] (causalAttention); packed as c_attn writes them, qkv
  * [B, T, 3C] -> y [B, T, C] (causalAttentionPacked, what gpt2.ts uses: no transposes around it, and
- * dq, dk, dv as one dispatch writing dqkv [B, T, 3C]).
+ * dq, dk, dv as one dispatch writing dqkv [B, T, 3C]); and grouped-query, q [B, T, H D] with k, v
+ * [B, T, KV D] (gqaCausalAttention, what llama.ts uses after RoPE: query head h reads key/value
+ * head floor(h / (H / KV)) in place, no repeat_kv copies; dk and dv sum over the group's heads).
+ * Each takes an optional key mask [B, T] (1 a real key, 0 padding; classification batches): a
+ * padded key's score gets (1 - mask) MASKED on top of the causal mask, the stock bias exactly
+ * (gpt2.ts attentionBias), in its own shader variant so unmasked calls do not pay for it.
  */
 import * as tf from '@tensorflow/tfjs';
+import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { InternalError } from '../../errors';
 import { flatProgram, onWebGpu, registerWebGpuKernel, runKernel, runProgram, type Uniform } from './program';
 
@@ -30,6 +36,15 @@ export const ATT_PACKED_LSE = 'PeftLabAttentionPackedLse';
 export const ATT_PACKED_OUT = 'PeftLabAttentionPackedOut';
 export const ATT_PACKED_DQKV = 'PeftLabAttentionPackedDqkv';
 
+export const ATT_GQA_LSE = 'PeftLabAttentionGqaLse';
+export const ATT_GQA_OUT = 'PeftLabAttentionGqaOut';
+export const ATT_GQA_DQ = 'PeftLabAttentionGqaDq';
+export const ATT_GQA_DK = 'PeftLabAttentionGqaDk';
+export const ATT_GQA_DV = 'PeftLabAttentionGqaDv';
+
+/** What a padded key's score gets, as the stock bias adds it (gpt2.ts, llama.ts: MASKED). */
+const MASKED = -1e9;
+
 type Info = tf.TensorInfo;
 
 /**
@@ -37,9 +52,10 @@ type Info = tf.TensorInfo;
  * (bh T + t) D. `packed`: q, k, v are column blocks of c_attn's output qkv [B, T, 3C] (row (b, t)
  * holds q heads, then k heads, then v heads, head h at h D within its block), o and dO are
  * [B, T, C]; reading and writing these in place saves gpt2.ts a transpose and an unstack forward and
- * their gradients (a stack, a transpose) backward, per layer.
+ * their gradients (a stack, a transpose) backward, per layer. `gqa`: q, o, dO [B, T, H D] and k, v
+ * [B, T, KV D], heads side by side; query head h reads key/value head h / G (G = H / KV).
  */
-type Layout = 'heads' | 'packed';
+type Layout = 'heads' | 'packed' | 'gqa';
 
 /** WGSL offset functions of a layout (qOff, kOff, vOff, oOff), and the buffers q, k, v are in. */
 function addressing(layout: Layout): { Q: string; K: string; V: string; code: string } {
@@ -50,6 +66,23 @@ function addressing(layout: Layout): { Q: string; K: string; V: string; code: st
       K: 'k',
       V: 'v',
       code: ['q', 'k', 'v', 'o'].map((n) => `fn ${n}Off(bh: i32, t: i32) -> i32 { ${rowOf} }`).join('\n'),
+    };
+  }
+  if (layout === 'gqa') {
+    // bh is always a query head's row block (b H + h); keys and values of batch b sit in rows of
+    // width C / G, head h's at (h / G) D.
+    return {
+      Q: 'q',
+      K: 'k',
+      V: 'v',
+      code: `
+      fn tokOf(bh: i32, t: i32) -> i32 { return (bh / uniforms.H) * uniforms.T + t; }
+      fn qOff(bh: i32, t: i32) -> i32 { return tokOf(bh, t) * uniforms.C + (bh % uniforms.H) * uniforms.D; }
+      fn kOff(bh: i32, t: i32) -> i32 {
+        return tokOf(bh, t) * (uniforms.C / uniforms.G) + ((bh % uniforms.H) / uniforms.G) * uniforms.D;
+      }
+      fn vOff(bh: i32, t: i32) -> i32 { return kOff(bh, t); }
+      fn oOff(bh: i32, t: i32) -> i32 { return qOff(bh, t); }`,
     };
   }
   return {
@@ -66,20 +99,65 @@ function addressing(layout: Layout): { Q: string; K: string; V: string; code: st
   };
 }
 
-/** Helpers every attention shader shares: the scaled score of (i, j), do_i . v_j, Delta_i. */
-function common(layout: Layout, backward: boolean): string {
+/** Which helpers a shader needs: the backward ones (do . v, Delta), the saved row statistics. */
+interface Needs {
+  backward: boolean;
+  lse: boolean;
+  masked: boolean;
+}
+
+/**
+ * Helpers every attention shader shares: the scaled score of (i, j) (with the key mask's bias in
+ * the masked variant), the probability from the saved row statistics, do_i . v_j, Delta_i.
+ *
+ * The row statistics: unmasked, L_i = logsumexp, one float a row. Masked, (m_i, log l_i) apart,
+ * two floats a row: in a row whose keys are all padded every score is about MASKED, and
+ * m + log(l) rounds log(l) away (f32 spacing at 1e9 is 64), so exp(s - L) would be 1 for every
+ * key instead of 1 / l. Kept apart, (s - m) - log(l) gives the stock softmax's uniform row.
+ *
+ * Such a row ("dead": no real key up to i; left padding, or an empty example) is where the masked
+ * variant must do more than add the bias to the causal loop. The stock bias is additive, so its
+ * padded keys j <= i and its real keys j > i all sit at MASKED while padded keys j > i sit at
+ * 2 MASKED: the stock softmax spreads the row over the former, later real keys included. The
+ * masked loops read keys up to keyEnd (T - 1 in a dead row, else i) with the causal bias added,
+ * and a key's gradient loops over the dead rows before it too, so every row equals the stock's.
+ */
+function common(layout: Layout, needs: Needs): string {
   const { Q, K, V, code } = addressing(layout);
-  const fwd = `${code}
+  // The masked variant adds the stock bias whole: the causal part too, since a row with no real
+  // key up to i also reads later keys (see keyEnd).
+  const bias = needs.masked ? ' + keyBias(bh, j) + select(0.0, -1.0e9, j > i)' : '';
+  let out = `${code}
   fn score(bh: i32, i: i32, j: i32) -> f32 {
     let qo = qOff(bh, i);
     let ko = kOff(bh, j);
     var s = 0.0;
     for (var d = 0; d < uniforms.D; d++) { s = fma(${Q}[qo + d], ${K}[ko + d], s); }
-    return s * uniforms.scale;
+    return s * uniforms.scale${bias};
   }`;
-  if (!backward) return fwd;
+  if (needs.masked) {
+    out += `
+  fn keyBias(bh: i32, j: i32) -> f32 {
+    return (1.0 - keyMask[(bh / uniforms.H) * uniforms.T + j]) * -1.0e9; // MASKED
+  }
+  fn firstReal(bh: i32) -> i32 {
+    let row = (bh / uniforms.H) * uniforms.T;
+    for (var j = 0; j < uniforms.T; j++) { if (keyMask[row + j] != 0.0) { return j; } }
+    return uniforms.T;
+  }
+  fn keyEnd(bh: i32, i: i32) -> i32 { return select(i, uniforms.T - 1, i < firstReal(bh)); }`;
+  }
+  if (needs.lse) {
+    const read = needs.masked
+      ? 'let r = 2 * (bh * uniforms.T + i); return vec2<f32>(lse[r], lse[r + 1]);'
+      : 'return vec2<f32>(lse[bh * uniforms.T + i], 0.0);';
+    out += `
+  fn rowLse(bh: i32, i: i32) -> vec2<f32> { ${read} }
+  fn prob(s: f32, L: vec2<f32>) -> f32 { return exp((s - L.x) - L.y); }`;
+  }
+  if (!needs.backward) return out;
   // Delta_i = do_i . o_i, recomputed where needed (D multiply-adds, the cost of one score).
-  return `${fwd}
+  return `${out}
   fn dotDoV(bh: i32, i: i32, j: i32) -> f32 {
     let a = oOff(bh, i);
     let b = vOff(bh, j);
@@ -95,25 +173,45 @@ function common(layout: Layout, backward: boolean): string {
   }`;
 }
 
-/** WGSL statements: with `bh`, `i` (a query row) in scope, leaves logsumexp_j<=i in `lse_i`. */
-const LSE_BODY = `
+/** The loop header over the keys query row `i` reads: j <= i, or up to keyEnd when masked. */
+function keyLoop(masked: boolean): string {
+  return masked
+    ? 'let jEnd = keyEnd(bh, i);\n        for (var j = 0; j <= jEnd; j++) {'
+    : 'for (var j = 0; j <= i; j++) {';
+}
+
+/** The loop header over the query rows that read key `j`: i >= j, and when masked the dead rows before it. */
+function rowLoop(masked: boolean): string {
+  if (!masked) return 'for (var i = j; i < uniforms.T; i++) {';
+  return `let fb = firstReal(bh);
+        for (var i = 0; i < uniforms.T; i++) {
+          if (i < j && i >= fb) { continue; }`;
+}
+
+/** WGSL statements: with `bh`, `i` (a query row) and `index` (its row) in scope, writes its statistics. */
+function lseBody(masked: boolean): string {
+  const write = masked
+    ? 'result[2 * index] = m;\n        result[2 * index + 1] = log(l);'
+    : 'result[index] = m + log(l);';
+  return `
         var m = -3.0e38;
         var l = 0.0;
-        for (var j = 0; j <= i; j++) {
+        ${keyLoop(masked)}
           let s = score(bh, i, j);
           let mNew = max(m, s);
           l = l * exp(m - mNew) + exp(s - mNew);
           m = mNew;
         }
-        let lse_i = m + log(l);`;
+        ${write}`;
+}
 
-function outBody(layout: Layout, D: number): string {
+function outBody(layout: Layout, D: number, masked: boolean): string {
   const { V } = addressing(layout);
   return `
         var acc: array<f32, ${D}>;
-        let li = lse[bh * uniforms.T + i];
-        for (var j = 0; j <= i; j++) {
-          let p = exp(score(bh, i, j) - li);
+        let li = rowLse(bh, i);
+        ${keyLoop(masked)}
+          let p = prob(score(bh, i, j), li);
           let vo = vOff(bh, j);
           for (var d = 0; d < ${D}; d++) { acc[d] = fma(p, ${V}[vo + d], acc[d]); }
         }
@@ -122,14 +220,14 @@ function outBody(layout: Layout, D: number): string {
 }
 
 /** dq for query row `i`, written at `at` (an offset expression in the output). */
-function dqBody(layout: Layout, D: number, at: string): string {
+function dqBody(layout: Layout, D: number, at: string, masked: boolean): string {
   const { K } = addressing(layout);
   return `
         let di = deltaOf(bh, i);
-        let li = lse[bh * uniforms.T + i];
+        let li = rowLse(bh, i);
         var acc: array<f32, ${D}>;
-        for (var j = 0; j <= i; j++) {
-          let p = exp(score(bh, i, j) - li);
+        ${keyLoop(masked)}
+          let p = prob(score(bh, i, j), li);
           let kj = kOff(bh, j);
           let ds = p * (dotDoV(bh, i, j) - di);
           for (var d = 0; d < ${D}; d++) { acc[d] = fma(ds, ${K}[kj + d], acc[d]); }
@@ -138,50 +236,71 @@ function dqBody(layout: Layout, D: number, at: string): string {
         for (var d = 0; d < ${D}; d++) { result[w + d] = acc[d] * uniforms.scale; }`;
 }
 
-/** dk for key row `j`. */
-function dkBody(layout: Layout, D: number, at: string): string {
-  const { Q } = addressing(layout);
+/**
+ * The loop over the query heads that read key row `j`: only `bh` itself, or in the grouped layout
+ * the G heads from `bq` (so a key/value head's gradient is the sum over its group, in registers).
+ */
+function overHeads(grouped: boolean, body: string): string {
+  if (!grouped) return body;
   return `
-        var acc: array<f32, ${D}>;
-        for (var i = j; i < uniforms.T; i++) {
-          let p = exp(score(bh, i, j) - lse[bh * uniforms.T + i]);
+        for (var g = 0; g < uniforms.G; g++) {
+          let bh = bq + g;${body}
+        }`;
+}
+
+/** dk for key row `j`. */
+function dkBody(layout: Layout, D: number, at: string, masked: boolean, grouped = false): string {
+  const { Q } = addressing(layout);
+  const rows = `
+        ${rowLoop(masked)}
+          let p = prob(score(bh, i, j), rowLse(bh, i));
           let ds = p * (dotDoV(bh, i, j) - deltaOf(bh, i));
           let qi = qOff(bh, i);
           for (var d = 0; d < ${D}; d++) { acc[d] = fma(ds, ${Q}[qi + d], acc[d]); }
-        }
+        }`;
+  return `
+        var acc: array<f32, ${D}>;${overHeads(grouped, rows)}
         let w = ${at};
         for (var d = 0; d < ${D}; d++) { result[w + d] = acc[d] * uniforms.scale; }`;
 }
 
 /** dv for key row `j`. */
-function dvBody(D: number, at: string): string {
-  return `
-        var acc: array<f32, ${D}>;
-        for (var i = j; i < uniforms.T; i++) {
-          let p = exp(score(bh, i, j) - lse[bh * uniforms.T + i]);
+function dvBody(D: number, at: string, masked: boolean, grouped = false): string {
+  const rows = `
+        ${rowLoop(masked)}
+          let p = prob(score(bh, i, j), rowLse(bh, i));
           let oi = oOff(bh, i);
           for (var d = 0; d < ${D}; d++) { acc[d] = fma(p, dO[oi + d], acc[d]); }
-        }
+        }`;
+  return `
+        var acc: array<f32, ${D}>;${overHeads(grouped, rows)}
         let w = ${at};
         for (var d = 0; d < ${D}; d++) { result[w + d] = acc[d]; }`;
 }
 
-/** Sizes of a call: B H (rows of heads), T, D, H, C = H D. */
+/** Sizes of a call: BH rows of query heads (B H), T, D, H query heads, G query heads per key head. */
 interface Dims {
   BH: number;
   T: number;
   D: number;
   H: number;
+  G: number;
 }
 
 function headsDims(q: Info): Dims {
   const [B, H, T, D] = q.shape as [number, number, number, number];
-  return { BH: B * H, T, D, H };
+  return { BH: B * H, T, D, H, G: 1 };
 }
 
 function packedDims(qkv: Info, H: number): Dims {
   const [B, T, C3] = qkv.shape as [number, number, number];
-  return { BH: B * H, T, D: C3 / 3 / H, H };
+  return { BH: B * H, T, D: C3 / 3 / H, H, G: 1 };
+}
+
+function gqaDims(q: Info, k: Info, H: number): Dims {
+  const [B, T, C] = q.shape as [number, number, number];
+  const D = C / H;
+  return { BH: B * H, T, D, H, G: H / (k.shape[2]! / D) };
 }
 
 function uniforms(dm: Dims, scale: number, rows = dm.BH * dm.T): Uniform[] {
@@ -191,10 +310,11 @@ function uniforms(dm: Dims, scale: number, rows = dm.BH * dm.T): Uniform[] {
     { type: 'int32', data: [dm.D] },
     { type: 'int32', data: [dm.H] },
     { type: 'int32', data: [dm.H * dm.D] },
+    { type: 'int32', data: [dm.G] },
     { type: 'float32', data: [scale] },
   ];
 }
-const U = 'rows: i32, T: i32, D: i32, H: i32, C: i32, scale: f32,';
+const U = 'rows: i32, T: i32, D: i32, H: i32, C: i32, G: i32, scale: f32,';
 
 /** `index` -> (bh, t) for a thread per row of [B H, T]. */
 const ROW = `
@@ -202,144 +322,243 @@ const ROW = `
         let bh = index / uniforms.T;
         let t = index - bh * uniforms.T;`;
 
+/** `index` -> key row j of key/value head (b, kvh), and bq = b H + kvh G, its group's first query head. */
+const KEY_ROW = `
+        if (index >= uniforms.rows) { return; }
+        let bk = index / uniforms.T;
+        let j = index - bk * uniforms.T;
+        let KV = uniforms.H / uniforms.G;
+        let bq = (bk / KV) * uniforms.H + (bk % KV) * uniforms.G;`;
+
+/** One dispatch of an attention stage. */
+interface Stage {
+  /** In the shader key, with the layout, D and the mask variant. */
+  name: string;
+  /** Inputs the shader reads, in binding order; `keyMask` is appended when the call has one. */
+  vars: string[];
+  outputShape: number[];
+  threads: number;
+  needs: Omit<Needs, 'masked'>;
+  main: string;
+}
+
+function launch(
+  be: WebGPUBackend,
+  layout: Layout,
+  dm: Dims,
+  scale: number,
+  inputs: Record<string, Info>,
+  s: Stage,
+): Info {
+  const masked = inputs.keyMask !== undefined;
+  const names = masked ? [...s.vars, 'keyMask'] : s.vars;
+  const p = flatProgram(
+    `peftAtt_${layout}_${s.name}_${dm.D}${masked ? '_masked' : ''}`,
+    names,
+    s.outputShape,
+    s.threads,
+    U,
+    `${common(layout, { ...s.needs, masked })}
+      fn main(index: i32) {${s.main}
+      }`,
+  );
+  return runProgram(
+    be,
+    p,
+    names.map((n) => inputs[n]!),
+    uniforms(dm, scale, s.threads),
+  );
+}
+
+/** The row statistics' shape: one float a query row, two in the masked variant (see common). */
+const lseShape = (dm: Dims, inputs: Record<string, Info>): number[] =>
+  inputs.keyMask ? [dm.BH * dm.T, 2] : [dm.BH * dm.T];
+
 type Attrs = { scale: number; heads?: number };
 
 const reg = registerWebGpuKernel<Attrs>;
+
+const FWD = { backward: false, lse: false };
+const OUT = { backward: false, lse: true };
+const BWD = { backward: true, lse: true };
 
 let registered = false;
 export function registerAttention(): void {
   if (registered) return;
   registered = true;
-  reg(ATT_LSE, (i, be, { scale }) => {
-    const dm = headsDims(i.q!);
-    const p = flatProgram(
-      'peftAttLse',
-      ['q', 'k'],
-      [dm.BH * dm.T],
-      dm.BH * dm.T,
-      U,
-      `${common('heads', false)}
-      fn main(index: i32) {${ROW}
-        let i = t;${LSE_BODY}
-        result[index] = lse_i;
-      }`,
-    );
-    return runProgram(be, p, [i.q!, i.k!], uniforms(dm, scale));
-  });
-  reg(ATT_OUT, (i, be, { scale }) => {
-    const dm = headsDims(i.q!);
-    const p = flatProgram(
-      `peftAttOut_${dm.D}`,
-      ['q', 'k', 'v', 'lse'],
-      i.q!.shape,
-      dm.BH * dm.T,
-      U,
-      `${common('heads', false)}
-      fn main(index: i32) {${ROW}
-        let i = t;${outBody('heads', dm.D)}
-      }`,
-    );
-    return runProgram(be, p, [i.q!, i.k!, i.v!, i.lse!], uniforms(dm, scale));
-  });
-  const back = (name: string, key: string, body: (D: number) => string, vars: string[]): void =>
-    reg(name, (i, be, { scale }) => {
-      const dm = headsDims(i.q!);
-      const p = flatProgram(
-        `${key}_${dm.D}`,
-        vars,
-        i.q!.shape,
-        dm.BH * dm.T,
-        U,
-        `${common('heads', vars.includes('o'))}
-      fn main(index: i32) {${ROW}
-        ${body(dm.D)}
-      }`,
-      );
-      return runProgram(
-        be,
-        p,
-        vars.map((n) => i[n]!),
-        uniforms(dm, scale),
-      );
-    });
-  const all = ['q', 'k', 'v', 'o', 'dO', 'lse'];
-  back(ATT_DQ, 'peftAttDq', (D) => `let i = t;${dqBody('heads', D, 'qOff(bh, i)')}`, all);
-  back(ATT_DK, 'peftAttDk', (D) => `let j = t;${dkBody('heads', D, 'kOff(bh, j)')}`, all);
-  // dv needs neither v nor Delta, so neither o: the shader declares only what it reads.
-  back(ATT_DV, 'peftAttDv', (D) => `let j = t;${dvBody(D, 'vOff(bh, j)')}`, ['q', 'k', 'dO', 'lse']);
 
-  reg(ATT_PACKED_LSE, (i, be, { scale, heads }) => {
-    const dm = packedDims(i.qkv!, heads!);
-    const p = flatProgram(
-      'peftAttPackedLse',
-      ['qkv'],
-      [dm.BH * dm.T],
-      dm.BH * dm.T,
-      U,
-      `${common('packed', false)}
-      fn main(index: i32) {${ROW}
-        let i = t;${LSE_BODY}
-        result[index] = lse_i;
-      }`,
-    );
-    return runProgram(be, p, [i.qkv!], uniforms(dm, scale));
+  // [B, H, T, D] and grouped-query: the same five stages, addressed differently.
+  const separate = (
+    layout: 'heads' | 'gqa',
+    names: string[],
+    dimsOf: (i: Record<string, Info>, a: Attrs) => Dims,
+  ) => {
+    const [lse, out, dq, dk, dv] = names as [string, string, string, string, string];
+    const rows = (dm: Dims): number => dm.BH * dm.T;
+    // A thread per key row: B H T of them, or B KV T in the grouped layout (each summing its group).
+    const keyRows = (dm: Dims): number => rows(dm) / dm.G;
+    const grouped = layout === 'gqa';
+    const keyMain = (body: string): string =>
+      grouped ? `${KEY_ROW}${body}` : `${ROW}\n        let j = t;${body}`;
+    const at = grouped ? 'bq' : 'bh';
+    reg(lse, (i, be, a) => {
+      const dm = dimsOf(i, a);
+      return launch(be, layout, dm, a.scale, i, {
+        name: 'lse',
+        vars: ['q', 'k'],
+        outputShape: lseShape(dm, i),
+        threads: rows(dm),
+        needs: FWD,
+        main: `${ROW}\n        let i = t;${lseBody(!!i.keyMask)}`,
+      });
+    });
+    reg(out, (i, be, a) => {
+      const dm = dimsOf(i, a);
+      return launch(be, layout, dm, a.scale, i, {
+        name: 'out',
+        vars: ['q', 'k', 'v', 'lse'],
+        outputShape: i.q!.shape,
+        threads: rows(dm),
+        needs: OUT,
+        main: `${ROW}\n        let i = t;${outBody(layout, dm.D, !!i.keyMask)}`,
+      });
+    });
+    const all = ['q', 'k', 'v', 'o', 'dO', 'lse'];
+    reg(dq, (i, be, a) => {
+      const dm = dimsOf(i, a);
+      return launch(be, layout, dm, a.scale, i, {
+        name: 'dq',
+        vars: all,
+        outputShape: i.q!.shape,
+        threads: rows(dm),
+        needs: BWD,
+        main: `${ROW}\n        let i = t;${dqBody(layout, dm.D, 'qOff(bh, i)', !!i.keyMask)}`,
+      });
+    });
+    reg(dk, (i, be, a) => {
+      const dm = dimsOf(i, a);
+      return launch(be, layout, dm, a.scale, i, {
+        name: 'dk',
+        vars: all,
+        outputShape: i.k!.shape,
+        threads: keyRows(dm),
+        needs: BWD,
+        main: keyMain(dkBody(layout, dm.D, `kOff(${at}, j)`, !!i.keyMask, grouped)),
+      });
+    });
+    // dv needs neither v nor Delta, so neither o: the shader declares only what it reads.
+    reg(dv, (i, be, a) => {
+      const dm = dimsOf(i, a);
+      return launch(be, layout, dm, a.scale, i, {
+        name: 'dv',
+        vars: ['q', 'k', 'dO', 'lse'],
+        outputShape: i.k!.shape,
+        threads: keyRows(dm),
+        needs: OUT,
+        main: keyMain(dvBody(dm.D, `vOff(${at}, j)`, !!i.keyMask, grouped)),
+      });
+    });
+  };
+  separate('heads', [ATT_LSE, ATT_OUT, ATT_DQ, ATT_DK, ATT_DV], (i) => headsDims(i.q!));
+  separate('gqa', [ATT_GQA_LSE, ATT_GQA_OUT, ATT_GQA_DQ, ATT_GQA_DK, ATT_GQA_DV], (i, a) =>
+    gqaDims(i.q!, i.k!, a.heads!),
+  );
+
+  reg(ATT_PACKED_LSE, (i, be, a) => {
+    const dm = packedDims(i.qkv!, a.heads!);
+    return launch(be, 'packed', dm, a.scale, i, {
+      name: 'lse',
+      vars: ['qkv'],
+      outputShape: lseShape(dm, i),
+      threads: dm.BH * dm.T,
+      needs: FWD,
+      main: `${ROW}\n        let i = t;${lseBody(!!i.keyMask)}`,
+    });
   });
-  reg(ATT_PACKED_OUT, (i, be, { scale, heads }) => {
-    const dm = packedDims(i.qkv!, heads!);
+  reg(ATT_PACKED_OUT, (i, be, a) => {
+    const dm = packedDims(i.qkv!, a.heads!);
     const [B, T] = i.qkv!.shape as [number, number, number];
-    const p = flatProgram(
-      `peftAttPackedOut_${dm.D}`,
-      ['qkv', 'lse'],
-      [B, T, dm.H * dm.D],
-      dm.BH * dm.T,
-      U,
-      `${common('packed', false)}
-      fn main(index: i32) {${ROW}
-        let i = t;${outBody('packed', dm.D)}
-      }`,
-    );
-    return runProgram(be, p, [i.qkv!, i.lse!], uniforms(dm, scale));
+    return launch(be, 'packed', dm, a.scale, i, {
+      name: 'out',
+      vars: ['qkv', 'lse'],
+      outputShape: [B, T, dm.H * dm.D],
+      threads: dm.BH * dm.T,
+      needs: OUT,
+      main: `${ROW}\n        let i = t;${outBody('packed', dm.D, !!i.keyMask)}`,
+    });
   });
   // dq, dk and dv in one dispatch, written straight into dqkv [B, T, 3C] (qkv's own layout): a
   // thread per (part, row), the part outermost so a workgroup's threads mostly take one branch.
-  reg(ATT_PACKED_DQKV, (i, be, { scale, heads }) => {
-    const dm = packedDims(i.qkv!, heads!);
+  reg(ATT_PACKED_DQKV, (i, be, a) => {
+    const dm = packedDims(i.qkv!, a.heads!);
     const rows = dm.BH * dm.T;
-    const p = flatProgram(
-      `peftAttPackedDqkv_${dm.D}`,
-      ['qkv', 'o', 'dO', 'lse'],
-      i.qkv!.shape,
-      3 * rows,
-      U,
-      `${common('packed', true)}
-      fn main(index: i32) {
-        if (index >= 3 * uniforms.rows) { return; }
-        let part = index / uniforms.rows;
-        let r = index - part * uniforms.rows;
+    return launch(be, 'packed', dm, a.scale, i, {
+      name: 'dqkv',
+      vars: ['qkv', 'o', 'dO', 'lse'],
+      outputShape: i.qkv!.shape,
+      threads: 3 * rows,
+      needs: BWD,
+      main: `
+        if (index >= uniforms.rows) { return; }
+        let rowsPerPart = uniforms.rows / 3;
+        let part = index / rowsPerPart;
+        let r = index - part * rowsPerPart;
         let bh = r / uniforms.T;
         let t = r - bh * uniforms.T;
         if (part == 0) {
-          let i = t;${dqBody('packed', dm.D, 'qOff(bh, i)')}
+          let i = t;${dqBody('packed', dm.D, 'qOff(bh, i)', !!i.keyMask)}
         } else if (part == 1) {
-          let j = t;${dkBody('packed', dm.D, 'kOff(bh, j)')}
+          let j = t;${dkBody('packed', dm.D, 'kOff(bh, j)', !!i.keyMask)}
         } else {
-          let j = t;${dvBody(dm.D, 'vOff(bh, j)')}
-        }
-      }`,
-    );
-    return runProgram(be, p, [i.qkv!, i.o!, i.dO!, i.lse!], uniforms(dm, scale, rows));
+          let j = t;${dvBody(dm.D, 'vOff(bh, j)', !!i.keyMask)}
+        }`,
+    });
   });
 }
 
-/** The stock composition, as gpt2.ts computes attention today (additive mask, softmax, product). */
+/**
+ * The key mask as the kernels read it: float32 [B, T], checked against the keys' batch and length
+ * (a mask of another shape would read out of bounds). Undefined stays undefined (unmasked shaders).
+ */
+function keyMaskFor(keyMask: tf.Tensor2D | undefined, B: number, T: number): tf.Tensor2D | undefined {
+  if (!keyMask) return undefined;
+  if (keyMask.shape[0] !== B || keyMask.shape[1] !== T) {
+    throw new InternalError(`key mask has shape [${keyMask.shape}] but the keys are [${B}, ${T}]`);
+  }
+  return keyMask.dtype === 'float32' ? keyMask : tf.cast(keyMask, 'float32');
+}
+
+/** The key mask as a kernel input, or nothing (the unmasked variant). */
+const maskInput = (m: tf.Tensor | undefined): Record<string, tf.Tensor> => (m ? { keyMask: m } : {});
+
+/** The stock additive bias [B or 1, 1, T, T]: MASKED above the diagonal, (1 - mask) MASKED on padded keys. */
+function stockBias(T: number, keyMask?: tf.Tensor2D): tf.Tensor4D {
+  return tf.tidy(() => {
+    const causal = tf.reshape(tf.mul(tf.sub(1, tf.linalg.bandPart(tf.ones([T, T]), -1, 0)), MASKED), [
+      1,
+      1,
+      T,
+      T,
+    ]);
+    if (!keyMask) return causal as tf.Tensor4D;
+    const B = keyMask.shape[0];
+    const pad = tf.mul(tf.sub(1, tf.reshape(tf.cast(keyMask, 'float32'), [B, 1, 1, T])), MASKED);
+    return tf.add(causal, pad) as tf.Tensor4D;
+  });
+}
+
+/**
+ * The stock composition, as gpt2.ts computes attention today (additive mask, softmax, product),
+ * with the padding bias of `keyMask` [B, T] when given.
+ */
 export function causalAttentionStock(
   q: tf.Tensor4D,
   k: tf.Tensor4D,
   v: tf.Tensor4D,
   scale: number,
+  keyMask?: tf.Tensor2D,
 ): tf.Tensor4D {
-  const T = q.shape[2];
-  const mask = tf.tidy(() => tf.mul(tf.sub(1, tf.linalg.bandPart(tf.ones([T, T]), -1, 0)), -1e9));
+  const mask = stockBias(q.shape[2], keyMask);
   const scores = tf.add(tf.mul(tf.matMul(q, k, false, true), scale), mask);
   const out = tf.matMul(tf.softmax(scores, -1), v) as tf.Tensor4D;
   mask.dispose();
@@ -347,26 +566,37 @@ export function causalAttentionStock(
 }
 
 /**
- * softmax(q k^T scale, causal) v for q, k, v [B, H, T, D] (no past keys: training), with gradients
- * for q, k and v. On backends other than webgpu, the stock composition.
+ * softmax(q k^T scale, causal [, padded keys masked]) v for q, k, v [B, H, T, D] (no past keys:
+ * training), with gradients for q, k and v (the mask [B, T] has none). On backends other than
+ * webgpu, the stock composition.
  */
-export function causalAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, scale: number): tf.Tensor4D {
-  if (!onWebGpu()) return causalAttentionStock(q, k, v, scale);
+export function causalAttention(
+  q: tf.Tensor4D,
+  k: tf.Tensor4D,
+  v: tf.Tensor4D,
+  scale: number,
+  keyMask?: tf.Tensor2D,
+): tf.Tensor4D {
+  if (!onWebGpu()) return causalAttentionStock(q, k, v, scale, keyMask);
   registerAttention();
+  const km = keyMaskFor(keyMask, q.shape[0], q.shape[2]);
   const f = tf.customGrad((qi, ki, vi, save) => {
     const [qq, kk, vv] = [qi, ki, vi] as tf.Tensor[];
-    const lse = runKernel(ATT_LSE, { q: qq!, k: kk! }, { scale });
-    const o = runKernel(ATT_OUT, { q: qq!, k: kk!, v: vv!, lse }, { scale }) as tf.Tensor4D;
-    (save as tf.GradSaveFunc)([qq!, kk!, vv!, o, lse]);
+    const m = maskInput(km);
+    const lse = runKernel(ATT_LSE, { q: qq!, k: kk!, ...m }, { scale });
+    const o = runKernel(ATT_OUT, { q: qq!, k: kk!, v: vv!, lse, ...m }, { scale }) as tf.Tensor4D;
+    // The mask is saved too: the backward pass may run after the caller has freed it.
+    (save as tf.GradSaveFunc)([qq!, kk!, vv!, o, lse, ...(km ? [km] : [])]);
     return {
       value: o,
       gradFunc: (dy, saved) => {
-        const [qs, ks, vs, os, ls] = saved as tf.Tensor[];
-        const all = { q: qs!, k: ks!, v: vs!, o: os!, dO: dy as tf.Tensor, lse: ls! };
+        const [qs, ks, vs, os, ls, ms] = saved as tf.Tensor[];
+        const sm = maskInput(ms);
+        const all = { q: qs!, k: ks!, v: vs!, o: os!, dO: dy as tf.Tensor, lse: ls!, ...sm };
         return [
           runKernel(ATT_DQ, all, { scale }),
           runKernel(ATT_DK, all, { scale }),
-          runKernel(ATT_DV, { q: qs!, k: ks!, dO: dy as tf.Tensor, lse: ls! }, { scale }),
+          runKernel(ATT_DV, { q: qs!, k: ks!, dO: dy as tf.Tensor, lse: ls!, ...sm }, { scale }),
         ];
       },
     };
@@ -378,41 +608,137 @@ export function causalAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, 
  * The stock composition for the packed layout: qkv [B, T, 3C] split into heads [B, H, T, D] (reshape,
  * transpose, unstack), causalAttentionStock, and back to [B, T, C].
  */
-export function causalAttentionPackedStock(qkv: tf.Tensor3D, heads: number, scale: number): tf.Tensor3D {
+export function causalAttentionPackedStock(
+  qkv: tf.Tensor3D,
+  heads: number,
+  scale: number,
+  keyMask?: tf.Tensor2D,
+): tf.Tensor3D {
   const [B, T, C3] = qkv.shape;
   const C = C3 / 3;
   const split = tf.transpose(tf.reshape(qkv, [B, T, 3, heads, C / heads]), [2, 0, 3, 1, 4]);
   const [q, k, v] = tf.unstack(split, 0) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
-  const y = causalAttentionStock(q, k, v, scale); // [B, H, T, D]
+  const y = causalAttentionStock(q, k, v, scale, keyMask); // [B, H, T, D]
   return tf.reshape(tf.transpose(y, [0, 2, 1, 3]), [B, T, C]);
 }
 
 /**
  * Causal attention read straight from c_attn's output: qkv [B, T, 3C] (q, k, v column blocks, heads
  * side by side in each) -> y [B, T, C] (heads side by side, what c_proj reads), with the gradient
- * for qkv as one [B, T, 3C] tensor. On webgpu 2 dispatches forward and 1 backward, no transposes;
- * elsewhere the stock composition.
+ * for qkv as one [B, T, 3C] tensor; padded keys masked when `keyMask` [B, T] is given. On webgpu 2
+ * dispatches forward and 1 backward, no transposes; elsewhere the stock composition.
  */
-export function causalAttentionPacked(qkv: tf.Tensor3D, heads: number, scale: number): tf.Tensor3D {
+export function causalAttentionPacked(
+  qkv: tf.Tensor3D,
+  heads: number,
+  scale: number,
+  keyMask?: tf.Tensor2D,
+): tf.Tensor3D {
   const C3 = qkv.shape[2];
   if (C3 % (3 * heads) !== 0) {
     throw new InternalError(`qkv has ${C3} columns, not 3 x a multiple of ${heads} heads`);
   }
-  if (!onWebGpu()) return causalAttentionPackedStock(qkv, heads, scale);
+  if (!onWebGpu()) return causalAttentionPackedStock(qkv, heads, scale, keyMask);
   registerAttention();
+  const km = keyMaskFor(keyMask, qkv.shape[0], qkv.shape[1]);
   const attrs = { scale, heads };
   const f = tf.customGrad((x, save) => {
     const packed = x as tf.Tensor;
-    const lse = runKernel(ATT_PACKED_LSE, { qkv: packed }, attrs);
-    const o = runKernel(ATT_PACKED_OUT, { qkv: packed, lse }, attrs) as tf.Tensor3D;
-    (save as tf.GradSaveFunc)([packed, o, lse]);
+    const m = maskInput(km);
+    const lse = runKernel(ATT_PACKED_LSE, { qkv: packed, ...m }, attrs);
+    const o = runKernel(ATT_PACKED_OUT, { qkv: packed, lse, ...m }, attrs) as tf.Tensor3D;
+    (save as tf.GradSaveFunc)([packed, o, lse, ...(km ? [km] : [])]);
     return {
       value: o,
       gradFunc: (dy, saved) => {
-        const [qs, os, ls] = saved as tf.Tensor[];
-        return runKernel(ATT_PACKED_DQKV, { qkv: qs!, o: os!, dO: dy as tf.Tensor, lse: ls! }, attrs);
+        const [qs, os, ls, ms] = saved as tf.Tensor[];
+        const inputs = { qkv: qs!, o: os!, dO: dy as tf.Tensor, lse: ls!, ...maskInput(ms) };
+        return runKernel(ATT_PACKED_DQKV, inputs, attrs);
       },
     };
   }) as (qkv: tf.Tensor) => tf.Tensor3D;
   return f(qkv);
+}
+
+/** Checks grouped-query shapes: q [B, T, H D], k and v [B, T, KV D] with KV dividing H. */
+function gqaShapes(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, heads: number): { D: number; KV: number } {
+  const [B, T, C] = q.shape;
+  const D = C / heads;
+  const KV = k.shape[2] / D;
+  const same = (t: tf.Tensor3D): boolean => t.shape[0] === B && t.shape[1] === T;
+  if (!Number.isInteger(D) || !Number.isInteger(KV) || heads % KV !== 0 || !same(k) || !same(v)) {
+    throw new InternalError(
+      `grouped-query attention needs q [B, T, H D], k and v [B, T, KV D] with KV dividing H = ${heads}; ` +
+        `got q [${q.shape}], k [${k.shape}], v [${v.shape}]`,
+    );
+  }
+  if (v.shape[2] !== k.shape[2]) throw new InternalError(`k [${k.shape}] and v [${v.shape}] differ`);
+  return { D, KV };
+}
+
+/**
+ * The stock composition for grouped-query attention: each key/value head repeated for its H / KV
+ * query heads (HF's repeat_kv), heads split to [B, H, T, D], causalAttentionStock, merged back.
+ */
+export function gqaCausalAttentionStock(
+  q: tf.Tensor3D,
+  k: tf.Tensor3D,
+  v: tf.Tensor3D,
+  heads: number,
+  scale: number,
+  keyMask?: tf.Tensor2D,
+): tf.Tensor3D {
+  const [B, T] = q.shape;
+  const { D, KV } = gqaShapes(q, k, v, heads);
+  const G = heads / KV;
+  // Rank 4: tfjs has no tile gradient above it.
+  const repeat = (x: tf.Tensor3D): tf.Tensor =>
+    G === 1 ? x : tf.reshape(tf.tile(tf.reshape(x, [B * T, KV, 1, D]), [1, 1, G, 1]), [B, T, heads * D]);
+  const split = (x: tf.Tensor): tf.Tensor4D =>
+    tf.transpose(tf.reshape(x, [B, T, heads, D]), [0, 2, 1, 3]) as tf.Tensor4D;
+  const y = causalAttentionStock(split(q), split(repeat(k)), split(repeat(v)), scale, keyMask);
+  return tf.reshape(tf.transpose(y, [0, 2, 1, 3]), [B, T, heads * D]);
+}
+
+/**
+ * Grouped-query causal attention (the Llama family, after RoPE): q [B, T, H D], k and v [B, T, KV D]
+ * (heads side by side) -> [B, T, H D], query head h reading key/value head floor(h / (H / KV)) in
+ * place, padded keys masked when `keyMask` [B, T] is given; gradients for q, k and v (dk, dv summed
+ * over each group's query heads in the kernel). On webgpu 2 dispatches forward and 3 backward, no
+ * repeat_kv and no transposes; elsewhere the stock composition.
+ */
+export function gqaCausalAttention(
+  q: tf.Tensor3D,
+  k: tf.Tensor3D,
+  v: tf.Tensor3D,
+  heads: number,
+  scale: number,
+  keyMask?: tf.Tensor2D,
+): tf.Tensor3D {
+  gqaShapes(q, k, v, heads);
+  if (!onWebGpu()) return gqaCausalAttentionStock(q, k, v, heads, scale, keyMask);
+  registerAttention();
+  const km = keyMaskFor(keyMask, q.shape[0], q.shape[1]);
+  const attrs = { scale, heads };
+  const f = tf.customGrad((qi, ki, vi, save) => {
+    const [qq, kk, vv] = [qi, ki, vi] as tf.Tensor[];
+    const m = maskInput(km);
+    const lse = runKernel(ATT_GQA_LSE, { q: qq!, k: kk!, ...m }, attrs);
+    const o = runKernel(ATT_GQA_OUT, { q: qq!, k: kk!, v: vv!, lse, ...m }, attrs) as tf.Tensor3D;
+    (save as tf.GradSaveFunc)([qq!, kk!, vv!, o, lse, ...(km ? [km] : [])]);
+    return {
+      value: o,
+      gradFunc: (dy, saved) => {
+        const [qs, ks, vs, os, ls, ms] = saved as tf.Tensor[];
+        const sm = maskInput(ms);
+        const all = { q: qs!, k: ks!, v: vs!, o: os!, dO: dy as tf.Tensor, lse: ls!, ...sm };
+        return [
+          runKernel(ATT_GQA_DQ, all, attrs),
+          runKernel(ATT_GQA_DK, all, attrs),
+          runKernel(ATT_GQA_DV, { q: qs!, k: ks!, dO: dy as tf.Tensor, lse: ls!, ...sm }, attrs),
+        ];
+      },
+    };
+  }) as (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor) => tf.Tensor3D;
+  return f(q, k, v);
 }
