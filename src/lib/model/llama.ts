@@ -20,7 +20,6 @@ import { InternalError } from '../errors';
 import { fusedKernelsOn } from '../kernels/webgpu/active';
 import { frozenLinear } from '../kernels/webgpu/halves';
 import { simdCausalAttentionGqa } from '../kernels/wasm/attention';
-import { fusedKernelsOn } from '../kernels/webgpu/active';
 import { gqaCausalAttention } from '../kernels/webgpu/attention';
 
 /** A large negative number instead of -inf: a fully masked row stays finite instead of NaN. */
