@@ -97,7 +97,9 @@ test('pause holds training where it is, resume goes on, stop ends the run early'
   expect(steps).toBeLessThan(2000);
 });
 
-test('WebGPU, chosen by hand, trains on the software adapter and agrees with wasm', async ({ page }) => {
+test('WebGPU, chosen by hand, trains on the software adapter with f16 weights and agrees with wasm', async ({
+  page,
+}) => {
   await page.goto('/');
   await expect(page.getByTestId('model-facts')).toBeVisible();
   await setNumber(page, 'steps', 3);
@@ -121,6 +123,10 @@ test('WebGPU, chosen by hand, trains on the software adapter and agrees with was
   await page.getByTestId('backend-select').selectOption('webgpu');
   await expect(page.getByTestId('backend-name')).toHaveText('webgpu');
   await expect(page.getByTestId('backend-reason')).toHaveText('chosen by you');
+  // On webgpu the box is on offer: the run holds the frozen weights as f16 (each rounded once), and
+  // its loss still agrees with wasm's f32 run.
+  await expect(page.getByTestId('weights-f16-reason')).toHaveCount(0);
+  await page.getByTestId('weights-f16').check();
   const onWebGpu = await lossAfterThreeSteps();
   expect(onWasm).toBeGreaterThan(1);
   expect(Math.abs(onWebGpu - onWasm)).toBeLessThan(0.01);
