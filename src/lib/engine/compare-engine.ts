@@ -99,9 +99,11 @@ export class CompareEngine implements CompareApi {
   /**
    * Tokenized task data of the loaded model's tokenizer, the most recent few kept: a lesson runs
    * several races and trials on one task in a row, and tokenizing SpamAssassin's 2 MB takes seconds
-   * each time. Cleared when another model (so maybe another tokenizer) is loaded.
+   * each time. Cleared when a model with another tokenizer is loaded.
    */
   private readonly taskCache = new Map<string, TaskData>();
+  /** The loaded model's tokenizer.json, to tell whether the next model's tokenizes the same. */
+  private tokenizerJson = '';
 
   constructor(
     private readonly fetchBytes: FetchBytes,
@@ -135,8 +137,13 @@ export class CompareEngine implements CompareApi {
   async loadModel(req: CompareRequestOf<'loadModel'>): Promise<ModelSummary> {
     this.idle('switching models');
     this.emit('status', { phase: 'loading', message: `loading ${req.id}` });
-    const loaded = modelFromFiles(req.id, await fetchModelFiles(this.fetchBytes, req.baseUrl));
+    const files = await fetchModelFiles(this.fetchBytes, req.baseUrl);
+    const loaded = modelFromFiles(req.id, files);
     const { tokenizer, summary, model } = loaded;
+    // The bundled models share one tokenizer.json: their tokenized task data stays good.
+    const tokenizerJson = decoder.decode(files.tokenizer);
+    if (tokenizerJson !== this.tokenizerJson) this.taskCache.clear();
+    this.tokenizerJson = tokenizerJson;
     this.current?.dispose();
     this.current = null;
     this.model?.dispose();
@@ -144,7 +151,6 @@ export class CompareEngine implements CompareApi {
     this.tokenizer = tokenizer;
     this.modelId = req.id;
     this.modelBaseUrl = req.baseUrl;
-    this.taskCache.clear();
     this.emit('status', { phase: 'idle', message: `${req.id} loaded` });
     return summary;
   }
