@@ -64,6 +64,8 @@ import { fetchModelFiles, modelFromFiles } from './model-files';
 import type { FetchBytes } from './model-files';
 
 const decoder = new TextDecoder('utf-8');
+/** Tokenized task data kept (a few MB each at most for the bundled tasks). */
+const TASK_CACHE_ENTRIES = 4;
 
 /** Race lanes' checkpoints share the Lab's store under this prefix (the Lab's resume skips them). */
 export const RACE_CHECKPOINT_PREFIX = 'race:';
@@ -94,6 +96,14 @@ export class CompareEngine implements CompareApi {
   /** The running race's checkpoint settings (null: none, as for a lane added to a finished race). */
   private checkpointing: RaceRequest['checkpoint'] | null = null;
   private readonly gate: RunGate;
+  /**
+   * Tokenized task data of the loaded model's tokenizer, the most recent few kept: a lesson runs
+   * several races and trials on one task in a row, and tokenizing SpamAssassin's 2 MB takes seconds
+   * each time. Cleared when a model with another tokenizer is loaded.
+   */
+  private readonly taskCache = new Map<string, TaskData>();
+  /** The loaded model's tokenizer.json, to tell whether the next model's tokenizes the same. */
+  private tokenizerJson = '';
 
   constructor(
     private readonly fetchBytes: FetchBytes,
@@ -127,8 +137,13 @@ export class CompareEngine implements CompareApi {
   async loadModel(req: CompareRequestOf<'loadModel'>): Promise<ModelSummary> {
     this.idle('switching models');
     this.emit('status', { phase: 'loading', message: `loading ${req.id}` });
-    const loaded = modelFromFiles(req.id, await fetchModelFiles(this.fetchBytes, req.baseUrl));
+    const files = await fetchModelFiles(this.fetchBytes, req.baseUrl);
+    const loaded = modelFromFiles(req.id, files);
     const { tokenizer, summary, model } = loaded;
+    // The bundled models share one tokenizer.json: their tokenized task data stays good.
+    const tokenizerJson = decoder.decode(files.tokenizer);
+    if (tokenizerJson !== this.tokenizerJson) this.taskCache.clear();
+    this.tokenizerJson = tokenizerJson;
     this.current?.dispose();
     this.current = null;
     this.model?.dispose();
@@ -305,9 +320,25 @@ export class CompareEngine implements CompareApi {
     opts: { seqLen: number; evalExamples?: number; template?: string },
   ): Promise<TaskData> {
     const { tokenizer } = this.need();
-    this.emit('status', { phase: 'tokenizing', message: `tokenizing ${info.title}` });
     const base = corpusUrl.replace(/\/$/, '');
-    return loadTaskData(
+    const key = JSON.stringify([
+      base,
+      info.id,
+      opts.seqLen,
+      opts.evalExamples ?? null,
+      opts.template ?? null,
+    ]);
+    // An imported data set can be deleted and imported again under the same id: read it each time.
+    const cacheable = !isImportedUrl(base);
+    const hit = cacheable ? this.taskCache.get(key) : undefined;
+    if (hit) {
+      // Most recently used last, so the oldest entry is the one dropped.
+      this.taskCache.delete(key);
+      this.taskCache.set(key, hit);
+      return hit;
+    }
+    this.emit('status', { phase: 'tokenizing', message: `tokenizing ${info.title}` });
+    const data = await loadTaskData(
       info,
       tokenizer,
       async (file) => {
@@ -316,6 +347,10 @@ export class CompareEngine implements CompareApi {
       },
       opts,
     );
+    if (cacheable) this.taskCache.set(key, data);
+    while (this.taskCache.size > TASK_CACHE_ENTRIES)
+      this.taskCache.delete(this.taskCache.keys().next().value!);
+    return data;
   }
 
   private async needTask(task: string): Promise<TaskInfo> {
