@@ -199,3 +199,57 @@ describe('classification on wasm: fused attention under the padding mask against
     },
   );
 });
+
+/**
+ * Generation after past keys on wasm (a prefix, then a prompt, then a decoding step): the prompt
+ * (T >= P) runs our kernel with the past, the decoding step (T = 1 < P + T) the stock path; the
+ * hidden states and the presents (past and new keys, as the next step reads them) agree with the
+ * stock path's throughout.
+ */
+describe('generation after past keys on wasm: fused against the stock path', () => {
+  beforeAll(async () => {
+    await initNodeBackend('wasm');
+  });
+  afterAll(() => {
+    setWasmKernels(true);
+  });
+
+  it.each([
+    { name: 'tiny-gpt2', make: tinyGpt2, kernel: ATTENTION_FORWARD },
+    { name: 'tiny-llama', make: () => tinyLlama('tiny-llama'), kernel: GQA_FORWARD },
+  ])('$name: a prompt of 6 after 4 past positions, then one decoding step', async ({ make, kernel }) => {
+    const model = make();
+    const c = model.config;
+    const kvHeads = 'nKvHead' in c ? c.nKvHead : c.nHead;
+    const D = 'headDim' in c ? c.headDim : c.nEmbd / c.nHead;
+    const [P, T] = [4, 6];
+    const past = Array.from({ length: c.nLayer }, (_, i) => ({
+      k: tf.randomNormal([2, kvHeads, P, D], 0, 1, 'float32', 20 + i) as tf.Tensor4D,
+      v: tf.randomNormal([2, kvHeads, P, D], 0, 1, 'float32', 40 + i) as tf.Tensor4D,
+    }));
+    const ids = tf.tensor2d([1, 5, 9, 3, 7, 2, 4, 8, 6, 1, 3, 5], [2, T], 'int32');
+    const next = tf.tensor2d([11, 12], [2, 1], 'int32');
+    const run = (): Float32Array[] =>
+      tf.tidy(() => {
+        const first = model.forward({ ids, past, returnPresents: true });
+        const second = model.forward({ ids: next, past: first.presents, returnPresents: true });
+        const kv = second.presents!.flatMap((p) => [p.k, p.v]);
+        return [first.hidden, second.hidden, ...kv].map((t) => t.dataSync().slice() as Float32Array);
+      });
+    try {
+      const profile = await tf.profile(() => void run());
+      const count = (name: string): number => profile.kernels.filter((k) => k.name === name).length;
+      expect(count(kernel)).toBe(c.nLayer); // the prompt's layers, not the decoding step's
+      const fused = run();
+      setWasmKernels(false);
+      const stock = run();
+      setWasmKernels(true);
+      expect(fused.length).toBe(2 + 2 * c.nLayer);
+      for (let i = 0; i < fused.length; i++) expect(maxDiff(fused[i]!, stock[i]!)).toBeLessThan(1e-4);
+    } finally {
+      setWasmKernels(true);
+      tf.dispose([ids, next, ...past.flatMap((p) => [p.k, p.v])]);
+      model.dispose();
+    }
+  });
+});
