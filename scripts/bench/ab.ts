@@ -25,6 +25,7 @@
  * `--cls --method prefix-tuning|p-tuning-v2 [--virtual 20]`: the same with that method (its
  * defaults, `virtual` virtual tokens) instead of LoRA: every layer's attention then has past keys.
  *   e.g. --cls --method prefix-tuning --off PeftLabCausalAttention   fused attention with past keys vs stock
+ * `--cls --model smollm2 [--layers 4] [--vocab 8192]`: the classification jobs on SmolLM2's layer shape.
  */
 import v8 from 'node:v8';
 import { dirname, join } from 'node:path';
@@ -77,15 +78,20 @@ v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
 await initNodeBackend('wasm');
 console.log(`relaxed SIMD (fused multiply-add in our gemms): ${relaxedSimd() ? 'yes' : 'no'}`);
 
+/** A model of SmolLM2-135M's layer shape, `--layers` layers and a `--vocab` vocabulary, random weights. */
+function smolModel() {
+  const [layers, vocab] = [f.layers ?? 4, f.vocab ?? 8192].map(Number) as [number, number];
+  const raw = { ...SMOLLM2_135M_CONFIG, num_hidden_layers: layers, vocab_size: vocab };
+  const config = parseModelConfig(raw) as LlamaConfig;
+  return loadModel({ config: raw, weights: randomCheckpoint(config, new Rng(135)), source: 'ab' });
+}
+
 /** Forward and LoRA step jobs on SmolLM2-135M's layer shape (see the header). */
 function smolJobs(): Job[] {
   const [layers, vocab, batch, seq] = [f.layers ?? 4, f.vocab ?? 8192, f.batch ?? 1, f.seq ?? 128].map(
     Number,
   ) as [number, number, number, number];
-  const raw = { ...SMOLLM2_135M_CONFIG, num_hidden_layers: layers, vocab_size: vocab };
-  const config = parseModelConfig(raw) as LlamaConfig;
-  const make = () =>
-    loadModel({ config: raw, weights: randomCheckpoint(config, new Rng(135)), source: 'ab' });
+  const make = smolModel;
   const tokens = Int32Array.from({ length: 1 << 14 }, (_, i) => (i * 7919) % vocab);
   const fwdModel = make();
   const ids = tf.tensor2d(tokens.subarray(0, batch * seq), [batch, seq], 'int32');
@@ -157,7 +163,7 @@ function clsJobs(): Job[] {
     idToToken: () => undefined,
   };
   const make = (seed: number) => {
-    const model = choice.make();
+    const model = f.model === 'smollm2' ? smolModel() : choice.make();
     const config = method === 'lora' ? { r: 8 } : { numVirtualTokens: Number(f.virtual ?? 20) };
     const plan = planAdapter(model, method, config, task, { steps: 1000, seqLen: seq, seed }, 'ab');
     return { model, adapter: createAdapter(model, noTokenizer, plan.method, plan.config, task, seed) };
