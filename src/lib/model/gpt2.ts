@@ -287,7 +287,7 @@ export class Gpt2Model extends DecoderWeights implements DecoderModel {
     const merge = (t: tf.Tensor4D): tf.Tensor3D =>
       tf.reshape(tf.transpose(t, [0, 2, 1, 3]), [B, t.shape[2], C]) as tf.Tensor3D; // [B, H, P, D] -> [B, P, C]
     // Past keys on wasm (prefix tuning, P-tuning v2; a prompt after them): our SIMD kernels straight
-    // from qkv and the past, which they read in place (null where P > T, e.g. a decoding step: stock).
+    // from qkv and the past, which they read in place (null where P > 2T, e.g. a decoding step: stock).
     const fused =
       ctx.pastKeyMask !== undefined
         ? simdCausalAttention(qkv, B, T, H, ctx.pastKeyMask ?? undefined, past)

@@ -312,7 +312,7 @@ export class LlamaModel extends DecoderWeights implements DecoderModel {
     const kAll = past ? (tf.concat([merge(past.k), k], 1) as tf.Tensor3D) : k; // [B, S, K*D]
     const vAll = past ? (tf.concat([merge(past.v), v], 1) as tf.Tensor3D) : v;
     // On wasm, causal attention (plain, or under ctx.keyMask's padding; or after past keys, under
-    // ctx.pastKeyMask, where P <= T) runs fused (kernels/wasm/attention.ts), each key/value head
+    // ctx.pastKeyMask, where P <= 2T) runs fused (kernels/wasm/attention.ts), each key/value head
     // read in place by its query heads; elsewhere the stock composition.
     const flat = (t: tf.Tensor3D, w: number): tf.Tensor2D => tf.reshape(t, [B * T, w]) as tf.Tensor2D;
     const y =

@@ -80,7 +80,7 @@ const CASES: {
     task: 'SEQ_CLS',
     lens: [6, 1, 4],
   },
-  // Past keys: 5 virtual tokens (P <= T: fused), the prefix encoder an MLP or a table.
+  // Past keys: 5 virtual tokens (P <= 2T: fused), the prefix encoder an MLP or a table.
   {
     name: 'tiny-gpt2',
     make: tinyGpt2,
@@ -202,7 +202,7 @@ describe('classification on wasm: fused attention under the padding mask against
 
 /**
  * Generation after past keys on wasm (a prefix, then a prompt, then a decoding step): the prompt
- * (T >= P) runs our kernel with the past, the decoding step (T = 1 < P + T) the stock path; the
+ * (P <= 2T) runs our kernel with the past, the decoding step (T = 1 after P = 10) the stock path; the
  * hidden states and the presents (past and new keys, as the next step reads them) agree with the
  * stock path's throughout.
  */

@@ -376,6 +376,8 @@ describe('SIMD causal attention with past keys on wasm (prefix tuning)', () => {
     [2, 9, 2, 8, 1, [9, 4]],
     [2, 1, 2, 8, 1, null], // one new position (a decoding step) after one past
     [2, 6, 2, 8, 6, [6, 2]], // P = T: S = 12
+    [2, 4, 2, 8, 7, [4, 2]], // P = 7 > T = 4, within 2T: still ours
+    [1, 1, 3, 8, 2, null], // a decoding step after 2 positions (P = 2T)
   ] as const) {
     it(`matches cpu's stock composition (merge, concat, attentionBias): B ${B}, T ${T}, P ${P}, ${H} heads of ${D}${lens ? `, lengths ${lens.join(' ')}` : ''}`, async () => {
       const C = H * D;
@@ -418,7 +420,7 @@ describe('SIMD causal attention with past keys on wasm (prefix tuning)', () => {
     });
   }
 
-  it('runs our kernel, leaks no tensor, and leaves P > T (a decoding step) and misfits to the stock path', async () => {
+  it('runs our kernel, leaks no tensor, and leaves P > 2T (a decoding step) and misfits to the stock path', async () => {
     const qkv = tf.randomNormal([16, 24], 0, 1, 'float32', 9) as tf.Tensor2D;
     const pk = tf.randomNormal([2, 2, 3, 4], 0, 1, 'float32', 10) as tf.Tensor4D;
     const keyMask = tf.concat([tf.ones([2, 3], 'int32'), padMask([8, 3], 8, 'int32')], 1) as tf.Tensor2D;
