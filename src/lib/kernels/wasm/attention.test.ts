@@ -453,3 +453,61 @@ describe('SIMD causal attention with past keys on wasm (prefix tuning)', () => {
     tf.dispose([qkv, pk, keyMask, one]);
   });
 });
+
+describe('SIMD grouped-query causal attention with past keys on wasm (prefix tuning, the Llama family)', () => {
+  beforeAll(async () => {
+    await initNodeBackend('wasm');
+  });
+
+  for (const [B, T, H, KV, D, P, lens] of [
+    [2, 20, 6, 2, 8, 5, null], // 3 query heads per key/value head
+    [3, 13, 4, 4, 10, 5, [13, 1, 7]], // no grouping; padded rows; S and head size padded
+    [2, 9, 3, 1, 16, 1, [4, 9]], // multi-query
+    [2, 1, 4, 2, 8, 2, null], // a decoding step (P = 2T)
+  ] as const) {
+    it(`matches cpu's merge, concat, repeat_kv + multi-head attention: B ${B}, T ${T}, P ${P}, ${H} query / ${KV} kv heads of ${D}${lens ? `, lengths ${lens.join(' ')}` : ''}`, async () => {
+      const [cpu, wasm] = await onBoth((backend) =>
+        tf.tidy(() => {
+          const q = tf.randomNormal([B * T, H * D], 0, 2, 'float32', 1) as tf.Tensor2D;
+          const k = tf.randomNormal([B * T, KV * D], 0, 2, 'float32', 2) as tf.Tensor2D;
+          const v = tf.randomNormal([B * T, KV * D], 0, 1, 'float32', 3) as tf.Tensor2D;
+          const pk = tf.randomNormal([B, KV, P, D], 0, 2, 'float32', 5) as tf.Tensor4D;
+          const pv = tf.randomNormal([B, KV, P, D], 0, 1, 'float32', 6) as tf.Tensor4D;
+          const w = tf.randomNormal([B * T, H * D], 0, 1, 'float32', 4);
+          const keyMask = pastMask(B, P, lens, T);
+          const bias = llamaAttentionBias(T, P, B, null, keyMask);
+          const merge = (t: tf.Tensor): tf.Tensor3D =>
+            tf.reshape(tf.transpose(t, [0, 2, 1, 3]), [B, P, KV * D]);
+          const f = (
+            qi: tf.Tensor,
+            ki: tf.Tensor,
+            vi: tf.Tensor,
+            pki: tf.Tensor,
+            pvi: tf.Tensor,
+          ): tf.Tensor => {
+            if (backend === 'wasm') {
+              const [a, b, c] = [qi as tf.Tensor2D, ki as tf.Tensor2D, vi as tf.Tensor2D];
+              const past = { k: pki as tf.Tensor4D, v: pvi as tf.Tensor4D };
+              return simdCausalAttentionGqa(a, b, c, B, T, H, KV, keyMask, past)!;
+            }
+            const r3 = (x: tf.Tensor, c: number): tf.Tensor3D => tf.reshape(x, [B, T, c]);
+            const kAll = tf.concat([merge(pki), r3(ki, KV * D)], 1) as tf.Tensor3D;
+            const vAll = tf.concat([merge(pvi), r3(vi, KV * D)], 1) as tf.Tensor3D;
+            const kr = repeatKv(kAll, KV, H / KV, D);
+            const vr = repeatKv(vAll, KV, H / KV, D);
+            return tf.reshape(multiHeadAttention(r3(qi, H * D), kr, vr, bias, H), [B * T, H * D]);
+          };
+          const y = f(q, k, v, pk, pv);
+          const g = tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor, d: tf.Tensor, e: tf.Tensor) =>
+            tf.sum(tf.mul(f(a, b, c, d, e), w)),
+          )([q, k, v, pk, pv]);
+          return [y, ...g].map((t) => t.dataSync().slice());
+        }),
+      );
+      expect(maxDiff(cpu[0]!, wasm[0]!)).toBeLessThan(2e-5);
+      for (const i of [1, 2, 3, 4, 5]) expect(maxDiff(cpu[i]!, wasm[i]!)).toBeLessThan(1e-4);
+      // The past's gradients are not zero: the kernel reads the past and trains it.
+      for (const i of [4, 5]) expect(Math.max(...wasm[i]!.map(Math.abs))).toBeGreaterThan(1e-2);
+    });
+  }
+});
