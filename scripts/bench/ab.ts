@@ -22,6 +22,10 @@
  * batch whose rows run evenly from 20 to `seq` tokens (the same batch every step, so both sides do
  * the same work): the forward to the head's logits, and the LoRA step.
  *   e.g. --cls --off PeftLabCausalAttention   fused attention under the padding mask vs the stock path
+ * `--cls --method prefix-tuning|p-tuning-v2 [--virtual 20]`: the same with that method (its
+ * defaults, `virtual` virtual tokens) instead of LoRA: every layer's attention then has past keys.
+ *   e.g. --cls --method prefix-tuning --off PeftLabCausalAttention   fused attention with past keys vs stock
+ * `--cls --model smollm2 [--layers 4] [--vocab 8192]`: the classification jobs on SmolLM2's layer shape.
  */
 import v8 from 'node:v8';
 import { dirname, join } from 'node:path';
@@ -60,6 +64,8 @@ const { values: f } = parseArgs({
     seq: { type: 'string' },
     'no-full': { type: 'boolean' },
     cls: { type: 'boolean' },
+    method: { type: 'string' },
+    virtual: { type: 'string' },
   },
 });
 const off = (f.off ?? '').split(',').filter(Boolean);
@@ -72,15 +78,20 @@ v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
 await initNodeBackend('wasm');
 console.log(`relaxed SIMD (fused multiply-add in our gemms): ${relaxedSimd() ? 'yes' : 'no'}`);
 
+/** A model of SmolLM2-135M's layer shape, `--layers` layers and a `--vocab` vocabulary, random weights. */
+function smolModel() {
+  const [layers, vocab] = [f.layers ?? 4, f.vocab ?? 8192].map(Number) as [number, number];
+  const raw = { ...SMOLLM2_135M_CONFIG, num_hidden_layers: layers, vocab_size: vocab };
+  const config = parseModelConfig(raw) as LlamaConfig;
+  return loadModel({ config: raw, weights: randomCheckpoint(config, new Rng(135)), source: 'ab' });
+}
+
 /** Forward and LoRA step jobs on SmolLM2-135M's layer shape (see the header). */
 function smolJobs(): Job[] {
   const [layers, vocab, batch, seq] = [f.layers ?? 4, f.vocab ?? 8192, f.batch ?? 1, f.seq ?? 128].map(
     Number,
   ) as [number, number, number, number];
-  const raw = { ...SMOLLM2_135M_CONFIG, num_hidden_layers: layers, vocab_size: vocab };
-  const config = parseModelConfig(raw) as LlamaConfig;
-  const make = () =>
-    loadModel({ config: raw, weights: randomCheckpoint(config, new Rng(135)), source: 'ab' });
+  const make = smolModel;
   const tokens = Int32Array.from({ length: 1 << 14 }, (_, i) => (i * 7919) % vocab);
   const fwdModel = make();
   const ids = tf.tensor2d(tokens.subarray(0, batch * seq), [batch, seq], 'int32');
@@ -126,6 +137,7 @@ function smolJobs(): Job[] {
 /** Forward and LoRA step of sequence classification on peftlab-s (see the header). */
 function clsJobs(): Job[] {
   const [batch, seq] = [f.batch ?? 8, f.seq ?? 64].map(Number) as [number, number];
+  const method = f.method ?? 'lora';
   const choice = chooseModel(join(root, 'public/models/peftlab-s'), false);
   const lens = Array.from({ length: batch }, (_, i) =>
     Math.round(20 + ((seq - 20) * i) / Math.max(1, batch - 1)),
@@ -151,8 +163,9 @@ function clsJobs(): Job[] {
     idToToken: () => undefined,
   };
   const make = (seed: number) => {
-    const model = choice.make();
-    const plan = planAdapter(model, 'lora', { r: 8 }, task, { steps: 1000, seqLen: seq, seed }, 'ab');
+    const model = f.model === 'smollm2' ? smolModel() : choice.make();
+    const config = method === 'lora' ? { r: 8 } : { numVirtualTokens: Number(f.virtual ?? 20) };
+    const plan = planAdapter(model, method, config, task, { steps: 1000, seqLen: seq, seed }, 'ab');
     return { model, adapter: createAdapter(model, noTokenizer, plan.method, plan.config, task, seed) };
   };
   const fwd = make(7);
@@ -193,7 +206,10 @@ function clsJobs(): Job[] {
     },
     {
       ...base,
-      what: 'SEQ_CLS LoRA step (c_attn, r 8, head)',
+      what:
+        method === 'lora'
+          ? 'SEQ_CLS LoRA step (c_attn, r 8, head)'
+          : `SEQ_CLS ${method} step (${f.virtual ?? 20} virtual tokens, head)`,
       run: async () => void (await trainer.trainStep()),
       dispose: () => {
         trainer.dispose();
@@ -238,6 +254,6 @@ for (const [key, v] of samples) {
 }
 for (const [side] of sides) {
   const m = (what: string): number => median(samples.get(`${side} | ${what}`)!);
-  console.log(`${side}: LoRA step / forward ${(m(jobs[1]!.what) / m(jobs[0]!.what)).toFixed(2)}x`);
+  console.log(`${side}: step / forward ${(m(jobs[1]!.what) / m(jobs[0]!.what)).toFixed(2)}x`);
 }
 for (const job of jobs) job.dispose();

@@ -75,6 +75,12 @@ export interface ForwardContext {
    * bias (attentionBias) does, so they can run where `causal` is false only because of padding.
    */
   keyMask?: tf.Tensor2D;
+  /**
+   * With past keys: the padding mask [B, P + T] over past and new keys, or null for none. Our wasm
+   * kernels take past keys (prefix tuning, P-tuning v2) only where this is set; undefined (a caller
+   * that did not say, or no past) keeps the stock composition.
+   */
+  pastKeyMask?: tf.Tensor2D | null;
 }
 
 export interface ForwardOptions {
@@ -197,6 +203,7 @@ export class Gpt2Model extends DecoderWeights implements DecoderModel {
       seed: opts.seed ?? 0,
       causal: !opts.past?.length && !opts.attentionMask,
       keyMask: opts.past?.length ? undefined : opts.attentionMask,
+      pastKeyMask: opts.past?.length ? (opts.attentionMask ?? null) : undefined,
     };
     const tokens = opts.inputsEmbeds ?? (opts.ids ? this.embedTokens(opts.ids) : null);
     if (!tokens) throw new InternalError('forward needs ids or inputsEmbeds');
@@ -281,6 +288,22 @@ export class Gpt2Model extends DecoderWeights implements DecoderModel {
     ];
     const merge = (t: tf.Tensor4D): tf.Tensor3D =>
       tf.reshape(tf.transpose(t, [0, 2, 1, 3]), [B, t.shape[2], C]) as tf.Tensor3D; // [B, H, P, D] -> [B, P, C]
+    // Past keys on wasm (prefix tuning, P-tuning v2; a prompt after them): our SIMD kernels straight
+    // from qkv and the past, which they read in place (null where P > 2T, e.g. a decoding step: stock).
+    const fused =
+      ctx.pastKeyMask !== undefined
+        ? simdCausalAttention(qkv, B, T, H, ctx.pastKeyMask ?? undefined, past)
+        : null;
+    if (fused) {
+      const out = this.linear(layer, 'attn.c_proj', fused, ctx);
+      // The presents (generation only) concatenated when read, as the no-past path cuts them.
+      const block = (i: 1 | 2): tf.Tensor3D =>
+        tf.concat(
+          [merge(i === 1 ? past.k : past.v), tf.reshape(tf.slice(qkv, [0, i * C], [B * T, C]), [B, T, C])],
+          1,
+        );
+      return { out: tf.reshape(out, [B, T, C]) as tf.Tensor3D, present: lazyKV(block, H, D) };
+    }
     const kAll = past ? (tf.concat([merge(past.k), k], 1) as tf.Tensor3D) : k; // [B, P+T, C]
     const vAll = past ? (tf.concat([merge(past.v), v], 1) as tf.Tensor3D) : v;
     const y = multiHeadAttention(q, kAll, vAll, mask, H); // [B, T, C]

@@ -206,6 +206,7 @@ export class LlamaModel extends DecoderWeights implements DecoderModel {
       seed: opts.seed ?? 0,
       causal: !opts.past?.length && !opts.attentionMask,
       keyMask: opts.past?.length ? undefined : opts.attentionMask,
+      pastKeyMask: opts.past?.length ? (opts.attentionMask ?? null) : undefined,
     };
     const x = opts.inputsEmbeds ?? (opts.ids ? this.embedTokens(opts.ids) : null);
     if (!x) throw new InternalError('forward needs ids or inputsEmbeds');
@@ -236,8 +237,11 @@ export class LlamaModel extends DecoderWeights implements DecoderModel {
     const window = c.slidingWindow[i] ?? null;
     // Our fused kernel is causal (with the padding mask, ctx.keyMask, where there is one): a window
     // that hides keys within these T positions needs the stock bias.
+    // With past keys (prefix tuning, P-tuning v2: ctx.pastKeyMask set), the window must cover them too.
+    const S = x.shape[1] + (past ? past.k.shape[2] : 0);
     const fusable =
-      (ctx.causal === true || ctx.keyMask !== undefined) && (window === null || window >= x.shape[1]);
+      (past ? ctx.pastKeyMask !== undefined : ctx.causal === true || ctx.keyMask !== undefined) &&
+      (window === null || window >= S);
     const { out, present } = this.attention(i, n, shared.cos, shared.sin, mask, past, ctx, fusable);
     const y = tf.add(x, out) as tf.Tensor3D;
     const m = rmsNorm(y, this.w(`layers.${i}.post_attention_layernorm.weight`) as tf.Tensor1D, c.rmsNormEps);
@@ -314,13 +318,23 @@ export class LlamaModel extends DecoderWeights implements DecoderModel {
       tf.reshape(tf.transpose(t, [0, 2, 1, 3]), [B, t.shape[2], K * D]) as tf.Tensor3D;
     const kAll = past ? (tf.concat([merge(past.k), k], 1) as tf.Tensor3D) : k; // [B, S, K*D]
     const vAll = past ? (tf.concat([merge(past.v), v], 1) as tf.Tensor3D) : v;
-    // On wasm, causal attention with no past (plain, or under ctx.keyMask's padding) runs fused
-    // (kernels/wasm/attention.ts), each key/value head read in place by its query heads; elsewhere
-    // the stock composition.
+    // On wasm, causal attention (plain, or under ctx.keyMask's padding; or after past keys, under
+    // ctx.pastKeyMask, where P <= 2T) runs fused (kernels/wasm/attention.ts), each key/value head
+    // read in place by its query heads; elsewhere the stock composition.
     const flat = (t: tf.Tensor3D, w: number): tf.Tensor2D => tf.reshape(t, [B * T, w]) as tf.Tensor2D;
     const y =
-      (fusable && !past
-        ? simdCausalAttentionGqa(flat(q, H * D), flat(k, K * D), flat(v, K * D), B, T, H, K, ctx.keyMask)
+      (fusable
+        ? simdCausalAttentionGqa(
+            flat(q, H * D),
+            flat(k, K * D),
+            flat(v, K * D),
+            B,
+            T,
+            H,
+            K,
+            past ? (ctx.pastKeyMask ?? undefined) : ctx.keyMask,
+            past,
+          )
         : null) ?? multiHeadAttention(q, repeatKv(kAll, K, H / K, D), repeatKv(vAll, K, H / K, D), mask, H); // [B, T, H*D] or [B*T, H*D]
     const out = this.linear(layer, 'self_attn.o_proj', tf.reshape(y, [B * T, H * D]) as tf.Tensor2D, ctx);
     return { out: tf.reshape(out, [B, T, C]) as tf.Tensor3D, present: lazyKV(kAll, vAll, K, D) };

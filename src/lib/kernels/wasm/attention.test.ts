@@ -12,7 +12,13 @@ import { initNodeBackend } from '../../backend/node';
 import { attentionBias } from '../../model/gpt2';
 import { llamaAttentionBias, repeatKv } from '../../model/llama';
 import { multiHeadAttention, packedSelfAttention } from '../../model/ops';
-import { ATTENTION_FORWARD, GQA_FORWARD, simdCausalAttention, simdCausalAttentionGqa } from './attention';
+import {
+  ATTENTION_BACKWARD,
+  ATTENTION_FORWARD,
+  GQA_FORWARD,
+  simdCausalAttention,
+  simdCausalAttentionGqa,
+} from './attention';
 import { setWasmKernels } from './heap';
 import { simdKernels, simdModuleBytes, THREADED_HEAP_MAX_PAGES } from './simd';
 import { maxDiff, onBoth } from './testing';
@@ -348,4 +354,160 @@ describe('SIMD grouped-query causal attention under a padding mask on wasm', () 
     expect(tf.memory().numTensors).toBe(before);
     tf.dispose([q, kv, keyMask]);
   });
+});
+
+/**
+ * Past keys (prefix tuning, P-tuning v2): P positions of k, v [B, heads, P, D] before the T new
+ * ones, with a key mask [B, P + T] (ones over the past, as classification extends it) or none.
+ */
+function pastMask(B: number, P: number, lens: readonly number[] | null, T: number): tf.Tensor2D | undefined {
+  if (!lens) return undefined;
+  return tf.concat([tf.ones([B, P]), padMask(lens, T)], 1) as tf.Tensor2D;
+}
+
+describe('SIMD causal attention with past keys on wasm (prefix tuning)', () => {
+  beforeAll(async () => {
+    await initNodeBackend('wasm');
+  });
+
+  for (const [B, T, H, D, P, lens] of [
+    [2, 40, 4, 24, 5, null], // peftlab-s's heads
+    [3, 13, 3, 10, 5, [13, 1, 6]], // padded rows; S = 18 and head size padded to 8
+    [2, 9, 2, 8, 1, [9, 4]],
+    [2, 1, 2, 8, 1, null], // one new position (a decoding step) after one past
+    [2, 6, 2, 8, 6, [6, 2]], // P = T: S = 12
+    [2, 4, 2, 8, 7, [4, 2]], // P = 7 > T = 4, within 2T: still ours
+    [1, 1, 3, 8, 2, null], // a decoding step after 2 positions (P = 2T)
+  ] as const) {
+    it(`matches cpu's stock composition (merge, concat, attentionBias): B ${B}, T ${T}, P ${P}, ${H} heads of ${D}${lens ? `, lengths ${lens.join(' ')}` : ''}`, async () => {
+      const C = H * D;
+      const [cpu, wasm] = await onBoth((backend) =>
+        tf.tidy(() => {
+          const qkv = tf.randomNormal([B * T, 3 * C], 0, 2, 'float32', 7) as tf.Tensor2D;
+          const pk = tf.randomNormal([B, H, P, D], 0, 2, 'float32', 11) as tf.Tensor4D;
+          const pv = tf.randomNormal([B, H, P, D], 0, 1, 'float32', 12) as tf.Tensor4D;
+          const w = tf.randomNormal([B * T, C], 0, 1, 'float32', 8);
+          const keyMask = pastMask(B, P, lens, T);
+          const bias = attentionBias(T, P, B, keyMask);
+          const merge = (t: tf.Tensor): tf.Tensor3D => tf.reshape(tf.transpose(t, [0, 2, 1, 3]), [B, P, C]);
+          const f = (x: tf.Tensor, k: tf.Tensor, v: tf.Tensor): tf.Tensor => {
+            if (backend === 'wasm') {
+              const past = { k: k as tf.Tensor4D, v: v as tf.Tensor4D };
+              return simdCausalAttention(x as tf.Tensor2D, B, T, H, keyMask, past)!;
+            }
+            const [q, kn, vn] = [0, 1, 2].map((i) =>
+              tf.reshape(tf.slice(x, [0, i * C], [B * T, C]), [B, T, C]),
+            );
+            const kAll = tf.concat([merge(k), kn!], 1) as tf.Tensor3D;
+            const vAll = tf.concat([merge(v), vn!], 1) as tf.Tensor3D;
+            return tf.reshape(multiHeadAttention(q as tf.Tensor3D, kAll, vAll, bias, H), [B * T, C]);
+          };
+          const y = f(qkv, pk, pv);
+          const g = tf.grads((x: tf.Tensor, k: tf.Tensor, v: tf.Tensor) => tf.sum(tf.mul(f(x, k, v), w)))([
+            qkv,
+            pk,
+            pv,
+          ]);
+          // On wasm, also the kernel with no past: the test must see the difference.
+          const noPast =
+            backend === 'wasm' ? simdCausalAttention(qkv, B, T, H, lens ? padMask(lens, T) : undefined)! : y;
+          return [y, ...g, noPast].map((t) => t.dataSync().slice());
+        }),
+      );
+      expect(maxDiff(cpu[0]!, wasm[0]!)).toBeLessThan(2e-5);
+      for (const i of [1, 2, 3]) expect(maxDiff(cpu[i]!, wasm[i]!)).toBeLessThan(1e-4);
+      expect(maxDiff(cpu[0]!, wasm[4]!)).toBeGreaterThan(1e-2);
+    });
+  }
+
+  it('runs our kernel, leaks no tensor, and leaves P > 2T (a decoding step) and misfits to the stock path', async () => {
+    const qkv = tf.randomNormal([16, 24], 0, 1, 'float32', 9) as tf.Tensor2D;
+    const pk = tf.randomNormal([2, 2, 3, 4], 0, 1, 'float32', 10) as tf.Tensor4D;
+    const keyMask = tf.concat([tf.ones([2, 3], 'int32'), padMask([8, 3], 8, 'int32')], 1) as tf.Tensor2D;
+    const before = tf.memory().numTensors;
+    const profile = await tf.profile(() =>
+      tf.tidy(() => {
+        tf.grads((x: tf.Tensor, k: tf.Tensor, v: tf.Tensor) =>
+          tf.sum(
+            simdCausalAttention(x as tf.Tensor2D, 2, 8, 2, keyMask, {
+              k: k as tf.Tensor4D,
+              v: v as tf.Tensor4D,
+            })!,
+          ),
+        )([qkv, pk, pk]);
+      }),
+    );
+    expect(profile.kernelNames).toContain(ATTENTION_FORWARD);
+    expect(profile.kernelNames).toContain(ATTENTION_BACKWARD);
+    expect(profile.kernelNames).not.toContain('Softmax');
+    expect(tf.memory().numTensors).toBe(before);
+    const one = tf.slice(qkv, [0, 0], [2, 24]) as tf.Tensor2D; // T = 1 after P = 3
+    expect(simdCausalAttention(one, 2, 1, 2, undefined, { k: pk, v: pk })).toBeNull();
+    expect(simdCausalAttention(qkv, 2, 8, 2, padMask([8, 3], 8), { k: pk, v: pk })).toBeNull(); // mask of T only
+    setWasmKernels(false);
+    try {
+      expect(simdCausalAttention(qkv, 2, 8, 2, keyMask, { k: pk, v: pk })).toBeNull();
+    } finally {
+      setWasmKernels(true);
+    }
+    tf.dispose([qkv, pk, keyMask, one]);
+  });
+});
+
+describe('SIMD grouped-query causal attention with past keys on wasm (prefix tuning, the Llama family)', () => {
+  beforeAll(async () => {
+    await initNodeBackend('wasm');
+  });
+
+  for (const [B, T, H, KV, D, P, lens] of [
+    [2, 20, 6, 2, 8, 5, null], // 3 query heads per key/value head
+    [3, 13, 4, 4, 10, 5, [13, 1, 7]], // no grouping; padded rows; S and head size padded
+    [2, 9, 3, 1, 16, 1, [4, 9]], // multi-query
+    [2, 1, 4, 2, 8, 2, null], // a decoding step (P = 2T)
+  ] as const) {
+    it(`matches cpu's merge, concat, repeat_kv + multi-head attention: B ${B}, T ${T}, P ${P}, ${H} query / ${KV} kv heads of ${D}${lens ? `, lengths ${lens.join(' ')}` : ''}`, async () => {
+      const [cpu, wasm] = await onBoth((backend) =>
+        tf.tidy(() => {
+          const q = tf.randomNormal([B * T, H * D], 0, 2, 'float32', 1) as tf.Tensor2D;
+          const k = tf.randomNormal([B * T, KV * D], 0, 2, 'float32', 2) as tf.Tensor2D;
+          const v = tf.randomNormal([B * T, KV * D], 0, 1, 'float32', 3) as tf.Tensor2D;
+          const pk = tf.randomNormal([B, KV, P, D], 0, 2, 'float32', 5) as tf.Tensor4D;
+          const pv = tf.randomNormal([B, KV, P, D], 0, 1, 'float32', 6) as tf.Tensor4D;
+          const w = tf.randomNormal([B * T, H * D], 0, 1, 'float32', 4);
+          const keyMask = pastMask(B, P, lens, T);
+          const bias = llamaAttentionBias(T, P, B, null, keyMask);
+          const merge = (t: tf.Tensor): tf.Tensor3D =>
+            tf.reshape(tf.transpose(t, [0, 2, 1, 3]), [B, P, KV * D]);
+          const f = (
+            qi: tf.Tensor,
+            ki: tf.Tensor,
+            vi: tf.Tensor,
+            pki: tf.Tensor,
+            pvi: tf.Tensor,
+          ): tf.Tensor => {
+            if (backend === 'wasm') {
+              const [a, b, c] = [qi as tf.Tensor2D, ki as tf.Tensor2D, vi as tf.Tensor2D];
+              const past = { k: pki as tf.Tensor4D, v: pvi as tf.Tensor4D };
+              return simdCausalAttentionGqa(a, b, c, B, T, H, KV, keyMask, past)!;
+            }
+            const r3 = (x: tf.Tensor, c: number): tf.Tensor3D => tf.reshape(x, [B, T, c]);
+            const kAll = tf.concat([merge(pki), r3(ki, KV * D)], 1) as tf.Tensor3D;
+            const vAll = tf.concat([merge(pvi), r3(vi, KV * D)], 1) as tf.Tensor3D;
+            const kr = repeatKv(kAll, KV, H / KV, D);
+            const vr = repeatKv(vAll, KV, H / KV, D);
+            return tf.reshape(multiHeadAttention(r3(qi, H * D), kr, vr, bias, H), [B * T, H * D]);
+          };
+          const y = f(q, k, v, pk, pv);
+          const g = tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor, d: tf.Tensor, e: tf.Tensor) =>
+            tf.sum(tf.mul(f(a, b, c, d, e), w)),
+          )([q, k, v, pk, pv]);
+          return [y, ...g].map((t) => t.dataSync().slice());
+        }),
+      );
+      expect(maxDiff(cpu[0]!, wasm[0]!)).toBeLessThan(2e-5);
+      for (const i of [1, 2, 3, 4, 5]) expect(maxDiff(cpu[i]!, wasm[i]!)).toBeLessThan(1e-4);
+      // The past's gradients are not zero: the kernel reads the past and trains it.
+      for (const i of [4, 5]) expect(Math.max(...wasm[i]!.map(Math.abs))).toBeGreaterThan(1e-2);
+    });
+  }
 });

@@ -24,6 +24,17 @@
  * [B*T, KV*D] after RoPE, with grouped-query attention: each key/value head is copied into scratch
  * once and read by its H / KV query heads, and its dK, dV are summed over them there (no repeat_kv
  * copies of k and v, no tile gradient).
+ *
+ * Past keys (prefix tuning, P-tuning v2: P virtual tokens' k, v [B, H, P, D] per layer; a KV cache)
+ * ride in as two more inputs. The S = P + T keys are run as a square causal problem of S rows whose
+ * first P query rows are zero (the past positions have no queries): K, V scratch rows 0..P-1 from
+ * the past, P.. from this call's k, v; Qs rows P.. from q, rows 0..P-1 left zero; the causal softmax
+ * over S gives query i (absolute position P + i) keys j <= P + i, exactly attentionBias's causal
+ * part, and the key mask is [B, S]; Y rows P.. are the output. Backward: dY rows 0..P-1 are zero, so
+ * those rows' dP, and so dS = P (dP - rowsum(P dP)), are exactly 0 and add nothing to dK, dV; dK, dV
+ * rows 0..P-1 are the past's gradients (the prefix encoder trains through them). The cost is P
+ * wasted query rows (P = 10-30 against T = 64-128 in training); this path is taken only where
+ * P <= 2T, so a decoding step (T = 1 after a long cache) keeps the stock [1, S] composition.
  */
 import * as tf from '@tensorflow/tfjs';
 import { heapOf, onWasm, scratch, simdOn } from './heap';
@@ -42,6 +53,8 @@ interface Attrs {
   B: number;
   T: number;
   H: number;
+  /** Past positions (keys with no query), 0 or absent for none. */
+  past?: number;
 }
 
 /** The grouped-query kernels' attributes: KV key/value heads, each read by H / KV query heads. */
@@ -75,6 +88,8 @@ interface Heads {
   base: number;
   row: number;
   item: number;
+  /** Bytes from one head to the next: 4 D (heads side by side) unless given. */
+  head?: number;
 }
 
 /** An operand [B*T, cols] whose columns from `col` on hold heads of D side by side. */
@@ -82,7 +97,19 @@ function heads(offset: number, T: number, cols: number, col = 0): Heads {
   return { base: offset + 4 * col, row: 4 * cols, item: 4 * T * cols };
 }
 
-const at = (m: Heads, b: number, h: number, D: number): number => m.base + b * m.item + 4 * h * D;
+const at = (m: Heads, b: number, h: number, D: number): number => m.base + b * m.item + h * (m.head ?? 4 * D);
+
+/** Past keys or values [B, heads, P, D] at `offset`: each head's P rows contiguous. */
+function pastHeads(offset: number, heads: number, P: number, D: number): Heads {
+  return { base: offset, row: 4 * D, item: 4 * heads * P * D, head: 4 * P * D };
+}
+
+/** Past keys and values of P positions (heads as in Heads), or none. */
+interface Past {
+  k: Heads;
+  v: Heads;
+  P: number;
+}
 
 interface Shape {
   B: number;
@@ -94,7 +121,8 @@ interface Shape {
 
 /**
  * Y = causal softmax(Q K^T / sqrt(D)) V for every (item, query head), query head h reading key/value
- * head floor(h / (H / KV)) (HF's repeat_kv, without the copies); P [B*H, Tp, Tp] kept for the backward.
+ * head floor(h / (H / KV)) (HF's repeat_kv, without the copies); P [B*H, Sp, Sp] kept for the
+ * backward (S = past + T keys, Sp = pad8(S)).
  */
 function forwardHeads(
   r: Ready,
@@ -104,29 +132,37 @@ function forwardHeads(
   v: Heads,
   y: Heads,
   P0: number,
-  /** Byte offset of the key mask [B, T] (float32), if any. */
+  /** Byte offset of the key mask [B, S] (float32), if any. */
   mask?: number,
+  past?: Past,
 ): void {
   const { be, k } = r;
   const { B, T, H, KV, D } = s;
-  const [Tp, Dp] = [pad8(T), pad8(D)];
-  const hd = Tp * Dp;
+  const L = past?.P ?? 0; // rows 0..L-1: past keys, no queries
+  const S = L + T;
+  const [Sp, Dp] = [pad8(S), pad8(D)];
+  const hd = Sp * Dp;
   const rep = H / KV;
   const sc = scratch(be, k, 4 * hd);
   const [Qs, KT, V, Y] = [sc, sc + 4 * hd, sc + 8 * hd, sc + 12 * hd];
   const scale = 1 / Math.sqrt(D);
   for (let b = 0; b < B; b++) {
     for (let g = 0; g < KV; g++) {
-      k.copy(at(kk, b, g, D), kk.row, 4, KT, 4, 4 * Tp, T, D, 1); // K^T [Dp, Tp]
-      rows(k, at(v, b, g, D), v.row, V, 4 * Dp, T, D);
+      if (past) {
+        k.copy(at(past.k, b, g, D), past.k.row, 4, KT, 4, 4 * Sp, L, D, 1);
+        rows(k, at(past.v, b, g, D), past.v.row, V, 4 * Dp, L, D);
+      }
+      k.copy(at(kk, b, g, D), kk.row, 4, KT + 4 * L, 4, 4 * Sp, T, D, 1); // K^T [Dp, Sp]
+      rows(k, at(v, b, g, D), v.row, V + 4 * L * Dp, 4 * Dp, T, D);
       for (let h = g * rep; h < (g + 1) * rep; h++) {
-        rows(k, at(q, b, h, D), q.row, Qs, 4 * Dp, T, D, scale);
-        const P = P0 + 4 * (b * H + h) * Tp * Tp;
-        k.gemm(Tp, Tp, Dp, Qs, 4 * Dp, 4, KT, 4 * Tp, P, 4 * Tp, 1, 0, 1);
-        if (mask !== undefined) k.keyBias(P, Tp, T, mask + 4 * b * T);
-        k.softmax(P, Tp);
-        k.gemm(Tp, Dp, Tp, P, 4 * Tp, 4, V, 4 * Dp, Y, 4 * Dp, 1, 1, 0);
-        rows(k, Y, 4 * Dp, at(y, b, h, D), y.row, T, D);
+        // Qs rows 0..L-1 stay zero (scratch is zeroed once a call and never written there).
+        rows(k, at(q, b, h, D), q.row, Qs + 4 * L * Dp, 4 * Dp, T, D, scale);
+        const P = P0 + 4 * (b * H + h) * Sp * Sp;
+        k.gemm(Sp, Sp, Dp, Qs, 4 * Dp, 4, KT, 4 * Sp, P, 4 * Sp, 1, 0, 1);
+        if (mask !== undefined) k.keyBias(P, Sp, S, mask + 4 * b * S);
+        k.softmax(P, Sp);
+        k.gemm(Sp, Dp, Sp, P, 4 * Sp, 4, V, 4 * Dp, Y, 4 * Dp, 1, 1, 0);
+        rows(k, Y + 4 * L * Dp, 4 * Dp, at(y, b, h, D), y.row, T, D);
       }
     }
   }
@@ -135,17 +171,19 @@ function forwardHeads(
 
 /**
  * The gradient of forwardHeads: dQ per query head; dK and dV of a key/value head summed over the
- * query heads that read it (in scratch, then written once).
+ * query heads that read it (in scratch, then written once: rows 0..P-1 to the past's gradients).
  */
 function backwardHeads(
   r: Ready,
   s: Shape,
   io: { q: Heads; k: Heads; v: Heads; dy: Heads; dq: Heads; dk: Heads; dv: Heads },
   P0: number,
+  past?: Past & { dk: Heads; dv: Heads },
 ): void {
   const { be, k } = r;
   const { B, T, H, KV, D } = s;
-  const [Tp, Dp] = [pad8(T), pad8(D)];
+  const L = past?.P ?? 0;
+  const [Tp, Dp] = [pad8(L + T), pad8(D)]; // Tp: the padded S = L + T
   const hd = Tp * Dp;
   const rep = H / KV;
   const sc = scratch(be, k, 9 * hd + Tp * Tp);
@@ -155,11 +193,16 @@ function backwardHeads(
   const scale = 1 / Math.sqrt(D);
   for (let b = 0; b < B; b++) {
     for (let g = 0; g < KV; g++) {
-      rows(k, at(io.k, b, g, D), io.k.row, K, 4 * Dp, T, D);
-      k.copy(at(io.v, b, g, D), io.v.row, 4, VT, 4, 4 * Tp, T, D, 1); // V^T [Dp, Tp]
+      if (past) {
+        rows(k, at(past.k, b, g, D), past.k.row, K, 4 * Dp, L, D);
+        k.copy(at(past.v, b, g, D), past.v.row, 4, VT, 4, 4 * Tp, L, D, 1);
+      }
+      rows(k, at(io.k, b, g, D), io.k.row, K + 4 * L * Dp, 4 * Dp, T, D);
+      k.copy(at(io.v, b, g, D), io.v.row, 4, VT + 4 * L, 4, 4 * Tp, T, D, 1); // V^T [Dp, Tp]
       for (let h = g * rep; h < (g + 1) * rep; h++) {
-        rows(k, at(io.q, b, h, D), io.q.row, Qs, 4 * Dp, T, D, scale);
-        rows(k, at(io.dy, b, h, D), io.dy.row, dY, 4 * Dp, T, D);
+        // Qs and dY rows 0..L-1 stay zero: those rows' dS is exactly 0.
+        rows(k, at(io.q, b, h, D), io.q.row, Qs + 4 * L * Dp, 4 * Dp, T, D, scale);
+        rows(k, at(io.dy, b, h, D), io.dy.row, dY + 4 * L * Dp, 4 * Dp, T, D);
         const P = P0 + 4 * (b * H + h) * Tp * Tp;
         // The first query head of the group writes the sums, the others add to them.
         const [dKh, dVh] = h === g * rep ? [dKsum, dVsum] : [dK, dV];
@@ -172,10 +215,14 @@ function backwardHeads(
           k.addTo(dK, dKsum, 4 * hd);
           k.addTo(dV, dVsum, 4 * hd);
         }
-        rows(k, dQ, 4 * Dp, at(io.dq, b, h, D), io.dq.row, T, D);
+        rows(k, dQ + 4 * L * Dp, 4 * Dp, at(io.dq, b, h, D), io.dq.row, T, D);
       }
-      rows(k, dKsum, 4 * Dp, at(io.dk, b, g, D), io.dk.row, T, D);
-      rows(k, dVsum, 4 * Dp, at(io.dv, b, g, D), io.dv.row, T, D);
+      if (past) {
+        rows(k, dKsum, 4 * Dp, at(past.dk, b, g, D), past.dk.row, L, D);
+        rows(k, dVsum, 4 * Dp, at(past.dv, b, g, D), past.dv.row, L, D);
+      }
+      rows(k, dKsum + 4 * L * Dp, 4 * Dp, at(io.dk, b, g, D), io.dk.row, T, D);
+      rows(k, dVsum + 4 * L * Dp, 4 * Dp, at(io.dv, b, g, D), io.dv.row, T, D);
     }
   }
   be.wasm._free(sc);
@@ -187,32 +234,48 @@ const offset = (r: Ready, t: tf.TensorInfo): number => r.be.dataIdMap.get(t.data
 const maskOffset = (r: Ready, m: unknown): number | undefined =>
   m === undefined ? undefined : offset(r, m as tf.TensorInfo);
 
+/** The optional past inputs pastK, pastV [B, heads, L, D] as Past, or undefined. */
+function pastOf(
+  r: Ready,
+  inputs: tf.NamedTensorInfoMap,
+  heads: number,
+  L: number,
+  D: number,
+): Past | undefined {
+  const [pk, pv] = [inputs.pastK, inputs.pastV];
+  if (!pk || !pv || L === 0) return undefined;
+  return { k: pastHeads(offset(r, pk), heads, L, D), v: pastHeads(offset(r, pv), heads, L, D), P: L };
+}
+
 function register(): boolean {
   if (!wasmBackendName() || !simdOn(tf.backend())) return false;
   // Offsets are read after the last allocation of each call (an allocation may grow and move the
   // heap's buffer, but not a tensor's offset in it).
   const fwd = onWasm(ATTENTION_FORWARD, ({ inputs, backend, attrs }) => {
-    const { B, T, H } = attrs as unknown as Attrs;
+    const { B, T, H, past: L = 0 } = attrs as unknown as Attrs;
     const heap = heapOf(backend);
     const qkv = inputs.qkv as tf.TensorInfo;
     const C = qkv.shape[1]! / 3;
-    const Tp = pad8(T);
+    const Sp = pad8(L + T);
     const y = heap.makeOutput([B * T, C], 'float32');
-    const p = heap.makeOutput([B * H, Tp, Tp], 'float32');
+    const p = heap.makeOutput([B * H, Sp, Sp], 'float32');
     const r = simdOn(backend)!;
     const src = offset(r, qkv);
     const cols = (col: number): Heads => heads(src, T, 3 * C, col);
     const s = { B, T, H, KV: H, D: C / H };
     const mask = maskOffset(r, inputs.mask);
-    forwardHeads(r, s, cols(0), cols(C), cols(2 * C), heads(offset(r, y), T, C), offset(r, p), mask);
+    const past = pastOf(r, inputs, H, L, C / H);
+    forwardHeads(r, s, cols(0), cols(C), cols(2 * C), heads(offset(r, y), T, C), offset(r, p), mask, past);
     return [y, p];
   });
   const bwd = onWasm(ATTENTION_BACKWARD, ({ inputs, backend, attrs }) => {
-    const { B, T, H } = attrs as unknown as Attrs;
+    const { B, T, H, past: L = 0 } = attrs as unknown as Attrs;
     const heap = heapOf(backend);
     const qkv = inputs.qkv as tf.TensorInfo;
     const C = qkv.shape[1]! / 3;
+    const D = C / H;
     const dqkv = heap.makeOutput([B * T, 3 * C], 'float32');
+    const dpast = L > 0 ? [0, 1].map(() => heap.makeOutput([B, H, L, D], 'float32')) : [];
     const r = simdOn(backend)!;
     const [src, dst] = [offset(r, qkv), offset(r, dqkv)];
     const [x, dx] = [(col: number) => heads(src, T, 3 * C, col), (col: number) => heads(dst, T, 3 * C, col)];
@@ -225,8 +288,12 @@ function register(): boolean {
       dk: dx(C),
       dv: dx(2 * C),
     };
-    backwardHeads(r, { B, T, H, KV: H, D: C / H }, io, offset(r, inputs.p as tf.TensorInfo));
-    return dqkv;
+    const past = pastOf(r, inputs, H, L, D);
+    const dk = dpast[0] && pastHeads(offset(r, dpast[0]), H, L, D);
+    const dv = dpast[1] && pastHeads(offset(r, dpast[1]), H, L, D);
+    const pastIo = past && dk && dv ? { ...past, dk, dv } : undefined;
+    backwardHeads(r, { B, T, H, KV: H, D }, io, offset(r, inputs.p as tf.TensorInfo), pastIo);
+    return pastIo ? [dqkv, ...dpast] : dqkv;
   });
   return fwd !== null && bwd !== null;
 }
@@ -234,7 +301,7 @@ function register(): boolean {
 function registerGqa(): boolean {
   if (!wasmBackendName() || !simdOn(tf.backend())) return false;
   const fwd = onWasm(GQA_FORWARD, ({ inputs, backend, attrs }) => {
-    const { B, T, H, KV } = attrs as unknown as GqaAttrs;
+    const { B, T, H, KV, past: L = 0 } = attrs as unknown as GqaAttrs;
     const heap = heapOf(backend);
     const [q, k, v] = [inputs.q, inputs.k, inputs.v] as tf.TensorInfo[] as [
       tf.TensorInfo,
@@ -242,20 +309,21 @@ function registerGqa(): boolean {
       tf.TensorInfo,
     ];
     const D = q.shape[1]! / H;
-    const Tp = pad8(T);
+    const Sp = pad8(L + T);
     const y = heap.makeOutput([B * T, H * D], 'float32');
-    const p = heap.makeOutput([B * H, Tp, Tp], 'float32');
+    const p = heap.makeOutput([B * H, Sp, Sp], 'float32');
     const r = simdOn(backend)!;
     const [hq, hk] = [
       (t: tf.TensorInfo) => heads(offset(r, t), T, H * D),
       (t: tf.TensorInfo) => heads(offset(r, t), T, KV * D),
     ];
     const mask = maskOffset(r, inputs.mask);
-    forwardHeads(r, { B, T, H, KV, D }, hq(q), hk(k), hk(v), hq(y), offset(r, p), mask);
+    const past = pastOf(r, inputs, KV, L, D);
+    forwardHeads(r, { B, T, H, KV, D }, hq(q), hk(k), hk(v), hq(y), offset(r, p), mask, past);
     return [y, p];
   });
   const bwd = onWasm(GQA_BACKWARD, ({ inputs, backend, attrs }) => {
-    const { B, T, H, KV } = attrs as unknown as GqaAttrs;
+    const { B, T, H, KV, past: L = 0 } = attrs as unknown as GqaAttrs;
     const heap = heapOf(backend);
     const [q, k, v, p, dy] = [inputs.q, inputs.k, inputs.v, inputs.p, inputs.dy] as tf.TensorInfo[] as [
       tf.TensorInfo,
@@ -268,14 +336,18 @@ function registerGqa(): boolean {
     const dq = heap.makeOutput([B * T, H * D], 'float32');
     const dk = heap.makeOutput([B * T, KV * D], 'float32');
     const dv = heap.makeOutput([B * T, KV * D], 'float32');
+    const dpast = L > 0 ? [0, 1].map(() => heap.makeOutput([B, KV, L, D], 'float32')) : [];
     const r = simdOn(backend)!;
     const [hq, hk] = [
       (t: tf.TensorInfo) => heads(offset(r, t), T, H * D),
       (t: tf.TensorInfo) => heads(offset(r, t), T, KV * D),
     ];
     const io = { q: hq(q), k: hk(k), v: hk(v), dy: hq(dy), dq: hq(dq), dk: hk(dk), dv: hk(dv) };
-    backwardHeads(r, { B, T, H, KV, D }, io, offset(r, p));
-    return [dq, dk, dv];
+    const past = pastOf(r, inputs, KV, L, D);
+    const [dpk, dpv] = dpast.map((t) => pastHeads(offset(r, t), KV, L, D));
+    const pastIo = past && dpk && dpv ? { ...past, dk: dpk, dv: dpv } : undefined;
+    backwardHeads(r, { B, T, H, KV, D }, io, offset(r, p), pastIo);
+    return pastIo ? [dq, dk, dv, ...dpast] : [dq, dk, dv];
   });
   return fwd !== null && bwd !== null;
 }
@@ -298,11 +370,36 @@ function withMask<R>(keyMask: tf.Tensor2D | undefined, m: tf.Tensor2D | undefine
   }
 }
 
+/** Past keys and values of P positions, [B, heads, P, D] each (LayerKV's layout). */
+export interface PastKV {
+  k: tf.Tensor4D;
+  v: tf.Tensor4D;
+}
+
+/**
+ * The number of past positions when `past` fits [B, heads, P, D] float32 and the fused path is worth
+ * it, 0 for no past, or null: take the stock path. Worth it up to P = 2T: a prefix-tuning step on
+ * peftlab-s (ab.ts --cls, 8 rows of 20..24 tokens) measured 34 ms against the stock 43 at P = 40 and
+ * 49 against 59 at P = 80, the forward alone even with the stock's at both; beyond, the P wasted
+ * query rows grow as P^2 while the stock path's [T, S] scores grow as P, and a decoding step (T = 1
+ * after a long cache) keeps the stock [1, S] composition.
+ */
+function pastLength(past: PastKV | undefined, B: number, T: number, heads: number, D: number): number | null {
+  if (!past) return 0;
+  const fits = (t: tf.Tensor4D): boolean =>
+    t.dtype === 'float32' && t.shape[0] === B && t.shape[1] === heads && t.shape[3] === D;
+  const L = past.k.shape[2];
+  if (!fits(past.k) || !fits(past.v) || past.v.shape[2] !== L || L > 2 * T) return null;
+  return L;
+}
+
 /**
  * Causal self-attention of qkv [B*T, 3C] with nHead heads -> [B*T, C] through our SIMD kernels, or
  * null where they do not run (not wasm, switched off by setWasmKernels, or our module cannot link to the heap):
- * the caller then takes ops.ts's packedSelfAttention. With keyMask [B, T] (1 a real key, 0
- * padding; no past keys), padded keys are masked as attentionBias masks them.
+ * the caller then takes ops.ts's packedSelfAttention. With keyMask [B, S] (1 a real key, 0
+ * padding; S = P + T keys), padded keys are masked as attentionBias masks them. With `past`
+ * ([B, nHead, P, D] keys and values before these T positions: prefix tuning's virtual tokens),
+ * query i sits at position P + i, and the past gets its gradients; null (stock path) where P > 2T.
  */
 export function simdCausalAttention(
   qkv: tf.Tensor2D,
@@ -310,14 +407,18 @@ export function simdCausalAttention(
   T: number,
   nHead: number,
   keyMask?: tf.Tensor2D,
+  past?: PastKV,
 ): tf.Tensor2D | null {
   if (qkv.dtype !== 'float32' || qkv.shape[1] % (3 * nHead) !== 0) return null;
+  const L = pastLength(past, B, T, nHead, qkv.shape[1] / (3 * nHead));
+  if (L === null) return null;
   // A mask that does not fit: the stock path says what is wrong (attentionBias).
-  if (keyMask && (keyMask.shape[0] !== B || keyMask.shape[1] !== T)) return null;
+  if (keyMask && (keyMask.shape[0] !== B || keyMask.shape[1] !== L + T)) return null;
   if (!register()) return null;
   shareIdentityOnWasm(); // customGrad's save keeps qkv and P through Identity: shared, not copied
-  const attrs = { B, T, H: nHead } as unknown as tf.NamedAttrMap;
   const m = maskInput(keyMask);
+  if (past && L > 0) return withMask(keyMask, m, () => withPast(qkv, past, B, T, nHead, L, m));
+  const attrs = { B, T, H: nHead } as unknown as tf.NamedAttrMap;
   const f = tf.customGrad((x, save) => {
     const inputs: tf.NamedTensorMap = m ? { qkv: x as tf.Tensor, mask: m } : { qkv: x as tf.Tensor };
     const [y, p] = tf.engine().runKernel(ATTENTION_FORWARD, inputs, attrs) as [tf.Tensor2D, tf.Tensor];
@@ -333,6 +434,34 @@ export function simdCausalAttention(
     };
   }) as (x: tf.Tensor2D) => tf.Tensor2D;
   return withMask(keyMask, m, () => f(qkv));
+}
+
+/** simdCausalAttention with L > 0 past positions: gradients for qkv and the past's k and v. */
+function withPast(
+  qkv: tf.Tensor2D,
+  past: PastKV,
+  B: number,
+  T: number,
+  H: number,
+  L: number,
+  m: tf.Tensor2D | undefined,
+): tf.Tensor2D {
+  const attrs = { B, T, H, past: L } as unknown as tf.NamedAttrMap;
+  const f = tf.customGrad((x, pk, pv, save) => {
+    const inputs = { qkv: x as tf.Tensor, pastK: pk as tf.Tensor, pastV: pv as tf.Tensor };
+    const kernelInputs: tf.NamedTensorMap = m ? { ...inputs, mask: m } : inputs;
+    const [y, p] = tf.engine().runKernel(ATTENTION_FORWARD, kernelInputs, attrs) as [tf.Tensor2D, tf.Tensor];
+    (save as tf.GradSaveFunc)([inputs.qkv, inputs.pastK, inputs.pastV, p]);
+    return {
+      value: y,
+      gradFunc: (dy, saved) => {
+        const [xs, ks, vs, ps] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+        const grads = { qkv: xs, pastK: ks, pastV: vs, p: ps, dy: dy as tf.Tensor };
+        return tf.engine().runKernel(ATTENTION_BACKWARD, grads, attrs) as tf.Tensor[];
+      },
+    };
+  }) as (x: tf.Tensor2D, pk: tf.Tensor4D, pv: tf.Tensor4D) => tf.Tensor2D;
+  return f(qkv, past.k, past.v);
 }
 
 /**
@@ -351,8 +480,10 @@ export function simdCausalAttentionGqa(
   H: number,
   KV: number,
   keyMask?: tf.Tensor2D,
+  past?: PastKV,
 ): tf.Tensor2D | null {
   const D = q.shape[1] / H;
+  const L = Number.isInteger(D) ? pastLength(past, B, T, KV, D) : null;
   const ok =
     q.dtype === 'float32' &&
     k.dtype === 'float32' &&
@@ -364,11 +495,13 @@ export function simdCausalAttentionGqa(
     q.shape[0] === B * T &&
     k.shape[0] === B * T &&
     v.shape[0] === B * T &&
-    (!keyMask || (keyMask.shape[0] === B && keyMask.shape[1] === T));
+    L !== null &&
+    (!keyMask || (keyMask.shape[0] === B && keyMask.shape[1] === L + T));
   if (!ok || !registerGqa()) return null;
   shareIdentityOnWasm(); // customGrad's save keeps q, k, v and P through Identity: shared, not copied
-  const attrs = { B, T, H, KV } as unknown as tf.NamedAttrMap;
   const m = maskInput(keyMask);
+  if (past && L > 0) return withMask(keyMask, m, () => gqaWithPast(q, k, v, past, B, T, H, KV, L, m));
+  const attrs = { B, T, H, KV } as unknown as tf.NamedAttrMap;
   const f = tf.customGrad((qi, ki, vi, save) => {
     const inputs = { q: qi as tf.Tensor, k: ki as tf.Tensor, v: vi as tf.Tensor };
     const kernelInputs = m ? { ...inputs, mask: m } : inputs;
@@ -385,4 +518,48 @@ export function simdCausalAttentionGqa(
     };
   }) as (q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D) => tf.Tensor2D;
   return withMask(keyMask, m, () => f(q, k, v));
+}
+
+/** simdCausalAttentionGqa with L > 0 past positions ([B, KV, L, D]): gradients for all five inputs. */
+function gqaWithPast(
+  q: tf.Tensor2D,
+  k: tf.Tensor2D,
+  v: tf.Tensor2D,
+  past: PastKV,
+  B: number,
+  T: number,
+  H: number,
+  KV: number,
+  L: number,
+  m: tf.Tensor2D | undefined,
+): tf.Tensor2D {
+  const attrs = { B, T, H, KV, past: L } as unknown as tf.NamedAttrMap;
+  const f = tf.customGrad((qi, ki, vi, pk, pv, save) => {
+    const inputs = {
+      q: qi as tf.Tensor,
+      k: ki as tf.Tensor,
+      v: vi as tf.Tensor,
+      pastK: pk as tf.Tensor,
+      pastV: pv as tf.Tensor,
+    };
+    const kernelInputs: tf.NamedTensorMap = m ? { ...inputs, mask: m } : inputs;
+    const [y, p] = tf.engine().runKernel(GQA_FORWARD, kernelInputs, attrs) as [tf.Tensor2D, tf.Tensor];
+    (save as tf.GradSaveFunc)([inputs.q, inputs.k, inputs.v, inputs.pastK, inputs.pastV, p]);
+    return {
+      value: y,
+      gradFunc: (dy, saved) => {
+        const [qs, ks, vs, pks, pvs, ps] = saved as tf.Tensor[] as [
+          tf.Tensor,
+          tf.Tensor,
+          tf.Tensor,
+          tf.Tensor,
+          tf.Tensor,
+          tf.Tensor,
+        ];
+        const grads = { q: qs, k: ks, v: vs, pastK: pks, pastV: pvs, p: ps, dy: dy as tf.Tensor };
+        return tf.engine().runKernel(GQA_BACKWARD, grads, attrs) as tf.Tensor[];
+      },
+    };
+  }) as (q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, pk: tf.Tensor4D, pv: tf.Tensor4D) => tf.Tensor2D;
+  return f(q, k, v, past.k, past.v);
 }
