@@ -18,7 +18,7 @@
  *      prompt/prefix encoders (and, for full fine-tuning, of the embeddings).
  */
 import * as tf from '@tensorflow/tfjs';
-import type { DecoderModel, LayerKV } from '../model/decoder';
+import type { DecoderModel, ForwardContext, LayerKV } from '../model/decoder';
 import type { Adapter } from '../peft/types';
 import type { GradientFn, MicroBatch } from '../train/trainer';
 import type { LayerPager } from './layer-pager';
@@ -46,7 +46,6 @@ export async function layerwiseGradients(
   pager: LayerPager | null,
 ): Promise<{ value: tf.Scalar; grads: tf.NamedTensorMap }> {
   const L = model.config.nLayer;
-  const ctx = { training: true, seed };
   const acc = new Map<string, tf.Tensor>();
   const names = new Set(vars.map((v) => v.name));
   const keepGrads = (grads: tf.NamedTensorMap, skip: Set<string>): void => {
@@ -58,9 +57,14 @@ export async function layerwiseGradients(
   };
 
   // 1. Inputs and the forward, without a tape; only each layer's input is kept.
+  // The prelude's context, as the one-tape pass has it: the same attention path (fused, with the
+  // padding or past-key mask it carries) runs here, so both give the same numbers and speed.
+  let ctx: ForwardContext = { training: true, seed };
   const first = tf.tidy(() => {
     const opts = mb.parts.inputs(model, adapter, true, seed);
-    const { x, mask } = model.prelude(opts);
+    const { x, mask, ctx: c } = model.prelude(opts);
+    ctx = { ...c, training: true, seed };
+    [ctx.keyMask, ctx.pastKeyMask].forEach((t) => t && tf.keep(t));
     return { x, mask, past: opts.past ?? [] };
   });
   const past = (i: number): LayerKV | undefined => first.past[i];
@@ -146,6 +150,7 @@ export async function layerwiseGradients(
   } finally {
     tf.dispose(xs);
     tf.dispose([first.mask, ...first.past.flatMap((kv) => [kv.k, kv.v])]);
+    tf.dispose([ctx.keyMask, ctx.pastKeyMask].filter((t): t is tf.Tensor2D => !!t));
     pager?.endStep();
   }
 }
