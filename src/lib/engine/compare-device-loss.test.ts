@@ -7,37 +7,17 @@
 import 'fake-indexeddb/auto';
 import { describe, it, expect, beforeAll, afterEach } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { importDataset, importedTaskInfo, taskDataUrl } from '../data/imported';
 import { initNodeBackend } from '../backend/node';
 import { webgpuForTests } from '../kernels/webgpu/testing';
 import { currentGpuDevice } from '../train/device-loss';
 import { CompareEngine } from './compare-engine';
 import type { CompareEvents } from '../protocol/compare-protocol';
 import type { LaneState } from '../race/race';
-import { PUBLIC_DIR, publicFetch } from './testing';
+import { mobyPart, publicFetch } from './testing';
 
 const STEPS = 3;
 
-/**
- * The first 2,500 characters of text as an imported task: its validation split is one line (66
- * bytes, one window of 17 tokens), so each of the twelve evaluations on SwiftShader is one forward
- * pass instead of four. (The split cuts at line breaks: 3,000 characters leave it empty.)
- */
-async function smallTask(): Promise<{ task: string; corpusUrl: string }> {
-  const text = (await readFile(join(PUBLIC_DIR, 'data/moby-dick/validation.txt'), 'utf8')).slice(0, 2500);
-  const meta = await importDataset(text, {
-    id: 'data-moby-race',
-    name: 'moby part',
-    fileName: 'moby.txt',
-    format: 'txt',
-    bytes: text.length,
-    taskType: 'CAUSAL_LM',
-  });
-  const info = importedTaskInfo(meta);
-  return { task: info.id, corpusUrl: taskDataUrl(info, '/') };
-}
+const smallTask = (): Promise<{ task: string; corpusUrl: string }> => mobyPart('data-moby-race');
 
 async function race(
   task: { task: string; corpusUrl: string },

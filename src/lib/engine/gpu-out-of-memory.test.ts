@@ -9,16 +9,13 @@
 import 'fake-indexeddb/auto';
 import { describe, it, expect, beforeAll, afterEach } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { importDataset, importedTaskInfo, taskDataUrl } from '../data/imported';
 import { webgpuForTests } from '../kernels/webgpu/testing';
 import { freeReusableBuffers, limitGpuMemory } from '../backend/gpu-memory';
 import { LabEngine } from './lab-engine';
 import { CompareEngine } from './compare-engine';
 import type { LabEvents, TrainProgress } from '../protocol/lab-protocol';
 import type { CompareEvents } from '../protocol/compare-protocol';
-import { PUBLIC_DIR, publicFetch } from './testing';
+import { mobyPart, publicFetch } from './testing';
 
 // BIG has 4 times SMALL's tokens (a step's buffers grow with them) and is small enough that, on
 // SwiftShader, it reuses most of SMALL's compiled shaders and a step takes about a second.
@@ -26,24 +23,7 @@ const BIG = { batchSize: 2, seqLen: 16 };
 const SMALL = { batchSize: 1, seqLen: 8 };
 const TRAIN = { steps: 2, lr: 5e-3, seed: 1, warmupSteps: 1, evalEvery: 0 };
 
-/**
- * The first 2,500 characters of text as an imported task: its validation split is one line (66
- * bytes), so each evaluation on SwiftShader is one or two batches instead of up to eight.
- * (The split cuts at line breaks: 3,000 characters leave it empty.)
- */
-async function smallTask(): Promise<{ task: string; corpusUrl: string }> {
-  const text = (await readFile(join(PUBLIC_DIR, 'data/moby-dick/validation.txt'), 'utf8')).slice(0, 2500);
-  const meta = await importDataset(text, {
-    id: 'data-moby-oom',
-    name: 'moby part',
-    fileName: 'moby.txt',
-    format: 'txt',
-    bytes: text.length,
-    taskType: 'CAUSAL_LM',
-  });
-  const info = importedTaskInfo(meta);
-  return { task: info.id, corpusUrl: taskDataUrl(info, '/') };
-}
+const smallTask = (): Promise<{ task: string; corpusUrl: string }> => mobyPart('data-moby-oom');
 
 /** Bytes of GPU buffers tfjs holds now (in use and kept for reuse). */
 function gpuBytes(): number {

@@ -7,36 +7,16 @@
 import 'fake-indexeddb/auto';
 import { describe, it, expect, beforeAll } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { importDataset, importedTaskInfo, taskDataUrl } from '../data/imported';
 import { initNodeBackend } from '../backend/node';
 import { webgpuForTests } from '../kernels/webgpu/testing';
 import { currentGpuDevice } from '../train/device-loss';
 import { LabEngine } from './lab-engine';
 import type { LabEvents, TrainProgress } from '../protocol/lab-protocol';
-import { PUBLIC_DIR, publicFetch } from './testing';
+import { mobyPart, publicFetch } from './testing';
 
 const TRAIN = { steps: 3, lr: 5e-3, batchSize: 2, seqLen: 8, seed: 1, warmupSteps: 1, evalEvery: 0 };
 
-/**
- * The first 2,500 characters of text as an imported task: its validation split is one line (66
- * bytes, two windows of 9 tokens), so each evaluation on SwiftShader is one batch instead of eight.
- * (The split cuts at line breaks: 3,000 characters leave it empty.)
- */
-async function smallTask(): Promise<{ task: string; corpusUrl: string }> {
-  const text = (await readFile(join(PUBLIC_DIR, 'data/moby-dick/validation.txt'), 'utf8')).slice(0, 2500);
-  const meta = await importDataset(text, {
-    id: 'data-moby-small',
-    name: 'moby part',
-    fileName: 'moby.txt',
-    format: 'txt',
-    bytes: text.length,
-    taskType: 'CAUSAL_LM',
-  });
-  const info = importedTaskInfo(meta);
-  return { task: info.id, corpusUrl: taskDataUrl(info, '/') };
-}
+const smallTask = (): Promise<{ task: string; corpusUrl: string }> => mobyPart('data-moby-small');
 
 async function run(
   task: { task: string; corpusUrl: string },

@@ -13,7 +13,6 @@ import * as tf from '@tensorflow/tfjs';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { initNodeBackend } from '../backend/node';
-import { importDataset, importedTaskInfo, taskDataUrl } from '../data/imported';
 import { SettingsError } from '../errors';
 import { webgpuForTests } from '../kernels/webgpu/testing';
 import type { LabEvents, ModelFileBytes, TrainRequest } from '../protocol/lab-protocol';
@@ -21,7 +20,7 @@ import type { MethodRequest } from '../peft/method-config';
 import type { DecoderModel } from '../model/decoder';
 import { LabEngine } from './lab-engine';
 import { modelFromFiles } from './model-files';
-import { PUBLIC_DIR, publicFetch } from './testing';
+import { mobyPart, publicFetch } from './testing';
 
 const DIR = join(process.cwd(), 'src/lib/model/fixtures/tiny-llama');
 const TRAIN = { steps: 2, lr: 2e-2, batchSize: 2, seqLen: 8, seed: 1, warmupSteps: 0, evalEvery: 0 };
@@ -40,20 +39,7 @@ function files(): ModelFileBytes {
   };
 }
 
-/** A short text as an imported task, so evaluating on SwiftShader takes a moment. */
-async function smallTask(): Promise<{ task: string; corpusUrl: string }> {
-  const text = readFileSync(join(PUBLIC_DIR, 'data/moby-dick/validation.txt'), 'utf8').slice(0, 2000);
-  const meta = await importDataset(text, {
-    id: 'data-moby-f16',
-    name: 'moby part',
-    fileName: 'moby.txt',
-    format: 'txt',
-    bytes: text.length,
-    taskType: 'CAUSAL_LM',
-  });
-  const info = importedTaskInfo(meta);
-  return { task: info.id, corpusUrl: taskDataUrl(info, '/') };
-}
+const smallTask = (): Promise<{ task: string; corpusUrl: string }> => mobyPart('data-moby-f16');
 
 /** An engine with tiny-llama loaded on the backend now active, recording losses and status lines. */
 async function engineWithLlama(): Promise<{ engine: LabEngine; losses: number[]; status: string[] }> {
