@@ -99,9 +99,9 @@ export interface LessonStep {
   /** ... and the verdict, computed from the results. */
   check?: (results: LessonResults, v: KnobValues) => Verdict;
   /**
-   * What the experiment costs at the defaults, e.g. "about 35 s on wasm, 2 cores": measured in Chromium
-   * (scripts/lessons-browser.ts), or from the CPU seconds scripts/lessons.ts prints in Node where the
-   * machine was too loaded for a wall time to mean anything.
+   * What the experiment costs at the defaults, e.g. "about 35 s in Chromium on wasm, 2 cores": the
+   * wall time from Run to the verdict, model loading included, that `npm run bench:lessons:browser`
+   * (scripts/lessons-browser.ts) measures on a quiet machine, rounded to 5 s.
    */
   cost?: string;
 }

@@ -113,7 +113,7 @@ export const adaloraLesson: Lesson = {
           },
         };
       },
-      cost: 'about 40 s on wasm, 2 cores',
+      cost: 'about 30 s in Chromium on wasm, 2 cores',
     },
   ],
 };

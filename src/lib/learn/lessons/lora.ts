@@ -186,7 +186,7 @@ export const loraLesson: Lesson = {
           },
         };
       },
-      cost: 'about 40 s on wasm, 2 cores',
+      cost: 'about 35 s in Chromium on wasm, 2 cores',
     },
     {
       title: 'Experiment: DoRA and PiSSA against LoRA at the same rank',
@@ -273,7 +273,7 @@ export const loraLesson: Lesson = {
           },
         };
       },
-      cost: 'about 40 s on wasm, 2 cores',
+      cost: 'about 35 s in Chromium on wasm, 2 cores',
     },
   ],
 };

@@ -163,7 +163,7 @@ export const offloadLesson: Lesson = {
           },
         };
       },
-      cost: 'about 50 s in Chromium on wasm, 2 cores',
+      cost: 'about 10 s in Chromium on wasm, 2 cores',
     },
   ],
 };

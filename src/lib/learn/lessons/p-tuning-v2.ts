@@ -87,7 +87,7 @@ export const pTuningV2Lesson: Lesson = {
           },
         };
       },
-      cost: 'about 35 s on wasm, 2 cores',
+      cost: 'about 20 s in Chromium on wasm, 2 cores',
     },
     {
       title: 'Experiment: a linear head or a verbalizer',
@@ -128,7 +128,7 @@ export const pTuningV2Lesson: Lesson = {
           table: { columns: ['head', 'trainable', 'before', 'after'], rows: metricRows(snap, [head, verb]) },
         };
       },
-      cost: 'about 25 s on wasm, 2 cores',
+      cost: 'about 15 s in Chromium on wasm, 2 cores',
     },
     {
       title: 'Experiment: sequence tagging',
@@ -173,7 +173,7 @@ export const pTuningV2Lesson: Lesson = {
           },
         };
       },
-      cost: 'about 30 s on wasm, 2 cores',
+      cost: 'about 20 s in Chromium on wasm, 2 cores',
     },
   ],
 };

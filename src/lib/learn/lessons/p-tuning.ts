@@ -125,7 +125,7 @@ export const pTuningLesson: Lesson = {
           },
         };
       },
-      cost: 'about 35 s on wasm, 2 cores',
+      cost: 'about 30 s in Chromium on wasm, 2 cores',
     },
     {
       title: 'Experiment: MLP or LSTM encoder, and the prompt read back',
@@ -186,7 +186,7 @@ export const pTuningLesson: Lesson = {
             oneClassNote([mlp, lstm], 2, 'e-mail'),
         };
       },
-      cost: 'about 25 s on wasm, 2 cores',
+      cost: 'about 25 s in Chromium on wasm, 2 cores',
     },
   ],
 };

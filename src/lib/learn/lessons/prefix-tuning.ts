@@ -89,7 +89,7 @@ export const prefixTuningLesson: Lesson = {
           },
         };
       },
-      cost: 'about 30 s on wasm, 2 cores',
+      cost: 'about 20 s in Chromium on wasm, 2 cores',
     },
   ],
 };

@@ -116,7 +116,7 @@ export const promptTuningLesson: Lesson = {
           },
         };
       },
-      cost: 'about 35 s on wasm, 2 cores',
+      cost: 'about 30 s in Chromium on wasm, 2 cores',
     },
     {
       title: 'Experiment: does prompt tuning improve with scale?',
@@ -160,7 +160,7 @@ export const promptTuningLesson: Lesson = {
           },
         };
       },
-      cost: 'about 40 s on wasm, 2 cores',
+      cost: 'about 40 s in Chromium on wasm, 2 cores',
     },
     {
       title: 'Experiment: one frozen model, many tasks',
@@ -206,7 +206,7 @@ export const promptTuningLesson: Lesson = {
             oneClassNote([rows[1]!.l], 4, 'passage'),
         };
       },
-      cost: 'about 25 s on wasm, 2 cores',
+      cost: 'about 15 s in Chromium on wasm, 2 cores',
     },
   ],
 };

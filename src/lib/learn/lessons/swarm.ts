@@ -190,7 +190,7 @@ export const swarmLesson: Lesson = {
           },
         };
       },
-      cost: 'about 35 s in Chromium on wasm, 2 cores',
+      cost: 'about 10 s in Chromium on wasm, 2 cores',
     },
   ],
 };

@@ -92,7 +92,7 @@ export const whatChangesLesson: Lesson = {
           },
         };
       },
-      cost: 'about 25 s in Chromium on wasm, 2 cores',
+      cost: 'about 10 s in Chromium on wasm, 2 cores',
     },
   ],
 };
