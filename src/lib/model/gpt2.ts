@@ -23,7 +23,7 @@ import {
   packedSelfAttention,
 } from './ops';
 import { fusedKernelsOn } from '../kernels/webgpu/active';
-import { causalAttentionPacked } from '../kernels/webgpu/attention';
+import { causalAttentionPacked, causalAttentionPackedPast } from '../kernels/webgpu/attention';
 import { simdCausalAttention } from '../kernels/wasm/attention';
 import { biasGelu } from '../kernels/webgpu/bias-gelu';
 import { layerNorm as fusedLayerNorm } from '../kernels/webgpu/layer-norm';
@@ -277,6 +277,28 @@ export class Gpt2Model extends DecoderWeights implements DecoderModel {
         packedSelfAttention(qkv, mask, B, T, H);
       const out = this.linear(layer, 'attn.c_proj', tf.reshape(y, [B * T, C]) as tf.Tensor2D, ctx);
       const block = (i: 1 | 2): tf.Tensor3D => tf.reshape(tf.slice(qkv, [0, i * C], [B * T, C]), [B, T, C]);
+      return { out: tf.reshape(out, [B, T, C]) as tf.Tensor3D, present: lazyKV(block, H, D) };
+    }
+    // Past keys on webgpu (prefix tuning, P-tuning v2): our kernels read qkv and the past in place,
+    // 2 dispatches forward and 3 backward (gradients for the past too: the prefix encoder trains).
+    // A past of another batch size or none at all (an empty cache) takes the stock path.
+    const pastFits = past.k.shape[0] === B && past.v.shape[0] === B && past.k.shape[2] > 0;
+    if (fusedKernelsOn() && ctx.pastKeyMask !== undefined && pastFits) {
+      const y = causalAttentionPackedPast(
+        tf.reshape(qkv, [B, T, 3 * C]) as tf.Tensor3D,
+        past.k,
+        past.v,
+        H,
+        1 / Math.sqrt(D),
+        ctx.pastKeyMask ?? undefined,
+      );
+      const out = this.linear(layer, 'attn.c_proj', tf.reshape(y, [B * T, C]) as tf.Tensor2D, ctx);
+      // The presents (generation only) concatenated when read: [B, H, P, D] -> [B, P, C], then this call's.
+      const block = (i: 1 | 2): tf.Tensor3D => {
+        const p = i === 1 ? past.k : past.v;
+        const merged = tf.reshape(tf.transpose(p, [0, 2, 1, 3]), [B, p.shape[2], C]);
+        return tf.concat([merged, tf.reshape(tf.slice(qkv, [0, i * C], [B * T, C]), [B, T, C])], 1);
+      };
       return { out: tf.reshape(out, [B, T, C]) as tf.Tensor3D, present: lazyKV(block, H, D) };
     }
     // Heads stay side by side in the channel axis ([B, T, C]): multiHeadAttention works in that

@@ -3,6 +3,8 @@ import { describe, expect, it } from 'vitest';
 import {
   causalAttention,
   causalAttentionPacked,
+  causalAttentionPackedPast,
+  causalAttentionPackedPastStock,
   causalAttentionPackedStock,
   causalAttentionStock,
   gqaCausalAttention,
@@ -247,5 +249,92 @@ describe.skipIf(!gpu)('grouped-query causal attention on webgpu (q [B, T, H D], 
       `gqaCausalAttention dispatches (masked, forward+backward): ${stock.counts.dispatches} stock vs ${ours.counts.dispatches} ours`,
     );
     tf.dispose([q!, k!, v!, m]);
+  });
+});
+
+describe.skipIf(!gpu)('packed causal attention after past keys on webgpu (prefix tuning)', () => {
+  const heads = 2;
+  const hd = 4;
+  const C = heads * hd;
+  const B = 3;
+  const sc = 1 / Math.sqrt(hd);
+  /**
+   * Masks [B, P + T]: ones over the past (prefix tokens are real), then a full row, a row with one
+   * real token, and a row with a left pad and a hole (rows of different lengths).
+   */
+  const pastMask = (P: number, T: number): tf.Tensor2D => {
+    const cur = [
+      Array.from({ length: T }, () => 1),
+      Array.from({ length: T }, (_, j) => (j < 1 ? 1 : 0)),
+      Array.from({ length: T }, (_, j) => (j === 0 || j === 3 ? 0 : 1)),
+    ];
+    return tf.tensor2d(
+      cur.flatMap((r) => [...Array.from({ length: P }, () => 1), ...r]),
+      [B, P + T],
+    );
+  };
+  const make = (P: number, T: number): [tf.Tensor3D, tf.Tensor4D, tf.Tensor4D] => [
+    tf.mul(tf.tensor3d(randomValues(B * T * 3 * C, 81), [B, T, 3 * C]), 2) as tf.Tensor3D,
+    tf.mul(tf.tensor4d(randomValues(B * heads * P * hd, 82), [B, heads, P, hd]), 2) as tf.Tensor4D,
+    tf.mul(tf.tensor4d(randomValues(B * heads * P * hd, 83), [B, heads, P, hd]), 2) as tf.Tensor4D,
+  ];
+  const cases = [
+    { P: 1, T: 1, masked: false },
+    { P: 3, T: 5, masked: false },
+    { P: 1, T: 5, masked: true },
+    { P: 3, T: 1, masked: true },
+  ];
+  for (const { P, T, masked } of cases) {
+    it(`P ${P}, T ${T}${masked ? ', padding mask' : ''}: output, dqkv, dpastK, dpastV match concat + bias + softmax on cpu`, async () => {
+      const run = (f: typeof causalAttentionPackedPast) => () => {
+        const [qkv, pk, pv] = make(P, T);
+        const m = masked ? pastMask(P, T) : undefined;
+        const g = tf.grads((x, k, v) =>
+          weightedSum(f(x as tf.Tensor3D, k as tf.Tensor4D, v as tf.Tensor4D, heads, sc, m), 9),
+        );
+        return [f(qkv, pk, pv, heads, sc, m), ...g([qkv, pk, pv])];
+      };
+      const want = await onBackend('cpu', run(causalAttentionPackedPastStock));
+      const got = await onBackend('webgpu', run(causalAttentionPackedPast));
+      ['y', 'dqkv', 'dpastK', 'dpastV'].forEach((name, i) =>
+        expect(maxRelError(got[i]!, want[i]!), name).toBeLessThan(1e-4),
+      );
+      expect(got.every((a) => a.every(Number.isFinite))).toBe(true);
+    });
+  }
+
+  it('reads the past: its output differs from the no-past kernel on the same qkv, and the mask matters', async () => {
+    const [P, T] = [3, 5];
+    const [withPast, noPast, unmasked] = await onBackend('webgpu', () => {
+      const [qkv, pk, pv] = make(P, T);
+      return [
+        causalAttentionPackedPast(qkv, pk, pv, heads, sc, pastMask(P, T)),
+        causalAttentionPacked(qkv, heads, sc, tf.slice(pastMask(P, T), [0, P], [B, T])),
+        causalAttentionPackedPast(qkv, pk, pv, heads, sc),
+      ];
+    });
+    expect(maxRelError(withPast!, noPast!)).toBeGreaterThan(1e-2);
+    expect(maxRelError(withPast!, unmasked!)).toBeGreaterThan(1e-2);
+  });
+
+  it('takes 2 dispatches forward and 3 backward (dqkv, dpastK, dpastV), fewer than stock', async () => {
+    await tf.setBackend('webgpu');
+    const [qkv, pk, pv] = make(3, 5);
+    const m = pastMask(3, 5);
+    const grads = (f: typeof causalAttentionPackedPast) => () =>
+      tf.grads((x, k, v) => f(x as tf.Tensor3D, k as tf.Tensor4D, v as tf.Tensor4D, heads, sc, m))([
+        qkv,
+        pk,
+        pv,
+      ]);
+    const ours = await countDispatches(grads(causalAttentionPackedPast));
+    const stock = await countDispatches(grads(causalAttentionPackedPastStock));
+    tf.dispose([ours.result, stock.result]);
+    expect(ours.counts.dispatches).toBe(5);
+    expect(ours.counts.dispatches).toBeLessThan(stock.counts.dispatches);
+    console.log(
+      `causalAttentionPackedPast dispatches (masked, forward+backward): ${stock.counts.dispatches} stock vs ${ours.counts.dispatches} ours`,
+    );
+    tf.dispose([qkv, pk, pv, m]);
   });
 });

@@ -742,3 +742,375 @@ export function gqaCausalAttention(
   }) as (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor) => tf.Tensor3D;
   return f(q, k, v);
 }
+
+export const ATT_PAST_LSE = 'PeftLabAttentionPastLse';
+export const ATT_PAST_OUT = 'PeftLabAttentionPastOut';
+export const ATT_PAST_DQKV = 'PeftLabAttentionPastDqkv';
+export const ATT_PAST_DK = 'PeftLabAttentionPastDk';
+export const ATT_PAST_DV = 'PeftLabAttentionPastDv';
+
+/**
+ * Shared WGSL of the packed layout with P past keys (prefix tuning, P-tuning v2): S = P + T keys
+ * indexed absolutely, j < P read from pastK, pastV [B, H, P, D] at ((b H + h) P + j) D, j >= P
+ * from qkv's k, v blocks at row (b, j - P). Query i sits at absolute position P + i, so it sees keys
+ * j <= P + i (gpt2.ts attentionBias's causal part) plus, masked, the padding bias over [B, S].
+ * Prefix tuning's past keys are real (the mask has ones there), so every row has a real key; the
+ * masked variant still handles a row whose keys up to P + i are all padded as the stock softmax
+ * does (keyEnd, firstReal: see common), which a padded KV cache in generation could give.
+ */
+function pastCommon(needs: Needs): string {
+  const bias = needs.masked ? ' + keyBias(bh, j) + select(0.0, -1.0e9, j > uniforms.P + i)' : '';
+  const S = '(uniforms.P + uniforms.T)';
+  let out = `
+  fn tokOf(bh: i32, t: i32) -> i32 { return (bh / uniforms.H) * uniforms.T + t; }
+  fn headOf(bh: i32) -> i32 { return (bh % uniforms.H) * uniforms.D; }
+  fn qOff(bh: i32, t: i32) -> i32 { return tokOf(bh, t) * 3 * uniforms.C + headOf(bh); }
+  fn oOff(bh: i32, t: i32) -> i32 { return tokOf(bh, t) * uniforms.C + headOf(bh); }
+  fn pastOff(bh: i32, j: i32) -> i32 { return (bh * uniforms.P + j) * uniforms.D; }
+  fn kAt(bh: i32, j: i32, d: i32) -> f32 {
+    if (j < uniforms.P) { return pastK[pastOff(bh, j) + d]; }
+    return qkv[qOff(bh, j - uniforms.P) + uniforms.C + d];
+  }
+  fn score(bh: i32, i: i32, j: i32) -> f32 {
+    let qo = qOff(bh, i);
+    var s = 0.0;
+    if (j < uniforms.P) {
+      let ko = pastOff(bh, j);
+      for (var d = 0; d < uniforms.D; d++) { s = fma(qkv[qo + d], pastK[ko + d], s); }
+    } else {
+      let ko = qOff(bh, j - uniforms.P) + uniforms.C;
+      for (var d = 0; d < uniforms.D; d++) { s = fma(qkv[qo + d], qkv[ko + d], s); }
+    }
+    return s * uniforms.scale${bias};
+  }`;
+  if (needs.masked) {
+    out += `
+  fn keyBias(bh: i32, j: i32) -> f32 {
+    return (1.0 - keyMask[(bh / uniforms.H) * ${S} + j]) * -1.0e9; // MASKED
+  }
+  fn firstReal(bh: i32) -> i32 {
+    let row = (bh / uniforms.H) * ${S};
+    for (var j = 0; j < ${S}; j++) { if (keyMask[row + j] != 0.0) { return j; } }
+    return ${S};
+  }
+  fn keyEnd(bh: i32, i: i32) -> i32 { return select(uniforms.P + i, ${S} - 1, uniforms.P + i < firstReal(bh)); }`;
+  }
+  if (needs.lse) {
+    const read = needs.masked
+      ? 'let r = 2 * (bh * uniforms.T + i); return vec2<f32>(lse[r], lse[r + 1]);'
+      : 'return vec2<f32>(lse[bh * uniforms.T + i], 0.0);';
+    out += `
+  fn rowLse(bh: i32, i: i32) -> vec2<f32> { ${read} }
+  fn prob(s: f32, L: vec2<f32>) -> f32 { return exp((s - L.x) - L.y); }`;
+  }
+  if (!needs.backward) return out;
+  return `${out}
+  fn vAt(bh: i32, j: i32, d: i32) -> f32 {
+    if (j < uniforms.P) { return pastV[pastOff(bh, j) + d]; }
+    return qkv[qOff(bh, j - uniforms.P) + 2 * uniforms.C + d];
+  }
+  fn dotDoV(bh: i32, i: i32, j: i32) -> f32 {
+    let a = oOff(bh, i);
+    var s = 0.0;
+    for (var d = 0; d < uniforms.D; d++) { s = fma(dO[a + d], vAt(bh, j, d), s); }
+    return s;
+  }
+  fn deltaOf(bh: i32, i: i32) -> f32 {
+    let r = oOff(bh, i);
+    var s = 0.0;
+    for (var d = 0; d < uniforms.D; d++) { s = fma(dO[r + d], o[r + d], s); }
+    return s;
+  }`;
+}
+
+/** The keys query row `i` reads: j <= P + i, or up to keyEnd when masked. */
+const pastKeyLoop = (masked: boolean): string =>
+  masked
+    ? 'let jEnd = keyEnd(bh, i);\n        for (var j = 0; j <= jEnd; j++) {'
+    : 'for (var j = 0; j <= uniforms.P + i; j++) {';
+
+/** The query rows that read key `j` (absolute): P + i >= j, and when masked the dead rows too. */
+const pastRowLoop = (masked: boolean): string =>
+  masked
+    ? `let fb = firstReal(bh);
+        for (var i = 0; i < uniforms.T; i++) {
+          if (uniforms.P + i < j && uniforms.P + i >= fb) { continue; }`
+    : 'for (var i = max(j - uniforms.P, 0); i < uniforms.T; i++) {';
+
+/** The sum over the rows that read key `j` of `term` (with p, ds in scope) times `row(i)`, written at `at`. */
+function pastKeyGrad(D: number, masked: boolean, dk: boolean, at: string, scaled: boolean): string {
+  const term = dk
+    ? `let ds = p * (dotDoV(bh, i, j) - deltaOf(bh, i));
+          let qi = qOff(bh, i);
+          for (var d = 0; d < ${D}; d++) { acc[d] = fma(ds, qkv[qi + d], acc[d]); }`
+    : `let oi = oOff(bh, i);
+          for (var d = 0; d < ${D}; d++) { acc[d] = fma(p, dO[oi + d], acc[d]); }`;
+  return `
+        var acc: array<f32, ${D}>;
+        ${pastRowLoop(masked)}
+          let p = prob(score(bh, i, j), rowLse(bh, i));
+          ${term}
+        }
+        let w = ${at};
+        for (var d = 0; d < ${D}; d++) { result[w + d] = acc[d]${scaled ? ' * uniforms.scale' : ''}; }`;
+}
+
+interface PastDims extends Dims {
+  P: number;
+}
+
+function launchPast(
+  be: WebGPUBackend,
+  dm: PastDims,
+  scale: number,
+  inputs: Record<string, Info>,
+  s: Stage,
+): Info {
+  const masked = inputs.keyMask !== undefined;
+  const names = masked ? [...s.vars, 'keyMask'] : s.vars;
+  const p = flatProgram(
+    `peftAtt_packedPast_${s.name}_${dm.D}${masked ? '_masked' : ''}`,
+    names,
+    s.outputShape,
+    s.threads,
+    `${U} P: i32,`,
+    `${pastCommon({ ...s.needs, masked })}
+      fn main(index: i32) {${s.main}
+      }`,
+  );
+  return runProgram(
+    be,
+    p,
+    names.map((n) => inputs[n]!),
+    [...uniforms(dm, scale, s.threads), { type: 'int32', data: [dm.P] }],
+  );
+}
+
+let pastRegistered = false;
+function registerPackedPast(): void {
+  if (pastRegistered) return;
+  pastRegistered = true;
+  const dimsOf = (i: Record<string, Info>, a: Attrs): PastDims => ({
+    ...packedDims(i.qkv!, a.heads!),
+    P: i.pastK!.shape[2]!,
+  });
+  reg(ATT_PAST_LSE, (i, be, a) => {
+    const dm = dimsOf(i, a);
+    return launchPast(be, dm, a.scale, i, {
+      name: 'lse',
+      vars: ['qkv', 'pastK'],
+      outputShape: lseShape(dm, i),
+      threads: dm.BH * dm.T,
+      needs: FWD,
+      main: `${ROW}
+        let i = t;
+        var m = -3.0e38;
+        var l = 0.0;
+        ${pastKeyLoop(!!i.keyMask)}
+          let s = score(bh, i, j);
+          let mNew = max(m, s);
+          l = l * exp(m - mNew) + exp(s - mNew);
+          m = mNew;
+        }
+        ${i.keyMask ? 'result[2 * index] = m;\n        result[2 * index + 1] = log(l);' : 'result[index] = m + log(l);'}`,
+    });
+  });
+  reg(ATT_PAST_OUT, (i, be, a) => {
+    const dm = dimsOf(i, a);
+    const [B, T] = i.qkv!.shape as [number, number, number];
+    return launchPast(be, dm, a.scale, i, {
+      name: 'out',
+      vars: ['qkv', 'pastK', 'pastV', 'lse'],
+      outputShape: [B, T, dm.H * dm.D],
+      threads: dm.BH * dm.T,
+      needs: OUT,
+      main: `${ROW}
+        let i = t;
+        var acc: array<f32, ${dm.D}>;
+        let li = rowLse(bh, i);
+        ${pastKeyLoop(!!i.keyMask)}
+          let p = prob(score(bh, i, j), li);
+          if (j < uniforms.P) {
+            let vo = pastOff(bh, j);
+            for (var d = 0; d < ${dm.D}; d++) { acc[d] = fma(p, pastV[vo + d], acc[d]); }
+          } else {
+            let vo = qOff(bh, j - uniforms.P) + 2 * uniforms.C;
+            for (var d = 0; d < ${dm.D}; d++) { acc[d] = fma(p, qkv[vo + d], acc[d]); }
+          }
+        }
+        let ro = oOff(bh, i);
+        for (var d = 0; d < ${dm.D}; d++) { result[ro + d] = acc[d]; }`,
+    });
+  });
+  const all = ['qkv', 'pastK', 'pastV', 'o', 'dO', 'lse'];
+  // dq over all S keys, dk and dv of the current keys, in one dispatch into dqkv [B, T, 3C].
+  reg(ATT_PAST_DQKV, (i, be, a) => {
+    const dm = dimsOf(i, a);
+    const masked = !!i.keyMask;
+    return launchPast(be, dm, a.scale, i, {
+      name: 'dqkv',
+      vars: all,
+      outputShape: i.qkv!.shape,
+      threads: 3 * dm.BH * dm.T,
+      needs: BWD,
+      main: `
+        if (index >= uniforms.rows) { return; }
+        let rowsPerPart = uniforms.rows / 3;
+        let part = index / rowsPerPart;
+        let r = index - part * rowsPerPart;
+        let bh = r / uniforms.T;
+        let t = r - bh * uniforms.T;
+        if (part == 0) {
+          let i = t;
+          let di = deltaOf(bh, i);
+          let li = rowLse(bh, i);
+          var acc: array<f32, ${dm.D}>;
+          ${pastKeyLoop(masked)}
+            let p = prob(score(bh, i, j), li);
+            let ds = p * (dotDoV(bh, i, j) - di);
+            for (var d = 0; d < ${dm.D}; d++) { acc[d] = fma(ds, kAt(bh, j, d), acc[d]); }
+          }
+          let w = qOff(bh, i);
+          for (var d = 0; d < ${dm.D}; d++) { result[w + d] = acc[d] * uniforms.scale; }
+        } else if (part == 1) {
+          let j = uniforms.P + t;${pastKeyGrad(dm.D, masked, true, 'qOff(bh, t) + uniforms.C', true)}
+        } else {
+          let j = uniforms.P + t;${pastKeyGrad(dm.D, masked, false, 'qOff(bh, t) + 2 * uniforms.C', false)}
+        }`,
+    });
+  });
+  // A thread per past key row (B H P of them), each summing over all T queries (every query sees
+  // every past key).
+  const pastRow = `
+        if (index >= uniforms.rows) { return; }
+        let bh = index / uniforms.P;
+        let j = index - bh * uniforms.P;`;
+  reg(ATT_PAST_DK, (i, be, a) => {
+    const dm = dimsOf(i, a);
+    return launchPast(be, dm, a.scale, i, {
+      name: 'dpastK',
+      vars: all,
+      outputShape: i.pastK!.shape,
+      threads: dm.BH * dm.P,
+      needs: BWD,
+      main: `${pastRow}${pastKeyGrad(dm.D, !!i.keyMask, true, 'pastOff(bh, j)', true)}`,
+    });
+  });
+  reg(ATT_PAST_DV, (i, be, a) => {
+    const dm = dimsOf(i, a);
+    return launchPast(be, dm, a.scale, i, {
+      name: 'dpastV',
+      vars: ['qkv', 'pastK', 'dO', 'lse'],
+      outputShape: i.pastK!.shape,
+      threads: dm.BH * dm.P,
+      needs: OUT,
+      main: `${pastRow}${pastKeyGrad(dm.D, !!i.keyMask, false, 'pastOff(bh, j)', false)}`,
+    });
+  });
+}
+
+/** Checks pastK, pastV [B, H, P, D] against qkv [B, T, 3 H D], and the mask against [B, P + T]. */
+function pastShapes(
+  qkv: tf.Tensor3D,
+  pastK: tf.Tensor4D,
+  pastV: tf.Tensor4D,
+  heads: number,
+  keyMask?: tf.Tensor2D,
+): void {
+  const [B, T, C3] = qkv.shape;
+  if (C3 % (3 * heads) !== 0) {
+    throw new InternalError(`qkv has ${C3} columns, not 3 x a multiple of ${heads} heads`);
+  }
+  const D = C3 / 3 / heads;
+  const P = pastK.shape[2];
+  const want = [B, heads, P, D];
+  const fits = (t: tf.Tensor4D): boolean => t.shape.every((n, i) => n === want[i]);
+  if (!fits(pastK) || !fits(pastV)) {
+    throw new InternalError(
+      `past keys [${pastK.shape}] and values [${pastV.shape}] are not [${want}] for qkv [${qkv.shape}]`,
+    );
+  }
+  if (keyMask && (keyMask.shape[0] !== B || keyMask.shape[1] !== P + T)) {
+    throw new InternalError(`key mask has shape [${keyMask.shape}] but the keys are [${B}, ${P + T}]`);
+  }
+}
+
+/**
+ * The stock composition with past keys, as gpt2.ts computes it: qkv split into heads, the past
+ * concatenated before this call's keys and values, the additive bias (query i sees keys j <= P + i,
+ * padded keys MASKED on top: attentionBias), softmax, product, heads merged back to [B, T, C].
+ */
+export function causalAttentionPackedPastStock(
+  qkv: tf.Tensor3D,
+  pastK: tf.Tensor4D,
+  pastV: tf.Tensor4D,
+  heads: number,
+  scale: number,
+  keyMask?: tf.Tensor2D,
+): tf.Tensor3D {
+  pastShapes(qkv, pastK, pastV, heads, keyMask);
+  const [B, T, C3] = qkv.shape;
+  const C = C3 / 3;
+  const P = pastK.shape[2];
+  const S = P + T;
+  const split = tf.transpose(tf.reshape(qkv, [B, T, 3, heads, C / heads]), [2, 0, 3, 1, 4]);
+  const [q, k, v] = tf.unstack(split, 0) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
+  const causal = new Float32Array(T * S);
+  for (let i = 0; i < T; i++) for (let j = P + i + 1; j < S; j++) causal[i * S + j] = MASKED;
+  let bias: tf.Tensor = tf.tensor4d(causal, [1, 1, T, S]);
+  if (keyMask)
+    bias = tf.add(bias, tf.mul(tf.sub(1, tf.reshape(tf.cast(keyMask, 'float32'), [B, 1, 1, S])), MASKED));
+  const kAll = tf.concat([pastK, k], 2);
+  const vAll = tf.concat([pastV, v], 2);
+  const scores = tf.add(tf.mul(tf.matMul(q, kAll, false, true), scale), bias);
+  const y = tf.matMul(tf.softmax(scores, -1), vAll);
+  return tf.reshape(tf.transpose(y, [0, 2, 1, 3]), [B, T, C]);
+}
+
+/**
+ * Causal attention from c_attn's output qkv [B, T, 3C] after P past keys and values pastK, pastV
+ * [B, H, P, D] (prefix tuning, P-tuning v2): query i (absolute position P + i) sees every past key
+ * and this call's keys up to i, padded keys masked when `keyMask` [B, P + T] is given. Gradients for
+ * qkv, pastK and pastV. On webgpu 2 dispatches forward and 3 backward (dqkv, dpastK, dpastV), reading
+ * the past in place (no concatenation, no transposes); elsewhere the stock composition.
+ */
+export function causalAttentionPackedPast(
+  qkv: tf.Tensor3D,
+  pastK: tf.Tensor4D,
+  pastV: tf.Tensor4D,
+  heads: number,
+  scale: number,
+  keyMask?: tf.Tensor2D,
+): tf.Tensor3D {
+  pastShapes(qkv, pastK, pastV, heads, keyMask);
+  if (!onWebGpu()) return causalAttentionPackedPastStock(qkv, pastK, pastV, heads, scale, keyMask);
+  registerPackedPast();
+  const km = keyMaskFor(keyMask, qkv.shape[0], qkv.shape[1] + pastK.shape[2]);
+  const attrs = { scale, heads };
+  const f = tf.customGrad((x, pk, pv, save) => {
+    const [packed, kk, vv] = [x, pk, pv] as tf.Tensor[];
+    const m = maskInput(km);
+    const lse = runKernel(ATT_PAST_LSE, { qkv: packed!, pastK: kk!, ...m }, attrs);
+    const o = runKernel(
+      ATT_PAST_OUT,
+      { qkv: packed!, pastK: kk!, pastV: vv!, lse, ...m },
+      attrs,
+    ) as tf.Tensor3D;
+    (save as tf.GradSaveFunc)([packed!, kk!, vv!, o, lse, ...(km ? [km] : [])]);
+    return {
+      value: o,
+      gradFunc: (dy, saved) => {
+        const [qs, ks, vs, os, ls, ms] = saved as tf.Tensor[];
+        const sm = maskInput(ms);
+        const dO = dy as tf.Tensor;
+        const all = { qkv: qs!, pastK: ks!, pastV: vs!, o: os!, dO, lse: ls!, ...sm };
+        return [
+          runKernel(ATT_PAST_DQKV, all, attrs),
+          runKernel(ATT_PAST_DK, all, attrs),
+          runKernel(ATT_PAST_DV, { qkv: qs!, pastK: ks!, dO, lse: ls!, ...sm }, attrs),
+        ];
+      },
+    };
+  }) as (qkv: tf.Tensor, pastK: tf.Tensor, pastV: tf.Tensor) => tf.Tensor3D;
+  return f(qkv, pastK, pastV);
+}
