@@ -297,7 +297,10 @@ export class Gpt2Model extends DecoderWeights implements DecoderModel {
       const block = (i: 1 | 2): tf.Tensor3D => {
         const p = i === 1 ? past.k : past.v;
         const merged = tf.reshape(tf.transpose(p, [0, 2, 1, 3]), [B, p.shape[2], C]);
-        return tf.concat([merged, tf.reshape(tf.slice(qkv, [0, i * C], [B * T, C]), [B, T, C])], 1);
+        return tf.concat(
+          [merged, tf.reshape(tf.slice(qkv, [0, i * C], [B * T, C]), [B, T, C])],
+          1,
+        ) as tf.Tensor3D;
       };
       return { out: tf.reshape(out, [B, T, C]) as tf.Tensor3D, present: lazyKV(block, H, D) };
     }
