@@ -279,46 +279,9 @@ export class Gpt2Model extends DecoderWeights implements DecoderModel {
       const block = (i: 1 | 2): tf.Tensor3D => tf.reshape(tf.slice(qkv, [0, i * C], [B * T, C]), [B, T, C]);
       return { out: tf.reshape(out, [B, T, C]) as tf.Tensor3D, present: lazyKV(block, H, D) };
     }
-    // Past keys on webgpu (prefix tuning, P-tuning v2): our kernels read qkv and the past in place,
-    // 2 dispatches forward and 3 backward (gradients for the past too: the prefix encoder trains).
-    // A past of another batch size or none at all (an empty cache) takes the stock path.
-    const pastFits = past.k.shape[0] === B && past.v.shape[0] === B && past.k.shape[2] > 0;
-    if (fusedKernelsOn() && ctx.pastKeyMask !== undefined && pastFits) {
-      const y = causalAttentionPackedPast(
-        tf.reshape(qkv, [B, T, 3 * C]) as tf.Tensor3D,
-        past.k,
-        past.v,
-        H,
-        1 / Math.sqrt(D),
-        ctx.pastKeyMask ?? undefined,
-      );
-      const out = this.linear(layer, 'attn.c_proj', tf.reshape(y, [B * T, C]) as tf.Tensor2D, ctx);
-      // The presents (generation only) concatenated when read: [B, H, P, D] -> [B, P, C], then this call's.
-      const block = (i: 1 | 2): tf.Tensor3D => {
-        const p = i === 1 ? past.k : past.v;
-        const merged = tf.reshape(tf.transpose(p, [0, 2, 1, 3]), [B, p.shape[2], C]);
-        return tf.concat(
-          [merged, tf.reshape(tf.slice(qkv, [0, i * C], [B * T, C]), [B, T, C])],
-          1,
-        ) as tf.Tensor3D;
-      };
-      return { out: tf.reshape(out, [B, T, C]) as tf.Tensor3D, present: lazyKV(block, H, D) };
-    }
-    // Heads stay side by side in the channel axis ([B, T, C]): multiHeadAttention works in that
-    // layout with 2-D products only, and its output is already what c_proj reads.
-    const [q, k, v] = columnBlocks(qkv, 3).map((t) => tf.reshape(t, [B, T, C]) as tf.Tensor3D) as [
-      tf.Tensor3D,
-      tf.Tensor3D,
-      tf.Tensor3D,
-    ];
     const merge = (t: tf.Tensor4D): tf.Tensor3D =>
       tf.reshape(tf.transpose(t, [0, 2, 1, 3]), [B, t.shape[2], C]) as tf.Tensor3D; // [B, H, P, D] -> [B, P, C]
-    // Past keys on wasm (prefix tuning, P-tuning v2; a prompt after them): our SIMD kernels straight
-    // from qkv and the past, which they read in place (null where P > 2T, e.g. a decoding step: stock).
-    const fused =
-      ctx.pastKeyMask !== undefined
-        ? simdCausalAttention(qkv, B, T, H, ctx.pastKeyMask ?? undefined, past)
-        : null;
+    const fused = ctx.pastKeyMask !== undefined ? pastAttention(qkv, past, B, T, H, ctx.pastKeyMask) : null;
     if (fused) {
       const out = this.linear(layer, 'attn.c_proj', fused, ctx);
       // The presents (generation only) concatenated when read, as the no-past path cuts them.
@@ -329,6 +292,13 @@ export class Gpt2Model extends DecoderWeights implements DecoderModel {
         );
       return { out: tf.reshape(out, [B, T, C]) as tf.Tensor3D, present: lazyKV(block, H, D) };
     }
+    // Heads stay side by side in the channel axis ([B, T, C]): multiHeadAttention works in that
+    // layout with 2-D products only, and its output is already what c_proj reads.
+    const [q, k, v] = columnBlocks(qkv, 3).map((t) => tf.reshape(t, [B, T, C]) as tf.Tensor3D) as [
+      tf.Tensor3D,
+      tf.Tensor3D,
+      tf.Tensor3D,
+    ];
     const kAll = past ? (tf.concat([merge(past.k), k], 1) as tf.Tensor3D) : k; // [B, P+T, C]
     const vAll = past ? (tf.concat([merge(past.v), v], 1) as tf.Tensor3D) : v;
     const y = multiHeadAttention(q, kAll, vAll, mask, H); // [B, T, C]
@@ -387,6 +357,30 @@ export class Gpt2Model extends DecoderWeights implements DecoderModel {
   }
 
   /** Frees every weight (and cached derived tensors). */
+}
+
+/**
+ * Attention after past keys (prefix tuning, P-tuning v2; a prompt after them) through our kernels,
+ * which read qkv [B*T, 3C] and the past [B, H, P, D] in place and give the past its gradients (the
+ * prefix encoder trains): on webgpu 2 dispatches forward and 3 backward
+ * (kernels/webgpu/attention.ts); on wasm our SIMD kernels (kernels/wasm/attention.ts). Null where
+ * they do not run (another backend, P > 2T on wasm such as a decoding step, a past of another batch
+ * size or an empty cache): the caller takes the stock composition. `keyMask` [B, P + T] or null.
+ */
+function pastAttention(
+  qkv: tf.Tensor2D,
+  past: LayerKV,
+  B: number,
+  T: number,
+  H: number,
+  keyMask: tf.Tensor2D | null,
+): tf.Tensor2D | null {
+  const C = qkv.shape[1] / 3;
+  if (!fusedKernelsOn()) return simdCausalAttention(qkv, B, T, H, keyMask ?? undefined, past);
+  if (past.k.shape[0] !== B || past.v.shape[0] !== B || past.k.shape[2] === 0) return null;
+  const qkv3 = tf.reshape(qkv, [B, T, 3 * C]) as tf.Tensor3D;
+  const y = causalAttentionPackedPast(qkv3, past.k, past.v, H, 1 / Math.sqrt(C / H), keyMask ?? undefined);
+  return tf.reshape(y, [B * T, C]) as tf.Tensor2D;
 }
 
 /**
