@@ -135,26 +135,7 @@ function common(layout: Layout, needs: Needs): string {
     for (var d = 0; d < uniforms.D; d++) { s = fma(${Q}[qo + d], ${K}[ko + d], s); }
     return s * uniforms.scale${bias};
   }`;
-  if (needs.masked) {
-    out += `
-  fn keyBias(bh: i32, j: i32) -> f32 {
-    return (1.0 - keyMask[(bh / uniforms.H) * uniforms.T + j]) * -1.0e9; // MASKED
-  }
-  fn firstReal(bh: i32) -> i32 {
-    let row = (bh / uniforms.H) * uniforms.T;
-    for (var j = 0; j < uniforms.T; j++) { if (keyMask[row + j] != 0.0) { return j; } }
-    return uniforms.T;
-  }
-  fn keyEnd(bh: i32, i: i32) -> i32 { return select(i, uniforms.T - 1, i < firstReal(bh)); }`;
-  }
-  if (needs.lse) {
-    const read = needs.masked
-      ? 'let r = 2 * (bh * uniforms.T + i); return vec2<f32>(lse[r], lse[r + 1]);'
-      : 'return vec2<f32>(lse[bh * uniforms.T + i], 0.0);';
-    out += `
-  fn rowLse(bh: i32, i: i32) -> vec2<f32> { ${read} }
-  fn prob(s: f32, L: vec2<f32>) -> f32 { return exp((s - L.x) - L.y); }`;
-  }
+  out += rowHelpers(needs, 'uniforms.T', 'i');
   if (!needs.backward) return out;
   // Delta_i = do_i . o_i, recomputed where needed (D multiply-adds, the cost of one score).
   return `${out}
@@ -186,6 +167,36 @@ function rowLoop(masked: boolean): string {
   return `let fb = firstReal(bh);
         for (var i = 0; i < uniforms.T; i++) {
           if (i < j && i >= fb) { continue; }`;
+}
+
+/**
+ * The key mask's and the row statistics' helpers (see common): `keys` is the WGSL count of keys a
+ * row of the mask holds (T, or P + T after a past), `last` the last key query i sees causally (i,
+ * or P + i). Masked: keyBias, firstReal, keyEnd; with the saved statistics: rowLse and prob.
+ */
+function rowHelpers(needs: Needs, keys: string, last: string): string {
+  let out = '';
+  if (needs.masked) {
+    out += `
+  fn keyBias(bh: i32, j: i32) -> f32 {
+    return (1.0 - keyMask[(bh / uniforms.H) * ${keys} + j]) * -1.0e9; // MASKED
+  }
+  fn firstReal(bh: i32) -> i32 {
+    let row = (bh / uniforms.H) * ${keys};
+    for (var j = 0; j < ${keys}; j++) { if (keyMask[row + j] != 0.0) { return j; } }
+    return ${keys};
+  }
+  fn keyEnd(bh: i32, i: i32) -> i32 { return select(${last}, ${keys} - 1, ${last} < firstReal(bh)); }`;
+  }
+  if (needs.lse) {
+    const read = needs.masked
+      ? 'let r = 2 * (bh * uniforms.T + i); return vec2<f32>(lse[r], lse[r + 1]);'
+      : 'return vec2<f32>(lse[bh * uniforms.T + i], 0.0);';
+    out += `
+  fn rowLse(bh: i32, i: i32) -> vec2<f32> { ${read} }
+  fn prob(s: f32, L: vec2<f32>) -> f32 { return exp((s - L.x) - L.y); }`;
+  }
+  return out;
 }
 
 /** WGSL statements: with `bh`, `i` (a query row) and `index` (its row) in scope, writes its statistics. */
@@ -783,26 +794,7 @@ function pastCommon(needs: Needs): string {
     }
     return s * uniforms.scale${bias};
   }`;
-  if (needs.masked) {
-    out += `
-  fn keyBias(bh: i32, j: i32) -> f32 {
-    return (1.0 - keyMask[(bh / uniforms.H) * ${S} + j]) * -1.0e9; // MASKED
-  }
-  fn firstReal(bh: i32) -> i32 {
-    let row = (bh / uniforms.H) * ${S};
-    for (var j = 0; j < ${S}; j++) { if (keyMask[row + j] != 0.0) { return j; } }
-    return ${S};
-  }
-  fn keyEnd(bh: i32, i: i32) -> i32 { return select(uniforms.P + i, ${S} - 1, uniforms.P + i < firstReal(bh)); }`;
-  }
-  if (needs.lse) {
-    const read = needs.masked
-      ? 'let r = 2 * (bh * uniforms.T + i); return vec2<f32>(lse[r], lse[r + 1]);'
-      : 'return vec2<f32>(lse[bh * uniforms.T + i], 0.0);';
-    out += `
-  fn rowLse(bh: i32, i: i32) -> vec2<f32> { ${read} }
-  fn prob(s: f32, L: vec2<f32>) -> f32 { return exp((s - L.x) - L.y); }`;
-  }
+  out += rowHelpers(needs, S, 'uniforms.P + i');
   if (!needs.backward) return out;
   return `${out}
   fn vAt(bh: i32, j: i32, d: i32) -> f32 {
